@@ -1,0 +1,188 @@
+/* ir/graph.h: the graph. Values and nodes live in arrays owned by the graph
+ * and refer to each other by 32-bit ids; strings and tensor data live in the
+ * graph's arena. Nodes are kept in execution (topological) order. */
+#ifndef KILN_IR_GRAPH_H
+#define KILN_IR_GRAPH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "kiln/status.h"
+#include "arena.h"
+#include "diag.h"
+#include "ops.h"
+#include "type.h"
+
+typedef uint32_t kiln_id;
+#define KILN_NO_ID UINT32_MAX
+
+typedef enum kiln_precision {
+    KILN_PREC_DEFAULT, /* a node: the model's precision; a model: f32 */
+    KILN_PREC_F32,
+    KILN_PREC_BF16,
+    KILN_PREC_F16,
+    KILN_PREC_INT8,
+    KILN_PREC_AUTO,
+    KILN_PREC_COUNT
+} kiln_precision;
+
+const char *kiln_precision_name(kiln_precision p); /* "f32"; "default" for DEFAULT */
+int kiln_precision_parse(const char *s, kiln_precision *out); /* 0 when known */
+
+typedef enum kiln_value_kind {
+    KILN_VALUE_INPUT, /* a model input */
+    KILN_VALUE_PARAM, /* a constant tensor: weights */
+    KILN_VALUE_NODE,  /* the output of a node */
+} kiln_value_kind;
+
+typedef enum kiln_param_source {
+    KILN_PARAM_FILE,   /* tensor `key` of weights file `file` */
+    KILN_PARAM_RANDOM, /* deterministic pseudo-random values, see kiln_param_random */
+    KILN_PARAM_INLINE, /* data held in the graph (folded constants, IR text `data`) */
+} kiln_param_source;
+
+typedef struct kiln_param {
+    kiln_param_source source;
+    uint32_t file;        /* FILE: index into graph->weight_files */
+    const char *key;      /* FILE: the tensor's name in that file */
+    uint64_t seed;        /* RANDOM: the seed of `init: {random: SEED}` */
+    double lo, hi;        /* RANDOM: uniform range */
+    kiln_dtype data_dtype; /* dtype of the elements at `data` (F32, F64, F16, BF16) */
+    const void *data;     /* NULL until bound; dense C order; owned by the graph */
+} kiln_param;
+
+typedef struct kiln_value {
+    const char *name;     /* unique in the graph */
+    kiln_value_kind kind;
+    kiln_type type;
+    kiln_id producer;     /* KILN_VALUE_NODE: the node; else KILN_NO_ID */
+    kiln_param param;     /* KILN_VALUE_PARAM */
+    kiln_loc loc;         /* where it was defined */
+} kiln_value;
+
+typedef struct kiln_node {
+    kiln_op op;
+    const char *layer;    /* the YAML layer name(s) it stands for, kept through every pass */
+    kiln_id *inputs;      /* data operands, then parameters in the op's role order */
+    uint32_t n_inputs;
+    kiln_id output;
+    uint32_t attr_set;    /* bit (1u << id) for each attribute present */
+    kiln_attr attrs[KILN_ATTR_COUNT];
+    kiln_precision precision;
+    kiln_loc loc;
+} kiln_node;
+
+typedef struct kiln_resource {
+    void (*release)(void *p);
+    void *p;
+} kiln_resource;
+
+typedef struct kiln_graph {
+    kiln_arena arena;
+    const char *name;          /* C identifier: prefix of generated symbols */
+    const char *description;   /* NULL when none */
+    const char *batch_name;    /* the symbolic batch dimension's name; NULL when none */
+    kiln_precision precision;  /* the model's default precision */
+    int64_t max_elements;      /* per-tensor element limit (FORMAT.md "Limits") */
+
+    kiln_value *values;
+    size_t n_values, cap_values;
+    kiln_node *nodes;
+    size_t n_nodes, cap_nodes;
+    kiln_id *inputs;           /* value ids of the model inputs, in order */
+    size_t n_inputs, cap_inputs;
+    kiln_id *outputs;          /* value ids of the model outputs, in order */
+    size_t n_outputs, cap_outputs;
+
+    const char **weight_files; /* paths usable from the current directory */
+    size_t n_weight_files, cap_weight_files;
+    void *weights;             /* the frontend's opened weight files (a resource), or NULL */
+
+    kiln_resource *resources;  /* released in reverse order by kiln_graph_destroy */
+    size_t n_resources, cap_resources;
+
+    /* name -> value id hash table (open addressing) */
+    kiln_id *name_index;
+    size_t name_index_cap;
+} kiln_graph;
+
+/* Creation and destruction. kiln_graph_create returns NULL when out of memory. */
+kiln_graph *kiln_graph_create(const char *name);
+void kiln_graph_destroy(kiln_graph *g);
+/* A deep copy (tensor data is shared with `g` for FILE params and copied for
+ * the rest); NULL when out of memory. The copy must not outlive `g`. */
+kiln_graph *kiln_graph_clone(const kiln_graph *g);
+/* Registers something the graph must release when destroyed (a file mapping). */
+kiln_status kiln_graph_add_resource(kiln_graph *g, void (*release)(void *), void *p);
+
+/* Builders. Each returns the new id, or KILN_NO_ID when the name is already
+ * used or memory ran out (kiln_graph_find_value tells which). */
+kiln_id kiln_graph_add_input(kiln_graph *g, const char *name, const kiln_type *type, kiln_loc loc);
+kiln_id kiln_graph_add_param(kiln_graph *g, const char *name, const kiln_type *type,
+                             const kiln_param *param, kiln_loc loc);
+/* Adds a node whose output value is called `out_name`; its type is left for
+ * kiln_ir_infer_node. inputs are copied. Returns the node id. */
+kiln_id kiln_graph_add_node(kiln_graph *g, kiln_op op, const kiln_id *inputs, uint32_t n_inputs,
+                            const char *out_name, const char *layer, kiln_loc loc);
+kiln_status kiln_graph_add_output(kiln_graph *g, kiln_id value);
+/* Index of a weights file path, added when new; -1 when out of memory. */
+int kiln_graph_add_weight_file(kiln_graph *g, const char *path);
+
+/* Lookup: value id by name, or KILN_NO_ID. */
+kiln_id kiln_graph_find_value(const kiln_graph *g, const char *name);
+
+static inline kiln_value *kiln_graph_value(const kiln_graph *g, kiln_id id) { return &g->values[id]; }
+static inline kiln_node *kiln_graph_node(const kiln_graph *g, kiln_id id) { return &g->nodes[id]; }
+/* The node's operand of parameter role `role` ("weight"), or KILN_NO_ID. */
+kiln_id kiln_node_param(const kiln_graph *g, const kiln_node *n, const char *role);
+/* Number of data operands of a node (its operands before the parameters). */
+uint32_t kiln_node_data_inputs(const kiln_graph *g, const kiln_node *n);
+
+/* Attributes. */
+static inline bool kiln_node_has(const kiln_node *n, kiln_attr_id id) { return (n->attr_set >> id) & 1u; }
+void kiln_node_set_int(kiln_node *n, kiln_attr_id id, int64_t v);
+void kiln_node_set_float(kiln_node *n, kiln_attr_id id, double v);
+void kiln_node_set_bool(kiln_node *n, kiln_attr_id id, bool v);
+void kiln_node_set_ints(kiln_node *n, kiln_attr_id id, const int64_t *v, int count);
+void kiln_node_set_attr(kiln_node *n, kiln_attr_id id, const kiln_attr *v);
+/* Fills every absent attribute that has a default (or a KILN_USE_FROM source). */
+void kiln_node_apply_defaults(kiln_node *n);
+
+/* Runs the op's shape rule on node `node` and stores the output type.
+ * On failure returns KILN_ERR_SHAPE with the rule's message in err. */
+kiln_status kiln_ir_infer_node(kiln_graph *g, kiln_id node, char *err, size_t err_size);
+/* The same check without storing: the type node `n` should have. */
+kiln_status kiln_ir_node_type(const kiln_graph *g, const kiln_node *n, kiln_type *out, char *err, size_t err_size);
+
+/* Uses: counts[v] = how many node operands and model outputs refer to value v.
+ * `counts` has g->n_values entries. */
+void kiln_graph_count_uses(const kiln_graph *g, uint32_t *counts);
+
+/* Tensor data of a PARAM value, converted, into dst (element count of the
+ * value's shape). Returns KILN_ERR_WEIGHTS when the data is not bound. */
+kiln_status kiln_param_read_f64(const kiln_graph *g, kiln_id value, double *dst);
+kiln_status kiln_param_read_f32(const kiln_graph *g, kiln_id value, float *dst);
+/* The documented init of `init: {random: SEED}` (docs/format.md): element i of
+ * the tensor `key` is lo + (hi - lo) * u, u = the top 53 bits of
+ * splitmix64(seed ^ fnv1a64(key) ^ (i * 0x9E3779B97F4A7C15)) / 2^53. */
+void kiln_param_random(uint64_t seed, const char *key, double lo, double hi, float *dst, size_t count);
+
+/* Checks every invariant of the IR: ids in range, operand arity and roles,
+ * attributes present and well-typed, types consistent with the shape rule,
+ * names unique, topological order, outputs defined. Errors go to d. */
+kiln_status kiln_ir_verify(const kiln_graph *g, kiln_diag *d);
+
+/* Text form (docs/ir.md). Weight file paths are printed relative to the
+ * directory `relative_to` (NULL: as stored). parse(print(g)) prints identically. */
+kiln_status kiln_ir_print(const kiln_graph *g, FILE *out, const char *relative_to);
+/* Parses IR text. `filename` is used for locations and to resolve weights file
+ * paths (relative to its directory). Weights are not loaded: see
+ * kiln_weights_bind in the frontend. */
+kiln_status kiln_ir_parse(const char *text, size_t len, const char *filename, kiln_graph **out,
+                          kiln_diag *d);
+/* Graphviz DOT. */
+kiln_status kiln_ir_print_dot(const kiln_graph *g, FILE *out);
+
+#endif

@@ -1,0 +1,791 @@
+/* ir/ops.c: the op table: every op's operands, parameters, attributes with
+ * their defaults, and its shape rule. */
+#include "ops.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "graph.h"
+
+static const char *const approximate_words[] = {"none", "tanh", NULL};
+
+#define T_INT KILN_ATTR_T_INT
+#define T_FLOAT KILN_ATTR_T_FLOAT
+#define T_BOOL KILN_ATTR_T_BOOL
+#define T_INTS KILN_ATTR_T_INTS
+#define T_WORD KILN_ATTR_T_WORD
+
+const kiln_attr_def kiln_attr_defs[KILN_ATTR_COUNT] = {
+#define KILN_ATTR(id, name, type) [KILN_ATTR_##id] = {name, T_##type},
+#include "attrs.def"
+#undef KILN_ATTR
+};
+
+/* The word lists, attached here so attrs.def stays one line per attribute. */
+static const char *const *attr_words(kiln_attr_id id)
+{
+    return id == KILN_ATTR_APPROXIMATE ? approximate_words : NULL;
+}
+
+/* ---- shape rules ------------------------------------------------------- */
+
+static int fail(char *err, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t size, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, size, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static const kiln_type *in_type(const kiln_graph *g, const kiln_node *n, uint32_t i)
+{
+    return &g->values[n->inputs[i]].type;
+}
+
+static const char *shp(const kiln_graph *g, const kiln_shape *s, char *buf, size_t size)
+{
+    return kiln_shape_format(s, g->batch_name, buf, size);
+}
+
+/* Checks dims and element count of an inferred shape against the limits. */
+static int check_limits(const kiln_graph *g, const kiln_shape *s, char *err, size_t size)
+{
+    for (int i = s->batched ? 1 : 0; i < s->rank; i++)
+        if (s->dims[i] < 1 || s->dims[i] > KILN_MAX_DIM)
+            return fail(err, size, "dimension %d of the result is %lld, outside 1..2147483647", i,
+                        (long long)s->dims[i]);
+    int64_t n = kiln_shape_elements_per_item(s);
+    int64_t limit = g->max_elements > 0 ? g->max_elements : KILN_DEFAULT_MAX_ELEMENTS;
+    if (n < 0 || n > limit)
+        return fail(err, size, "the result has more than %lld elements per batch item",
+                    (long long)limit);
+    return 0;
+}
+
+static kiln_type same_as(const kiln_type *t)
+{
+    kiln_type out = *t;
+    out.layout = KILN_LAYOUT_PLAIN;
+    out.block = 0;
+    return out;
+}
+
+/* A parameter's shape must be exactly `want`. */
+static int expect_param(const kiln_graph *g, const kiln_node *n, const char *role, int rank,
+                        const int64_t *want, char *err, size_t size)
+{
+    kiln_id id = kiln_node_param(g, n, role);
+    if (id == KILN_NO_ID)
+        return 0;
+    kiln_shape s = {.rank = rank};
+    memcpy(s.dims, want, sizeof(int64_t) * (size_t)rank);
+    const kiln_shape *have = &g->values[id].type.shape;
+    if (!kiln_shape_equal(have, &s)) {
+        char a[128], b[128];
+        return fail(err, size, "parameter '%s' (%s) must have shape %s, has %s", role,
+                    g->values[id].param.key ? g->values[id].param.key : g->values[id].name,
+                    shp(g, &s, a, sizeof a), shp(g, have, b, sizeof b));
+    }
+    return 0;
+}
+
+static int infer_dense(const kiln_graph *g, const kiln_node *n, kiln_type *out, char *err, size_t size)
+{
+    const kiln_type *x = in_type(g, n, 0);
+    char a[128];
+    if (x->shape.rank < 2)
+        return fail(err, size, "dense needs an input of rank >= 2, got %s", shp(g, &x->shape, a, sizeof a));
+    int64_t in = x->shape.dims[x->shape.rank - 1];
+    if (x->shape.batched && x->shape.rank == 1)
+        return fail(err, size, "dense cannot contract over the batch dimension");
+    int64_t units = n->attrs[KILN_ATTR_UNITS].i;
+    if (units < 1 || units > KILN_MAX_DIM)
+        return fail(err, size, "units must be in 1..2147483647, got %lld", (long long)units);
+    int64_t w[2] = {units, in}, b[1] = {units};
+    if (expect_param(g, n, "weight", 2, w, err, size) || expect_param(g, n, "bias", 1, b, err, size))
+        return -1;
+    *out = same_as(x);
+    out->shape.dims[out->shape.rank - 1] = units;
+    return check_limits(g, &out->shape, err, size);
+}
+
+/* Output size of a sliding window along one axis, PyTorch's rule. Returns -1
+ * (with a message) when the window does not fit. */
+static int window_out(int64_t in, int64_t k, int64_t s, int64_t d, int64_t p0, int64_t p1, bool ceil_mode,
+                      const char *axis, int64_t *out, char *err, size_t size)
+{
+    if (k < 1 || s < 1 || d < 1 || p0 < 0 || p1 < 0)
+        return fail(err, size, "kernel, stride and dilation must be >= 1 and padding >= 0 (%s axis)", axis);
+    if (k > KILN_MAX_DIM || s > KILN_MAX_DIM || d > KILN_MAX_DIM || p0 > KILN_MAX_DIM || p1 > KILN_MAX_DIM)
+        return fail(err, size, "kernel, stride, dilation or padding too large (%s axis)", axis);
+    int64_t eff = (k - 1) * d + 1;
+    int64_t padded = in + p0 + p1;
+    if (eff > padded)
+        return fail(err, size,
+                    "the effective kernel (%lld) is larger than the padded input (%lld) along the %s axis",
+                    (long long)eff, (long long)padded, axis);
+    int64_t span = padded - eff;
+    int64_t o = (ceil_mode ? (span + s - 1) / s : span / s) + 1;
+    /* PyTorch: in ceil mode the last window must start inside the input or the left padding. */
+    if (ceil_mode && (o - 1) * s >= in + p0)
+        o--;
+    *out = o;
+    return 0;
+}
+
+static int infer_conv2d(const kiln_graph *g, const kiln_node *n, kiln_type *out, char *err, size_t size)
+{
+    const kiln_type *x = in_type(g, n, 0);
+    char a[128];
+    if (x->shape.rank != 4)
+        return fail(err, size, "conv2d needs an input of rank 4 [N,C,H,W], got %s", shp(g, &x->shape, a, sizeof a));
+    const int64_t *k = n->attrs[KILN_ATTR_KERNEL].ints, *s = n->attrs[KILN_ATTR_STRIDE].ints,
+                  *p = n->attrs[KILN_ATTR_PADDING].ints, *d = n->attrs[KILN_ATTR_DILATION].ints;
+    int64_t groups = n->attrs[KILN_ATTR_GROUPS].i, filters = n->attrs[KILN_ATTR_FILTERS].i;
+    int64_t c = x->shape.dims[1];
+    if (groups < 1 || c % groups != 0)
+        return fail(err, size, "groups (%lld) must divide the input channels (%lld)", (long long)groups, (long long)c);
+    if (filters < 1 || filters > KILN_MAX_DIM || filters % groups != 0)
+        return fail(err, size, "filters (%lld) must be positive and divisible by groups (%lld)",
+                    (long long)filters, (long long)groups);
+    int64_t oh, ow;
+    if (window_out(x->shape.dims[2], k[0], s[0], d[0], p[0], p[2], false, "height", &oh, err, size) ||
+        window_out(x->shape.dims[3], k[1], s[1], d[1], p[1], p[3], false, "width", &ow, err, size))
+        return -1;
+    int64_t w[4] = {filters, c / groups, k[0], k[1]}, b[1] = {filters};
+    if (expect_param(g, n, "weight", 4, w, err, size) || expect_param(g, n, "bias", 1, b, err, size))
+        return -1;
+    *out = same_as(x);
+    out->shape.dims[1] = filters;
+    out->shape.dims[2] = oh;
+    out->shape.dims[3] = ow;
+    return check_limits(g, &out->shape, err, size);
+}
+
+static int infer_pool(const kiln_graph *g, const kiln_node *n, kiln_type *out, char *err, size_t size)
+{
+    const kiln_type *x = in_type(g, n, 0);
+    char a[128];
+    if (x->shape.rank != 4)
+        return fail(err, size, "%s needs an input of rank 4 [N,C,H,W], got %s", kiln_op_name(n->op),
+                    shp(g, &x->shape, a, sizeof a));
+    const int64_t *k = n->attrs[KILN_ATTR_KERNEL].ints, *s = n->attrs[KILN_ATTR_STRIDE].ints,
+                  *p = n->attrs[KILN_ATTR_PADDING].ints;
+    int64_t one[2] = {1, 1};
+    const int64_t *d = kiln_node_has(n, KILN_ATTR_DILATION) ? n->attrs[KILN_ATTR_DILATION].ints : one;
+    bool ceil_mode = n->attrs[KILN_ATTR_CEIL_MODE].i != 0;
+    for (int i = 0; i < 2; i++) {
+        int64_t eff = (k[i] - 1) * d[i] + 1;
+        if (k[i] >= 1 && d[i] >= 1 && (p[i] * 2 > eff || p[i + 2] * 2 > eff))
+            return fail(err, size, "padding (%lld, %lld) must be at most half the effective kernel (%lld)",
+                        (long long)p[i], (long long)p[i + 2], (long long)eff);
+    }
+    int64_t oh, ow;
+    if (window_out(x->shape.dims[2], k[0], s[0], d[0], p[0], p[2], ceil_mode, "height", &oh, err, size) ||
+        window_out(x->shape.dims[3], k[1], s[1], d[1], p[1], p[3], ceil_mode, "width", &ow, err, size))
+        return -1;
+    *out = same_as(x);
+    out->shape.dims[2] = oh;
+    out->shape.dims[3] = ow;
+    return check_limits(g, &out->shape, err, size);
+}
+
+static int infer_global_avgpool(const kiln_graph *g, const kiln_node *n, kiln_type *out, char *err, size_t size)
+{
+    const kiln_type *x = in_type(g, n, 0);
+    char a[128];
+    if (x->shape.rank != 4)
+        return fail(err, size, "global_avgpool needs an input of rank 4 [N,C,H,W], got %s",
+                    shp(g, &x->shape, a, sizeof a));
+    *out = same_as(x);
+    out->shape.dims[2] = out->shape.dims[3] = 1;
+    return 0;
+}
+
+static int infer_batchnorm(const kiln_graph *g, const kiln_node *n, kiln_type *out, char *err, size_t size)
+{
+    const kiln_type *x = in_type(g, n, 0);
+    char a[128];
+    if (x->shape.rank < 2)
+        return fail(err, size, "batchnorm needs an input of rank >= 2 (channels on axis 1), got %s",
+                    shp(g, &x->shape, a, sizeof a));
+    if (!(n->attrs[KILN_ATTR_EPS].f >= 0))
+        return fail(err, size, "eps must be >= 0");
+    int64_t c[1] = {x->shape.dims[1]};
+    static const char *const roles[] = {"weight", "bias", "running_mean", "running_var"};
+    for (int i = 0; i < 4; i++)
+        if (expect_param(g, n, roles[i], 1, c, err, size))
+            return -1;
+    *out = same_as(x);
+    return 0;
+}
+
+static int infer_layernorm(const kiln_graph *g, const kiln_node *n, kiln_type *out, char *err, size_t size)
+{
+    const kiln_type *x = in_type(g, n, 0);
+    if (x->shape.rank < 1 || (x->shape.batched && x->shape.rank == 1))
+        return fail(err, size, "layernorm cannot normalize over the batch dimension");
+    if (!(n->attrs[KILN_ATTR_EPS].f >= 0))
+        return fail(err, size, "eps must be >= 0");
+    int64_t c[1] = {x->shape.dims[x->shape.rank - 1]};
+    if (expect_param(g, n, "weight", 1, c, err, size) || expect_param(g, n, "bias", 1, c, err, size))
+        return -1;
+    *out = same_as(x);
+    return 0;
+}
+
+static int infer_unary(const kiln_graph *g, const kiln_node *n, kiln_type *out, char *err, size_t size)
+{
+    if (n->op == KILN_OP_CLIP) {
+        bool lo = kiln_node_has(n, KILN_ATTR_MIN), hi = kiln_node_has(n, KILN_ATTR_MAX);
+        if (!lo && !hi)
+            return fail(err, size, "clip needs 'min', 'max' or both");
+        if (lo && hi && n->attrs[KILN_ATTR_MIN].f > n->attrs[KILN_ATTR_MAX].f)
+            return fail(err, size, "clip: min (%g) is greater than max (%g)", n->attrs[KILN_ATTR_MIN].f,
+                        n->attrs[KILN_ATTR_MAX].f);
+    }
+    *out = same_as(in_type(g, n, 0));
+    return 0;
+}
+
+static int check_axis(const kiln_graph *g, const kiln_shape *s, int64_t axis, const char *what, char *err,
+                      size_t size)
+{
+    if (axis < 0 || axis >= s->rank)
+        return fail(err, size, "%s %lld is out of range for rank %d", what, (long long)axis, s->rank);
+    if (axis == 0 && s->batched)
+        return fail(err, size, "%s 0 is the batch dimension, which cannot be %s", what,
+                    strcmp(what, "axis") == 0 ? "reduced or normalized" : "used here");
+    return 0;
+}
+
+static int infer_softmax(const kiln_graph *g, const kiln_node *n, kiln_type *out, char *err, size_t size)
+{
+    const kiln_type *x = in_type(g, n, 0);
+    if (check_axis(g, &x->shape, n->attrs[KILN_ATTR_AXIS].i, "axis", err, size))
+        return -1;
+    *out = same_as(x);
+    return 0;
+}
+
+/* NumPy broadcasting of a and b into out. The batch dimension may broadcast
+ * against 1 only, and must land on axis 0 of the result. */
+static int broadcast(const kiln_graph *g, const kiln_shape *a, const kiln_shape *b, kiln_shape *out, char *err,
+                     size_t size)
+{
+    char x[128], y[128];
+    int rank = a->rank > b->rank ? a->rank : b->rank;
+    kiln_shape r = {.rank = rank};
+    for (int i = 0; i < rank; i++) {
+        int ia = i - (rank - a->rank), ib = i - (rank - b->rank);
+        bool ba = ia == 0 && a->batched, bb = ib == 0 && b->batched;
+        int64_t da = ia >= 0 ? a->dims[ia] : 1, db = ib >= 0 ? b->dims[ib] : 1;
+        if (ba || bb) {
+            if ((ba && !bb && db != 1) || (bb && !ba && da != 1))
+                return fail(err, size, "cannot broadcast %s with %s: the batch dimension meets a fixed size",
+                            shp(g, a, x, sizeof x), shp(g, b, y, sizeof y));
+            if (i != 0)
+                return fail(err, size, "cannot broadcast %s with %s: the batch dimension would move off axis 0",
+                            shp(g, a, x, sizeof x), shp(g, b, y, sizeof y));
+            r.batched = true;
+            r.dims[i] = KILN_DIM_BATCH;
+        } else if (da == db || db == 1) {
+            r.dims[i] = da;
+        } else if (da == 1) {
+            r.dims[i] = db;
+        } else {
+            return fail(err, size, "cannot broadcast %s with %s: dimension %d is %lld vs %lld",
+                        shp(g, a, x, sizeof x), shp(g, b, y, sizeof y), i, (long long)da, (long long)db);
+        }
+    }
+    *out = r;
+    return 0;
+}
+
+static int infer_binary(const kiln_graph *g, const kiln_node *n, kiln_type *out, char *err, size_t size)
+{
+    bool scalar = kiln_node_has(n, KILN_ATTR_SCALAR);
+    if (scalar != (n->n_inputs == 1))
+        return fail(err, size, "%s takes two inputs, or one input and 'scalar'", kiln_op_name(n->op));
+    if (kiln_node_has(n, KILN_ATTR_REVERSE) && n->attrs[KILN_ATTR_REVERSE].i && !scalar)
+        return fail(err, size, "'reverse' applies only to the one-input form with 'scalar'");
+    const kiln_type *a = in_type(g, n, 0);
+    *out = same_as(a);
+    if (scalar)
+        return 0;
+    if (broadcast(g, &a->shape, &in_type(g, n, 1)->shape, &out->shape, err, size))
+        return -1;
+    return check_limits(g, &out->shape, err, size);
+}
+
+static int infer_matmul(const kiln_graph *g, const kiln_node *n, kiln_type *out, char *err, size_t size)
+{
+    const kiln_shape *a = &in_type(g, n, 0)->shape, *b = &in_type(g, n, 1)->shape;
+    bool tb = n->attrs[KILN_ATTR_TRANSPOSE_B].i != 0;
+    char x[128], y[128];
+    if (a->rank < 1 || b->rank < 1)
+        return fail(err, size, "matmul needs operands of rank >= 1");
+    /* Promote 1-D operands as torch.matmul does. */
+    kiln_shape pa = *a, pb = *b;
+    bool a_vec = a->rank == 1, b_vec = b->rank == 1;
+    if (a_vec) {
+        if (a->batched)
+            return fail(err, size, "matmul cannot contract over the batch dimension");
+        pa.rank = 2, pa.dims[0] = 1, pa.dims[1] = a->dims[0];
+    }
+    if (b_vec) {
+        if (b->batched)
+            return fail(err, size, "matmul cannot contract over the batch dimension");
+        pb.rank = 2;
+        if (tb)
+            pb.dims[0] = 1, pb.dims[1] = b->dims[0];
+        else
+            pb.dims[0] = b->dims[0], pb.dims[1] = 1;
+    }
+    int64_t m = pa.dims[pa.rank - 2], k = pa.dims[pa.rank - 1];
+    int64_t kb = tb ? pb.dims[pb.rank - 1] : pb.dims[pb.rank - 2];
+    int64_t nn = tb ? pb.dims[pb.rank - 2] : pb.dims[pb.rank - 1];
+    /* The batch may be the rows of a 2-D `a` ([batch, k] @ [k, n]) or a
+     * leading dimension of either operand; never a contracted or column axis. */
+    bool a_batch_in_mat = pa.batched && pa.rank == 2;
+    if (pb.batched && pb.rank == 2)
+        return fail(err, size, "matmul of %s and %s would contract over or move the batch dimension",
+                    shp(g, a, x, sizeof x), shp(g, b, y, sizeof y));
+    if (k != kb)
+        return fail(err, size, "matmul of %s and %s: inner dimensions %lld and %lld differ%s",
+                    shp(g, a, x, sizeof x), shp(g, b, y, sizeof y), (long long)k, (long long)kb,
+                    tb ? " (transpose_b)" : "");
+    /* Broadcast the leading (batch-of-matrices) dimensions. */
+    kiln_shape ba = {.rank = pa.rank - 2, .batched = pa.batched && pa.rank > 2};
+    kiln_shape bb = {.rank = pb.rank - 2, .batched = pb.batched && pb.rank > 2};
+    memcpy(ba.dims, pa.dims, sizeof(int64_t) * (size_t)ba.rank);
+    memcpy(bb.dims, pb.dims, sizeof(int64_t) * (size_t)bb.rank);
+    kiln_shape lead;
+    if (broadcast(g, &ba, &bb, &lead, err, size))
+        return -1;
+    if (a_batch_in_mat && lead.rank > 0)
+        return fail(err, size, "matmul of %s and %s would move the batch dimension off axis 0",
+                    shp(g, a, x, sizeof x), shp(g, b, y, sizeof y));
+    kiln_shape r = lead;
+    if (r.rank + 2 > KILN_MAX_RANK)
+        return fail(err, size, "matmul result rank exceeds %d", KILN_MAX_RANK);
+    r.dims[r.rank++] = m;
+    r.dims[r.rank++] = nn;
+    if (a_batch_in_mat)
+        r.batched = true;
+    if (a_vec) { /* drop the promoted row */
+        r.dims[r.rank - 2] = r.dims[r.rank - 1];
+        r.rank--;
+    }
+    if (b_vec)
+        r.rank--;
+    if (r.batched && r.rank == 0)
+        return fail(err, size, "matmul result lost the batch dimension");
+    *out = same_as(in_type(g, n, 0));
+    out->shape = r;
+    return check_limits(g, &out->shape, err, size);
+}
+
+static int infer_concat(const kiln_graph *g, const kiln_node *n, kiln_type *out, char *err, size_t size)
+{
+    const kiln_shape *s0 = &in_type(g, n, 0)->shape;
+    int64_t axis = n->attrs[KILN_ATTR_AXIS].i;
+    char x[128], y[128];
+    if (axis < 0 || axis >= s0->rank)
+        return fail(err, size, "axis %lld is out of range for rank %d", (long long)axis, s0->rank);
+    if (axis == 0 && s0->batched)
+        return fail(err, size, "cannot concatenate along axis 0, the batch dimension");
+    kiln_shape r = *s0;
+    for (uint32_t i = 1; i < n->n_inputs; i++) {
+        const kiln_shape *s = &in_type(g, n, i)->shape;
+        bool same = s->rank == s0->rank && s->batched == s0->batched;
+        for (int d = 0; same && d < s->rank; d++)
+            if (d != axis && s->dims[d] != s0->dims[d])
+                same = false;
+        if (!same)
+            return fail(err, size, "input %u has shape %s, which does not match %s outside axis %lld", i + 1,
+                        shp(g, s, x, sizeof x), shp(g, s0, y, sizeof y), (long long)axis);
+        r.dims[axis] += s->dims[axis];
+        if (r.dims[axis] > KILN_MAX_DIM)
+            return fail(err, size, "the concatenated axis exceeds 2147483647");
+    }
+    *out = same_as(in_type(g, n, 0));
+    out->shape = r;
+    return check_limits(g, &out->shape, err, size);
+}
+
+static int infer_flatten(const kiln_graph *g, const kiln_node *n, kiln_type *out, char *err, size_t size)
+{
+    const kiln_shape *s = &in_type(g, n, 0)->shape;
+    int64_t axis = n->attrs[KILN_ATTR_AXIS].i;
+    if (axis < 0 || axis >= s->rank + (s->rank == 0))
+        return fail(err, size, "axis %lld is out of range for rank %d", (long long)axis, s->rank);
+    if (axis == 0 && s->batched)
+        return fail(err, size, "flatten needs axis >= 1: the batch dimension is never merged");
+    kiln_shape r = {.rank = (int)axis + 1, .batched = s->batched};
+    memcpy(r.dims, s->dims, sizeof(int64_t) * (size_t)axis);
+    int64_t p = 1;
+    for (int i = (int)axis; i < s->rank; i++) {
+        if (p > INT64_MAX / s->dims[i])
+            return fail(err, size, "flattened size overflows");
+        p *= s->dims[i];
+    }
+    r.dims[axis] = p;
+    *out = same_as(in_type(g, n, 0));
+    out->shape = r;
+    return check_limits(g, &out->shape, err, size);
+}
+
+static int infer_reshape(const kiln_graph *g, const kiln_node *n, kiln_type *out, char *err, size_t size)
+{
+    const kiln_shape *s = &in_type(g, n, 0)->shape;
+    const kiln_attr *a = &n->attrs[KILN_ATTR_SHAPE];
+    char x[128];
+    if (a->n < 1 || a->n > KILN_MAX_RANK)
+        return fail(err, size, "shape must have 1 to %d entries", KILN_MAX_RANK);
+    if (s->batched && a->ints[0] != 0)
+        return fail(err, size, "the first entry of shape must be 0: the batch dimension stays on axis 0");
+    kiln_shape r = {.rank = a->n, .batched = s->batched && a->ints[0] == 0};
+    for (int i = 0; i < a->n; i++) {
+        int64_t v = a->ints[i];
+        if (i == 0 && v == 0) {
+            if (s->rank < 1)
+                return fail(err, size, "shape entry 0 copies a dimension the input does not have");
+            r.dims[0] = s->dims[0];
+        } else if (v < 1 || v > KILN_MAX_DIM) {
+            return fail(err, size, "shape entry %d is %lld; the IR needs resolved positive sizes", i, (long long)v);
+        } else {
+            r.dims[i] = v;
+        }
+    }
+    int64_t have = kiln_shape_elements_per_item(s), want = kiln_shape_elements_per_item(&r);
+    if (!s->batched && r.batched)
+        r.batched = false;
+    if (have != want || (r.batched != s->batched))
+        return fail(err, size, "cannot reshape %s (%lld elements) to %lld elements", shp(g, s, x, sizeof x),
+                    (long long)have, (long long)want);
+    *out = same_as(in_type(g, n, 0));
+    out->shape = r;
+    return check_limits(g, &out->shape, err, size);
+}
+
+static int infer_transpose(const kiln_graph *g, const kiln_node *n, kiln_type *out, char *err, size_t size)
+{
+    const kiln_shape *s = &in_type(g, n, 0)->shape;
+    const kiln_attr *p = &n->attrs[KILN_ATTR_PERM];
+    if (p->n != s->rank)
+        return fail(err, size, "perm has %d entries for an input of rank %d", p->n, s->rank);
+    bool seen[KILN_MAX_RANK] = {false};
+    kiln_shape r = *s;
+    for (int i = 0; i < p->n; i++) {
+        if (p->ints[i] < 0 || p->ints[i] >= s->rank || seen[p->ints[i]])
+            return fail(err, size, "perm is not a permutation of 0..%d", s->rank - 1);
+        seen[p->ints[i]] = true;
+        r.dims[i] = s->dims[p->ints[i]];
+    }
+    if (s->batched && p->ints[0] != 0)
+        return fail(err, size, "perm must start with 0: the batch dimension stays on axis 0");
+    *out = same_as(in_type(g, n, 0));
+    out->shape = r;
+    return 0;
+}
+
+static int infer_mean(const kiln_graph *g, const kiln_node *n, kiln_type *out, char *err, size_t size)
+{
+    const kiln_shape *s = &in_type(g, n, 0)->shape;
+    const kiln_attr *a = &n->attrs[KILN_ATTR_AXES];
+    bool keep = n->attrs[KILN_ATTR_KEEPDIMS].i != 0;
+    if (a->n < 1)
+        return fail(err, size, "axes must name at least one axis");
+    bool reduce[KILN_MAX_RANK] = {false};
+    for (int i = 0; i < a->n; i++) {
+        if (check_axis(g, s, a->ints[i], "axis", err, size))
+            return -1;
+        if (reduce[a->ints[i]])
+            return fail(err, size, "axis %lld is listed twice", (long long)a->ints[i]);
+        reduce[a->ints[i]] = true;
+    }
+    kiln_shape r = {.batched = s->batched};
+    for (int i = 0; i < s->rank; i++) {
+        if (!reduce[i])
+            r.dims[r.rank++] = s->dims[i];
+        else if (keep)
+            r.dims[r.rank++] = 1;
+    }
+    *out = same_as(in_type(g, n, 0));
+    out->shape = r;
+    return 0;
+}
+
+static int infer_pad(const kiln_graph *g, const kiln_node *n, kiln_type *out, char *err, size_t size)
+{
+    const kiln_shape *s = &in_type(g, n, 0)->shape;
+    const kiln_attr *p = &n->attrs[KILN_ATTR_PADS];
+    if (p->n != 4)
+        return fail(err, size, "pads must be [top, left, bottom, right]");
+    if (s->rank < 2 || (s->batched && s->rank < 3))
+        return fail(err, size, "pad works on the last two axes, which must not include the batch");
+    kiln_shape r = *s;
+    for (int i = 0; i < 4; i++)
+        if (p->ints[i] < 0 || p->ints[i] > KILN_MAX_DIM)
+            return fail(err, size, "pads must be non-negative");
+    r.dims[r.rank - 2] += p->ints[0] + p->ints[2];
+    r.dims[r.rank - 1] += p->ints[1] + p->ints[3];
+    *out = same_as(in_type(g, n, 0));
+    out->shape = r;
+    return check_limits(g, &out->shape, err, size);
+}
+
+static int infer_same(const kiln_graph *g, const kiln_node *n, kiln_type *out, char *err, size_t size)
+{
+    *out = same_as(in_type(g, n, 0));
+    return 0;
+}
+
+static int infer_constant(const kiln_graph *g, const kiln_node *n, kiln_type *out, char *err, size_t size)
+{
+    if (g->values[n->inputs[0]].kind != KILN_VALUE_PARAM)
+        return fail(err, size, "constant's operand must be a parameter");
+    *out = same_as(in_type(g, n, 0));
+    return 0;
+}
+
+/* ---- the table --------------------------------------------------------- */
+
+#define A(id, use, text) {KILN_ATTR_##id, KILN_USE_##use, text, 0}
+#define FROM(id, src) {KILN_ATTR_##id, KILN_USE_FROM, NULL, KILN_ATTR_##src}
+#define UNARY(ID, nm) [KILN_OP_##ID] = {nm, 1, 1, {0}, 0, {{0}}, 0, KILN_OPF_UNARY, infer_unary}
+#define BINARY(ID, nm)                                                                           \
+    [KILN_OP_##ID] = {nm, 1, 2, {0}, 0, {A(SCALAR, OPTIONAL, NULL), A(REVERSE, DEFAULT, "false")}, 2, \
+                      KILN_OPF_BINARY, infer_binary}
+
+const kiln_op_def kiln_op_defs[KILN_OP_COUNT] = {
+    [KILN_OP_DENSE] = {"dense", 1, 1, {"weight", "bias"}, 1, {A(UNITS, REQUIRED, NULL)}, 1, 0, infer_dense},
+    [KILN_OP_CONV2D] = {"conv2d", 1, 1, {"weight", "bias"}, 1,
+                        {A(FILTERS, REQUIRED, NULL), A(KERNEL, REQUIRED, NULL), A(STRIDE, DEFAULT, "1"),
+                         A(PADDING, DEFAULT, "0"), A(DILATION, DEFAULT, "1"), A(GROUPS, DEFAULT, "1")},
+                        6, 0, infer_conv2d},
+    [KILN_OP_MAXPOOL2D] = {"maxpool2d", 1, 1, {0}, 0,
+                           {A(KERNEL, REQUIRED, NULL), FROM(STRIDE, KERNEL), A(PADDING, DEFAULT, "0"),
+                            A(DILATION, DEFAULT, "1"), A(CEIL_MODE, DEFAULT, "false")},
+                           5, 0, infer_pool},
+    [KILN_OP_AVGPOOL2D] = {"avgpool2d", 1, 1, {0}, 0,
+                           {A(KERNEL, REQUIRED, NULL), FROM(STRIDE, KERNEL), A(PADDING, DEFAULT, "0"),
+                            A(CEIL_MODE, DEFAULT, "false"), A(COUNT_INCLUDE_PAD, DEFAULT, "true")},
+                           5, 0, infer_pool},
+    [KILN_OP_GLOBAL_AVGPOOL] = {"global_avgpool", 1, 1, {0}, 0, {{0}}, 0, 0, infer_global_avgpool},
+    [KILN_OP_BATCHNORM] = {"batchnorm", 1, 1, {"weight", "bias", "running_mean", "running_var"}, 4,
+                           {A(EPS, DEFAULT, "1e-5")}, 1, 0, infer_batchnorm},
+    [KILN_OP_LAYERNORM] = {"layernorm", 1, 1, {"weight", "bias"}, 0, {A(EPS, DEFAULT, "1e-5")}, 1, 0,
+                           infer_layernorm},
+    UNARY(RELU, "relu"),
+    UNARY(RELU6, "relu6"),
+    UNARY(SIGMOID, "sigmoid"),
+    UNARY(TANH, "tanh"),
+    UNARY(SILU, "silu"),
+    UNARY(HARDSWISH, "hardswish"),
+    UNARY(HARDSIGMOID, "hardsigmoid"),
+    UNARY(EXP, "exp"),
+    UNARY(SQRT, "sqrt"),
+    UNARY(NEG, "neg"),
+    [KILN_OP_GELU] = {"gelu", 1, 1, {0}, 0, {A(APPROXIMATE, DEFAULT, "none")}, 1, KILN_OPF_UNARY, infer_unary},
+    [KILN_OP_LEAKY_RELU] = {"leaky_relu", 1, 1, {0}, 0, {A(ALPHA, DEFAULT, "0.01")}, 1, KILN_OPF_UNARY,
+                            infer_unary},
+    [KILN_OP_ELU] = {"elu", 1, 1, {0}, 0, {A(ALPHA, DEFAULT, "1.0")}, 1, KILN_OPF_UNARY, infer_unary},
+    [KILN_OP_CLIP] = {"clip", 1, 1, {0}, 0, {A(MIN, OPTIONAL, NULL), A(MAX, OPTIONAL, NULL)}, 2, KILN_OPF_UNARY,
+                      infer_unary},
+    [KILN_OP_SOFTMAX] = {"softmax", 1, 1, {0}, 0, {A(AXIS, DEFAULT, "-1")}, 1, 0, infer_softmax},
+    [KILN_OP_LOG_SOFTMAX] = {"log_softmax", 1, 1, {0}, 0, {A(AXIS, DEFAULT, "-1")}, 1, 0, infer_softmax},
+    BINARY(ADD, "add"),
+    BINARY(SUB, "sub"),
+    BINARY(MUL, "mul"),
+    BINARY(DIV, "div"),
+    BINARY(MAX, "max"),
+    BINARY(MIN, "min"),
+    [KILN_OP_MATMUL] = {"matmul", 2, 2, {0}, 0, {A(TRANSPOSE_B, DEFAULT, "false")}, 1, 0, infer_matmul},
+    [KILN_OP_CONCAT] = {"concat", 1, -1, {0}, 0, {A(AXIS, DEFAULT, "1")}, 1, 0, infer_concat},
+    [KILN_OP_FLATTEN] = {"flatten", 1, 1, {0}, 0, {A(AXIS, DEFAULT, "1")}, 1, 0, infer_flatten},
+    [KILN_OP_RESHAPE] = {"reshape", 1, 1, {0}, 0, {A(SHAPE, REQUIRED, NULL)}, 1, 0, infer_reshape},
+    [KILN_OP_TRANSPOSE] = {"transpose", 1, 1, {0}, 0, {A(PERM, REQUIRED, NULL)}, 1, 0, infer_transpose},
+    [KILN_OP_MEAN] = {"mean", 1, 1, {0}, 0, {A(AXES, REQUIRED, NULL), A(KEEPDIMS, DEFAULT, "true")}, 2, 0,
+                      infer_mean},
+    [KILN_OP_PAD] = {"pad", 1, 1, {0}, 0, {A(PADS, REQUIRED, NULL), A(VALUE, DEFAULT, "0")}, 2, 0, infer_pad},
+    [KILN_OP_IDENTITY] = {"identity", 1, 1, {0}, 0, {{0}}, 0, KILN_OPF_PASS, infer_same},
+    [KILN_OP_DROPOUT] = {"dropout", 1, 1, {0}, 0, {{0}}, 0, KILN_OPF_PASS, infer_same},
+    [KILN_OP_CONSTANT] = {"constant", 0, 0, {"value"}, 1, {{0}}, 0, KILN_OPF_NO_DATA, infer_constant},
+};
+
+_Static_assert(sizeof kiln_op_defs / sizeof kiln_op_defs[0] == KILN_OP_COUNT, "one definition per op");
+_Static_assert(KILN_ATTR_COUNT <= 32, "attr_set is a 32-bit mask");
+
+const char *kiln_op_name(kiln_op op)
+{
+    return (unsigned)op < KILN_OP_COUNT ? kiln_op_defs[op].name : "?";
+}
+
+int kiln_op_lookup(const char *name, kiln_op *out)
+{
+    for (int i = 0; i < KILN_OP_COUNT; i++)
+        if (strcmp(kiln_op_defs[i].name, name) == 0) {
+            *out = (kiln_op)i;
+            return 0;
+        }
+    return -1;
+}
+
+int kiln_attr_lookup(const char *name, kiln_attr_id *out)
+{
+    for (int i = 0; i < KILN_ATTR_COUNT; i++)
+        if (strcmp(kiln_attr_defs[i].name, name) == 0) {
+            *out = (kiln_attr_id)i;
+            return 0;
+        }
+    return -1;
+}
+
+const kiln_op_attr *kiln_op_find_attr(kiln_op op, kiln_attr_id id)
+{
+    const kiln_op_def *d = &kiln_op_defs[op];
+    for (int i = 0; i < d->n_attrs; i++)
+        if (d->attrs[i].id == id)
+            return &d->attrs[i];
+    return NULL;
+}
+
+int kiln_op_param_index(kiln_op op, const char *role)
+{
+    const kiln_op_def *d = &kiln_op_defs[op];
+    for (int i = 0; i < KILN_MAX_OP_PARAMS && d->params[i]; i++)
+        if (strcmp(d->params[i], role) == 0)
+            return i;
+    return -1;
+}
+
+/* ---- scalars ----------------------------------------------------------- */
+
+int kiln_parse_int(const char *s, int64_t *out)
+{
+    const char *p = s;
+    if (*p == '+' || *p == '-')
+        p++;
+    if (*p < '0' || *p > '9')
+        return -1;
+    for (const char *q = p; *q; q++)
+        if (*q < '0' || *q > '9')
+            return -1;
+    errno = 0;
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (errno == ERANGE || *end)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int kiln_parse_float(const char *s, double *out)
+{
+    if (!*s)
+        return -1;
+    for (const char *q = s; *q; q++) /* strtod's hex, inf and nan are not numbers here */
+        if (*q == 'x' || *q == 'X' || *q == 'n' || *q == 'N' || *q == 'i' || *q == 'I' || *q == ' ' ||
+            *q == '\t' || *q == '\n')
+            return -1;
+    errno = 0;
+    char *end;
+    double v = strtod(s, &end);
+    if (*end || !isfinite(v))
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int kiln_parse_bool(const char *s, bool *out)
+{
+    if (strcmp(s, "true") == 0)
+        return *out = true, 0;
+    if (strcmp(s, "false") == 0)
+        return *out = false, 0;
+    return -1;
+}
+
+int kiln_attr_from_text(kiln_attr_id id, const char *text, int expand, kiln_attr *out, char *err,
+                        size_t err_size)
+{
+    const kiln_attr_def *def = &kiln_attr_defs[id];
+    kiln_attr v;
+    memset(&v, 0, sizeof v);
+    bool b;
+    switch (def->type) {
+    case KILN_ATTR_T_INT:
+        if (kiln_parse_int(text, &v.i))
+            return fail(err, err_size, "'%s' expects an integer, got '%s'", def->name, text);
+        break;
+    case KILN_ATTR_T_FLOAT:
+        if (kiln_parse_float(text, &v.f))
+            return fail(err, err_size, "'%s' expects a finite number, got '%s'", def->name, text);
+        break;
+    case KILN_ATTR_T_BOOL:
+        if (kiln_parse_bool(text, &b))
+            return fail(err, err_size, "'%s' expects true or false, got '%s'", def->name, text);
+        v.i = b;
+        break;
+    case KILN_ATTR_T_WORD: {
+        const char *const *w = attr_words(id);
+        int i = 0;
+        for (; w && w[i]; i++)
+            if (strcmp(w[i], text) == 0)
+                break;
+        if (!w || !w[i])
+            return fail(err, err_size, "'%s' must be one of: %s", def->name,
+                        id == KILN_ATTR_APPROXIMATE ? "none, tanh" : "?");
+        v.i = i;
+        break;
+    }
+    case KILN_ATTR_T_INTS: {
+        if (text[0] == '[') { /* a list written inline: "[1,2]" */
+            const char *p = text + 1;
+            while (*p == ' ')
+                p++;
+            while (*p && *p != ']') {
+                char *end;
+                errno = 0;
+                long long x = strtoll(p, &end, 10);
+                if (end == p || errno == ERANGE || v.n >= KILN_MAX_INTS)
+                    return fail(err, err_size, "'%s' expects a list of at most %d integers", def->name,
+                                KILN_MAX_INTS);
+                v.ints[v.n++] = x;
+                p = end;
+                while (*p == ' ')
+                    p++;
+                if (*p == ',')
+                    p++;
+                while (*p == ' ')
+                    p++;
+            }
+            if (*p != ']' || p[1])
+                return fail(err, err_size, "'%s' expects a list of integers, got '%s'", def->name, text);
+            break;
+        }
+        int64_t x;
+        if (kiln_parse_int(text, &x))
+            return fail(err, err_size, "'%s' expects an integer or a list of integers, got '%s'", def->name, text);
+        int count = expand > 0 ? expand : 1;
+        if (count > KILN_MAX_INTS)
+            count = KILN_MAX_INTS;
+        for (int i = 0; i < count; i++)
+            v.ints[i] = x;
+        v.n = count;
+        break;
+    }
+    }
+    *out = v;
+    return 0;
+}
+
+const char *const *kiln_attr_words(kiln_attr_id id) { return attr_words(id); }

@@ -1,0 +1,124 @@
+/* ir/ops.h: the op table. Every op and attribute is listed once (ops.def,
+ * attrs.def); the frontend, verifier, printer, parser, interpreter and code
+ * generator all read these definitions. */
+#ifndef KILN_IR_OPS_H
+#define KILN_IR_OPS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "type.h"
+
+typedef enum kiln_op {
+#define KILN_OP(id, name) KILN_OP_##id,
+#include "ops.def"
+#undef KILN_OP
+    KILN_OP_COUNT
+} kiln_op;
+
+typedef enum kiln_attr_id {
+#define KILN_ATTR(id, name, type) KILN_ATTR_##id,
+#include "attrs.def"
+#undef KILN_ATTR
+    KILN_ATTR_COUNT
+} kiln_attr_id;
+
+typedef enum kiln_attr_type {
+    KILN_ATTR_T_INT,
+    KILN_ATTR_T_FLOAT,
+    KILN_ATTR_T_BOOL,
+    KILN_ATTR_T_INTS,
+    KILN_ATTR_T_WORD,
+} kiln_attr_type;
+
+#define KILN_MAX_INTS 8
+
+/* An attribute value. Which member is meaningful follows the attribute's type:
+ * INT, BOOL (0/1) and WORD (index into the attribute's word list) use `i`;
+ * FLOAT uses `f`; INTS uses `n` and `ints`. */
+typedef struct kiln_attr {
+    int64_t i;
+    double f;
+    int n;
+    int64_t ints[KILN_MAX_INTS];
+} kiln_attr;
+
+typedef struct kiln_attr_def {
+    const char *name;
+    kiln_attr_type type;
+} kiln_attr_def;
+
+/* How an op takes an attribute. */
+typedef enum kiln_attr_use {
+    KILN_USE_REQUIRED,  /* must be given */
+    KILN_USE_DEFAULT,   /* `default_text` when absent */
+    KILN_USE_OPTIONAL,  /* may be absent (clip's min/max, the binary ops' scalar) */
+    KILN_USE_FROM,      /* defaults to the value of attribute `from` (pool stride = kernel) */
+} kiln_attr_use;
+
+typedef struct kiln_op_attr {
+    kiln_attr_id id;
+    kiln_attr_use use;
+    const char *default_text; /* KILN_USE_DEFAULT: the default, written as in YAML */
+    kiln_attr_id from;        /* KILN_USE_FROM */
+} kiln_op_attr;
+
+/* Op properties. */
+enum {
+    KILN_OPF_UNARY = 1u << 0,    /* one-input elementwise: usable as `activation:` */
+    KILN_OPF_BINARY = 1u << 1,   /* two-input elementwise with broadcasting, or one input + scalar */
+    KILN_OPF_NO_DATA = 1u << 2,  /* no data operand (constant) */
+    KILN_OPF_PASS = 1u << 3,     /* output equals the operand (identity, dropout) */
+};
+
+#define KILN_MAX_OP_ATTRS 8
+#define KILN_MAX_OP_PARAMS 4
+
+struct kiln_graph;
+struct kiln_node;
+
+/* A shape rule: computes the output type of node `n` from its operands and
+ * attributes. On failure returns -1 and writes a message that names the shapes
+ * and the rule broken (the caller adds the layer name and location). */
+typedef int (*kiln_infer_fn)(const struct kiln_graph *g, const struct kiln_node *n,
+                             kiln_type *out, char *err, size_t err_size);
+
+typedef struct kiln_op_def {
+    const char *name;
+    int min_inputs, max_inputs;            /* data operands; max -1 = any number */
+    const char *params[KILN_MAX_OP_PARAMS]; /* parameter roles, in operand order after the data operands */
+    int min_params;                        /* leading roles that must be present */
+    kiln_op_attr attrs[KILN_MAX_OP_ATTRS];
+    int n_attrs;
+    unsigned flags;
+    kiln_infer_fn infer;
+} kiln_op_def;
+
+extern const kiln_attr_def kiln_attr_defs[KILN_ATTR_COUNT];
+extern const kiln_op_def kiln_op_defs[KILN_OP_COUNT];
+
+static inline const kiln_op_def *kiln_op_get(kiln_op op) { return &kiln_op_defs[op]; }
+const char *kiln_op_name(kiln_op op);
+int kiln_op_lookup(const char *name, kiln_op *out);           /* 0 when found */
+int kiln_attr_lookup(const char *name, kiln_attr_id *out);    /* 0 when found */
+/* The op's entry for attribute `id`, or NULL when the op does not take it. */
+const kiln_op_attr *kiln_op_find_attr(kiln_op op, kiln_attr_id id);
+/* WORD attributes: the NULL-terminated list of allowed words (the value's
+ * `i` indexes it); NULL for other attributes. */
+const char *const *kiln_attr_words(kiln_attr_id id);
+/* Index of a parameter role in the op's params, or -1. */
+int kiln_op_param_index(kiln_op op, const char *role);
+
+/* Converts the text of a scalar (as YAML and the IR text form write it) to an
+ * attribute value of the attribute's type: INTS accept a single integer, which
+ * is repeated `expand` times (expand 0 = one entry). Returns 0 or -1 with a
+ * message. FLOAT follows FORMAT.md: strtod, but no inf/nan. */
+int kiln_attr_from_text(kiln_attr_id id, const char *text, int expand, kiln_attr *out,
+                        char *err, size_t err_size);
+/* Scalar conversions shared by every reader of text (FORMAT.md "Scalars"). */
+int kiln_parse_int(const char *s, int64_t *out);   /* decimal, full string, no overflow */
+int kiln_parse_float(const char *s, double *out);  /* strtod, full string, finite */
+int kiln_parse_bool(const char *s, bool *out);     /* true / false */
+
+#endif

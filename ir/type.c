@@ -1,0 +1,105 @@
+/* ir/type.c: dtypes, shapes and types. */
+#include "type.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char *const dtype_names[KILN_DTYPE_COUNT] = {
+    [KILN_F32] = "f32", [KILN_BF16] = "bf16", [KILN_F16] = "f16", [KILN_I8] = "i8",
+    [KILN_U8] = "u8",   [KILN_I32] = "i32",   [KILN_F64] = "f64",
+};
+static const size_t dtype_sizes[KILN_DTYPE_COUNT] = {
+    [KILN_F32] = 4, [KILN_BF16] = 2, [KILN_F16] = 2, [KILN_I8] = 1,
+    [KILN_U8] = 1,  [KILN_I32] = 4,  [KILN_F64] = 8,
+};
+
+const char *kiln_dtype_name(kiln_dtype t)
+{
+    return (unsigned)t < KILN_DTYPE_COUNT ? dtype_names[t] : "?";
+}
+
+int kiln_dtype_parse(const char *s, kiln_dtype *out)
+{
+    for (int i = 0; i < KILN_DTYPE_COUNT; i++)
+        if (strcmp(s, dtype_names[i]) == 0) {
+            *out = (kiln_dtype)i;
+            return 0;
+        }
+    return -1;
+}
+
+size_t kiln_dtype_size(kiln_dtype t)
+{
+    return (unsigned)t < KILN_DTYPE_COUNT ? dtype_sizes[t] : 0;
+}
+
+int64_t kiln_shape_elements_per_item(const kiln_shape *s)
+{
+    int64_t n = 1;
+    for (int i = s->batched ? 1 : 0; i < s->rank; i++) {
+        if (s->dims[i] < 0 || (s->dims[i] != 0 && n > INT64_MAX / s->dims[i]))
+            return -1;
+        n *= s->dims[i];
+    }
+    return n;
+}
+
+int64_t kiln_shape_elements(const kiln_shape *s, int64_t batch)
+{
+    int64_t n = kiln_shape_elements_per_item(s);
+    if (n < 0 || !s->batched)
+        return n;
+    if (batch < 0 || (batch != 0 && n > INT64_MAX / batch))
+        return -1;
+    return n * batch;
+}
+
+bool kiln_shape_equal(const kiln_shape *a, const kiln_shape *b)
+{
+    if (a->rank != b->rank || a->batched != b->batched)
+        return false;
+    for (int i = 0; i < a->rank; i++)
+        if (a->dims[i] != b->dims[i])
+            return false;
+    return true;
+}
+
+char *kiln_shape_format(const kiln_shape *s, const char *batch_name, char *buf, size_t size)
+{
+    size_t n = 0;
+    if (size == 0)
+        return buf;
+    buf[0] = '\0';
+#define PUT(...)                                                                    \
+    do {                                                                            \
+        int w_ = snprintf(buf + n, n < size ? size - n : 0, __VA_ARGS__);           \
+        if (w_ > 0)                                                                 \
+            n += (size_t)w_;                                                        \
+        if (n >= size)                                                              \
+            n = size - 1;                                                           \
+    } while (0)
+    PUT("[");
+    for (int i = 0; i < s->rank; i++) {
+        if (i)
+            PUT(",");
+        if (i == 0 && s->batched)
+            PUT("%s", batch_name ? batch_name : "batch");
+        else
+            PUT("%lld", (long long)s->dims[i]);
+    }
+    PUT("]");
+#undef PUT
+    return buf;
+}
+
+char *kiln_type_format(const kiln_type *t, const char *batch_name, char *buf, size_t size)
+{
+    char shape[256];
+    kiln_shape_format(&t->shape, batch_name, shape, sizeof shape);
+    int w = snprintf(buf, size, "%s%s", kiln_dtype_name(t->dtype), shape);
+    if (w >= 0 && (size_t)w < size && t->layout == KILN_LAYOUT_NCHWXC)
+        w += snprintf(buf + w, size - (size_t)w, " nchw%dc", t->block);
+    if (w >= 0 && (size_t)w < size && t->quantized)
+        snprintf(buf + w, size - (size_t)w, " q(scale=%.17g, zp=%d)", t->scale, (int)t->zero_point);
+    return buf;
+}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs every libFuzzer target in BUILD_DIR for SECONDS each, from the seed
+# corpus in tests/fuzz/corpus/<target> (copied: the seeds stay unchanged).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dir=${1:-build/fuzz}; seconds=${2:-20}
+shopt -s nullglob
+targets=("$dir"/tests/fuzz_*)
+[ ${#targets[@]} -gt 0 ] || { echo "no fuzz targets in $dir/tests"; exit 1; }
+for t in "${targets[@]}"; do
+  name=$(basename "$t")
+  work=$(mktemp -d)
+  seeds=tests/fuzz/corpus/${name#fuzz_}
+  [ -d "$seeds" ] && cp -r "$seeds"/. "$work"/
+  echo "-- $name for ${seconds}s"
+  "$t" -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=2048 -timeout=10 "$work" 2>&1 | tail -3
+  rm -rf "$work"
+done
