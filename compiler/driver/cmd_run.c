@@ -1,0 +1,254 @@
+/* compiler/driver/cmd_run.c: `kiln run MODEL --interp --input NAME=FILE.npy …
+ * --output DIR`: evaluates a model on NumPy inputs and writes its outputs. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "compiler/interp/interp.h"
+#include "npy.h"
+
+static const char help[] =
+    "usage: kiln run MODEL --interp --input NAME=FILE.npy ... --output DIR\n"
+    "\n"
+    "Evaluates MODEL (.yaml or .kir) on the given inputs and writes one\n"
+    "DIR/<output name>.npy (float32) per model output.\n"
+    "\n"
+    "  --interp              use the reference interpreter (double precision)\n"
+    "  --input NAME=FILE     a float32, C-order .npy file for model input NAME;\n"
+    "                        every input must be given; the batch size is the\n"
+    "                        first dimension of the inputs\n"
+    "  --output DIR          where to write the outputs (created if missing)\n";
+
+typedef struct input_arg {
+    const char *name;
+    const char *path;
+} input_arg;
+
+/* Checks an array against a model input's shape; sets *batch from a batched
+ * input's first dimension (all batched inputs must agree). */
+static int check_input(const kiln_graph *g, kiln_id id, const kiln_npy *arr, const char *path, int64_t *batch)
+{
+    const kiln_value *v = kiln_graph_value(g, id);
+    const kiln_shape *s = &v->type.shape;
+    char want[160];
+    kiln_shape_format(s, g->batch_name, want, sizeof want);
+    bool ok = arr->rank == s->rank;
+    for (int i = 0; ok && i < s->rank; i++)
+        if (!(i == 0 && s->batched) && arr->dims[i] != s->dims[i])
+            ok = false;
+    if (ok && s->batched && arr->dims[0] < 1)
+        ok = false;
+    if (!ok) {
+        char have[160] = "[";
+        for (int i = 0; i < arr->rank; i++) {
+            size_t n = strlen(have);
+            snprintf(have + n, sizeof have - n, "%s%lld", i ? "," : "", (long long)arr->dims[i]);
+        }
+        strncat(have, "]", sizeof have - strlen(have) - 1);
+        return kiln_cli_error("run", "%s: input '%s' expects shape %s, the file has %s", path, v->name, want, have);
+    }
+    if (s->batched) {
+        if (*batch > 0 && *batch != arr->dims[0])
+            return kiln_cli_error("run", "%s: batch size %lld differs from another input's %lld", path,
+                                  (long long)arr->dims[0], (long long)*batch);
+        *batch = arr->dims[0];
+    }
+    return 0;
+}
+
+static int write_output(const kiln_graph *g, kiln_interp *it, size_t index, int64_t batch, const char *dir)
+{
+    const kiln_value *v = kiln_graph_value(g, g->outputs[index]);
+    if (strchr(v->name, '/'))
+        return kiln_cli_error("run", "output name '%s' cannot be a file name", v->name);
+    size_t count = 0;
+    const double *y = kiln_interp_output(it, index, &count);
+    if (!y)
+        return kiln_cli_error("run", "output '%s' was not computed", v->name);
+    float *f = malloc((count ? count : 1) * sizeof *f);
+    if (!f)
+        return kiln_cli_error("run", "out of memory");
+    for (size_t i = 0; i < count; i++)
+        f[i] = (float)y[i];
+    int64_t dims[KILN_MAX_RANK];
+    const kiln_shape *s = &v->type.shape;
+    for (int i = 0; i < s->rank; i++)
+        dims[i] = (i == 0 && s->batched) ? batch : s->dims[i];
+    size_t plen = strlen(dir) + strlen(v->name) + 8;
+    char *path = malloc(plen);
+    char err[256] = "";
+    kiln_status st = path ? KILN_OK : KILN_ERR_OUT_OF_MEMORY;
+    if (path) {
+        snprintf(path, plen, "%s/%s.npy", dir, v->name);
+        st = kiln_npy_write(path, s->rank, dims, f, err, sizeof err);
+    }
+    free(f);
+    f = NULL;
+    int rc = 0;
+    if (st != KILN_OK) {
+        rc = kiln_cli_error("run", "%s", err[0] ? err : kiln_status_string(st));
+    } else {
+        /* Small outputs are shown too, with the largest element of each row:
+         * a classifier's answer is visible without reading the file. */
+        printf("wrote %s", path);
+        if (count <= 64 && count > 0) {
+            int64_t row = s->dims[s->rank - 1] > 0 ? s->dims[s->rank - 1] : 1;
+            for (size_t i = 0; i < count; i++) {
+                if (i % (size_t)row == 0)
+                    printf("\n  [");
+                printf("%s%.6g", i % (size_t)row ? ", " : "", y[i]);
+                if ((i + 1) % (size_t)row == 0) {
+                    size_t best = i + 1 - (size_t)row;
+                    for (size_t k = best; k <= i; k++)
+                        if (y[k] > y[best])
+                            best = k;
+                    printf("]  argmax %zu", best - (i + 1 - (size_t)row));
+                }
+            }
+        }
+        printf("\n");
+    }
+    free(path);
+    return rc;
+}
+
+int kiln_cmd_run(int argc, char **argv)
+{
+    kiln_args a = {argc, argv, 1, "run"};
+    const char *model = NULL, *outdir = NULL;
+    bool interp = false;
+    input_arg *inputs = calloc((size_t)argc, sizeof *inputs);
+    int n_inputs = 0, rc = 2;
+    if (!inputs)
+        return kiln_cli_error("run", "out of memory");
+    for (; a.i < argc; a.i++) {
+        const char *v;
+        int r;
+        if (kiln_args_flag(&a, "--help") || kiln_args_flag(&a, "-h")) {
+            fputs(help, stdout);
+            free(inputs);
+            return 0;
+        }
+        if (kiln_args_flag(&a, "--interp")) {
+            interp = true;
+            continue;
+        }
+        if ((r = kiln_args_value(&a, "--input", &v))) {
+            if (r < 0)
+                goto done;
+            const char *eq = strchr(v, '=');
+            if (!eq || eq == v || !eq[1]) {
+                kiln_cli_usage_error("run", "--input expects NAME=FILE.npy, got '%s'", v);
+                goto done;
+            }
+            inputs[n_inputs].name = strndup(v, (size_t)(eq - v));
+            inputs[n_inputs].path = eq + 1;
+            if (!inputs[n_inputs].name) {
+                rc = kiln_cli_error("run", "out of memory");
+                goto done;
+            }
+            n_inputs++;
+            continue;
+        }
+        if ((r = kiln_args_value(&a, "--output", &outdir))) {
+            if (r < 0)
+                goto done;
+            continue;
+        }
+        if (argv[a.i][0] == '-' || model) {
+            rc = kiln_args_unknown(&a);
+            goto done;
+        }
+        model = argv[a.i];
+    }
+    if (!model) {
+        rc = kiln_cli_usage_error("run", "no model given (see 'kiln run --help')");
+        goto done;
+    }
+    if (!interp) {
+        rc = kiln_cli_usage_error("run", "this build runs models with the reference interpreter only: add --interp");
+        goto done;
+    }
+    if (!outdir) {
+        rc = kiln_cli_usage_error("run", "--output DIR is required");
+        goto done;
+    }
+    rc = 1;
+    kiln_graph *g = kiln_cli_load_model(model);
+    if (!g)
+        goto done;
+    kiln_npy *arrays = calloc(g->n_inputs ? g->n_inputs : 1, sizeof *arrays);
+    kiln_interp *it = NULL;
+    int64_t batch = 0;
+    if (!arrays) {
+        kiln_cli_error("run", "out of memory");
+        goto cleanup;
+    }
+    for (int i = 0; i < n_inputs; i++) {
+        kiln_id id = kiln_graph_find_value(g, inputs[i].name);
+        size_t k = 0;
+        while (k < g->n_inputs && g->inputs[k] != id)
+            k++;
+        if (id == KILN_NO_ID || k == g->n_inputs) {
+            kiln_cli_error("run", "the model has no input named '%s'", inputs[i].name);
+            goto cleanup;
+        }
+        if (arrays[k].data) {
+            kiln_cli_error("run", "input '%s' is given twice", inputs[i].name);
+            goto cleanup;
+        }
+        char err[512];
+        if (kiln_npy_read(inputs[i].path, &arrays[k], err, sizeof err) != KILN_OK) {
+            kiln_cli_error("run", "%s", err);
+            goto cleanup;
+        }
+        if (check_input(g, id, &arrays[k], inputs[i].path, &batch))
+            goto cleanup;
+    }
+    for (size_t k = 0; k < g->n_inputs; k++)
+        if (!arrays[k].data) {
+            kiln_cli_error("run", "input '%s' is not given (--input %s=FILE.npy)",
+                           kiln_graph_value(g, g->inputs[k])->name, kiln_graph_value(g, g->inputs[k])->name);
+            goto cleanup;
+        }
+    if (batch == 0)
+        batch = 1;
+    if (mkdir(outdir, 0777) != 0 && errno != EEXIST) {
+        kiln_cli_error("run", "cannot create '%s': %s", outdir, strerror(errno));
+        goto cleanup;
+    }
+    kiln_status st = kiln_interp_create(g, batch, NULL, &it);
+    for (size_t k = 0; st == KILN_OK && k < g->n_inputs; k++)
+        st = kiln_interp_set_input(it, k, arrays[k].data);
+    if (st != KILN_OK) {
+        kiln_cli_error("run", "%s", kiln_status_string(st));
+        goto cleanup;
+    }
+    kiln_diag d;
+    kiln_diag_init(&d);
+    st = kiln_interp_run(it, &d);
+    kiln_diag_print(&d, stderr);
+    kiln_diag_release(&d);
+    if (st != KILN_OK) {
+        kiln_cli_error("run", "evaluation failed: %s", kiln_status_string(st));
+        goto cleanup;
+    }
+    rc = 0;
+    for (size_t k = 0; k < g->n_outputs; k++)
+        if (write_output(g, it, k, batch, outdir))
+            rc = 1;
+cleanup:
+    kiln_interp_destroy(it);
+    for (size_t k = 0; arrays && k < g->n_inputs; k++)
+        kiln_npy_free(&arrays[k]);
+    free(arrays);
+    kiln_graph_destroy(g);
+done:
+    for (int i = 0; i < n_inputs; i++)
+        free((void *)inputs[i].name);
+    free(inputs);
+    return rc;
+}

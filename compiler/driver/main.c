@@ -1,0 +1,37 @@
+/* compiler/driver/main.c: the `kiln` command: dispatch to a subcommand. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char usage[] =
+    "usage: kiln COMMAND [ARGS]\n"
+    "\n"
+    "commands:\n"
+    "  dump MODEL      print the IR of a model (.yaml or .kir)\n"
+    "  run MODEL       evaluate a model on .npy inputs\n"
+    "\n"
+    "'kiln COMMAND --help' describes each command.\n";
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "--version") == 0) {
+        puts("kiln 0.1.0");
+        return 0;
+    }
+    if (strcmp(cmd, "dump") == 0)
+        return kiln_cmd_dump(argc - 1, argv + 1);
+    if (strcmp(cmd, "run") == 0)
+        return kiln_cmd_run(argc - 1, argv + 1);
+    fprintf(stderr, "kiln: error: unknown command '%s'\n\n%s", cmd, usage);
+    return 2;
+}
