@@ -365,7 +365,7 @@ kiln_status kiln_npy_read(const char *path, kiln_npy *out, char *err, size_t err
     if (!out || !path)
         return npy_error(err, err_size, NULL, KILN_ERR_INVALID_ARGUMENT, "no file name or output array");
     memset(out, 0, sizeof *out);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* O_NONBLOCK: a FIFO must not block */
     if (fd < 0)
         return npy_error(err, err_size, path, KILN_ERR_IO, "cannot open: %s", strerror(errno));
     struct stat st;

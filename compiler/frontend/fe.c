@@ -1,0 +1,115 @@
+/* compiler/frontend/fe.c: the frontend's shared helpers: error reporting,
+ * name rules and `$arg` resolution. */
+#include "fe.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static void record(kiln_fe *fe, kiln_status st)
+{
+    if (fe->status == KILN_OK)
+        fe->status = st;
+}
+
+void kiln_fe_error(kiln_fe *fe, kiln_status st, kiln_loc loc, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    kiln_diag_error(fe->d, loc, "%s", msg);
+    record(fe, st);
+}
+
+void kiln_fe_oom(kiln_fe *fe)
+{
+    if (!fe->oom) {
+        kiln_loc loc = {fe->file, 0, 0};
+        kiln_diag_error(fe->d, loc, "out of memory");
+    }
+    fe->oom = true;
+    fe->status = KILN_ERR_OUT_OF_MEMORY;
+}
+
+kiln_loc kiln_fe_layer_loc(const kiln_fe_layer *L, const kiln_yaml_node *at)
+{
+    if (L->block)
+        return L->instance_loc;
+    return at ? at->loc : L->map->loc;
+}
+
+void kiln_fe_layer_error(kiln_fe *fe, const kiln_fe_layer *L, const kiln_yaml_node *at, kiln_status st,
+                         const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    kiln_loc loc = kiln_fe_layer_loc(L, at);
+    if (L->block) {
+        kiln_diag_error(fe->d, loc, "in block '%s' layer '%s' (instance '%s'): %s", L->block, L->local_name,
+                        L->instance, msg);
+        kiln_diag_note(fe->d, L->map->loc, "layer '%s' of block '%s' is defined here", L->local_name, L->block);
+    }
+    else if (L->use)
+        kiln_diag_error(fe->d, loc, "layer '%s' (block '%s'): %s", L->name, L->use, msg);
+    else
+        kiln_diag_error(fe->d, loc, "layer '%s' (%s): %s", L->name, kiln_op_name(L->op), msg);
+    record(fe, st);
+}
+
+bool kiln_fe_is_layer_name(const char *s)
+{
+    if (s == NULL || *s == '\0')
+        return false;
+    for (; *s; ++s) {
+        char c = *s;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.'))
+            return false;
+    }
+    return true;
+}
+
+bool kiln_fe_is_identifier(const char *s)
+{
+    if (s == NULL || *s == '\0' || (*s >= '0' && *s <= '9'))
+        return false;
+    for (; *s; ++s) {
+        char c = *s;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'))
+            return false;
+    }
+    return true;
+}
+
+bool kiln_fe_is_arg_ref(const kiln_yaml_node *n, const char **name_out, size_t *len_out)
+{
+    if (n == NULL || n->kind != KILN_YAML_SCALAR || n->len < 2 || n->text[0] != '$' ||
+        !kiln_fe_is_identifier(n->text + 1))
+        return false;
+    if (name_out)
+        *name_out = n->text + 1;
+    if (len_out)
+        *len_out = n->len - 1;
+    return true;
+}
+
+kiln_yaml_node *kiln_fe_resolve(kiln_yaml_node *n, const kiln_fe_env *env, const kiln_fe_env **out_env)
+{
+    const char *name;
+    if (env != NULL && kiln_fe_is_arg_ref(n, &name, NULL)) {
+        for (size_t i = 0; i < env->count; ++i) {
+            if (strcmp(env->args[i].name, name) == 0) {
+                if (out_env)
+                    *out_env = env->args[i].env;
+                return env->args[i].node;
+            }
+        }
+    }
+    if (out_env)
+        *out_env = env;
+    return n;
+}

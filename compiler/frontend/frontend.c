@@ -1,0 +1,133 @@
+/* compiler/frontend/frontend.c: the frontend's entry points: reading the
+ * file, choosing YAML or IR text, and the YAML pipeline's set-up. */
+#define _POSIX_C_SOURCE 200809L
+#include "frontend.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "fe.h"
+#include "weights.h"
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+/* Reads a whole regular file of at most KILN_YAML_MAX_BYTES into a kiln_malloc'd buffer. */
+static kiln_status read_file(const char *path, char **text, size_t *len, kiln_diag *d)
+{
+    kiln_loc loc = {path, 0, 0};
+    *text = NULL;
+    *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        kiln_diag_error(d, loc, "cannot open: %s", strerror(errno));
+        return KILN_ERR_IO;
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        kiln_diag_error(d, loc, "not a regular file");
+        fclose(f);
+        return KILN_ERR_IO;
+    }
+    if ((uint64_t)st.st_size > KILN_YAML_MAX_BYTES) {
+        kiln_diag_error(d, loc, "file is larger than %zu MiB; refused", KILN_YAML_MAX_BYTES >> 20);
+        fclose(f);
+        return KILN_ERR_PARSE;
+    }
+    size_t size = (size_t)st.st_size;
+    char *buf = kiln_malloc(size + 1);
+    if (buf == NULL) {
+        kiln_diag_error(d, loc, "out of memory reading the file");
+        fclose(f);
+        return KILN_ERR_OUT_OF_MEMORY;
+    }
+    size_t got = fread(buf, 1, size, f);
+    bool failed = ferror(f) != 0;
+    fclose(f);
+    if (failed || got != size) {
+        kiln_diag_error(d, loc, "read error (the file changed while being read?)");
+        kiln_free(buf);
+        return KILN_ERR_IO;
+    }
+    buf[size] = '\0';
+    *text = buf;
+    *len = size;
+    return KILN_OK;
+}
+
+kiln_status kiln_frontend_load_yaml_text(const char *text, size_t len, const char *filename, kiln_graph **out,
+                                         kiln_diag *d)
+{
+    kiln_fe fe;
+    memset(&fe, 0, sizeof fe);
+    *out = NULL;
+    fe.d = d;
+    kiln_arena_init(&fe.arena);
+    kiln_strmap_init(&fe.top, &fe.arena);
+    kiln_strmap_init(&fe.reserved, &fe.arena);
+    kiln_strmap_init(&fe.params, &fe.arena);
+    kiln_strmap_init(&fe.blocks, &fe.arena);
+
+    if (filename == NULL)
+        filename = "<input>";
+    fe.file = kiln_arena_strdup(&fe.arena, filename);
+    const char *slash = strrchr(filename, '/');
+    fe.dir = slash ? kiln_arena_strndup(&fe.arena, filename, (size_t)(slash - filename) + 1) : "";
+    if (fe.file == NULL || fe.dir == NULL) {
+        kiln_loc loc = {filename, 0, 0};
+        kiln_diag_error(d, loc, "out of memory");
+        kiln_arena_release(&fe.arena);
+        return KILN_ERR_OUT_OF_MEMORY;
+    }
+
+    kiln_yaml_node *root = NULL;
+    kiln_status st = kiln_yaml_parse(text, len, fe.file, &fe.arena, &root, d);
+    if (st == KILN_OK)
+        st = kiln_fe_load_model(&fe, root);
+    if (st == KILN_OK && fe.status != KILN_OK)
+        st = fe.status;
+    if (st == KILN_OK) {
+        *out = fe.g; /* ownership: to the caller */
+    } else {
+        kiln_graph_destroy(fe.g);
+    }
+    kiln_free(fe.layers);
+    kiln_arena_release(&fe.arena);
+    return st;
+}
+
+kiln_status kiln_frontend_load(const char *path, kiln_graph **out, kiln_diag *d)
+{
+    *out = NULL;
+    bool yaml = ends_with(path, ".yaml") || ends_with(path, ".yml");
+    bool kir = ends_with(path, ".kir");
+    if (!yaml && !kir) {
+        kiln_loc loc = {path, 0, 0};
+        kiln_diag_error(d, loc, "unknown kind of model file: expected .yaml, .yml or .kir");
+        return KILN_ERR_INVALID_ARGUMENT;
+    }
+    char *text;
+    size_t len;
+    kiln_status st = read_file(path, &text, &len, d);
+    if (st != KILN_OK)
+        return st;
+    if (yaml) {
+        st = kiln_frontend_load_yaml_text(text, len, path, out, d);
+    } else {
+        kiln_graph *g = NULL;
+        st = kiln_ir_parse(text, len, path, &g, d);
+        if (st == KILN_OK)
+            st = kiln_weights_bind(g, d);
+        if (st == KILN_OK)
+            *out = g;
+        else
+            kiln_graph_destroy(g);
+    }
+    kiln_free(text);
+    return st;
+}
