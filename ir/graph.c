@@ -428,10 +428,32 @@ kiln_status kiln_ir_node_type(const kiln_graph *g, const kiln_node *n, kiln_type
     return KILN_OK;
 }
 
+/* Axes count from the end when negative (FORMAT.md); the IR stores them
+ * counted from the front, so every consumer sees one form. Out-of-range axes
+ * are left for the shape rule to report. */
+static void canonicalize_axes(const kiln_graph *g, kiln_node *n)
+{
+    if (n->n_inputs < 1 || n->inputs[0] >= g->n_values)
+        return;
+    int rank = g->values[n->inputs[0]].type.shape.rank;
+    if (kiln_node_has(n, KILN_ATTR_AXIS) && n->attrs[KILN_ATTR_AXIS].i < 0 && n->attrs[KILN_ATTR_AXIS].i >= -rank)
+        n->attrs[KILN_ATTR_AXIS].i += rank;
+    static const kiln_attr_id lists[] = {KILN_ATTR_AXES, KILN_ATTR_PERM};
+    for (size_t k = 0; k < sizeof lists / sizeof lists[0]; k++) {
+        if (!kiln_node_has(n, lists[k]))
+            continue;
+        kiln_attr *a = &n->attrs[lists[k]];
+        for (int i = 0; i < a->n; i++)
+            if (a->ints[i] < 0 && a->ints[i] >= -rank)
+                a->ints[i] += rank;
+    }
+}
+
 kiln_status kiln_ir_infer_node(kiln_graph *g, kiln_id node, char *err, size_t err_size)
 {
     if (node >= g->n_nodes)
         return KILN_ERR_INVALID_ARGUMENT;
+    canonicalize_axes(g, &g->nodes[node]);
     kiln_type t;
     kiln_status st = kiln_ir_node_type(g, &g->nodes[node], &t, err, err_size);
     if (st == KILN_OK)

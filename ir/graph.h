@@ -150,7 +150,9 @@ void kiln_node_set_attr(kiln_node *n, kiln_attr_id id, const kiln_attr *v);
 /* Fills every absent attribute that has a default (or a KILN_USE_FROM source). */
 void kiln_node_apply_defaults(kiln_node *n);
 
-/* Runs the op's shape rule on node `node` and stores the output type.
+/* Runs the op's shape rule on node `node` and stores the output type. First
+ * rewrites negative axes (axis, axes, perm) to count from the front: after
+ * this, the IR holds non-negative axes only.
  * On failure returns KILN_ERR_SHAPE with the rule's message in err. */
 kiln_status kiln_ir_infer_node(kiln_graph *g, kiln_id node, char *err, size_t err_size);
 /* The same check without storing: the type node `n` should have. */

@@ -181,8 +181,11 @@ static int infer_pool(const kiln_graph *g, const kiln_node *n, kiln_type *out, c
     const int64_t *d = kiln_node_has(n, KILN_ATTR_DILATION) ? n->attrs[KILN_ATTR_DILATION].ints : one;
     bool ceil_mode = n->attrs[KILN_ATTR_CEIL_MODE].i != 0;
     for (int i = 0; i < 2; i++) {
+        if (k[i] < 1 || d[i] < 1 || k[i] > KILN_MAX_DIM || d[i] > KILN_MAX_DIM || p[i] < 0 || p[i + 2] < 0 ||
+            p[i] > KILN_MAX_DIM || p[i + 2] > KILN_MAX_DIM || s[i] < 1 || s[i] > KILN_MAX_DIM)
+            return fail(err, size, "kernel, stride and dilation must be in 1..2147483647 and padding in 0..2147483647");
         int64_t eff = (k[i] - 1) * d[i] + 1;
-        if (k[i] >= 1 && d[i] >= 1 && (p[i] * 2 > eff || p[i + 2] * 2 > eff))
+        if (p[i] * 2 > eff || p[i + 2] * 2 > eff)
             return fail(err, size, "padding (%lld, %lld) must be at most half the effective kernel (%lld)",
                         (long long)p[i], (long long)p[i + 2], (long long)eff);
     }
@@ -432,7 +435,7 @@ static int infer_flatten(const kiln_graph *g, const kiln_node *n, kiln_type *out
     memcpy(r.dims, s->dims, sizeof(int64_t) * (size_t)axis);
     int64_t p = 1;
     for (int i = (int)axis; i < s->rank; i++) {
-        if (p > INT64_MAX / s->dims[i])
+        if (s->dims[i] < 1 || p > INT64_MAX / s->dims[i])
             return fail(err, size, "flattened size overflows");
         p *= s->dims[i];
     }

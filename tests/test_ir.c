@@ -284,6 +284,10 @@ static void test_shape_ops(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "input 2"));
     /* arity: add with no second operand and no scalar */
     CU_ASSERT_EQUAL(node(g, KILN_OP_ADD, &x, 1, "half", NULL, err), KILN_ERR_SHAPE);
+    /* the default axis (-1) and negative perm entries are stored counted from the front */
+    CU_ASSERT_EQUAL(node(g, KILN_OP_SOFTMAX, &x, 1, "sm", NULL, err), KILN_OK);
+    kiln_node *sm = kiln_graph_node(g, kiln_graph_value(g, kiln_graph_find_value(g, "sm"))->producer);
+    CU_ASSERT_EQUAL(sm->attrs[KILN_ATTR_AXIS].i, 2);
     /* clip needs a bound */
     CU_ASSERT_EQUAL(node(g, KILN_OP_CLIP, &x, 1, "clip", NULL, err), KILN_ERR_SHAPE);
     kiln_graph_destroy(g);
