@@ -61,7 +61,7 @@ static void test_op_table(void)
         CU_ASSERT_PTR_NOT_NULL(d->infer);
         kiln_op back;
         CU_ASSERT_EQUAL(kiln_op_lookup(d->name, &back), 0);
-        CU_ASSERT_EQUAL(back, i);
+        CU_ASSERT_EQUAL((int)back, i);
         for (int k = 0; k < d->n_attrs; k++) {
             const kiln_op_attr *a = &d->attrs[k];
             if (a->use == KILN_USE_DEFAULT) { /* every default converts with the attribute's own type */
