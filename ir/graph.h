@@ -53,6 +53,16 @@ typedef struct kiln_param {
     const void *data;     /* NULL until bound; dense C order; owned by the graph */
 } kiln_param;
 
+/* Where the memory planner put a value in the workspace arena. Batched
+ * values live in the batch region, at `offset * batch` bytes from its start
+ * (offsets and sizes are per batch item, so one plan serves every batch);
+ * unbatched values at `offset` in the fixed region. */
+typedef enum kiln_mem_region {
+    KILN_MEM_NONE,    /* not planned: a model input/output (user memory), a param, or fused away */
+    KILN_MEM_FIXED,   /* the fixed region */
+    KILN_MEM_BATCH,   /* the batch region */
+} kiln_mem_region;
+
 typedef struct kiln_value {
     const char *name;     /* unique in the graph */
     kiln_value_kind kind;
@@ -60,6 +70,8 @@ typedef struct kiln_value {
     kiln_id producer;     /* KILN_VALUE_NODE: the node; else KILN_NO_ID */
     kiln_param param;     /* KILN_VALUE_PARAM */
     kiln_loc loc;         /* where it was defined */
+    kiln_mem_region mem;  /* set by the memory planner */
+    uint64_t mem_offset;  /* bytes; per batch item in KILN_MEM_BATCH */
 } kiln_value;
 
 typedef struct kiln_node {
@@ -72,6 +84,16 @@ typedef struct kiln_node {
     kiln_attr attrs[KILN_ATTR_COUNT];
     kiln_precision precision;
     kiln_loc loc;
+    /* Fusion: nodes with the same nonzero group run as one kernel. The first
+     * node of a group (in node order) is its anchor; every later member is a
+     * one-input elementwise op, or a binary op with one operand from outside
+     * the group, applied to the previous member's output while it is still in
+     * registers. Values produced inside a group and read only by the next
+     * member are never stored. 0 = not fused. */
+    uint32_t group;
+    /* Schedule: how many parallel_for tasks this node's kernel splits into
+     * (0 = not scheduled yet; 1 = serial). Results never depend on it. */
+    uint32_t tasks;
 } kiln_node;
 
 typedef struct kiln_resource {
@@ -102,6 +124,11 @@ typedef struct kiln_graph {
 
     kiln_resource *resources;  /* released in reverse order by kiln_graph_destroy */
     size_t n_resources, cap_resources;
+
+    /* The memory plan (set by the memory planner; 0 before). */
+    uint64_t mem_fixed_bytes;       /* size of the fixed region */
+    uint64_t mem_batch_bytes;       /* size of the batch region per batch item */
+    uint64_t mem_lower_bound_bytes; /* per item: the largest set of values live at once */
 
     /* name -> value id hash table (open addressing) */
     kiln_id *name_index;

@@ -446,6 +446,50 @@ static void test_blocks(void)
     kiln_graph_destroy(g);
 }
 
+/* `input: $arg`, a list given to a block argument, an instance that passes
+ * its input through, and quoted `$` references. */
+static void test_block_substitution(void)
+{
+    kiln_graph *g = load_ok("kiln: 1\n"
+                            "name: subst\n"
+                            "init: {random: 2}\n"
+                            "inputs:\n"
+                            "  - {name: x, shape: [batch, 6]}\n"
+                            "blocks:\n"
+                            "  pick:\n"
+                            "    args: {src: a, dims: [0, 2, 3], act: {op: leaky_relu, alpha: 0.3}}\n"
+                            "    inputs: [a, b]\n"
+                            "    layers:\n"
+                            "      - {name: r, op: reshape, input: $src, shape: \"$dims\"}\n"
+                            "      - {name: fc, op: dense, units: 3, input: b, activation: $act}\n"
+                            "      - {name: s, op: relu, input: $src}\n"
+                            "    output: s\n"
+                            "  same:\n"
+                            "    inputs: [v]\n"
+                            "    layers: [{name: unused, op: neg}]\n"
+                            "    output: v\n"
+                            "layers:\n"
+                            "  - {name: y, op: neg}\n"
+                            "  - {name: p, use: pick, inputs: [x, y], with: {src: b, dims: [0, 3, 2]}}\n"
+                            "  - {name: q, use: same}\n"
+                            "outputs: [p, q]\n");
+    if (g == NULL)
+        return;
+    const kiln_node *n = node_of(g, "p.r");
+    int64_t dims[3] = {0, 3, 2};
+    CU_ASSERT(ints_equal(n, KILN_ATTR_SHAPE, 3, dims));
+    CU_ASSERT(n && strcmp(g->values[n->inputs[0]].name, "y") == 0); /* src: b, the instance's second input */
+    n = node_of(g, "p.fc");
+    CU_ASSERT(n && n->op == KILN_OP_LEAKY_RELU && fabs(n->attrs[KILN_ATTR_ALPHA].f - 0.3) < 1e-12);
+    n = node_of(g, "p");
+    CU_ASSERT(n && n->op == KILN_OP_RELU && strcmp(g->values[n->inputs[0]].name, "y") == 0);
+    /* q's output is its input, p: an identity node gives it the name q */
+    n = node_of(g, "q");
+    CU_ASSERT(n && n->op == KILN_OP_IDENTITY && strcmp(g->values[n->inputs[0]].name, "p") == 0);
+    CU_ASSERT(g->n_outputs == 2 && strcmp(g->values[g->outputs[1]].name, "q") == 0);
+    kiln_graph_destroy(g);
+}
+
 static void test_block_errors(void)
 {
     static const char *head = "kiln: 1\nname: m\ninit: {random: 1}\ninputs:\n  - {name: x, shape: [batch, 4]}\n";
@@ -701,6 +745,27 @@ static void test_too_big(void)
     free(text);
 }
 
+/* The element limit can be lowered (the command line can raise it). */
+static void test_max_elements(void)
+{
+    const char *yaml = "kiln: 1\nname: m\ninit: {random: 1}\ninputs:\n  - {name: x, shape: [batch, 64]}\n"
+                       "layers:\n  - {name: fc, op: dense, units: 32}\n";
+    kiln_frontend_options opt = {.max_elements = 1000};
+    kiln_diag d;
+    kiln_graph *g = NULL;
+    kiln_diag_init(&d);
+    CU_ASSERT_NOT_EQUAL(kiln_frontend_load_yaml_text_opts(yaml, strlen(yaml), "m.yaml", &opt, &g, &d), KILN_OK);
+    CU_ASSERT_PTR_NULL(g);
+    CU_ASSERT(has_error(&d, "parameter 'weight' (fc.weight) would have more than 1000 elements", 7));
+    kiln_diag_release(&d);
+    opt.max_elements = 4096;
+    kiln_diag_init(&d);
+    CU_ASSERT_EQUAL(kiln_frontend_load_yaml_text_opts(yaml, strlen(yaml), "m.yaml", &opt, &g, &d), KILN_OK);
+    CU_ASSERT(g && g->max_elements == 4096);
+    kiln_graph_destroy(g);
+    kiln_diag_release(&d);
+}
+
 /* The n-th allocation fails: a clean error, no leak, no crash (ASan/LSan). */
 static void test_alloc_failures(void)
 {
@@ -920,12 +985,13 @@ int main(void)
         return 1;
     CU_pSuite s = CU_add_suite("frontend", NULL, NULL);
     if (s == NULL || !CU_add_test(s, "all ops", test_all_ops) || !CU_add_test(s, "forms", test_forms) ||
-        !CU_add_test(s, "blocks", test_blocks) || !CU_add_test(s, "block errors", test_block_errors) ||
+        !CU_add_test(s, "blocks", test_blocks) || !CU_add_test(s, "block substitution", test_block_substitution) || !CU_add_test(s, "block errors", test_block_errors) ||
         !CU_add_test(s, "block explosion", test_block_explosion) ||
         !CU_add_test(s, "weights and constant", test_weights_and_constant) ||
         !CU_add_test(s, "random ranges", test_random_ranges) ||
         !CU_add_test(s, "constant not random", test_constant_random_refused) ||
         !CU_add_test(s, "scalars and names", test_scalars) || !CU_add_test(s, "too big", test_too_big) ||
+        !CU_add_test(s, "max elements", test_max_elements) ||
         !CU_add_test(s, "allocation failures", test_alloc_failures) || !CU_add_test(s, "kir", test_kir) ||
         !CU_add_test(s, "examples", test_examples) || !CU_add_test(s, "golden errors", test_golden_errors)) {
         CU_cleanup_registry();

@@ -101,9 +101,14 @@ static void arg_names(const block *b, char *buf, size_t size)
 
 static bool read_args(kiln_fe *fe, block *b, kiln_yaml_node *args)
 {
-    if (args == NULL || kiln_yaml_is_null(args))
+    if (args == NULL)
         return true;
     size_t n = args->kind == KILN_YAML_SCALAR ? 0 : args->count;
+    if (n > KILN_FE_MAX_ARGS) {
+        kiln_fe_error(fe, KILN_ERR_PARSE, args->loc, "block '%s' has %zu arguments; at most %d are allowed", b->name,
+                      n, KILN_FE_MAX_ARGS);
+        return false;
+    }
     if (args->kind == KILN_YAML_SCALAR) {
         kiln_fe_error(fe, KILN_ERR_PARSE, args->loc,
                       "block '%s': 'args' must be a mapping of names to defaults, or a list of names", b->name);
@@ -274,7 +279,7 @@ static bool check_with(kiln_fe *fe, kiln_yaml_node *map, const block *b, const k
     bool ok = true;
     char list[256];
     arg_names(b, list, sizeof list);
-    if (with && !kiln_yaml_is_null(with) && with->kind != KILN_YAML_MAP) {
+    if (with && with->kind != KILN_YAML_MAP) {
         if (L)
             kiln_fe_layer_error(fe, L, with, KILN_ERR_PARSE, "'with' must be a mapping of argument values");
         else
@@ -383,7 +388,9 @@ static void check_layer(kiln_fe *fe, kiln_yaml_node *item, kiln_strmap *names, c
                           kiln_yaml_kind_name(v->kind));
             bad = true;
         } else if (kiln_op_lookup(v->text, &o) != 0) {
-            kiln_fe_error(fe, KILN_ERR_PARSE, v->loc, "unknown op '%s'", v->text);
+            const char *hint = kiln_fe_suggest_op(v->text);
+            kiln_fe_error(fe, KILN_ERR_PARSE, v->loc, "unknown op '%s'%s%s%s", v->text, hint ? " (did you mean '" : "",
+                          hint ? hint : "", hint ? "'?)" : "");
             bad = true;
         } else if (!kiln_fe_check_op_keys(fe, item, o, NULL)) {
             bad = true;
@@ -461,7 +468,7 @@ static void check_recursion(kiln_fe *fe, block *b, block **path, int depth)
 
 void kiln_fe_blocks_read(kiln_fe *fe, kiln_yaml_node *blocks)
 {
-    if (blocks == NULL || kiln_yaml_is_null(blocks))
+    if (blocks == NULL)
         return;
     if (blocks->kind != KILN_YAML_MAP) {
         kiln_fe_error(fe, KILN_ERR_PARSE, blocks->loc, "'blocks' must be a mapping of block names to templates");
@@ -573,6 +580,15 @@ static bool operands(kiln_fe *fe, scope *s, const kiln_fe_layer *L, const char *
             kiln_fe_layer_error(fe, L, v, KILN_ERR_PARSE, "more than 65536 inputs");
             return false;
         }
+        fe->operand_refs += v->count;
+        if (fe->operand_refs > KILN_FE_MAX_OPERANDS) {
+            if (!fe->too_many)
+                kiln_fe_layer_error(fe, L, v, KILN_ERR_PARSE,
+                                    "the model expands to more than %d operand references; refused",
+                                    KILN_FE_MAX_OPERANDS);
+            fe->too_many = true;
+            return false;
+        }
         kiln_fe_ref *r = kiln_arena_alloc(&fe->arena, v->count * sizeof *r);
         if (r == NULL) {
             kiln_fe_oom(fe);
@@ -604,6 +620,7 @@ static bool operands(kiln_fe *fe, scope *s, const kiln_fe_layer *L, const char *
 
 static kiln_fe_ref push_layer(kiln_fe *fe, const kiln_fe_layer *L)
 {
+
     if (kiln_grow((void **)&fe->layers, &fe->cap_layers, fe->n_layers + 1, sizeof *fe->layers) != 0) {
         kiln_fe_oom(fe);
         return ref_of(KILN_FE_REF_ERROR, 0);
@@ -624,7 +641,9 @@ static kiln_fe_ref expand_op(kiln_fe *fe, scope *s, kiln_fe_layer *L, const char
         return ref_of(KILN_FE_REF_ERROR, 0);
     }
     if (kiln_op_lookup(v->text, &L->op) != 0) {
-        kiln_fe_layer_error(fe, L, v, KILN_ERR_PARSE, "unknown op '%s'", v->text);
+        const char *hint = kiln_fe_suggest_op(v->text);
+        kiln_fe_layer_error(fe, L, v, KILN_ERR_PARSE, "unknown op '%s'%s%s%s", v->text,
+                            hint ? " (did you mean '" : "", hint ? hint : "", hint ? "'?)" : "");
         return ref_of(KILN_FE_REF_ERROR, 0);
     }
     if (dynamic && !kiln_fe_check_op_keys(fe, L->map, L->op, L))
@@ -741,9 +760,24 @@ static kiln_fe_ref expand_instance(kiln_fe *fe, scope *s, kiln_fe_layer *L, cons
         const kiln_fe_binding *o = kiln_strmap_get(&c.visible, b->output->text);
         out = o ? o->ref : error;
     }
-    /* The instance's output value is called by the instance's name. */
-    if (out.kind == KILN_FE_REF_LAYER && out.index >= first)
+    /* The instance's output value is called by the instance's name. A block
+     * whose output is one of its inputs gets an identity node for it. */
+    if (out.kind == KILN_FE_REF_LAYER && out.index >= first) {
         fe->layers[out.index].value_name = L->name;
+    } else if (out.kind == KILN_FE_REF_INPUT || out.kind == KILN_FE_REF_LAYER) {
+        kiln_fe_layer id = *L;
+        id.use = NULL;
+        id.op = KILN_OP_IDENTITY;
+        id.operands = kiln_arena_alloc(&fe->arena, sizeof *id.operands);
+        if (id.operands == NULL) {
+            kiln_fe_oom(fe);
+            return error;
+        }
+        id.operands[0] = out;
+        id.n_operands = 1;
+        id.precision = precision;
+        out = push_layer(fe, &id);
+    }
     return out;
 }
 

@@ -113,3 +113,43 @@ kiln_yaml_node *kiln_fe_resolve(kiln_yaml_node *n, const kiln_fe_env *env, const
         *out_env = env;
     return n;
 }
+
+/* Edit distance, capped: enough to suggest an op for a typo. */
+static size_t distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 32 || lb > 32)
+        return 99;
+    size_t row[33];
+    for (size_t j = 0; j <= lb; ++j)
+        row[j] = j;
+    for (size_t i = 1; i <= la; ++i) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; ++j) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+const char *kiln_fe_suggest_op(const char *name)
+{
+    const char *best = NULL;
+    size_t best_d = 3;
+    for (int i = 0; i < KILN_OP_COUNT; ++i) {
+        size_t d = distance(name, kiln_op_name((kiln_op)i));
+        if (d < best_d) {
+            best_d = d;
+            best = kiln_op_name((kiln_op)i);
+        }
+    }
+    return best;
+}

@@ -24,6 +24,10 @@
 #define KILN_FE_MAX_LAYERS 100000
 /* Block instances nested inside each other. */
 #define KILN_FE_MAX_BLOCK_DEPTH 64
+/* Arguments of one block. */
+#define KILN_FE_MAX_ARGS 256
+/* Operand references in the expanded model (bounds the work of expansion). */
+#define KILN_FE_MAX_OPERANDS 1000000
 
 /* ---- block arguments ---------------------------------------------------- */
 
@@ -66,7 +70,6 @@ typedef struct kiln_fe_layer {
     kiln_yaml_node *map;      /* its mapping (top level, or a template's) */
     const kiln_fe_env *env;   /* its arguments; NULL at top level */
     kiln_op op;
-    bool checked;             /* keys already checked (op known statically) */
     const char *name;         /* full name (graph arena): node->layer, default parameter keys */
     const char *use;          /* block instances (while expanding): the block's name */
     const char *value_name;   /* its output value's name (graph arena) */
@@ -90,6 +93,7 @@ typedef struct kiln_fe {
     const char *file;        /* the YAML file's name (scratch arena) */
     const char *gfile;       /* the same in the graph's arena, for value and node locations */
     const char *dir;         /* its directory with a trailing '/', or "" */
+    int64_t max_elements;    /* from the options; 0: the default */
     kiln_status status;      /* the first failure */
     bool oom;
 
@@ -106,6 +110,7 @@ typedef struct kiln_fe {
     kiln_fe_layer *layers;
     size_t n_layers, cap_layers;
     size_t expanded;         /* layers and instances expanded, against KILN_FE_MAX_LAYERS */
+    size_t operand_refs;     /* operands of them, against KILN_FE_MAX_OPERANDS */
     bool too_many;
 
     /* templates: name -> block record (blocks.c) */
@@ -144,6 +149,8 @@ kiln_loc kiln_fe_layer_loc(const kiln_fe_layer *L, const kiln_yaml_node *at);
 /* Names. */
 bool kiln_fe_is_layer_name(const char *s);  /* [A-Za-z0-9_.]+ */
 bool kiln_fe_is_identifier(const char *s);  /* [A-Za-z_][A-Za-z0-9_]* */
+/* The op name closest to a misspelt one, or NULL when none is close. */
+const char *kiln_fe_suggest_op(const char *name);
 
 /* Resolves a value node of layer L (`$arg` substituted). */
 static inline kiln_yaml_node *kiln_fe_layer_get(const kiln_fe_layer *L, const char *key,
@@ -156,8 +163,8 @@ static inline kiln_yaml_node *kiln_fe_layer_get(const kiln_fe_layer *L, const ch
 
 /* blocks.c: reads `blocks:` (may be NULL) and checks every template. */
 void kiln_fe_blocks_read(kiln_fe *fe, kiln_yaml_node *blocks);
-/* blocks.c: expands the model's `layers:` into fe->layers, fills fe->top and
- * fe->last. `inputs` names the model inputs (already in fe->top). */
+/* blocks.c: expands the model's `layers:` into fe->layers, fills fe->top
+ * (which holds the model inputs on entry) and fe->last. */
 void kiln_fe_expand(kiln_fe *fe, kiln_yaml_node *layers);
 
 /* layers.c: which keys a layer of `op` takes (besides name/op/input/inputs/

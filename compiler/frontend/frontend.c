@@ -60,13 +60,14 @@ static kiln_status read_file(const char *path, char **text, size_t *len, kiln_di
     return KILN_OK;
 }
 
-kiln_status kiln_frontend_load_yaml_text(const char *text, size_t len, const char *filename, kiln_graph **out,
-                                         kiln_diag *d)
+kiln_status kiln_frontend_load_yaml_text_opts(const char *text, size_t len, const char *filename,
+                                              const kiln_frontend_options *opt, kiln_graph **out, kiln_diag *d)
 {
     kiln_fe fe;
     memset(&fe, 0, sizeof fe);
     *out = NULL;
     fe.d = d;
+    fe.max_elements = opt ? opt->max_elements : 0;
     kiln_arena_init(&fe.arena);
     kiln_strmap_init(&fe.top, &fe.arena);
     kiln_strmap_init(&fe.reserved, &fe.arena);
@@ -101,7 +102,19 @@ kiln_status kiln_frontend_load_yaml_text(const char *text, size_t len, const cha
     return st;
 }
 
+kiln_status kiln_frontend_load_yaml_text(const char *text, size_t len, const char *filename, kiln_graph **out,
+                                         kiln_diag *d)
+{
+    return kiln_frontend_load_yaml_text_opts(text, len, filename, NULL, out, d);
+}
+
 kiln_status kiln_frontend_load(const char *path, kiln_graph **out, kiln_diag *d)
+{
+    return kiln_frontend_load_opts(path, NULL, out, d);
+}
+
+kiln_status kiln_frontend_load_opts(const char *path, const kiln_frontend_options *opt, kiln_graph **out,
+                                    kiln_diag *d)
 {
     *out = NULL;
     bool yaml = ends_with(path, ".yaml") || ends_with(path, ".yml");
@@ -117,10 +130,12 @@ kiln_status kiln_frontend_load(const char *path, kiln_graph **out, kiln_diag *d)
     if (st != KILN_OK)
         return st;
     if (yaml) {
-        st = kiln_frontend_load_yaml_text(text, len, path, out, d);
+        st = kiln_frontend_load_yaml_text_opts(text, len, path, opt, out, d);
     } else {
         kiln_graph *g = NULL;
         st = kiln_ir_parse(text, len, path, &g, d);
+        if (st == KILN_OK && opt && opt->max_elements > 0)
+            g->max_elements = opt->max_elements; /* the parser checked against the default */
         if (st == KILN_OK)
             st = kiln_weights_bind(g, d);
         if (st == KILN_OK)

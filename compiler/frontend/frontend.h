@@ -8,6 +8,7 @@
 #define KILN_FRONTEND_FRONTEND_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "ir/diag.h"
 #include "ir/graph.h"
@@ -24,5 +25,16 @@ kiln_status kiln_frontend_load(const char *path, kiln_graph **out, kiln_diag *d)
  * locations and to find weights files (relative to its directory). */
 kiln_status kiln_frontend_load_yaml_text(const char *text, size_t len, const char *filename, kiln_graph **out,
                                          kiln_diag *d);
+
+/* What a load may be told; all zero means the defaults. */
+typedef struct kiln_frontend_options {
+    int64_t max_elements; /* per-tensor element limit (FORMAT.md "Limits"); 0: KILN_DEFAULT_MAX_ELEMENTS */
+} kiln_frontend_options;
+
+/* The same with options (opt may be NULL). */
+kiln_status kiln_frontend_load_opts(const char *path, const kiln_frontend_options *opt, kiln_graph **out,
+                                    kiln_diag *d);
+kiln_status kiln_frontend_load_yaml_text_opts(const char *text, size_t len, const char *filename,
+                                              const kiln_frontend_options *opt, kiln_graph **out, kiln_diag *d);
 
 #endif

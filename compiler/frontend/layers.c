@@ -4,6 +4,7 @@
  * file adds what the format has beyond the IR: the `padding` forms (`same`
  * resolved against the input's size), negative axes, reshape's `0` and `-1`,
  * `bias: false`, `affine: false`, `activation:` (a second node), `params:`. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,8 +79,19 @@ typedef struct lctx {
     const char *what; /* "" or "activation 'relu': " */
 } lctx;
 
-#define LERR(c, at, st, fmt, ...) \
-    kiln_fe_layer_error((c)->fe, (c)->L, (at), (st), "%s" fmt, (c)->what, __VA_ARGS__)
+/* An error about the layer being lowered (prefixed by c->what). */
+static void lerr(const lctx *c, const kiln_yaml_node *at, kiln_status st, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void lerr(const lctx *c, const kiln_yaml_node *at, kiln_status st, const char *fmt, ...)
+{
+    char msg[900];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    kiln_fe_layer_error(c->fe, c->L, at, st, "%s%s", c->what, msg);
+}
 
 static const char *type_words(kiln_attr_type t)
 {
@@ -106,25 +118,25 @@ static bool read_attr(lctx *c, kiln_attr_id id, kiln_yaml_node *v, const kiln_fe
     char err[256];
     if (v->kind == KILN_YAML_SCALAR && !(def->type == KILN_ATTR_T_INTS && v->text[0] == '[')) {
         if (kiln_attr_from_text(id, v->text, expand, out, err, sizeof err) != 0) {
-            LERR(c, v, KILN_ERR_PARSE, "%s", err);
+            lerr(c, v, KILN_ERR_PARSE, "%s", err);
             return false;
         }
         return true;
     }
     if (def->type != KILN_ATTR_T_INTS || v->kind != KILN_YAML_SEQ) {
-        LERR(c, v, KILN_ERR_PARSE, "'%s' expects %s, not %s", def->name, type_words(def->type),
+        lerr(c, v, KILN_ERR_PARSE, "'%s' expects %s, not %s", def->name, type_words(def->type),
              v->kind == KILN_YAML_SCALAR ? "this text" : kiln_yaml_kind_name(v->kind));
         return false;
     }
     if (v->count > KILN_MAX_INTS) {
-        LERR(c, v, KILN_ERR_PARSE, "'%s' has %zu entries; at most %d are allowed", def->name, v->count, KILN_MAX_INTS);
+        lerr(c, v, KILN_ERR_PARSE, "'%s' has %zu entries; at most %d are allowed", def->name, v->count, KILN_MAX_INTS);
         return false;
     }
     memset(out, 0, sizeof *out);
     for (size_t i = 0; i < v->count; ++i) {
         kiln_yaml_node *e = kiln_fe_resolve(v->items[i], env, NULL);
         if (e->kind != KILN_YAML_SCALAR || kiln_parse_int(e->text, &out->ints[i]) != 0) {
-            LERR(c, e, KILN_ERR_PARSE, "'%s' expects a list of integers; entry %zu is '%s'", def->name, i + 1,
+            lerr(c, e, KILN_ERR_PARSE, "'%s' expects a list of integers; entry %zu is '%s'", def->name, i + 1,
                  e->kind == KILN_YAML_SCALAR ? e->text : kiln_yaml_kind_name(e->kind));
             return false;
         }
@@ -136,12 +148,12 @@ static bool read_attr(lctx *c, kiln_attr_id id, kiln_yaml_node *v, const kiln_fe
 static bool check_range(lctx *c, kiln_yaml_node *at, const char *name, const kiln_attr *a, int n_want, int64_t lo)
 {
     if (n_want && a->n != n_want) {
-        LERR(c, at, KILN_ERR_PARSE, "'%s' takes one integer or a list of %d, got %d entries", name, n_want, a->n);
+        lerr(c, at, KILN_ERR_PARSE, "'%s' takes one integer or a list of %d, got %d entries", name, n_want, a->n);
         return false;
     }
     for (int i = 0; i < a->n; ++i) {
         if (a->ints[i] < lo || a->ints[i] > KILN_MAX_DIM) {
-            LERR(c, at, KILN_ERR_PARSE, "'%s' entries must be in %lld..2147483647, got %lld", name, (long long)lo,
+            lerr(c, at, KILN_ERR_PARSE, "'%s' entries must be in %lld..2147483647, got %lld", name, (long long)lo,
                  (long long)a->ints[i]);
             return false;
         }
@@ -165,7 +177,7 @@ static bool read_padding(lctx *c, kiln_yaml_node *v, const kiln_fe_env *env, kil
     if (v->kind == KILN_YAML_SCALAR) {
         int64_t p;
         if (kiln_parse_int(v->text, &p) != 0) {
-            LERR(c, v, KILN_ERR_PARSE,
+            lerr(c, v, KILN_ERR_PARSE,
                  "'padding' expects an integer, [ph, pw], [top, left, bottom, right], same or valid; got '%s'",
                  v->text);
             return false;
@@ -176,12 +188,12 @@ static bool read_padding(lctx *c, kiln_yaml_node *v, const kiln_fe_env *env, kil
         return false;
     }
     if (a.n != 1 && a.n != 2 && a.n != 4) {
-        LERR(c, v, KILN_ERR_PARSE, "'padding' takes 1, 2 or 4 integers, got %d", a.n);
+        lerr(c, v, KILN_ERR_PARSE, "'padding' takes 1, 2 or 4 integers, got %d", a.n);
         return false;
     }
     for (int i = 0; i < a.n; ++i) {
         if (a.ints[i] < 0 || a.ints[i] > KILN_MAX_DIM) {
-            LERR(c, v, KILN_ERR_PARSE, "'padding' entries must be in 0..2147483647, got %lld", (long long)a.ints[i]);
+            lerr(c, v, KILN_ERR_PARSE, "'padding' entries must be in 0..2147483647, got %lld", (long long)a.ints[i]);
             return false;
         }
     }
@@ -231,7 +243,7 @@ static bool read_attrs(lctx *c, kiln_op op, kiln_yaml_node *map, const kiln_fe_e
         case KILN_ATTR_PERM:
         case KILN_ATTR_PADS:
             if (v->kind != KILN_YAML_SEQ) {
-                LERR(c, v, KILN_ERR_PARSE, "'%s' expects a list of integers", name);
+                lerr(c, v, KILN_ERR_PARSE, "'%s' expects a list of integers", name);
                 ok = false;
                 continue;
             }
@@ -240,7 +252,7 @@ static bool read_attrs(lctx *c, kiln_op op, kiln_yaml_node *map, const kiln_fe_e
                 continue;
             }
             if (a.n == 0) {
-                LERR(c, v, KILN_ERR_PARSE, "'%s' is empty", name);
+                lerr(c, v, KILN_ERR_PARSE, "'%s' is empty", name);
                 ok = false;
                 continue;
             }
@@ -252,12 +264,12 @@ static bool read_attrs(lctx *c, kiln_op op, kiln_yaml_node *map, const kiln_fe_e
             }
             if ((id == KILN_ATTR_UNITS || id == KILN_ATTR_FILTERS || id == KILN_ATTR_GROUPS) &&
                 (a.i < 1 || a.i > KILN_MAX_DIM)) {
-                LERR(c, v, KILN_ERR_PARSE, "'%s' must be in 1..2147483647, got %lld", name, (long long)a.i);
+                lerr(c, v, KILN_ERR_PARSE, "'%s' must be in 1..2147483647, got %lld", name, (long long)a.i);
                 ok = false;
                 continue;
             }
             if (id == KILN_ATTR_AXES && a.n == 0) {
-                LERR(c, v, KILN_ERR_PARSE, "'%s' is empty", name);
+                lerr(c, v, KILN_ERR_PARSE, "'%s' is empty", name);
                 ok = false;
                 continue;
             }
@@ -276,7 +288,7 @@ static bool read_switch(lctx *c, const char *key, bool *out)
     if (v == NULL)
         return true;
     if (v->kind != KILN_YAML_SCALAR || kiln_parse_bool(v->text, out) != 0) {
-        LERR(c, v, KILN_ERR_PARSE, "'%s' expects true or false, got '%s'", key,
+        lerr(c, v, KILN_ERR_PARSE, "'%s' expects true or false, got '%s'", key,
              v->kind == KILN_YAML_SCALAR ? v->text : kiln_yaml_kind_name(v->kind));
         return false;
     }
@@ -310,15 +322,15 @@ static void resolve_same(kiln_node *n, const kiln_type *x)
 }
 
 /* Negative axes count from the end. */
-static bool normalize_axis(lctx *c, const char *name, int64_t *a, int rank, int extra)
+static bool normalize_axis(lctx *c, const char *name, int64_t *a, int rank)
 {
     if (*a < 0) {
-        if (*a < -(int64_t)(rank + extra)) {
-            LERR(c, NULL, KILN_ERR_SHAPE, "'%s' %lld is out of range for an input of rank %d", name, (long long)*a,
+        if (*a < -(int64_t)rank) {
+            lerr(c, NULL, KILN_ERR_SHAPE, "'%s' %lld is out of range for an input of rank %d", name, (long long)*a,
                  rank);
             return false;
         }
-        *a += rank + extra;
+        *a += rank;
     }
     return true;
 }
@@ -331,7 +343,7 @@ static int cmp_i64(const void *a, const void *b)
 
 /* reshape: `0` copies the input's dim, one `-1` is inferred; the IR keeps
  * entry 0 as 0 when the input is batched (the batch flows through). */
-static bool resolve_reshape(lctx *c, kiln_node *n, const kiln_type *x, char *buf_a, size_t size_a)
+static bool resolve_reshape(lctx *c, kiln_node *n, const kiln_type *x, const char *buf_a)
 {
     kiln_attr *a = &n->attrs[KILN_ATTR_SHAPE];
     const kiln_shape *s = &x->shape;
@@ -340,20 +352,20 @@ static bool resolve_reshape(lctx *c, kiln_node *n, const kiln_type *x, char *buf
     int neg = -1;
     int64_t known = 1;
     if (s->batched && a->ints[0] != 0) {
-        LERR(c, NULL, KILN_ERR_SHAPE,
+        lerr(c, NULL, KILN_ERR_SHAPE,
              "reshape's first entry must be 0 (copy the batch dimension) for %s, got %lld", xs, (long long)a->ints[0]);
         return false;
     }
     for (int i = 0; i < a->n; ++i) {
         int64_t v = a->ints[i];
         if (v < -1) {
-            LERR(c, NULL, KILN_ERR_SHAPE, "reshape entry %d is %lld; entries are sizes, 0 (copy) or -1 (inferred)",
+            lerr(c, NULL, KILN_ERR_SHAPE, "reshape entry %d is %lld; entries are sizes, 0 (copy) or -1 (inferred)",
                  i, (long long)v);
             return false;
         }
         if (v == -1) {
             if (neg >= 0) {
-                LERR(c, NULL, KILN_ERR_SHAPE, "reshape has more than one -1 entry (%d and %d)", neg, i);
+                lerr(c, NULL, KILN_ERR_SHAPE, "reshape has more than one -1 entry (%d and %d)", neg, i);
                 return false;
             }
             neg = i;
@@ -361,7 +373,7 @@ static bool resolve_reshape(lctx *c, kiln_node *n, const kiln_type *x, char *buf
         }
         if (v == 0) {
             if (i >= s->rank) {
-                LERR(c, NULL, KILN_ERR_SHAPE, "reshape entry %d is 0 (copy), but the input %s has rank %d", i, xs,
+                lerr(c, NULL, KILN_ERR_SHAPE, "reshape entry %d is 0 (copy), but the input %s has rank %d", i, xs,
                      s->rank);
                 return false;
             }
@@ -370,7 +382,7 @@ static bool resolve_reshape(lctx *c, kiln_node *n, const kiln_type *x, char *buf
             v = a->ints[i] = s->dims[i];
         }
         if (known > INT64_MAX / v) {
-            LERR(c, NULL, KILN_ERR_SHAPE, "reshape to %s: the element count overflows", buf_a);
+            lerr(c, NULL, KILN_ERR_SHAPE, "reshape to %s: the element count overflows", buf_a);
             return false;
         }
         known *= v;
@@ -379,17 +391,16 @@ static bool resolve_reshape(lctx *c, kiln_node *n, const kiln_type *x, char *buf
     const char *per = s->batched ? " per batch item" : "";
     if (neg >= 0) {
         if (total < 0 || total % known != 0) {
-            LERR(c, NULL, KILN_ERR_SHAPE, "cannot reshape %s (%lld elements%s) to %s: %lld is not a multiple of %lld",
+            lerr(c, NULL, KILN_ERR_SHAPE, "cannot reshape %s (%lld elements%s) to %s: %lld is not a multiple of %lld",
                  xs, (long long)total, per, buf_a, (long long)total, (long long)known);
             return false;
         }
         a->ints[neg] = total / known;
     } else if (known != total) {
-        LERR(c, NULL, KILN_ERR_SHAPE, "cannot reshape %s (%lld elements%s) to %s (%lld elements)", xs,
+        lerr(c, NULL, KILN_ERR_SHAPE, "cannot reshape %s (%lld elements%s) to %s (%lld elements)", xs,
              (long long)total, per, buf_a, (long long)known);
         return false;
     }
-    (void)size_a;
     return true;
 }
 
@@ -410,13 +421,12 @@ static bool resolve_axes(lctx *c, kiln_node *n, const kiln_type *x)
     case KILN_OP_SOFTMAX:
     case KILN_OP_LOG_SOFTMAX:
     case KILN_OP_CONCAT:
-        return normalize_axis(c, "axis", &n->attrs[KILN_ATTR_AXIS].i, rank, 0);
     case KILN_OP_FLATTEN:
-        return normalize_axis(c, "axis", &n->attrs[KILN_ATTR_AXIS].i, rank, 0);
+        return normalize_axis(c, "axis", &n->attrs[KILN_ATTR_AXIS].i, rank);
     case KILN_OP_MEAN: {
         kiln_attr *a = &n->attrs[KILN_ATTR_AXES];
         for (int i = 0; i < a->n; ++i) {
-            if (!normalize_axis(c, "axes", &a->ints[i], rank, 0))
+            if (!normalize_axis(c, "axes", &a->ints[i], rank))
                 return false;
         }
         qsort(a->ints, (size_t)a->n, sizeof a->ints[0], cmp_i64);
@@ -425,12 +435,11 @@ static bool resolve_axes(lctx *c, kiln_node *n, const kiln_type *x)
     case KILN_OP_TRANSPOSE: {
         kiln_attr *a = &n->attrs[KILN_ATTR_PERM];
         for (int i = 0; i < a->n; ++i) {
-            if (!normalize_axis(c, "perm", &a->ints[i], rank, 0))
+            if (!normalize_axis(c, "perm", &a->ints[i], rank))
                 return false;
         }
         if (x->shape.batched && a->n > 0 && a->ints[0] != 0) {
-            LERR(c, NULL, KILN_ERR_SHAPE, "transpose's perm must start with 0: the batch dimension stays on axis 0%s",
-                 "");
+            lerr(c, NULL, KILN_ERR_SHAPE, "transpose's perm must start with 0: the batch dimension stays on axis 0");
             return false;
         }
         return true;
@@ -438,7 +447,7 @@ static bool resolve_axes(lctx *c, kiln_node *n, const kiln_type *x)
     case KILN_OP_RESHAPE: {
         char buf[160];
         format_ints(&n->attrs[KILN_ATTR_SHAPE], buf, sizeof buf);
-        return resolve_reshape(c, n, x, buf, sizeof buf);
+        return resolve_reshape(c, n, x, buf);
     }
     default:
         return true;
@@ -455,18 +464,18 @@ static bool check_param_input(lctx *c, const kiln_node *n, const kiln_type *x)
     switch (n->op) {
     case KILN_OP_DENSE:
         if (s->rank < 2) {
-            LERR(c, NULL, KILN_ERR_SHAPE, "dense needs an input of rank >= 2, got %s", xs);
+            lerr(c, NULL, KILN_ERR_SHAPE, "dense needs an input of rank >= 2, got %s", xs);
             return false;
         }
         return true;
     case KILN_OP_CONV2D: {
         if (s->rank != 4) {
-            LERR(c, NULL, KILN_ERR_SHAPE, "conv2d needs an input of rank 4 [N,C,H,W], got %s", xs);
+            lerr(c, NULL, KILN_ERR_SHAPE, "conv2d needs an input of rank 4 [N,C,H,W], got %s", xs);
             return false;
         }
         int64_t groups = n->attrs[KILN_ATTR_GROUPS].i;
         if (s->dims[1] % groups != 0) {
-            LERR(c, NULL, KILN_ERR_SHAPE, "groups (%lld) must divide the input channels (%lld) of %s", (long long)groups,
+            lerr(c, NULL, KILN_ERR_SHAPE, "groups (%lld) must divide the input channels (%lld) of %s", (long long)groups,
                  (long long)s->dims[1], xs);
             return false;
         }
@@ -474,13 +483,13 @@ static bool check_param_input(lctx *c, const kiln_node *n, const kiln_type *x)
     }
     case KILN_OP_BATCHNORM:
         if (s->rank < 2) {
-            LERR(c, NULL, KILN_ERR_SHAPE, "batchnorm needs an input of rank >= 2 (channels on axis 1), got %s", xs);
+            lerr(c, NULL, KILN_ERR_SHAPE, "batchnorm needs an input of rank >= 2 (channels on axis 1), got %s", xs);
             return false;
         }
         return true;
     case KILN_OP_LAYERNORM:
         if (s->rank < 1 || (s->batched && s->rank == 1)) {
-            LERR(c, NULL, KILN_ERR_SHAPE, "layernorm cannot normalize over the batch dimension of %s", xs);
+            lerr(c, NULL, KILN_ERR_SHAPE, "layernorm cannot normalize over the batch dimension of %s", xs);
             return false;
         }
         return true;
@@ -496,30 +505,30 @@ static bool read_activation(lctx *c, kiln_op *act, kiln_node *proto, bool *prese
     const kiln_fe_env *env;
     kiln_yaml_node *v = kiln_fe_layer_get(c->L, "activation", &env);
     *present = false;
-    if (v == NULL || kiln_yaml_is_null(v))
+    if (v == NULL)
         return true;
     kiln_yaml_node *opn = v;
     const kiln_fe_env *openv = env;
     if (v->kind == KILN_YAML_MAP) {
         opn = kiln_fe_resolve(kiln_yaml_get(v, "op"), env, &openv);
         if (opn == NULL) {
-            LERR(c, v, KILN_ERR_PARSE, "an activation given as a mapping needs 'op'%s", "");
+            lerr(c, v, KILN_ERR_PARSE, "an activation given as a mapping needs 'op'");
             return false;
         }
     }
     if (opn->kind != KILN_YAML_SCALAR) {
-        LERR(c, opn, KILN_ERR_PARSE, "'activation' must be an op name or a mapping {op: NAME, ...}, not %s",
+        lerr(c, opn, KILN_ERR_PARSE, "'activation' must be an op name or a mapping {op: NAME, ...}, not %s",
              kiln_yaml_kind_name(opn->kind));
         return false;
     }
     if (v->kind == KILN_YAML_SCALAR && strcmp(opn->text, "none") == 0)
         return true;
     if (kiln_op_lookup(opn->text, act) != 0) {
-        LERR(c, opn, KILN_ERR_PARSE, "unknown activation op '%s'", opn->text);
+        lerr(c, opn, KILN_ERR_PARSE, "unknown activation op '%s'", opn->text);
         return false;
     }
     if (!(kiln_op_get(*act)->flags & KILN_OPF_UNARY)) {
-        LERR(c, opn, KILN_ERR_PARSE, "'%s' cannot be an activation: only one-input elementwise ops can", opn->text);
+        lerr(c, opn, KILN_ERR_PARSE, "'%s' cannot be an activation: only one-input elementwise ops can", opn->text);
         return false;
     }
     memset(proto, 0, sizeof *proto);
@@ -534,7 +543,7 @@ static bool read_activation(lctx *c, kiln_op *act, kiln_node *proto, bool *prese
             if (kiln_attr_lookup(k->text, &id) != 0 || !kiln_op_find_attr(*act, id)) {
                 char keys[256];
                 kiln_fe_op_keys(*act, keys, sizeof keys);
-                LERR(c, k, KILN_ERR_PARSE, "unknown key '%s' in activation '%s' (it takes %s)", k->text, opn->text,
+                lerr(c, k, KILN_ERR_PARSE, "unknown key '%s' in activation '%s' (it takes %s)", k->text, opn->text,
                      keys);
                 ok = false;
             }
@@ -570,7 +579,7 @@ static kiln_id add_node(lctx *c, const kiln_node *proto, const kiln_id *ins, uin
     kiln_id id = kiln_graph_add_node(g, proto->op, ins, n, out_name, c->L->name, loc);
     if (id == KILN_NO_ID) {
         if (kiln_graph_find_value(g, out_name) != KILN_NO_ID)
-            LERR(c, NULL, KILN_ERR_INTERNAL, "internal error: the value name '%s' is taken", out_name);
+            lerr(c, NULL, KILN_ERR_INTERNAL, "internal error: the value name '%s' is taken", out_name);
         else
             kiln_fe_oom(fe);
         return KILN_NO_ID;
@@ -581,7 +590,7 @@ static kiln_id add_node(lctx *c, const kiln_node *proto, const kiln_id *ins, uin
     node->precision = precision;
     char err[512];
     if (kiln_ir_infer_node(g, id, err, sizeof err) != KILN_OK) {
-        LERR(c, NULL, KILN_ERR_SHAPE, "%s%s", what, err);
+        lerr(c, NULL, KILN_ERR_SHAPE, "%s%s", what, err);
         return KILN_NO_ID;
     }
     return id;
@@ -624,7 +633,7 @@ void kiln_fe_lower(kiln_fe *fe, size_t index)
     kiln_precision precision = L->precision;
     kiln_yaml_node *pn = kiln_fe_layer_get(L, "precision", NULL);
     if (pn && (pn->kind != KILN_YAML_SCALAR || kiln_precision_parse(pn->text, &precision) != 0)) {
-        LERR(&c, pn, KILN_ERR_PARSE, "'precision' must be one of f32, bf16, f16, int8, auto, got '%s'",
+        lerr(&c, pn, KILN_ERR_PARSE, "'precision' must be one of f32, bf16, f16, int8, auto, got '%s'",
              pn->kind == KILN_YAML_SCALAR ? pn->text : kiln_yaml_kind_name(pn->kind));
         return;
     }
@@ -650,23 +659,23 @@ void kiln_fe_lower(kiln_fe *fe, size_t index)
     if (def->flags & KILN_OPF_BINARY) {
         bool scalar = kiln_node_has(&proto, KILN_ATTR_SCALAR);
         if (n == 2 && scalar) {
-            LERR(&c, NULL, KILN_ERR_PARSE,
-                 "give two operands (inputs: [a, b]) or one operand and 'scalar', not both%s", "");
+            lerr(&c, NULL, KILN_ERR_PARSE,
+                 "give two operands (inputs: [a, b]) or one operand and 'scalar', not both");
             ok = false;
         } else if (n == 1 && !scalar) {
-            LERR(&c, NULL, KILN_ERR_PARSE, "%s needs two operands (inputs: [a, b]) or one operand and 'scalar'",
+            lerr(&c, NULL, KILN_ERR_PARSE, "%s needs two operands (inputs: [a, b]) or one operand and 'scalar'",
                  def->name);
             ok = false;
         } else if (n > 2) {
-            LERR(&c, NULL, KILN_ERR_PARSE, "%s takes 2 operands, got %u", def->name, n);
+            lerr(&c, NULL, KILN_ERR_PARSE, "%s takes 2 operands, got %u", def->name, n);
             ok = false;
         }
     } else if (n < (uint32_t)def->min_inputs || (def->max_inputs >= 0 && n > (uint32_t)def->max_inputs)) {
         if (def->min_inputs == def->max_inputs)
-            LERR(&c, NULL, KILN_ERR_PARSE, "%s takes %d operand(s), got %u%s", def->name, def->min_inputs, n,
+            lerr(&c, NULL, KILN_ERR_PARSE, "%s takes %d operand(s), got %u%s", def->name, def->min_inputs, n,
                  def->min_inputs == 2 ? " (inputs: [a, b])" : "");
         else
-            LERR(&c, NULL, KILN_ERR_PARSE, "%s takes at least %d operand(s), got %u", def->name, def->min_inputs, n);
+            lerr(&c, NULL, KILN_ERR_PARSE, "%s takes at least %d operand(s), got %u", def->name, def->min_inputs, n);
         ok = false;
     }
     if (!ok)

@@ -82,7 +82,7 @@ static void read_weights(kiln_fe *fe, kiln_yaml_node *v)
         kiln_fe_oom(fe);
         return;
     }
-    if (v->kind == KILN_YAML_MAP) {
+    if (v->kind == KILN_YAML_MAP || kiln_yaml_is_null(v)) {
         kiln_fe_error(fe, KILN_ERR_PARSE, v->loc, "'weights' must be a file name or a list of file names");
         return;
     }
@@ -333,11 +333,13 @@ static void read_outputs(kiln_fe *fe, kiln_yaml_node *outputs, kiln_strmap *seen
     if (outputs == NULL) {
         if (fe->last.kind == KILN_FE_REF_LAYER)
             add_output(fe, seen, fe->layers[fe->last.index].value_name, fe->last, fe->last_loc);
+        else if (fe->last.kind == KILN_FE_REF_INPUT && ref_value(fe, fe->last) != KILN_NO_ID)
+            add_output(fe, seen, fe->g->values[ref_value(fe, fe->last)].name, fe->last, fe->last_loc);
         return;
     }
     size_t n = outputs->kind == KILN_YAML_SEQ ? outputs->count : 1;
     kiln_yaml_node **items = outputs->kind == KILN_YAML_SEQ ? outputs->items : &outputs;
-    if (outputs->kind == KILN_YAML_MAP || n == 0) {
+    if (outputs->kind == KILN_YAML_MAP || n == 0 || kiln_yaml_is_null(outputs)) {
         kiln_fe_error(fe, KILN_ERR_PARSE, outputs->loc, "'outputs' must be a non-empty list of names");
         return;
     }
@@ -392,12 +394,10 @@ kiln_status kiln_fe_load_model(kiln_fe *fe, kiln_yaml_node *root)
                           k->text);
     }
     static const char *const required[] = {"kiln", "name", "inputs", "layers"};
-    bool complete = true;
     for (size_t i = 0; i < sizeof required / sizeof required[0]; ++i) {
         if (kiln_yaml_get(root, required[i]) == NULL) {
             kiln_fe_error(fe, KILN_ERR_PARSE, root->loc, "the model has no '%s'%s", required[i],
                           i == 0 ? " (the format version: write 'kiln: 1')" : "");
-            complete = false;
         }
     }
     kiln_yaml_node *version = kiln_yaml_get(root, "kiln");
@@ -421,6 +421,8 @@ kiln_status kiln_fe_load_model(kiln_fe *fe, kiln_yaml_node *root)
         return fe->status;
     }
     kiln_graph *g = fe->g;
+    if (fe->max_elements > 0)
+        g->max_elements = fe->max_elements;
     fe->gfile = kiln_arena_strdup(&g->arena, fe->file);
     if (fe->gfile == NULL) {
         kiln_fe_oom(fe);
@@ -429,7 +431,7 @@ kiln_status kiln_fe_load_model(kiln_fe *fe, kiln_yaml_node *root)
 
     kiln_yaml_node *v;
     if ((v = kiln_yaml_get(root, "description")) != NULL) {
-        if (v->kind != KILN_YAML_SCALAR)
+        if (v->kind != KILN_YAML_SCALAR || kiln_yaml_is_null(v))
             kiln_fe_error(fe, KILN_ERR_PARSE, v->loc, "'description' must be text");
         else if ((g->description = kiln_arena_strdup(&g->arena, v->text)) == NULL)
             kiln_fe_oom(fe);
@@ -468,6 +470,7 @@ kiln_status kiln_fe_load_model(kiln_fe *fe, kiln_yaml_node *root)
     }
     if (layers && !fe->oom)
         read_outputs(fe, kiln_yaml_get(root, "outputs"), &seen);
-    (void)complete;
+    if (fe->status == KILN_OK && g->n_outputs == 0)
+        kiln_fe_error(fe, KILN_ERR_PARSE, root->loc, "the model has no outputs");
     return fe->status;
 }

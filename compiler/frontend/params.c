@@ -113,7 +113,7 @@ static bool read_keys(kiln_fe *fe, const kiln_fe_layer *L, const bool *roles, co
     bool ok = true;
     for (int i = 0; i < KILN_MAX_OP_PARAMS && def->params[i]; ++i)
         keys[i] = NULL;
-    if (p && !kiln_yaml_is_null(p)) {
+    if (p) {
         if (p->kind != KILN_YAML_MAP) {
             kiln_fe_layer_error(fe, L, p, KILN_ERR_PARSE, "'params' must be a mapping {ROLE: KEY}");
             return false;
@@ -141,7 +141,7 @@ static bool read_keys(kiln_fe *fe, const kiln_fe_layer *L, const bool *roles, co
                 continue;
             }
             kiln_yaml_node *v = kiln_fe_resolve(p->pairs[j].value, env, NULL);
-            if (v->kind != KILN_YAML_SCALAR || v->len == 0) {
+            if (v->kind != KILN_YAML_SCALAR || v->len == 0 || kiln_yaml_is_null(v)) {
                 kiln_fe_layer_error(fe, L, v, KILN_ERR_PARSE, "the key of parameter '%s' must be a non-empty string",
                                     k->text);
                 ok = false;

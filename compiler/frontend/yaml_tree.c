@@ -8,7 +8,6 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 #include <yaml.h>
 
 #include "strmap.h"
@@ -193,11 +192,10 @@ static bool scalar_event(builder *b, const yaml_event_t *ev)
     if (ev->data.scalar.tag && !ev->data.scalar.plain_implicit && !ev->data.scalar.quoted_implicit) {
         fail(b, KILN_ERR_PARSE, loc, "YAML tags ('%s') are not supported in kiln models",
              (const char *)ev->data.scalar.tag);
-        return false;
     }
     if (memchr(value, '\0', len) != NULL) {
         fail(b, KILN_ERR_PARSE, loc, "a NUL character in a scalar is not allowed");
-        return false;
+        len = strlen(value);
     }
     kiln_yaml_node *n = new_node(b, KILN_YAML_SCALAR, ev->start_mark);
     if (n == NULL)
@@ -244,10 +242,8 @@ static bool start_event(builder *b, const yaml_event_t *ev, kiln_yaml_kind kind)
         anchor_name = ev->data.mapping_start.anchor;
         implicit = ev->data.mapping_start.implicit;
     }
-    if (tag && !implicit) {
+    if (tag && !implicit)
         fail(b, KILN_ERR_PARSE, loc, "YAML tags ('%s') are not supported in kiln models", (const char *)tag);
-        return false;
-    }
     if (b->depth >= KILN_YAML_MAX_DEPTH) {
         fail(b, KILN_ERR_PARSE, loc, "YAML nesting deeper than %d levels is refused", KILN_YAML_MAX_DEPTH);
         return false;
@@ -268,6 +264,8 @@ static bool same_key(const kiln_yaml_node *a, const kiln_yaml_node *b)
     return a->len == b->len && memcmp(a->text, b->text, a->len) == 0;
 }
 
+/* Keys must be scalars (false otherwise: every reader needs text keys) and
+ * distinct (reported; the parse goes on so other problems are found too). */
 static bool check_keys(builder *b, kiln_yaml_node *map)
 {
     bool ok = true;
@@ -287,7 +285,6 @@ static bool check_keys(builder *b, kiln_yaml_node *map)
                     const kiln_yaml_node *k = map->pairs[i].key;
                     fail(b, KILN_ERR_PARSE, k->loc, "duplicate key '%s' (first given at line %u)", k->text,
                          map->pairs[j].key->loc.line);
-                    ok = false;
                     break;
                 }
             }
@@ -301,7 +298,6 @@ static bool check_keys(builder *b, kiln_yaml_node *map)
         kiln_yaml_node *first = kiln_strmap_get(&seen, k->text);
         if (first != NULL) {
             fail(b, KILN_ERR_PARSE, k->loc, "duplicate key '%s' (first given at line %u)", k->text, first->loc.line);
-            ok = false;
         } else if (kiln_strmap_put(&seen, k->text, k) != 0) {
             oom(b);
             return false;
@@ -418,11 +414,10 @@ kiln_status kiln_yaml_parse(const char *text, size_t len, const char *filename, 
     }
     yaml_parser_delete(&p);
     kiln_free(b.pending);
-    if (!ok) {
-        if (b.status == KILN_OK) /* defensive: every failure path reports */
-            b.status = KILN_ERR_PARSE;
+    if (!ok && b.status == KILN_OK) /* defensive: every failure path reports */
+        b.status = KILN_ERR_PARSE;
+    if (b.status != KILN_OK)
         return b.status;
-    }
     *root = b.root;
     return KILN_OK;
 }

@@ -3,7 +3,8 @@
  * Every input must be either refused with at least one error and no graph, or
  * accepted with a graph that passes the verifier and no error. The file name
  * lies in a directory that does not exist, so relative weights paths in the
- * input never reach a real file. */
+ * input never reach a real file; a small element limit keeps the memory of
+ * random-initialized parameters bounded. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -19,7 +20,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     kiln_diag d;
     kiln_diag_init(&d);
     kiln_graph *g = NULL;
-    kiln_status s = kiln_frontend_load_yaml_text((const char *)data, size, "/nonexistent-kiln-fuzz/model.yaml", &g, &d);
+    /* A small tensor limit keeps random-initialized parameters within the fuzzer's memory. */
+    kiln_frontend_options opt = {.max_elements = INT64_C(1) << 20};
+    kiln_status s = kiln_frontend_load_yaml_text_opts((const char *)data, size, "/nonexistent-kiln-fuzz/model.yaml",
+                                                      &opt, &g, &d);
     if (s != KILN_OK) {
         if (g != NULL || !kiln_diag_has_errors(&d))
             abort();
