@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "compiler/codegen/codegen.h"
 #include "ir/graph.h"
 
 /* A cursor over argv. Options are `--name VALUE` or `--name=VALUE`. */
@@ -34,7 +35,26 @@ int kiln_cli_parse_count(const char *cmd, const char *flag, const char *text, in
 /* Loads a .yaml or .kir model; prints every diagnostic to stderr. NULL on failure. */
 kiln_graph *kiln_cli_load_model(const char *path);
 
+/* A model compiled for the JIT (jit_model.c): kiln run, check and bench. */
+typedef struct kiln_jit_model {
+    kiln_cg_module *module;
+    kiln_cg_jit *jit;
+    kiln_cg_entry e;
+} kiln_jit_model;
+
+/* Compiles g (opt may be NULL; jit is set) and loads it; prints diagnostics.
+ * Returns 0, or 1 after reporting the error as `kiln CMD: error: ...`. */
+int kiln_jit_model_open(kiln_jit_model *jm, const kiln_graph *g, const char *cmd, const kiln_cg_options *opt);
+void kiln_jit_model_close(kiln_jit_model *jm);
+/* Uniform values in [-1, 1) from a seed (the same on every machine). */
+void kiln_fill_random(float *x, size_t n, uint64_t seed);
+/* Elements of value v for a batch (0 on overflow). */
+size_t kiln_value_elements(const kiln_graph *g, kiln_id v, int64_t batch);
+
 int kiln_cmd_dump(int argc, char **argv);
 int kiln_cmd_run(int argc, char **argv);
+int kiln_cmd_compile(int argc, char **argv);
+int kiln_cmd_check(int argc, char **argv);
+int kiln_cmd_bench(int argc, char **argv);
 
 #endif

@@ -11,12 +11,15 @@
 #include "npy.h"
 
 static const char help[] =
-    "usage: kiln run MODEL --interp --input NAME=FILE.npy ... --output DIR\n"
+    "usage: kiln run MODEL --input NAME=FILE.npy ... --output DIR [--interp] [--threads T]\n"
     "\n"
     "Evaluates MODEL (.yaml or .kir) on the given inputs and writes one\n"
-    "DIR/<output name>.npy (float32) per model output.\n"
+    "DIR/<output name>.npy (float32) per model output. By default the model is\n"
+    "compiled for this machine and run in this process (LLVM's JIT; nothing is\n"
+    "written but the outputs).\n"
     "\n"
     "  --interp              use the reference interpreter (double precision)\n"
+    "  --threads T           threads of the compiled model (default: one per core)\n"
     "  --input NAME=FILE     a float32, C-order .npy file for model input NAME;\n"
     "                        every input must be given; the batch size is the\n"
     "                        first dimension of the inputs\n"
@@ -59,20 +62,15 @@ static int check_input(const kiln_graph *g, kiln_id id, const kiln_npy *arr, con
     return 0;
 }
 
-static int write_output(const kiln_graph *g, kiln_interp *it, size_t index, int64_t batch, const char *dir)
+static int write_output(const kiln_graph *g, const float *y, size_t count, size_t index, int64_t batch,
+                        const char *dir)
 {
     const kiln_value *v = kiln_graph_value(g, g->outputs[index]);
     if (strchr(v->name, '/'))
         return kiln_cli_error("run", "output name '%s' cannot be a file name", v->name);
-    size_t count = 0;
-    const double *y = kiln_interp_output(it, index, &count);
     if (!y)
         return kiln_cli_error("run", "output '%s' was not computed", v->name);
-    float *f = malloc((count ? count : 1) * sizeof *f);
-    if (!f)
-        return kiln_cli_error("run", "out of memory");
-    for (size_t i = 0; i < count; i++)
-        f[i] = (float)y[i];
+    const float *f = y;
     int64_t dims[KILN_MAX_RANK];
     const kiln_shape *s = &v->type.shape;
     for (int i = 0; i < s->rank; i++)
@@ -85,8 +83,6 @@ static int write_output(const kiln_graph *g, kiln_interp *it, size_t index, int6
         snprintf(path, plen, "%s/%s.npy", dir, v->name);
         st = kiln_npy_write(path, s->rank, dims, f, err, sizeof err);
     }
-    free(f);
-    f = NULL;
     int rc = 0;
     if (st != KILN_OK) {
         rc = kiln_cli_error("run", "%s", err[0] ? err : kiln_status_string(st));
@@ -99,7 +95,7 @@ static int write_output(const kiln_graph *g, kiln_interp *it, size_t index, int6
             for (size_t i = 0; i < count; i++) {
                 if (i % (size_t)row == 0)
                     printf("\n  [");
-                printf("%s%.6g", i % (size_t)row ? ", " : "", y[i]);
+                printf("%s%.6g", i % (size_t)row ? ", " : "", (double)y[i]);
                 if ((i + 1) % (size_t)row == 0) {
                     size_t best = i + 1 - (size_t)row;
                     for (size_t k = best; k <= i; k++)
@@ -120,6 +116,7 @@ int kiln_cmd_run(int argc, char **argv)
     kiln_args a = {argc, argv, 1, "run"};
     const char *model = NULL, *outdir = NULL;
     bool interp = false;
+    int64_t threads = 0;
     input_arg *inputs = calloc((size_t)argc, sizeof *inputs);
     int n_inputs = 0, rc = 2;
     if (!inputs)
@@ -158,6 +155,11 @@ int kiln_cmd_run(int argc, char **argv)
                 goto done;
             continue;
         }
+        if ((r = kiln_args_value(&a, "--threads", &v))) {
+            if (r < 0 || kiln_cli_parse_count("run", "--threads", v, 0, &threads))
+                goto done;
+            continue;
+        }
         if (argv[a.i][0] == '-' || model) {
             rc = kiln_args_unknown(&a);
             goto done;
@@ -168,8 +170,8 @@ int kiln_cmd_run(int argc, char **argv)
         rc = kiln_cli_usage_error("run", "no model given (see 'kiln run --help')");
         goto done;
     }
-    if (!interp) {
-        rc = kiln_cli_usage_error("run", "this build runs models with the reference interpreter only: add --interp");
+    if (threads > 1024) {
+        rc = kiln_cli_usage_error("run", "--threads must be at most 1024");
         goto done;
     }
     if (!outdir) {
@@ -220,26 +222,74 @@ int kiln_cmd_run(int argc, char **argv)
         kiln_cli_error("run", "cannot create '%s': %s", outdir, strerror(errno));
         goto cleanup;
     }
-    kiln_status st = kiln_interp_create(g, batch, NULL, &it);
-    for (size_t k = 0; st == KILN_OK && k < g->n_inputs; k++)
-        st = kiln_interp_set_input(it, k, arrays[k].data);
-    if (st != KILN_OK) {
-        kiln_cli_error("run", "%s", kiln_status_string(st));
-        goto cleanup;
+    float **outs = calloc(g->n_outputs ? g->n_outputs : 1, sizeof *outs);
+    size_t *counts = calloc(g->n_outputs ? g->n_outputs : 1, sizeof *counts);
+    if (!outs || !counts) {
+        kiln_cli_error("run", "out of memory");
+        goto outputs;
     }
-    kiln_diag d;
-    kiln_diag_init(&d);
-    st = kiln_interp_run(it, &d);
-    kiln_diag_print(&d, stderr);
-    kiln_diag_release(&d);
-    if (st != KILN_OK) {
-        kiln_cli_error("run", "evaluation failed: %s", kiln_status_string(st));
-        goto cleanup;
+    for (size_t k = 0; k < g->n_outputs; k++) {
+        counts[k] = kiln_value_elements(g, g->outputs[k], batch);
+        if (!(outs[k] = malloc((counts[k] ? counts[k] : 1) * sizeof(float)))) {
+            kiln_cli_error("run", "out of memory");
+            goto outputs;
+        }
+    }
+    if (interp) {
+        kiln_status st = kiln_interp_create(g, batch, NULL, &it);
+        for (size_t k = 0; st == KILN_OK && k < g->n_inputs; k++)
+            st = kiln_interp_set_input(it, k, arrays[k].data);
+        if (st != KILN_OK) {
+            kiln_cli_error("run", "%s", kiln_status_string(st));
+            goto outputs;
+        }
+        kiln_diag d;
+        kiln_diag_init(&d);
+        st = kiln_interp_run(it, &d);
+        kiln_diag_print(&d, stderr);
+        kiln_diag_release(&d);
+        if (st != KILN_OK) {
+            kiln_cli_error("run", "evaluation failed: %s", kiln_status_string(st));
+            goto outputs;
+        }
+        for (size_t k = 0; k < g->n_outputs; k++) {
+            size_t count = 0;
+            const double *y = kiln_interp_output(it, k, &count);
+            for (size_t i = 0; y && i < count && i < counts[k]; i++)
+                outs[k][i] = (float)y[i];
+        }
+    } else {
+        /* Compiled code, through the JIT. */
+        kiln_jit_model jm = {0};
+        if (kiln_jit_model_open(&jm, g, "run", NULL) != 0)
+            goto outputs;
+        kiln_options ko = KILN_OPTIONS_INIT;
+        ko.num_threads = (int)threads;
+        void *inst = NULL;
+        const float **ins = calloc(g->n_inputs ? g->n_inputs : 1, sizeof *ins);
+        kiln_status st = ins ? jm.e.create(&inst, &ko) : KILN_ERR_OUT_OF_MEMORY;
+        for (size_t k = 0; ins && k < g->n_inputs; k++)
+            ins[k] = arrays[k].data;
+        if (st == KILN_OK)
+            st = jm.e.run_array(inst, batch, ins, outs);
+        if (inst)
+            jm.e.destroy(inst);
+        free(ins);
+        kiln_jit_model_close(&jm);
+        if (st != KILN_OK) {
+            kiln_cli_error("run", "running the compiled model failed: %s", kiln_status_string(st));
+            goto outputs;
+        }
     }
     rc = 0;
     for (size_t k = 0; k < g->n_outputs; k++)
-        if (write_output(g, it, k, batch, outdir))
+        if (write_output(g, outs[k], counts[k], k, batch, outdir))
             rc = 1;
+outputs:
+    for (size_t k = 0; outs && k < g->n_outputs; k++)
+        free(outs[k]);
+    free(outs);
+    free(counts);
 cleanup:
     kiln_interp_destroy(it);
     for (size_t k = 0; arrays && k < g->n_inputs; k++)

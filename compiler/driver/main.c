@@ -8,8 +8,11 @@ static const char usage[] =
     "usage: kiln COMMAND [ARGS]\n"
     "\n"
     "commands:\n"
+    "  compile MODEL   compile a model to an object file and a C header\n"
     "  dump MODEL      print the IR of a model (.yaml or .kir)\n"
-    "  run MODEL       evaluate a model on .npy inputs\n"
+    "  run MODEL       evaluate a model on .npy inputs (compiled, or --interp)\n"
+    "  check MODEL     compare compiled code with the reference interpreter, layer by layer\n"
+    "  bench MODEL     measure the compiled model's latency and throughput\n"
     "\n"
     "'kiln COMMAND --help' describes each command.\n";
 
@@ -32,6 +35,12 @@ int main(int argc, char **argv)
         return kiln_cmd_dump(argc - 1, argv + 1);
     if (strcmp(cmd, "run") == 0)
         return kiln_cmd_run(argc - 1, argv + 1);
+    if (strcmp(cmd, "compile") == 0)
+        return kiln_cmd_compile(argc - 1, argv + 1);
+    if (strcmp(cmd, "check") == 0)
+        return kiln_cmd_check(argc - 1, argv + 1);
+    if (strcmp(cmd, "bench") == 0)
+        return kiln_cmd_bench(argc - 1, argv + 1);
     fprintf(stderr, "kiln: error: unknown command '%s'\n\n%s", cmd, usage);
     return 2;
 }

@@ -260,4 +260,7 @@ KILN_RT_API void kiln_rt_unmap_file(void *handle);
 }
 #endif
 
+/* The generic model instance behind generated NAME_create/NAME_run. */
+#include "kiln/instance.h"
+
 #endif /* KILN_RUNTIME_H */

@@ -1,0 +1,337 @@
+/* compiler/codegen/cg.h: what the code generator's files share (internal;
+ * the only header in kiln that includes llvm-c/ besides the .c files of
+ * this folder).
+ *
+ * How a graph becomes code (docs/codegen.md):
+ *   compile.c   checks the graph, sets up the target machine (target.c), plans
+ *               the buffers (layout.c), then asks each node's kernel emitter
+ *               (kernels.c: one table indexed by kiln_op) for its steps;
+ *   a step      is one task function `void f(ptr ctx, i64 index, i64 count)`
+ *               plus the number of tasks as a function of the batch; the
+ *               run function (entry.c) calls kiln_rt_parallel_for(pool,
+ *               count, f, &ctx) for each step in order;
+ *   module.c    holds the helpers every emitter uses: types, constants,
+ *               vector loads/stores with masks, loops, reductions;
+ *   weights.c   packs parameters into one blob in the layout the kernels
+ *               read, embedded in the object or written to a file.
+ * Elementwise code is written once on LLVMValueRefs that may be scalars or
+ * vectors (LLVM's arithmetic is type-polymorphic): kiln_cg_unary_value and
+ * the math functions work on either. */
+#ifndef KILN_CODEGEN_CG_H
+#define KILN_CODEGEN_CG_H
+
+#include <llvm-c/Core.h>
+#include <llvm-c/Orc.h>
+#include <llvm-c/Target.h>
+#include <llvm-c/TargetMachine.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "codegen.h"
+#include "layout.h"
+
+#if defined(__GNUC__) || defined(__clang__)
+#define KILN_CG_HIDDEN __attribute__((visibility("hidden")))
+#else
+#define KILN_CG_HIDDEN
+#endif
+
+/* ---- target.c: the target table and the target machine ----------------- */
+
+/* Everything target-specific the kernels may depend on, as values. Kernels
+ * read cg->target; nothing else in the code generator tests for a target. */
+typedef struct kiln_cg_target {
+    const char *name;   /* "avx512", "avx2", "sse", "neon", "generic" */
+    int vector_bits;    /* width of the f32 vectors the kernels use */
+    int gemm_mr;        /* GEMM register tile: rows ... */
+    int gemm_nr;        /* ... times vectors */
+    bool native_masks;  /* masked loads/stores are single instructions */
+} kiln_cg_target;
+
+typedef struct kiln_cg_machine {
+    LLVMTargetMachineRef tm;       /* owned */
+    const kiln_cg_target *target;  /* static table entry */
+    char *triple, *cpu, *features; /* malloc'd */
+    int opt_level;
+    bool host;                     /* triple is the host's */
+    char description[256];
+} kiln_cg_machine;
+
+KILN_CG_HIDDEN kiln_status kiln_cg_machine_create(const kiln_cg_options *opt, kiln_cg_machine *out, kiln_diag *d);
+/* Another target machine like m's (the JIT takes ownership of one). */
+KILN_CG_HIDDEN LLVMTargetMachineRef kiln_cg_machine_clone_tm(const kiln_cg_machine *m);
+KILN_CG_HIDDEN void kiln_cg_machine_release(kiln_cg_machine *m);
+
+/* ---- weights.c: the weights blob ----------------------------------------- */
+
+typedef struct kiln_cg_blob {
+    unsigned char *data; /* 64-byte aligned pieces, f32 little-endian */
+    size_t size, cap;
+    uint64_t *param_offset; /* by value id: plain copy of a parameter, or UINT64_MAX */
+    size_t n_values;
+} kiln_cg_blob;
+
+/* ---- the code generator's state ----------------------------------------- */
+
+/* Number of tasks of a step: ceil((fixed + batch * per_batch) / div) * mult. */
+typedef struct kiln_cg_count {
+    int64_t fixed, per_batch, div, mult;
+} kiln_cg_count;
+
+typedef struct kiln_cg_step {
+    LLVMValueRef fn; /* void (ptr ctx, i64 index, i64 count) */
+    kiln_cg_count count;
+} kiln_cg_step;
+
+typedef struct kiln_cg {
+    const kiln_graph *g; /* NULL when building math kernels only */
+    kiln_cg_options opt;
+    kiln_diag *d;
+    const kiln_cg_machine *machine;
+    const kiln_cg_target *target;
+    kiln_cg_layout *layout;
+    kiln_cg_blob *blob;
+    const char *prefix; /* the model's name: prefix of exported symbols */
+    int vl;             /* f32 lanes per vector */
+
+    LLVMContextRef ctx;
+    LLVMModuleRef mod;
+    LLVMBuilderRef b;
+
+    LLVMTypeRef t_void, t_i1, t_i8, t_i32, t_i64, t_f32, t_ptr;
+    LLVMTypeRef t_vf, t_vi32, t_vi64, t_vmask; /* vectors of vl lanes */
+    LLVMTypeRef t_ctx;  /* the tasks' context: {i64 batch, ptr ws, ptr weights, ptr inputs, ptr outputs} */
+    LLVMTypeRef t_task; /* void (ptr, i64, i64) */
+
+    /* The task being emitted. */
+    LLVMValueRef fn;
+    LLVMBasicBlockRef entry;
+    LLVMValueRef arg_ctx, arg_index, arg_count;
+    LLVMValueRef c_batch, c_ws, c_weights, c_inputs, c_outputs;
+    const kiln_node *node; /* for messages; NULL outside a node */
+
+    kiln_cg_step *steps;
+    size_t n_steps, cap_steps;
+    kiln_status status; /* the first error */
+} kiln_cg;
+
+/* Reports an error at the current node ("layer 'L' (op): ...") and records
+ * the first status. Returns st. */
+KILN_CG_HIDDEN kiln_status kiln_cg_fail(kiln_cg *cg, kiln_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- module.c: module, types, helpers ------------------------------------ */
+
+/* Creates the module (in ctx) with the machine's triple and data layout and
+ * the common types. */
+KILN_CG_HIDDEN kiln_status kiln_cg_module_begin(kiln_cg *cg, LLVMContextRef ctx, const char *name);
+/* Marks a function: nounwind, the target's vector width legal. */
+KILN_CG_HIDDEN void kiln_cg_function_attrs(kiln_cg *cg, LLVMValueRef fn);
+
+/* Starts task function "kiln.<kernel>.<layer>" (private) for node n (may be
+ * NULL); the builder is placed in its entry block. */
+KILN_CG_HIDDEN void kiln_cg_task_begin(kiln_cg *cg, const char *kernel, const kiln_node *n);
+/* Ends it (ret void) and appends it as a step with `count` tasks. */
+KILN_CG_HIDDEN void kiln_cg_task_end(kiln_cg *cg, kiln_cg_count count);
+
+/* Inside a task: the batch, a value's first element (float *), the shared
+ * scratch, a place in the weights, a value's element count for this batch. */
+KILN_CG_HIDDEN LLVMValueRef kiln_cg_batch(kiln_cg *cg);
+KILN_CG_HIDDEN LLVMValueRef kiln_cg_buffer_ptr(kiln_cg *cg, const kiln_cg_buffer *buf);
+KILN_CG_HIDDEN LLVMValueRef kiln_cg_value_ptr(kiln_cg *cg, kiln_id v);
+KILN_CG_HIDDEN LLVMValueRef kiln_cg_scratch_ptr(kiln_cg *cg, bool batched);
+KILN_CG_HIDDEN LLVMValueRef kiln_cg_weights_ptr(kiln_cg *cg, uint64_t offset);
+KILN_CG_HIDDEN LLVMValueRef kiln_cg_value_elems(kiln_cg *cg, kiln_id v);
+/* Elements of v per batch item (batched) or in total (unbatched). */
+KILN_CG_HIDDEN int64_t kiln_cg_elems_per_item(const kiln_cg *cg, kiln_id v);
+KILN_CG_HIDDEN bool kiln_cg_batched(const kiln_cg *cg, kiln_id v);
+
+/* Constants. */
+KILN_CG_HIDDEN LLVMValueRef kiln_cg_i64(kiln_cg *cg, int64_t v);
+KILN_CG_HIDDEN LLVMValueRef kiln_cg_i32(kiln_cg *cg, int32_t v);
+KILN_CG_HIDDEN LLVMValueRef kiln_cg_f32(kiln_cg *cg, double v);
+/* A float constant of like's type (scalar or vector). */
+KILN_CG_HIDDEN LLVMValueRef kiln_cg_fconst(kiln_cg *cg, LLVMValueRef like, double v);
+/* An i32 constant/vector matching the float type of like (for bit tricks). */
+KILN_CG_HIDDEN LLVMTypeRef kiln_cg_int_type_like(kiln_cg *cg, LLVMValueRef like);
+KILN_CG_HIDDEN LLVMValueRef kiln_cg_iconst_like(kiln_cg *cg, LLVMValueRef like, int64_t v);
+/* Vector of vl copies of a scalar. */
+KILN_CG_HIDDEN LLVMValueRef kiln_cg_splat(kiln_cg *cg, LLVMValueRef scalar);
+/* <0, 1, ..., vl-1> as i64 lanes. */
+KILN_CG_HIDDEN LLVMValueRef kiln_cg_iota64(kiln_cg *cg);
+
+/* Arithmetic helpers that work on scalars or vectors alike. */
+KILN_CG_HIDDEN LLVMValueRef kiln_cg_fma(kiln_cg *cg, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c); /* a*b+c */
+KILN_CG_HIDDEN LLVMValueRef kiln_cg_fabs(kiln_cg *cg, LLVMValueRef x);
+KILN_CG_HIDDEN LLVMValueRef kiln_cg_sqrt(kiln_cg *cg, LLVMValueRef x);
+KILN_CG_HIDDEN LLVMValueRef kiln_cg_copysign(kiln_cg *cg, LLVMValueRef mag, LLVMValueRef sign);
+/* a > b ? a : b with NaN in either giving NaN (torch.maximum); likewise min. */
+KILN_CG_HIDDEN LLVMValueRef kiln_cg_fmax_nan(kiln_cg *cg, LLVMValueRef a, LLVMValueRef b);
+KILN_CG_HIDDEN LLVMValueRef kiln_cg_fmin_nan(kiln_cg *cg, LLVMValueRef a, LLVMValueRef b);
+/* Clamp x to [lo, hi] keeping NaN (compare and select). */
+KILN_CG_HIDDEN LLVMValueRef kiln_cg_clamp(kiln_cg *cg, LLVMValueRef x, double lo, double hi);
+KILN_CG_HIDDEN LLVMValueRef kiln_cg_is_nan(kiln_cg *cg, LLVMValueRef x);
+/* Horizontal sum / max of a vector (a fixed tree of shuffles: deterministic). */
+KILN_CG_HIDDEN LLVMValueRef kiln_cg_reduce_add(kiln_cg *cg, LLVMValueRef v);
+KILN_CG_HIDDEN LLVMValueRef kiln_cg_reduce_max(kiln_cg *cg, LLVMValueRef v);
+/* Integer min/max of i64 scalars. */
+KILN_CG_HIDDEN LLVMValueRef kiln_cg_smin(kiln_cg *cg, LLVMValueRef a, LLVMValueRef b);
+KILN_CG_HIDDEN LLVMValueRef kiln_cg_smax(kiln_cg *cg, LLVMValueRef a, LLVMValueRef b);
+/* Calls intrinsic `name` overloaded on types[0..n_types). */
+KILN_CG_HIDDEN LLVMValueRef kiln_cg_intrinsic(kiln_cg *cg, const char *name, LLVMTypeRef *types, unsigned n_types,
+                                              LLVMValueRef *args, unsigned n_args);
+
+/* Memory. Pointers are float *; indices i64 elements. mask NULL = all lanes.
+ * Alignment is 4 bytes (user buffers are only float-aligned). */
+KILN_CG_HIDDEN LLVMValueRef kiln_cg_gep(kiln_cg *cg, LLVMValueRef base, LLVMValueRef index);
+KILN_CG_HIDDEN LLVMValueRef kiln_cg_load(kiln_cg *cg, LLVMValueRef base, LLVMValueRef index); /* scalar */
+KILN_CG_HIDDEN void kiln_cg_store(kiln_cg *cg, LLVMValueRef v, LLVMValueRef base, LLVMValueRef index);
+KILN_CG_HIDDEN LLVMValueRef kiln_cg_vload(kiln_cg *cg, LLVMValueRef base, LLVMValueRef index, LLVMValueRef mask,
+                                          double passthru);
+KILN_CG_HIDDEN void kiln_cg_vstore(kiln_cg *cg, LLVMValueRef v, LLVMValueRef base, LLVMValueRef index,
+                                   LLVMValueRef mask);
+/* Lanes base[idx[i]] where mask (NULL = all); passthru elsewhere. idx: i64 lanes. */
+KILN_CG_HIDDEN LLVMValueRef kiln_cg_gather(kiln_cg *cg, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef mask,
+                                           double passthru);
+/* Lanes i < n (n: i64 scalar). */
+KILN_CG_HIDDEN LLVMValueRef kiln_cg_tail_mask(kiln_cg *cg, LLVMValueRef n);
+/* a & b where either may be NULL (all lanes). */
+KILN_CG_HIDDEN LLVMValueRef kiln_cg_mask_and(kiln_cg *cg, LLVMValueRef a, LLVMValueRef b);
+/* memcpy of n_bytes (i64). */
+KILN_CG_HIDDEN void kiln_cg_memcpy(kiln_cg *cg, LLVMValueRef dst, LLVMValueRef src, LLVMValueRef n_bytes);
+/* A stack slot in the function's entry block. */
+KILN_CG_HIDDEN LLVMValueRef kiln_cg_alloca(kiln_cg *cg, LLVMTypeRef t, const char *name);
+
+/* Control flow. */
+typedef struct kiln_cg_loop {
+    LLVMBasicBlockRef header, body, exit;
+    LLVMValueRef i, step, phi;
+} kiln_cg_loop;
+/* for (i = start; i < end; i += step) -- i64; the builder is in the body. */
+KILN_CG_HIDDEN LLVMValueRef kiln_cg_for_begin(kiln_cg *cg, kiln_cg_loop *l, LLVMValueRef start, LLVMValueRef end,
+                                              LLVMValueRef step);
+KILN_CG_HIDDEN void kiln_cg_for_end(kiln_cg *cg, kiln_cg_loop *l);
+
+typedef struct kiln_cg_if {
+    LLVMBasicBlockRef then_bb, else_bb, merge;
+} kiln_cg_if;
+KILN_CG_HIDDEN void kiln_cg_if_begin(kiln_cg *cg, kiln_cg_if *f, LLVMValueRef cond);
+KILN_CG_HIDDEN void kiln_cg_if_else(kiln_cg *cg, kiln_cg_if *f);
+KILN_CG_HIDDEN void kiln_cg_if_end(kiln_cg *cg, kiln_cg_if *f);
+
+/* A vector loop over [lo, hi) (i64): body(i, NULL) for each full vector at i,
+ * then body(i, mask) once for the tail when there is one. */
+typedef void (*kiln_cg_vbody)(kiln_cg *cg, LLVMValueRef i, LLVMValueRef mask, void *arg);
+KILN_CG_HIDDEN void kiln_cg_vloop(kiln_cg *cg, LLVMValueRef lo, LLVMValueRef hi, kiln_cg_vbody body, void *arg);
+
+/* Split of `total` items into tasks of `chunk`: [*lo, *hi) for this task. */
+KILN_CG_HIDDEN void kiln_cg_task_range(kiln_cg *cg, LLVMValueRef total, int64_t chunk, LLVMValueRef *lo,
+                                       LLVMValueRef *hi);
+/* i64 a / b and a % b for a constant b > 0 (a >= 0). */
+KILN_CG_HIDDEN LLVMValueRef kiln_cg_udiv(kiln_cg *cg, LLVMValueRef a, int64_t b);
+KILN_CG_HIDDEN LLVMValueRef kiln_cg_urem(kiln_cg *cg, LLVMValueRef a, int64_t b);
+
+/* ---- weights.c ------------------------------------------------------------ */
+
+/* count floats in the blob (64-byte aligned); *offset = its byte offset.
+ * NULL when out of memory (cg->status set). Valid until the next alloc. */
+KILN_CG_HIDDEN float *kiln_cg_blob_alloc(kiln_cg *cg, size_t count, uint64_t *offset);
+/* A plain f32 copy of parameter v (added once). */
+KILN_CG_HIDDEN kiln_status kiln_cg_blob_param(kiln_cg *cg, kiln_id v, uint64_t *offset);
+/* Parameter v's data as f32 (malloc'd, caller frees); NULL on failure (reported). */
+KILN_CG_HIDDEN float *kiln_cg_param_f32(kiln_cg *cg, kiln_id v, size_t *count);
+KILN_CG_HIDDEN void kiln_cg_blob_release(kiln_cg_blob *b);
+/* The embedded weights global (private, constant, 64-byte aligned), or a null
+ * pointer constant when the blob is empty. */
+KILN_CG_HIDDEN LLVMValueRef kiln_cg_blob_global(kiln_cg *cg);
+KILN_CG_HIDDEN uint64_t kiln_cg_blob_checksum(const kiln_cg_blob *b);
+
+/* ---- the kernels ---------------------------------------------------------- */
+
+typedef struct kiln_cg_kernel {
+    /* Emits the node's steps (none for aliases). */
+    kiln_status (*emit)(kiln_cg *cg, const kiln_node *n);
+    /* Scratch the node needs in the shared scratch region (bytes), or NULL. */
+    void (*scratch)(const kiln_graph *g, const kiln_node *n, const kiln_cg_target *t, uint64_t *fixed,
+                    uint64_t *per_batch);
+} kiln_cg_kernel;
+
+/* kernels.c: the entry of an op (empty for an unknown op). */
+KILN_CG_HIDDEN const kiln_cg_kernel *kiln_cg_kernel_for(kiln_op op);
+
+/* kernels_elementwise.c */
+KILN_CG_HIDDEN kiln_status kiln_cg_emit_unary(kiln_cg *cg, const kiln_node *n);
+KILN_CG_HIDDEN kiln_status kiln_cg_emit_binary(kiln_cg *cg, const kiln_node *n);
+/* The unary op of n (and its attributes) applied to x, a scalar or vector. */
+KILN_CG_HIDDEN LLVMValueRef kiln_cg_unary_value(kiln_cg *cg, const kiln_node *n, LLVMValueRef x);
+KILN_CG_HIDDEN LLVMValueRef kiln_cg_binary_value(kiln_cg *cg, kiln_op op, LLVMValueRef a, LLVMValueRef b);
+
+/* kernels_math.c: scalar or vector f32 in, same type out. */
+KILN_CG_HIDDEN LLVMValueRef kiln_cg_math(kiln_cg *cg, kiln_cg_math_fn fn, LLVMValueRef x);
+/* log for x > 0 (also +inf, 0 and NaN): used by log_softmax. */
+KILN_CG_HIDDEN LLVMValueRef kiln_cg_log(kiln_cg *cg, LLVMValueRef x);
+/* A function `void name(const float *x, float *y, i64 n)` applying fn. */
+KILN_CG_HIDDEN LLVMValueRef kiln_cg_emit_math_kernel(kiln_cg *cg, kiln_cg_math_fn fn, const char *name);
+
+/* kernels_linear.c */
+typedef struct kiln_cg_gemm {
+    /* C[i, j] = sum_k A[i, k] * B[k, j] (+ bias), rows i in [0, m),
+     * columns j in [n0, n1); row-major with leading dimensions lda, ldb, ldc. */
+    LLVMValueRef a, b, c;
+    LLVMValueRef m, n0, n1; /* i64 */
+    int64_t k, lda, ldb, ldc;
+    LLVMValueRef bias;      /* float * or NULL */
+    bool bias_per_row;      /* bias[i] (conv) instead of bias[j] (dense) */
+} kiln_cg_gemm;
+KILN_CG_HIDDEN void kiln_cg_emit_gemm(kiln_cg *cg, const kiln_cg_gemm *p);
+KILN_CG_HIDDEN kiln_status kiln_cg_emit_dense(kiln_cg *cg, const kiln_node *n);
+KILN_CG_HIDDEN kiln_status kiln_cg_emit_matmul(kiln_cg *cg, const kiln_node *n);
+
+/* kernels_conv.c */
+KILN_CG_HIDDEN kiln_status kiln_cg_emit_conv2d(kiln_cg *cg, const kiln_node *n);
+KILN_CG_HIDDEN void kiln_cg_conv2d_scratch(const kiln_graph *g, const kiln_node *n, const kiln_cg_target *t,
+                                           uint64_t *fixed, uint64_t *per_batch);
+KILN_CG_HIDDEN kiln_status kiln_cg_emit_pool(kiln_cg *cg, const kiln_node *n);
+KILN_CG_HIDDEN kiln_status kiln_cg_emit_global_avgpool(kiln_cg *cg, const kiln_node *n);
+
+/* kernels_norm.c */
+KILN_CG_HIDDEN kiln_status kiln_cg_emit_batchnorm(kiln_cg *cg, const kiln_node *n);
+KILN_CG_HIDDEN kiln_status kiln_cg_emit_layernorm(kiln_cg *cg, const kiln_node *n);
+KILN_CG_HIDDEN kiln_status kiln_cg_emit_softmax(kiln_cg *cg, const kiln_node *n);
+
+/* kernels_shape.c */
+KILN_CG_HIDDEN kiln_status kiln_cg_emit_alias(kiln_cg *cg, const kiln_node *n); /* copy unless aliased */
+KILN_CG_HIDDEN kiln_status kiln_cg_emit_concat(kiln_cg *cg, const kiln_node *n);
+KILN_CG_HIDDEN kiln_status kiln_cg_emit_transpose(kiln_cg *cg, const kiln_node *n);
+KILN_CG_HIDDEN kiln_status kiln_cg_emit_mean(kiln_cg *cg, const kiln_node *n);
+KILN_CG_HIDDEN kiln_status kiln_cg_emit_pad(kiln_cg *cg, const kiln_node *n);
+/* Copies value `src` to model output `k` (the output's own buffer). */
+KILN_CG_HIDDEN kiln_status kiln_cg_emit_output_copy(kiln_cg *cg, kiln_id src, uint32_t k);
+
+/* ---- entry.c: the exported functions -------------------------------------- */
+KILN_CG_HIDDEN kiln_status kiln_cg_emit_entry(kiln_cg *cg, LLVMValueRef weights_global, uint64_t checksum);
+
+/* ---- the module handed to the driver -------------------------------------- */
+
+struct kiln_cg_module {
+    const kiln_graph *g;
+    kiln_cg_options opt;           /* strings copied below */
+    char *weights_path, *cc, *rt_libdir;
+    kiln_cg_machine machine;
+    LLVMOrcThreadSafeContextRef tsctx; /* jit: owns ctx */
+    LLVMContextRef ctx;            /* owned unless tsctx */
+    LLVMModuleRef mod;             /* owned; NULL once given to the JIT */
+    kiln_cg_layout layout;
+    kiln_cg_blob blob;
+    uint64_t checksum;
+    bool code_emitted;
+};
+
+/* compile.c: verifies the module and runs LLVM's default<On> pipeline. */
+KILN_CG_HIDDEN kiln_status kiln_cg_optimize(kiln_cg_module *m, kiln_diag *d);
+
+/* emit.c: writes the object to memory (machine code). */
+KILN_CG_HIDDEN kiln_status kiln_cg_emit_memory(kiln_cg_module *m, bool assembly, LLVMMemoryBufferRef *out,
+                                               kiln_diag *d);
+
+#endif

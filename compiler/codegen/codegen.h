@@ -1,0 +1,160 @@
+/* compiler/codegen/codegen.h: the code generator, as the driver and the tests
+ * see it. No LLVM type appears here: only compiler/codegen/ knows LLVM.
+ *
+ *   kiln_cg_options o = KILN_CG_OPTIONS_INIT;
+ *   kiln_cg_module *m;
+ *   kiln_cg_compile(g, &o, &m, &diag);              IR graph -> LLVM module
+ *   kiln_cg_emit(m, KILN_CG_EMIT_OBJ, "lenet.o", &diag);
+ *   kiln_cg_write_header(m, "lenet.h", &diag);
+ *   kiln_cg_module_destroy(m);
+ *
+ * or, to run the compiled code in this process (kiln run / check / bench):
+ *
+ *   o.jit = true;  kiln_cg_compile(g, &o, &m, &diag);
+ *   kiln_cg_jit *j;  kiln_cg_jit_create(m, &j, &diag);
+ *   kiln_cg_entry e; kiln_cg_jit_entry(j, &e);      e.create(), e.run(), ...
+ *   kiln_cg_jit_destroy(j); kiln_cg_module_destroy(m);
+ *
+ * Ownership: a module borrows the graph it was compiled from (the graph must
+ * outlive it and stay unchanged). Threads: one thread per module / JIT at a
+ * time; the JIT'd model functions follow the generated API's rules
+ * (docs/generated-api.md). */
+#ifndef KILN_CODEGEN_H
+#define KILN_CODEGEN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ir/diag.h"
+#include "ir/graph.h"
+#include "kiln/runtime.h"
+#include "kiln/status.h"
+
+typedef enum kiln_cg_emit_kind {
+    KILN_CG_EMIT_OBJ,  /* a relocatable object file */
+    KILN_CG_EMIT_ASM,  /* target assembly */
+    KILN_CG_EMIT_LLVM, /* LLVM IR text (.ll) */
+    KILN_CG_EMIT_BC,   /* LLVM bitcode */
+    KILN_CG_EMIT_LIB,  /* a static archive (ar) holding the object */
+    KILN_CG_EMIT_SO,   /* a shared library: the object linked by `cc -shared` with -lkiln_rt */
+} kiln_cg_emit_kind;
+
+typedef enum kiln_cg_weights_mode {
+    KILN_CG_WEIGHTS_EMBED,    /* in the object's read-only data */
+    KILN_CG_WEIGHTS_EXTERNAL, /* in a separate file (kiln_cg_write_weights), mapped by NAME_create */
+} kiln_cg_weights_mode;
+
+typedef struct kiln_cg_options {
+    const char *triple;       /* target triple; NULL = the host's */
+    const char *cpu;          /* NULL = the host CPU for the host triple, "generic" otherwise */
+    const char *features;     /* NULL = the host's features when cpu and triple are the host's, else "" */
+    int opt_level;            /* 0..3 (LLVM's default<On> pipeline and codegen level) */
+    kiln_cg_weights_mode weights;
+    const char *weights_path; /* EXTERNAL: the path NAME_create maps by default */
+    bool expose_values;       /* every node output gets its own workspace region (kiln check) */
+    bool jit;                 /* build for kiln_cg_jit_create (host only; exports NAME_run_array) */
+    const char *cc;           /* EMIT_SO: the C compiler driver; NULL = $CC or "cc" */
+    const char *rt_libdir;    /* EMIT_SO: directory of libkiln_rt; NULL = the linker's search path */
+} kiln_cg_options;
+
+#define KILN_CG_OPTIONS_INIT {NULL, NULL, NULL, 2, KILN_CG_WEIGHTS_EMBED, NULL, false, false, NULL, NULL}
+
+typedef struct kiln_cg_module kiln_cg_module;
+
+/* Compiles graph g to an optimized, verified LLVM module. Every problem is
+ * reported to d (which must not be NULL) and returned as a status:
+ * KILN_ERR_UNSUPPORTED (a dtype, layout or target this code generator does
+ * not handle), KILN_ERR_INTERNAL (an IR that fails verification, an LLVM
+ * failure), KILN_ERR_WEIGHTS (parameters without data), KILN_ERR_OUT_OF_MEMORY.
+ * *out is NULL on failure. */
+kiln_status kiln_cg_compile(const kiln_graph *g, const kiln_cg_options *opt, kiln_cg_module **out,
+                            kiln_diag *d);
+void kiln_cg_module_destroy(kiln_cg_module *m);
+
+/* Writes the module as `kind` to path. Machine code (OBJ, ASM, LIB, SO) can
+ * be emitted once per module (LLVM's code generator changes the module).
+ * SO runs `cc -shared` (see opt->cc, rt_libdir) and needs the host target. */
+kiln_status kiln_cg_emit(kiln_cg_module *m, kiln_cg_emit_kind kind, const char *path, kiln_diag *d);
+/* The generated C header (docs/generated-api.md). */
+kiln_status kiln_cg_write_header(const kiln_cg_module *m, const char *path, kiln_diag *d);
+/* The external weights file (KILN_CG_WEIGHTS_EXTERNAL): exactly the bytes
+ * whose size and checksum the module records. */
+kiln_status kiln_cg_write_weights(const kiln_cg_module *m, const char *path, kiln_diag *d);
+
+/* Where a value lives while the compiled model runs. */
+typedef enum kiln_cg_buffer_kind {
+    KILN_CG_BUF_NONE,      /* not materialized (an unused parameter) */
+    KILN_CG_BUF_INPUT,     /* the caller's input `index` */
+    KILN_CG_BUF_OUTPUT,    /* the caller's output `index` */
+    KILN_CG_BUF_WORKSPACE, /* workspace + offset + batch * per_batch */
+    KILN_CG_BUF_PARAM,     /* the weights of parameter value `index` */
+} kiln_cg_buffer_kind;
+
+typedef struct kiln_cg_buffer {
+    kiln_cg_buffer_kind kind;
+    uint32_t index;
+    uint64_t offset;    /* bytes */
+    uint64_t per_batch; /* bytes per batch item added to offset */
+} kiln_cg_buffer;
+
+/* The buffer of value v (an alias shares its operand's buffer unless the
+ * module was compiled with expose_values). */
+kiln_status kiln_cg_value_buffer(const kiln_cg_module *m, kiln_id v, kiln_cg_buffer *out);
+/* The footprint the module records (bytes). */
+void kiln_cg_footprint(const kiln_cg_module *m, size_t *workspace_fixed, size_t *workspace_per_batch,
+                       size_t *weights);
+/* "x86_64 avx512: 16 x f32, cpu znver4" (for reports). */
+const char *kiln_cg_target_description(const kiln_cg_module *m);
+
+/* ---- running compiled code in this process (ORC LLJIT) ------------------- */
+
+/* The model's functions, typed generically: `m` is a NAME*. run_array takes
+ * the inputs and outputs as arrays in model order (what NAME_run takes as
+ * separate arguments). */
+typedef struct kiln_cg_entry {
+    kiln_status (*create)(void **out, const kiln_options *opt);
+    kiln_status (*run_array)(void *m, int64_t batch, const float *const *inputs, float *const *outputs);
+    size_t (*workspace_size)(int64_t batch);
+    const kiln_model_info *(*info)(void);
+    void (*destroy)(void *m);
+} kiln_cg_entry;
+
+typedef struct kiln_cg_jit kiln_cg_jit;
+
+/* Compiles module m (built with opt.jit) to machine code in this process.
+ * Takes the LLVM module out of m: m can no longer be emitted, but its layout
+ * queries keep working. Runtime symbols (kiln_rt_*) resolve to this
+ * process's libkiln_rt, libc symbols through the process's symbol table. */
+kiln_status kiln_cg_jit_create(kiln_cg_module *m, kiln_cg_jit **out, kiln_diag *d);
+kiln_status kiln_cg_jit_entry(kiln_cg_jit *j, kiln_cg_entry *out, kiln_diag *d);
+void kiln_cg_jit_destroy(kiln_cg_jit *j);
+
+/* ---- the vectorized math functions, for their accuracy tests ------------- */
+
+typedef enum kiln_cg_math_fn {
+    KILN_CG_MATH_EXP,
+    KILN_CG_MATH_EXPM1,
+    KILN_CG_MATH_LOG,
+    KILN_CG_MATH_TANH,
+    KILN_CG_MATH_SIGMOID,
+    KILN_CG_MATH_ERF,
+    KILN_CG_MATH_GELU,      /* x/2 (1 + erf(x/sqrt 2)) */
+    KILN_CG_MATH_GELU_TANH, /* the tanh approximation of GELU */
+    KILN_CG_MATH_SILU,
+    KILN_CG_MATH_COUNT
+} kiln_cg_math_fn;
+
+/* y[i] = fn(x[i]) for i < n, through exactly the code the kernels use. */
+typedef void (*kiln_cg_math_kernel)(const float *x, float *y, int64_t n);
+
+/* JIT-compiles every math function for the host (opt_level as the options;
+ * NULL = defaults) and returns them by kiln_cg_math_fn. */
+kiln_status kiln_cg_math_jit(const kiln_cg_options *opt, kiln_cg_jit **out,
+                             kiln_cg_math_kernel fns[KILN_CG_MATH_COUNT], kiln_diag *d);
+
+/* The C spelling of a value name (FORMAT.md "Generated names"), into buf
+ * (always NUL-terminated). */
+void kiln_cg_c_name(const char *name, char *buf, size_t size);
+
+#endif

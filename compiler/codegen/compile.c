@@ -1,0 +1,233 @@
+/* compiler/codegen/compile.c: kiln_cg_compile, the code generator's
+ * pipeline: check the graph -> target machine -> buffer layout -> one
+ * kernel emitter per node -> output copies -> weights -> entry points ->
+ * verify the module -> LLVM's optimization pipeline (default<On>). */
+#include "cg.h"
+
+#include <llvm-c/Analysis.h>
+#include <llvm-c/Error.h>
+#include <llvm-c/Transforms/PassBuilder.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char *dup_opt(const char *s)
+{
+    if (!s)
+        return NULL;
+    size_t n = strlen(s) + 1;
+    char *c = malloc(n);
+    if (c)
+        memcpy(c, s, n);
+    return c;
+}
+
+/* What this code generator handles: f32 values in the plain layout. */
+static kiln_status check_supported(const kiln_graph *g, kiln_diag *d)
+{
+    kiln_status st = KILN_OK;
+    bool warned = false;
+    for (size_t i = 0; i < g->n_values; i++) {
+        const kiln_value *v = &g->values[i];
+        if (v->kind == KILN_VALUE_PARAM)
+            continue; /* converted to f32 when packed */
+        if (v->type.dtype != KILN_F32 || v->type.quantized) {
+            kiln_diag_error(d, v->loc, "value '%s' has dtype %s: this code generator handles f32 only", v->name,
+                            kiln_dtype_name(v->type.dtype));
+            st = KILN_ERR_UNSUPPORTED;
+        } else if (v->type.layout != KILN_LAYOUT_PLAIN) {
+            kiln_diag_error(d, v->loc, "value '%s' has a blocked layout: this code generator handles the plain "
+                            "layout only", v->name);
+            st = KILN_ERR_UNSUPPORTED;
+        }
+    }
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        const kiln_node *n = &g->nodes[i];
+        kiln_precision p = n->precision != KILN_PREC_DEFAULT ? n->precision : g->precision;
+        if (p != KILN_PREC_DEFAULT && p != KILN_PREC_F32 && !warned) {
+            kiln_diag_warning(d, n->loc, "layer '%s': precision %s is not implemented yet; compiled in f32",
+                              n->layer ? n->layer : "?", kiln_precision_name(p));
+            warned = true;
+        }
+        if (!kiln_cg_kernel_for(n->op)->emit) {
+            kiln_diag_error(d, n->loc, "layer '%s': no kernel for op %s", n->layer ? n->layer : "?",
+                            kiln_op_name(n->op));
+            st = KILN_ERR_INTERNAL;
+        }
+    }
+    return st;
+}
+
+void kiln_cg_module_destroy(kiln_cg_module *m)
+{
+    if (!m)
+        return;
+    if (m->mod)
+        LLVMDisposeModule(m->mod);
+    if (m->tsctx)
+        LLVMOrcDisposeThreadSafeContext(m->tsctx);
+    else if (m->ctx)
+        LLVMContextDispose(m->ctx);
+    kiln_cg_machine_release(&m->machine);
+    kiln_cg_layout_release(&m->layout);
+    kiln_cg_blob_release(&m->blob);
+    free(m->weights_path);
+    free(m->cc);
+    free(m->rt_libdir);
+    free(m);
+}
+
+kiln_status kiln_cg_optimize(kiln_cg_module *m, kiln_diag *d)
+{
+    char *msg = NULL;
+    if (LLVMVerifyModule(m->mod, LLVMReturnStatusAction, &msg)) {
+        kiln_diag_error(d, (kiln_loc){0}, "internal error: the generated LLVM module does not verify: %.2000s",
+                        msg ? msg : "?");
+        LLVMDisposeMessage(msg);
+        return KILN_ERR_INTERNAL;
+    }
+    LLVMDisposeMessage(msg);
+    char pipeline[32];
+    snprintf(pipeline, sizeof pipeline, "default<O%d>", m->machine.opt_level);
+    LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
+    LLVMErrorRef err = LLVMRunPasses(m->mod, pipeline, m->machine.tm, po);
+    LLVMDisposePassBuilderOptions(po);
+    if (err) {
+        char *text = LLVMGetErrorMessage(err); /* consumes err */
+        kiln_diag_error(d, (kiln_loc){0}, "LLVM optimization failed: %s", text);
+        LLVMDisposeErrorMessage(text);
+        return KILN_ERR_INTERNAL;
+    }
+    return KILN_OK;
+}
+
+kiln_status kiln_cg_compile(const kiln_graph *g, const kiln_cg_options *opt_in, kiln_cg_module **out, kiln_diag *d)
+{
+    if (out)
+        *out = NULL;
+    if (!g || !out || !d)
+        return KILN_ERR_INVALID_ARGUMENT;
+    kiln_cg_options opt = KILN_CG_OPTIONS_INIT;
+    if (opt_in)
+        opt = *opt_in;
+
+    kiln_status st = kiln_ir_verify(g, d);
+    if (st != KILN_OK)
+        return KILN_ERR_INTERNAL;
+    if ((st = check_supported(g, d)) != KILN_OK)
+        return st;
+
+    kiln_cg_module *m = calloc(1, sizeof *m);
+    if (!m)
+        return KILN_ERR_OUT_OF_MEMORY;
+    m->g = g;
+    m->weights_path = dup_opt(opt.weights_path);
+    m->cc = dup_opt(opt.cc);
+    m->rt_libdir = dup_opt(opt.rt_libdir);
+    opt.weights_path = m->weights_path;
+    opt.cc = m->cc;
+    opt.rt_libdir = m->rt_libdir;
+    m->opt = opt;
+    if ((opt.weights_path && !m->weights_path) || (opt_in && opt_in->cc && !m->cc) ||
+        (opt_in && opt_in->rt_libdir && !m->rt_libdir)) {
+        kiln_cg_module_destroy(m);
+        return KILN_ERR_OUT_OF_MEMORY;
+    }
+    if ((st = kiln_cg_machine_create(&opt, &m->machine, d)) != KILN_OK)
+        goto fail;
+    if (opt.jit && !m->machine.host) {
+        kiln_diag_error(d, (kiln_loc){0}, "the JIT runs on the host only, not '%s'", m->machine.triple);
+        st = KILN_ERR_UNSUPPORTED;
+        goto fail;
+    }
+    if (opt.jit) {
+        /* The JIT needs the module in a thread-safe context; it owns ctx. */
+        m->tsctx = LLVMOrcCreateNewThreadSafeContext();
+        m->ctx = LLVMOrcThreadSafeContextGetContext(m->tsctx);
+    } else {
+        m->ctx = LLVMContextCreate();
+    }
+
+    /* The kernels' shared scratch: the largest any node asks for. */
+    uint64_t scratch_fixed = 0, scratch_batched = 0;
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        const kiln_node *n = &g->nodes[i];
+        if (!kiln_cg_kernel_for(n->op)->scratch)
+            continue;
+        uint64_t f = 0, b = 0;
+        kiln_cg_kernel_for(n->op)->scratch(g, n, m->machine.target, &f, &b);
+        scratch_fixed = f > scratch_fixed ? f : scratch_fixed;
+        scratch_batched = b > scratch_batched ? b : scratch_batched;
+    }
+    if ((st = kiln_cg_layout_plan(g, opt.expose_values, scratch_fixed, scratch_batched, &m->layout, d)) != KILN_OK)
+        goto fail;
+
+    kiln_cg cg;
+    memset(&cg, 0, sizeof cg);
+    cg.g = g;
+    cg.opt = opt;
+    cg.d = d;
+    cg.machine = &m->machine;
+    cg.layout = &m->layout;
+    cg.blob = &m->blob;
+    cg.prefix = g->name;
+    if ((st = kiln_cg_module_begin(&cg, m->ctx, g->name)) != KILN_OK)
+        goto cleanup;
+    m->mod = cg.mod;
+    for (size_t i = 0; i < g->n_nodes && cg.status == KILN_OK; i++) {
+        const kiln_node *n = &g->nodes[i];
+        cg.node = n;
+        kiln_cg_kernel_for(n->op)->emit(&cg, n);
+    }
+    /* Outputs not written in place: a model input, a value listed twice. */
+    for (uint32_t k = 0; k < g->n_outputs && cg.status == KILN_OK; k++) {
+        const kiln_cg_buffer *b = &m->layout.values[g->outputs[k]];
+        if (b->kind != KILN_CG_BUF_OUTPUT || b->index != k)
+            kiln_cg_emit_output_copy(&cg, g->outputs[k], k);
+    }
+    if (cg.status == KILN_OK) {
+        LLVMValueRef weights = opt.weights == KILN_CG_WEIGHTS_EMBED ? kiln_cg_blob_global(&cg) : NULL;
+        m->checksum = kiln_cg_blob_checksum(&m->blob);
+        kiln_cg_emit_entry(&cg, weights, m->checksum);
+    }
+    st = cg.status;
+    if (st == KILN_OK)
+        st = kiln_cg_optimize(m, d);
+    if (st == KILN_OK && opt.weights == KILN_CG_WEIGHTS_EMBED) {
+        /* LLVM holds its own copy now. */
+        free(m->blob.data);
+        m->blob.data = NULL;
+        m->blob.cap = 0;
+    }
+cleanup:
+    if (cg.b)
+        LLVMDisposeBuilder(cg.b);
+    free(cg.steps);
+    if (st != KILN_OK)
+        goto fail;
+    *out = m;
+    return KILN_OK;
+fail:
+    kiln_cg_module_destroy(m);
+    return st;
+}
+
+kiln_status kiln_cg_value_buffer(const kiln_cg_module *m, kiln_id v, kiln_cg_buffer *out)
+{
+    if (!m || !out || v >= m->layout.n_values)
+        return KILN_ERR_INVALID_ARGUMENT;
+    *out = m->layout.values[v];
+    return KILN_OK;
+}
+
+void kiln_cg_footprint(const kiln_cg_module *m, size_t *workspace_fixed, size_t *workspace_per_batch, size_t *weights)
+{
+    if (workspace_fixed)
+        *workspace_fixed = m ? (size_t)m->layout.fixed_bytes : 0;
+    if (workspace_per_batch)
+        *workspace_per_batch = m ? (size_t)m->layout.per_batch_bytes : 0;
+    if (weights)
+        *weights = m ? m->blob.size : 0;
+}
+
+const char *kiln_cg_target_description(const kiln_cg_module *m) { return m ? m->machine.description : ""; }

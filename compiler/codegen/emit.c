@@ -1,0 +1,277 @@
+/* compiler/codegen/emit.c: writing a compiled module: object file, assembly,
+ * LLVM IR text, bitcode, a static archive (the ar format written here: a
+ * GNU symbol table, an optional long-name table and the object), or a shared
+ * library (the system C compiler links the object with -shared and
+ * -lkiln_rt). */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "cg.h"
+
+#include <errno.h>
+#include <llvm-c/BitWriter.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static kiln_status write_file(const char *path, const void *data, size_t size, kiln_diag *d)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        kiln_diag_error(d, (kiln_loc){0}, "cannot write '%s': %s", path, strerror(errno));
+        return KILN_ERR_IO;
+    }
+    size_t n = size ? fwrite(data, 1, size, f) : 0;
+    int bad = n != size;
+    if (fclose(f) != 0)
+        bad = 1;
+    if (bad) {
+        kiln_diag_error(d, (kiln_loc){0}, "cannot write '%s': %s", path, strerror(errno));
+        remove(path);
+        return KILN_ERR_IO;
+    }
+    return KILN_OK;
+}
+
+kiln_status kiln_cg_emit_memory(kiln_cg_module *m, bool assembly, LLVMMemoryBufferRef *out, kiln_diag *d)
+{
+    *out = NULL;
+    if (!m->mod) {
+        kiln_diag_error(d, (kiln_loc){0}, "the module was handed to the JIT and cannot be emitted");
+        return KILN_ERR_INVALID_ARGUMENT;
+    }
+    if (m->code_emitted) {
+        kiln_diag_error(d, (kiln_loc){0}, "machine code can be emitted once per compiled module");
+        return KILN_ERR_INVALID_ARGUMENT;
+    }
+    m->code_emitted = true;
+    char *err = NULL;
+    if (LLVMTargetMachineEmitToMemoryBuffer(m->machine.tm, m->mod, assembly ? LLVMAssemblyFile : LLVMObjectFile, &err,
+                                            out)) {
+        kiln_diag_error(d, (kiln_loc){0}, "LLVM code generation failed: %s", err ? err : "?");
+        LLVMDisposeMessage(err);
+        *out = NULL;
+        return KILN_ERR_INTERNAL;
+    }
+    LLVMDisposeMessage(err);
+    return KILN_OK;
+}
+
+/* ---- ar archives -------------------------------------------------------------- */
+
+typedef struct buf {
+    unsigned char *p;
+    size_t n, cap;
+    bool oom;
+} buf;
+
+static void put(buf *b, const void *data, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->n + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->n + n)
+            cap *= 2;
+        unsigned char *p = realloc(b->p, cap);
+        if (!p) {
+            b->oom = true;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, data, n);
+    b->n += n;
+}
+
+static void put_be32(buf *b, uint32_t v)
+{
+    unsigned char c[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16), (unsigned char)(v >> 8), (unsigned char)v};
+    put(b, c, 4);
+}
+
+/* A 60-byte member header: name, mtime 0, uid 0, gid 0, mode 644, size. */
+static void put_header(buf *b, const char *name, size_t size)
+{
+    char h[61];
+    snprintf(h, sizeof h, "%-16s%-12s%-6s%-6s%-8s%-10zu`\n", name, "0", "0", "0", "644", size);
+    put(b, h, 60);
+}
+
+static size_t even(size_t n) { return n + (n & 1); }
+
+static kiln_status write_archive(kiln_cg_module *m, const char *path, const void *obj, size_t obj_size, kiln_diag *d)
+{
+    static const char *const suffixes[] = {"_create", "_run", "_workspace_size", "_info", "_destroy", "_run_array"};
+    const size_t n_syms = m->opt.jit ? 6 : 5;
+    const char *name = m->g->name;
+    char member[300];
+    snprintf(member, sizeof member, "%s.o/", name);
+    bool long_name = strlen(member) > 16;
+
+    size_t names_size = 0;
+    for (size_t i = 0; i < n_syms; i++)
+        names_size += strlen(name) + strlen(suffixes[i]) + 1;
+    size_t symtab_size = 4 + 4 * n_syms + names_size;
+    size_t obj_header = 8 + 60 + even(symtab_size);
+    if (long_name)
+        obj_header += 60 + even(strlen(member) + 1);
+
+    buf b = {0};
+    put(&b, "!<arch>\n", 8);
+    put_header(&b, "/", symtab_size);
+    put_be32(&b, (uint32_t)n_syms);
+    for (size_t i = 0; i < n_syms; i++)
+        put_be32(&b, (uint32_t)obj_header);
+    for (size_t i = 0; i < n_syms; i++) {
+        put(&b, name, strlen(name));
+        put(&b, suffixes[i], strlen(suffixes[i]) + 1);
+    }
+    if (symtab_size & 1)
+        put(&b, "\n", 1);
+    if (long_name) {
+        size_t len = strlen(member);
+        put_header(&b, "//", len + 1);
+        put(&b, member, len);
+        put(&b, "\n", 1);
+        if ((len + 1) & 1)
+            put(&b, "\n", 1);
+        put_header(&b, "/0", obj_size);
+    } else {
+        put_header(&b, member, obj_size);
+    }
+    put(&b, obj, obj_size);
+    if (obj_size & 1)
+        put(&b, "\n", 1);
+    kiln_status st;
+    if (b.oom || obj_header > UINT32_MAX) {
+        kiln_diag_error(d, (kiln_loc){0}, "cannot build the archive '%s': out of memory", path);
+        st = KILN_ERR_OUT_OF_MEMORY;
+    } else {
+        st = write_file(path, b.p, b.n, d);
+    }
+    free(b.p);
+    return st;
+}
+
+/* ---- shared libraries --------------------------------------------------------------- */
+
+static kiln_status link_shared(kiln_cg_module *m, const char *path, const void *obj, size_t obj_size, kiln_diag *d)
+{
+    const char *tmpdir = getenv("TMPDIR");
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s/kiln-XXXXXX.o", tmpdir && *tmpdir ? tmpdir : "/tmp");
+    int fd = mkstemps(tmp, 2);
+    if (fd < 0) {
+        kiln_diag_error(d, (kiln_loc){0}, "cannot create a temporary object file: %s", strerror(errno));
+        return KILN_ERR_IO;
+    }
+    close(fd);
+    kiln_status st = write_file(tmp, obj, obj_size, d);
+    if (st != KILN_OK) {
+        remove(tmp);
+        return st;
+    }
+    const char *cc = m->cc ? m->cc : getenv("CC");
+    if (!cc || !*cc)
+        cc = "cc";
+    char libdir_flag[4200], rpath_flag[4200];
+    char *argv[16];
+    int argc = 0;
+    argv[argc++] = (char *)cc;
+    argv[argc++] = "-shared";
+    argv[argc++] = "-o";
+    argv[argc++] = (char *)path;
+    argv[argc++] = tmp;
+    if (m->rt_libdir) {
+        snprintf(libdir_flag, sizeof libdir_flag, "-L%s", m->rt_libdir);
+        snprintf(rpath_flag, sizeof rpath_flag, "-Wl,-rpath,%s", m->rt_libdir);
+        argv[argc++] = libdir_flag;
+        argv[argc++] = rpath_flag;
+    }
+    argv[argc++] = "-lkiln_rt";
+    argv[argc] = NULL;
+    pid_t pid;
+    int rc = posix_spawnp(&pid, cc, NULL, NULL, argv, environ);
+    int status = 0;
+    if (rc != 0) {
+        kiln_diag_error(d, (kiln_loc){0}, "cannot run '%s' to link '%s': %s", cc, path, strerror(rc));
+        st = KILN_ERR_IO;
+    } else if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        kiln_diag_error(d, (kiln_loc){0}, "'%s -shared -o %s ... -lkiln_rt' failed%s", cc, path,
+                        m->rt_libdir ? "" : " (is libkiln_rt on the linker's search path?)");
+        st = KILN_ERR_IO;
+    }
+    remove(tmp);
+    return st;
+}
+
+kiln_status kiln_cg_emit(kiln_cg_module *m, kiln_cg_emit_kind kind, const char *path, kiln_diag *d)
+{
+    if (!m || !path || !d)
+        return KILN_ERR_INVALID_ARGUMENT;
+    if (!m->mod) {
+        kiln_diag_error(d, (kiln_loc){0}, "the module was handed to the JIT and cannot be emitted");
+        return KILN_ERR_INVALID_ARGUMENT;
+    }
+    switch (kind) {
+    case KILN_CG_EMIT_LLVM: {
+        char *err = NULL;
+        if (LLVMPrintModuleToFile(m->mod, path, &err)) {
+            kiln_diag_error(d, (kiln_loc){0}, "cannot write '%s': %s", path, err ? err : "?");
+            LLVMDisposeMessage(err);
+            return KILN_ERR_IO;
+        }
+        LLVMDisposeMessage(err);
+        return KILN_OK;
+    }
+    case KILN_CG_EMIT_BC:
+        if (LLVMWriteBitcodeToFile(m->mod, path) != 0) {
+            kiln_diag_error(d, (kiln_loc){0}, "cannot write '%s'", path);
+            return KILN_ERR_IO;
+        }
+        return KILN_OK;
+    case KILN_CG_EMIT_OBJ:
+    case KILN_CG_EMIT_ASM:
+    case KILN_CG_EMIT_LIB:
+    case KILN_CG_EMIT_SO:
+        break;
+    default:
+        return KILN_ERR_INVALID_ARGUMENT;
+    }
+    if (kind == KILN_CG_EMIT_SO && !m->machine.host && !m->cc) {
+        kiln_diag_error(d, (kiln_loc){0}, "--emit so links with the host's C compiler; for target '%s' give one "
+                        "explicitly (CC or the cc option)", m->machine.triple);
+        return KILN_ERR_UNSUPPORTED;
+    }
+    LLVMMemoryBufferRef mb;
+    kiln_status st = kiln_cg_emit_memory(m, kind == KILN_CG_EMIT_ASM, &mb, d);
+    if (st != KILN_OK)
+        return st;
+    const char *data = LLVMGetBufferStart(mb);
+    size_t size = LLVMGetBufferSize(mb);
+    switch (kind) {
+    case KILN_CG_EMIT_LIB: st = write_archive(m, path, data, size, d); break;
+    case KILN_CG_EMIT_SO: st = link_shared(m, path, data, size, d); break;
+    default: st = write_file(path, data, size, d); break;
+    }
+    LLVMDisposeMemoryBuffer(mb);
+    return st;
+}
+
+kiln_status kiln_cg_write_weights(const kiln_cg_module *m, const char *path, kiln_diag *d)
+{
+    if (!m || !path || !d)
+        return KILN_ERR_INVALID_ARGUMENT;
+    if (m->opt.weights != KILN_CG_WEIGHTS_EXTERNAL) {
+        kiln_diag_error(d, (kiln_loc){0}, "the model was compiled with embedded weights");
+        return KILN_ERR_INVALID_ARGUMENT;
+    }
+    return write_file(path, m->blob.data, m->blob.size, d);
+}

@@ -1,0 +1,289 @@
+/* compiler/codegen/entry.c: the exported functions of a compiled model and
+ * its constant data:
+ *
+ *   NAME_create / NAME_destroy   call kiln_rt_instance_create / _destroy with
+ *                                the constant descriptor NAME.desc;
+ *   NAME_run                     checks its arguments, asks the instance for
+ *                                workspace, weights and pool
+ *                                (kiln_rt_instance_prepare), then runs every
+ *                                step: kiln_rt_parallel_for(pool, count(batch),
+ *                                task, &ctx);
+ *   NAME_workspace_size, NAME_info
+ *   NAME_run_array               (JIT builds only) NAME_run with the buffers
+ *                                in two arrays.
+ *
+ * Everything but these functions has private linkage, so several models link
+ * into one program. The generated code keeps no mutable global state: all
+ * per-run state lives in the instance and on the caller's stack. */
+#include "cg.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef LLVMValueRef V;
+
+static V private_const(kiln_cg *cg, V init, const char *name)
+{
+    V gv = LLVMAddGlobal(cg->mod, LLVMTypeOf(init), name);
+    LLVMSetInitializer(gv, init);
+    LLVMSetGlobalConstant(gv, 1);
+    LLVMSetLinkage(gv, LLVMPrivateLinkage);
+    LLVMSetUnnamedAddr(gv, 1);
+    return gv;
+}
+
+static V cstring(kiln_cg *cg, const char *s, const char *name)
+{
+    return private_const(cg, LLVMConstStringInContext2(cg->ctx, s, strlen(s), 0), name);
+}
+
+static V i32c(kiln_cg *cg, int64_t v) { return LLVMConstInt(cg->t_i32, (unsigned long long)v, 1); }
+static V i64c(kiln_cg *cg, uint64_t v) { return LLVMConstInt(cg->t_i64, v, 0); }
+
+/* kiln_tensor_info {name, c_name, dtype, rank, dims} for a value. */
+static V tensor_info(kiln_cg *cg, LLVMTypeRef t_info, kiln_id id, const char *c_name, const char *kind, size_t k)
+{
+    const kiln_value *v = kiln_graph_value(cg->g, id);
+    const kiln_shape *s = &v->type.shape;
+    char name[96];
+    V dims[KILN_MAX_RANK + 1];
+    for (int i = 0; i < s->rank; i++)
+        dims[i] = i64c(cg, (uint64_t)((i == 0 && s->batched) ? -1 : s->dims[i]));
+    snprintf(name, sizeof name, "%s.%s%zu.dims", cg->prefix, kind, k);
+    V dims_g = private_const(cg, LLVMConstArray2(cg->t_i64, dims, (uint64_t)s->rank), name);
+    snprintf(name, sizeof name, "%s.%s%zu.name", cg->prefix, kind, k);
+    V n = cstring(cg, v->name, name);
+    snprintf(name, sizeof name, "%s.%s%zu.c_name", cg->prefix, kind, k);
+    V cn = cstring(cg, c_name, name);
+    V fields[5] = {n, cn, i32c(cg, 0 /* KILN_DTYPE_F32 */), i32c(cg, s->rank), dims_g};
+    return LLVMConstNamedStruct(t_info, fields, 5);
+}
+
+static V declare(kiln_cg *cg, const char *name, LLVMTypeRef ret, LLVMTypeRef *params, unsigned n)
+{
+    V f = LLVMGetNamedFunction(cg->mod, name);
+    if (f)
+        return f;
+    f = LLVMAddFunction(cg->mod, name, LLVMFunctionType(ret, params, n, 0));
+    LLVMSetLinkage(f, LLVMExternalLinkage);
+    return f;
+}
+
+static V call(kiln_cg *cg, V fn, V *args, unsigned n)
+{
+    return LLVMBuildCall2(cg->b, LLVMGlobalGetValueType(fn), fn, args, n, "");
+}
+
+static V define(kiln_cg *cg, const char *suffix, LLVMTypeRef ret, LLVMTypeRef *params, unsigned n, bool exported)
+{
+    char name[160];
+    snprintf(name, sizeof name, "%s%s", cg->prefix, suffix);
+    V f = LLVMAddFunction(cg->mod, name, LLVMFunctionType(ret, params, n, 0));
+    LLVMSetLinkage(f, exported ? LLVMExternalLinkage : LLVMPrivateLinkage);
+    if (exported)
+        LLVMSetVisibility(f, LLVMDefaultVisibility);
+    kiln_cg_function_attrs(cg, f);
+    cg->fn = f;
+    cg->entry = LLVMAppendBasicBlockInContext(cg->ctx, f, "entry");
+    LLVMPositionBuilderAtEnd(cg->b, cg->entry);
+    return f;
+}
+
+/* return `status` when cond holds. */
+static void return_if(kiln_cg *cg, V cond, kiln_status status)
+{
+    LLVMBasicBlockRef fail = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "fail");
+    LLVMBasicBlockRef ok = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "ok");
+    LLVMBuildCondBr(cg->b, cond, fail, ok);
+    LLVMPositionBuilderAtEnd(cg->b, fail);
+    LLVMBuildRet(cg->b, i32c(cg, status));
+    LLVMPositionBuilderAtEnd(cg->b, ok);
+}
+
+/* return st when it is not KILN_OK. */
+static void return_status(kiln_cg *cg, V st)
+{
+    LLVMBasicBlockRef fail = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "failed");
+    LLVMBasicBlockRef ok = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "ok");
+    LLVMBuildCondBr(cg->b, LLVMBuildICmp(cg->b, LLVMIntNE, st, i32c(cg, KILN_OK), ""), fail, ok);
+    LLVMPositionBuilderAtEnd(cg->b, fail);
+    LLVMBuildRet(cg->b, st);
+    LLVMPositionBuilderAtEnd(cg->b, ok);
+}
+
+static V is_null(kiln_cg *cg, V p) { return LLVMBuildIsNull(cg->b, p, ""); }
+
+/* count = ceil((fixed + batch * per_batch) / div) * mult */
+static V step_count(kiln_cg *cg, V batch, const kiln_cg_count *c)
+{
+    V v = i64c(cg, (uint64_t)c->fixed);
+    if (c->per_batch)
+        v = LLVMBuildAdd(cg->b, v, LLVMBuildMul(cg->b, batch, i64c(cg, (uint64_t)c->per_batch), ""), "");
+    if (c->div > 1)
+        v = LLVMBuildUDiv(cg->b, LLVMBuildAdd(cg->b, v, i64c(cg, (uint64_t)(c->div - 1)), ""), i64c(cg, (uint64_t)c->div),
+                          "");
+    if (c->mult > 1)
+        v = LLVMBuildMul(cg->b, v, i64c(cg, (uint64_t)c->mult), "");
+    return v;
+}
+
+kiln_status kiln_cg_emit_entry(kiln_cg *cg, V weights_global, uint64_t checksum)
+{
+    const kiln_graph *g = cg->g;
+    const kiln_cg_layout *lay = cg->layout;
+    const size_t ni = g->n_inputs, no = g->n_outputs;
+    LLVMTypeRef P = cg->t_ptr, I32 = cg->t_i32, I64 = cg->t_i64;
+    char name[160];
+    cg->node = NULL;
+
+    /* ---- constant data ---- */
+    LLVMTypeRef info_fields[5] = {P, P, I32, I32, P};
+    LLVMTypeRef t_info = LLVMStructCreateNamed(cg->ctx, "kiln_tensor_info");
+    LLVMStructSetBody(t_info, info_fields, 5, 0);
+    V infos[2];
+    for (int k = 0; k < 2; k++) {
+        size_t count = k ? no : ni;
+        V items[256], *list = items;
+        V *heap = NULL;
+        if (count > 256) {
+            heap = malloc(count * sizeof *heap);
+            if (!heap)
+                return kiln_cg_fail(cg, KILN_ERR_OUT_OF_MEMORY, "out of memory");
+            list = heap;
+        }
+        for (size_t i = 0; i < count; i++)
+            list[i] = tensor_info(cg, t_info, k ? g->outputs[i] : g->inputs[i],
+                                  k ? lay->names.outputs[i] : lay->names.inputs[i], k ? "out" : "in", i);
+        snprintf(name, sizeof name, "%s.%s", cg->prefix, k ? "outputs" : "inputs");
+        infos[k] = private_const(cg, LLVMConstArray2(t_info, list, count), name);
+        free(heap);
+    }
+    snprintf(name, sizeof name, "%s.name", cg->prefix);
+    V model_name = cstring(cg, g->name, name);
+    snprintf(name, sizeof name, "%s.description", cg->prefix);
+    V description = cstring(cg, g->description ? g->description : "", name);
+    LLVMTypeRef model_fields[9] = {P, P, I32, P, I32, P, I64, I64, I64};
+    LLVMTypeRef t_model = LLVMStructCreateNamed(cg->ctx, "kiln_model_info");
+    LLVMStructSetBody(t_model, model_fields, 9, 0);
+    V mi[9] = {model_name,
+               description,
+               i32c(cg, (int64_t)ni),
+               infos[0],
+               i32c(cg, (int64_t)no),
+               infos[1],
+               i64c(cg, cg->blob->size),
+               i64c(cg, lay->fixed_bytes),
+               i64c(cg, lay->per_batch_bytes)};
+    snprintf(name, sizeof name, "%s.info", cg->prefix);
+    V info = private_const(cg, LLVMConstNamedStruct(t_model, mi, 9), name);
+
+    bool external = cg->opt.weights == KILN_CG_WEIGHTS_EXTERNAL;
+    LLVMTypeRef desc_fields[9] = {I32, I32, P, I64, I64, I64, P, P, I64};
+    LLVMTypeRef t_desc = LLVMStructCreateNamed(cg->ctx, "kiln_rt_model_desc");
+    LLVMStructSetBody(t_desc, desc_fields, 9, 0);
+    snprintf(name, sizeof name, "%s.weights_path", cg->prefix);
+    V path = external && cg->opt.weights_path ? cstring(cg, cg->opt.weights_path, name) : LLVMConstNull(P);
+    uint32_t flags = (lay->batched ? 1u : 0u) | (external ? 2u : 0u);
+    V di[9] = {i32c(cg, 1 /* KILN_RT_MODEL_DESC_VERSION */),
+               i32c(cg, flags),
+               model_name,
+               i64c(cg, lay->fixed_bytes),
+               i64c(cg, lay->per_batch_bytes),
+               i64c(cg, cg->blob->size),
+               external ? LLVMConstNull(P) : weights_global,
+               path,
+               i64c(cg, external ? checksum : 0)};
+    snprintf(name, sizeof name, "%s.desc", cg->prefix);
+    V desc = private_const(cg, LLVMConstNamedStruct(t_desc, di, 9), name);
+
+    /* ---- runtime functions ---- */
+    LLVMTypeRef p3[3] = {P, P, P}, prep[5] = {P, I64, P, P, P}, pfor[4] = {P, I64, P, P}, pws[2] = {P, I64};
+    V rt_create = declare(cg, "kiln_rt_instance_create", I32, p3, 3);
+    V rt_prepare = declare(cg, "kiln_rt_instance_prepare", I32, prep, 5);
+    V rt_destroy = declare(cg, "kiln_rt_instance_destroy", cg->t_void, &P, 1);
+    V rt_ws = declare(cg, "kiln_rt_model_workspace_size", I64, pws, 2);
+    V rt_for = declare(cg, "kiln_rt_parallel_for", I32, pfor, 4);
+
+    /* ---- NAME_info, NAME_workspace_size, NAME_create, NAME_destroy ---- */
+    define(cg, "_info", P, NULL, 0, true);
+    LLVMBuildRet(cg->b, info);
+
+    V f = define(cg, "_workspace_size", I64, &I64, 1, true);
+    V args2[2] = {desc, LLVMGetParam(f, 0)};
+    LLVMBuildRet(cg->b, call(cg, rt_ws, args2, 2));
+
+    LLVMTypeRef pp[2] = {P, P};
+    f = define(cg, "_create", I32, pp, 2, true);
+    V args3[3] = {desc, LLVMGetParam(f, 1), LLVMGetParam(f, 0)};
+    LLVMBuildRet(cg->b, call(cg, rt_create, args3, 3));
+
+    f = define(cg, "_destroy", cg->t_void, &P, 1, true);
+    V arg = LLVMGetParam(f, 0);
+    call(cg, rt_destroy, &arg, 1);
+    LLVMBuildRetVoid(cg->b);
+
+    /* ---- the run implementation: (m, batch, inputs[], outputs[]) ---- */
+    LLVMTypeRef pimpl[4] = {P, I64, P, P};
+    V impl = define(cg, ".run_impl", I32, pimpl, 4, false);
+    V m = LLVMGetParam(impl, 0), batch = LLVMGetParam(impl, 1);
+    V ins = LLVMGetParam(impl, 2), outs = LLVMGetParam(impl, 3);
+    return_if(cg, is_null(cg, m), KILN_ERR_INVALID_ARGUMENT);
+    return_if(cg, LLVMBuildICmp(cg->b, LLVMIntSLT, batch, i64c(cg, 1), ""), KILN_ERR_INVALID_ARGUMENT);
+    if (!lay->batched)
+        return_if(cg, LLVMBuildICmp(cg->b, LLVMIntNE, batch, i64c(cg, 1), ""), KILN_ERR_INVALID_ARGUMENT);
+    /* Every batched buffer's byte size must fit an int64_t. */
+    uint64_t max_batch = lay->max_item_bytes ? (uint64_t)INT64_MAX / 2 / lay->max_item_bytes : (uint64_t)INT64_MAX;
+    return_if(cg, LLVMBuildICmp(cg->b, LLVMIntUGT, batch, i64c(cg, max_batch), ""), KILN_ERR_INVALID_ARGUMENT);
+    for (int k = 0; k < 2; k++) {
+        size_t count = k ? no : ni;
+        for (size_t i = 0; i < count; i++) {
+            V idx = i64c(cg, i);
+            V p = LLVMBuildLoad2(cg->b, P, LLVMBuildGEP2(cg->b, P, k ? outs : ins, &idx, 1, ""), "");
+            return_if(cg, is_null(cg, p), KILN_ERR_INVALID_ARGUMENT);
+        }
+    }
+    V ws = kiln_cg_alloca(cg, P, "ws"), wts = kiln_cg_alloca(cg, P, "weights"), pool = kiln_cg_alloca(cg, P, "pool");
+    V pargs[5] = {m, batch, ws, wts, pool};
+    return_status(cg, call(cg, rt_prepare, pargs, 5));
+    V ctx = kiln_cg_alloca(cg, cg->t_ctx, "ctx");
+    V fields[5] = {batch, LLVMBuildLoad2(cg->b, P, ws, ""), LLVMBuildLoad2(cg->b, P, wts, ""), ins, outs};
+    for (unsigned i = 0; i < 5; i++)
+        LLVMBuildStore(cg->b, fields[i], LLVMBuildStructGEP2(cg->b, cg->t_ctx, ctx, i, ""));
+    V pool_v = LLVMBuildLoad2(cg->b, P, pool, "");
+    for (size_t s = 0; s < cg->n_steps; s++) {
+        V count = step_count(cg, batch, &cg->steps[s].count);
+        V fargs[4] = {pool_v, count, cg->steps[s].fn, ctx};
+        return_status(cg, call(cg, rt_for, fargs, 4));
+    }
+    LLVMBuildRet(cg->b, i32c(cg, KILN_OK));
+
+    /* ---- NAME_run(m, batch, in..., out...) ---- */
+    size_t np = 2 + ni + no;
+    LLVMTypeRef params[2 + 512];
+    if (np > sizeof params / sizeof params[0])
+        return kiln_cg_fail(cg, KILN_ERR_UNSUPPORTED, "more than 510 inputs and outputs");
+    params[0] = P, params[1] = I64;
+    for (size_t i = 2; i < np; i++)
+        params[i] = P;
+    f = define(cg, "_run", I32, params, (unsigned)np, true);
+    V in_arr = kiln_cg_alloca(cg, LLVMArrayType2(P, ni ? ni : 1), "inputs");
+    V out_arr = kiln_cg_alloca(cg, LLVMArrayType2(P, no ? no : 1), "outputs");
+    for (size_t i = 0; i < ni + no; i++) {
+        V idx = i64c(cg, i < ni ? i : i - ni);
+        V slot = LLVMBuildGEP2(cg->b, P, i < ni ? in_arr : out_arr, &idx, 1, "");
+        LLVMBuildStore(cg->b, LLVMGetParam(f, (unsigned)(2 + i)), slot);
+    }
+    V rargs[4] = {LLVMGetParam(f, 0), LLVMGetParam(f, 1), in_arr, out_arr};
+    LLVMBuildRet(cg->b, call(cg, impl, rargs, 4));
+
+    /* ---- NAME_run_array(m, batch, inputs, outputs) ---- */
+    if (cg->opt.jit) {
+        f = define(cg, "_run_array", I32, pimpl, 4, true);
+        return_if(cg, LLVMBuildOr(cg->b, is_null(cg, LLVMGetParam(f, 2)), is_null(cg, LLVMGetParam(f, 3)), ""),
+                  KILN_ERR_INVALID_ARGUMENT);
+        V aargs[4] = {LLVMGetParam(f, 0), LLVMGetParam(f, 1), LLVMGetParam(f, 2), LLVMGetParam(f, 3)};
+        LLVMBuildRet(cg->b, call(cg, impl, aargs, 4));
+    }
+    return cg->status;
+}

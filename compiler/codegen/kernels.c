@@ -1,0 +1,58 @@
+/* compiler/codegen/kernels.c: the kernel emitter of every op, in one table
+ * indexed by kiln_op (checked against the op table's size; compile.c also
+ * refuses a graph with an op whose entry is empty). */
+#include "cg.h"
+
+#define UNARY {kiln_cg_emit_unary, NULL}
+#define BINARY {kiln_cg_emit_binary, NULL}
+#define ALIAS {kiln_cg_emit_alias, NULL}
+
+static const kiln_cg_kernel kernels[] = {
+    [KILN_OP_DENSE] = {kiln_cg_emit_dense, NULL},
+    [KILN_OP_CONV2D] = {kiln_cg_emit_conv2d, kiln_cg_conv2d_scratch},
+    [KILN_OP_MAXPOOL2D] = {kiln_cg_emit_pool, NULL},
+    [KILN_OP_AVGPOOL2D] = {kiln_cg_emit_pool, NULL},
+    [KILN_OP_GLOBAL_AVGPOOL] = {kiln_cg_emit_global_avgpool, NULL},
+    [KILN_OP_BATCHNORM] = {kiln_cg_emit_batchnorm, NULL},
+    [KILN_OP_LAYERNORM] = {kiln_cg_emit_layernorm, NULL},
+    [KILN_OP_RELU] = UNARY,
+    [KILN_OP_RELU6] = UNARY,
+    [KILN_OP_SIGMOID] = UNARY,
+    [KILN_OP_TANH] = UNARY,
+    [KILN_OP_SILU] = UNARY,
+    [KILN_OP_HARDSWISH] = UNARY,
+    [KILN_OP_HARDSIGMOID] = UNARY,
+    [KILN_OP_EXP] = UNARY,
+    [KILN_OP_SQRT] = UNARY,
+    [KILN_OP_NEG] = UNARY,
+    [KILN_OP_GELU] = UNARY,
+    [KILN_OP_LEAKY_RELU] = UNARY,
+    [KILN_OP_ELU] = UNARY,
+    [KILN_OP_CLIP] = UNARY,
+    [KILN_OP_SOFTMAX] = {kiln_cg_emit_softmax, NULL},
+    [KILN_OP_LOG_SOFTMAX] = {kiln_cg_emit_softmax, NULL},
+    [KILN_OP_ADD] = BINARY,
+    [KILN_OP_SUB] = BINARY,
+    [KILN_OP_MUL] = BINARY,
+    [KILN_OP_DIV] = BINARY,
+    [KILN_OP_MAX] = BINARY,
+    [KILN_OP_MIN] = BINARY,
+    [KILN_OP_MATMUL] = {kiln_cg_emit_matmul, NULL},
+    [KILN_OP_CONCAT] = {kiln_cg_emit_concat, NULL},
+    [KILN_OP_FLATTEN] = ALIAS,
+    [KILN_OP_RESHAPE] = ALIAS,
+    [KILN_OP_TRANSPOSE] = {kiln_cg_emit_transpose, NULL},
+    [KILN_OP_MEAN] = {kiln_cg_emit_mean, NULL},
+    [KILN_OP_PAD] = {kiln_cg_emit_pad, NULL},
+    [KILN_OP_IDENTITY] = ALIAS,
+    [KILN_OP_DROPOUT] = ALIAS,
+    [KILN_OP_CONSTANT] = ALIAS,
+};
+
+_Static_assert(sizeof kernels / sizeof kernels[0] == KILN_OP_COUNT, "one kernel emitter per op");
+
+const kiln_cg_kernel *kiln_cg_kernel_for(kiln_op op)
+{
+    static const kiln_cg_kernel none = {NULL, NULL};
+    return (unsigned)op < KILN_OP_COUNT ? &kernels[op] : &none;
+}

@@ -1,0 +1,63 @@
+/* compiler/codegen/layout.h: where every value lives while a compiled model
+ * runs: the caller's input and output buffers, the weights, or a region of
+ * the workspace. This is the one place that computes workspace offsets; the
+ * kernels only ask for a value's buffer. No LLVM here.
+ *
+ * The workspace is `fixed_bytes` of regions for unbatched values (and the
+ * fixed part of the kernels' shared scratch), followed by the regions of
+ * batched values, each `batch * per-item bytes` long:
+ *
+ *   region address = workspace + offset + batch * per_batch
+ *
+ * with every region 64-byte aligned (per-item sizes are rounded up to 64
+ * bytes). For now each intermediate value has its own region; a liveness
+ * planner replaces kiln_cg_layout_plan's loop without touching the kernels. */
+#ifndef KILN_CODEGEN_LAYOUT_H
+#define KILN_CODEGEN_LAYOUT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codegen.h"
+#include "ir/diag.h"
+#include "ir/graph.h"
+
+/* Our own parameter names in NAME_run, renamed when a model value takes them. */
+typedef struct kiln_cg_names {
+    char **inputs;       /* C spellings, in model order */
+    char **outputs;
+    size_t n_inputs, n_outputs;
+    char model_param[32]; /* "m", or "kiln_m" when a value is called m */
+    char batch_param[32]; /* "batch", or "kiln_batch" */
+} kiln_cg_names;
+
+typedef struct kiln_cg_layout {
+    size_t n_values;
+    kiln_cg_buffer *values;      /* by value id */
+    uint64_t fixed_bytes;        /* workspace = fixed_bytes + batch * per_batch_bytes */
+    uint64_t per_batch_bytes;
+    kiln_cg_buffer scratch;      /* the kernels' shared scratch (WORKSPACE; fixed part at offset) */
+    uint64_t scratch_fixed_bytes;
+    kiln_cg_buffer scratch_batched; /* its per-batch part */
+    uint64_t scratch_per_batch_bytes;
+    uint64_t max_item_bytes;     /* largest bytes per batch item of any batched value */
+    bool batched;                /* the model has a symbolic batch */
+    kiln_cg_names names;
+} kiln_cg_layout;
+
+/* Plans the buffers of g. scratch_*: the largest scratch any kernel asks for.
+ * expose: no aliases; every node output not written to a model output gets
+ * a workspace region (kiln check reads them back). Errors (colliding C names,
+ * a model name that is a C keyword) go to d. */
+kiln_status kiln_cg_layout_plan(const kiln_graph *g, bool expose, uint64_t scratch_fixed,
+                                uint64_t scratch_per_batch, kiln_cg_layout *out, kiln_diag *d);
+void kiln_cg_layout_release(kiln_cg_layout *l);
+
+/* True for a C or C++ keyword (which cannot name a parameter). */
+bool kiln_cg_is_keyword(const char *s);
+
+/* Ops whose output is their operand's elements unchanged (aliases). */
+bool kiln_cg_op_is_alias(kiln_op op);
+
+#endif

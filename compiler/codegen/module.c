@@ -1,0 +1,536 @@
+/* compiler/codegen/module.c: the module, its types, task functions, and the
+ * helpers every kernel emitter uses (constants, vector memory access with
+ * masks, loops, reductions). */
+#include "cg.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+kiln_status kiln_cg_fail(kiln_cg *cg, kiln_status st, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (cg->node)
+        kiln_diag_error(cg->d, cg->node->loc, "layer '%s' (%s): %s", cg->node->layer ? cg->node->layer : "?",
+                        kiln_op_name(cg->node->op), msg);
+    else
+        kiln_diag_error(cg->d, (kiln_loc){0}, "code generation: %s", msg);
+    if (cg->status == KILN_OK)
+        cg->status = st;
+    return st;
+}
+
+kiln_status kiln_cg_module_begin(kiln_cg *cg, LLVMContextRef ctx, const char *name)
+{
+    cg->ctx = ctx;
+    cg->mod = LLVMModuleCreateWithNameInContext(name, ctx);
+    cg->b = LLVMCreateBuilderInContext(ctx);
+    if (!cg->mod || !cg->b)
+        return KILN_ERR_OUT_OF_MEMORY;
+    LLVMSetTarget(cg->mod, cg->machine->triple);
+    LLVMTargetDataRef td = LLVMCreateTargetDataLayout(cg->machine->tm);
+    char *dl = LLVMCopyStringRepOfTargetData(td);
+    LLVMSetDataLayout(cg->mod, dl);
+    LLVMDisposeMessage(dl);
+    LLVMDisposeTargetData(td);
+
+    cg->target = cg->machine->target;
+    cg->vl = cg->target->vector_bits / 32;
+    cg->t_void = LLVMVoidTypeInContext(ctx);
+    cg->t_i1 = LLVMInt1TypeInContext(ctx);
+    cg->t_i8 = LLVMInt8TypeInContext(ctx);
+    cg->t_i32 = LLVMInt32TypeInContext(ctx);
+    cg->t_i64 = LLVMInt64TypeInContext(ctx);
+    cg->t_f32 = LLVMFloatTypeInContext(ctx);
+    cg->t_ptr = LLVMPointerTypeInContext(ctx, 0);
+    cg->t_vf = LLVMVectorType(cg->t_f32, (unsigned)cg->vl);
+    cg->t_vi32 = LLVMVectorType(cg->t_i32, (unsigned)cg->vl);
+    cg->t_vi64 = LLVMVectorType(cg->t_i64, (unsigned)cg->vl);
+    cg->t_vmask = LLVMVectorType(cg->t_i1, (unsigned)cg->vl);
+    LLVMTypeRef fields[5] = {cg->t_i64, cg->t_ptr, cg->t_ptr, cg->t_ptr, cg->t_ptr};
+    cg->t_ctx = LLVMStructTypeInContext(ctx, fields, 5, 0);
+    LLVMTypeRef params[3] = {cg->t_ptr, cg->t_i64, cg->t_i64};
+    cg->t_task = LLVMFunctionType(cg->t_void, params, 3, 0);
+    return KILN_OK;
+}
+
+static void add_enum_attr(kiln_cg *cg, LLVMValueRef fn, const char *name)
+{
+    unsigned kind = LLVMGetEnumAttributeKindForName(name, strlen(name));
+    LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(cg->ctx, kind, 0));
+}
+
+static void add_string_attr(kiln_cg *cg, LLVMValueRef fn, const char *k, const char *v)
+{
+    LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
+                               LLVMCreateStringAttribute(cg->ctx, k, (unsigned)strlen(k), v, (unsigned)strlen(v)));
+}
+
+void kiln_cg_function_attrs(kiln_cg *cg, LLVMValueRef fn)
+{
+    char bits[16];
+    snprintf(bits, sizeof bits, "%d", cg->target->vector_bits);
+    add_enum_attr(cg, fn, "nounwind");
+    /* Explicit <16 x float> stays one zmm register even on CPUs whose tuning
+     * prefers 256-bit vectors. */
+    add_string_attr(cg, fn, "min-legal-vector-width", bits);
+    add_string_attr(cg, fn, "prefer-vector-width", bits);
+}
+
+/* ---- task functions ------------------------------------------------------- */
+
+static LLVMValueRef ctx_field(kiln_cg *cg, unsigned i, LLVMTypeRef t, const char *name)
+{
+    LLVMValueRef p = LLVMBuildStructGEP2(cg->b, cg->t_ctx, cg->arg_ctx, i, "");
+    return LLVMBuildLoad2(cg->b, t, p, name);
+}
+
+void kiln_cg_task_begin(kiln_cg *cg, const char *kernel, const kiln_node *n)
+{
+    char name[256];
+    const char *who = n ? (n->layer ? n->layer : kiln_graph_value(cg->g, n->output)->name) : "model";
+    snprintf(name, sizeof name, "kiln.%s.%s", kernel, who);
+    cg->node = n;
+    cg->fn = LLVMAddFunction(cg->mod, name, cg->t_task);
+    LLVMSetLinkage(cg->fn, LLVMPrivateLinkage);
+    kiln_cg_function_attrs(cg, cg->fn);
+    cg->entry = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "entry");
+    LLVMPositionBuilderAtEnd(cg->b, cg->entry);
+    cg->arg_ctx = LLVMGetParam(cg->fn, 0);
+    cg->arg_index = LLVMGetParam(cg->fn, 1);
+    cg->arg_count = LLVMGetParam(cg->fn, 2);
+    LLVMSetValueName2(cg->arg_ctx, "ctx", 3);
+    LLVMSetValueName2(cg->arg_index, "index", 5);
+    LLVMSetValueName2(cg->arg_count, "count", 5);
+    cg->c_batch = ctx_field(cg, 0, cg->t_i64, "batch");
+    cg->c_ws = ctx_field(cg, 1, cg->t_ptr, "ws");
+    cg->c_weights = ctx_field(cg, 2, cg->t_ptr, "weights");
+    cg->c_inputs = ctx_field(cg, 3, cg->t_ptr, "inputs");
+    cg->c_outputs = ctx_field(cg, 4, cg->t_ptr, "outputs");
+}
+
+void kiln_cg_task_end(kiln_cg *cg, kiln_cg_count count)
+{
+    LLVMBuildRetVoid(cg->b);
+    if (count.div < 1)
+        count.div = 1;
+    if (count.mult < 1)
+        count.mult = 1;
+    if (cg->n_steps == cg->cap_steps) {
+        size_t cap = cg->cap_steps ? cg->cap_steps * 2 : 32;
+        kiln_cg_step *s = realloc(cg->steps, cap * sizeof *s);
+        if (!s) {
+            kiln_cg_fail(cg, KILN_ERR_OUT_OF_MEMORY, "out of memory");
+            return;
+        }
+        cg->steps = s;
+        cg->cap_steps = cap;
+    }
+    cg->steps[cg->n_steps++] = (kiln_cg_step){cg->fn, count};
+}
+
+LLVMValueRef kiln_cg_batch(kiln_cg *cg) { return cg->c_batch; }
+
+LLVMValueRef kiln_cg_buffer_ptr(kiln_cg *cg, const kiln_cg_buffer *buf)
+{
+    switch (buf->kind) {
+    case KILN_CG_BUF_INPUT:
+    case KILN_CG_BUF_OUTPUT: {
+        LLVMValueRef idx = kiln_cg_i64(cg, buf->index);
+        LLVMValueRef arr = buf->kind == KILN_CG_BUF_INPUT ? cg->c_inputs : cg->c_outputs;
+        LLVMValueRef p = LLVMBuildGEP2(cg->b, cg->t_ptr, arr, &idx, 1, "");
+        return LLVMBuildLoad2(cg->b, cg->t_ptr, p, buf->kind == KILN_CG_BUF_INPUT ? "in" : "out");
+    }
+    case KILN_CG_BUF_WORKSPACE: {
+        LLVMValueRef off = kiln_cg_i64(cg, (int64_t)buf->offset);
+        if (buf->per_batch)
+            off = LLVMBuildAdd(cg->b, off, LLVMBuildMul(cg->b, cg->c_batch, kiln_cg_i64(cg, (int64_t)buf->per_batch), ""),
+                               "");
+        return LLVMBuildGEP2(cg->b, cg->t_i8, cg->c_ws, &off, 1, "region");
+    }
+    case KILN_CG_BUF_PARAM: {
+        uint64_t off = 0;
+        if (kiln_cg_blob_param(cg, buf->index, &off) != KILN_OK)
+            return LLVMConstNull(cg->t_ptr);
+        return kiln_cg_weights_ptr(cg, off);
+    }
+    case KILN_CG_BUF_NONE:
+        break;
+    }
+    kiln_cg_fail(cg, KILN_ERR_INTERNAL, "a value has no buffer");
+    return LLVMConstNull(cg->t_ptr);
+}
+
+LLVMValueRef kiln_cg_value_ptr(kiln_cg *cg, kiln_id v)
+{
+    if (v >= cg->layout->n_values) {
+        kiln_cg_fail(cg, KILN_ERR_INTERNAL, "value id %u out of range", v);
+        return LLVMConstNull(cg->t_ptr);
+    }
+    return kiln_cg_buffer_ptr(cg, &cg->layout->values[v]);
+}
+
+LLVMValueRef kiln_cg_scratch_ptr(kiln_cg *cg, bool batched)
+{
+    return kiln_cg_buffer_ptr(cg, batched ? &cg->layout->scratch_batched : &cg->layout->scratch);
+}
+
+LLVMValueRef kiln_cg_weights_ptr(kiln_cg *cg, uint64_t offset)
+{
+    LLVMValueRef off = kiln_cg_i64(cg, (int64_t)offset);
+    return LLVMBuildGEP2(cg->b, cg->t_i8, cg->c_weights, &off, 1, "w");
+}
+
+bool kiln_cg_batched(const kiln_cg *cg, kiln_id v) { return kiln_graph_value(cg->g, v)->type.shape.batched; }
+
+int64_t kiln_cg_elems_per_item(const kiln_cg *cg, kiln_id v)
+{
+    const kiln_shape *s = &kiln_graph_value(cg->g, v)->type.shape;
+    return s->batched ? kiln_shape_elements_per_item(s) : kiln_shape_elements(s, 1);
+}
+
+LLVMValueRef kiln_cg_value_elems(kiln_cg *cg, kiln_id v)
+{
+    LLVMValueRef e = kiln_cg_i64(cg, kiln_cg_elems_per_item(cg, v));
+    return kiln_cg_batched(cg, v) ? LLVMBuildMul(cg->b, e, cg->c_batch, "elems") : e;
+}
+
+/* ---- constants ------------------------------------------------------------ */
+
+LLVMValueRef kiln_cg_i64(kiln_cg *cg, int64_t v) { return LLVMConstInt(cg->t_i64, (unsigned long long)v, 1); }
+LLVMValueRef kiln_cg_i32(kiln_cg *cg, int32_t v) { return LLVMConstInt(cg->t_i32, (unsigned long long)(int64_t)v, 1); }
+LLVMValueRef kiln_cg_f32(kiln_cg *cg, double v) { return LLVMConstReal(cg->t_f32, v); }
+
+static unsigned lanes_of(LLVMValueRef like)
+{
+    LLVMTypeRef t = LLVMTypeOf(like);
+    return LLVMGetTypeKind(t) == LLVMVectorTypeKind ? LLVMGetVectorSize(t) : 0;
+}
+
+static LLVMValueRef const_splat(LLVMValueRef c, unsigned n)
+{
+    LLVMValueRef lanes[64];
+    for (unsigned i = 0; i < n; i++)
+        lanes[i] = c;
+    return LLVMConstVector(lanes, n);
+}
+
+LLVMValueRef kiln_cg_fconst(kiln_cg *cg, LLVMValueRef like, double v)
+{
+    unsigned n = lanes_of(like);
+    LLVMValueRef c = LLVMConstReal(cg->t_f32, v);
+    return n ? const_splat(c, n) : c;
+}
+
+LLVMTypeRef kiln_cg_int_type_like(kiln_cg *cg, LLVMValueRef like)
+{
+    unsigned n = lanes_of(like);
+    return n ? LLVMVectorType(cg->t_i32, n) : cg->t_i32;
+}
+
+LLVMValueRef kiln_cg_iconst_like(kiln_cg *cg, LLVMValueRef like, int64_t v)
+{
+    unsigned n = lanes_of(like);
+    LLVMValueRef c = LLVMConstInt(cg->t_i32, (unsigned long long)v, 1);
+    return n ? const_splat(c, n) : c;
+}
+
+LLVMValueRef kiln_cg_splat(kiln_cg *cg, LLVMValueRef scalar)
+{
+    if (LLVMIsConstant(scalar))
+        return const_splat(scalar, (unsigned)cg->vl);
+    LLVMTypeRef vt = LLVMVectorType(LLVMTypeOf(scalar), (unsigned)cg->vl);
+    LLVMValueRef v = LLVMBuildInsertElement(cg->b, LLVMGetPoison(vt), scalar, kiln_cg_i32(cg, 0), "");
+    LLVMValueRef zero = LLVMConstNull(cg->t_vi32);
+    return LLVMBuildShuffleVector(cg->b, v, LLVMGetPoison(vt), zero, "splat");
+}
+
+LLVMValueRef kiln_cg_iota64(kiln_cg *cg)
+{
+    LLVMValueRef lanes[64];
+    for (int i = 0; i < cg->vl; i++)
+        lanes[i] = kiln_cg_i64(cg, i);
+    return LLVMConstVector(lanes, (unsigned)cg->vl);
+}
+
+/* ---- arithmetic ------------------------------------------------------------ */
+
+LLVMValueRef kiln_cg_intrinsic(kiln_cg *cg, const char *name, LLVMTypeRef *types, unsigned n_types,
+                               LLVMValueRef *args, unsigned n_args)
+{
+    unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+    if (id == 0) {
+        kiln_cg_fail(cg, KILN_ERR_INTERNAL, "LLVM has no intrinsic %s", name);
+        return LLVMGetPoison(n_types ? types[0] : cg->t_f32);
+    }
+    LLVMValueRef fn = LLVMGetIntrinsicDeclaration(cg->mod, id, types, n_types);
+    LLVMTypeRef ft = LLVMIntrinsicGetType(cg->ctx, id, types, n_types);
+    return LLVMBuildCall2(cg->b, ft, fn, args, n_args, "");
+}
+
+static LLVMValueRef unary_intrinsic(kiln_cg *cg, const char *name, LLVMValueRef x)
+{
+    LLVMTypeRef t = LLVMTypeOf(x);
+    return kiln_cg_intrinsic(cg, name, &t, 1, &x, 1);
+}
+
+LLVMValueRef kiln_cg_fma(kiln_cg *cg, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c)
+{
+    /* fmuladd: fused where the target has FMA, never a libm call. */
+    LLVMTypeRef t = LLVMTypeOf(a);
+    LLVMValueRef args[3] = {a, b, c};
+    return kiln_cg_intrinsic(cg, "llvm.fmuladd", &t, 1, args, 3);
+}
+
+LLVMValueRef kiln_cg_fabs(kiln_cg *cg, LLVMValueRef x) { return unary_intrinsic(cg, "llvm.fabs", x); }
+LLVMValueRef kiln_cg_sqrt(kiln_cg *cg, LLVMValueRef x) { return unary_intrinsic(cg, "llvm.sqrt", x); }
+
+LLVMValueRef kiln_cg_copysign(kiln_cg *cg, LLVMValueRef mag, LLVMValueRef sign)
+{
+    LLVMTypeRef t = LLVMTypeOf(mag);
+    LLVMValueRef args[2] = {mag, sign};
+    return kiln_cg_intrinsic(cg, "llvm.copysign", &t, 1, args, 2);
+}
+
+LLVMValueRef kiln_cg_is_nan(kiln_cg *cg, LLVMValueRef x) { return LLVMBuildFCmp(cg->b, LLVMRealUNO, x, x, "isnan"); }
+
+LLVMValueRef kiln_cg_fmax_nan(kiln_cg *cg, LLVMValueRef a, LLVMValueRef b)
+{
+    LLVMValueRef r = LLVMBuildSelect(cg->b, LLVMBuildFCmp(cg->b, LLVMRealOGT, a, b, ""), a, b, "");
+    return LLVMBuildSelect(cg->b, LLVMBuildFCmp(cg->b, LLVMRealUNO, a, b, ""), LLVMBuildFAdd(cg->b, a, b, ""), r,
+                           "max");
+}
+
+LLVMValueRef kiln_cg_fmin_nan(kiln_cg *cg, LLVMValueRef a, LLVMValueRef b)
+{
+    LLVMValueRef r = LLVMBuildSelect(cg->b, LLVMBuildFCmp(cg->b, LLVMRealOLT, a, b, ""), a, b, "");
+    return LLVMBuildSelect(cg->b, LLVMBuildFCmp(cg->b, LLVMRealUNO, a, b, ""), LLVMBuildFAdd(cg->b, a, b, ""), r,
+                           "min");
+}
+
+LLVMValueRef kiln_cg_clamp(kiln_cg *cg, LLVMValueRef x, double lo, double hi)
+{
+    LLVMValueRef l = kiln_cg_fconst(cg, x, lo), h = kiln_cg_fconst(cg, x, hi);
+    x = LLVMBuildSelect(cg->b, LLVMBuildFCmp(cg->b, LLVMRealOLT, x, l, ""), l, x, "");
+    return LLVMBuildSelect(cg->b, LLVMBuildFCmp(cg->b, LLVMRealOGT, x, h, ""), h, x, "clamp");
+}
+
+static LLVMValueRef half_shuffle(kiln_cg *cg, LLVMValueRef v, unsigned width, unsigned from)
+{
+    LLVMValueRef idx[64];
+    for (unsigned i = 0; i < width; i++)
+        idx[i] = kiln_cg_i32(cg, (int32_t)(from + i));
+    return LLVMBuildShuffleVector(cg->b, v, LLVMGetPoison(LLVMTypeOf(v)), LLVMConstVector(idx, width), "");
+}
+
+static LLVMValueRef reduce(kiln_cg *cg, LLVMValueRef v, bool max)
+{
+    unsigned w = lanes_of(v);
+    while (w > 1) {
+        unsigned h = w / 2;
+        LLVMValueRef lo = half_shuffle(cg, v, h, 0), hi = half_shuffle(cg, v, h, h);
+        v = max ? LLVMBuildSelect(cg->b, LLVMBuildFCmp(cg->b, LLVMRealOGT, hi, lo, ""), hi, lo, "")
+                : LLVMBuildFAdd(cg->b, lo, hi, "");
+        w = h;
+    }
+    return LLVMBuildExtractElement(cg->b, v, kiln_cg_i32(cg, 0), max ? "hmax" : "hsum");
+}
+
+LLVMValueRef kiln_cg_reduce_add(kiln_cg *cg, LLVMValueRef v) { return reduce(cg, v, false); }
+LLVMValueRef kiln_cg_reduce_max(kiln_cg *cg, LLVMValueRef v) { return reduce(cg, v, true); }
+
+LLVMValueRef kiln_cg_smin(kiln_cg *cg, LLVMValueRef a, LLVMValueRef b)
+{
+    return LLVMBuildSelect(cg->b, LLVMBuildICmp(cg->b, LLVMIntSLT, a, b, ""), a, b, "");
+}
+
+LLVMValueRef kiln_cg_smax(kiln_cg *cg, LLVMValueRef a, LLVMValueRef b)
+{
+    return LLVMBuildSelect(cg->b, LLVMBuildICmp(cg->b, LLVMIntSGT, a, b, ""), a, b, "");
+}
+
+LLVMValueRef kiln_cg_udiv(kiln_cg *cg, LLVMValueRef a, int64_t b)
+{
+    return b == 1 ? a : LLVMBuildUDiv(cg->b, a, kiln_cg_i64(cg, b), "");
+}
+
+LLVMValueRef kiln_cg_urem(kiln_cg *cg, LLVMValueRef a, int64_t b)
+{
+    return b == 1 ? kiln_cg_i64(cg, 0) : LLVMBuildURem(cg->b, a, kiln_cg_i64(cg, b), "");
+}
+
+/* ---- memory ---------------------------------------------------------------- */
+
+LLVMValueRef kiln_cg_gep(kiln_cg *cg, LLVMValueRef base, LLVMValueRef index)
+{
+    return LLVMBuildGEP2(cg->b, cg->t_f32, base, &index, 1, "");
+}
+
+LLVMValueRef kiln_cg_load(kiln_cg *cg, LLVMValueRef base, LLVMValueRef index)
+{
+    LLVMValueRef v = LLVMBuildLoad2(cg->b, cg->t_f32, kiln_cg_gep(cg, base, index), "");
+    LLVMSetAlignment(v, 4);
+    return v;
+}
+
+void kiln_cg_store(kiln_cg *cg, LLVMValueRef v, LLVMValueRef base, LLVMValueRef index)
+{
+    LLVMValueRef s = LLVMBuildStore(cg->b, v, kiln_cg_gep(cg, base, index));
+    LLVMSetAlignment(s, 4);
+}
+
+LLVMValueRef kiln_cg_vload(kiln_cg *cg, LLVMValueRef base, LLVMValueRef index, LLVMValueRef mask, double passthru)
+{
+    LLVMValueRef p = kiln_cg_gep(cg, base, index);
+    if (!mask) {
+        LLVMValueRef v = LLVMBuildLoad2(cg->b, cg->t_vf, p, "");
+        LLVMSetAlignment(v, 4);
+        return v;
+    }
+    LLVMTypeRef types[2] = {cg->t_vf, cg->t_ptr};
+    LLVMValueRef pass = kiln_cg_fconst(cg, LLVMGetPoison(cg->t_vf), passthru);
+    LLVMValueRef args[4] = {p, kiln_cg_i32(cg, 4), mask, pass};
+    return kiln_cg_intrinsic(cg, "llvm.masked.load", types, 2, args, 4);
+}
+
+void kiln_cg_vstore(kiln_cg *cg, LLVMValueRef v, LLVMValueRef base, LLVMValueRef index, LLVMValueRef mask)
+{
+    LLVMValueRef p = kiln_cg_gep(cg, base, index);
+    if (!mask) {
+        LLVMValueRef s = LLVMBuildStore(cg->b, v, p);
+        LLVMSetAlignment(s, 4);
+        return;
+    }
+    LLVMTypeRef types[2] = {cg->t_vf, cg->t_ptr};
+    LLVMValueRef args[4] = {v, p, kiln_cg_i32(cg, 4), mask};
+    kiln_cg_intrinsic(cg, "llvm.masked.store", types, 2, args, 4);
+}
+
+LLVMValueRef kiln_cg_gather(kiln_cg *cg, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef mask, double passthru)
+{
+    LLVMValueRef ptrs = LLVMBuildGEP2(cg->b, cg->t_f32, base, &idx, 1, "ptrs");
+    LLVMTypeRef types[2] = {cg->t_vf, LLVMVectorType(cg->t_ptr, (unsigned)cg->vl)};
+    if (!mask) {
+        LLVMValueRef ones[64];
+        for (int i = 0; i < cg->vl; i++)
+            ones[i] = LLVMConstInt(cg->t_i1, 1, 0);
+        mask = LLVMConstVector(ones, (unsigned)cg->vl);
+    }
+    LLVMValueRef pass = kiln_cg_fconst(cg, LLVMGetPoison(cg->t_vf), passthru);
+    LLVMValueRef args[4] = {ptrs, kiln_cg_i32(cg, 4), mask, pass};
+    return kiln_cg_intrinsic(cg, "llvm.masked.gather", types, 2, args, 4);
+}
+
+LLVMValueRef kiln_cg_tail_mask(kiln_cg *cg, LLVMValueRef n)
+{
+    return LLVMBuildICmp(cg->b, LLVMIntSLT, kiln_cg_iota64(cg), kiln_cg_splat(cg, n), "tail");
+}
+
+LLVMValueRef kiln_cg_mask_and(kiln_cg *cg, LLVMValueRef a, LLVMValueRef b)
+{
+    if (!a)
+        return b;
+    if (!b)
+        return a;
+    return LLVMBuildAnd(cg->b, a, b, "");
+}
+
+void kiln_cg_memcpy(kiln_cg *cg, LLVMValueRef dst, LLVMValueRef src, LLVMValueRef n_bytes)
+{
+    LLVMBuildMemCpy(cg->b, dst, 4, src, 4, n_bytes);
+}
+
+LLVMValueRef kiln_cg_alloca(kiln_cg *cg, LLVMTypeRef t, const char *name)
+{
+    LLVMBuilderRef b = LLVMCreateBuilderInContext(cg->ctx);
+    LLVMBasicBlockRef entry = LLVMGetEntryBasicBlock(cg->fn);
+    LLVMValueRef first = LLVMGetFirstInstruction(entry);
+    if (first)
+        LLVMPositionBuilderBefore(b, first);
+    else
+        LLVMPositionBuilderAtEnd(b, entry);
+    LLVMValueRef a = LLVMBuildAlloca(b, t, name);
+    LLVMDisposeBuilder(b);
+    return a;
+}
+
+/* ---- control flow ------------------------------------------------------------ */
+
+LLVMValueRef kiln_cg_for_begin(kiln_cg *cg, kiln_cg_loop *l, LLVMValueRef start, LLVMValueRef end, LLVMValueRef step)
+{
+    LLVMBasicBlockRef pre = LLVMGetInsertBlock(cg->b);
+    l->header = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "loop");
+    l->body = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "body");
+    l->exit = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "done");
+    l->step = step;
+    LLVMBuildBr(cg->b, l->header);
+    LLVMPositionBuilderAtEnd(cg->b, l->header);
+    l->phi = LLVMBuildPhi(cg->b, cg->t_i64, "i");
+    LLVMAddIncoming(l->phi, &start, &pre, 1);
+    LLVMBuildCondBr(cg->b, LLVMBuildICmp(cg->b, LLVMIntSLT, l->phi, end, ""), l->body, l->exit);
+    LLVMPositionBuilderAtEnd(cg->b, l->body);
+    l->i = l->phi;
+    return l->phi;
+}
+
+void kiln_cg_for_end(kiln_cg *cg, kiln_cg_loop *l)
+{
+    LLVMBasicBlockRef latch = LLVMGetInsertBlock(cg->b);
+    LLVMValueRef next = LLVMBuildAdd(cg->b, l->phi, l->step, "next");
+    LLVMBuildBr(cg->b, l->header);
+    LLVMAddIncoming(l->phi, &next, &latch, 1);
+    LLVMPositionBuilderAtEnd(cg->b, l->exit);
+}
+
+void kiln_cg_if_begin(kiln_cg *cg, kiln_cg_if *f, LLVMValueRef cond)
+{
+    f->then_bb = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "then");
+    f->else_bb = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "else");
+    f->merge = NULL;
+    LLVMBuildCondBr(cg->b, cond, f->then_bb, f->else_bb);
+    LLVMPositionBuilderAtEnd(cg->b, f->then_bb);
+}
+
+void kiln_cg_if_else(kiln_cg *cg, kiln_cg_if *f)
+{
+    f->merge = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "endif");
+    LLVMBuildBr(cg->b, f->merge);
+    LLVMPositionBuilderAtEnd(cg->b, f->else_bb);
+}
+
+void kiln_cg_if_end(kiln_cg *cg, kiln_cg_if *f)
+{
+    if (!f->merge) { /* no else branch: the else block is the join */
+        LLVMBuildBr(cg->b, f->else_bb);
+        LLVMPositionBuilderAtEnd(cg->b, f->else_bb);
+        return;
+    }
+    LLVMBuildBr(cg->b, f->merge);
+    LLVMPositionBuilderAtEnd(cg->b, f->merge);
+}
+
+void kiln_cg_vloop(kiln_cg *cg, LLVMValueRef lo, LLVMValueRef hi, kiln_cg_vbody body, void *arg)
+{
+    LLVMValueRef n = kiln_cg_smax(cg, LLVMBuildSub(cg->b, hi, lo, ""), kiln_cg_i64(cg, 0));
+    LLVMValueRef full = LLVMBuildAdd(cg->b, lo, LLVMBuildMul(cg->b, kiln_cg_udiv(cg, n, cg->vl), kiln_cg_i64(cg, cg->vl), ""),
+                                     "full");
+    kiln_cg_loop l;
+    LLVMValueRef i = kiln_cg_for_begin(cg, &l, lo, full, kiln_cg_i64(cg, cg->vl));
+    body(cg, i, NULL, arg);
+    kiln_cg_for_end(cg, &l);
+    kiln_cg_if f;
+    kiln_cg_if_begin(cg, &f, LLVMBuildICmp(cg->b, LLVMIntSLT, full, hi, ""));
+    body(cg, full, kiln_cg_tail_mask(cg, LLVMBuildSub(cg->b, hi, full, "")), arg);
+    kiln_cg_if_end(cg, &f);
+}
+
+void kiln_cg_task_range(kiln_cg *cg, LLVMValueRef total, int64_t chunk, LLVMValueRef *lo, LLVMValueRef *hi)
+{
+    *lo = LLVMBuildMul(cg->b, cg->arg_index, kiln_cg_i64(cg, chunk), "lo");
+    *hi = kiln_cg_smin(cg, LLVMBuildAdd(cg->b, *lo, kiln_cg_i64(cg, chunk), ""), total);
+}

@@ -1,0 +1,183 @@
+/* compiler/codegen/target.c: the target table (vector width and GEMM tile
+ * per instruction set) and the LLVM target machine for a triple, CPU and
+ * feature string. */
+#include "cg.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The kernels read these values; adding a target is adding a row (and a rule
+ * in pick_target). */
+static const kiln_cg_target targets[] = {
+    /* name      bits  mr  nr  native masks */
+    {"avx512", 512, 6, 2, true},
+    {"avx2", 256, 4, 2, true}, /* vmaskmovps */
+    {"sse", 128, 4, 2, false},
+    {"neon", 128, 4, 4, false},
+    {"generic", 128, 4, 2, false},
+};
+
+enum { T_AVX512, T_AVX2, T_SSE, T_NEON, T_GENERIC };
+
+/* CPUs that imply a vector width when no feature string is given. */
+static const struct {
+    const char *cpu;
+    int target;
+} cpu_table[] = {
+    {"skylake-avx512", T_AVX512}, {"cascadelake", T_AVX512}, {"cooperlake", T_AVX512}, {"cannonlake", T_AVX512},
+    {"icelake-client", T_AVX512}, {"icelake-server", T_AVX512}, {"tigerlake", T_AVX512},
+    {"rocketlake", T_AVX512}, {"sapphirerapids", T_AVX512}, {"emeraldrapids", T_AVX512},
+    {"graniterapids", T_AVX512}, {"graniterapids-d", T_AVX512}, {"znver4", T_AVX512}, {"znver5", T_AVX512},
+    {"x86-64-v4", T_AVX512}, {"knl", T_AVX512}, {"knm", T_AVX512},
+    {"haswell", T_AVX2}, {"broadwell", T_AVX2}, {"skylake", T_AVX2}, {"alderlake", T_AVX2},
+    {"raptorlake", T_AVX2}, {"meteorlake", T_AVX2}, {"arrowlake", T_AVX2}, {"gracemont", T_AVX2},
+    {"znver1", T_AVX2}, {"znver2", T_AVX2}, {"znver3", T_AVX2}, {"x86-64-v3", T_AVX2}, {"bdver4", T_AVX2},
+};
+
+/* True when the comma-separated feature list enables `name` ("+name"). */
+static bool has_feature(const char *features, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = features; p && *p;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len == n + 1 && p[0] == '+' && strncmp(p + 1, name, n) == 0)
+            return true;
+        p = end ? end + 1 : p + len;
+    }
+    return false;
+}
+
+static const kiln_cg_target *pick_target(const char *triple, const char *cpu, const char *features)
+{
+    bool x86 = strncmp(triple, "x86_64", 6) == 0 || strncmp(triple, "amd64", 5) == 0;
+    bool arm64 = strncmp(triple, "aarch64", 7) == 0 || strncmp(triple, "arm64", 5) == 0;
+    if (arm64)
+        return &targets[T_NEON];
+    if (!x86)
+        return &targets[T_GENERIC];
+    if (features && *features)
+        return has_feature(features, "avx512f")                               ? &targets[T_AVX512]
+               : has_feature(features, "avx2") && has_feature(features, "fma") ? &targets[T_AVX2]
+                                                                                : &targets[T_SSE];
+    for (size_t i = 0; cpu && i < sizeof cpu_table / sizeof cpu_table[0]; i++)
+        if (strcmp(cpu_table[i].cpu, cpu) == 0)
+            return &targets[cpu_table[i].target];
+    return &targets[T_SSE];
+}
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+static void init_llvm(void)
+{
+    LLVMInitializeAllTargetInfos();
+    LLVMInitializeAllTargets();
+    LLVMInitializeAllTargetMCs();
+    LLVMInitializeAllAsmPrinters();
+    LLVMInitializeAllAsmParsers();
+}
+
+static char *dup_str(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *c = malloc(n);
+    if (c)
+        memcpy(c, s, n);
+    return c;
+}
+
+static LLVMCodeGenOptLevel cg_level(int level)
+{
+    return level <= 0 ? LLVMCodeGenLevelNone
+           : level == 1 ? LLVMCodeGenLevelLess
+           : level == 2 ? LLVMCodeGenLevelDefault
+                        : LLVMCodeGenLevelAggressive;
+}
+
+LLVMTargetMachineRef kiln_cg_machine_clone_tm(const kiln_cg_machine *m)
+{
+    LLVMTargetRef target;
+    char *err = NULL;
+    if (LLVMGetTargetFromTriple(m->triple, &target, &err)) {
+        LLVMDisposeMessage(err);
+        return NULL;
+    }
+    return LLVMCreateTargetMachine(target, m->triple, m->cpu, m->features, cg_level(m->opt_level), LLVMRelocPIC,
+                                   LLVMCodeModelDefault);
+}
+
+void kiln_cg_machine_release(kiln_cg_machine *m)
+{
+    if (!m)
+        return;
+    if (m->tm)
+        LLVMDisposeTargetMachine(m->tm);
+    free(m->triple);
+    free(m->cpu);
+    free(m->features);
+    memset(m, 0, sizeof *m);
+}
+
+kiln_status kiln_cg_machine_create(const kiln_cg_options *opt, kiln_cg_machine *out, kiln_diag *d)
+{
+    memset(out, 0, sizeof *out);
+    pthread_once(&init_once, init_llvm);
+
+    char *host = LLVMGetDefaultTargetTriple(); /* LLVM's: dispose */
+    char *host_norm = LLVMNormalizeTargetTriple(host);
+    char *want = LLVMNormalizeTargetTriple(opt->triple ? opt->triple : host);
+    out->host = strcmp(want, host_norm) == 0;
+    out->triple = dup_str(want);
+    LLVMDisposeMessage(host);
+    LLVMDisposeMessage(host_norm);
+    LLVMDisposeMessage(want);
+
+    bool host_cpu = out->host && !opt->cpu;
+    if (host_cpu) {
+        char *c = LLVMGetHostCPUName(), *f = LLVMGetHostCPUFeatures();
+        out->cpu = dup_str(c);
+        out->features = dup_str(opt->features ? opt->features : f);
+        LLVMDisposeMessage(c);
+        LLVMDisposeMessage(f);
+    } else {
+        out->cpu = dup_str(opt->cpu ? opt->cpu : "generic");
+        out->features = dup_str(opt->features ? opt->features : "");
+    }
+    out->opt_level = opt->opt_level < 0 ? 0 : opt->opt_level > 3 ? 3 : opt->opt_level;
+    if (!out->triple || !out->cpu || !out->features) {
+        kiln_cg_machine_release(out);
+        return KILN_ERR_OUT_OF_MEMORY;
+    }
+
+    LLVMTargetRef target;
+    char *err = NULL;
+    if (LLVMGetTargetFromTriple(out->triple, &target, &err)) {
+        kiln_diag_error(d, (kiln_loc){0}, "target '%s': %s", out->triple, err ? err : "unknown target");
+        LLVMDisposeMessage(err);
+        kiln_cg_machine_release(out);
+        return KILN_ERR_UNSUPPORTED;
+    }
+    out->tm = LLVMCreateTargetMachine(target, out->triple, out->cpu, out->features, cg_level(out->opt_level),
+                                      LLVMRelocPIC, LLVMCodeModelDefault);
+    if (!out->tm) {
+        kiln_diag_error(d, (kiln_loc){0}, "target '%s': cannot create a target machine for cpu '%s'", out->triple,
+                        out->cpu);
+        kiln_cg_machine_release(out);
+        return KILN_ERR_UNSUPPORTED;
+    }
+    /* 32-bit targets would need another layout of the info structs. */
+    LLVMTargetDataRef td = LLVMCreateTargetDataLayout(out->tm);
+    unsigned ptr_bytes = LLVMPointerSize(td);
+    LLVMDisposeTargetData(td);
+    if (ptr_bytes != 8) {
+        kiln_diag_error(d, (kiln_loc){0}, "target '%s': only 64-bit targets are supported", out->triple);
+        kiln_cg_machine_release(out);
+        return KILN_ERR_UNSUPPORTED;
+    }
+    out->target = pick_target(out->triple, out->cpu, out->features);
+    snprintf(out->description, sizeof out->description, "%s, cpu %s, %s (%d x f32)", out->triple, out->cpu,
+             out->target->name, out->target->vector_bits / 32);
+    return KILN_OK;
+}

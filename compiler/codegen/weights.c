@@ -1,0 +1,134 @@
+/* compiler/codegen/weights.c: the weights blob. Kernels pack the parameters
+ * they read into it, at compile time, in exactly the layout their code
+ * reads (a dense weight transposed to [in, units], batch norm folded into a
+ * scale and a shift, ...); plain parameters are copied once. Every piece is
+ * 64-byte aligned f32. The blob is embedded as one private constant
+ * (64-byte aligned) or written to a file that NAME_create maps and checks
+ * (size and FNV-1a checksum). */
+#include "cg.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define BLOB_ALIGN 64u
+
+float *kiln_cg_blob_alloc(kiln_cg *cg, size_t count, uint64_t *offset)
+{
+    kiln_cg_blob *b = cg->blob;
+    size_t start = (b->size + BLOB_ALIGN - 1) / BLOB_ALIGN * BLOB_ALIGN;
+    if (count > (SIZE_MAX - start) / 4) {
+        kiln_cg_fail(cg, KILN_ERR_OUT_OF_MEMORY, "the weights are too large");
+        return NULL;
+    }
+    size_t end = start + count * 4;
+    if (end > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < end)
+            cap = cap > SIZE_MAX / 2 ? end : cap * 2;
+        unsigned char *p = realloc(b->data, cap);
+        if (!p) {
+            kiln_cg_fail(cg, KILN_ERR_OUT_OF_MEMORY, "out of memory for %zu bytes of weights", end);
+            return NULL;
+        }
+        b->data = p;
+        b->cap = cap;
+    }
+    memset(b->data + b->size, 0, end - b->size);
+    b->size = end;
+    *offset = start;
+    return (float *)(void *)(b->data + start);
+}
+
+float *kiln_cg_param_f32(kiln_cg *cg, kiln_id v, size_t *count)
+{
+    const kiln_value *val = kiln_graph_value(cg->g, v);
+    int64_t n = kiln_shape_elements(&val->type.shape, 1);
+    if (val->kind != KILN_VALUE_PARAM || n < 0) {
+        kiln_cg_fail(cg, KILN_ERR_INTERNAL, "'%s' is not a parameter", val->name);
+        return NULL;
+    }
+    float *f = malloc((size_t)(n ? n : 1) * sizeof *f);
+    if (!f) {
+        kiln_cg_fail(cg, KILN_ERR_OUT_OF_MEMORY, "out of memory reading parameter '%s'", val->name);
+        return NULL;
+    }
+    kiln_status st = kiln_param_read_f32(cg->g, v, f);
+    if (st != KILN_OK) {
+        free(f);
+        kiln_cg_fail(cg, st == KILN_ERR_WEIGHTS ? KILN_ERR_WEIGHTS : st, "parameter '%s'%s%s%s has no data",
+                     val->name, val->param.key ? " (key '" : "", val->param.key ? val->param.key : "",
+                     val->param.key ? "')" : "");
+        return NULL;
+    }
+    *count = (size_t)n;
+    return f;
+}
+
+kiln_status kiln_cg_blob_param(kiln_cg *cg, kiln_id v, uint64_t *offset)
+{
+    kiln_cg_blob *b = cg->blob;
+    if (!b->param_offset) {
+        b->n_values = cg->g->n_values;
+        b->param_offset = malloc((b->n_values ? b->n_values : 1) * sizeof *b->param_offset);
+        if (!b->param_offset)
+            return kiln_cg_fail(cg, KILN_ERR_OUT_OF_MEMORY, "out of memory");
+        for (size_t i = 0; i < b->n_values; i++)
+            b->param_offset[i] = UINT64_MAX;
+    }
+    if (v >= b->n_values)
+        return kiln_cg_fail(cg, KILN_ERR_INTERNAL, "parameter id %u out of range", v);
+    if (b->param_offset[v] != UINT64_MAX) {
+        *offset = b->param_offset[v];
+        return KILN_OK;
+    }
+    size_t n;
+    float *f = kiln_cg_param_f32(cg, v, &n);
+    if (!f)
+        return cg->status;
+    float *dst = kiln_cg_blob_alloc(cg, n, offset);
+    if (dst)
+        memcpy(dst, f, n * sizeof *f);
+    free(f);
+    if (!dst)
+        return cg->status;
+    b->param_offset[v] = *offset;
+    return KILN_OK;
+}
+
+void kiln_cg_blob_release(kiln_cg_blob *b)
+{
+    if (!b)
+        return;
+    free(b->data);
+    free(b->param_offset);
+    memset(b, 0, sizeof *b);
+}
+
+uint64_t kiln_cg_blob_checksum(const kiln_cg_blob *b)
+{
+    /* FNV-1a 64, as kiln_rt_checksum computes it. */
+    uint64_t h = UINT64_C(14695981039346656037);
+    for (size_t i = 0; i < b->size; i++) {
+        h ^= b->data[i];
+        h *= UINT64_C(1099511628211);
+    }
+    return h;
+}
+
+LLVMValueRef kiln_cg_blob_global(kiln_cg *cg)
+{
+    kiln_cg_blob *b = cg->blob;
+    if (b->size == 0)
+        return LLVMConstNull(cg->t_ptr);
+    /* The bytes are copied into LLVM's constant (a ConstantDataArray). */
+    LLVMValueRef init = LLVMConstStringInContext2(cg->ctx, (const char *)b->data, b->size, 1);
+    char name[160];
+    snprintf(name, sizeof name, "%s.weights", cg->prefix);
+    LLVMValueRef gv = LLVMAddGlobal(cg->mod, LLVMTypeOf(init), name);
+    LLVMSetInitializer(gv, init);
+    LLVMSetGlobalConstant(gv, 1);
+    LLVMSetLinkage(gv, LLVMPrivateLinkage);
+    LLVMSetUnnamedAddr(gv, 1);
+    LLVMSetAlignment(gv, 64);
+    return gv;
+}

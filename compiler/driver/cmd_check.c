@@ -1,0 +1,227 @@
+/* compiler/driver/cmd_check.c: `kiln check MODEL [--batch N] [--tolerance X]`:
+ * compiles the model (JIT) with every value kept in the workspace, runs it
+ * and the reference interpreter on the same random inputs, and prints each
+ * layer's error. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "compiler/interp/interp.h"
+
+static const char help[] =
+    "usage: kiln check MODEL [--batch N] [--tolerance X] [--threads T] [--seed S] [-O0..3]\n"
+    "\n"
+    "Compiles MODEL for this machine, runs it and the reference interpreter on\n"
+    "the same random inputs (uniform in [-1, 1), a fixed seed) and prints, for\n"
+    "every layer, the largest absolute and relative error of the compiled\n"
+    "result. The relative error of an element is |a - b| / max(|b|, 0.01 max|B|)\n"
+    "where b is the interpreter's value and B the whole tensor (elements far\n"
+    "below the tensor's scale are compared at 1%% of it). Exits with status 1\n"
+    "and names the first layer whose relative error exceeds the tolerance.\n"
+    "\n"
+    "  --batch N        batch size (default 1)\n"
+    "  --tolerance X    largest relative error accepted (default 1e-4)\n"
+    "  --threads T      threads of the compiled model (default: one per core)\n"
+    "  --seed S         seed of the random inputs (default 1)\n"
+    "  -O0 .. -O3       optimization level (default -O2)\n";
+
+typedef struct errors {
+    double abs, rel;
+    bool bad; /* NaN/inf where the reference has none, or the reverse */
+} errors;
+
+static errors compare(const float *a, const double *b, size_t n)
+{
+    errors e = {0.0, 0.0, false};
+    double maxref = 0.0;
+    for (size_t i = 0; i < n; i++)
+        if (isfinite(b[i]) && fabs(b[i]) > maxref)
+            maxref = fabs(b[i]);
+    for (size_t i = 0; i < n; i++) {
+        double x = a[i], y = b[i];
+        if (!isfinite(x) || !isfinite(y)) {
+            if (!(isnan(x) && isnan(y)) && x != y)
+                e.bad = true;
+            continue;
+        }
+        double d = fabs(x - y), scale = fmax(fmax(fabs(y), 0.01 * maxref), 1e-30);
+        if (d > e.abs)
+            e.abs = d;
+        if (d / scale > e.rel)
+            e.rel = d / scale;
+    }
+    return e;
+}
+
+int kiln_cmd_check(int argc, char **argv)
+{
+    kiln_args a = {argc, argv, 1, "check"};
+    const char *model = NULL, *v;
+    int64_t batch = 1, threads = 0, seed = 1;
+    double tolerance = 1e-4;
+    kiln_cg_options opt = KILN_CG_OPTIONS_INIT;
+    for (; a.i < argc; a.i++) {
+        int r;
+        if (kiln_args_flag(&a, "--help") || kiln_args_flag(&a, "-h")) {
+            fputs(help, stdout);
+            return 0;
+        }
+        const char *arg = argv[a.i];
+        if (arg[0] == '-' && arg[1] == 'O' && arg[2] >= '0' && arg[2] <= '3' && !arg[3]) {
+            opt.opt_level = arg[2] - '0';
+            continue;
+        }
+        if ((r = kiln_args_value(&a, "--batch", &v))) {
+            if (r < 0 || kiln_cli_parse_count("check", "--batch", v, 1, &batch))
+                return 2;
+            continue;
+        }
+        if ((r = kiln_args_value(&a, "--threads", &v))) {
+            if (r < 0 || kiln_cli_parse_count("check", "--threads", v, 0, &threads))
+                return 2;
+            continue;
+        }
+        if ((r = kiln_args_value(&a, "--seed", &v))) {
+            if (r < 0 || kiln_cli_parse_count("check", "--seed", v, 0, &seed))
+                return 2;
+            continue;
+        }
+        if ((r = kiln_args_value(&a, "--tolerance", &v))) {
+            if (r < 0)
+                return 2;
+            if (kiln_parse_float(v, &tolerance) != 0 || !(tolerance >= 0))
+                return kiln_cli_usage_error("check", "--tolerance expects a number >= 0, got '%s'", v);
+            continue;
+        }
+        if (arg[0] == '-' || model)
+            return kiln_args_unknown(&a);
+        model = arg;
+    }
+    if (!model)
+        return kiln_cli_usage_error("check", "no model given (see 'kiln check --help')");
+    if (threads > 1024)
+        return kiln_cli_usage_error("check", "--threads must be at most 1024");
+
+    kiln_graph *g = kiln_cli_load_model(model);
+    if (!g)
+        return 1;
+    bool batched = false;
+    for (size_t i = 0; i < g->n_inputs; i++)
+        batched |= kiln_graph_value(g, g->inputs[i])->type.shape.batched;
+    if (!batched && batch != 1) {
+        kiln_graph_destroy(g);
+        return kiln_cli_usage_error("check", "the model has fixed shapes: --batch must be 1");
+    }
+    int rc = 1;
+    kiln_jit_model jm = {0};
+    void *inst = NULL, *ws = NULL;
+    kiln_interp *it = NULL;
+    float **in = calloc(g->n_inputs + 1, sizeof *in), **out = calloc(g->n_outputs + 1, sizeof *out);
+    opt.expose_values = true;
+    if (!in || !out || kiln_jit_model_open(&jm, g, "check", &opt) != 0)
+        goto done;
+
+    /* The caller's workspace: the values are read back from it. */
+    size_t ws_size = jm.e.workspace_size(batch);
+    ws = kiln_rt_aligned_alloc(ws_size);
+    if (!ws) {
+        kiln_cli_error("check", "out of memory for a workspace of %zu bytes", ws_size);
+        goto done;
+    }
+    kiln_options ko = KILN_OPTIONS_INIT;
+    ko.num_threads = (int)threads;
+    ko.workspace = ws;
+    ko.workspace_size = ws_size;
+    kiln_status st = jm.e.create(&inst, &ko);
+    kiln_interp_options io = {.keep_all = true};
+    if (st == KILN_OK)
+        st = kiln_interp_create(g, batch, &io, &it);
+    for (size_t k = 0; st == KILN_OK && k < g->n_inputs; k++) {
+        size_t n = kiln_value_elements(g, g->inputs[k], batch);
+        if (!(in[k] = malloc((n ? n : 1) * sizeof(float)))) {
+            st = KILN_ERR_OUT_OF_MEMORY;
+            break;
+        }
+        kiln_fill_random(in[k], n, (uint64_t)seed * 1000003u + k);
+        st = kiln_interp_set_input(it, k, in[k]);
+    }
+    for (size_t k = 0; st == KILN_OK && k < g->n_outputs; k++) {
+        size_t n = kiln_value_elements(g, g->outputs[k], batch);
+        if (!(out[k] = malloc((n ? n : 1) * sizeof(float))))
+            st = KILN_ERR_OUT_OF_MEMORY;
+    }
+    if (st == KILN_OK)
+        st = jm.e.run_array(inst, batch, (const float *const *)in, out);
+    if (st != KILN_OK) {
+        kiln_cli_error("check", "running the compiled model failed: %s", kiln_status_string(st));
+        goto done;
+    }
+    kiln_diag d;
+    kiln_diag_init(&d);
+    st = kiln_interp_run(it, &d);
+    kiln_diag_print(&d, stderr);
+    kiln_diag_release(&d);
+    if (st != KILN_OK) {
+        kiln_cli_error("check", "the interpreter failed: %s", kiln_status_string(st));
+        goto done;
+    }
+
+    printf("model %s, batch %lld, target %s\n", g->name, (long long)batch, kiln_cg_target_description(jm.module));
+    printf("%-24s %-14s %-24s %12s %12s\n", "layer", "op", "value", "max abs err", "max rel err");
+    const kiln_node *first_bad = NULL;
+    double first_rel = 0.0;
+    double worst = 0.0;
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        const kiln_node *n = kiln_graph_node(g, (kiln_id)i);
+        const kiln_value *val = kiln_graph_value(g, n->output);
+        kiln_cg_buffer b;
+        size_t count = 0;
+        const double *ref = kiln_interp_value(it, n->output, &count);
+        const float *got = NULL;
+        if (kiln_cg_value_buffer(jm.module, n->output, &b) == KILN_OK) {
+            if (b.kind == KILN_CG_BUF_INPUT)
+                got = in[b.index];
+            else if (b.kind == KILN_CG_BUF_OUTPUT)
+                got = out[b.index];
+            else if (b.kind == KILN_CG_BUF_WORKSPACE)
+                got = (const float *)(const void *)((const char *)ws + b.offset + (uint64_t)batch * b.per_batch);
+        }
+        const char *layer = n->layer ? n->layer : val->name;
+        if (!ref || !got || count != kiln_value_elements(g, n->output, batch)) {
+            printf("%-24s %-14s %-24s %12s %12s\n", layer, kiln_op_name(n->op), val->name, "-", "-");
+            continue;
+        }
+        errors e = compare(got, ref, count);
+        printf("%-24s %-14s %-24s %12.3g %12.3g%s\n", layer, kiln_op_name(n->op), val->name, e.abs, e.rel,
+               e.bad ? "  (NaN/inf mismatch)" : e.rel > tolerance ? "  <-- over tolerance" : "");
+        if (e.rel > worst)
+            worst = e.rel;
+        if (!first_bad && (e.bad || e.rel > tolerance)) {
+            first_bad = n;
+            first_rel = e.bad ? INFINITY : e.rel;
+        }
+    }
+    if (first_bad) {
+        kiln_cli_error("check", "layer '%s' (%s) is the first over the tolerance: relative error %.3g > %g",
+                       first_bad->layer ? first_bad->layer : "?", kiln_op_name(first_bad->op), first_rel, tolerance);
+        goto done;
+    }
+    printf("ok: every layer within %g (largest relative error %.3g)\n", tolerance, worst);
+    rc = 0;
+done:
+    if (inst)
+        jm.e.destroy(inst);
+    kiln_jit_model_close(&jm);
+    kiln_rt_aligned_free(ws);
+    kiln_interp_destroy(it);
+    for (size_t k = 0; in && k < g->n_inputs; k++)
+        free(in[k]);
+    for (size_t k = 0; out && k < g->n_outputs; k++)
+        free(out[k]);
+    free(in);
+    free(out);
+    kiln_graph_destroy(g);
+    return rc;
+}

@@ -1,0 +1,212 @@
+/* compiler/driver/cmd_compile.c: `kiln compile MODEL -o OUT [--header H]
+ * [--emit KIND] [--target T] [--cpu C] [-O0..3] [--weights embed|external]`. */
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+#ifndef KILN_RT_LIBDIR
+#define KILN_RT_LIBDIR NULL
+#endif
+
+static const char help[] =
+    "usage: kiln compile MODEL -o OUTPUT [--header FILE.h] [--emit obj|asm|llvm|bc|lib|so]\n"
+    "                    [--target TRIPLE] [--cpu NAME] [--features LIST] [-O0|-O1|-O2|-O3]\n"
+    "                    [--weights embed|external] [--weights-path PATH]\n"
+    "\n"
+    "Compiles MODEL (.yaml or .kir) to native code for the model's C API\n"
+    "(NAME_create, NAME_run, NAME_workspace_size, NAME_info, NAME_destroy).\n"
+    "\n"
+    "  -o OUTPUT           the file to write\n"
+    "  --header FILE.h     also write the C header of the generated API\n"
+    "  --emit KIND         obj (default), asm, llvm (IR text), bc (bitcode), lib (a\n"
+    "                      static archive), so (a shared library linked by `cc -shared`\n"
+    "                      against libkiln_rt); without --emit, an OUTPUT ending in .s,\n"
+    "                      .ll, .bc, .a or .so selects the kind\n"
+    "  --target TRIPLE     e.g. aarch64-linux-gnu (default: the host)\n"
+    "  --cpu NAME          e.g. znver4, skylake-avx512, cortex-a76 (default: the host CPU\n"
+    "                      with its features, or 'generic' for another target)\n"
+    "  --features LIST     LLVM feature string, e.g. +avx2,+fma (default: the CPU's)\n"
+    "  -O0 .. -O3          optimization level (default -O2)\n"
+    "  --weights embed     weights in the object's read-only data (default)\n"
+    "  --weights external  weights in OUTPUT with its extension replaced by .weights;\n"
+    "                      NAME_create maps that file (checking size and checksum)\n"
+    "  --weights-path PATH the path NAME_create maps by default (external weights;\n"
+    "                      default: the absolute path of the file written)\n";
+
+static int parse_emit(const char *s, kiln_cg_emit_kind *out)
+{
+    static const struct {
+        const char *name;
+        kiln_cg_emit_kind kind;
+    } kinds[] = {{"obj", KILN_CG_EMIT_OBJ}, {"asm", KILN_CG_EMIT_ASM}, {"llvm", KILN_CG_EMIT_LLVM},
+                 {"bc", KILN_CG_EMIT_BC},   {"lib", KILN_CG_EMIT_LIB}, {"so", KILN_CG_EMIT_SO}};
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+        if (strcmp(kinds[i].name, s) == 0) {
+            *out = kinds[i].kind;
+            return 0;
+        }
+    return -1;
+}
+
+static kiln_cg_emit_kind kind_from_name(const char *path)
+{
+    const char *dot = strrchr(path, '.');
+    const char *slash = strrchr(path, '/');
+    if (!dot || (slash && dot < slash))
+        return KILN_CG_EMIT_OBJ;
+    if (strcmp(dot, ".s") == 0 || strcmp(dot, ".S") == 0)
+        return KILN_CG_EMIT_ASM;
+    if (strcmp(dot, ".ll") == 0)
+        return KILN_CG_EMIT_LLVM;
+    if (strcmp(dot, ".bc") == 0)
+        return KILN_CG_EMIT_BC;
+    if (strcmp(dot, ".a") == 0)
+        return KILN_CG_EMIT_LIB;
+    if (strcmp(dot, ".so") == 0)
+        return KILN_CG_EMIT_SO;
+    return KILN_CG_EMIT_OBJ;
+}
+
+/* OUTPUT with its extension (if any) replaced by .weights. */
+static char *weights_file_name(const char *out)
+{
+    const char *dot = strrchr(out, '.'), *slash = strrchr(out, '/');
+    size_t stem = (dot && (!slash || dot > slash) && dot != out && (!slash || dot > slash + 1)) ? (size_t)(dot - out)
+                                                                                                 : strlen(out);
+    char *p = malloc(stem + 9);
+    if (p) {
+        memcpy(p, out, stem);
+        memcpy(p + stem, ".weights", 9);
+    }
+    return p;
+}
+
+/* An absolute spelling of path (its directory must exist). */
+static char *absolute_path(const char *path)
+{
+    char *copy = strdup(path), *copy2 = strdup(path);
+    char *res = NULL;
+    if (copy && copy2) {
+        char dir[PATH_MAX];
+        if (realpath(dirname(copy), dir)) {
+            const char *base = basename(copy2);
+            size_t n = strlen(dir) + strlen(base) + 2;
+            res = malloc(n);
+            if (res)
+                snprintf(res, n, "%s/%s", dir, base);
+        }
+    }
+    free(copy);
+    free(copy2);
+    return res;
+}
+
+static void human(size_t bytes, char *buf, size_t size)
+{
+    if (bytes >= (size_t)10 << 20)
+        snprintf(buf, size, "%.1f MiB", (double)bytes / (1 << 20));
+    else if (bytes >= (size_t)10 << 10)
+        snprintf(buf, size, "%.1f KiB", (double)bytes / (1 << 10));
+    else
+        snprintf(buf, size, "%zu B", bytes);
+}
+
+int kiln_cmd_compile(int argc, char **argv)
+{
+    kiln_args a = {argc, argv, 1, "compile"};
+    const char *model = NULL, *output = NULL, *header = NULL, *emit = NULL, *weights = "embed";
+    const char *weights_path = NULL;
+    kiln_cg_options opt = KILN_CG_OPTIONS_INIT;
+    for (; a.i < argc; a.i++) {
+        int r;
+        if (kiln_args_flag(&a, "--help") || kiln_args_flag(&a, "-h")) {
+            fputs(help, stdout);
+            return 0;
+        }
+        const char *arg = argv[a.i];
+        if (arg[0] == '-' && arg[1] == 'O' && arg[2] >= '0' && arg[2] <= '3' && !arg[3]) {
+            opt.opt_level = arg[2] - '0';
+            continue;
+        }
+        if ((r = kiln_args_value(&a, "-o", &output)) || (r = kiln_args_value(&a, "--output", &output)) ||
+            (r = kiln_args_value(&a, "--header", &header)) || (r = kiln_args_value(&a, "--emit", &emit)) ||
+            (r = kiln_args_value(&a, "--target", &opt.triple)) || (r = kiln_args_value(&a, "--cpu", &opt.cpu)) ||
+            (r = kiln_args_value(&a, "--features", &opt.features)) ||
+            (r = kiln_args_value(&a, "--weights", &weights)) ||
+            (r = kiln_args_value(&a, "--weights-path", &weights_path))) {
+            if (r < 0)
+                return 2;
+            continue;
+        }
+        if (arg[0] == '-' || model)
+            return kiln_args_unknown(&a);
+        model = arg;
+    }
+    if (!model)
+        return kiln_cli_usage_error("compile", "no model given (see 'kiln compile --help')");
+    if (!output)
+        return kiln_cli_usage_error("compile", "-o OUTPUT is required");
+    kiln_cg_emit_kind kind = kind_from_name(output);
+    if (emit && parse_emit(emit, &kind) != 0)
+        return kiln_cli_usage_error("compile", "--emit must be obj, asm, llvm, bc, lib or so, got '%s'", emit);
+    bool external = strcmp(weights, "external") == 0;
+    if (!external && strcmp(weights, "embed") != 0)
+        return kiln_cli_usage_error("compile", "--weights must be embed or external, got '%s'", weights);
+    if (weights_path && !external)
+        return kiln_cli_usage_error("compile", "--weights-path needs --weights external");
+
+    kiln_graph *g = kiln_cli_load_model(model);
+    if (!g)
+        return 1;
+    int rc = 1;
+    char *wfile = NULL, *wabs = NULL;
+    kiln_cg_module *m = NULL;
+    kiln_diag d;
+    kiln_diag_init(&d);
+    if (external) {
+        wfile = weights_file_name(output);
+        wabs = wfile && !weights_path ? absolute_path(wfile) : NULL;
+        if (!wfile || (!weights_path && !wabs)) {
+            kiln_cli_error("compile", "cannot resolve the weights file for '%s'", output);
+            goto done;
+        }
+        opt.weights = KILN_CG_WEIGHTS_EXTERNAL;
+        opt.weights_path = weights_path ? weights_path : wabs;
+    }
+    opt.rt_libdir = KILN_RT_LIBDIR;
+    kiln_status st = kiln_cg_compile(g, &opt, &m, &d);
+    if (st == KILN_OK)
+        st = kiln_cg_emit(m, kind, output, &d);
+    if (st == KILN_OK && header)
+        st = kiln_cg_write_header(m, header, &d);
+    if (st == KILN_OK && external)
+        st = kiln_cg_write_weights(m, wfile, &d);
+    kiln_diag_print(&d, stderr);
+    if (st != KILN_OK) {
+        kiln_cli_error("compile", "%s: %s", model, kiln_status_string(st));
+        goto done;
+    }
+    size_t fixed, per, wbytes;
+    kiln_cg_footprint(m, &fixed, &per, &wbytes);
+    char w[32], f[32], p[32];
+    human(wbytes, w, sizeof w);
+    human(fixed, f, sizeof f);
+    human(per, p, sizeof p);
+    static const char *const kind_names[] = {"obj", "asm", "llvm", "bc", "lib", "so"};
+    printf("wrote %s (%s)%s%s%s%s\n  target %s\n  weights %s %s%s, workspace %s + batch x %s\n", output,
+           kind_names[kind], header ? ", " : "", header ? header : "", external ? ", " : "", external ? wfile : "",
+           kiln_cg_target_description(m), w, external ? "in " : "embedded", external ? wfile : "", f, p);
+    rc = 0;
+done:
+    kiln_diag_release(&d);
+    kiln_cg_module_destroy(m);
+    free(wfile);
+    free(wabs);
+    kiln_graph_destroy(g);
+    return rc;
+}

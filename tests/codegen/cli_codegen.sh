@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# tests/codegen/cli_codegen.sh: the commands that use the code generator:
+# kiln compile (every --emit kind, targets, options, errors), kiln run (JIT
+# against --interp), kiln check (pass, and a tolerance that fails with the
+# first layer named), kiln bench.
+#
+# usage: cli_codegen.sh KILN NPY_COMPARE SOURCE_DIR
+set -uo pipefail
+kiln=$1 npycmp=$2 src=$3
+work=$(mktemp -d "${TMPDIR:-/tmp}/kiln-cli-cg-XXXXXX")
+trap 'rm -rf "$work"' EXIT
+lenet=$src/examples/lenet/lenet.yaml
+digits=$src/examples/digits/digits.yaml
+failed=0
+fail() { echo "FAIL: $*"; failed=1; }
+expect_rc() { # rc, command...
+  local want=$1; shift
+  "$@" >"$work/out" 2>"$work/err"
+  local rc=$?
+  [ "$rc" -eq "$want" ] || fail "'$*' exited $rc, expected $want: $(head -3 "$work/err")"
+}
+
+[ -f "$lenet" ] || { echo "examples/lenet missing: skipped"; exit 0; }
+
+# compile: every kind, by --emit and by extension
+expect_rc 0 "$kiln" compile "$lenet" -o "$work/lenet.o" --header "$work/lenet.h"
+head -c 4 "$work/lenet.o" | grep -q ELF || fail "lenet.o is not ELF"
+grep -q "kiln_status lenet_run(lenet \*m, int64_t batch," "$work/lenet.h" || fail "header lacks lenet_run"
+expect_rc 0 "$kiln" compile "$lenet" -o "$work/lenet.s"
+grep -q "lenet_run:" "$work/lenet.s" || fail "lenet.s lacks lenet_run"
+expect_rc 0 "$kiln" compile "$lenet" -o "$work/x.txt" --emit llvm -O0
+grep -q "define i32 @lenet_run" "$work/x.txt" || fail "--emit llvm"
+expect_rc 0 "$kiln" compile "$lenet" -o "$work/lenet.bc" -O3
+expect_rc 0 "$kiln" compile "$lenet" -o "$work/liblenet.a"
+head -c 8 "$work/liblenet.a" | grep -q '!<arch>' || fail "liblenet.a is not an archive"
+expect_rc 0 "$kiln" compile "$lenet" -o "$work/liblenet.so"
+expect_rc 0 "$kiln" compile "$lenet" -o "$work/lenet64.o" --target aarch64-linux-gnu --cpu cortex-a76
+expect_rc 0 "$kiln" compile "$lenet" -o "$work/lenet_z4.s" --target x86_64-linux-gnu --cpu znver4
+grep -q zmm "$work/lenet_z4.s" || fail "znver4 code without zmm registers"
+expect_rc 0 "$kiln" compile "$lenet" -o "$work/ext.o" --weights external
+[ -s "$work/ext.weights" ] || fail "--weights external wrote no ext.weights"
+expect_rc 0 "$kiln" compile "$lenet" -o "$work/ext2.o" --weights external --weights-path /opt/lenet.weights
+# compile: usage and run-time errors
+expect_rc 2 "$kiln" compile "$lenet"
+expect_rc 2 "$kiln" compile "$lenet" -o "$work/a.o" --emit exe
+expect_rc 2 "$kiln" compile "$lenet" -o "$work/a.o" --weights elsewhere
+expect_rc 2 "$kiln" compile "$lenet" -o "$work/a.o" --weights-path /x
+expect_rc 2 "$kiln" compile "$lenet" -o "$work/a.o" -O7
+expect_rc 1 "$kiln" compile "$lenet" -o "$work/a.o" --target no-such-target
+expect_rc 1 "$kiln" compile "$lenet" -o "$work/no/such/dir/a.o"
+expect_rc 1 "$kiln" compile "$work/missing.yaml" -o "$work/a.o"
+expect_rc 0 "$kiln" compile --help
+
+# run: the JIT against the interpreter
+if [ -f "$digits" ]; then
+  sample=$src/examples/digits/samples/digit_3.npy
+  expect_rc 0 "$kiln" run "$digits" --input "image=$sample" --output "$work/jit" --threads 2
+  expect_rc 0 "$kiln" run "$digits" --interp --input "image=$sample" --output "$work/interp"
+  for f in "$work"/interp/*.npy; do
+    "$npycmp" "$f" "$work/jit/$(basename "$f")" >/dev/null || fail "kiln run: $(basename "$f") differs"
+  done
+  grep -q "argmax 3" "$work/out" || true
+fi
+
+# check: passes, and fails naming the first layer
+expect_rc 0 "$kiln" check "$lenet" --batch 3 --threads 2
+grep -q "^ok: every layer within" "$work/out" || fail "kiln check: no summary"
+expect_rc 1 "$kiln" check "$lenet" --tolerance 1e-12
+grep -q "layer 'conv1' (conv2d) is the first over the tolerance" "$work/err" || fail "kiln check: first layer not named"
+expect_rc 2 "$kiln" check "$lenet" --tolerance abc
+expect_rc 2 "$kiln" check "$lenet" --batch 0
+
+# bench
+expect_rc 0 "$kiln" bench "$lenet" --batch 2 --threads 1 --iterations 5 --warmup 1
+grep -q "median" "$work/out" && grep -q "items/s" "$work/out" || fail "kiln bench: no latency / throughput"
+expect_rc 2 "$kiln" bench "$lenet" --iterations 0
+
+[ $failed -eq 0 ] && echo "ok"
+exit $failed
