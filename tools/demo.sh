@@ -1,22 +1,22 @@
 #!/usr/bin/env bash
-# The main job, end to end: build kiln, show the IR of the digit classifier
-# (an example with real trained weights), and run it on a few rendered digits
-# with the reference interpreter.
+# The main job, end to end: build kiln and libkiln_rt, compile the trained
+# digit classifier (examples/digits) to a native object and a C header, link
+# the example C app against them and libkiln_rt, and run it on rendered digits.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/install-deps.sh
-cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build/release -j"$(nproc)" --target kiln >/dev/null
+cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DKILN_BUILD_TESTS=OFF >/dev/null
+cmake --build build/release -j"$(nproc)" --target kiln kiln_rt_static >/dev/null
 kiln=build/release/compiler/kiln
-model=examples/digits/digits.yaml
+out=build/demo
+mkdir -p "$out"
 
-echo "== kiln dump $model"
-"$kiln" dump "$model"
+echo "== kiln compile examples/digits/digits.yaml"
+"$kiln" compile examples/digits/digits.yaml -o "$out/digits.o" --header "$out/digits.h"
 
-out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
-for sample in examples/digits/samples/*.npy; do
-  echo
-  echo "== kiln run $model --interp --input image=$sample"
-  "$kiln" run "$model" --interp --input image="$sample" --output "$out"
-done
+echo "== cc examples/app/digits_app.c digits.o -lkiln_rt"
+cc -std=c99 -O2 -Wall -Werror -I"$out" -Iruntime/include examples/app/digits_app.c "$out/digits.o" \
+   build/release/runtime/libkiln_rt.a -lopenblas -lpthread -lm -o "$out/digits_app"
+
+echo "== digits_app examples/digits/samples/*.npy"
+"$out/digits_app" examples/digits/samples/digit_*.npy
