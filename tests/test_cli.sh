@@ -67,5 +67,14 @@ contains "$work/err" "expects shape [batch,1,28,28]" "shape mismatch message"
 expect 1 "unknown input name" -- "$kiln" run "$digits/digits.yaml" --interp --input nope="$digits/samples/digit_0.npy" --output "$work/run"
 expect 1 "missing input" -- "$kiln" run "$digits/digits.yaml" --interp --output "$work/run"
 
+# target options that LLVM would abort on are refused with a message
+if "$kiln" --help | grep -q compile; then
+  for bad in "--cpu bogus" "--cpu i386" "--features +bogus" "--features avx2" "--target riscv64-linux-gnu" "--features -64bit-mode"; do
+    expect 1 "compile $bad" -- "$kiln" compile "$src/examples/mlp/mlp.yaml" -o "$work/x.o" $bad
+    grep -q "error: " "$work/err" && ok || fail "compile $bad: no error message"
+  done
+  expect 0 "compile --cpu znver4" -- "$kiln" compile "$src/examples/mlp/mlp.yaml" -o "$work/x.o" --cpu znver4
+fi
+
 echo "cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* The kernels read these values; adding a target is adding a row (and a rule
  * in pick_target). */
@@ -68,10 +69,66 @@ static const kiln_cg_target *pick_target(const char *triple, const char *cpu, co
     return &targets[T_SSE];
 }
 
+#include "target_names.inc"
+
+static bool known_name(const char *const *list, const char *name, size_t len)
+{
+    for (; *list; list++)
+        if (strlen(*list) == len && strncmp(*list, name, len) == 0)
+            return true;
+    return false;
+}
+
+/* LLVM aborts deep inside code generation on a CPU it does not know, so the
+ * user's --cpu and --features are checked against LLVM's own lists first
+ * (target_names.inc). Only the architectures of kiln's target table are
+ * accepted. Returns false after reporting. */
+static bool check_target_names(const char *triple, const char *cpu, const char *features, bool check_cpu,
+                               bool check_features, kiln_diag *d)
+{
+    bool x86 = strncmp(triple, "x86_64", 6) == 0 || strncmp(triple, "amd64", 5) == 0;
+    bool arm64 = strncmp(triple, "aarch64", 7) == 0 || strncmp(triple, "arm64", 5) == 0;
+    if (!x86 && !arm64) {
+        kiln_diag_error(d, (kiln_loc){0}, "target '%s': kiln generates code for x86_64 and aarch64 only", triple);
+        return false;
+    }
+    const char *const *cpus = x86 ? x86_64_cpus : aarch64_cpus;
+    const char *const *feats = x86 ? x86_64_features : aarch64_features;
+    if (check_cpu && strcmp(cpu, "generic") != 0 && !known_name(cpus, cpu, strlen(cpu))) {
+        kiln_diag_error(d, (kiln_loc){0}, "unknown cpu '%s' for %s, or one without 64-bit code (e.g. %s; 'llc -mtriple=%s -mcpu=help' lists them)",
+                        cpu, x86 ? "x86_64" : "aarch64", x86 ? "znver4, skylake-avx512, haswell, x86-64-v3"
+                                                              : "cortex-a76, neoverse-v1, apple-m1",
+                        x86 ? "x86_64" : "aarch64");
+        return false;
+    }
+    for (const char *p = features; check_features && *p;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len > 0 && ((*p != '+' && *p != '-') || !known_name(feats, p + 1, len - 1))) {
+            kiln_diag_error(d, (kiln_loc){0}, "unknown feature '%.*s' for %s (write +name or -name, e.g. +avx2,+fma)",
+                            (int)len, p, x86 ? "x86_64" : "aarch64");
+            return false;
+        }
+        p += len + (end ? 1 : 0);
+    }
+    return true;
+}
+
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+/* LLVM reports some impossible configurations (a feature combination it
+ * cannot lower) with a fatal error and then aborts. kiln turns that into a
+ * clean error message and exit status 1: no core dump, no abort. */
+static void on_llvm_fatal_error(const char *reason)
+{
+    fprintf(stderr, "kiln: error: LLVM cannot generate code for this target configuration: %s\n", reason);
+    fflush(stderr);
+    _exit(1);
+}
 
 static void init_llvm(void)
 {
+    LLVMInstallFatalErrorHandler(on_llvm_fatal_error);
     LLVMInitializeAllTargetInfos();
     LLVMInitializeAllTargets();
     LLVMInitializeAllTargetMCs();
@@ -151,6 +208,10 @@ kiln_status kiln_cg_machine_create(const kiln_cg_options *opt, kiln_cg_machine *
         return KILN_ERR_OUT_OF_MEMORY;
     }
 
+    if (!check_target_names(out->triple, out->cpu, out->features, opt->cpu != NULL, opt->features != NULL, d)) {
+        kiln_cg_machine_release(out);
+        return KILN_ERR_INVALID_ARGUMENT;
+    }
     LLVMTargetRef target;
     char *err = NULL;
     if (LLVMGetTargetFromTriple(out->triple, &target, &err)) {
