@@ -82,15 +82,16 @@ static bool known_name(const char *const *list, const char *name, size_t len)
 /* LLVM aborts deep inside code generation on a CPU it does not know, so the
  * user's --cpu and --features are checked against LLVM's own lists first
  * (target_names.inc). Only the architectures of kiln's target table are
- * accepted. Returns false after reporting. */
-static bool check_target_names(const char *triple, const char *cpu, const char *features, bool check_cpu,
-                               bool check_features, kiln_diag *d)
+ * accepted: another architecture is KILN_ERR_UNSUPPORTED, an unknown name
+ * KILN_ERR_INVALID_ARGUMENT (both reported to d). */
+static kiln_status check_target_names(const char *triple, const char *cpu, const char *features, bool check_cpu,
+                                      bool check_features, kiln_diag *d)
 {
     bool x86 = strncmp(triple, "x86_64", 6) == 0 || strncmp(triple, "amd64", 5) == 0;
     bool arm64 = strncmp(triple, "aarch64", 7) == 0 || strncmp(triple, "arm64", 5) == 0;
     if (!x86 && !arm64) {
         kiln_diag_error(d, (kiln_loc){0}, "target '%s': kiln generates code for x86_64 and aarch64 only", triple);
-        return false;
+        return KILN_ERR_UNSUPPORTED;
     }
     const char *const *cpus = x86 ? x86_64_cpus : aarch64_cpus;
     const char *const *feats = x86 ? x86_64_features : aarch64_features;
@@ -99,7 +100,7 @@ static bool check_target_names(const char *triple, const char *cpu, const char *
                         cpu, x86 ? "x86_64" : "aarch64", x86 ? "znver4, skylake-avx512, haswell, x86-64-v3"
                                                               : "cortex-a76, neoverse-v1, apple-m1",
                         x86 ? "x86_64" : "aarch64");
-        return false;
+        return KILN_ERR_INVALID_ARGUMENT;
     }
     for (const char *p = features; check_features && *p;) {
         const char *end = strchr(p, ',');
@@ -107,11 +108,11 @@ static bool check_target_names(const char *triple, const char *cpu, const char *
         if (len > 0 && ((*p != '+' && *p != '-') || !known_name(feats, p + 1, len - 1))) {
             kiln_diag_error(d, (kiln_loc){0}, "unknown feature '%.*s' for %s (write +name or -name, e.g. +avx2,+fma)",
                             (int)len, p, x86 ? "x86_64" : "aarch64");
-            return false;
+            return KILN_ERR_INVALID_ARGUMENT;
         }
         p += len + (end ? 1 : 0);
     }
-    return true;
+    return KILN_OK;
 }
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
@@ -208,9 +209,11 @@ kiln_status kiln_cg_machine_create(const kiln_cg_options *opt, kiln_cg_machine *
         return KILN_ERR_OUT_OF_MEMORY;
     }
 
-    if (!check_target_names(out->triple, out->cpu, out->features, opt->cpu != NULL, opt->features != NULL, d)) {
+    kiln_status names = check_target_names(out->triple, out->cpu, out->features, opt->cpu != NULL,
+                                           opt->features != NULL, d);
+    if (names != KILN_OK) {
         kiln_cg_machine_release(out);
-        return KILN_ERR_INVALID_ARGUMENT;
+        return names;
     }
     LLVMTargetRef target;
     char *err = NULL;
