@@ -106,6 +106,18 @@ static int index_reserve(kiln_graph *g, size_t count)
     return 0;
 }
 
+kiln_status kiln_graph_reindex(kiln_graph *g)
+{
+    if (index_reserve(g, g->n_values))
+        return KILN_ERR_OUT_OF_MEMORY;
+    for (size_t i = 0; i < g->name_index_cap; i++)
+        g->name_index[i] = KILN_NO_ID;
+    for (size_t v = 0; v < g->n_values; v++)
+        if (g->values[v].name)
+            index_insert(g->name_index, g->name_index_cap, g->values, (kiln_id)v);
+    return KILN_OK;
+}
+
 kiln_id kiln_graph_find_value(const kiln_graph *g, const char *name)
 {
     if (!g->name_index_cap || !name)

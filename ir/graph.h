@@ -128,7 +128,9 @@ typedef struct kiln_graph {
     /* The memory plan (set by the memory planner; 0 before). */
     uint64_t mem_fixed_bytes;       /* size of the fixed region */
     uint64_t mem_batch_bytes;       /* size of the batch region per batch item */
-    uint64_t mem_lower_bound_bytes; /* per item: the largest set of values live at once */
+    uint64_t mem_lower_bound_bytes; /* the most bytes live at once in the fixed region, plus the same
+                                     * per item in the batch region (ir/liveness.h): no plan does
+                                     * with less than this at batch 1 */
 
     /* name -> value id hash table (open addressing) */
     kiln_id *name_index;
@@ -159,6 +161,10 @@ int kiln_graph_add_weight_file(kiln_graph *g, const char *path);
 
 /* Lookup: value id by name, or KILN_NO_ID. */
 kiln_id kiln_graph_find_value(const kiln_graph *g, const char *name);
+/* Rebuilds the name index from the values' names, after values were renamed
+ * or renumbered (ir/rewrite.c). Allocates only when the table is too small
+ * for n_values, which renaming and removing values never make it. */
+kiln_status kiln_graph_reindex(kiln_graph *g);
 
 static inline kiln_value *kiln_graph_value(const kiln_graph *g, kiln_id id) { return &g->values[id]; }
 static inline kiln_node *kiln_graph_node(const kiln_graph *g, kiln_id id) { return &g->nodes[id]; }
@@ -202,6 +208,15 @@ void kiln_param_random(uint64_t seed, const char *key, double lo, double hi, flo
  * attributes present and well-typed, types consistent with the shape rule,
  * names unique, topological order, outputs defined. Errors go to d. */
 kiln_status kiln_ir_verify(const kiln_graph *g, kiln_diag *d);
+/* The part of kiln_ir_verify that checks the passes' annotations, on a graph
+ * whose structure is sound: fusion groups (consecutive members, increasing
+ * group numbers, the chain rule of kiln_node.group, one `tasks` per group)
+ * and the memory plan (every value that needs workspace memory has it, in
+ * the region its batchedness says, 64-byte aligned, inside the region; no two
+ * values live at the same step overlap; the lower bound matches; see
+ * ir/liveness.h). kiln_ir_parse runs it on what it reads. Returns KILN_OK,
+ * KILN_ERR_INTERNAL (errors in d) or KILN_ERR_OUT_OF_MEMORY. */
+kiln_status kiln_ir_verify_annotations(const kiln_graph *g, kiln_diag *d);
 
 /* Text form (docs/ir.md). Weight file paths are printed relative to the
  * directory `relative_to` (NULL: as stored). parse(print(g)) prints identically. */

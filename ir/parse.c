@@ -90,7 +90,7 @@ typedef struct parser {
     unsigned char *bad;
     size_t cap_bad;
 
-    bool seen_description, seen_precision, seen_max_elements, seen_param;
+    bool seen_description, seen_precision, seen_max_elements, seen_param, seen_memory;
 } parser;
 
 /* ---- diagnostics -------------------------------------------------------- */
@@ -1213,7 +1213,91 @@ static void arity_text(char *buf, size_t size, int lo, int hi)
         snprintf(buf, size, "%d to %d operands", lo, hi);
 }
 
-/* %OUT = OP(%a, ...) [{attr=v, ...}] : TYPE [layer "L"] [precision P] */
+/* What the passes write after a node: group, tasks, memory. */
+typedef struct node_annotations {
+    uint32_t group, tasks;
+    kiln_mem_region mem;
+    uint64_t mem_offset;
+} node_annotations;
+
+/* A count in 1..UINT32_MAX after `word`. */
+static bool parse_count32(parser *p, const char *word, uint32_t *out)
+{
+    char what[64];
+    snprintf(what, sizeof what, "a positive integer after '%s'", word);
+    uint32_t line = p->tok.line, col = p->tok.col;
+    uint64_t v;
+    if (!num_uint64(p, &v, what))
+        return false;
+    if (v < 1 || v > UINT32_MAX) {
+        error_at(p, line, col, "'%s' must be in 1..%" PRIu32 ", got %" PRIu64, word, UINT32_MAX, v);
+        return false;
+    }
+    *out = (uint32_t)v;
+    return true;
+}
+
+/* [group N] [tasks N] [mem fixed|batch OFFSET] */
+static bool parse_annotations(parser *p, node_annotations *a)
+{
+    if (tok_is(p, "group")) {
+        advance(p);
+        if (!parse_count32(p, "group", &a->group))
+            return false;
+    }
+    if (tok_is(p, "tasks")) {
+        advance(p);
+        if (!parse_count32(p, "tasks", &a->tasks))
+            return false;
+    }
+    if (tok_is(p, "mem")) {
+        advance(p);
+        if (tok_is(p, "fixed"))
+            a->mem = KILN_MEM_FIXED;
+        else if (tok_is(p, "batch"))
+            a->mem = KILN_MEM_BATCH;
+        else {
+            expected(p, "'fixed' or 'batch' after 'mem'");
+            return false;
+        }
+        advance(p);
+        if (!num_uint64(p, &a->mem_offset, "the offset in bytes (an unsigned integer)"))
+            return false;
+    }
+    return true;
+}
+
+/* memory fixed N batch N lower_bound N */
+static bool parse_memory(parser *p)
+{
+    uint32_t line = p->tok.line, col = p->tok.col;
+    uint64_t v[3];
+    static const char *const words[3] = {"fixed", "batch", "lower_bound"};
+    advance(p);
+    for (int i = 0; i < 3; i++) {
+        if (!tok_is(p, words[i])) {
+            char what[64];
+            snprintf(what, sizeof what, "'%s'", words[i]);
+            expected(p, what);
+            return false;
+        }
+        advance(p);
+        if (!num_uint64(p, &v[i], "a size in bytes (an unsigned integer)"))
+            return false;
+    }
+    if (p->seen_memory) {
+        error_at(p, line, col, "memory given twice");
+        return false;
+    }
+    p->seen_memory = true;
+    p->g->mem_fixed_bytes = v[0];
+    p->g->mem_batch_bytes = v[1];
+    p->g->mem_lower_bound_bytes = v[2];
+    return end_of_statement(p);
+}
+
+/* %OUT = OP(%a, ...) [{attr=v, ...}] : TYPE [layer "L"] [precision P]
+ *      [group N] [tasks N] [mem fixed|batch OFFSET] */
 static bool parse_node(parser *p)
 {
     char buf[512], word[64], t1[256], t2[256];
@@ -1232,6 +1316,7 @@ static bool parse_node(parser *p)
     uint32_t type_line = 0, type_col = 0;
     const char *layer = out_name;
     kiln_precision prec = KILN_PREC_DEFAULT;
+    node_annotations annot = {0, 0, KILN_MEM_NONE, 0};
 
     if (!expect(p, T_EQ, "'=' after the value's name"))
         goto fail;
@@ -1336,6 +1421,8 @@ static bool parse_node(parser *p)
         if (!parse_precision_word(p, &prec))
             goto fail;
     }
+    if (!parse_annotations(p, &annot))
+        goto fail;
     if (!end_of_statement(p))
         goto fail;
     if (!ok)
@@ -1409,6 +1496,10 @@ static bool parse_node(parser *p)
         return false;
     }
     v->type = type;
+    n->group = annot.group;
+    n->tasks = annot.tasks;
+    v->mem = annot.mem;
+    v->mem_offset = annot.mem_offset;
     return true;
 
 fail:
@@ -1419,7 +1510,8 @@ fail:
 static bool starts_statement(const parser *p)
 {
     return p->tok.kind == T_VALUE || p->tok.kind == T_RBRACE || tok_is(p, "param") || tok_is(p, "weights") ||
-           tok_is(p, "description") || tok_is(p, "precision") || tok_is(p, "max_elements");
+           tok_is(p, "description") || tok_is(p, "precision") || tok_is(p, "max_elements") ||
+           tok_is(p, "memory");
 }
 
 static bool parse_statement(parser *p)
@@ -1436,7 +1528,10 @@ static bool parse_statement(parser *p)
         return parse_graph_precision(p);
     if (tok_is(p, "max_elements"))
         return parse_max_elements(p);
-    expected(p, "a statement (param, weights, description, precision, max_elements, %name = op(...)) or '}'");
+    if (tok_is(p, "memory"))
+        return parse_memory(p);
+    expected(p, "a statement (param, weights, description, precision, max_elements, memory, %name = op(...)) "
+                "or '}'");
     return false;
 }
 
@@ -1665,6 +1760,16 @@ kiln_status kiln_ir_parse(const char *text, size_t len, const char *filename, ki
                 kiln_id id = resolve(&p, p.outs[i].name, p.outs[i].line, p.outs[i].col, &quiet);
                 if (id != KILN_NO_ID && p.errors == 0 && kiln_graph_add_output(p.g, id) != KILN_OK)
                     out_of_memory(&p);
+            }
+            /* Fusion groups and the memory plan must make sense as a whole:
+             * the verifier's rules, reported at the nodes' lines. */
+            if (closed && !p.stop && p.errors == 0 && !p.oom) {
+                size_t before = d->errors;
+                kiln_status ast = kiln_ir_verify_annotations(p.g, d);
+                if (ast == KILN_ERR_OUT_OF_MEMORY)
+                    p.oom = true;
+                else if (ast != KILN_OK || d->errors > before)
+                    p.errors++;
             }
         }
     }

@@ -380,6 +380,8 @@ static void put_param(printer *p, const kiln_value *v)
 {
     FILE *out = p->out;
     const kiln_param *prm = &v->param;
+    if (v->mem != KILN_MEM_NONE)
+        p->bad = true; /* params are never planned: the text has no place for it */
     fputs("  param ", out);
     put_name(out, v->name);
     fputs(": ", out);
@@ -456,6 +458,20 @@ static void put_node(printer *p, const kiln_node *n)
         }
         fprintf(out, " precision %s", pn);
     }
+    /* The passes' annotations, each only when set. */
+    if (n->group != 0)
+        fprintf(out, " group %" PRIu32, n->group);
+    if (n->tasks != 0)
+        fprintf(out, " tasks %" PRIu32, n->tasks);
+    if (n->output < g->n_values && g->values[n->output].mem != KILN_MEM_NONE) {
+        const kiln_value *v = &g->values[n->output];
+        const char *rn = v->mem == KILN_MEM_FIXED ? "fixed" : v->mem == KILN_MEM_BATCH ? "batch" : NULL;
+        if (rn == NULL) {
+            rn = "?";
+            p->bad = true;
+        }
+        fprintf(out, " mem %s %" PRIu64, rn, v->mem_offset);
+    }
     fputc('\n', out);
 }
 
@@ -512,6 +528,9 @@ kiln_status kiln_ir_print(const kiln_graph *g, FILE *out, const char *relative_t
             p.bad = true;
         fprintf(out, "  max_elements %" PRId64 "\n", g->max_elements);
     }
+    if (g->mem_fixed_bytes != 0 || g->mem_batch_bytes != 0 || g->mem_lower_bound_bytes != 0)
+        fprintf(out, "  memory fixed %" PRIu64 " batch %" PRIu64 " lower_bound %" PRIu64 "\n", g->mem_fixed_bytes,
+                g->mem_batch_bytes, g->mem_lower_bound_bytes);
     for (size_t i = 0; i < g->n_weight_files; i++) {
         const char *path = g->weight_files[i] != NULL ? g->weight_files[i] : "";
         fputs("  weights ", out);

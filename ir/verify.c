@@ -1,8 +1,10 @@
 /* ir/verify.c: the IR's invariants, checked after every pass in tests and
  * debug builds. Reports every broken invariant it finds, not only the first. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "graph.h"
+#include "liveness.h"
 
 static void node_error(kiln_diag *d, const kiln_graph *g, size_t i, const char *msg)
 {
@@ -108,6 +110,220 @@ static void check_nodes(const kiln_graph *g, kiln_diag *d)
     }
 }
 
+/* ---- fusion groups (kiln_node.group) ----------------------------------- */
+
+static bool can_anchor(kiln_op op)
+{
+    unsigned f = kiln_op_get(op)->flags;
+    return op == KILN_OP_CONV2D || op == KILN_OP_DENSE || op == KILN_OP_MATMUL ||
+           (f & (KILN_OPF_UNARY | KILN_OPF_BINARY));
+}
+
+/* The chain rule of graph.h, for the member at node i (not the first of its
+ * group, which starts at node `start`). */
+static void check_member(const kiln_graph *g, const uint32_t *uses, size_t start, size_t i, kiln_diag *d)
+{
+    const kiln_node *n = &g->nodes[i];
+    char err[512];
+    unsigned f = kiln_op_get(n->op)->flags;
+    if (!(f & (KILN_OPF_UNARY | KILN_OPF_BINARY))) {
+        snprintf(err, sizeof err, "fusion group %u: %s cannot follow another member (only one-input or binary "
+                 "elementwise ops can)", n->group, kiln_op_name(n->op));
+        node_error(d, g, i, err);
+        return;
+    }
+    kiln_id prev = g->nodes[i - 1].output;
+    const kiln_value *pv = &g->values[prev];
+    uint32_t data = kiln_node_data_inputs(g, n), found = 0;
+    for (uint32_t k = 0; k < data; k++)
+        found += n->inputs[k] == prev;
+    if (found != 1 || uses[prev] != 1) {
+        snprintf(err, sizeof err,
+                 "fusion group %u: '%s', the previous member's output, must be read once, by this node only "
+                 "(it is read %u time(s) here and %u time(s) in all, model outputs included)",
+                 n->group, pv->name, found, uses[prev]);
+        node_error(d, g, i, err);
+        return;
+    }
+    const kiln_type *out = &g->values[n->output].type;
+    if (!kiln_shape_equal(&out->shape, &pv->type.shape)) {
+        snprintf(err, sizeof err, "fusion group %u: the output's shape differs from the chained value '%s' "
+                 "(the other operand must broadcast into it)", n->group, pv->name);
+        node_error(d, g, i, err);
+        return;
+    }
+    for (uint32_t k = 0; k < data; k++) {
+        const kiln_value *o = &g->values[n->inputs[k]];
+        if (n->inputs[k] != prev && o->kind == KILN_VALUE_NODE && o->producer >= start && o->producer < i) {
+            snprintf(err, sizeof err, "fusion group %u: operand '%s' comes from inside the group", n->group,
+                     o->name);
+            node_error(d, g, i, err);
+        }
+    }
+}
+
+static kiln_status check_groups(const kiln_graph *g, kiln_diag *d)
+{
+    uint32_t *uses = kiln_malloc(sizeof *uses * (g->n_values ? g->n_values : 1));
+    if (!uses) {
+        kiln_diag_error(d, (kiln_loc){0}, "out of memory while verifying the IR");
+        return KILN_ERR_OUT_OF_MEMORY;
+    }
+    kiln_graph_count_uses(g, uses);
+    uint32_t last_group = 0;
+    size_t start = 0;
+    char err[256];
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        const kiln_node *n = &g->nodes[i];
+        if (n->group == 0)
+            continue;
+        bool first = i == 0 || g->nodes[i - 1].group != n->group;
+        if (first) {
+            start = i;
+            if (n->group <= last_group) {
+                snprintf(err, sizeof err, "fusion group %u: group numbers must increase along the nodes, and "
+                         "a group's members be consecutive (the previous group is %u)", n->group, last_group);
+                node_error(d, g, i, err);
+            }
+            last_group = n->group;
+            if (!can_anchor(n->op)) {
+                snprintf(err, sizeof err, "fusion group %u cannot start with %s (only conv2d, dense, matmul "
+                         "or an elementwise op)", n->group, kiln_op_name(n->op));
+                node_error(d, g, i, err);
+            }
+            continue;
+        }
+        check_member(g, uses, start, i, d);
+        if (n->tasks != g->nodes[start].tasks) {
+            snprintf(err, sizeof err, "fusion group %u: tasks %u differ from the group's first node's (%u)",
+                     n->group, n->tasks, g->nodes[start].tasks);
+            node_error(d, g, i, err);
+        }
+    }
+    kiln_free(uses);
+    return KILN_OK;
+}
+
+/* ---- the memory plan (kiln_value.mem) ------------------------------------ */
+
+typedef struct placed {
+    uint64_t offset, end;
+    uint32_t first, last;
+    kiln_id v;
+} placed;
+
+static int by_offset(const void *a, const void *b)
+{
+    const placed *x = a, *y = b;
+    if (x->offset != y->offset)
+        return x->offset < y->offset ? -1 : 1;
+    return x->v < y->v ? -1 : x->v > y->v;
+}
+
+static const char *region_name(kiln_mem_region r) { return r == KILN_MEM_BATCH ? "batch" : "fixed"; }
+
+static kiln_status check_memory(const kiln_graph *g, kiln_diag *d)
+{
+    bool planned = g->mem_fixed_bytes || g->mem_batch_bytes || g->mem_lower_bound_bytes;
+    for (size_t v = 0; v < g->n_values && !planned; v++)
+        planned = g->values[v].mem != KILN_MEM_NONE;
+    if (!planned)
+        return KILN_OK;
+    kiln_liveness lv;
+    kiln_status st = kiln_liveness_compute(g, &lv);
+    if (st == KILN_ERR_OUT_OF_MEMORY) {
+        kiln_diag_error(d, (kiln_loc){0}, "out of memory while verifying the IR");
+        return st;
+    }
+    if (st != KILN_OK) {
+        kiln_diag_error(d, (kiln_loc){0}, "IR memory plan: a value's size overflows");
+        return KILN_OK;
+    }
+    placed *items = kiln_malloc(sizeof *items * (g->n_values ? g->n_values : 1));
+    if (!items) {
+        kiln_liveness_release(&lv);
+        kiln_diag_error(d, (kiln_loc){0}, "out of memory while verifying the IR");
+        return KILN_ERR_OUT_OF_MEMORY;
+    }
+    size_t n_items[2] = {0, 0};
+    placed *list[2] = {items, NULL};
+    /* two passes over the values: fixed region first, then batch, in one array */
+    for (int r = 0; r < 2; r++) {
+        kiln_mem_region region = r ? KILN_MEM_BATCH : KILN_MEM_FIXED;
+        uint64_t size = r ? g->mem_batch_bytes : g->mem_fixed_bytes;
+        if (r)
+            list[1] = items + n_items[0];
+        for (size_t v = 0; v < g->n_values; v++) {
+            const kiln_value *val = &g->values[v];
+            bool needs = lv.needs_memory[v];
+            if (r == 0) { /* report each value once */
+                if (val->mem != KILN_MEM_NONE && !needs)
+                    kiln_diag_error(d, val->loc, "IR value '%s' has workspace memory but needs none (a model input "
+                                    "or output, a param, or a value inside a fusion group)", val->name);
+                else if (needs && val->mem == KILN_MEM_NONE)
+                    kiln_diag_error(d, val->loc, "IR value '%s' needs workspace memory but the plan gives it none",
+                                    val->name);
+                else if (needs && val->mem != kiln_liveness_region(g, (kiln_id)v))
+                    kiln_diag_error(d, val->loc, "IR value '%s' is %s but planned in the %s region", val->name,
+                                    val->type.shape.batched ? "batched" : "not batched",
+                                    val->mem == KILN_MEM_BATCH ? "batch"
+                                    : val->mem == KILN_MEM_FIXED ? "fixed" : "unknown");
+            }
+            if (!needs || val->mem != region)
+                continue;
+            uint64_t bytes = lv.bytes[v];
+            if (val->mem_offset % KILN_MEM_ALIGN != 0)
+                kiln_diag_error(d, val->loc, "IR value '%s': offset %llu is not a multiple of %d", val->name,
+                                (unsigned long long)val->mem_offset, KILN_MEM_ALIGN);
+            if (val->mem_offset > size || bytes > size - val->mem_offset)
+                kiln_diag_error(d, val->loc, "IR value '%s': [%llu, %llu) lies outside the %s region (%llu bytes)",
+                                val->name, (unsigned long long)val->mem_offset,
+                                (unsigned long long)(val->mem_offset + bytes), region_name(region),
+                                (unsigned long long)size);
+            placed *p = &list[r][n_items[r]++];
+            *p = (placed){val->mem_offset, val->mem_offset + bytes, lv.first[v], lv.last[v], (kiln_id)v};
+        }
+        qsort(list[r], n_items[r], sizeof *items, by_offset);
+        for (size_t a = 0; a < n_items[r]; a++) {
+            for (size_t b = a + 1; b < n_items[r] && list[r][b].offset < list[r][a].end; b++) {
+                const placed *x = &list[r][a], *y = &list[r][b];
+                if (x->first <= y->last && y->first <= x->last) {
+                    const kiln_value *yv = &g->values[y->v];
+                    kiln_diag_error(d, yv->loc, "IR values '%s' and '%s' are live at the same time and overlap in "
+                                    "the %s region", g->values[x->v].name, yv->name, region_name(region));
+                }
+            }
+        }
+    }
+    /* The lower bound: the sum over the regions of the most bytes live at one step. */
+    uint64_t lb_fixed = 0, lb_batch = 0;
+    if (kiln_liveness_lower_bound(g, &lv, &lb_fixed, &lb_batch) != KILN_OK) {
+        kiln_free(items);
+        kiln_liveness_release(&lv);
+        kiln_diag_error(d, (kiln_loc){0}, "out of memory while verifying the IR");
+        return KILN_ERR_OUT_OF_MEMORY;
+    }
+    if (lb_fixed + lb_batch != g->mem_lower_bound_bytes)
+        kiln_diag_error(d, (kiln_loc){0}, "IR memory plan: lower_bound is %llu but the values live at once need "
+                        "%llu bytes (fixed %llu + batch %llu)", (unsigned long long)g->mem_lower_bound_bytes,
+                        (unsigned long long)(lb_fixed + lb_batch), (unsigned long long)lb_fixed,
+                        (unsigned long long)lb_batch);
+    kiln_free(items);
+    kiln_liveness_release(&lv);
+    return KILN_OK;
+}
+
+kiln_status kiln_ir_verify_annotations(const kiln_graph *g, kiln_diag *d)
+{
+    size_t before = d->errors;
+    kiln_status st = check_groups(g, d);
+    if (st == KILN_OK && d->errors == before)
+        st = check_memory(g, d);
+    if (st != KILN_OK)
+        return st;
+    return d->errors > before ? KILN_ERR_INTERNAL : KILN_OK;
+}
+
 kiln_status kiln_ir_verify(const kiln_graph *g, kiln_diag *d)
 {
     size_t before = d->errors;
@@ -123,5 +339,8 @@ kiln_status kiln_ir_verify(const kiln_graph *g, kiln_diag *d)
     for (size_t i = 0; i < g->n_outputs; i++)
         if (g->outputs[i] >= g->n_values)
             kiln_diag_error(d, (kiln_loc){0}, "IR graph output %zu refers to no value", i);
+    /* The passes' annotations, once the structure they describe is sound. */
+    if (d->errors == before && kiln_ir_verify_annotations(g, d) == KILN_ERR_OUT_OF_MEMORY)
+        return KILN_ERR_OUT_OF_MEMORY;
     return d->errors > before ? KILN_ERR_INTERNAL : KILN_OK;
 }

@@ -848,7 +848,7 @@ static const struct error_case {
     {HEAD "  $x\n}\n", "unexpected character '$'", 3, 3},
     {HEAD "  %\n}\n", "expected a value name after '%' ([A-Za-z0-9_.]+ or a quoted string)", 3, 3},
     {HEAD "  layer \"x\"\n}\n",
-     "expected a statement (param, weights, description, precision, max_elements, %name = op(...)) or '}', "
+     "expected a statement (param, weights, description, precision, max_elements, memory, %name = op(...)) or '}', "
      "found 'layer'",
      3, 3},
     {HEAD "  %y = relu(%x) : f32[batch,3,8,8]\n", "expected '}' at the end of the graph, found end of input", 4, 1},
