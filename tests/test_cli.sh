@@ -31,6 +31,12 @@ expect 2 "bad --format" -- "$kiln" dump "$src/examples/mlp/mlp.yaml" --format sv
 expect 2 "--input without '='" -- "$kiln" run "$src/examples/mlp/mlp.yaml" --interp --input x --output "$work/o"
 expect 1 "missing model file" -- "$kiln" dump "$work/nope.yaml"
 
+# the element limit of FORMAT.md can be lowered (and raised) on the command line
+expect 1 "--max-elements 1000" -- "$kiln" dump "$src/examples/mlp/mlp.yaml" --max-elements 1000
+contains "$work/err" "more than 1000 elements" "element limit message"
+expect 0 "--max-elements=10000000" -- "$kiln" dump --max-elements=10000000 "$src/examples/mlp/mlp.yaml"
+expect 2 "--max-elements x" -- "$kiln" dump "$src/examples/mlp/mlp.yaml" --max-elements x
+
 # located errors: file:line:col, the source line and a caret
 expect 1 "unknown op" -- "$kiln" dump "$src/tests/golden/errors/unknown_ops.yaml"
 contains "$work/err" "unknown_ops.yaml:" "error names the file"

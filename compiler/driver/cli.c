@@ -73,12 +73,39 @@ int kiln_cli_parse_count(const char *cmd, const char *flag, const char *text, in
     return 0;
 }
 
+/* --max-elements, taken out of the command line by kiln_cli_take_global_options. */
+static int64_t max_elements = KILN_DEFAULT_MAX_ELEMENTS;
+
+int kiln_cli_take_global_options(int *argc, char **argv)
+{
+    int out = 1;
+    for (int i = 1; i < *argc; i++) {
+        const char *arg = argv[i], *value = NULL;
+        if (strcmp(arg, "--max-elements") == 0) {
+            if (i + 1 >= *argc)
+                return kiln_cli_usage_error(argv[0], "option '--max-elements' needs a value");
+            value = argv[++i];
+        } else if (strncmp(arg, "--max-elements=", 15) == 0) {
+            value = arg + 15;
+        } else {
+            argv[out++] = argv[i];
+            continue;
+        }
+        if (kiln_parse_int(value, &max_elements) != 0 || max_elements < 1)
+            return kiln_cli_usage_error(argv[0], "--max-elements expects a positive integer, got '%s'", value);
+    }
+    *argc = out;
+    argv[out] = NULL;
+    return 0;
+}
+
 kiln_graph *kiln_cli_load_model(const char *path)
 {
     kiln_diag d;
     kiln_diag_init(&d);
     kiln_graph *g = NULL;
-    kiln_status st = kiln_frontend_load(path, &g, &d);
+    kiln_frontend_options opt = {.max_elements = max_elements};
+    kiln_status st = kiln_frontend_load_opts(path, &opt, &g, &d);
     kiln_diag_print(&d, stderr);
     if (st != KILN_OK || kiln_diag_has_errors(&d)) {
         if (d.count == 0)

@@ -32,6 +32,10 @@ int kiln_cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(
 /* Parses a positive integer option value. */
 int kiln_cli_parse_count(const char *cmd, const char *flag, const char *text, int64_t min, int64_t *out);
 
+/* Removes the options every command takes (--max-elements N: the per-tensor
+ * element limit, default 2^32) from argv[1..]; returns 0, or 2 after a usage
+ * error. argv[0] names the command in messages. */
+int kiln_cli_take_global_options(int *argc, char **argv);
 /* Loads a .yaml or .kir model; prints every diagnostic to stderr. NULL on failure. */
 kiln_graph *kiln_cli_load_model(const char *path);
 

@@ -14,7 +14,9 @@ static const char usage[] =
     "  check MODEL     compare compiled code with the reference interpreter, layer by layer\n"
     "  bench MODEL     measure the compiled model's latency and throughput\n"
     "\n"
-    "'kiln COMMAND --help' describes each command.\n";
+    "'kiln COMMAND --help' describes each command. Every command also takes\n"
+    "--max-elements N: the largest tensor (in elements) a model may have\n"
+    "(default 4294967296).\n";
 
 int main(int argc, char **argv)
 {
@@ -23,6 +25,10 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *cmd = argv[1];
+    int sub_argc = argc - 1;
+    if (kiln_cli_take_global_options(&sub_argc, argv + 1) != 0)
+        return 2;
+    argc = sub_argc + 1;
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
         fputs(usage, stdout);
         return 0;
