@@ -17,8 +17,12 @@ static bool ends_with(const char *s, const char *suffix)
     return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
-/* Reads a whole regular file of at most KILN_YAML_MAX_BYTES into a kiln_malloc'd buffer. */
-static kiln_status read_file(const char *path, char **text, size_t *len, kiln_diag *d)
+/* IR files carry folded weights as text after the passes, so they may be far
+ * larger than a model description: FORMAT.md's 64 MiB limit is for YAML. */
+#define KILN_KIR_MAX_BYTES ((size_t)4 << 30)
+
+/* Reads a whole regular file of at most max_bytes into a kiln_malloc'd buffer. */
+static kiln_status read_file(const char *path, size_t max_bytes, char **text, size_t *len, kiln_diag *d)
 {
     kiln_loc loc = {path, 0, 0};
     *text = NULL;
@@ -34,8 +38,8 @@ static kiln_status read_file(const char *path, char **text, size_t *len, kiln_di
         fclose(f);
         return KILN_ERR_IO;
     }
-    if ((uint64_t)st.st_size > KILN_YAML_MAX_BYTES) {
-        kiln_diag_error(d, loc, "file is larger than %zu MiB; refused", KILN_YAML_MAX_BYTES >> 20);
+    if ((uint64_t)st.st_size > max_bytes) {
+        kiln_diag_error(d, loc, "file is larger than %zu MiB; refused", max_bytes >> 20);
         fclose(f);
         return KILN_ERR_PARSE;
     }
@@ -126,7 +130,7 @@ kiln_status kiln_frontend_load_opts(const char *path, const kiln_frontend_option
     }
     char *text;
     size_t len;
-    kiln_status st = read_file(path, &text, &len, d);
+    kiln_status st = read_file(path, yaml ? KILN_YAML_MAX_BYTES : KILN_KIR_MAX_BYTES, &text, &len, d);
     if (st != KILN_OK)
         return st;
     if (yaml) {
