@@ -77,7 +77,7 @@ static void expect_fail_bytes(const unsigned char *b, size_t n, kiln_status want
 static void expect_fail(const char *header, const void *data, size_t data_len, kiln_status want,
                         const char *substr)
 {
-    size_t n;
+    size_t n = 0;
     unsigned char *b = npy_bytes(1, header, data, data_len, &n);
     expect_fail_bytes(b, n, want, substr);
     free(b);
@@ -283,7 +283,7 @@ static void test_valid_forms(void)
         }
     }
     /* an empty array */
-    size_t n;
+    size_t n = 0;
     unsigned char *b = npy_bytes(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 0), }", NULL, 0, &n);
     kiln_npy a;
     char err[64];
@@ -324,7 +324,7 @@ static void test_every_prefix_and_oom(void)
 {
     char path[512];
     fixture(path, sizeof path, "f4_v2_4.npy");
-    size_t n;
+    size_t n = 0;
     unsigned char *b = read_all(path, &n);
     CU_ASSERT_FATAL(b != NULL);
     for (size_t len = 0; len < n; len++) {

@@ -89,7 +89,7 @@ static void expect_fail_bytes(const unsigned char *b, size_t n, kiln_status want
 static void expect_fail(const char *json, const void *data, size_t data_len, kiln_status want,
                         const char *substr)
 {
-    size_t n;
+    size_t n = 0;
     unsigned char *b = st_bytes(json, data, data_len, &n);
     expect_fail_bytes(b, n, want, substr);
     free(b);
@@ -353,7 +353,7 @@ static void test_writer_round_trip(void)
     kiln_diag_release(&d);
 
     /* the header is padded to a multiple of 8 with spaces */
-    size_t n;
+    size_t n = 0;
     unsigned char *bytes = read_file(path, &n);
     CU_ASSERT_FATAL(bytes != NULL);
     uint64_t hlen = 0;
@@ -446,7 +446,7 @@ static unsigned char *all_bytes(size_t *n)
 
 static void test_all_dtypes(void)
 {
-    size_t n;
+    size_t n = 0;
     unsigned char *b = all_bytes(&n);
     CU_ASSERT((8 + strlen(all_json)) % 4 != 0); /* the data is unaligned */
     kiln_st_file *f = open_ok(b, n);
@@ -518,7 +518,7 @@ static void test_json_forms(void)
         " \"dtype\" : \"F32\" } , \"\xc3\xa9t\xc3\xa9\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[0,4]},"
         " \"\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[16,20]}, \"__metadata__\":{} }   ";
     unsigned char data[20] = {0};
-    size_t n;
+    size_t n = 0;
     unsigned char *b = st_bytes(json, data, sizeof data, &n);
     kiln_st_file *f = open_ok(b, n);
     CU_ASSERT_FATAL(f != NULL);
@@ -711,7 +711,7 @@ static void test_open_path_errors(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(d.entries[2].message, "file is 0 bytes"));
 
     /* a file whose header lies, opened through the mapping */
-    size_t n;
+    size_t n = 0;
     unsigned char *b = all_bytes(&n);
     tmp_path(path, sizeof path, "cut.safetensors");
     write_bytes(path, b, n - 1);
@@ -762,7 +762,7 @@ static void check_every_prefix(const unsigned char *b, size_t n)
 
 static void test_truncated_everywhere(void)
 {
-    size_t n;
+    size_t n = 0;
     unsigned char *b = all_bytes(&n);
     check_every_prefix(b, n);
     /* the full file still opens from an exact-size copy */
@@ -789,7 +789,7 @@ static void test_truncated_everywhere(void)
  * (run under ASan/UBSan), and the result is either a file or one error. */
 static void test_mutations(void)
 {
-    size_t n;
+    size_t n = 0;
     unsigned char *orig = all_bytes(&n);
     unsigned char *b = malloc(n);
     uint64_t rng = 0x12345678u;
@@ -830,7 +830,7 @@ static void test_mutations(void)
 
 static void test_alloc_failures(void)
 {
-    size_t n;
+    size_t n = 0;
     unsigned char *b = all_bytes(&n);
     for (int sticky = 0; sticky <= 1; sticky++) {
         int done = 0;
