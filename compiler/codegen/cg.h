@@ -43,8 +43,10 @@
 typedef struct kiln_cg_target {
     const char *name;   /* "avx512", "avx2", "sse", "neon", "generic" */
     int vector_bits;    /* width of the f32 vectors the kernels use */
-    int gemm_mr;        /* GEMM register tile: rows ... */
-    int gemm_nr;        /* ... times vectors */
+    int gemm_mr;        /* GEMM micro-kernel: rows ... */
+    int gemm_nr;        /* ... times vectors; one packed B panel is gemm_nr vectors wide */
+    int gemm_kc;        /* K block: a KC x panel slice of B stays in L1 */
+    int gemv_panels;    /* panels the one-row (batch 1) kernel streams at once */
     bool native_masks;  /* masked loads/stores are single instructions */
 } kiln_cg_target;
 
@@ -73,6 +75,8 @@ typedef struct kiln_cg_blob {
 
 /* ---- the code generator's state ----------------------------------------- */
 
+typedef struct kiln_cg_epilogue kiln_cg_epilogue; /* fusion.c, below */
+
 /* Number of tasks of a step: ceil((fixed + batch * per_batch) / div) * mult. */
 typedef struct kiln_cg_count {
     int64_t fixed, per_batch, div, mult;
@@ -81,6 +85,7 @@ typedef struct kiln_cg_count {
 typedef struct kiln_cg_step {
     LLVMValueRef fn; /* void (ptr ctx, i64 index, i64 count) */
     kiln_cg_count count;
+    uint32_t first_node, last_node; /* the nodes it computes (a fusion group) */
 } kiln_cg_step;
 
 typedef struct kiln_cg {
@@ -109,6 +114,10 @@ typedef struct kiln_cg {
     LLVMValueRef arg_ctx, arg_index, arg_count;
     LLVMValueRef c_batch, c_ws, c_weights, c_inputs, c_outputs;
     const kiln_node *node; /* for messages; NULL outside a node */
+    kiln_cg_epilogue *epi; /* the fused members of the node being emitted (n == 0: none) */
+    const bool *fused;     /* per node: runs inside the kernel of the node before it */
+
+    LLVMValueRef ukernels[2][17][17]; /* kernels_gemm.c: shared micro-kernels by (packed A, rows, vectors) */
 
     kiln_cg_step *steps;
     size_t n_steps, cap_steps;
@@ -273,24 +282,114 @@ KILN_CG_HIDDEN LLVMValueRef kiln_cg_log(kiln_cg *cg, LLVMValueRef x);
 /* A function `void name(const float *x, float *y, i64 n)` applying fn. */
 KILN_CG_HIDDEN LLVMValueRef kiln_cg_emit_math_kernel(kiln_cg *cg, kiln_cg_math_fn fn, const char *name);
 
-/* kernels_linear.c */
+/* fusion.c: fusion groups (kiln_node.group) as the code generator runs them.
+ * A group's anchor (conv2d, dense, matmul, or an elementwise op) is emitted
+ * with the group's later members as its epilogue: applied to the anchor's
+ * results in registers, before the one store. */
+#define KILN_CG_MAX_EPI 16
+
+typedef struct kiln_cg_epi_op {
+    const kiln_node *n;  /* the member */
+    bool binary;         /* else a one-input op */
+    bool scalar;         /* binary with the node's `scalar` as the other operand */
+    bool chained_second; /* the running value is the op's second operand */
+    kiln_id other;       /* binary, not scalar: the other operand */
+    /* The other operand in the anchor output's 2-D view [rows, cols]: element
+     * (row, col) is at row_offset(row) + col * col_stride, where row_offset
+     * decomposes row over row_dims (outermost first; the outermost may be the
+     * batch, whose size is not needed) with row_strides. */
+    int n_row_dims;
+    int64_t row_dims[KILN_MAX_RANK], row_strides[KILN_MAX_RANK];
+    int64_t col_stride; /* 1 or 0 (broadcast along the columns) */
+    LLVMValueRef base;  /* inside the task: the operand's first element */
+} kiln_cg_epi_op;
+
+struct kiln_cg_epilogue {
+    int n;
+    kiln_cg_epi_op ops[KILN_CG_MAX_EPI];
+    kiln_id out;        /* the value the kernel stores: the last member's output */
+    int view_split;     /* the 2-D view: rows are the output's axes [0, split) */
+};
+
+/* The fusion plan (compile.c, before the layout): fused[i] is true when node
+ * i runs inside the kernel of the node before it (its group's anchor or an
+ * earlier member). Members the code generator cannot apply in registers
+ * start a kernel of their own; their operand is then stored. */
+KILN_CG_HIDDEN kiln_status kiln_cg_fusion_plan(const kiln_graph *g, bool *fused);
+/* The 2-D view of an anchor's output that its epilogue uses: rows are the
+ * axes before `split`. -1 when the op takes no epilogue. */
+KILN_CG_HIDDEN int kiln_cg_epi_view_split(const kiln_graph *g, const kiln_node *anchor);
+/* Builds the epilogue of the anchor at node index i (members: the fused
+ * nodes after it). */
+KILN_CG_HIDDEN void kiln_cg_epi_build(kiln_cg *cg, size_t i, kiln_cg_epilogue *e);
+/* Inside a task: sets each binary op's base pointer. */
+KILN_CG_HIDDEN void kiln_cg_epi_begin(kiln_cg *cg, kiln_cg_epilogue *e);
+/* The offsets of row `row` (i64, in the view) for each op (offs[KILN_CG_MAX_EPI]). */
+KILN_CG_HIDDEN void kiln_cg_epi_row(kiln_cg *cg, const kiln_cg_epilogue *e, LLVMValueRef row, LLVMValueRef *offs);
+/* Applies the epilogue to val (a vector at view column col, lanes under
+ * mask; or a scalar: mask NULL) with the row offsets from kiln_cg_epi_row. */
+KILN_CG_HIDDEN LLVMValueRef kiln_cg_epi_apply(kiln_cg *cg, const kiln_cg_epilogue *e, LLVMValueRef val,
+                                              const LLVMValueRef *offs, LLVMValueRef col, LLVMValueRef mask);
+/* "relu", "add_relu", ... for kernel names (into buf). */
+KILN_CG_HIDDEN const char *kiln_cg_epi_name(const kiln_cg_epilogue *e, char *buf, size_t size);
+/* Strides (elements) of shape s's axes aligned to out's rank; 0 along
+ * broadcast axes; the batch axis of a batched s has the stride of one item. */
+KILN_CG_HIDDEN void kiln_cg_bcast_strides(const kiln_shape *s, const kiln_shape *out, int64_t *st);
+
+/* kernels_gemm.c: the packed GEMM.
+ *
+ *   C[i, j] = epilogue(bias + sum_k A[i, k] B[k, j]),  i in [0, m), j in [n0, n1)
+ *
+ * A is row-major (lda) or packed at compile time in panels of gemm_mr rows
+ * ([ceil(M / mr)][K][mr], zero-padded; `a` at a panel boundary); B is
+ * row-major (ldb) or packed in panels of NR = gemm_nr * lanes columns
+ * ([ceil(N / NR)][K][NR], zero-padded; `b` at column 0, n0 a multiple of
+ * NR). The sum over k runs in blocks of gemm_kc added to C; the epilogue is
+ * applied when the last block is added. */
 typedef struct kiln_cg_gemm {
-    /* C[i, j] = sum_k A[i, k] * B[k, j] (+ bias), rows i in [0, m),
-     * columns j in [n0, n1); row-major with leading dimensions lda, ldb, ldc. */
     LLVMValueRef a, b, c;
+    bool a_packed, b_packed;
+    bool b_padded;          /* row-major B readable up to a whole panel past n1 (no masked loads) */
+    int64_t lda, ldb, ldc;
     LLVMValueRef m, n0, n1; /* i64 */
-    int64_t k, lda, ldb, ldc;
-    LLVMValueRef bias;      /* float * or NULL */
-    bool bias_per_row;      /* bias[i] (conv) instead of bias[j] (dense) */
+    int64_t k;
+    LLVMValueRef bias;      /* float * or NULL: bias[i] (per row) or bias[j] */
+    bool bias_per_row;
+    const kiln_cg_epilogue *epi; /* NULL or no ops: none */
+    LLVMValueRef epi_row0;       /* the view row of C's row 0 */
+    int64_t kc;                  /* K block; 0: the target's gemm_kc */
+    int64_t n_panels_hint;       /* panels per call (n1 - n0 over NR), roughly */
+    /* Implicit B (convolutions): fills dst[(k - k0) * NR + c] with B[k][j + c]
+     * for k in [k0, k1) and c < NR (0 for c >= ncols) instead of reading b. */
+    void (*pack_b)(kiln_cg *cg, void *arg, LLVMValueRef dst, LLVMValueRef j, LLVMValueRef ncols, LLVMValueRef k0,
+                   LLVMValueRef k1);
+    void *pack_arg;
 } kiln_cg_gemm;
 KILN_CG_HIDDEN void kiln_cg_emit_gemm(kiln_cg *cg, const kiln_cg_gemm *p);
+/* Packs a K x N matrix B (element (k, n) at src[k * rs + n * cs]) into
+ * panels of NR columns: dst has kiln_cg_packed_b_count floats. */
+KILN_CG_HIDDEN size_t kiln_cg_packed_b_count(const kiln_cg_target *t, int64_t k, int64_t n);
+KILN_CG_HIDDEN void kiln_cg_pack_b(const kiln_cg_target *t, const float *src, int64_t k, int64_t n, int64_t rs,
+                                   int64_t cs, float *dst);
+/* Likewise an M x K matrix A (element (m, k) at src[m * rs + k * cs]) in panels of mr rows. */
+KILN_CG_HIDDEN size_t kiln_cg_packed_a_count(const kiln_cg_target *t, int64_t m, int64_t k);
+KILN_CG_HIDDEN void kiln_cg_pack_a(const kiln_cg_target *t, const float *src, int64_t m, int64_t k, int64_t rs,
+                                   int64_t cs, float *dst);
+/* Task blocking for an M x N x K GEMM: rows per task (a multiple of mr) and
+ * columns per task (a multiple of NR) for about `tasks` tasks (0: 16).
+ * rows_grow: M is m times the batch (then rows per task are fixed and the
+ * columns are split); b_cost: the cost of reading one element of B relative
+ * to one of A. */
+KILN_CG_HIDDEN void kiln_cg_gemm_blocking(const kiln_cg *cg, int64_t m, int64_t n, int64_t k, uint32_t tasks,
+                                          bool rows_grow, double b_cost, int64_t *mb, int64_t *nb);
+
+/* kernels_linear.c */
 KILN_CG_HIDDEN kiln_status kiln_cg_emit_dense(kiln_cg *cg, const kiln_node *n);
 KILN_CG_HIDDEN kiln_status kiln_cg_emit_matmul(kiln_cg *cg, const kiln_node *n);
 
 /* kernels_conv.c */
 KILN_CG_HIDDEN kiln_status kiln_cg_emit_conv2d(kiln_cg *cg, const kiln_node *n);
-KILN_CG_HIDDEN void kiln_cg_conv2d_scratch(const kiln_graph *g, const kiln_node *n, const kiln_cg_target *t,
-                                           uint64_t *fixed, uint64_t *per_batch);
+#define KILN_CG_MAX_TAPS 32 /* largest kernel height / width of the GEMM path */
 KILN_CG_HIDDEN kiln_status kiln_cg_emit_pool(kiln_cg *cg, const kiln_node *n);
 KILN_CG_HIDDEN kiln_status kiln_cg_emit_global_avgpool(kiln_cg *cg, const kiln_node *n);
 
@@ -325,6 +424,10 @@ struct kiln_cg_module {
     kiln_cg_blob blob;
     uint64_t checksum;
     bool code_emitted;
+    bool *fused;                   /* the fusion plan, per node */
+    uint64_t code_bytes, data_bytes; /* the emitted object's sections (0 before emitting one) */
+    kiln_cg_step_info *steps;      /* what each step of the run function computes */
+    size_t n_steps;
 };
 
 /* compile.c: verifies the module and runs LLVM's default<On> pipeline. */

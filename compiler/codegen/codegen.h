@@ -101,9 +101,35 @@ typedef struct kiln_cg_buffer {
 /* The buffer of value v (an alias shares its operand's buffer unless the
  * module was compiled with expose_values). */
 kiln_status kiln_cg_value_buffer(const kiln_cg_module *m, kiln_id v, kiln_cg_buffer *out);
+/* The steps of the run function, in order: each is one kernel (one
+ * parallel_for), computing nodes [first_node, last_node] of the graph (a
+ * fusion group; UINT32_MAX: the copy of a model output). kernel is the task
+ * function's name ("kiln.f32_conv2d_bias_relu_gemm_avx2_6x16.conv1"). */
+typedef struct kiln_cg_step_info {
+    uint32_t first_node, last_node;
+    char *kernel;
+} kiln_cg_step_info;
+size_t kiln_cg_step_count(const kiln_cg_module *m);
+const kiln_cg_step_info *kiln_cg_step_at(const kiln_cg_module *m, size_t k);
+
 /* The footprint the module records (bytes). */
 void kiln_cg_footprint(const kiln_cg_module *m, size_t *workspace_fixed, size_t *workspace_per_batch,
                        size_t *weights);
+/* What `kiln compile` reports. code_bytes / data_bytes: the object's
+ * executable and read-only/data sections (embedded weights are data), known
+ * once an object, archive or shared library was emitted (else 0).
+ * planned: the workspace offsets came from the memory plan; then
+ * lower_bound_bytes is the plan's lower bound (the most bytes live at once,
+ * batch 1) to compare with the workspace at batch 1. */
+typedef struct kiln_cg_report {
+    size_t code_bytes, data_bytes, weight_bytes;
+    size_t workspace_fixed, workspace_per_batch;
+    bool planned;
+    size_t lower_bound_bytes;
+    size_t steps, fused_nodes; /* kernels in the run function; nodes run inside another's kernel */
+} kiln_cg_report;
+void kiln_cg_get_report(const kiln_cg_module *m, kiln_cg_report *out);
+
 /* "x86_64 avx512: 16 x f32, cpu znver4" (for reports). */
 const char *kiln_cg_target_description(const kiln_cg_module *m);
 
@@ -112,9 +138,15 @@ const char *kiln_cg_target_description(const kiln_cg_module *m);
 /* The model's functions, typed generically: `m` is a NAME*. run_array takes
  * the inputs and outputs as arrays in model order (what NAME_run takes as
  * separate arguments). */
+/* Called by run_profiled after each step k (kiln_cg_step) has finished. */
+typedef void (*kiln_cg_profile_fn)(void *arg, int64_t step);
+
 typedef struct kiln_cg_entry {
     kiln_status (*create)(void **out, const kiln_options *opt);
     kiln_status (*run_array)(void *m, int64_t batch, const float *const *inputs, float *const *outputs);
+    /* run_array, calling hook(arg, k) after each step k (kiln bench --per-layer). */
+    kiln_status (*run_profiled)(void *m, int64_t batch, const float *const *inputs, float *const *outputs,
+                                kiln_cg_profile_fn hook, void *arg);
     size_t (*workspace_size)(int64_t batch);
     const kiln_model_info *(*info)(void);
     void (*destroy)(void *m);

@@ -71,6 +71,10 @@ void kiln_cg_module_destroy(kiln_cg_module *m)
     kiln_cg_machine_release(&m->machine);
     kiln_cg_layout_release(&m->layout);
     kiln_cg_blob_release(&m->blob);
+    for (size_t k = 0; m->steps && k < m->n_steps; k++)
+        free(m->steps[k].kernel);
+    free(m->steps);
+    free(m->fused);
     free(m->weights_path);
     free(m->cc);
     free(m->rt_libdir);
@@ -98,6 +102,28 @@ kiln_status kiln_cg_optimize(kiln_cg_module *m, kiln_diag *d)
         LLVMDisposeErrorMessage(text);
         return KILN_ERR_INTERNAL;
     }
+    return KILN_OK;
+}
+
+/* The steps as the driver's per-layer profile sees them. */
+static kiln_status record_steps(kiln_cg_module *m, const kiln_cg *cg)
+{
+    m->steps = calloc(cg->n_steps ? cg->n_steps : 1, sizeof *m->steps);
+    if (!m->steps)
+        return KILN_ERR_OUT_OF_MEMORY;
+    for (size_t k = 0; k < cg->n_steps; k++) {
+        kiln_cg_step_info *s = &m->steps[k];
+        size_t len = 0;
+        const char *name = LLVMGetValueName2(cg->steps[k].fn, &len);
+        s->first_node = cg->steps[k].first_node;
+        s->last_node = cg->steps[k].last_node;
+        s->kernel = malloc(len + 1);
+        if (!s->kernel)
+            return KILN_ERR_OUT_OF_MEMORY;
+        memcpy(s->kernel, name, len);
+        s->kernel[len] = '\0';
+    }
+    m->n_steps = cg->n_steps;
     return KILN_OK;
 }
 
@@ -159,7 +185,27 @@ kiln_status kiln_cg_compile(const kiln_graph *g, const kiln_cg_options *opt_in, 
         scratch_fixed = f > scratch_fixed ? f : scratch_fixed;
         scratch_batched = b > scratch_batched ? b : scratch_batched;
     }
-    if ((st = kiln_cg_layout_plan(g, opt.expose_values, scratch_fixed, scratch_batched, &m->layout, d)) != KILN_OK)
+    /* Fusion groups: which nodes run inside the kernel of the node before
+     * them, and so which values never reach memory. */
+    m->fused = calloc(g->n_nodes ? g->n_nodes : 1, sizeof *m->fused);
+    bool *stored = malloc((g->n_values ? g->n_values : 1) * sizeof *stored);
+    if (!m->fused || !stored) {
+        free(stored);
+        st = KILN_ERR_OUT_OF_MEMORY;
+        goto fail;
+    }
+    if ((st = kiln_cg_fusion_plan(g, m->fused)) != KILN_OK) {
+        free(stored);
+        goto fail;
+    }
+    for (size_t v = 0; v < g->n_values; v++)
+        stored[v] = true;
+    for (size_t i = 0; i + 1 < g->n_nodes; i++)
+        if (m->fused[i + 1])
+            stored[g->nodes[i].output] = false;
+    st = kiln_cg_layout_plan(g, opt.expose_values, stored, scratch_fixed, scratch_batched, &m->layout, d);
+    free(stored);
+    if (st != KILN_OK)
         goto fail;
 
     kiln_cg cg;
@@ -174,10 +220,23 @@ kiln_status kiln_cg_compile(const kiln_graph *g, const kiln_cg_options *opt_in, 
     if ((st = kiln_cg_module_begin(&cg, m->ctx, g->name)) != KILN_OK)
         goto cleanup;
     m->mod = cg.mod;
+    cg.fused = m->fused;
+    kiln_cg_epilogue epi;
     for (size_t i = 0; i < g->n_nodes && cg.status == KILN_OK; i++) {
         const kiln_node *n = &g->nodes[i];
+        if (m->fused[i])
+            continue; /* emitted with its group's anchor */
         cg.node = n;
-        kiln_cg_kernel_for(n->op)->emit(&cg, n);
+        kiln_cg_epi_build(&cg, i, &epi);
+        cg.epi = &epi;
+        size_t first_step = cg.n_steps;
+        if (cg.status == KILN_OK)
+            kiln_cg_kernel_for(n->op)->emit(&cg, n);
+        cg.epi = NULL;
+        for (size_t k = first_step; k < cg.n_steps; k++) {
+            cg.steps[k].first_node = (uint32_t)i;
+            cg.steps[k].last_node = (uint32_t)(i + (size_t)epi.n);
+        }
     }
     /* Outputs not written in place: a model input, a value listed twice. */
     for (uint32_t k = 0; k < g->n_outputs && cg.status == KILN_OK; k++) {
@@ -191,6 +250,8 @@ kiln_status kiln_cg_compile(const kiln_graph *g, const kiln_cg_options *opt_in, 
         kiln_cg_emit_entry(&cg, weights, m->checksum);
     }
     st = cg.status;
+    if (st == KILN_OK && (st = record_steps(m, &cg)) != KILN_OK)
+        kiln_diag_error(d, (kiln_loc){0}, "out of memory");
     if (st == KILN_OK)
         st = kiln_cg_optimize(m, d);
     if (st == KILN_OK && opt.weights == KILN_CG_WEIGHTS_EMBED) {
@@ -231,3 +292,27 @@ void kiln_cg_footprint(const kiln_cg_module *m, size_t *workspace_fixed, size_t 
 }
 
 const char *kiln_cg_target_description(const kiln_cg_module *m) { return m ? m->machine.description : ""; }
+
+size_t kiln_cg_step_count(const kiln_cg_module *m) { return m ? m->n_steps : 0; }
+
+const kiln_cg_step_info *kiln_cg_step_at(const kiln_cg_module *m, size_t k)
+{
+    return m && k < m->n_steps ? &m->steps[k] : NULL;
+}
+
+void kiln_cg_get_report(const kiln_cg_module *m, kiln_cg_report *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!m)
+        return;
+    out->code_bytes = (size_t)m->code_bytes;
+    out->data_bytes = (size_t)m->data_bytes;
+    out->weight_bytes = m->blob.size;
+    out->workspace_fixed = (size_t)m->layout.fixed_bytes;
+    out->workspace_per_batch = (size_t)m->layout.per_batch_bytes;
+    out->planned = m->layout.planned;
+    out->lower_bound_bytes = m->g ? (size_t)m->g->mem_lower_bound_bytes : 0;
+    out->steps = m->n_steps;
+    for (size_t i = 0; m->g && m->fused && i < m->g->n_nodes; i++)
+        out->fused_nodes += m->fused[i];
+}

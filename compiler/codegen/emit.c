@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <llvm-c/BitWriter.h>
+#include <llvm-c/Object.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +61,36 @@ kiln_status kiln_cg_emit_memory(kiln_cg_module *m, bool assembly, LLVMMemoryBuff
     }
     LLVMDisposeMessage(err);
     return KILN_OK;
+}
+
+/* The object's section sizes for the compile report: executable sections
+ * are code, the others that take space in memory are data (the embedded
+ * weights among them). A failure to read the object leaves them 0. */
+static void measure_sections(kiln_cg_module *m, LLVMMemoryBufferRef mb)
+{
+    m->code_bytes = m->data_bytes = 0;
+    char *err = NULL;
+    LLVMBinaryRef bin = LLVMCreateBinary(mb, m->ctx, &err); /* borrows mb */
+    if (!bin) {
+        LLVMDisposeMessage(err);
+        return;
+    }
+    LLVMSectionIteratorRef it = LLVMObjectFileCopySectionIterator(bin);
+    for (; it && !LLVMObjectFileIsSectionIteratorAtEnd(bin, it); LLVMMoveToNextSection(it)) {
+        const char *name = LLVMGetSectionName(it);
+        uint64_t size = LLVMGetSectionSize(it);
+        if (!name)
+            continue;
+        if (strncmp(name, ".text", 5) == 0 || strncmp(name, "__text", 6) == 0)
+            m->code_bytes += size;
+        else if (strncmp(name, ".rodata", 7) == 0 || strncmp(name, ".lrodata", 8) == 0 ||
+                 strncmp(name, ".data", 5) == 0 || strncmp(name, ".ldata", 6) == 0 ||
+                 strncmp(name, "__const", 7) == 0)
+            m->data_bytes += size;
+    }
+    if (it)
+        LLVMDisposeSectionIterator(it);
+    LLVMDisposeBinary(bin);
 }
 
 /* ---- ar archives -------------------------------------------------------------- */
@@ -256,6 +287,8 @@ kiln_status kiln_cg_emit(kiln_cg_module *m, kiln_cg_emit_kind kind, const char *
         return st;
     const char *data = LLVMGetBufferStart(mb);
     size_t size = LLVMGetBufferSize(mb);
+    if (kind != KILN_CG_EMIT_ASM)
+        measure_sections(m, mb);
     switch (kind) {
     case KILN_CG_EMIT_LIB: st = write_archive(m, path, data, size, d); break;
     case KILN_CG_EMIT_SO: st = link_shared(m, path, data, size, d); break;

@@ -223,11 +223,15 @@ kiln_status kiln_cg_emit_entry(kiln_cg *cg, V weights_global, uint64_t checksum)
     call(cg, rt_destroy, &arg, 1);
     LLVMBuildRetVoid(cg->b);
 
-    /* ---- the run implementation: (m, batch, inputs[], outputs[]) ---- */
-    LLVMTypeRef pimpl[4] = {P, I64, P, P};
-    V impl = define(cg, ".run_impl", I32, pimpl, 4, false);
+    /* ---- the run implementation: (m, batch, inputs[], outputs[], hook, arg);
+     * hook (JIT builds' NAME_run_profiled only) is called after each step ---- */
+    LLVMTypeRef pimpl[6] = {P, I64, P, P, P, P};
+    V impl = define(cg, ".run_impl", I32, pimpl, 6, false);
     V m = LLVMGetParam(impl, 0), batch = LLVMGetParam(impl, 1);
     V ins = LLVMGetParam(impl, 2), outs = LLVMGetParam(impl, 3);
+    V hook = LLVMGetParam(impl, 4), hook_arg = LLVMGetParam(impl, 5);
+    LLVMTypeRef hook_params[2] = {P, I64};
+    LLVMTypeRef hook_t = LLVMFunctionType(cg->t_void, hook_params, 2, 0);
     return_if(cg, is_null(cg, m), KILN_ERR_INVALID_ARGUMENT);
     return_if(cg, LLVMBuildICmp(cg->b, LLVMIntSLT, batch, i64c(cg, 1), ""), KILN_ERR_INVALID_ARGUMENT);
     if (!lay->batched)
@@ -255,6 +259,13 @@ kiln_status kiln_cg_emit_entry(kiln_cg *cg, V weights_global, uint64_t checksum)
         V count = step_count(cg, batch, &cg->steps[s].count);
         V fargs[4] = {pool_v, count, cg->steps[s].fn, ctx};
         return_status(cg, call(cg, rt_for, fargs, 4));
+        if (cg->opt.jit) {
+            kiln_cg_if f;
+            kiln_cg_if_begin(cg, &f, LLVMBuildIsNotNull(cg->b, hook, ""));
+            V hargs[2] = {hook_arg, i64c(cg, s)};
+            LLVMBuildCall2(cg->b, hook_t, hook, hargs, 2, "");
+            kiln_cg_if_end(cg, &f);
+        }
     }
     LLVMBuildRet(cg->b, i32c(cg, KILN_OK));
 
@@ -274,16 +285,25 @@ kiln_status kiln_cg_emit_entry(kiln_cg *cg, V weights_global, uint64_t checksum)
         V slot = LLVMBuildGEP2(cg->b, P, i < ni ? in_arr : out_arr, &idx, 1, "");
         LLVMBuildStore(cg->b, LLVMGetParam(f, (unsigned)(2 + i)), slot);
     }
-    V rargs[4] = {LLVMGetParam(f, 0), LLVMGetParam(f, 1), in_arr, out_arr};
-    LLVMBuildRet(cg->b, call(cg, impl, rargs, 4));
+    V rargs[6] = {LLVMGetParam(f, 0), LLVMGetParam(f, 1), in_arr, out_arr, LLVMConstNull(P), LLVMConstNull(P)};
+    LLVMBuildRet(cg->b, call(cg, impl, rargs, 6));
 
     /* ---- NAME_run_array(m, batch, inputs, outputs) ---- */
     if (cg->opt.jit) {
         f = define(cg, "_run_array", I32, pimpl, 4, true);
         return_if(cg, LLVMBuildOr(cg->b, is_null(cg, LLVMGetParam(f, 2)), is_null(cg, LLVMGetParam(f, 3)), ""),
                   KILN_ERR_INVALID_ARGUMENT);
-        V aargs[4] = {LLVMGetParam(f, 0), LLVMGetParam(f, 1), LLVMGetParam(f, 2), LLVMGetParam(f, 3)};
-        LLVMBuildRet(cg->b, call(cg, impl, aargs, 4));
+        V aargs[6] = {LLVMGetParam(f, 0), LLVMGetParam(f, 1), LLVMGetParam(f, 2), LLVMGetParam(f, 3),
+                      LLVMConstNull(P), LLVMConstNull(P)};
+        LLVMBuildRet(cg->b, call(cg, impl, aargs, 6));
+        /* NAME_run_profiled(m, batch, inputs, outputs, hook, arg) */
+        f = define(cg, "_run_profiled", I32, pimpl, 6, true);
+        return_if(cg, LLVMBuildOr(cg->b, is_null(cg, LLVMGetParam(f, 2)), is_null(cg, LLVMGetParam(f, 3)), ""),
+                  KILN_ERR_INVALID_ARGUMENT);
+        V pargs6[6];
+        for (unsigned k = 0; k < 6; k++)
+            pargs6[k] = LLVMGetParam(f, k);
+        LLVMBuildRet(cg->b, call(cg, impl, pargs6, 6));
     }
     return cg->status;
 }

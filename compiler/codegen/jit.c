@@ -142,9 +142,10 @@ kiln_status kiln_cg_jit_entry(kiln_cg_jit *j, kiln_cg_entry *out, kiln_diag *d)
     if (!j || !out || !d)
         return KILN_ERR_INVALID_ARGUMENT;
     memset(out, 0, sizeof *out);
-    LLVMOrcExecutorAddress a[5];
-    static const char *const names[5] = {"_create", "_run_array", "_workspace_size", "_info", "_destroy"};
-    for (int i = 0; i < 5; i++) {
+    LLVMOrcExecutorAddress a[6];
+    static const char *const names[6] = {"_create",  "_run_array", "_workspace_size",
+                                         "_info",    "_destroy",   "_run_profiled"};
+    for (int i = 0; i < 6; i++) {
         kiln_status st = lookup(j, names[i], &a[i], d);
         if (st != KILN_OK)
             return st;
@@ -155,6 +156,8 @@ kiln_status kiln_cg_jit_entry(kiln_cg_jit *j, kiln_cg_entry *out, kiln_diag *d)
     out->workspace_size = (size_t(*)(int64_t))(uintptr_t)a[2];
     out->info = (const kiln_model_info *(*)(void))(uintptr_t)a[3];
     out->destroy = (void (*)(void *))(uintptr_t)a[4];
+    out->run_profiled = (kiln_status(*)(void *, int64_t, const float *const *, float *const *, kiln_cg_profile_fn,
+                                        void *))(uintptr_t)a[5];
     return KILN_OK;
 }
 

@@ -3,25 +3,35 @@
  *
  * conv2d takes one of three paths:
  *   - C/groups == 1 (depthwise, or with a channel multiplier): a direct
- *     kernel, each output row a vector loop along x with the window's input
- *     lanes loaded under a bounds mask (padding reads as 0);
- *   - a 1x1 kernel with stride 1 and no padding: a GEMM straight on the input
- *     (out[f, p] = W[f, c] x[c, p] per group and batch item);
+ *     kernel; each output row is a vector loop along x, each window tap one
+ *     vector load of input lanes;
+ *   - a 1x1 kernel with stride 1 and no padding: the packed GEMM straight on
+ *     the input (out[f, p] = W[f, c] x[c, p] per group and batch item);
  *   - anything else: im2col into the shared scratch (one step: rows j = (c,
  *     ky, kx), columns the output pixels, zero where the window lies in the
- *     padding), then the GEMM (a second step). Weights are read as
- *     [F, C/groups * kh * kw], PyTorch's own layout; bias per GEMM row.
- * The window loads use a masked contiguous load for stride 1 and a masked
- * gather otherwise, so every stride, dilation and asymmetric padding takes
- * the same code.
+ *     padding; rows padded to whole GEMM panels), then the packed GEMM (a
+ *     second step).
+ * For both GEMM paths the weights are A, packed at compile time in panels of
+ * gemm_mr output channels ([F/mr][C/groups * kh * kw][mr] per group); the
+ * bias is per row, and the fusion group's members run in the GEMM's epilogue
+ * (the view: rows = (item, channel), columns = pixels).
  *
- * Pools: per output row a vector loop along x; max pooling pads with -inf
- * (NaN wins, as in PyTorch), average pooling divides by the window clipped
- * to the padded input (count_include_pad) or to the input, per lane. */
+ * Window loads: where every lane of an output vector reads inside the input
+ * row (the interior), the taps are plain vector loads (stride 1) or two loads
+ * and an even-lane shuffle (stride 2); only vectors at the borders use loads
+ * under a bounds mask (a masked contiguous load for stride 1, a masked gather
+ * otherwise), so every stride, dilation and asymmetric padding takes the
+ * same code.
+ *
+ * Pools: per output row a vector loop along x with the same window loads;
+ * max pooling pads with -inf (NaN wins, as in PyTorch), average pooling
+ * divides by the window clipped to the padded input (count_include_pad) or
+ * to the input, per lane. */
 #include "cg.h"
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 typedef LLVMValueRef V;
 
@@ -48,11 +58,18 @@ static bool window_ok(const kiln_node *n)
            (!kiln_node_has(n, KILN_ATTR_DILATION) || n->attrs[KILN_ATTR_DILATION].n >= 2);
 }
 
-static V mul64(kiln_cg *cg, V a, int64_t b) { return LLVMBuildMul(cg->b, a, kiln_cg_i64(cg, b), ""); }
+static V mul64(kiln_cg *cg, V a, int64_t b) { return b == 1 ? a : LLVMBuildMul(cg->b, a, kiln_cg_i64(cg, b), ""); }
 static V add64(kiln_cg *cg, V a, V b) { return LLVMBuildAdd(cg->b, a, b, ""); }
 
+static kiln_id stored_value(kiln_cg *cg, const kiln_node *n)
+{
+    return cg->epi && cg->epi->n > 0 ? cg->epi->out : n->output;
+}
+
+static const kiln_cg_epilogue *epilogue(kiln_cg *cg) { return cg->epi && cg->epi->n > 0 ? cg->epi : NULL; }
+
 /* Input lanes row[ix], ix = (ox0 + lane) * sw + off, where 0 <= ix < W and
- * the lane is in `valid`; passthru elsewhere. */
+ * the lane is in `valid`; passthru elsewhere (the borders). */
 static V window_load(kiln_cg *cg, V row, V ox0, int64_t sw, V off, int64_t W, V valid, double passthru)
 {
     V ox = LLVMBuildAdd(cg->b, kiln_cg_splat(cg, ox0), kiln_cg_iota64(cg), "");
@@ -64,6 +81,63 @@ static V window_load(kiln_cg *cg, V row, V ox0, int64_t sw, V off, int64_t W, V 
     if (sw == 1)
         return kiln_cg_vload(cg, row, add64(cg, ox0, off), mask, passthru);
     return kiln_cg_gather(cg, row, ix, mask, passthru);
+}
+
+/* The same lanes in the interior: every lane inside the row, and sw * vl
+ * elements from ox0 * sw + off readable. */
+static V window_fast(kiln_cg *cg, V row, V ox0, int64_t sw, V off)
+{
+    V start = add64(cg, mul64(cg, ox0, sw), off);
+    if (sw == 1)
+        return kiln_cg_vload(cg, row, start, NULL, 0.0);
+    if (sw == 2) {
+        V lo = kiln_cg_vload(cg, row, start, NULL, 0.0);
+        V hi = kiln_cg_vload(cg, row, add64(cg, start, kiln_cg_i64(cg, cg->vl)), NULL, 0.0);
+        V idx[64];
+        for (int i = 0; i < cg->vl; i++)
+            idx[i] = kiln_cg_i32(cg, 2 * i);
+        return LLVMBuildShuffleVector(cg->b, lo, hi, LLVMConstVector(idx, (unsigned)cg->vl), "even");
+    }
+    V ox = LLVMBuildAdd(cg->b, kiln_cg_splat(cg, ox0), kiln_cg_iota64(cg), "");
+    V ix = LLVMBuildAdd(cg->b, LLVMBuildMul(cg->b, ox, kiln_cg_splat(cg, kiln_cg_i64(cg, sw)), ""),
+                        kiln_cg_splat(cg, off), "ix");
+    return kiln_cg_gather(cg, row, ix, NULL, 0.0);
+}
+
+/* The output vectors (ox0 multiples of vl) whose taps at x offsets
+ * [off_min, off_max] all take window_fast: ox0 in [*lo, *hi]. */
+static void interior(const kiln_cg *cg, int64_t W, int64_t sw, int64_t off_min, int64_t off_max, int64_t *lo,
+                     int64_t *hi)
+{
+    *lo = off_min >= 0 ? 0 : (-off_min + sw - 1) / sw;
+    int64_t room = W - off_max - sw * cg->vl; /* ox0 * sw <= room */
+    *hi = room < 0 ? -1 : room / sw;
+}
+
+/* A loop over one output row's vectors: body(ox0, NULL, true) in the
+ * interior [fast_lo, fast_hi], body(ox0, mask, false) elsewhere. */
+typedef void (*row_body)(kiln_cg *cg, V ox0, V mask, bool fast, void *arg);
+
+static void row_loop(kiln_cg *cg, int64_t OW, int64_t fast_lo, int64_t fast_hi, row_body body, void *arg)
+{
+    kiln_cg_loop l;
+    V ox0 = kiln_cg_for_begin(cg, &l, kiln_cg_i64(cg, 0), kiln_cg_i64(cg, OW), kiln_cg_i64(cg, cg->vl));
+    V left = LLVMBuildSub(cg->b, kiln_cg_i64(cg, OW), ox0, "");
+    if (fast_lo <= fast_hi && fast_lo < OW) {
+        V fast = LLVMBuildAnd(cg->b, LLVMBuildICmp(cg->b, LLVMIntSGE, left, kiln_cg_i64(cg, cg->vl), ""),
+                              LLVMBuildAnd(cg->b, LLVMBuildICmp(cg->b, LLVMIntSGE, ox0, kiln_cg_i64(cg, fast_lo), ""),
+                                           LLVMBuildICmp(cg->b, LLVMIntSLE, ox0, kiln_cg_i64(cg, fast_hi), ""), ""),
+                              "interior");
+        kiln_cg_if f;
+        kiln_cg_if_begin(cg, &f, fast);
+        body(cg, ox0, NULL, true, arg);
+        kiln_cg_if_else(cg, &f);
+        body(cg, ox0, kiln_cg_tail_mask(cg, left), false, arg);
+        kiln_cg_if_end(cg, &f);
+    } else {
+        body(cg, ox0, kiln_cg_tail_mask(cg, left), false, arg);
+    }
+    kiln_cg_for_end(cg, &l);
 }
 
 /* Splits `planes` (per batch item or total) of `plane_elems` outputs into
@@ -79,32 +153,46 @@ static kiln_cg_count plane_tasks(bool batched, int64_t planes, int64_t plane_ele
 typedef struct direct_arg {
     const window *w;
     V x_plane, y_row, w_f, bias_f; /* weights of this filter, bias scalar or NULL */
-    V oy;
+    V *wv;                         /* the filter's taps as splat vectors (loaded once per plane) */
+    V oy, col0;                    /* output row; its first pixel (the epilogue's column) */
+    V *offs;                       /* the epilogue's row offsets */
     int64_t H, W;
 } direct_arg;
 
-static void direct_body(kiln_cg *cg, V ox0, V mask, void *p)
+static void direct_body(kiln_cg *cg, V ox0, V mask, bool fast, void *p)
 {
     direct_arg *a = p;
     const window *w = a->w;
-    V acc = kiln_cg_alloca(cg, cg->t_vf, "acc");
-    LLVMBuildStore(cg->b, a->bias_f ? kiln_cg_splat(cg, a->bias_f) : LLVMConstNull(cg->t_vf), acc);
+    /* One partial sum per kernel row: chains of kw FMAs, not kh * kw. */
+    V total = NULL;
     for (int64_t ky = 0; ky < w->kh; ky++) {
         V iy = add64(cg, mul64(cg, a->oy, w->sh), kiln_cg_i64(cg, ky * w->dh - w->pt));
         V in = LLVMBuildAnd(cg->b, LLVMBuildICmp(cg->b, LLVMIntSGE, iy, kiln_cg_i64(cg, 0), ""),
                             LLVMBuildICmp(cg->b, LLVMIntSLT, iy, kiln_cg_i64(cg, a->H), ""), "");
+        LLVMBasicBlockRef before = LLVMGetInsertBlock(cg->b);
         kiln_cg_if f;
         kiln_cg_if_begin(cg, &f, in);
         V row = kiln_cg_gep(cg, a->x_plane, mul64(cg, iy, a->W));
+        V sum = LLVMConstNull(cg->t_vf);
         for (int64_t kx = 0; kx < w->kw; kx++) {
-            V v = window_load(cg, row, ox0, w->sw, kiln_cg_i64(cg, kx * w->dw - w->pl), a->W, mask, 0.0);
-            V wt = kiln_cg_splat(cg, kiln_cg_load(cg, a->w_f, kiln_cg_i64(cg, ky * w->kw + kx)));
-            V cur = LLVMBuildLoad2(cg->b, cg->t_vf, acc, "");
-            LLVMBuildStore(cg->b, kiln_cg_fma(cg, wt, v, cur), acc);
+            V off = kiln_cg_i64(cg, kx * w->dw - w->pl);
+            V v = fast ? window_fast(cg, row, ox0, w->sw, off) : window_load(cg, row, ox0, w->sw, off, a->W, mask, 0.0);
+            V wt = a->wv ? a->wv[ky * w->kw + kx] : kiln_cg_splat(cg, kiln_cg_load(cg, a->w_f, kiln_cg_i64(cg, ky * w->kw + kx)));
+            sum = kiln_cg_fma(cg, wt, v, sum);
         }
+        LLVMBasicBlockRef then_end = LLVMGetInsertBlock(cg->b);
         kiln_cg_if_end(cg, &f);
+        /* the row's sum, or 0 where the row lies in the padding */
+        V phi = LLVMBuildPhi(cg->b, cg->t_vf, "rowsum");
+        V zero = LLVMConstNull(cg->t_vf);
+        LLVMAddIncoming(phi, &sum, &then_end, 1);
+        LLVMAddIncoming(phi, &zero, &before, 1); /* the join is the else block */
+        total = total ? LLVMBuildFAdd(cg->b, total, phi, "") : phi;
     }
-    kiln_cg_vstore(cg, LLVMBuildLoad2(cg->b, cg->t_vf, acc, ""), a->y_row, ox0, mask);
+    V val = a->bias_f ? LLVMBuildFAdd(cg->b, total, kiln_cg_splat(cg, a->bias_f), "") : total;
+    if (epilogue(cg))
+        val = kiln_cg_epi_apply(cg, cg->epi, val, a->offs, add64(cg, a->col0, ox0), mask);
+    kiln_cg_vstore(cg, val, a->y_row, ox0, mask);
 }
 
 static kiln_status conv_direct(kiln_cg *cg, const kiln_node *n, const window *w, uint64_t w_off, bool has_bias,
@@ -117,11 +205,16 @@ static kiln_status conv_direct(kiln_cg *cg, const kiln_node *n, const window *w,
     const int64_t groups = n->attrs[KILN_ATTR_GROUPS].i, Fg = F / groups;
     int64_t per_task;
     kiln_cg_count count = plane_tasks(xs->batched, xs->batched ? F : F * ys->dims[0], OH * OW, &per_task);
-    char kernel[96];
-    snprintf(kernel, sizeof kernel, "f32_conv2d_dw%s_%s", has_bias ? "_bias" : "", cg->target->name);
+    int64_t fast_lo, fast_hi;
+    interior(cg, W, w->sw, -w->pl, (w->kw - 1) * w->dw - w->pl, &fast_lo, &fast_hi);
+    char kernel[128], epi[64];
+    snprintf(kernel, sizeof kernel, "f32_conv2d_dw%s%s_%s", has_bias ? "_bias" : "",
+             kiln_cg_epi_name(epilogue(cg), epi, sizeof epi), cg->target->name);
     kiln_cg_task_begin(cg, kernel, n);
-    V px = kiln_cg_value_ptr(cg, n->inputs[0]), py = kiln_cg_value_ptr(cg, n->output);
+    V px = kiln_cg_value_ptr(cg, n->inputs[0]), py = kiln_cg_value_ptr(cg, stored_value(cg, n));
     V pw = kiln_cg_weights_ptr(cg, w_off), pbias = has_bias ? kiln_cg_weights_ptr(cg, b_off) : NULL;
+    if (epilogue(cg))
+        kiln_cg_epi_begin(cg, cg->epi);
     V lo, hi;
     V total = LLVMBuildUDiv(cg->b, kiln_cg_value_elems(cg, n->output), kiln_cg_i64(cg, OH * OW), "planes");
     kiln_cg_task_range(cg, total, per_task, &lo, &hi);
@@ -129,120 +222,205 @@ static kiln_status conv_direct(kiln_cg *cg, const kiln_node *n, const window *w,
     V plane = kiln_cg_for_begin(cg, &lp, lo, hi, kiln_cg_i64(cg, 1));
     V f = kiln_cg_urem(cg, plane, F), nb = kiln_cg_udiv(cg, plane, F);
     V ch = kiln_cg_udiv(cg, f, Fg);
+    V offs[KILN_CG_MAX_EPI];
+    if (epilogue(cg))
+        kiln_cg_epi_row(cg, cg->epi, plane, offs); /* the view's rows are the planes */
     direct_arg a = {w, kiln_cg_gep(cg, px, mul64(cg, add64(cg, mul64(cg, nb, C), ch), H * W)), NULL,
                     kiln_cg_gep(cg, pw, mul64(cg, f, w->kh * w->kw)), pbias ? kiln_cg_load(cg, pbias, f) : NULL,
-                    NULL, H, W};
+                    NULL, NULL, NULL, offs, H, W};
+    V wv[64];
+    if (w->kh * w->kw <= 64) { /* registers (or one spill slot each) rather than a load per tap and pixel */
+        for (int64_t t = 0; t < w->kh * w->kw; t++)
+            wv[t] = kiln_cg_splat(cg, kiln_cg_load(cg, a.w_f, kiln_cg_i64(cg, t)));
+        a.wv = wv;
+    }
     V y_plane = kiln_cg_gep(cg, py, mul64(cg, plane, OH * OW));
     a.oy = kiln_cg_for_begin(cg, &ly, kiln_cg_i64(cg, 0), kiln_cg_i64(cg, OH), kiln_cg_i64(cg, 1));
-    a.y_row = kiln_cg_gep(cg, y_plane, mul64(cg, a.oy, OW));
-    kiln_cg_vloop(cg, kiln_cg_i64(cg, 0), kiln_cg_i64(cg, OW), direct_body, &a);
+    a.col0 = mul64(cg, a.oy, OW);
+    a.y_row = kiln_cg_gep(cg, y_plane, a.col0);
+    row_loop(cg, OW, fast_lo, fast_hi, direct_body, &a);
     kiln_cg_for_end(cg, &ly);
     kiln_cg_for_end(cg, &lp);
     kiln_cg_task_end(cg, count);
     return cg->status;
 }
 
-/* ---- conv2d: im2col ---------------------------------------------------------------- */
+/* ---- conv2d: implicit GEMM ------------------------------------------------------------ */
 
-typedef struct im2col_arg {
+/* The GEMM's B for a convolution is the im2col matrix, B[k][p] with k = (c,
+ * ky, kx) and p the output pixel (oy, ox): the input at (c, oy * sh + ky *
+ * dh - pt, ox * sw + kx * dw - pl), or 0 in the padding. It is never stored:
+ * the GEMM asks for one kc x NR panel at a time (K blocks are whole input
+ * channels) and this packs it from the input. Per vector of the panel:
+ *   - inside one output row and the window's interior (the common case):
+ *     plain vector loads (stride 1), two loads and an even-lane shuffle
+ *     (stride 2), or a gather (other strides);
+ *   - inside one output row at a border: the same under a bounds mask;
+ *   - across output rows (outputs narrower than a vector): a gather with
+ *     per-lane rows and columns. */
+typedef struct conv_pack {
     const window *w;
-    V x_row, col_row, valid_row; /* valid_row: i1, the input row exists */
-    V off;
-    int64_t W;
-} im2col_arg;
+    int64_t H, W, OW, khw;
+    V x; /* the first input plane of this item's group (set in the task) */
+} conv_pack;
 
-static void im2col_body(kiln_cg *cg, V ox0, V mask, void *p)
+static V lanes_i64(kiln_cg *cg, int64_t v) { return kiln_cg_splat(cg, kiln_cg_i64(cg, v)); }
+
+static V in_range(kiln_cg *cg, V v, int64_t hi) /* 0 <= v < hi, vector i64 */
 {
-    im2col_arg *a = p;
-    V v = window_load(cg, a->x_row, ox0, a->w->sw, a->off, a->W, mask, 0.0);
-    kiln_cg_vstore(cg, v, a->col_row, ox0, mask);
+    return LLVMBuildAnd(cg->b, LLVMBuildICmp(cg->b, LLVMIntSGE, v, LLVMConstNull(cg->t_vi64), ""),
+                        LLVMBuildICmp(cg->b, LLVMIntSLT, v, lanes_i64(cg, hi), ""), "");
 }
 
-static void zero_body(kiln_cg *cg, V i, V mask, void *p)
+static V even_lanes(kiln_cg *cg, V lo, V hi)
 {
-    kiln_cg_vstore(cg, LLVMConstNull(cg->t_vf), (V)p, i, mask);
+    V idx[64];
+    for (int i = 0; i < cg->vl; i++)
+        idx[i] = kiln_cg_i32(cg, 2 * i);
+    return LLVMBuildShuffleVector(cg->b, lo, hi, LLVMConstVector(idx, (unsigned)cg->vl), "even");
 }
 
-static int64_t im2col_rows_per_task(int64_t J, int64_t P)
+static void conv_pack_b(kiln_cg *cg, void *arg, V dst, V j, V ncols, V k0, V k1)
 {
-    int64_t r = P >= CHUNK ? 1 : CHUNK / P;
-    return r > J ? J : r;
+    conv_pack *c = arg;
+    const window *w = c->w;
+    const int64_t NR = (int64_t)cg->target->gemm_nr * cg->vl, HW = c->H * c->W;
+    int64_t fast_lo, fast_hi;
+    interior(cg, c->W, w->sw, -w->pl, (w->kw - 1) * w->dw - w->pl, &fast_lo, &fast_hi);
+    V c0 = kiln_cg_udiv(cg, k0, c->khw), c1 = kiln_cg_udiv(cg, k1, c->khw);
+    const int64_t segs = (cg->vl - 1 + c->OW - 1) / c->OW + 1; /* output rows a vector can touch */
+    kiln_cg_loop lv;
+    V v = kiln_cg_for_begin(cg, &lv, kiln_cg_i64(cg, 0), kiln_cg_i64(cg, cg->target->gemm_nr), kiln_cg_i64(cg, 1));
+    V vcol = mul64(cg, v, cg->vl);
+    V p0 = add64(cg, j, vcol);
+    V oy0 = kiln_cg_udiv(cg, p0, c->OW), ox0 = kiln_cg_urem(cg, p0, c->OW);
+    V nvalid = LLVMBuildSub(cg->b, ncols, vcol, "");
+    V single = LLVMBuildAnd(cg->b, LLVMBuildICmp(cg->b, LLVMIntSLE, add64(cg, ox0, kiln_cg_i64(cg, cg->vl)),
+                                                 kiln_cg_i64(cg, c->OW), ""),
+                            LLVMBuildICmp(cg->b, LLVMIntSGE, nvalid, kiln_cg_i64(cg, cg->vl), ""), "one_row");
+    V iy0 = LLVMBuildSub(cg->b, mul64(cg, oy0, w->sh), kiln_cg_i64(cg, w->pt), ""); /* input row of ky = 0 */
+    V ix0 = LLVMBuildSub(cg->b, mul64(cg, ox0, w->sw), kiln_cg_i64(cg, w->pl), "");  /* input column of kx = 0 */
+    V xin = LLVMBuildAnd(cg->b, LLVMBuildICmp(cg->b, LLVMIntSGE, ox0, kiln_cg_i64(cg, fast_lo), ""),
+                         LLVMBuildICmp(cg->b, LLVMIntSLE, ox0, kiln_cg_i64(cg, fast_hi), ""), "");
+    V yin = LLVMBuildAnd(cg->b, LLVMBuildICmp(cg->b, LLVMIntSGE, iy0, kiln_cg_i64(cg, 0), ""),
+                         LLVMBuildICmp(cg->b, LLVMIntSLT, add64(cg, iy0, kiln_cg_i64(cg, (w->kh - 1) * w->dh)),
+                                       kiln_cg_i64(cg, c->H), ""), "");
+    V fast = LLVMBuildAnd(cg->b, single, LLVMBuildAnd(cg->b, xin, yin, ""), "interior");
+    V dst_v = kiln_cg_gep(cg, dst, vcol);
+    V origin = add64(cg, mul64(cg, iy0, c->W), ix0); /* tap (0, 0) of lane 0 */
+    kiln_cg_if f_fast;
+    kiln_cg_if_begin(cg, &f_fast, fast);
+    {
+        /* The interior: every tap a plain load at a constant offset. */
+        kiln_cg_loop lc;
+        V ci = kiln_cg_for_begin(cg, &lc, c0, c1, kiln_cg_i64(cg, 1));
+        V plane = kiln_cg_gep(cg, c->x, add64(cg, mul64(cg, ci, HW), origin));
+        V row = kiln_cg_gep(cg, dst_v, mul64(cg, LLVMBuildSub(cg->b, ci, c0, ""), c->khw * NR));
+        for (int64_t ky = 0; ky < w->kh; ky++)
+            for (int64_t kx = 0; kx < w->kw; kx++) {
+                V val = window_fast(cg, plane, kiln_cg_i64(cg, 0), w->sw, kiln_cg_i64(cg, ky * w->dh * c->W + kx * w->dw));
+                kiln_cg_vstore(cg, val, row, kiln_cg_i64(cg, (ky * w->kw + kx) * NR), NULL);
+            }
+        kiln_cg_for_end(cg, &lc);
+    }
+    kiln_cg_if_else(cg, &f_fast);
+    {
+        /* Borders and vectors across output rows: one tap at a time (a
+         * runtime loop, so the code does not grow with the kernel), its
+         * masks computed once for all channels. */
+        V lane = kiln_cg_iota64(cg);
+        V valid = LLVMBuildICmp(cg->b, LLVMIntSLT, lane, kiln_cg_splat(cg, nvalid), "");
+        V pl = LLVMBuildAdd(cg->b, kiln_cg_splat(cg, p0), lane, "");
+        V oy = LLVMBuildUDiv(cg->b, pl, lanes_i64(cg, c->OW), ""), ox = LLVMBuildURem(cg->b, pl, lanes_i64(cg, c->OW), "");
+        kiln_cg_loop lt;
+        V t = kiln_cg_for_begin(cg, &lt, kiln_cg_i64(cg, 0), kiln_cg_i64(cg, c->khw), kiln_cg_i64(cg, 1));
+        V ky = kiln_cg_udiv(cg, t, w->kw), kx = kiln_cg_urem(cg, t, w->kw);
+        V dy = mul64(cg, ky, w->dh), dx = mul64(cg, kx, w->dw);
+        V tdst = kiln_cg_gep(cg, dst_v, mul64(cg, t, NR));
+        kiln_cg_if f_single;
+        kiln_cg_if_begin(cg, &f_single, single);
+        {
+            /* One output row at a border: a bounds mask (a row in the
+             * padding: no lane); stride 2: two masked loads and a shuffle;
+             * other strides: a masked gather. */
+            V iy = add64(cg, iy0, dy), start = add64(cg, ix0, dx); /* row, column of lane 0 */
+            V row_ok = kiln_cg_splat(cg, LLVMBuildAnd(cg->b, LLVMBuildICmp(cg->b, LLVMIntSGE, iy, kiln_cg_i64(cg, 0), ""),
+                                                      LLVMBuildICmp(cg->b, LLVMIntSLT, iy, kiln_cg_i64(cg, c->H), ""), ""));
+            V s0 = LLVMBuildAdd(cg->b, kiln_cg_splat(cg, start), lane, "");
+            V m0 = NULL, m1 = NULL, idx = NULL;
+            if (w->sw <= 2) {
+                m0 = LLVMBuildAnd(cg->b, row_ok, in_range(cg, s0, c->W), "");
+                if (w->sw == 2)
+                    m1 = LLVMBuildAnd(cg->b, row_ok, in_range(cg, LLVMBuildAdd(cg->b, s0, lanes_i64(cg, cg->vl), ""), c->W), "");
+            } else {
+                V ix = LLVMBuildAdd(cg->b, kiln_cg_splat(cg, start), LLVMBuildMul(cg->b, lane, lanes_i64(cg, w->sw), ""), "");
+                m0 = LLVMBuildAnd(cg->b, row_ok, in_range(cg, ix, c->W), "");
+                idx = LLVMBuildSelect(cg->b, m0, LLVMBuildMul(cg->b, lane, lanes_i64(cg, w->sw), ""), LLVMConstNull(cg->t_vi64), "");
+            }
+            V at = add64(cg, mul64(cg, iy, c->W), start);
+            kiln_cg_loop lc;
+            V ci = kiln_cg_for_begin(cg, &lc, c0, c1, kiln_cg_i64(cg, 1));
+            V src = kiln_cg_gep(cg, c->x, add64(cg, mul64(cg, ci, HW), at));
+            V val;
+            if (idx)
+                val = kiln_cg_gather(cg, src, idx, m0, 0.0);
+            else if (m1)
+                val = even_lanes(cg, kiln_cg_vload(cg, src, kiln_cg_i64(cg, 0), m0, 0.0),
+                                 kiln_cg_vload(cg, src, kiln_cg_i64(cg, cg->vl), m1, 0.0));
+            else
+                val = kiln_cg_vload(cg, src, kiln_cg_i64(cg, 0), m0, 0.0);
+            kiln_cg_vstore(cg, val, tdst, mul64(cg, LLVMBuildSub(cg->b, ci, c0, ""), c->khw * NR), NULL);
+            kiln_cg_for_end(cg, &lc);
+        }
+        kiln_cg_if_else(cg, &f_single);
+        {
+            /* Across output rows: per-lane rows and columns. Stride 1 with
+             * a few rows touched: one masked load per row (its lanes are
+             * contiguous), blended; otherwise a gather. */
+            V iy = LLVMBuildAdd(cg->b, LLVMBuildMul(cg->b, oy, lanes_i64(cg, w->sh), ""),
+                                LLVMBuildSub(cg->b, kiln_cg_splat(cg, dy), lanes_i64(cg, w->pt), ""), "");
+            V ix = LLVMBuildAdd(cg->b, LLVMBuildMul(cg->b, ox, lanes_i64(cg, w->sw), ""),
+                                LLVMBuildSub(cg->b, kiln_cg_splat(cg, dx), lanes_i64(cg, w->pl), ""), "");
+            V m = LLVMBuildAnd(cg->b, LLVMBuildAnd(cg->b, in_range(cg, iy, c->H), in_range(cg, ix, c->W), ""), valid, "");
+            if (w->sw == 1 && segs <= 4) {
+                V in_q[4], at_q[4];
+                for (int64_t q = 0; q < segs; q++) {
+                    V lx = LLVMBuildAdd(cg->b, kiln_cg_splat(cg, LLVMBuildSub(cg->b, ox0, kiln_cg_i64(cg, q * c->OW), "")), lane, "");
+                    in_q[q] = LLVMBuildAnd(cg->b, in_range(cg, lx, c->OW), m, "");
+                    /* where lane 0 would read in row q: lane l then reads at_q + l */
+                    at_q[q] = add64(cg, mul64(cg, add64(cg, iy0, add64(cg, dy, kiln_cg_i64(cg, q * w->sh))), c->W),
+                                    add64(cg, LLVMBuildSub(cg->b, ix0, kiln_cg_i64(cg, q * c->OW), ""), dx));
+                }
+                kiln_cg_loop lc;
+                V ci = kiln_cg_for_begin(cg, &lc, c0, c1, kiln_cg_i64(cg, 1));
+                V plane = kiln_cg_gep(cg, c->x, mul64(cg, ci, HW));
+                V val = NULL;
+                for (int64_t q = 0; q < segs; q++) {
+                    V part = kiln_cg_vload(cg, plane, at_q[q], in_q[q], 0.0);
+                    val = val ? LLVMBuildSelect(cg->b, in_q[q], part, val, "") : part;
+                }
+                kiln_cg_vstore(cg, val, tdst, mul64(cg, LLVMBuildSub(cg->b, ci, c0, ""), c->khw * NR), NULL);
+                kiln_cg_for_end(cg, &lc);
+            } else {
+                V at = LLVMBuildAdd(cg->b, LLVMBuildMul(cg->b, iy, lanes_i64(cg, c->W), ""), ix, "");
+                at = LLVMBuildSelect(cg->b, m, at, LLVMConstNull(cg->t_vi64), ""); /* masked lanes read 0 */
+                kiln_cg_loop lc;
+                V ci = kiln_cg_for_begin(cg, &lc, c0, c1, kiln_cg_i64(cg, 1));
+                V val = kiln_cg_gather(cg, kiln_cg_gep(cg, c->x, mul64(cg, ci, HW)), at, m, 0.0);
+                kiln_cg_vstore(cg, val, tdst, mul64(cg, LLVMBuildSub(cg->b, ci, c0, ""), c->khw * NR), NULL);
+                kiln_cg_for_end(cg, &lc);
+            }
+        }
+        kiln_cg_if_end(cg, &f_single);
+        kiln_cg_for_end(cg, &lt);
+    }
+    kiln_cg_if_end(cg, &f_fast);
+    kiln_cg_for_end(cg, &lv);
 }
 
-static void emit_im2col(kiln_cg *cg, const kiln_node *n, const window *w, int64_t J)
+static bool is_one_by_one(const window *w)
 {
-    const kiln_shape *xs = &kiln_graph_value(cg->g, n->inputs[0])->type.shape;
-    const kiln_shape *ys = &kiln_graph_value(cg->g, n->output)->type.shape;
-    const int64_t C = xs->dims[1], H = xs->dims[2], W = xs->dims[3], OH = ys->dims[2], OW = ys->dims[3];
-    const int64_t groups = n->attrs[KILN_ATTR_GROUPS].i, Cg = C / groups, P = OH * OW;
-    const int64_t rows = groups * J; /* per batch item: all groups' rows */
-    const int64_t per_task = im2col_rows_per_task(J, P);
-    const bool batched = xs->batched;
-    const int64_t items = batched ? 1 : ys->dims[0];
-
-    char kernel[96];
-    snprintf(kernel, sizeof kernel, "f32_im2col_%s", cg->target->name);
-    kiln_cg_task_begin(cg, kernel, n);
-    V px = kiln_cg_value_ptr(cg, n->inputs[0]);
-    V col = kiln_cg_scratch_ptr(cg, batched);
-    V total = kiln_cg_i64(cg, rows * items);
-    if (batched)
-        total = LLVMBuildMul(cg->b, total, kiln_cg_batch(cg), "");
-    V lo, hi;
-    kiln_cg_task_range(cg, total, per_task, &lo, &hi);
-    kiln_cg_loop lr, ly;
-    V r = kiln_cg_for_begin(cg, &lr, lo, hi, kiln_cg_i64(cg, 1)); /* r = (item * groups + g) * J + j */
-    V j = kiln_cg_urem(cg, r, J), gi = kiln_cg_udiv(cg, r, J); /* gi = item * groups + g */
-    V kx = kiln_cg_urem(cg, j, w->kw), t = kiln_cg_udiv(cg, j, w->kw);
-    V ky = kiln_cg_urem(cg, t, w->kh), ci = kiln_cg_udiv(cg, t, w->kh);
-    /* input channel = g * Cg + ci, in item: (gi / groups) * C + (gi % groups) * Cg + ci = gi * Cg + ci */
-    V x_plane = kiln_cg_gep(cg, px, mul64(cg, add64(cg, mul64(cg, gi, Cg), ci), H * W));
-    V col_row0 = kiln_cg_gep(cg, col, mul64(cg, r, P));
-    V off = LLVMBuildSub(cg->b, mul64(cg, kx, w->dw), kiln_cg_i64(cg, w->pl), "");
-    V oy = kiln_cg_for_begin(cg, &ly, kiln_cg_i64(cg, 0), kiln_cg_i64(cg, OH), kiln_cg_i64(cg, 1));
-    V iy = add64(cg, mul64(cg, oy, w->sh), LLVMBuildSub(cg->b, mul64(cg, ky, w->dh), kiln_cg_i64(cg, w->pt), ""));
-    V in = LLVMBuildAnd(cg->b, LLVMBuildICmp(cg->b, LLVMIntSGE, iy, kiln_cg_i64(cg, 0), ""),
-                        LLVMBuildICmp(cg->b, LLVMIntSLT, iy, kiln_cg_i64(cg, H), ""), "");
-    V col_row = kiln_cg_gep(cg, col_row0, mul64(cg, oy, OW));
-    kiln_cg_if f;
-    kiln_cg_if_begin(cg, &f, in);
-    im2col_arg a = {w, kiln_cg_gep(cg, x_plane, mul64(cg, iy, W)), col_row, NULL, off, W};
-    kiln_cg_vloop(cg, kiln_cg_i64(cg, 0), kiln_cg_i64(cg, OW), im2col_body, &a);
-    kiln_cg_if_else(cg, &f);
-    kiln_cg_vloop(cg, kiln_cg_i64(cg, 0), kiln_cg_i64(cg, OW), zero_body, col_row);
-    kiln_cg_if_end(cg, &f);
-    kiln_cg_for_end(cg, &ly);
-    kiln_cg_for_end(cg, &lr);
-    kiln_cg_task_end(cg, (kiln_cg_count){batched ? 0 : rows * items, batched ? rows : 0, per_task, 1});
-    (void)Cg;
-}
-
-void kiln_cg_conv2d_scratch(const kiln_graph *g, const kiln_node *n, const kiln_cg_target *t, uint64_t *fixed,
-                            uint64_t *per_batch)
-{
-    *fixed = *per_batch = 0;
-    const kiln_shape *xs = &kiln_graph_value(g, n->inputs[0])->type.shape;
-    const kiln_shape *ys = &kiln_graph_value(g, n->output)->type.shape;
-    kiln_id wid = kiln_node_param(g, n, "weight");
-    if (xs->rank != 4 || ys->rank != 4 || wid == KILN_NO_ID || !window_ok(n))
-        return;
-    const kiln_shape *ws = &kiln_graph_value(g, wid)->type.shape;
-    const int64_t groups = n->attrs[KILN_ATTR_GROUPS].i, Cg = ws->dims[1], kh = ws->dims[2], kw = ws->dims[3];
-    window w = read_window(n, kh, kw, true);
-    bool one_by_one = kh == 1 && kw == 1 && w.sh == 1 && w.sw == 1 && !w.pt && !w.pl && !w.pb && !w.pr;
-    if (Cg == 1 || one_by_one)
-        return;
-    /* groups * (Cg kh kw) * (OH OW) floats per item; saturates (layout.c refuses it). */
-    uint64_t bytes = 4u;
-    const uint64_t f[6] = {(uint64_t)groups, (uint64_t)Cg, (uint64_t)kh, (uint64_t)kw, (uint64_t)ys->dims[2],
-                           (uint64_t)ys->dims[3]};
-    for (int i = 0; i < 6; i++)
-        if (__builtin_mul_overflow(bytes, f[i], &bytes))
-            bytes = UINT64_MAX;
-    if (xs->batched)
-        *per_batch = bytes;
-    else if (__builtin_mul_overflow(bytes, (uint64_t)xs->dims[0], fixed))
-        *fixed = UINT64_MAX;
+    return w->kh == 1 && w->kw == 1 && w->sh == 1 && w->sw == 1 && !w->pt && !w->pl && !w->pb && !w->pr;
 }
 
 kiln_status kiln_cg_emit_conv2d(kiln_cg *cg, const kiln_node *n)
@@ -253,33 +431,50 @@ kiln_status kiln_cg_emit_conv2d(kiln_cg *cg, const kiln_node *n)
     if (xs->rank != 4 || ys->rank != 4 || wid == KILN_NO_ID || !window_ok(n))
         return kiln_cg_fail(cg, KILN_ERR_INTERNAL, "malformed conv2d");
     const kiln_shape *wsh = &kiln_graph_value(cg->g, wid)->type.shape;
-    const int64_t C = xs->dims[1], H = xs->dims[2], W = xs->dims[3];
+    const int64_t H = xs->dims[2], W = xs->dims[3];
     const int64_t F = ys->dims[1], OH = ys->dims[2], OW = ys->dims[3], P = OH * OW;
     const int64_t groups = n->attrs[KILN_ATTR_GROUPS].i, Cg = wsh->dims[1], kh = wsh->dims[2], kw = wsh->dims[3];
     const int64_t Fg = F / groups, J = Cg * kh * kw;
     window w = read_window(n, kh, kw, true);
     uint64_t w_off, b_off = 0;
-    if (kiln_cg_blob_param(cg, wid, &w_off) != KILN_OK ||
-        (bid != KILN_NO_ID && kiln_cg_blob_param(cg, bid, &b_off) != KILN_OK))
+    if (bid != KILN_NO_ID && kiln_cg_blob_param(cg, bid, &b_off) != KILN_OK)
         return cg->status;
-    if (Cg == 1)
+    if (Cg == 1) {
+        if (kiln_cg_blob_param(cg, wid, &w_off) != KILN_OK)
+            return cg->status;
         return conv_direct(cg, n, &w, w_off, bid != KILN_NO_ID, b_off);
+    }
+    /* A: the weights [F, J], packed per group in panels of mr channels. */
+    size_t count;
+    float *wt = kiln_cg_param_f32(cg, wid, &count);
+    if (!wt)
+        return cg->status;
+    const size_t per_group = kiln_cg_packed_a_count(cg->target, Fg, J);
+    float *packed = count == (size_t)(F * J) ? kiln_cg_blob_alloc(cg, per_group * (size_t)groups, &w_off) : NULL;
+    if (packed)
+        for (int64_t g = 0; g < groups; g++)
+            kiln_cg_pack_a(cg->target, wt + g * Fg * J, Fg, J, J, 1, packed + (size_t)g * per_group);
+    free(wt);
+    if (!packed)
+        return cg->status != KILN_OK ? cg->status : kiln_cg_fail(cg, KILN_ERR_INTERNAL, "weight size mismatch");
 
-    bool one_by_one = kh == 1 && kw == 1 && w.sh == 1 && w.sw == 1 && !w.pt && !w.pl && !w.pb && !w.pr;
-    if (!one_by_one)
-        emit_im2col(cg, n, &w, J);
+    const bool one_by_one = is_one_by_one(&w);
+    if (w.kh > KILN_CG_MAX_TAPS || w.kw > KILN_CG_MAX_TAPS)
+        return kiln_cg_fail(cg, KILN_ERR_UNSUPPORTED, "kernels larger than %dx%d are not supported",
+                            KILN_CG_MAX_TAPS, KILN_CG_MAX_TAPS);
 
     /* GEMM per (item, group): out[g*Fg + f][p] = W[g*Fg + f][j] col[g][j][p]. */
-    const int64_t mb = (int64_t)cg->target->gemm_mr * 8, nb = (int64_t)cg->target->gemm_nr * cg->vl * 8;
+    int64_t mb, nb;
+    kiln_cg_gemm_blocking(cg, Fg, P, J, n->tasks, false, one_by_one ? 1.0 : 2.0, &mb, &nb);
     const int64_t m_blocks = (Fg + mb - 1) / mb, n_blocks = (P + nb - 1) / nb;
     const int64_t per_item = groups * m_blocks * n_blocks;
     const int64_t items = xs->batched ? 1 : xs->dims[0];
-    char kernel[96];
-    snprintf(kernel, sizeof kernel, "f32_conv2d%s%s_gemm_%s", one_by_one ? "_1x1" : "", bid != KILN_NO_ID ? "_bias" : "",
-             cg->target->name);
+    char kernel[128], epi[64];
+    snprintf(kernel, sizeof kernel, "f32_conv2d%s%s%s_%s_%s_%dx%d", one_by_one ? "_1x1" : "",
+             bid != KILN_NO_ID ? "_bias" : "", kiln_cg_epi_name(epilogue(cg), epi, sizeof epi),
+             one_by_one ? "gemm" : "igemm", cg->target->name, cg->target->gemm_mr, cg->target->gemm_nr * cg->vl);
     kiln_cg_task_begin(cg, kernel, n);
-    V px = kiln_cg_value_ptr(cg, n->inputs[0]), py = kiln_cg_value_ptr(cg, n->output);
-    V col = one_by_one ? NULL : kiln_cg_scratch_ptr(cg, xs->batched);
+    V px = kiln_cg_value_ptr(cg, n->inputs[0]), py = kiln_cg_value_ptr(cg, stored_value(cg, n));
     V t = cg->arg_index;
     V cb = kiln_cg_urem(cg, t, n_blocks);
     t = kiln_cg_udiv(cg, t, n_blocks);
@@ -289,27 +484,37 @@ kiln_status kiln_cg_emit_conv2d(kiln_cg *cg, const kiln_node *n)
     V r0 = mul64(cg, rb, mb), r1 = kiln_cg_smin(cg, add64(cg, r0, kiln_cg_i64(cg, mb)), kiln_cg_i64(cg, Fg));
     V c0 = mul64(cg, cb, nb), c1 = kiln_cg_smin(cg, add64(cg, c0, kiln_cg_i64(cg, nb)), kiln_cg_i64(cg, P));
     V frow = add64(cg, mul64(cg, g, Fg), r0); /* first output channel of the block */
-    V bmat = one_by_one ? kiln_cg_gep(cg, px, mul64(cg, gi, Cg * H * W)) /* x[item][g*Cg..] as [Cg, H*W] */
-                        : kiln_cg_gep(cg, col, mul64(cg, gi, J * P));
-    /* item * F + frow = (gi / groups) * F + frow */
+    V bmat = kiln_cg_gep(cg, px, mul64(cg, gi, Cg * H * W)); /* x[item][g*Cg..]: [Cg, H*W] for 1x1 */
+    const int64_t khw = kh * kw;
+    conv_pack pack = {&w, H, W, OW, khw, bmat};
+    /* item * F + frow = (gi / groups) * F + frow: the output row, and the view row */
     V out_ch = add64(cg, mul64(cg, kiln_cg_udiv(cg, gi, groups), F), frow);
+    V apanel = kiln_cg_gep(cg, kiln_cg_weights_ptr(cg, w_off), add64(cg, mul64(cg, g, (int64_t)per_group), mul64(cg, r0, J)));
     kiln_cg_gemm p = {
-        .a = kiln_cg_gep(cg, kiln_cg_weights_ptr(cg, w_off), mul64(cg, frow, J)),
+        .a = apanel,
         .b = bmat,
         .c = kiln_cg_gep(cg, py, mul64(cg, out_ch, P)),
+        .a_packed = true,
+        .b_packed = false,
+        .b_padded = false,
+        .lda = 0,
+        .ldb = P,
+        .ldc = P,
         .m = LLVMBuildSub(cg->b, r1, r0, ""),
         .n0 = c0,
         .n1 = c1,
         .k = J,
-        .lda = J,
-        .ldb = P,
-        .ldc = P,
         .bias = bid != KILN_NO_ID ? kiln_cg_gep(cg, kiln_cg_weights_ptr(cg, b_off), frow) : NULL,
         .bias_per_row = true,
+        .epi = epilogue(cg),
+        .epi_row0 = out_ch,
+        /* K blocks of whole input channels */
+        .kc = khw <= cg->target->gemm_kc ? cg->target->gemm_kc / khw * khw : khw,
+        .pack_b = one_by_one ? NULL : conv_pack_b,
+        .pack_arg = &pack,
     };
     kiln_cg_emit_gemm(cg, &p);
     kiln_cg_task_end(cg, (kiln_cg_count){xs->batched ? 0 : per_item * items, xs->batched ? per_item : 0, 1, 1});
-    (void)C;
     return cg->status;
 }
 
@@ -322,7 +527,7 @@ typedef struct pool_arg {
     int64_t H, W;
 } pool_arg;
 
-static void pool_body(kiln_cg *cg, V ox0, V mask, void *p)
+static void pool_body(kiln_cg *cg, V ox0, V mask, bool fast, void *p)
 {
     pool_arg *a = p;
     const window *w = a->w;
@@ -337,7 +542,8 @@ static void pool_body(kiln_cg *cg, V ox0, V mask, void *p)
         V row = kiln_cg_gep(cg, a->x_plane, mul64(cg, iy, a->W));
         for (int64_t kx = 0; kx < w->kw; kx++) {
             V off = kiln_cg_i64(cg, kx * w->dw - w->pl);
-            V v = window_load(cg, row, ox0, w->sw, off, a->W, mask, a->max ? -INFINITY : 0.0);
+            V v = fast ? window_fast(cg, row, ox0, w->sw, off)
+                       : window_load(cg, row, ox0, w->sw, off, a->W, mask, a->max ? -INFINITY : 0.0);
             V cur = LLVMBuildLoad2(cg->b, cg->t_vf, acc, "");
             V next;
             if (a->max) {
@@ -407,7 +613,9 @@ kiln_status kiln_cg_emit_pool(kiln_cg *cg, const kiln_node *n)
     V y_plane = kiln_cg_gep(cg, py, mul64(cg, plane, OH * OW));
     a.oy = kiln_cg_for_begin(cg, &ly, kiln_cg_i64(cg, 0), kiln_cg_i64(cg, OH), kiln_cg_i64(cg, 1));
     a.y_row = kiln_cg_gep(cg, y_plane, mul64(cg, a.oy, OW));
-    kiln_cg_vloop(cg, kiln_cg_i64(cg, 0), kiln_cg_i64(cg, OW), pool_body, &a);
+    int64_t fast_lo, fast_hi;
+    interior(cg, W, w.sw, -w.pl, (w.kw - 1) * w.dw - w.pl, &fast_lo, &fast_hi);
+    row_loop(cg, OW, fast_lo, fast_hi, pool_body, &a);
     kiln_cg_for_end(cg, &ly);
     kiln_cg_for_end(cg, &lp);
     kiln_cg_task_end(cg, count);

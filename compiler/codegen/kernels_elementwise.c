@@ -5,12 +5,14 @@
  * activation epilogues that fusion will apply inside other kernels): it
  * takes and returns an LLVMValueRef that is a scalar or a vector.
  *
- * Unary kernel: a flat vector loop over the elements, chunked into tasks
- * of CHUNK elements, with a masked tail.
- * Binary kernel: the output's axes with size 1 are dropped and adjacent
- * axes merged where both operands are contiguous (or both broadcast) across
- * them; the last remaining axis is the vector loop (each operand either
- * contiguous or a broadcast scalar), the others are rows split into tasks. */
+ * One kernel serves every elementwise op and its fusion group (an anchor
+ * and its chain of members, cg->epi): when every operand has the output's
+ * shape it is a flat vector loop over the elements, chunked into tasks of
+ * CHUNK elements with a masked tail; otherwise the output's axes with size 1
+ * are dropped and adjacent axes merged where all operands are contiguous (or
+ * all broadcast) across them; the last remaining axis is the vector loop
+ * (each operand either contiguous or a broadcast scalar), the others are rows
+ * split into tasks. Values inside the chain stay in registers. */
 #include "cg.h"
 
 #include <stdio.h>
@@ -106,122 +108,175 @@ V kiln_cg_binary_value(kiln_cg *cg, kiln_op op, V a, V b)
     return a;
 }
 
-/* ---- unary kernel ------------------------------------------------------------- */
+/* ---- the elementwise kernel: an op and its fusion group's members ---------------- */
 
-typedef struct unary_arg {
-    const kiln_node *n;
-    V x, y;
-} unary_arg;
-
-static void unary_body(kiln_cg *cg, V i, V mask, void *p)
-{
-    unary_arg *a = p;
-    V v = kiln_cg_vload(cg, a->x, i, mask, 0.0);
-    kiln_cg_vstore(cg, kiln_cg_unary_value(cg, a->n, v), a->y, i, mask);
-}
-
-static kiln_cg_count flat_count(const kiln_cg *cg, kiln_id v, int64_t chunk)
-{
-    int64_t e = kiln_cg_elems_per_item(cg, v);
-    bool batched = kiln_cg_batched(cg, v);
-    return (kiln_cg_count){batched ? 0 : e, batched ? e : 0, chunk, 1};
-}
-
-kiln_status kiln_cg_emit_unary(kiln_cg *cg, const kiln_node *n)
-{
-    char kernel[96];
-    snprintf(kernel, sizeof kernel, "f32_%s_%s", kiln_op_name(n->op), cg->target->name);
-    kiln_cg_task_begin(cg, kernel, n);
-    unary_arg a = {n, kiln_cg_value_ptr(cg, n->inputs[0]), kiln_cg_value_ptr(cg, n->output)};
-    V lo, hi;
-    kiln_cg_task_range(cg, kiln_cg_value_elems(cg, n->output), CHUNK, &lo, &hi);
-    kiln_cg_vloop(cg, lo, hi, unary_body, &a);
-    kiln_cg_task_end(cg, flat_count(cg, n->output, CHUNK));
-    return cg->status;
-}
-
-/* ---- binary kernel ------------------------------------------------------------- */
-
-/* One operand of the inner loop: contiguous (vector loads) or broadcast (a
- * scalar splat once per row), or the node's `scalar` constant. */
+/* One operand of the loop: contiguous along the inner axis (vector loads) or
+ * broadcast (a scalar splat once per row), or a constant (`scalar`). */
 typedef struct operand {
-    V base;     /* float * of the row, set per row */
+    kiln_id v;          /* KILN_NO_ID: the constant */
+    double constant;
+    int64_t st[KILN_MAX_RANK + 1];
+    V base, splat;      /* per row */
     bool contiguous;
-    V splat;    /* broadcast lanes for this row */
 } operand;
 
-typedef struct binary_arg {
-    kiln_op op;
-    operand a, b;
+#define MAX_OPERANDS (2 + KILN_CG_MAX_EPI)
+
+typedef struct chain {
+    const kiln_node *n;
+    const kiln_cg_epilogue *epi;
+    operand op[MAX_OPERANDS];
+    int n_ops;
+    int anchor_ops;                  /* operands of the anchor (1 or 2) */
+    int member_op[KILN_CG_MAX_EPI]; /* operand of each binary member, or -1 */
+    bool reverse;                    /* anchor: scalar op x */
     V y;
-} binary_arg;
+} chain;
 
 static V operand_lanes(kiln_cg *cg, operand *o, V i, V mask)
 {
     return o->contiguous ? kiln_cg_vload(cg, o->base, i, mask, 0.0) : o->splat;
 }
 
-static void binary_body(kiln_cg *cg, V i, V mask, void *p)
+static void chain_body(kiln_cg *cg, V i, V mask, void *p)
 {
-    binary_arg *a = p;
-    V x = operand_lanes(cg, &a->a, i, mask), y = operand_lanes(cg, &a->b, i, mask);
-    kiln_cg_vstore(cg, kiln_cg_binary_value(cg, a->op, x, y), a->y, i, mask);
-}
-
-/* Strides (elements) of an operand's dims aligned to the output's rank R;
- * 0 along broadcast axes. */
-static void operand_strides(const kiln_shape *s, const kiln_shape *out, int64_t *st)
-{
-    int R = out->rank;
-    int64_t stride = 1;
-    for (int i = R - 1; i >= 0; i--) {
-        int k = i - (R - s->rank);
-        bool batch_axis = k == 0 && s->batched;
-        int64_t d = k >= 0 ? (batch_axis ? -1 : s->dims[k]) : 1;
-        int64_t od = out->dims[i];
-        if (batch_axis)
-            st[i] = stride;
-        else
-            st[i] = (d == 1 && od != 1) ? 0 : stride;
-        if (k >= 0 && !batch_axis)
-            stride *= d;
+    chain *c = p;
+    V x[MAX_OPERANDS];
+    for (int k = 0; k < c->n_ops; k++)
+        x[k] = operand_lanes(cg, &c->op[k], i, mask);
+    V val;
+    if (c->anchor_ops == 1)
+        val = kiln_cg_unary_value(cg, c->n, x[0]);
+    else
+        val = c->reverse ? kiln_cg_binary_value(cg, c->n->op, x[1], x[0]) : kiln_cg_binary_value(cg, c->n->op, x[0], x[1]);
+    for (int m = 0; c->epi && m < c->epi->n; m++) {
+        const kiln_cg_epi_op *e = &c->epi->ops[m];
+        if (!e->binary) {
+            val = kiln_cg_unary_value(cg, e->n, val);
+            continue;
+        }
+        V other = e->scalar ? kiln_cg_fconst(cg, val, e->n->attrs[KILN_ATTR_SCALAR].f) : x[c->member_op[m]];
+        val = e->chained_second ? kiln_cg_binary_value(cg, e->n->op, other, val)
+                                : kiln_cg_binary_value(cg, e->n->op, val, other);
     }
+    kiln_cg_vstore(cg, val, c->y, i, mask);
 }
 
-kiln_status kiln_cg_emit_binary(kiln_cg *cg, const kiln_node *n)
+static void add_operand(chain *c, kiln_id v, double constant)
+{
+    operand *o = &c->op[c->n_ops++];
+    memset(o, 0, sizeof *o);
+    o->v = v;
+    o->constant = constant;
+}
+
+/* Every elementwise op: one loop over the output, the anchor's operands and
+ * each binary member's other operand read in it. The output's axes of size 1
+ * are dropped and neighbouring axes merged where every operand is contiguous
+ * across them or broadcast along them; when every operand is the output's
+ * full shape the loop is flat over all elements (the batch included).
+ * Otherwise the batch axis stays alone as the outermost, the last axis is the
+ * vector loop and the others are rows split into tasks. */
+static kiln_status emit_elementwise(kiln_cg *cg, const kiln_node *n)
 {
     const kiln_shape *out = &kiln_graph_value(cg->g, n->output)->type.shape;
-    bool scalar = n->n_inputs == 1;
-    bool reverse = kiln_node_has(n, KILN_ATTR_REVERSE) && n->attrs[KILN_ATTR_REVERSE].i;
-    int R = out->rank;
-    int64_t dims[KILN_MAX_RANK + 1], sa[KILN_MAX_RANK + 1], sb[KILN_MAX_RANK + 1];
-    operand_strides(&kiln_graph_value(cg->g, n->inputs[0])->type.shape, out, sa);
-    if (!scalar)
-        operand_strides(&kiln_graph_value(cg->g, n->inputs[1])->type.shape, out, sb);
-    else
+    const kiln_cg_epilogue *epi = cg->epi && cg->epi->n > 0 ? cg->epi : NULL;
+    const bool unary = (kiln_op_get(n->op)->flags & KILN_OPF_UNARY) != 0;
+    chain c;
+    memset(&c, 0, sizeof c);
+    c.n = n;
+    c.epi = epi;
+    add_operand(&c, n->inputs[0], 0.0);
+    if (!unary) {
+        if (n->n_inputs == 1)
+            add_operand(&c, KILN_NO_ID, n->attrs[KILN_ATTR_SCALAR].f);
+        else
+            add_operand(&c, n->inputs[1], 0.0);
+        c.reverse = n->n_inputs == 1 && kiln_node_has(n, KILN_ATTR_REVERSE) && n->attrs[KILN_ATTR_REVERSE].i;
+    }
+    c.anchor_ops = c.n_ops;
+    for (int m = 0; epi && m < epi->n; m++) {
+        c.member_op[m] = -1;
+        if (epi->ops[m].binary && !epi->ops[m].scalar) {
+            c.member_op[m] = c.n_ops;
+            add_operand(&c, epi->ops[m].other, 0.0);
+        }
+    }
+    const int R = out->rank;
+    int64_t full[KILN_MAX_RANK + 1];
+    {
+        int64_t st = 1;
+        for (int i = R - 1; i >= 0; i--) {
+            full[i] = st;
+            if (!(i == 0 && out->batched))
+                st *= out->dims[i];
+        }
+    }
+    bool flat = true;
+    for (int k = 0; k < c.n_ops; k++) {
+        operand *o = &c.op[k];
+        if (o->v == KILN_NO_ID) {
+            for (int i = 0; i < R; i++)
+                o->st[i] = 0;
+            flat = false;
+            continue;
+        }
+        kiln_cg_bcast_strides(&kiln_graph_value(cg->g, o->v)->type.shape, out, o->st);
+        const kiln_shape *os = &kiln_graph_value(cg->g, o->v)->type.shape;
+        if (os->rank != R || os->batched != out->batched)
+            flat = false;
         for (int i = 0; i < R; i++)
-            sb[i] = 0;
+            if (o->st[i] != full[i] && out->dims[i] != 1)
+                flat = false;
+    }
+
+    char kernel[128], ename[64];
+    snprintf(kernel, sizeof kernel, "f32_%s%s%s_%s", kiln_op_name(n->op), flat ? "" : "_bcast",
+             kiln_cg_epi_name(epi, ename, sizeof ename), cg->target->name);
+    kiln_id stored = epi ? epi->out : n->output;
+    if (flat) {
+        kiln_cg_task_begin(cg, kernel, n);
+        for (int k = 0; k < c.n_ops; k++) {
+            c.op[k].base = kiln_cg_value_ptr(cg, c.op[k].v);
+            c.op[k].contiguous = true;
+        }
+        c.y = kiln_cg_value_ptr(cg, stored);
+        V lo, hi;
+        kiln_cg_task_range(cg, kiln_cg_value_elems(cg, n->output), CHUNK, &lo, &hi);
+        kiln_cg_vloop(cg, lo, hi, chain_body, &c);
+        int64_t e = kiln_cg_elems_per_item(cg, n->output);
+        kiln_cg_task_end(cg, (kiln_cg_count){out->batched ? 0 : e, out->batched ? e : 0, CHUNK, 1});
+        return cg->status;
+    }
 
     /* Drop size-1 axes (never the batch), then merge contiguous neighbours;
      * the batch axis stays on its own as the outermost. */
+    int64_t dims[KILN_MAX_RANK + 1];
     int r = 0;
-    bool batched = out->batched;
+    const bool batched = out->batched;
     for (int i = 0; i < R; i++) {
         bool batch_axis = i == 0 && batched;
         if (!batch_axis && out->dims[i] == 1)
             continue;
         int64_t d = batch_axis ? -1 : out->dims[i];
-        if (r > 0 && !(r == 1 && batched) && sa[r - 1] == sa[i] * d && sb[r - 1] == sb[i] * d) {
+        bool merge = r > 0 && !(r == 1 && batched);
+        for (int k = 0; merge && k < c.n_ops; k++)
+            merge = c.op[k].st[r - 1] == c.op[k].st[i] * d;
+        if (merge) {
             dims[r - 1] *= d;
-            sa[r - 1] = sa[i];
-            sb[r - 1] = sb[i];
+            for (int k = 0; k < c.n_ops; k++)
+                c.op[k].st[r - 1] = c.op[k].st[i];
             continue;
         }
-        dims[r] = d, sa[r] = sa[i], sb[r] = sb[i];
+        dims[r] = d;
+        for (int k = 0; k < c.n_ops; k++)
+            c.op[k].st[r] = c.op[k].st[i];
         r++;
     }
     if (r == 0 || (batched && r == 1)) { /* a single element (per batch item) */
-        dims[r] = 1, sa[r] = 0, sb[r] = 0;
+        dims[r] = 1;
+        for (int k = 0; k < c.n_ops; k++)
+            c.op[k].st[r] = 0;
         r++;
     }
     const int64_t inner = dims[r - 1];
@@ -230,12 +285,11 @@ kiln_status kiln_cg_emit_binary(kiln_cg *cg, const kiln_node *n)
         rows_per_item *= dims[i];
     const int64_t rows_per_task = inner >= CHUNK ? 1 : CHUNK / inner;
 
-    char kernel[96];
-    snprintf(kernel, sizeof kernel, "f32_%s_bcast_%s", kiln_op_name(n->op), cg->target->name);
     kiln_cg_task_begin(cg, kernel, n);
-    V pa = kiln_cg_value_ptr(cg, n->inputs[0]);
-    V pb = scalar ? NULL : kiln_cg_value_ptr(cg, n->inputs[1]);
-    V py = kiln_cg_value_ptr(cg, n->output);
+    V ptr[MAX_OPERANDS];
+    for (int k = 0; k < c.n_ops; k++)
+        ptr[k] = c.op[k].v == KILN_NO_ID ? NULL : kiln_cg_value_ptr(cg, c.op[k].v);
+    V py = kiln_cg_value_ptr(cg, stored);
     V total_rows = kiln_cg_i64(cg, rows_per_item);
     if (batched)
         total_rows = LLVMBuildMul(cg->b, total_rows, kiln_cg_batch(cg), "rows");
@@ -244,37 +298,37 @@ kiln_status kiln_cg_emit_binary(kiln_cg *cg, const kiln_node *n)
     kiln_cg_loop row;
     V ri = kiln_cg_for_begin(cg, &row, lo, hi, kiln_cg_i64(cg, 1));
     /* Row index -> per-axis indices -> operand offsets. */
-    V oa = kiln_cg_i64(cg, 0), ob = kiln_cg_i64(cg, 0), rem = ri;
+    V off[MAX_OPERANDS];
+    for (int k = 0; k < c.n_ops; k++)
+        off[k] = kiln_cg_i64(cg, 0);
+    V rem = ri;
     for (int i = r - 2; i >= 0; i--) {
         V idx = i == 0 ? rem : kiln_cg_urem(cg, rem, dims[i]);
         if (i > 0)
             rem = kiln_cg_udiv(cg, rem, dims[i]);
-        oa = LLVMBuildAdd(cg->b, oa, LLVMBuildMul(cg->b, idx, kiln_cg_i64(cg, sa[i]), ""), "");
-        ob = LLVMBuildAdd(cg->b, ob, LLVMBuildMul(cg->b, idx, kiln_cg_i64(cg, sb[i]), ""), "");
+        for (int k = 0; k < c.n_ops; k++)
+            if (c.op[k].st[i])
+                off[k] = LLVMBuildAdd(cg->b, off[k], LLVMBuildMul(cg->b, idx, kiln_cg_i64(cg, c.op[k].st[i]), ""), "");
     }
-    binary_arg arg = {n->op, {0}, {0}, NULL};
-    arg.a.base = kiln_cg_gep(cg, pa, oa);
-    arg.a.contiguous = sa[r - 1] != 0;
-    if (!arg.a.contiguous)
-        arg.a.splat = kiln_cg_splat(cg, kiln_cg_load(cg, arg.a.base, kiln_cg_i64(cg, 0)));
-    if (scalar) {
-        arg.b.contiguous = false;
-        arg.b.splat = kiln_cg_splat(cg, kiln_cg_f32(cg, n->attrs[KILN_ATTR_SCALAR].f));
-    } else {
-        arg.b.base = kiln_cg_gep(cg, pb, ob);
-        arg.b.contiguous = sb[r - 1] != 0;
-        if (!arg.b.contiguous)
-            arg.b.splat = kiln_cg_splat(cg, kiln_cg_load(cg, arg.b.base, kiln_cg_i64(cg, 0)));
+    for (int k = 0; k < c.n_ops; k++) {
+        operand *o = &c.op[k];
+        if (o->v == KILN_NO_ID) {
+            o->contiguous = false;
+            o->splat = kiln_cg_splat(cg, kiln_cg_f32(cg, o->constant));
+            continue;
+        }
+        o->base = kiln_cg_gep(cg, ptr[k], off[k]);
+        o->contiguous = o->st[r - 1] != 0;
+        if (!o->contiguous)
+            o->splat = kiln_cg_splat(cg, kiln_cg_load(cg, o->base, kiln_cg_i64(cg, 0)));
     }
-    if (reverse) {
-        operand t = arg.a;
-        arg.a = arg.b;
-        arg.b = t;
-    }
-    arg.y = kiln_cg_gep(cg, py, LLVMBuildMul(cg->b, ri, kiln_cg_i64(cg, inner), ""));
-    kiln_cg_vloop(cg, kiln_cg_i64(cg, 0), kiln_cg_i64(cg, inner), binary_body, &arg);
+    c.y = kiln_cg_gep(cg, py, LLVMBuildMul(cg->b, ri, kiln_cg_i64(cg, inner), ""));
+    kiln_cg_vloop(cg, kiln_cg_i64(cg, 0), kiln_cg_i64(cg, inner), chain_body, &c);
     kiln_cg_for_end(cg, &row);
     int64_t rows_fixed = batched ? 0 : rows_per_item;
     kiln_cg_task_end(cg, (kiln_cg_count){rows_fixed, batched ? rows_per_item : 0, rows_per_task, 1});
     return cg->status;
 }
+
+kiln_status kiln_cg_emit_unary(kiln_cg *cg, const kiln_node *n) { return emit_elementwise(cg, n); }
+kiln_status kiln_cg_emit_binary(kiln_cg *cg, const kiln_node *n) { return emit_elementwise(cg, n); }

@@ -1,23 +1,18 @@
-/* compiler/codegen/kernels_linear.c: the GEMM emitter and the ops built on
- * it (dense, matmul; conv2d uses it too).
+/* compiler/codegen/kernels_linear.c: dense and matmul on the packed GEMM
+ * (kernels_gemm.c).
  *
- * GEMM: C[i, j] = sum_k A[i, k] B[k, j] (+ bias), vectorized along j. The
- * register tile is gemm_mr rows x gemm_nr vectors (from the target table):
- * for each k, gemm_nr vectors of B are loaded once and multiplied with
- * gemm_mr broadcast scalars of A into gemm_mr * gemm_nr accumulators (fused
- * multiply-add). Row remainders use a 1-row tile, column remainders single
- * vectors and one masked vector. The accumulators are stack slots that
- * LLVM's SROA turns into registers; the sum over k runs in blocks of 64
- * added to C.
- *
- * dense: y = x W^T + b. W is packed at compile time as W^T ([in, units],
- * row-major) so that B rows are contiguous; bias per column.
- * matmul: the leading axes broadcast (strides 0), one GEMM per matrix, or
- * with transpose_b on a run-time B (attention scores) a dot-product kernel
- * vectorized along k; a constant B is transposed at compile time instead.
+ * dense: y = x W^T + b over the last axis. W [units, in] is packed at compile
+ * time as B = W^T in panels of NR columns; x is A, row-major; bias per
+ * column. Rows are the batch times the other leading axes.
+ * matmul: the leading axes broadcast (strides 0), one GEMM per matrix. A
+ * constant B is packed at compile time (transposed first with transpose_b);
+ * a run-time B is read row-major; with transpose_b on a run-time B
+ * (attention scores) or a 1-D B, a dot-product kernel vectorized along k.
  *
  * Tasks: (matrix, row block, column block), so the same split serves batch 1
- * (column blocks) and large batches (row blocks). */
+ * (column blocks) and large batches (row blocks). The fusion group's members
+ * (cg->epi) run in the GEMM's epilogue: the view's rows are the output's
+ * leading axes, its columns the last axis. */
 #include "cg.h"
 
 #include <stdio.h>
@@ -25,141 +20,16 @@
 
 typedef LLVMValueRef V;
 
-#define MAX_MR 8
-#define MAX_NR 4
-
 static V mul64(kiln_cg *cg, V a, int64_t b) { return LLVMBuildMul(cg->b, a, kiln_cg_i64(cg, b), ""); }
 static V add64(kiln_cg *cg, V a, V b) { return LLVMBuildAdd(cg->b, a, b, ""); }
 
-/* One register tile: rows [i, i + mr), vectors at columns j, j + vl, ...
- * (nr of them); `mask` applies to the last vector (NULL = full). The sum
- * over k runs in blocks of KBLOCK: each block accumulates from zero in
- * registers and is then added to C (the first block stores acc + bias).
- * This keeps the f32 rounding error of long sums (k = 4608 in a 3x3x512
- * convolution) about sqrt(k / KBLOCK) times smaller than one running sum,
- * without holding a second set of accumulators in registers. */
-#define KBLOCK 64
-
-static void tile_store(kiln_cg *cg, const kiln_cg_gemm *p, V i, int mr, V j, int nr, V mask, V acc[][MAX_NR],
-                       bool add_to_c)
+/* The value a kernel stores: its fusion group's last member's output. */
+static kiln_id stored_value(kiln_cg *cg, const kiln_node *n)
 {
-    for (int r = 0; r < mr; r++) {
-        V row = add64(cg, i, kiln_cg_i64(cg, r));
-        V bias_row = NULL;
-        if (!add_to_c && p->bias && p->bias_per_row)
-            bias_row = kiln_cg_splat(cg, kiln_cg_load(cg, p->bias, row));
-        V crow = kiln_cg_gep(cg, p->c, mul64(cg, row, p->ldc));
-        for (int v = 0; v < nr; v++) {
-            V col = add64(cg, j, kiln_cg_i64(cg, (int64_t)v * cg->vl));
-            V m = v == nr - 1 ? mask : NULL;
-            V val = LLVMBuildLoad2(cg->b, cg->t_vf, acc[r][v], "");
-            if (add_to_c)
-                val = LLVMBuildFAdd(cg->b, kiln_cg_vload(cg, crow, col, m, 0.0), val, "");
-            else if (p->bias)
-                val = LLVMBuildFAdd(cg->b, val, bias_row ? bias_row : kiln_cg_vload(cg, p->bias, col, m, 0.0), "");
-            kiln_cg_vstore(cg, val, crow, col, m);
-        }
-    }
+    return cg->epi && cg->epi->n > 0 ? cg->epi->out : n->output;
 }
 
-static void gemm_tile(kiln_cg *cg, const kiln_cg_gemm *p, V i, int mr, V j, int nr, V mask)
-{
-    V acc[MAX_MR][MAX_NR];
-    const bool blocked = p->k > KBLOCK;
-    for (int r = 0; r < mr; r++)
-        for (int v = 0; v < nr; v++)
-            acc[r][v] = kiln_cg_alloca(cg, cg->t_vf, "acc");
-    V arow[MAX_MR];
-    for (int r = 0; r < mr; r++)
-        arow[r] = kiln_cg_gep(cg, p->a, mul64(cg, add64(cg, i, kiln_cg_i64(cg, r)), p->lda));
-    kiln_cg_loop kbl, kl;
-    V k0 = kiln_cg_i64(cg, 0), k1 = kiln_cg_i64(cg, p->k);
-    if (blocked) {
-        k0 = kiln_cg_for_begin(cg, &kbl, kiln_cg_i64(cg, 0), kiln_cg_i64(cg, p->k), kiln_cg_i64(cg, KBLOCK));
-        k1 = kiln_cg_smin(cg, add64(cg, k0, kiln_cg_i64(cg, KBLOCK)), kiln_cg_i64(cg, p->k));
-    }
-    for (int r = 0; r < mr; r++)
-        for (int v = 0; v < nr; v++)
-            LLVMBuildStore(cg->b, LLVMConstNull(cg->t_vf), acc[r][v]);
-    V k = kiln_cg_for_begin(cg, &kl, k0, k1, kiln_cg_i64(cg, 1));
-    V brow = kiln_cg_gep(cg, p->b, mul64(cg, k, p->ldb));
-    V bv[MAX_NR];
-    for (int v = 0; v < nr; v++)
-        bv[v] = kiln_cg_vload(cg, brow, add64(cg, j, kiln_cg_i64(cg, (int64_t)v * cg->vl)), v == nr - 1 ? mask : NULL,
-                              0.0);
-    for (int r = 0; r < mr; r++) {
-        V av = kiln_cg_splat(cg, kiln_cg_load(cg, arow[r], k));
-        for (int v = 0; v < nr; v++) {
-            V cur = LLVMBuildLoad2(cg->b, cg->t_vf, acc[r][v], "");
-            LLVMBuildStore(cg->b, kiln_cg_fma(cg, av, bv[v], cur), acc[r][v]);
-        }
-    }
-    kiln_cg_for_end(cg, &kl);
-    if (blocked) {
-        kiln_cg_if f;
-        kiln_cg_if_begin(cg, &f, LLVMBuildICmp(cg->b, LLVMIntEQ, k0, kiln_cg_i64(cg, 0), ""));
-        tile_store(cg, p, i, mr, j, nr, mask, acc, false);
-        kiln_cg_if_else(cg, &f);
-        tile_store(cg, p, i, mr, j, nr, mask, acc, true);
-        kiln_cg_if_end(cg, &f);
-        kiln_cg_for_end(cg, &kbl);
-    } else {
-        tile_store(cg, p, i, mr, j, nr, mask, acc, false);
-    }
-}
-
-/* Rows [i, i + mr) across the column range. */
-static void gemm_rows(kiln_cg *cg, const kiln_cg_gemm *p, V i, int mr)
-{
-    const int nr = cg->target->gemm_nr;
-    const int64_t w = (int64_t)nr * cg->vl;
-    V span = LLVMBuildSub(cg->b, p->n1, p->n0, "");
-    V tiles_end = add64(cg, p->n0, mul64(cg, kiln_cg_udiv(cg, span, w), w));
-    V vecs_end = add64(cg, p->n0, mul64(cg, kiln_cg_udiv(cg, span, cg->vl), cg->vl));
-    kiln_cg_loop l;
-    V j = kiln_cg_for_begin(cg, &l, p->n0, tiles_end, kiln_cg_i64(cg, w));
-    gemm_tile(cg, p, i, mr, j, nr, NULL);
-    kiln_cg_for_end(cg, &l);
-    if (nr > 1) {
-        j = kiln_cg_for_begin(cg, &l, tiles_end, vecs_end, kiln_cg_i64(cg, cg->vl));
-        gemm_tile(cg, p, i, mr, j, 1, NULL);
-        kiln_cg_for_end(cg, &l);
-    }
-    kiln_cg_if f;
-    kiln_cg_if_begin(cg, &f, LLVMBuildICmp(cg->b, LLVMIntSLT, vecs_end, p->n1, ""));
-    gemm_tile(cg, p, i, mr, vecs_end, 1, kiln_cg_tail_mask(cg, LLVMBuildSub(cg->b, p->n1, vecs_end, "")));
-    kiln_cg_if_end(cg, &f);
-}
-
-void kiln_cg_emit_gemm(kiln_cg *cg, const kiln_cg_gemm *p)
-{
-    int mr = cg->target->gemm_mr;
-    if (mr > MAX_MR)
-        mr = MAX_MR;
-    V full = mul64(cg, kiln_cg_udiv(cg, p->m, mr), mr);
-    kiln_cg_loop l;
-    V i = kiln_cg_for_begin(cg, &l, kiln_cg_i64(cg, 0), full, kiln_cg_i64(cg, mr));
-    gemm_rows(cg, p, i, mr);
-    kiln_cg_for_end(cg, &l);
-    i = kiln_cg_for_begin(cg, &l, full, p->m, kiln_cg_i64(cg, 1));
-    gemm_rows(cg, p, i, 1);
-    kiln_cg_for_end(cg, &l);
-}
-
-/* Row and column blocks of a task. */
-typedef struct blocking {
-    int64_t mb, nb, n_col_blocks;
-} blocking;
-
-static blocking block_sizes(const kiln_cg *cg, int64_t n)
-{
-    blocking bl;
-    int mr = cg->target->gemm_mr > MAX_MR ? MAX_MR : cg->target->gemm_mr;
-    bl.mb = (int64_t)mr * 8;
-    bl.nb = (int64_t)cg->target->gemm_nr * cg->vl * 4;
-    bl.n_col_blocks = (n + bl.nb - 1) / bl.nb;
-    return bl;
-}
+static const kiln_cg_epilogue *epilogue(kiln_cg *cg) { return cg->epi && cg->epi->n > 0 ? cg->epi : NULL; }
 
 /* ---- dense ---------------------------------------------------------------------- */
 
@@ -173,7 +43,7 @@ kiln_status kiln_cg_emit_dense(kiln_cg *cg, const kiln_node *n)
     const int64_t K = xs->dims[xs->rank - 1];
     const int64_t N = kiln_graph_value(cg->g, n->output)->type.shape.dims[xs->rank - 1];
 
-    /* Pack W [N, K] as W^T [K, N]: the layout the kernel reads. */
+    /* Pack W [N, K] as B = W^T in panels: the layout the kernel reads. */
     size_t count;
     float *w = kiln_cg_param_f32(cg, wid, &count);
     if (!w)
@@ -183,11 +53,9 @@ kiln_status kiln_cg_emit_dense(kiln_cg *cg, const kiln_node *n)
         return kiln_cg_fail(cg, KILN_ERR_INTERNAL, "weight has %zu elements, not %lld", count, (long long)(N * K));
     }
     uint64_t w_off, b_off = 0;
-    float *packed = kiln_cg_blob_alloc(cg, count, &w_off);
+    float *packed = kiln_cg_blob_alloc(cg, kiln_cg_packed_b_count(cg->target, K, N), &w_off);
     if (packed)
-        for (int64_t r = 0; r < N; r++)
-            for (int64_t k = 0; k < K; k++)
-                packed[k * N + r] = w[r * K + k];
+        kiln_cg_pack_b(cg->target, w, K, N, 1, K, packed);
     free(w);
     if (!packed || (bid != KILN_NO_ID && kiln_cg_blob_param(cg, bid, &b_off) != KILN_OK))
         return cg->status;
@@ -195,36 +63,44 @@ kiln_status kiln_cg_emit_dense(kiln_cg *cg, const kiln_node *n)
     int64_t rows = 1; /* per batch item, or in total */
     for (int i = xs->batched ? 1 : 0; i < xs->rank - 1; i++)
         rows *= xs->dims[i];
-    blocking bl = block_sizes(cg, N);
+    int64_t mb, nb;
+    kiln_cg_gemm_blocking(cg, rows, N, K, n->tasks, xs->batched, 1.0, &mb, &nb);
+    const int64_t n_col_blocks = (N + nb - 1) / nb;
 
-    char kernel[96];
-    snprintf(kernel, sizeof kernel, "f32_dense%s_%s_%dx%d", bid != KILN_NO_ID ? "_bias" : "", cg->target->name,
-             cg->target->gemm_mr, cg->target->gemm_nr * cg->vl);
+    char kernel[128], epi[64];
+    snprintf(kernel, sizeof kernel, "f32_dense%s%s_%s_%dx%d", bid != KILN_NO_ID ? "_bias" : "",
+             kiln_cg_epi_name(epilogue(cg), epi, sizeof epi), cg->target->name, cg->target->gemm_mr,
+             cg->target->gemm_nr * cg->vl);
     kiln_cg_task_begin(cg, kernel, n);
     V m_total = kiln_cg_i64(cg, rows);
     if (xs->batched)
         m_total = LLVMBuildMul(cg->b, m_total, kiln_cg_batch(cg), "m");
-    V cb = kiln_cg_urem(cg, cg->arg_index, bl.n_col_blocks), rb = kiln_cg_udiv(cg, cg->arg_index, bl.n_col_blocks);
-    V r0 = mul64(cg, rb, bl.mb);
-    V r1 = kiln_cg_smin(cg, add64(cg, r0, kiln_cg_i64(cg, bl.mb)), m_total);
-    V c0 = mul64(cg, cb, bl.nb);
-    V c1 = kiln_cg_smin(cg, add64(cg, c0, kiln_cg_i64(cg, bl.nb)), kiln_cg_i64(cg, N));
+    V cb = kiln_cg_urem(cg, cg->arg_index, n_col_blocks), rb = kiln_cg_udiv(cg, cg->arg_index, n_col_blocks);
+    V r0 = mul64(cg, rb, mb);
+    V r1 = kiln_cg_smin(cg, add64(cg, r0, kiln_cg_i64(cg, mb)), m_total);
+    V c0 = mul64(cg, cb, nb);
+    V c1 = kiln_cg_smin(cg, add64(cg, c0, kiln_cg_i64(cg, nb)), kiln_cg_i64(cg, N));
     kiln_cg_gemm p = {
         .a = kiln_cg_gep(cg, kiln_cg_value_ptr(cg, n->inputs[0]), mul64(cg, r0, K)),
         .b = kiln_cg_weights_ptr(cg, w_off),
-        .c = kiln_cg_gep(cg, kiln_cg_value_ptr(cg, n->output), mul64(cg, r0, N)),
+        .c = kiln_cg_gep(cg, kiln_cg_value_ptr(cg, stored_value(cg, n)), mul64(cg, r0, N)),
+        .a_packed = false,
+        .b_packed = true,
+        .lda = K,
+        .ldb = 0,
+        .ldc = N,
         .m = LLVMBuildSub(cg->b, r1, r0, ""),
         .n0 = c0,
         .n1 = c1,
         .k = K,
-        .lda = K,
-        .ldb = N,
-        .ldc = N,
         .bias = bid != KILN_NO_ID ? kiln_cg_weights_ptr(cg, b_off) : NULL,
         .bias_per_row = false,
+        .epi = epilogue(cg),
+        .epi_row0 = r0,
+        .n_panels_hint = nb / ((int64_t)cg->target->gemm_nr * cg->vl),
     };
     kiln_cg_emit_gemm(cg, &p);
-    kiln_cg_task_end(cg, (kiln_cg_count){xs->batched ? 0 : rows, xs->batched ? rows : 0, bl.mb, bl.n_col_blocks});
+    kiln_cg_task_end(cg, (kiln_cg_count){xs->batched ? 0 : rows, xs->batched ? rows : 0, mb, n_col_blocks});
     return cg->status;
 }
 
@@ -242,17 +118,26 @@ static void dot_body(kiln_cg *cg, V k, V mask, void *p)
     LLVMBuildStore(cg->b, kiln_cg_fma(cg, x, y, cur), d->acc);
 }
 
-/* C[i, j] = dot(A row i, B row j) for rows [0, m) and columns [n0, n1). */
-static void emit_dot(kiln_cg *cg, V a, V b, V c, V m, V n0, V n1, int64_t K, int64_t ldc)
+/* C[i, j] = dot(A row i, B row j) for rows [0, m) and columns [n0, n1), then
+ * the epilogue (view row row0 + i). */
+static void emit_dot(kiln_cg *cg, V a, V b, V c, V m, V n0, V n1, int64_t K, int64_t ldc, V row0)
 {
+    const kiln_cg_epilogue *epi = epilogue(cg);
+    if (epi)
+        kiln_cg_epi_begin(cg, cg->epi);
     kiln_cg_loop li, lj;
     V i = kiln_cg_for_begin(cg, &li, kiln_cg_i64(cg, 0), m, kiln_cg_i64(cg, 1));
+    V offs[KILN_CG_MAX_EPI];
+    if (epi)
+        kiln_cg_epi_row(cg, epi, add64(cg, row0, i), offs);
     V j = kiln_cg_for_begin(cg, &lj, n0, n1, kiln_cg_i64(cg, 1));
     dot_arg d = {kiln_cg_gep(cg, a, mul64(cg, i, K)), kiln_cg_gep(cg, b, mul64(cg, j, K)),
                  kiln_cg_alloca(cg, cg->t_vf, "dot")};
     LLVMBuildStore(cg->b, LLVMConstNull(cg->t_vf), d.acc);
     kiln_cg_vloop(cg, kiln_cg_i64(cg, 0), kiln_cg_i64(cg, K), dot_body, &d);
     V sum = kiln_cg_reduce_add(cg, LLVMBuildLoad2(cg->b, cg->t_vf, d.acc, ""));
+    if (epi)
+        sum = kiln_cg_epi_apply(cg, epi, sum, offs, j, NULL);
     kiln_cg_store(cg, sum, c, add64(cg, mul64(cg, i, ldc), j));
     kiln_cg_for_end(cg, &lj);
     kiln_cg_for_end(cg, &li);
@@ -307,37 +192,39 @@ kiln_status kiln_cg_emit_matmul(kiln_cg *cg, const kiln_node *n)
     const kiln_cg_buffer *bbuf = &cg->layout->values[n->inputs[1]];
     bool b_const = bbuf->kind == KILN_CG_BUF_PARAM;
     bool use_dot = (tb && !b_const) || b_vec;
-    bool packed_b = tb && b_const && !b_vec;
+    bool packed_b = b_const && !b_vec;
     uint64_t b_off = 0;
+    size_t per_mat = kiln_cg_packed_b_count(cg->target, K, N);
     if (packed_b) {
         size_t count;
         float *w = kiln_cg_param_f32(cg, bbuf->index, &count);
         if (!w)
             return cg->status;
         size_t mats = count / (size_t)(N * K);
-        float *p = kiln_cg_blob_alloc(cg, count, &b_off);
+        float *p = kiln_cg_blob_alloc(cg, per_mat * (mats ? mats : 1), &b_off);
         if (p)
-            for (size_t q = 0; q < mats; q++)
-                for (int64_t r = 0; r < N; r++)
-                    for (int64_t k = 0; k < K; k++)
-                        p[q * (size_t)(N * K) + (size_t)(k * N + r)] = w[q * (size_t)(N * K) + (size_t)(r * K + k)];
+            for (size_t q = 0; q < mats; q++) /* tb: w is [N, K]; else [K, N] */
+                kiln_cg_pack_b(cg->target, w + q * (size_t)(N * K), K, N, tb ? 1 : N, tb ? K : 1, p + q * per_mat);
         free(w);
         if (!p)
             return cg->status;
     }
 
-    blocking bl = block_sizes(cg, N);
-    const int64_t m_blocks = m_is_batch ? 0 : (M + bl.mb - 1) / bl.mb;
-    char kernel[96];
-    snprintf(kernel, sizeof kernel, "f32_matmul%s_%s", use_dot ? "_dot" : "", cg->target->name);
+    int64_t mb, nb;
+    kiln_cg_gemm_blocking(cg, m_is_batch ? 1 : M, N, K, n->tasks, m_is_batch, 1.0, &mb, &nb);
+    const int64_t n_col_blocks = (N + nb - 1) / nb;
+    const int64_t m_blocks = m_is_batch ? 0 : (M + mb - 1) / mb;
+    char kernel[128], epi[64];
+    snprintf(kernel, sizeof kernel, "f32_matmul%s%s_%s", use_dot ? "_dot" : "", kiln_cg_epi_name(epilogue(cg), epi, sizeof epi),
+             cg->target->name);
     kiln_cg_task_begin(cg, kernel, n);
     V pa = kiln_cg_value_ptr(cg, n->inputs[0]);
     V pb = packed_b ? kiln_cg_weights_ptr(cg, b_off) : kiln_cg_value_ptr(cg, n->inputs[1]);
-    V pc = kiln_cg_value_ptr(cg, n->output);
+    V pc = kiln_cg_value_ptr(cg, stored_value(cg, n));
 
     V t = cg->arg_index;
-    V cb = kiln_cg_urem(cg, t, bl.n_col_blocks);
-    t = kiln_cg_udiv(cg, t, bl.n_col_blocks);
+    V cb = kiln_cg_urem(cg, t, n_col_blocks);
+    t = kiln_cg_udiv(cg, t, n_col_blocks);
     V rbk, mat;
     V m_rows = m_is_batch ? kiln_cg_batch(cg) : kiln_cg_i64(cg, M);
     if (m_is_batch) {
@@ -356,27 +243,31 @@ kiln_status kiln_cg_emit_matmul(kiln_cg *cg, const kiln_node *n)
         oa = add64(cg, oa, mul64(cg, idx, sa[i]));
         ob = add64(cg, ob, mul64(cg, idx, sb[i]));
     }
-    V r0 = mul64(cg, rbk, bl.mb);
-    V r1 = kiln_cg_smin(cg, add64(cg, r0, kiln_cg_i64(cg, bl.mb)), m_rows);
-    V c0 = mul64(cg, cb, bl.nb);
-    V c1 = kiln_cg_smin(cg, add64(cg, c0, kiln_cg_i64(cg, bl.nb)), kiln_cg_i64(cg, N));
-    V a = kiln_cg_gep(cg, pa, add64(cg, mul64(cg, oa, M * K), mul64(cg, r0, K)));
-    V b = kiln_cg_gep(cg, pb, mul64(cg, ob, K * N));
-    V cc = kiln_cg_gep(cg, pc, add64(cg, mul64(cg, mat, M * N), mul64(cg, r0, N)));
+    V r0 = mul64(cg, rbk, mb);
+    V r1 = kiln_cg_smin(cg, add64(cg, r0, kiln_cg_i64(cg, mb)), m_rows);
+    V c0 = mul64(cg, cb, nb);
+    V c1 = kiln_cg_smin(cg, add64(cg, c0, kiln_cg_i64(cg, nb)), kiln_cg_i64(cg, N));
+    const int64_t Mm = m_is_batch ? 0 : M; /* rows of one matrix (the batch is not one) */
+    V a = kiln_cg_gep(cg, pa, add64(cg, mul64(cg, oa, Mm * K), mul64(cg, r0, K)));
+    V b = kiln_cg_gep(cg, pb, mul64(cg, ob, packed_b ? (int64_t)per_mat : K * N));
+    V cc = kiln_cg_gep(cg, pc, add64(cg, mul64(cg, mat, Mm * N), mul64(cg, r0, N)));
     V m = LLVMBuildSub(cg->b, r1, r0, "");
+    V row0 = add64(cg, mul64(cg, mat, Mm), r0); /* the epilogue's view row of C's row 0 */
     if (use_dot) {
-        emit_dot(cg, a, b, cc, m, c0, c1, K, N);
+        emit_dot(cg, a, b, cc, m, c0, c1, K, N, row0);
     } else {
-        kiln_cg_gemm p = {.a = a, .b = b, .c = cc, .m = m, .n0 = c0, .n1 = c1, .k = K, .lda = K, .ldb = N, .ldc = N};
+        kiln_cg_gemm p = {.a = a, .b = b, .c = cc, .a_packed = false, .b_packed = packed_b, .lda = K,
+                          .ldb = N, .ldc = N, .m = m, .n0 = c0, .n1 = c1, .k = K, .epi = epilogue(cg),
+                          .epi_row0 = row0, .n_panels_hint = nb / ((int64_t)cg->target->gemm_nr * cg->vl)};
         kiln_cg_emit_gemm(cg, &p);
     }
     kiln_cg_count count;
     if (m_is_batch)
-        count = (kiln_cg_count){0, 1, bl.mb, bl.n_col_blocks};
+        count = (kiln_cg_count){0, 1, mb, n_col_blocks};
     else if (lead_batch)
-        count = (kiln_cg_count){0, mats_per_item * m_blocks * bl.n_col_blocks, 1, 1};
+        count = (kiln_cg_count){0, mats_per_item * m_blocks * n_col_blocks, 1, 1};
     else
-        count = (kiln_cg_count){mats_per_item * m_blocks * bl.n_col_blocks, 0, 1, 1};
+        count = (kiln_cg_count){mats_per_item * m_blocks * n_col_blocks, 0, 1, 1};
     kiln_cg_task_end(cg, count);
     return cg->status;
 }

@@ -2,6 +2,8 @@
  * layout (see layout.h), and the C spellings of the model's names. */
 #include "layout.h"
 
+#include "ir/liveness.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,7 +130,40 @@ static kiln_status plan_names(const kiln_graph *g, kiln_cg_layout *l, kiln_diag 
     return st;
 }
 
-kiln_status kiln_cg_layout_plan(const kiln_graph *g, bool expose, uint64_t scratch_fixed,
+/* Whether value `alias` (an alias of workspace value `root`, its buffer)
+ * can share root's planned region: no other value the plan puts in an
+ * overlapping place of the same region may be live between root's last use
+ * and alias's last use. */
+static bool alias_safe(const kiln_graph *g, const kiln_liveness *lv, kiln_id root, uint32_t until)
+{
+    const kiln_value *r = &g->values[root];
+    if (!lv->needs_memory[root] || r->mem == KILN_MEM_NONE)
+        return false;
+    uint64_t lo = r->mem_offset, hi = r->mem_offset + kiln_mem_align_up(lv->bytes[root]);
+    for (size_t v = 0; v < g->n_values; v++) {
+        const kiln_value *o = &g->values[v];
+        if (v == root || !lv->needs_memory[v] || o->mem != r->mem)
+            continue;
+        uint64_t olo = o->mem_offset, ohi = o->mem_offset + kiln_mem_align_up(lv->bytes[v]);
+        if (ohi <= lo || olo >= hi)
+            continue;
+        if (lv->first[v] <= until && lv->last[v] >= lv->first[root])
+            return false;
+    }
+    return true;
+}
+
+static bool has_plan(const kiln_graph *g)
+{
+    if (g->mem_fixed_bytes || g->mem_batch_bytes)
+        return true;
+    for (size_t v = 0; v < g->n_values; v++)
+        if (g->values[v].mem != KILN_MEM_NONE)
+            return true;
+    return false;
+}
+
+kiln_status kiln_cg_layout_plan(const kiln_graph *g, bool expose, const bool *stored, uint64_t scratch_fixed,
                                 uint64_t scratch_per_batch, kiln_cg_layout *out, kiln_diag *d)
 {
     kiln_cg_layout l;
@@ -164,6 +199,17 @@ kiln_status kiln_cg_layout_plan(const kiln_graph *g, bool expose, uint64_t scrat
     for (size_t i = 0; i < g->n_inputs; i++)
         l.batched |= kiln_graph_value(g, g->inputs[i])->type.shape.batched;
 
+    /* The passes' memory plan, unless every value is exposed. */
+    const bool plan = !expose && has_plan(g);
+    kiln_liveness lv;
+    memset(&lv, 0, sizeof lv);
+    if (plan && (st = kiln_liveness_compute(g, &lv)) != KILN_OK) {
+        kiln_cg_layout_release(&l);
+        if (st != KILN_ERR_OUT_OF_MEMORY)
+            kiln_diag_error(d, (kiln_loc){0}, "model '%s': the memory plan's sizes overflow", g->name);
+        return st;
+    }
+
     /* Inputs, parameters, model outputs and aliases first. */
     for (kiln_id v = 0; v < g->n_values; v++) {
         const kiln_value *val = kiln_graph_value(g, v);
@@ -190,54 +236,121 @@ kiln_status kiln_cg_layout_plan(const kiln_graph *g, bool expose, uint64_t scrat
                 }
         }
     }
-    /* Aliases in node order, so an alias of an alias resolves to the root. */
+    /* Values a fusion group keeps in registers have no buffer. */
+    bool *unstored = calloc(g->n_values ? g->n_values : 1, 1);
+    if (!unstored) {
+        kiln_liveness_release(&lv);
+        kiln_cg_layout_release(&l);
+        return KILN_ERR_OUT_OF_MEMORY;
+    }
+    for (kiln_id v = 0; stored && v < g->n_values; v++)
+        unstored[v] = !stored[v] && l.values[v].kind == KILN_CG_BUF_NONE;
+
+    /* Aliases in node order, so an alias of an alias resolves to the root:
+     * without a plan every value has its own region, so sharing is always
+     * safe; under a plan only where the root's region is not reused while
+     * the alias is read (else the alias is a copy into its own region). */
+    uint32_t *last_use = NULL;
+    kiln_id *root = malloc((g->n_values ? g->n_values : 1) * sizeof *root);
+    bool *alias = calloc(g->n_values ? g->n_values : 1, 1);
+    if (plan)
+        last_use = calloc(g->n_values ? g->n_values : 1, sizeof *last_use);
+    if (!root || !alias || (plan && !last_use)) {
+        free(root);
+        free(alias);
+        free(last_use);
+        free(unstored);
+        kiln_liveness_release(&lv);
+        kiln_cg_layout_release(&l);
+        return KILN_ERR_OUT_OF_MEMORY;
+    }
+    for (size_t i = 0; plan && i < g->n_nodes; i++)
+        for (uint32_t k = 0; k < g->nodes[i].n_inputs; k++)
+            last_use[g->nodes[i].inputs[k]] = lv.node_step[i];
+    for (kiln_id v = 0; v < g->n_values; v++)
+        root[v] = v;
     for (size_t i = 0; !expose && i < g->n_nodes; i++) {
         const kiln_node *n = kiln_graph_node(g, (kiln_id)i);
-        kiln_cg_buffer *b = &l.values[n->output];
-        if (b->kind != KILN_CG_BUF_NONE || n->n_inputs < 1)
+        if (l.values[n->output].kind != KILN_CG_BUF_NONE || n->n_inputs < 1 || unstored[n->inputs[0]])
             continue;
-        if (kiln_cg_op_is_alias(n->op) || n->op == KILN_OP_CONSTANT)
-            *b = l.values[n->inputs[0]];
-    }
-    /* Workspace: unbatched regions, the fixed scratch, then batched regions. */
-    uint64_t fixed = 0, per = 0;
-    for (size_t i = 0; i < g->n_nodes; i++) {
-        const kiln_node *n = kiln_graph_node(g, (kiln_id)i);
-        const kiln_value *val = kiln_graph_value(g, n->output);
-        kiln_cg_buffer *b = &l.values[n->output];
-        if (b->kind != KILN_CG_BUF_NONE || val->type.shape.batched)
+        if (!(kiln_cg_op_is_alias(n->op) || n->op == KILN_OP_CONSTANT))
             continue;
-        int64_t e = kiln_shape_elements(&val->type.shape, 1);
-        *b = (kiln_cg_buffer){KILN_CG_BUF_WORKSPACE, 0, fixed, 0};
-        if (e < 0 || (uint64_t)e > KILN_CG_MAX_SCRATCH / 4 || fixed > KILN_CG_MAX_SCRATCH * 16)
-            goto too_large;
-        fixed += round_up((uint64_t)e * 4u);
+        kiln_id r = root[n->inputs[0]];
+        if (plan && g->values[r].kind == KILN_VALUE_NODE && l.values[r].kind == KILN_CG_BUF_NONE) {
+            uint32_t until = last_use[n->output] > lv.node_step[i] ? last_use[n->output] : lv.node_step[i];
+            if (!alias_safe(g, &lv, r, until))
+                continue;
+            if (last_use[r] < until) /* later aliases of the same root see the longer life */
+                last_use[r] = until;
+        }
+        alias[n->output] = true;
+        root[n->output] = r;
     }
-    l.scratch = (kiln_cg_buffer){KILN_CG_BUF_WORKSPACE, 0, fixed, 0};
-    l.scratch_fixed_bytes = round_up(scratch_fixed);
-    fixed += l.scratch_fixed_bytes;
-    for (size_t i = 0; i < g->n_nodes; i++) {
-        const kiln_node *n = kiln_graph_node(g, (kiln_id)i);
-        const kiln_value *val = kiln_graph_value(g, n->output);
-        kiln_cg_buffer *b = &l.values[n->output];
-        if (b->kind != KILN_CG_BUF_NONE)
-            continue;
-        int64_t e = kiln_shape_elements_per_item(&val->type.shape);
-        *b = (kiln_cg_buffer){KILN_CG_BUF_WORKSPACE, 0, fixed, per};
-        if (e < 0 || (uint64_t)e > KILN_CG_MAX_SCRATCH / 4 || per > KILN_CG_MAX_SCRATCH * 16)
-            goto too_large;
-        per += round_up((uint64_t)e * 4u);
+    free(last_use);
+
+    /* Workspace: unbatched regions (the plan's, then one each for values it
+     * has no place for), the fixed scratch, then batched regions likewise. */
+    uint64_t fixed = plan ? g->mem_fixed_bytes : 0, per = plan ? g->mem_batch_bytes : 0;
+    if (fixed > KILN_CG_MAX_SCRATCH * 16 || per > KILN_CG_MAX_SCRATCH * 16)
+        goto too_large;
+    for (int pass = 0; pass < 2; pass++) {
+        bool want_batched = pass == 1;
+        for (size_t i = 0; i < g->n_nodes; i++) {
+            const kiln_node *n = kiln_graph_node(g, (kiln_id)i);
+            const kiln_value *val = kiln_graph_value(g, n->output);
+            kiln_cg_buffer *b = &l.values[n->output];
+            if (b->kind != KILN_CG_BUF_NONE || unstored[n->output] || alias[n->output] ||
+                val->type.shape.batched != want_batched)
+                continue;
+            if (plan && val->mem != KILN_MEM_NONE && lv.needs_memory[n->output]) {
+                /* batched: fixed part filled in below */
+                *b = (kiln_cg_buffer){KILN_CG_BUF_WORKSPACE, 0, want_batched ? 0 : val->mem_offset,
+                                      want_batched ? val->mem_offset : 0};
+                continue;
+            }
+            int64_t e = want_batched ? kiln_shape_elements_per_item(&val->type.shape)
+                                     : kiln_shape_elements(&val->type.shape, 1);
+            uint64_t *at = want_batched ? &per : &fixed;
+            *b = (kiln_cg_buffer){KILN_CG_BUF_WORKSPACE, 0, want_batched ? 0 : *at, want_batched ? *at : 0};
+            if (e < 0 || (uint64_t)e > KILN_CG_MAX_SCRATCH / 4 || *at > KILN_CG_MAX_SCRATCH * 16)
+                goto too_large;
+            *at += round_up((uint64_t)e * 4u);
+        }
+        if (!want_batched) {
+            l.scratch = (kiln_cg_buffer){KILN_CG_BUF_WORKSPACE, 0, fixed, 0};
+            l.scratch_fixed_bytes = round_up(scratch_fixed);
+            fixed += l.scratch_fixed_bytes;
+        }
     }
+    /* Batched regions start after all fixed ones. */
+    for (kiln_id v = 0; v < g->n_values; v++) {
+        kiln_cg_buffer *b = &l.values[v];
+        if (b->kind == KILN_CG_BUF_WORKSPACE && kiln_graph_value(g, v)->type.shape.batched &&
+            g->values[v].kind == KILN_VALUE_NODE && b->offset == 0)
+            b->offset = fixed;
+    }
+    for (kiln_id v = 0; v < g->n_values; v++)
+        if (alias[v])
+            l.values[v] = l.values[root[v]];
     l.scratch_batched = (kiln_cg_buffer){KILN_CG_BUF_WORKSPACE, 0, fixed, per};
     l.scratch_per_batch_bytes = round_up(scratch_per_batch);
     per += l.scratch_per_batch_bytes;
     l.fixed_bytes = fixed;
     l.per_batch_bytes = per;
+    l.planned = plan;
+    free(root);
+    free(alias);
+    free(unstored);
+    kiln_liveness_release(&lv);
     *out = l;
     return KILN_OK;
 too_large:
     kiln_diag_error(d, (kiln_loc){0}, "model '%s': the workspace would exceed %llu bytes", g->name,
                     (unsigned long long)(KILN_CG_MAX_SCRATCH * 16));
+    free(root);
+    free(alias);
+    free(unstored);
+    kiln_liveness_release(&lv);
     kiln_cg_layout_release(&l);
     return KILN_ERR_UNSUPPORTED;
 }

@@ -10,8 +10,7 @@
  *   region address = workspace + offset + batch * per_batch
  *
  * with every region 64-byte aligned (per-item sizes are rounded up to 64
- * bytes). For now each intermediate value has its own region; a liveness
- * planner replaces kiln_cg_layout_plan's loop without touching the kernels. */
+ * bytes). The offsets come from the passes' memory plan when there is one. */
 #ifndef KILN_CODEGEN_LAYOUT_H
 #define KILN_CODEGEN_LAYOUT_H
 
@@ -43,14 +42,22 @@ typedef struct kiln_cg_layout {
     uint64_t scratch_per_batch_bytes;
     uint64_t max_item_bytes;     /* largest bytes per batch item of any batched value */
     bool batched;                /* the model has a symbolic batch */
+    bool planned;                /* offsets from the passes' memory plan */
     kiln_cg_names names;
 } kiln_cg_layout;
 
-/* Plans the buffers of g. scratch_*: the largest scratch any kernel asks for.
- * expose: no aliases; every node output not written to a model output gets
- * a workspace region (kiln check reads them back). Errors (colliding C names,
- * a model name that is a C keyword) go to d. */
-kiln_status kiln_cg_layout_plan(const kiln_graph *g, bool expose, uint64_t scratch_fixed,
+/* Plans the buffers of g. stored[v] (NULL: all true) is false for values a
+ * fusion group keeps in registers: they get no buffer. With a memory plan
+ * (compiler/passes/memory_plan.c: kiln_value.mem, kiln_graph.mem_*) the
+ * workspace regions are the plan's offsets; values it has no place for (a
+ * fusion member the code generator declined) get regions after it. Without
+ * one, every value has its own region. An alias shares its operand's buffer
+ * (under a plan only when no other value reuses that memory while the alias
+ * is read). scratch_*: the largest scratch any kernel asks for.
+ * expose: no plan and no aliases; every stored node output not written to a
+ * model output gets its own workspace region (kiln check reads them back).
+ * Errors (colliding C names, a model name that is a C keyword) go to d. */
+kiln_status kiln_cg_layout_plan(const kiln_graph *g, bool expose, const bool *stored, uint64_t scratch_fixed,
                                 uint64_t scratch_per_batch, kiln_cg_layout *out, kiln_diag *d);
 void kiln_cg_layout_release(kiln_cg_layout *l);
 

@@ -131,7 +131,7 @@ void kiln_cg_task_end(kiln_cg *cg, kiln_cg_count count)
         cg->steps = s;
         cg->cap_steps = cap;
     }
-    cg->steps[cg->n_steps++] = (kiln_cg_step){cg->fn, count};
+    cg->steps[cg->n_steps++] = (kiln_cg_step){cg->fn, count, UINT32_MAX, UINT32_MAX};
 }
 
 LLVMValueRef kiln_cg_batch(kiln_cg *cg) { return cg->c_batch; }

@@ -11,13 +11,19 @@
 
 /* The kernels read these values; adding a target is adding a row (and a rule
  * in pick_target). */
+/* The GEMM micro-kernel keeps mr x nr vector accumulators in registers, plus
+ * nr vectors of B and a broadcast of A: AVX2 6 x 2 ymm = 12 of 16 registers
+ * (a 6 x 16 tile); AVX-512 14 x 2 zmm = 28 of 32 (14 x 32; the broadcasts of
+ * A fold into the FMAs' memory operands); NEON 8 x 3 q = 24 of 32 (8 x 12).
+ * kc: a kc x (nr * lanes) slice of packed B is 16 KiB (AVX2, NEON) or 24 KiB
+ * (AVX-512), half an L1 data cache, reused by every row tile. */
 static const kiln_cg_target targets[] = {
-    /* name      bits  mr  nr  native masks */
-    {"avx512", 512, 6, 2, true},
-    {"avx2", 256, 4, 2, true}, /* vmaskmovps */
-    {"sse", 128, 4, 2, false},
-    {"neon", 128, 4, 4, false},
-    {"generic", 128, 4, 2, false},
+    /* name      bits  mr  nr   kc  gemv  native masks */
+    {"avx512", 512, 14, 2, 192, 4, true},
+    {"avx2", 256, 6, 2, 256, 4, true}, /* vmaskmovps */
+    {"sse", 128, 4, 2, 256, 4, false},
+    {"neon", 128, 8, 3, 256, 2, false},
+    {"generic", 128, 4, 2, 256, 4, false},
 };
 
 enum { T_AVX512, T_AVX2, T_SSE, T_NEON, T_GENERIC };

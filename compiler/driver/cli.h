@@ -50,6 +50,13 @@ typedef struct kiln_jit_model {
  * Returns 0, or 1 after reporting the error as `kiln CMD: error: ...`. */
 int kiln_jit_model_open(kiln_jit_model *jm, const kiln_graph *g, const char *cmd, const kiln_cg_options *opt);
 void kiln_jit_model_close(kiln_jit_model *jm);
+/* Runs the optimization passes (compiler/passes: folding, fusion, memory
+ * plan, schedule for `threads` threads, 0 = one per core) on g before code
+ * generation; prints diagnostics. `passes` is "all" or "none" (skip them).
+ * Returns 0, or 1 after reporting the error as `kiln CMD: error: ...`. */
+int kiln_cli_optimize(kiln_graph *g, const char *cmd, const char *passes, int64_t threads);
+/* Checks a --passes value: 0, or 2 after a usage error. */
+int kiln_cli_check_passes(const char *cmd, const char *passes);
 /* Uniform values in [-1, 1) from a seed (the same on every machine). */
 void kiln_fill_random(float *x, size_t n, uint64_t seed);
 /* Elements of value v for a batch (0 on overflow). */

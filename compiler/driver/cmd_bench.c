@@ -1,15 +1,19 @@
 /* compiler/driver/cmd_bench.c: `kiln bench MODEL [--batch N] [--threads T]
- * [--iterations K]`: latency (median, p90) and throughput of the compiled
- * model, JIT-compiled for this machine. */
+ * [--iterations K] [--per-layer]`: latency (median, p90) and throughput of
+ * the compiled model, JIT-compiled for this machine; with --per-layer, the
+ * time of each kernel (a fusion group: the layers it covers joined by '+'),
+ * measured by a hook the run function calls between steps. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
 
 static const char help[] =
-    "usage: kiln bench MODEL [--batch N] [--threads T] [--iterations K] [--warmup W] [-O0..3]\n"
+    "usage: kiln bench MODEL [--batch N] [--threads T] [--iterations K] [--warmup W] [--per-layer]\n"
+    "                  [--passes all|none] [-O0..3]\n"
     "\n"
     "Compiles MODEL for this machine (the code `kiln compile` would emit for\n"
     "the host), runs it W times to warm up, then K timed times on random\n"
@@ -20,6 +24,10 @@ static const char help[] =
     "  --threads T      threads (default 0: one per core)\n"
     "  --iterations K   timed runs (default 100)\n"
     "  --warmup W       untimed runs first (default 10)\n"
+    "  --per-layer      also time each kernel (a fused group of layers) and print\n"
+    "                   its mean time and share of the total, slowest first\n"
+    "  --passes all     run the optimization passes first (default; 'none': compile\n"
+    "                   the model as loaded, one kernel per layer)\n"
     "  -O0 .. -O3       optimization level (default -O2)\n";
 
 static double now_s(void)
@@ -35,6 +43,113 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* --per-layer: the time since the previous step, summed per step. */
+typedef struct profile {
+    double last;
+    double *sum;
+    int64_t n_steps;
+} profile;
+
+static void profile_hook(void *arg, int64_t step)
+{
+    profile *p = arg;
+    double t = now_s();
+    if (step >= 0 && step < p->n_steps)
+        p->sum[step] += t - p->last;
+    p->last = t;
+}
+
+typedef struct layer_row {
+    double time;
+    char label[160];
+    int n_steps;           /* kernels (steps) of the row: im2col + GEMM */
+    char kernel[3][80];
+    double step_time[3];
+} layer_row;
+
+static int cmp_row(const void *a, const void *b)
+{
+    double x = ((const layer_row *)a)->time, y = ((const layer_row *)b)->time;
+    return (x < y) - (x > y);
+}
+
+/* "kiln.f32_relu_avx2.fc1" -> "f32_relu_avx2" */
+static void kernel_name(const char *fn, char *buf, size_t size)
+{
+    const char *k = strncmp(fn, "kiln.", 5) == 0 ? fn + 5 : fn;
+    const char *dot = strchr(k, '.');
+    size_t n = dot ? (size_t)(dot - k) : strlen(k);
+    if (n >= size)
+        n = size - 1;
+    memcpy(buf, k, n);
+    buf[n] = '\0';
+}
+
+/* Rows of consecutive steps computing the same nodes (im2col + GEMM). */
+static void print_layers(const kiln_graph *g, const kiln_cg_module *m, const profile *p, int64_t iterations)
+{
+    size_t n = kiln_cg_step_count(m), rows = 0;
+    layer_row *r = calloc(n ? n : 1, sizeof *r);
+    if (!r)
+        return;
+    double total = 0;
+    for (size_t k = 0; k < n; k++) {
+        const kiln_cg_step_info *s = kiln_cg_step_at(m, k);
+        double t = p->sum[k] / (double)iterations;
+        total += t;
+        char kn[80];
+        kernel_name(s->kernel, kn, sizeof kn);
+        const kiln_cg_step_info *prev = k ? kiln_cg_step_at(m, k - 1) : NULL;
+        if (prev && s->first_node != UINT32_MAX && prev->first_node == s->first_node &&
+            prev->last_node == s->last_node && r[rows - 1].n_steps < 3) {
+            layer_row *row = &r[rows - 1];
+            snprintf(row->kernel[row->n_steps], sizeof row->kernel[0], "%s", kn);
+            row->step_time[row->n_steps++] = t;
+            row->time += t;
+            continue;
+        }
+        layer_row *row = &r[rows++];
+        row->time = t;
+        row->n_steps = 1;
+        row->step_time[0] = t;
+        snprintf(row->kernel[0], sizeof row->kernel[0], "%s", kn);
+        if (s->first_node == UINT32_MAX) {
+            snprintf(row->label, sizeof row->label, "(output copy)");
+            continue;
+        }
+        size_t w = 0;
+        const char *last = NULL;
+        for (uint32_t i = s->first_node; i <= s->last_node && i < g->n_nodes && w < sizeof row->label; i++) {
+            const kiln_node *nd = kiln_graph_node(g, i);
+            const char *name = nd->layer ? nd->layer : kiln_graph_value(g, nd->output)->name;
+            if (last && strcmp(last, name) == 0)
+                continue;
+            w += (size_t)snprintf(row->label + w, sizeof row->label - w, "%s%s", last ? "+" : "", name);
+            last = name;
+        }
+    }
+    qsort(r, rows, sizeof *r, cmp_row);
+    printf("  per layer (mean of %lld runs; %zu kernels):\n", (long long)iterations, rows);
+    printf("    %-32s %10s %7s  %s\n", "layers", "time", "share", "kernel");
+    for (size_t k = 0; k < rows; k++) {
+        char t[32];
+        if (r[k].time >= 1e-3)
+            snprintf(t, sizeof t, "%.3f ms", r[k].time * 1e3);
+        else
+            snprintf(t, sizeof t, "%.1f us", r[k].time * 1e6);
+        printf("    %-32s %10s %6.1f%%  ", r[k].label, t, total > 0 ? 100.0 * r[k].time / total : 0.0);
+        for (int q = 0; q < r[k].n_steps; q++) {
+            if (r[k].n_steps > 1)
+                printf("%s%s (%.0f%%)", q ? " + " : "", r[k].kernel[q],
+                       r[k].time > 0 ? 100.0 * r[k].step_time[q] / r[k].time : 0.0);
+            else
+                printf("%s", r[k].kernel[q]);
+        }
+        printf("\n");
+    }
+    free(r);
+}
+
 static void print_time(const char *label, double s)
 {
     if (s >= 1.0)
@@ -48,8 +163,9 @@ static void print_time(const char *label, double s)
 int kiln_cmd_bench(int argc, char **argv)
 {
     kiln_args a = {argc, argv, 1, "bench"};
-    const char *model = NULL, *v;
+    const char *model = NULL, *v, *passes = "all";
     int64_t batch = 1, threads = 0, iterations = 100, warmup = 10;
+    bool per_layer = false;
     kiln_cg_options opt = KILN_CG_OPTIONS_INIT;
     for (; a.i < argc; a.i++) {
         int r;
@@ -60,6 +176,15 @@ int kiln_cmd_bench(int argc, char **argv)
         const char *arg = argv[a.i];
         if (arg[0] == '-' && arg[1] == 'O' && arg[2] >= '0' && arg[2] <= '3' && !arg[3]) {
             opt.opt_level = arg[2] - '0';
+            continue;
+        }
+        if (kiln_args_flag(&a, "--per-layer")) {
+            per_layer = true;
+            continue;
+        }
+        if ((r = kiln_args_value(&a, "--passes", &passes))) {
+            if (r < 0 || kiln_cli_check_passes("bench", passes))
+                return 2;
             continue;
         }
         struct {
@@ -99,10 +224,12 @@ int kiln_cmd_bench(int argc, char **argv)
     int rc = 1;
     kiln_jit_model jm = {0};
     void *inst = NULL;
+    profile prof = {0, NULL, 0};
     double *times = malloc((size_t)iterations * sizeof *times);
     float **in = calloc(g->n_inputs + 1, sizeof *in), **out = calloc(g->n_outputs + 1, sizeof *out);
     double t0 = now_s();
-    if (!times || !in || !out || kiln_jit_model_open(&jm, g, "bench", &opt) != 0)
+    if (!times || !in || !out || kiln_cli_optimize(g, "bench", passes, threads) != 0 ||
+        kiln_jit_model_open(&jm, g, "bench", &opt) != 0)
         goto done;
     double compile_s = now_s() - t0;
     kiln_options ko = KILN_OPTIONS_INIT;
@@ -127,6 +254,16 @@ int kiln_cmd_bench(int argc, char **argv)
         st = jm.e.run_array(inst, batch, (const float *const *)in, out);
         times[i] = now_s() - s;
     }
+    if (st == KILN_OK && per_layer) {
+        prof.n_steps = (int64_t)kiln_cg_step_count(jm.module);
+        prof.sum = calloc((size_t)prof.n_steps + 1, sizeof *prof.sum);
+        if (!prof.sum)
+            st = KILN_ERR_OUT_OF_MEMORY;
+        for (int64_t i = 0; st == KILN_OK && i < iterations; i++) {
+            prof.last = now_s();
+            st = jm.e.run_profiled(inst, batch, (const float *const *)in, out, profile_hook, &prof);
+        }
+    }
     if (st != KILN_OK) {
         kiln_cli_error("bench", "running the compiled model failed: %s", kiln_status_string(st));
         goto done;
@@ -144,6 +281,8 @@ int kiln_cmd_bench(int argc, char **argv)
     print_time("p90", p90);
     print_time("min", times[0]);
     printf("  throughput %.1f items/s\n", (double)batch / median);
+    if (per_layer)
+        print_layers(g, jm.module, &prof, iterations);
     rc = 0;
 done:
     if (inst)
@@ -156,6 +295,7 @@ done:
     free(in);
     free(out);
     free(times);
+    free(prof.sum);
     kiln_graph_destroy(g);
     return rc;
 }

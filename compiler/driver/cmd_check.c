@@ -11,7 +11,7 @@
 #include "compiler/interp/interp.h"
 
 static const char help[] =
-    "usage: kiln check MODEL [--batch N] [--tolerance X] [--threads T] [--seed S] [-O0..3]\n"
+    "usage: kiln check MODEL [--batch N] [--tolerance X] [--threads T] [--seed S] [--passes all|none] [-O0..3]\n"
     "\n"
     "Compiles MODEL for this machine, runs it and the reference interpreter on\n"
     "the same random inputs (uniform in [-1, 1), a fixed seed) and prints, for\n"
@@ -25,6 +25,9 @@ static const char help[] =
     "  --tolerance X    largest relative error accepted (default 1e-4)\n"
     "  --threads T      threads of the compiled model (default: one per core)\n"
     "  --seed S         seed of the random inputs (default 1)\n"
+    "  --passes all     run the optimization passes first (default; both the compiled\n"
+    "                   model and the interpreter then see the optimized graph, and\n"
+    "                   values a fusion group keeps in registers show as 'fused')\n"
     "  -O0 .. -O3       optimization level (default -O2)\n";
 
 typedef struct errors {
@@ -58,7 +61,7 @@ static errors compare(const float *a, const double *b, size_t n)
 int kiln_cmd_check(int argc, char **argv)
 {
     kiln_args a = {argc, argv, 1, "check"};
-    const char *model = NULL, *v;
+    const char *model = NULL, *v, *passes = "all";
     int64_t batch = 1, threads = 0, seed = 1;
     double tolerance = 1e-4;
     kiln_cg_options opt = KILN_CG_OPTIONS_INIT;
@@ -71,6 +74,11 @@ int kiln_cmd_check(int argc, char **argv)
         const char *arg = argv[a.i];
         if (arg[0] == '-' && arg[1] == 'O' && arg[2] >= '0' && arg[2] <= '3' && !arg[3]) {
             opt.opt_level = arg[2] - '0';
+            continue;
+        }
+        if ((r = kiln_args_value(&a, "--passes", &passes))) {
+            if (r < 0 || kiln_cli_check_passes("check", passes))
+                return 2;
             continue;
         }
         if ((r = kiln_args_value(&a, "--batch", &v))) {
@@ -120,7 +128,8 @@ int kiln_cmd_check(int argc, char **argv)
     kiln_interp *it = NULL;
     float **in = calloc(g->n_inputs + 1, sizeof *in), **out = calloc(g->n_outputs + 1, sizeof *out);
     opt.expose_values = true;
-    if (!in || !out || kiln_jit_model_open(&jm, g, "check", &opt) != 0)
+    if (!in || !out || kiln_cli_optimize(g, "check", passes, threads) != 0 ||
+        kiln_jit_model_open(&jm, g, "check", &opt) != 0)
         goto done;
 
     /* The caller's workspace: the values are read back from it. */
@@ -171,12 +180,13 @@ int kiln_cmd_check(int argc, char **argv)
     printf("model %s, batch %lld, target %s\n", g->name, (long long)batch, kiln_cg_target_description(jm.module));
     printf("%-24s %-14s %-24s %12s %12s\n", "layer", "op", "value", "max abs err", "max rel err");
     const kiln_node *first_bad = NULL;
+    char first_label[256] = "";
     double first_rel = 0.0;
     double worst = 0.0;
     for (size_t i = 0; i < g->n_nodes; i++) {
         const kiln_node *n = kiln_graph_node(g, (kiln_id)i);
         const kiln_value *val = kiln_graph_value(g, n->output);
-        kiln_cg_buffer b;
+        kiln_cg_buffer b = {KILN_CG_BUF_NONE, 0, 0, 0};
         size_t count = 0;
         const double *ref = kiln_interp_value(it, n->output, &count);
         const float *got = NULL;
@@ -189,23 +199,51 @@ int kiln_cmd_check(int argc, char **argv)
                 got = (const float *)(const void *)((const char *)ws + b.offset + (uint64_t)batch * b.per_batch);
         }
         const char *layer = n->layer ? n->layer : val->name;
+        /* The last member of a fused group stands for the group: its layers
+         * joined by '+', the anchor's op. */
+        char group_label[256];
+        const kiln_node *anchor = n;
+        if (n->group && i > 0 && g->nodes[i - 1].group == n->group && b.kind != KILN_CG_BUF_NONE) {
+            size_t s = i;
+            while (s > 0 && g->nodes[s - 1].group == n->group)
+                s--;
+            size_t w = 0;
+            group_label[0] = '\0';
+            const char *prev = NULL;
+            for (size_t k = s; k <= i && w < sizeof group_label; k++) {
+                const kiln_node *m = kiln_graph_node(g, (kiln_id)k);
+                const char *name = m->layer ? m->layer : kiln_graph_value(g, m->output)->name;
+                if (prev && strcmp(prev, name) == 0)
+                    continue; /* an `activation:` has its layer's name */
+                w += (size_t)snprintf(group_label + w, sizeof group_label - w, "%s%s", prev ? "+" : "", name);
+                prev = name;
+            }
+            layer = group_label;
+            anchor = kiln_graph_node(g, (kiln_id)s);
+        }
+        if (ref && !got && b.kind == KILN_CG_BUF_NONE && i + 1 < g->n_nodes && g->nodes[i + 1].group &&
+            g->nodes[i + 1].group == n->group) {
+            printf("%-24s %-14s %-24s %12s %12s\n", layer, kiln_op_name(n->op), val->name, "(fused)", "");
+            continue;
+        }
         if (!ref || !got || count != kiln_value_elements(g, n->output, batch)) {
             printf("%-24s %-14s %-24s %12s %12s\n", layer, kiln_op_name(n->op), val->name, "-", "-");
             continue;
         }
         errors e = compare(got, ref, count);
-        printf("%-24s %-14s %-24s %12.3g %12.3g%s\n", layer, kiln_op_name(n->op), val->name, e.abs, e.rel,
+        printf("%-24s %-14s %-24s %12.3g %12.3g%s\n", layer, kiln_op_name(anchor->op), val->name, e.abs, e.rel,
                e.bad ? "  (NaN/inf mismatch)" : e.rel > tolerance ? "  <-- over tolerance" : "");
         if (e.rel > worst)
             worst = e.rel;
         if (!first_bad && (e.bad || e.rel > tolerance)) {
-            first_bad = n;
+            first_bad = anchor;
             first_rel = e.bad ? INFINITY : e.rel;
+            snprintf(first_label, sizeof first_label, "%s", layer);
         }
     }
     if (first_bad) {
         kiln_cli_error("check", "layer '%s' (%s) is the first over the tolerance: relative error %.3g > %g",
-                       first_bad->layer ? first_bad->layer : "?", kiln_op_name(first_bad->op), first_rel, tolerance);
+                       first_label, kiln_op_name(first_bad->op), first_rel, tolerance);
         goto done;
     }
     printf("ok: every layer within %g (largest relative error %.3g)\n", tolerance, worst);

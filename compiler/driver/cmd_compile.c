@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 
@@ -16,7 +17,8 @@
 static const char help[] =
     "usage: kiln compile MODEL -o OUTPUT [--header FILE.h] [--emit obj|asm|llvm|bc|lib|so]\n"
     "                    [--target TRIPLE] [--cpu NAME] [--features LIST] [-O0|-O1|-O2|-O3]\n"
-    "                    [--weights embed|external] [--weights-path PATH]\n"
+    "                    [--weights embed|external] [--weights-path PATH] [--passes all|none]\n"
+    "                    [--threads T]\n"
     "\n"
     "Compiles MODEL (.yaml or .kir) to native code for the model's C API\n"
     "(NAME_create, NAME_run, NAME_workspace_size, NAME_info, NAME_destroy).\n"
@@ -36,7 +38,11 @@ static const char help[] =
     "  --weights external  weights in OUTPUT with its extension replaced by .weights;\n"
     "                      NAME_create maps that file (checking size and checksum)\n"
     "  --weights-path PATH the path NAME_create maps by default (external weights;\n"
-    "                      default: the absolute path of the file written)\n";
+    "                      default: the absolute path of the file written)\n"
+    "  --passes all        run the optimization passes first (default): batch norm\n"
+    "                      folding, dead code, fusion, memory plan, schedule;\n"
+    "                      'none' compiles the model as loaded\n"
+    "  --threads T         the thread count the schedule plans for (default: one per core)\n";
 
 static int parse_emit(const char *s, kiln_cg_emit_kind *out)
 {
@@ -106,6 +112,13 @@ static char *absolute_path(const char *path)
     return res;
 }
 
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 static void human(size_t bytes, char *buf, size_t size)
 {
     if (bytes >= (size_t)10 << 20)
@@ -120,7 +133,7 @@ int kiln_cmd_compile(int argc, char **argv)
 {
     kiln_args a = {argc, argv, 1, "compile"};
     const char *model = NULL, *output = NULL, *header = NULL, *emit = NULL, *weights = "embed";
-    const char *weights_path = NULL;
+    const char *weights_path = NULL, *passes = "all", *threads_text = NULL;
     kiln_cg_options opt = KILN_CG_OPTIONS_INIT;
     for (; a.i < argc; a.i++) {
         int r;
@@ -138,7 +151,8 @@ int kiln_cmd_compile(int argc, char **argv)
             (r = kiln_args_value(&a, "--target", &opt.triple)) || (r = kiln_args_value(&a, "--cpu", &opt.cpu)) ||
             (r = kiln_args_value(&a, "--features", &opt.features)) ||
             (r = kiln_args_value(&a, "--weights", &weights)) ||
-            (r = kiln_args_value(&a, "--weights-path", &weights_path))) {
+            (r = kiln_args_value(&a, "--weights-path", &weights_path)) ||
+            (r = kiln_args_value(&a, "--passes", &passes)) || (r = kiln_args_value(&a, "--threads", &threads_text))) {
             if (r < 0)
                 return 2;
             continue;
@@ -159,7 +173,15 @@ int kiln_cmd_compile(int argc, char **argv)
         return kiln_cli_usage_error("compile", "--weights must be embed or external, got '%s'", weights);
     if (weights_path && !external)
         return kiln_cli_usage_error("compile", "--weights-path needs --weights external");
+    if (kiln_cli_check_passes("compile", passes))
+        return 2;
+    int64_t threads = 0;
+    if (threads_text && kiln_cli_parse_count("compile", "--threads", threads_text, 0, &threads))
+        return 2;
+    if (threads > 1024)
+        return kiln_cli_usage_error("compile", "--threads must be at most 1024");
 
+    double t_start = now_s();
     kiln_graph *g = kiln_cli_load_model(model);
     if (!g)
         return 1;
@@ -179,6 +201,10 @@ int kiln_cmd_compile(int argc, char **argv)
         opt.weights_path = weights_path ? weights_path : wabs;
     }
     opt.rt_libdir = KILN_RT_LIBDIR;
+    double t_load = now_s();
+    if (kiln_cli_optimize(g, "compile", passes, threads) != 0)
+        goto done;
+    double t_passes = now_s();
     kiln_status st = kiln_cg_compile(g, &opt, &m, &d);
     if (st == KILN_OK)
         st = kiln_cg_emit(m, kind, output, &d);
@@ -191,16 +217,33 @@ int kiln_cmd_compile(int argc, char **argv)
         kiln_cli_error("compile", "%s: %s", model, kiln_status_string(st));
         goto done;
     }
-    size_t fixed, per, wbytes;
-    kiln_cg_footprint(m, &fixed, &per, &wbytes);
-    char w[32], f[32], p[32];
-    human(wbytes, w, sizeof w);
-    human(fixed, f, sizeof f);
-    human(per, p, sizeof p);
+    double t_end = now_s();
+    kiln_cg_report rep;
+    kiln_cg_get_report(m, &rep);
+    char w[32], f[32], p[32], code[32], lb[32], total[32];
+    human(rep.weight_bytes, w, sizeof w);
+    human(rep.workspace_fixed, f, sizeof f);
+    human(rep.workspace_per_batch, p, sizeof p);
+    human(rep.code_bytes, code, sizeof code);
+    human(rep.lower_bound_bytes, lb, sizeof lb);
+    human(rep.code_bytes + rep.data_bytes, total, sizeof total);
     static const char *const kind_names[] = {"obj", "asm", "llvm", "bc", "lib", "so"};
-    printf("wrote %s (%s)%s%s%s%s\n  target %s\n  weights %s %s%s, workspace %s + batch x %s\n", output,
-           kind_names[kind], header ? ", " : "", header ? header : "", external ? ", " : "", external ? wfile : "",
-           kiln_cg_target_description(m), w, external ? "in " : "embedded", external ? wfile : "", f, p);
+    printf("wrote %s (%s)%s%s%s%s\n  target    %s\n", output, kind_names[kind], header ? ", " : "", header ? header : "",
+           external ? ", " : "", external ? wfile : "", kiln_cg_target_description(m));
+    printf("  compile   %.2f s (loading %.2f s, passes %.2f s, code generation and emission %.2f s)\n",
+           t_end - t_start, t_load - t_start, t_passes - t_load, t_end - t_passes);
+    if (rep.code_bytes || rep.data_bytes)
+        printf("  object    %s: code %s, data %s%s%s\n", total, code, external ? "" : "(weights ",
+               external ? "" : w, external ? "" : " embedded)");
+    printf("  weights   %s %s%s\n", w, external ? "in " : "embedded", external ? wfile : "");
+    printf("  kernels   %zu (%zu layers run fused inside another's kernel)\n", rep.steps, rep.fused_nodes);
+    printf("  workspace %s + batch x %s", f, p);
+    if (rep.planned && rep.lower_bound_bytes) {
+        size_t at1 = rep.workspace_fixed + rep.workspace_per_batch;
+        printf(" (memory plan; at batch 1: %.1f%% of the lower bound %s)", 100.0 * (double)at1 / (double)rep.lower_bound_bytes,
+               lb);
+    }
+    printf("\n");
     rc = 0;
 done:
     kiln_diag_release(&d);

@@ -12,6 +12,7 @@
 
 static const char help[] =
     "usage: kiln run MODEL --input NAME=FILE.npy ... --output DIR [--interp] [--threads T]\n"
+    "                [--passes all|none]\n"
     "\n"
     "Evaluates MODEL (.yaml or .kir) on the given inputs and writes one\n"
     "DIR/<output name>.npy (float32) per model output. By default the model is\n"
@@ -23,7 +24,10 @@ static const char help[] =
     "  --input NAME=FILE     a float32, C-order .npy file for model input NAME;\n"
     "                        every input must be given; the batch size is the\n"
     "                        first dimension of the inputs\n"
-    "  --output DIR          where to write the outputs (created if missing)\n";
+    "  --output DIR          where to write the outputs (created if missing)\n"
+    "  --passes all          run the optimization passes before compiling (default;\n"
+    "                        'none': compile the model as loaded). The interpreter\n"
+    "                        always runs the model as loaded.\n";
 
 typedef struct input_arg {
     const char *name;
@@ -114,7 +118,7 @@ static int write_output(const kiln_graph *g, const float *y, size_t count, size_
 int kiln_cmd_run(int argc, char **argv)
 {
     kiln_args a = {argc, argv, 1, "run"};
-    const char *model = NULL, *outdir = NULL;
+    const char *model = NULL, *outdir = NULL, *passes = "all";
     bool interp = false;
     int64_t threads = 0;
     input_arg *inputs = calloc((size_t)argc, sizeof *inputs);
@@ -148,6 +152,11 @@ int kiln_cmd_run(int argc, char **argv)
                 goto done;
             }
             n_inputs++;
+            continue;
+        }
+        if ((r = kiln_args_value(&a, "--passes", &passes))) {
+            if (r < 0 || kiln_cli_check_passes("run", passes))
+                goto done;
             continue;
         }
         if ((r = kiln_args_value(&a, "--output", &outdir))) {
@@ -261,7 +270,7 @@ int kiln_cmd_run(int argc, char **argv)
     } else {
         /* Compiled code, through the JIT. */
         kiln_jit_model jm = {0};
-        if (kiln_jit_model_open(&jm, g, "run", NULL) != 0)
+        if (kiln_cli_optimize(g, "run", passes, threads) != 0 || kiln_jit_model_open(&jm, g, "run", NULL) != 0)
             goto outputs;
         kiln_options ko = KILN_OPTIONS_INIT;
         ko.num_threads = (int)threads;

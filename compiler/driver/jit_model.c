@@ -3,8 +3,37 @@
  * JIT, and deterministic random inputs. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
+#include "compiler/passes/passes.h"
+
+int kiln_cli_check_passes(const char *cmd, const char *passes)
+{
+    if (strcmp(passes, "all") != 0 && strcmp(passes, "none") != 0)
+        return kiln_cli_usage_error(cmd, "--passes must be 'all' or 'none', got '%s'", passes);
+    return 0;
+}
+
+int kiln_cli_optimize(kiln_graph *g, const char *cmd, const char *passes, int64_t threads)
+{
+    if (passes && strcmp(passes, "none") == 0)
+        return 0;
+    if (threads <= 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = cores > 0 ? cores : 1;
+    }
+    kiln_diag d;
+    kiln_diag_init(&d);
+    kiln_pipeline_options o = {.verify_each = KILN_PIPELINE_VERIFY_DEFAULT, .threads_hint = (int)threads};
+    kiln_status st = kiln_pipeline_run(g, &o, &d);
+    kiln_diag_print(&d, stderr);
+    kiln_diag_release(&d);
+    if (st != KILN_OK)
+        return kiln_cli_error(cmd, "optimizing '%s' failed: %s", g->name, kiln_status_string(st));
+    return 0;
+}
 
 int kiln_jit_model_open(kiln_jit_model *jm, const kiln_graph *g, const char *cmd, const kiln_cg_options *opt)
 {

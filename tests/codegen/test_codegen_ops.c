@@ -150,6 +150,10 @@ static void test_dense(void)
     dense_case(2, (const int64_t[]){B, 33}, 17, false);
     dense_case(2, (const int64_t[]){7, 17}, 15, true);
     dense_case(2, (const int64_t[]){B, 300}, 260, true);
+    /* around the K block (256) and the one-row kernel's width (64 columns) */
+    dense_case(2, (const int64_t[]){B, 256}, 64, true);
+    dense_case(2, (const int64_t[]){B, 257}, 65, true);
+    dense_case(2, (const int64_t[]){B, 513}, 129, false);
 }
 
 typedef struct mcase {
@@ -223,6 +227,15 @@ static void test_conv2d(void)
         {3, 5, 9, 9, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1, false, false},   /* fixed shapes */
         {3, 17, 20, 19, 7, 7, 2, 2, 3, 3, 3, 3, 1, 1, 1, true, true},  /* stem-like */
         {16, 33, 6, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, true, true},   /* filters 33 */
+        /* implicit GEMM: K over two blocks (40*9 = 360) on 7x7 (vectors span rows) */
+        {40, 12, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, true, true},
+        {6, 10, 9, 9, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, true, true},    /* stride 2 across rows: gathers */
+        {5, 7, 13, 12, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 1, false, true},  /* 5x5, 12 wide */
+        {3, 4, 4, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, true, true},     /* 3 wide: 3 rows per vector */
+        {3, 4, 2, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, true, true},     /* 2 wide: gathers */
+        {16, 20, 10, 10, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2, 1, true, true}, /* dilation 2 */
+        {8, 300, 5, 5, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, true, true},   /* 300 filters: row blocks */
+        {24, 24, 30, 30, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 24, true, true},/* depthwise, stride 2, interior */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const ccase *c = &cases[i];

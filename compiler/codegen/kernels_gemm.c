@@ -1,0 +1,558 @@
+/* compiler/codegen/kernels_gemm.c: the packed GEMM that dense, matmul and
+ * conv2d share (cg.h, kiln_cg_gemm), and the packing of its operands.
+ *
+ * Register blocking. The micro-kernel computes a tile of mr rows x nv
+ * vectors: for each k it loads nv vectors of B once, broadcasts mr scalars
+ * of A, and does mr * nv fused multiply-adds into accumulators that stay in
+ * registers (the target table sizes the tile to the register file: 6 x 2
+ * ymm on AVX2, 14 x 2 zmm on AVX-512, 8 x 3 q on NEON). One variant is
+ * generated per row count 1..mr (a switch picks it for the last rows), so a
+ * batch of 3 reads B once, not three times.
+ *
+ * Packing. Weights are packed at compile time into exactly the order the
+ * micro-kernel reads them: B (dense weights, constant matmul operands) as
+ * panels of NR = nr * lanes columns, [N/NR][K][NR], so each k step is nr
+ * consecutive vector loads; A (convolution weights) as panels of mr rows,
+ * [M/mr][K][mr], so each k step reads mr consecutive scalars. Panels are
+ * zero-padded: the micro-kernel always computes whole panels and only the
+ * store is masked.
+ *
+ * Cache blocking. The loop nest, inside one task (a block of rows and
+ * columns), is BLIS's: for each K block of kc (the kc x NR slice of B stays
+ * in L1), for each panel of columns, for each tile of rows (the task's rows
+ * x kc of A stay in L2). Partial sums of each K block are added to C; the
+ * first block adds the bias, the last applies the epilogue (the fusion
+ * group's members: activations, residual adds) before its store. Summing in
+ * blocks also keeps the rounding error of long sums small (k = 4608 in a
+ * 3x3x512 convolution): each block is a short sum.
+ *
+ * One row (batch 1 dense: a matrix-vector product, memory bound): the
+ * kernel streams gemv_panels panels at once (8 accumulators on AVX2), so the
+ * loads of B run at full width with enough independent FMA chains to reach
+ * memory bandwidth.
+ *
+ * The tile is stored through a small stack buffer: the flush (bias, the
+ * epilogue, masks for the last columns) is generated once per GEMM, not once
+ * per tile variant. */
+#include "cg.h"
+
+#include <stdio.h>
+#include <string.h>
+
+typedef LLVMValueRef V;
+
+#define MAX_MR 16
+#define MAX_NV 16 /* vectors of one tile: nr, or nr * gemv_panels */
+
+static V i64c(kiln_cg *cg, int64_t v) { return kiln_cg_i64(cg, v); }
+static V mul64(kiln_cg *cg, V a, int64_t b) { return b == 1 ? a : LLVMBuildMul(cg->b, a, i64c(cg, b), ""); }
+static V add64(kiln_cg *cg, V a, V b) { return LLVMBuildAdd(cg->b, a, b, ""); }
+
+static int lanes(const kiln_cg_target *t) { return t->vector_bits / 32; }
+static int tile_mr(const kiln_cg_target *t) { return t->gemm_mr > MAX_MR ? MAX_MR : t->gemm_mr; }
+
+/* ---- packing (at compile time) ------------------------------------------------ */
+
+size_t kiln_cg_packed_b_count(const kiln_cg_target *t, int64_t k, int64_t n)
+{
+    int64_t nr = (int64_t)t->gemm_nr * lanes(t);
+    return (size_t)((n + nr - 1) / nr * k * nr);
+}
+
+void kiln_cg_pack_b(const kiln_cg_target *t, const float *src, int64_t k, int64_t n, int64_t rs, int64_t cs,
+                    float *dst)
+{
+    int64_t nr = (int64_t)t->gemm_nr * lanes(t), panels = (n + nr - 1) / nr;
+    for (int64_t p = 0; p < panels; p++)
+        for (int64_t kk = 0; kk < k; kk++)
+            for (int64_t j = 0; j < nr; j++) {
+                int64_t col = p * nr + j;
+                dst[(p * k + kk) * nr + j] = col < n ? src[kk * rs + col * cs] : 0.0f;
+            }
+}
+
+size_t kiln_cg_packed_a_count(const kiln_cg_target *t, int64_t m, int64_t k)
+{
+    int64_t mr = tile_mr(t);
+    return (size_t)((m + mr - 1) / mr * k * mr);
+}
+
+void kiln_cg_pack_a(const kiln_cg_target *t, const float *src, int64_t m, int64_t k, int64_t rs, int64_t cs,
+                    float *dst)
+{
+    int64_t mr = tile_mr(t), panels = (m + mr - 1) / mr;
+    for (int64_t p = 0; p < panels; p++)
+        for (int64_t kk = 0; kk < k; kk++)
+            for (int64_t r = 0; r < mr; r++) {
+                int64_t row = p * mr + r;
+                dst[(p * k + kk) * mr + r] = row < m ? src[row * rs + kk * cs] : 0.0f;
+            }
+}
+
+/* ---- task blocking ------------------------------------------------------------ */
+
+void kiln_cg_gemm_blocking(const kiln_cg *cg, int64_t m, int64_t n, int64_t k, uint32_t tasks, bool rows_grow,
+                           double b_cost, int64_t *mb, int64_t *nb)
+{
+    const kiln_cg_target *t = cg->target;
+    const int64_t mr = tile_mr(t), nr = (int64_t)t->gemm_nr * lanes(t);
+    const int64_t panels = (n + nr - 1) / nr, MB_MAX = mr * (240 / mr > 0 ? 240 / mr : 1);
+    if (m < 1)
+        m = 1;
+    if (k < 1)
+        k = 1;
+    const int64_t want = tasks ? (int64_t)tasks : 16;
+    /* Costs in cycles, roughly: every row block reads (packs) all of B, every
+     * column block all of A (0.4 cycles per element from L3 or memory;
+     * b_cost more for an implicit B); tasks below `want` leave threads idle;
+     * each task costs a few thousand cycles to start. When the rows grow
+     * with the batch (dense) row blocks are the largest the caches like and
+     * only the columns are chosen here. */
+    const double mnk = (double)m * (double)n * (double)k, compute = mnk / 16.0;
+    const int64_t tiles = (m + mr - 1) / mr;
+    int64_t best_mb = MB_MAX, best_ppb = panels;
+    double best_cost = -1;
+    /* For each number of row blocks its most even split (the fewest rows),
+     * likewise for the columns. */
+    int64_t prev_r = -1;
+    for (int64_t tb = rows_grow ? MB_MAX / mr : 1; tb <= (rows_grow ? MB_MAX / mr : tiles); tb++) {
+        int64_t rows = tb * mr;
+        if (rows > MB_MAX)
+            break;
+        int64_t r_eff = rows_grow ? 1 : (m + rows - 1) / rows;
+        if (r_eff == prev_r)
+            continue;
+        prev_r = r_eff;
+        int64_t used = m < rows ? m : rows, prev_c = -1;
+        for (int64_t ppb = 1; ppb <= panels; ppb++) {
+            int64_t c_eff = (panels + ppb - 1) / ppb;
+            if (c_eff == prev_c)
+                continue;
+            prev_c = c_eff;
+            if (ppb < panels && ppb * nr * k * used < 65536)
+                continue; /* at least ~64k multiply-adds per task */
+            int64_t n_tasks = r_eff * c_eff;
+            double cost = 0.4 * ((double)r_eff * (double)n * (double)k * b_cost + (double)c_eff * (double)m * (double)k) +
+                          2000.0 * (double)n_tasks;
+            if (n_tasks < want)
+                cost += compute * (double)(want - n_tasks) / (2.0 * (double)want);
+            if (best_cost < 0 || cost < best_cost) {
+                best_cost = cost;
+                best_mb = rows;
+                best_ppb = ppb;
+            }
+        }
+    }
+    if (m == 1 && t->gemv_panels > 1 && panels >= t->gemv_panels)
+        best_ppb = (best_ppb + t->gemv_panels - 1) / t->gemv_panels * t->gemv_panels;
+    if (best_ppb > panels)
+        best_ppb = panels;
+    *mb = best_mb;
+    *nb = best_ppb * nr;
+}
+
+/* ---- the micro-kernel ------------------------------------------------------------ */
+
+typedef struct gemm_ctx {
+    const kiln_cg_gemm *p;
+    int mr, nr, nr_cols, kc;
+    LLVMTypeRef buf_t;
+    V buf; /* [MAX_MR * MAX_NV] vectors */
+} gemm_ctx;
+
+static V buf_slot(kiln_cg *cg, gemm_ctx *x, V r, int v)
+{
+    V idx[2] = {i64c(cg, 0), add64(cg, mul64(cg, r, MAX_NV), i64c(cg, v))};
+    return LLVMBuildGEP2(cg->b, x->buf_t, x->buf, idx, 2, "");
+}
+
+/* Rows [i, i + mr) x nv vectors of one panel (or, nv > nr: of consecutive
+ * panels, the one-row kernel), over k in [k0, k1). The sums go to the tile
+ * buffer. */
+/* Where the micro-kernel reads A: row r, column k at base + r * rs + k * ks. */
+typedef struct a_access {
+    V base;
+    int64_t rs, ks;
+} a_access;
+
+/* Where it reads B: vector v at k is at base + (v / nr) * panel + (v % nr) * lanes + k * ks. */
+typedef struct b_access {
+    V base;
+    int64_t panel, ks;
+} b_access;
+
+/* Where a tile's sums go: the tile buffer (flush() then finishes them), or,
+ * for a K block that is not the last and a full panel, straight into C
+ * (bias on the first block, else added to C's partial sums). */
+typedef struct direct_out {
+    V i, j, first; /* NULL i: to the tile buffer */
+    bool final;    /* the last K block: apply the epilogue */
+} direct_out;
+
+/* The micro-kernels, shared by every GEMM of the module (private, not
+ * inlined: one copy per shape instead of one per layer):
+ *
+ *   void kiln.ukernel.f32_<mr>x<nv>_<a>(ptr a, i64 rs, ptr b, i64 panel, i64 n, ptr out)
+ *
+ * sums over k in [0, n): A row r at a + r * rs + k * ks (ks = mr for packed
+ * A, 1 for row-major A), B vector v at b + (v / nr) * panel + (v % nr) *
+ * lanes + k * NR; writes the mr x nv vector sums to out[r * MAX_NV + v]. */
+static V ukernel(kiln_cg *cg, gemm_ctx *x, int mr, int nv, bool a_packed)
+{
+    V *slot = &cg->ukernels[a_packed][mr][nv];
+    if (*slot)
+        return *slot;
+    char name[96];
+    snprintf(name, sizeof name, "kiln.ukernel.f32_%dx%d_%s_%s", mr, nv * cg->vl, a_packed ? "apacked" : "arows",
+             cg->target->name);
+    LLVMTypeRef params[6] = {cg->t_ptr, cg->t_i64, cg->t_ptr, cg->t_i64, cg->t_i64, cg->t_ptr};
+    V fn = LLVMAddFunction(cg->mod, name, LLVMFunctionType(cg->t_void, params, 6, 0));
+    LLVMSetLinkage(fn, LLVMPrivateLinkage);
+    kiln_cg_function_attrs(cg, fn);
+    unsigned noinline = LLVMGetEnumAttributeKindForName("noinline", 8);
+    LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(cg->ctx, noinline, 0));
+    /* the builder moves into the new function and back */
+    LLVMBasicBlockRef saved_bb = LLVMGetInsertBlock(cg->b);
+    V saved_fn = cg->fn;
+    LLVMBasicBlockRef saved_entry = cg->entry;
+    cg->fn = fn;
+    cg->entry = LLVMAppendBasicBlockInContext(cg->ctx, fn, "entry");
+    LLVMPositionBuilderAtEnd(cg->b, cg->entry);
+    V a = LLVMGetParam(fn, 0), rs = LLVMGetParam(fn, 1), b = LLVMGetParam(fn, 2), panel = LLVMGetParam(fn, 3);
+    V n = LLVMGetParam(fn, 4), out = LLVMGetParam(fn, 5);
+    V acc[MAX_MR][MAX_NV], ap[MAX_MR], bp[MAX_NV];
+    for (int r = 0; r < mr; r++)
+        for (int v = 0; v < nv; v++) {
+            acc[r][v] = kiln_cg_alloca(cg, cg->t_vf, "acc");
+            LLVMBuildStore(cg->b, LLVMConstNull(cg->t_vf), acc[r][v]);
+        }
+    for (int r = 0; r < mr; r++)
+        ap[r] = a_packed ? kiln_cg_gep(cg, a, i64c(cg, r)) : kiln_cg_gep(cg, a, mul64(cg, rs, r));
+    for (int v = 0; v < nv; v++)
+        bp[v] = kiln_cg_gep(cg, b, add64(cg, v >= x->nr ? mul64(cg, panel, v / x->nr) : i64c(cg, 0),
+                                         i64c(cg, (int64_t)(v % x->nr) * cg->vl)));
+    kiln_cg_loop l;
+    V k = kiln_cg_for_begin(cg, &l, i64c(cg, 0), n, i64c(cg, 1));
+    V bv[MAX_NV];
+    V bo = mul64(cg, k, x->nr_cols), ao = mul64(cg, k, a_packed ? x->mr : 1);
+    for (int v = 0; v < nv; v++)
+        bv[v] = kiln_cg_vload(cg, bp[v], bo, NULL, 0.0);
+    for (int r = 0; r < mr; r++) {
+        V av = kiln_cg_splat(cg, kiln_cg_load(cg, ap[r], ao));
+        for (int v = 0; v < nv; v++) {
+            V cur = LLVMBuildLoad2(cg->b, cg->t_vf, acc[r][v], "");
+            LLVMBuildStore(cg->b, kiln_cg_fma(cg, av, bv[v], cur), acc[r][v]);
+        }
+    }
+    kiln_cg_for_end(cg, &l);
+    LLVMTypeRef buf_t = LLVMArrayType2(cg->t_vf, (uint64_t)MAX_MR * MAX_NV);
+    for (int r = 0; r < mr; r++)
+        for (int v = 0; v < nv; v++) {
+            V idx[2] = {i64c(cg, 0), i64c(cg, r * MAX_NV + v)};
+            LLVMBuildStore(cg->b, LLVMBuildLoad2(cg->b, cg->t_vf, acc[r][v], ""),
+                           LLVMBuildGEP2(cg->b, buf_t, out, idx, 2, ""));
+        }
+    LLVMBuildRetVoid(cg->b);
+    cg->fn = saved_fn;
+    cg->entry = saved_entry;
+    LLVMPositionBuilderAtEnd(cg->b, saved_bb);
+    *slot = fn;
+    return fn;
+}
+
+static void tile(kiln_cg *cg, gemm_ctx *x, a_access A, int mr, b_access B, int nv, V k0, V k1, direct_out out)
+{
+    const bool a_packed = A.ks != 1;
+    V fn = ukernel(cg, x, mr, nv, a_packed);
+    V args[6] = {kiln_cg_gep(cg, A.base, mul64(cg, k0, A.ks)), i64c(cg, A.rs), kiln_cg_gep(cg, B.base, mul64(cg, k0, B.ks)),
+                 i64c(cg, B.panel), LLVMBuildSub(cg->b, k1, k0, ""), x->buf};
+    LLVMBuildCall2(cg->b, LLVMGlobalGetValueType(fn), fn, args, 6, "");
+    if (!out.i)
+        return;
+    V acc[MAX_MR][MAX_NV];
+    for (int r = 0; r < mr; r++)
+        for (int v = 0; v < nv; v++)
+            acc[r][v] = buf_slot(cg, x, i64c(cg, r), v);
+    const kiln_cg_gemm *p = x->p;
+    const bool epi = out.final && p->epi && p->epi->n > 0;
+    for (int r = 0; r < mr; r++) {
+        V row = add64(cg, out.i, i64c(cg, r));
+        V crow = kiln_cg_gep(cg, p->c, mul64(cg, row, p->ldc));
+        V bias_row = p->bias && p->bias_per_row ? kiln_cg_splat(cg, kiln_cg_load(cg, p->bias, row)) : NULL;
+        V offs[KILN_CG_MAX_EPI];
+        if (epi)
+            kiln_cg_epi_row(cg, p->epi, add64(cg, p->epi_row0, row), offs);
+        for (int v = 0; v < nv; v++) {
+            V col = add64(cg, out.j, i64c(cg, (int64_t)v * cg->vl));
+            V init = LLVMConstNull(cg->t_vf);
+            if (p->bias)
+                init = bias_row ? bias_row : kiln_cg_vload(cg, p->bias, col, NULL, 0.0);
+            if (!LLVMIsConstant(out.first) || !LLVMConstIntGetZExtValue(out.first))
+                init = LLVMBuildSelect(cg->b, out.first, init, kiln_cg_vload(cg, crow, col, NULL, 0.0), "");
+            V val = LLVMBuildFAdd(cg->b, init, LLVMBuildLoad2(cg->b, cg->t_vf, acc[r][v], ""), "");
+            if (epi)
+                val = kiln_cg_epi_apply(cg, p->epi, val, offs, col, NULL);
+            kiln_cg_vstore(cg, val, crow, col, NULL);
+        }
+    }
+}
+
+/* Packed B (the weights) from the panel of column j. */
+static b_access b_packed_at(kiln_cg *cg, gemm_ctx *x, V j)
+{
+    const kiln_cg_gemm *p = x->p;
+    V panel = kiln_cg_udiv(cg, j, x->nr_cols);
+    return (b_access){kiln_cg_gep(cg, p->b, mul64(cg, panel, p->k * x->nr_cols)), p->k * x->nr_cols, x->nr_cols};
+}
+
+/* Copies the kc x NR slice of a row-major B at column j (ncols valid) into
+ * the contiguous panel buffer, zero beyond ncols: the micro-kernel then reads
+ * one stream, and kc rows far apart in memory (im2col rows, an input's
+ * planes) are touched once per panel instead of once per row tile. */
+static b_access b_copy(kiln_cg *cg, gemm_ctx *x, V bbuf, V j, V ncols, V k0, V k1)
+{
+    const kiln_cg_gemm *p = x->p;
+    V full = LLVMBuildICmp(cg->b, LLVMIntSGE, ncols, i64c(cg, x->nr_cols), "");
+    if (p->b_padded)
+        full = LLVMConstInt(cg->t_i1, 1, 0);
+    kiln_cg_if f;
+    kiln_cg_if_begin(cg, &f, full);
+    for (int masked = 0; masked < 2; masked++) {
+        if (masked)
+            kiln_cg_if_else(cg, &f);
+        V masks[MAX_NV] = {NULL};
+        for (int v = 0; masked && v < x->nr; v++)
+            masks[v] = kiln_cg_tail_mask(cg, LLVMBuildSub(cg->b, ncols, i64c(cg, (int64_t)v * cg->vl), ""));
+        kiln_cg_loop l;
+        V k = kiln_cg_for_begin(cg, &l, k0, k1, i64c(cg, 1));
+        V src = kiln_cg_gep(cg, p->b, add64(cg, mul64(cg, k, p->ldb), j));
+        V dst = kiln_cg_gep(cg, bbuf, mul64(cg, LLVMBuildSub(cg->b, k, k0, ""), x->nr_cols));
+        for (int v = 0; v < x->nr; v++) {
+            V idx = i64c(cg, (int64_t)v * cg->vl);
+            kiln_cg_vstore(cg, kiln_cg_vload(cg, src, idx, masks[v], 0.0), dst, idx, NULL);
+        }
+        kiln_cg_for_end(cg, &l);
+    }
+    kiln_cg_if_end(cg, &f);
+    return (b_access){kiln_cg_gep(cg, bbuf, LLVMBuildNeg(cg->b, mul64(cg, k0, x->nr_cols), "")), 0, x->nr_cols};
+}
+
+/* A as it is in memory for the row tile at i. */
+static a_access a_direct(kiln_cg *cg, gemm_ctx *x, V i)
+{
+    const kiln_cg_gemm *p = x->p;
+    if (p->a_packed) /* i is a multiple of mr: its panel starts at i * K */
+        return (a_access){kiln_cg_gep(cg, p->a, mul64(cg, i, p->k)), 1, x->mr};
+    return (a_access){kiln_cg_gep(cg, p->a, mul64(cg, i, p->lda)), p->lda, 1};
+}
+
+/* Stores rows [i, i + mr) x nv vectors from column j (ncols of them valid)
+ * from the tile buffer: + bias (first K block) or + C (later blocks), then
+ * the epilogue (final: the last K block). */
+static void flush_rows(kiln_cg *cg, gemm_ctx *x, V i, V mr, V j, V ncols, int nv, V first, bool final, bool masked)
+{
+    const kiln_cg_gemm *p = x->p;
+    const bool epi = final && p->epi && p->epi->n > 0;
+    kiln_cg_loop l;
+    V r = kiln_cg_for_begin(cg, &l, i64c(cg, 0), mr, i64c(cg, 1));
+    V row = add64(cg, i, r);
+    V crow = kiln_cg_gep(cg, p->c, mul64(cg, row, p->ldc));
+    V bias_row = p->bias && p->bias_per_row ? kiln_cg_splat(cg, kiln_cg_load(cg, p->bias, row)) : NULL;
+    V offs[KILN_CG_MAX_EPI];
+    if (epi)
+        kiln_cg_epi_row(cg, p->epi, add64(cg, p->epi_row0, row), offs);
+    for (int v = 0; v < nv; v++) {
+        V col = add64(cg, j, i64c(cg, (int64_t)v * cg->vl));
+        V mask = masked ? kiln_cg_tail_mask(cg, LLVMBuildSub(cg->b, ncols, i64c(cg, (int64_t)v * cg->vl), "")) : NULL;
+        V acc = LLVMBuildLoad2(cg->b, cg->t_vf, buf_slot(cg, x, r, v), "");
+        V init = LLVMConstNull(cg->t_vf);
+        if (p->bias)
+            init = bias_row ? bias_row : kiln_cg_vload(cg, p->bias, col, mask, 0.0);
+        if (!LLVMIsConstant(first) || !LLVMConstIntGetZExtValue(first)) {
+            V cv = kiln_cg_vload(cg, crow, col, mask, 0.0);
+            init = LLVMBuildSelect(cg->b, first, init, cv, "");
+        }
+        V val = LLVMBuildFAdd(cg->b, init, acc, "");
+        if (epi)
+            val = kiln_cg_epi_apply(cg, p->epi, val, offs, col, mask);
+        kiln_cg_vstore(cg, val, crow, col, mask);
+    }
+    kiln_cg_for_end(cg, &l);
+}
+
+static void flush(kiln_cg *cg, gemm_ctx *x, V i, V mr, V j, V ncols, int nv, V first, V last)
+{
+    kiln_cg_if full, fin;
+    kiln_cg_if_begin(cg, &full, LLVMBuildICmp(cg->b, LLVMIntSGE, ncols, i64c(cg, (int64_t)nv * cg->vl), ""));
+    for (int masked = 0; masked < 2; masked++) {
+        if (masked)
+            kiln_cg_if_else(cg, &full);
+        if (LLVMIsConstant(last) && LLVMConstIntGetZExtValue(last)) {
+            flush_rows(cg, x, i, mr, j, ncols, nv, first, true, masked);
+        } else {
+            kiln_cg_if_begin(cg, &fin, last);
+            flush_rows(cg, x, i, mr, j, ncols, nv, first, true, masked);
+            kiln_cg_if_else(cg, &fin);
+            flush_rows(cg, x, i, mr, j, ncols, nv, first, false, masked);
+            kiln_cg_if_end(cg, &fin);
+        }
+    }
+    kiln_cg_if_end(cg, &full);
+}
+
+/* One row tile (rows [i, i + mr), A read through A) times one panel B: a
+ * switch over the row count picks the variant. */
+static void tile_switch(kiln_cg *cg, gemm_ctx *x, V mr, a_access A, b_access B, V ncols, V k0, V k1, direct_out out)
+{
+    LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "tile.done");
+    LLVMValueRef sw = LLVMBuildSwitch(cg->b, mr, done, (unsigned)x->mr);
+    for (int t = 1; t <= x->mr; t++) {
+        LLVMBasicBlockRef bb = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "tile");
+        LLVMAddCase(sw, LLVMConstInt(cg->t_i64, (unsigned long long)t, 0), bb);
+        LLVMPositionBuilderAtEnd(cg->b, bb);
+        if (x->nr > 1 && !out.i) { /* a last panel of one vector's columns or fewer: half the work */
+            kiln_cg_if f;
+            kiln_cg_if_begin(cg, &f, LLVMBuildICmp(cg->b, LLVMIntSLE, ncols, i64c(cg, cg->vl), ""));
+            tile(cg, x, A, t, B, 1, k0, k1, out);
+            kiln_cg_if_else(cg, &f);
+            tile(cg, x, A, t, B, x->nr, k0, k1, out);
+            kiln_cg_if_end(cg, &f);
+        } else {
+            tile(cg, x, A, t, B, x->nr, k0, k1, out);
+        }
+        LLVMBuildBr(cg->b, done);
+    }
+    LLVMPositionBuilderAtEnd(cg->b, done);
+}
+
+/* A whole tile (mr rows, a full panel) straight to C with the epilogue. */
+static void tile_full_final(kiln_cg *cg, gemm_ctx *x, V i, a_access A, b_access B, V j, V k0, V k1, V first)
+{
+    tile(cg, x, A, x->mr, B, x->nr, k0, k1, (direct_out){i, j, first, true});
+}
+
+static void tile_panel(kiln_cg *cg, gemm_ctx *x, V i, V mr, a_access A, b_access B, V j, V ncols, V k0, V k1,
+                       V first, V last)
+{
+    V full = LLVMBuildICmp(cg->b, LLVMIntSGE, ncols, i64c(cg, x->nr_cols), "");
+    V whole = LLVMBuildAnd(cg->b, full, LLVMBuildICmp(cg->b, LLVMIntEQ, mr, i64c(cg, x->mr), ""), "whole");
+    kiln_cg_if f, g;
+    const bool one_block = LLVMIsConstant(last) && LLVMConstIntGetZExtValue(last);
+    if (!one_block) { /* earlier K blocks of full panels: partial sums to C from registers */
+        kiln_cg_if_begin(cg, &g, LLVMBuildAnd(cg->b, LLVMBuildNot(cg->b, last, ""), full, ""));
+        tile_switch(cg, x, mr, A, B, ncols, k0, k1, (direct_out){i, j, first, false});
+        kiln_cg_if_else(cg, &g);
+    }
+    kiln_cg_if_begin(cg, &f, whole);
+    tile_full_final(cg, x, i, A, B, j, k0, k1, first);
+    kiln_cg_if_else(cg, &f);
+    tile_switch(cg, x, mr, A, B, ncols, k0, k1, (direct_out){0});
+    flush(cg, x, i, mr, j, ncols, x->nr, first, last);
+    kiln_cg_if_end(cg, &f);
+    if (!one_block)
+        kiln_cg_if_end(cg, &g);
+}
+
+void kiln_cg_emit_gemm(kiln_cg *cg, const kiln_cg_gemm *p)
+{
+    gemm_ctx x = {p, tile_mr(cg->target), cg->target->gemm_nr, cg->target->gemm_nr * cg->vl,
+                  p->kc > 0 ? (int)p->kc : cg->target->gemm_kc, NULL, NULL};
+    if (x.nr > MAX_NV)
+        x.nr = MAX_NV;
+    x.nr_cols = x.nr * cg->vl;
+    int wide = cg->target->gemv_panels * x.nr;
+    if (wide > MAX_NV)
+        wide = cg->target->gemv_panels > 1 ? (MAX_NV / x.nr) * x.nr : x.nr;
+    x.buf_t = LLVMArrayType2(cg->t_vf, (uint64_t)MAX_MR * MAX_NV);
+    x.buf = kiln_cg_alloca(cg, x.buf_t, "tile");
+    if (p->epi && p->epi->n > 0)
+        kiln_cg_epi_begin(cg, (kiln_cg_epilogue *)p->epi);
+
+    /* K blocks: one when k <= kc (then first and last are constants). */
+    kiln_cg_loop kl;
+    V k0 = i64c(cg, 0), k1 = i64c(cg, p->k);
+    V first = LLVMConstInt(cg->t_i1, 1, 0), last = first;
+    const bool blocked = p->k > x.kc;
+    if (blocked) {
+        k0 = kiln_cg_for_begin(cg, &kl, i64c(cg, 0), i64c(cg, p->k), i64c(cg, x.kc));
+        k1 = kiln_cg_smin(cg, add64(cg, k0, i64c(cg, x.kc)), i64c(cg, p->k));
+        first = LLVMBuildICmp(cg->b, LLVMIntEQ, k0, i64c(cg, 0), "first");
+        last = LLVMBuildICmp(cg->b, LLVMIntEQ, k1, i64c(cg, p->k), "last");
+    }
+    /* One row: wide tiles over whole groups of panels first. */
+    V j_start = p->n0;
+    if (wide > x.nr && p->b_packed && !p->pack_b) {
+        const int64_t w = (int64_t)wide * cg->vl;
+        V span = LLVMBuildSub(cg->b, p->n1, p->n0, "");
+        V wide_end = add64(cg, p->n0, mul64(cg, kiln_cg_udiv(cg, span, w), w));
+        V one_row = LLVMBuildICmp(cg->b, LLVMIntEQ, p->m, i64c(cg, 1), "");
+        j_start = LLVMBuildSelect(cg->b, one_row, wide_end, p->n0, "");
+        kiln_cg_loop wl;
+        V j = kiln_cg_for_begin(cg, &wl, p->n0, j_start, i64c(cg, w));
+        tile(cg, &x, a_direct(cg, &x, i64c(cg, 0)), 1, b_packed_at(cg, &x, j), wide, k0, k1, (direct_out){0});
+        flush(cg, &x, i64c(cg, 0), i64c(cg, 1), j, i64c(cg, w), wide, first, last);
+        kiln_cg_for_end(cg, &wl);
+    }
+    kiln_cg_loop il, jl;
+    /* Copying A's row tiles pays when its rows alias in L1 (a stride of a
+     * multiple of 4 KiB) or are far apart, and many panels reuse each copy. */
+    const bool copy_a = !p->a_packed && p->b_packed && !p->pack_b && p->n_panels_hint >= 4 &&
+                        (p->lda % 1024 == 0 || p->lda >= 2048);
+    if (!copy_a) {
+        /* Panels outer: a kc x NR slice of B stays in L1 for every row tile
+         * (copied or computed there first when B is not packed). */
+        V bbuf = NULL;
+        if (!p->b_packed || p->pack_b) {
+            bbuf = kiln_cg_alloca(cg, LLVMArrayType2(cg->t_f32, (uint64_t)x.kc * (uint64_t)x.nr_cols), "bpanel");
+            LLVMSetAlignment(bbuf, 64);
+        }
+        V j = kiln_cg_for_begin(cg, &jl, j_start, p->n1, i64c(cg, x.nr_cols));
+        V ncols = kiln_cg_smin(cg, LLVMBuildSub(cg->b, p->n1, j, ""), i64c(cg, x.nr_cols));
+        b_access B;
+        if (p->pack_b) {
+            p->pack_b(cg, p->pack_arg, bbuf, j, ncols, k0, k1);
+            B = (b_access){kiln_cg_gep(cg, bbuf, LLVMBuildNeg(cg->b, mul64(cg, k0, x.nr_cols), "")), 0, x.nr_cols};
+        } else {
+            B = p->b_packed ? b_packed_at(cg, &x, j) : b_copy(cg, &x, bbuf, j, ncols, k0, k1);
+        }
+        V i = kiln_cg_for_begin(cg, &il, i64c(cg, 0), p->m, i64c(cg, x.mr));
+        V mr = kiln_cg_smin(cg, LLVMBuildSub(cg->b, p->m, i, ""), i64c(cg, x.mr));
+        tile_panel(cg, &x, i, mr, a_direct(cg, &x, i), B, j, ncols, k0, k1, first, last);
+        kiln_cg_for_end(cg, &il);
+        kiln_cg_for_end(cg, &jl);
+    } else {
+        /* Row tiles outer: the tile's rows of this K block are copied to a
+         * contiguous buffer (rows of A are often 4 KiB multiples apart, which
+         * alias in L1 and touch a page per row), then every panel of packed B
+         * streams past it. */
+        LLVMTypeRef abuf_t = LLVMArrayType2(cg->t_f32, (uint64_t)x.mr * (uint64_t)x.kc);
+        V abuf = kiln_cg_alloca(cg, abuf_t, "atile");
+        LLVMSetAlignment(abuf, 64);
+        V i = kiln_cg_for_begin(cg, &il, i64c(cg, 0), p->m, i64c(cg, x.mr));
+        V mr = kiln_cg_smin(cg, LLVMBuildSub(cg->b, p->m, i, ""), i64c(cg, x.mr));
+        kiln_cg_if any;
+        kiln_cg_if_begin(cg, &any, LLVMBuildICmp(cg->b, LLVMIntSLT, j_start, p->n1, ""));
+        kiln_cg_loop rl, cl;
+        V r = kiln_cg_for_begin(cg, &rl, i64c(cg, 0), mr, i64c(cg, 1));
+        V src = kiln_cg_gep(cg, p->a, add64(cg, mul64(cg, add64(cg, i, r), p->lda), k0));
+        V dst = kiln_cg_gep(cg, abuf, mul64(cg, r, x.kc));
+        V len = LLVMBuildSub(cg->b, k1, k0, "");
+        V vend = mul64(cg, kiln_cg_udiv(cg, len, cg->vl), cg->vl);
+        V c = kiln_cg_for_begin(cg, &cl, i64c(cg, 0), vend, i64c(cg, cg->vl));
+        kiln_cg_vstore(cg, kiln_cg_vload(cg, src, c, NULL, 0.0), dst, c, NULL);
+        kiln_cg_for_end(cg, &cl);
+        c = kiln_cg_for_begin(cg, &cl, vend, len, i64c(cg, 1));
+        kiln_cg_store(cg, kiln_cg_load(cg, src, c), dst, c);
+        kiln_cg_for_end(cg, &cl);
+        kiln_cg_for_end(cg, &rl);
+        a_access A = {kiln_cg_gep(cg, abuf, LLVMBuildNeg(cg->b, k0, "")), x.kc, 1};
+        V j = kiln_cg_for_begin(cg, &jl, j_start, p->n1, i64c(cg, x.nr_cols));
+        V ncols = kiln_cg_smin(cg, LLVMBuildSub(cg->b, p->n1, j, ""), i64c(cg, x.nr_cols));
+        tile_panel(cg, &x, i, mr, A, b_packed_at(cg, &x, j), j, ncols, k0, k1, first, last);
+        kiln_cg_for_end(cg, &jl);
+        kiln_cg_if_end(cg, &any);
+        kiln_cg_for_end(cg, &il);
+    }
+    if (blocked)
+        kiln_cg_for_end(cg, &kl);
+}
