@@ -6,7 +6,7 @@ set -eu
 kiln=$1; rt=$2; src=$3
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 "$kiln" compile "$src/examples/digits/digits.yaml" -o "$work/digits.o" --header "$work/digits.h" >/dev/null
-cc -std=c99 -Wall -Werror -I"$work" -I"$src/runtime/include" "$src/examples/app/digits_app.c" "$work/digits.o" \
+${CC:-cc} -std=c99 -Wall -Werror ${KILN_APP_CFLAGS:-} -I"$work" -I"$src/runtime/include" "$src/examples/app/digits_app.c" "$work/digits.o" \
    "$rt" -lopenblas -lpthread -lm -o "$work/app"
 passed=0; failed=0
 while read -r file label; do
