@@ -116,6 +116,8 @@ typedef struct kiln_cg {
     const kiln_node *node; /* for messages; NULL outside a node */
     kiln_cg_epilogue *epi; /* the fused members of the node being emitted (n == 0: none) */
     const bool *fused;     /* per node: runs inside the kernel of the node before it */
+    kiln_cg_gemm_impl *gemm_used; /* per node (the module's) */
+    bool uses_blas;        /* a kernel calls kiln_rt_sgemm: NAME_create sets OpenBLAS to one thread */
 
     LLVMValueRef ukernels[2][17][17]; /* kernels_gemm.c: shared micro-kernels by (packed A, rows, vectors) */
 
@@ -383,6 +385,26 @@ KILN_CG_HIDDEN void kiln_cg_pack_a(const kiln_cg_target *t, const float *src, in
 KILN_CG_HIDDEN void kiln_cg_gemm_blocking(const kiln_cg *cg, int64_t m, int64_t n, int64_t k, uint32_t tasks,
                                           bool rows_grow, double b_cost, int64_t *mb, int64_t *nb);
 
+/* kernels_linear.c: which implementation node n gets (records it), and the
+ * BLAS path's call: C[m x n] = A[m x k] op(B) (row-major, leading dims)
+ * followed by bias and the epilogue over the block (rows from row0 in the
+ * view, columns [c0, c0 + n) of C). */
+KILN_CG_HIDDEN kiln_cg_gemm_impl kiln_cg_gemm_pick(kiln_cg *cg, const kiln_node *n);
+typedef struct kiln_cg_blas_call {
+    bool trans_b;
+    LLVMValueRef m, n;  /* i64 */
+    int64_t k;
+    LLVMValueRef a, b, c; /* at the block's first element */
+    int64_t lda, ldb, ldc;
+    LLVMValueRef bias;  /* at the block's first row (per row) or column (per column), or NULL */
+    bool bias_per_row;
+    const kiln_cg_epilogue *epi;
+    LLVMValueRef epi_row0, epi_col0;
+} kiln_cg_blas_call;
+KILN_CG_HIDDEN void kiln_cg_emit_blas(kiln_cg *cg, const kiln_cg_blas_call *c);
+/* Blocks of the BLAS path: all rows, the columns in `tasks` blocks (0: 4). */
+KILN_CG_HIDDEN void kiln_cg_blas_blocking(const kiln_cg *cg, int64_t n, uint32_t tasks, int64_t *mb, int64_t *nb);
+
 /* kernels_linear.c */
 KILN_CG_HIDDEN kiln_status kiln_cg_emit_dense(kiln_cg *cg, const kiln_node *n);
 KILN_CG_HIDDEN kiln_status kiln_cg_emit_matmul(kiln_cg *cg, const kiln_node *n);
@@ -425,6 +447,7 @@ struct kiln_cg_module {
     uint64_t checksum;
     bool code_emitted;
     bool *fused;                   /* the fusion plan, per node */
+    kiln_cg_gemm_impl *gemm_used;  /* per node: what a GEMM layer got */
     uint64_t code_bytes, data_bytes; /* the emitted object's sections (0 before emitting one) */
     kiln_cg_step_info *steps;      /* what each step of the run function computes */
     size_t n_steps;

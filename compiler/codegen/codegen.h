@@ -45,6 +45,13 @@ typedef enum kiln_cg_weights_mode {
     KILN_CG_WEIGHTS_EXTERNAL, /* in a separate file (kiln_cg_write_weights), mapped by NAME_create */
 } kiln_cg_weights_mode;
 
+/* How a GEMM-shaped layer (dense, 1x1 convolution) is computed. */
+typedef enum kiln_cg_gemm_impl {
+    KILN_CG_GEMM_AUTO,      /* the documented heuristic (docs/codegen.md, "Performance") */
+    KILN_CG_GEMM_GENERATED, /* the generated packed GEMM */
+    KILN_CG_GEMM_BLAS,      /* OpenBLAS sgemm (kiln_rt_sgemm) per task block, then the epilogue */
+} kiln_cg_gemm_impl;
+
 typedef struct kiln_cg_options {
     const char *triple;       /* target triple; NULL = the host's */
     const char *cpu;          /* NULL = the host CPU for the host triple, "generic" otherwise */
@@ -56,9 +63,10 @@ typedef struct kiln_cg_options {
     bool jit;                 /* build for kiln_cg_jit_create (host only; exports NAME_run_array) */
     const char *cc;           /* EMIT_SO: the C compiler driver; NULL = $CC or "cc" */
     const char *rt_libdir;    /* EMIT_SO: directory of libkiln_rt; NULL = the linker's search path */
+    const kiln_cg_gemm_impl *gemm_impl; /* per node (g->n_nodes entries; borrowed), or NULL: all AUTO */
 } kiln_cg_options;
 
-#define KILN_CG_OPTIONS_INIT {NULL, NULL, NULL, 2, KILN_CG_WEIGHTS_EMBED, NULL, false, false, NULL, NULL}
+#define KILN_CG_OPTIONS_INIT {NULL, NULL, NULL, 2, KILN_CG_WEIGHTS_EMBED, NULL, false, false, NULL, NULL, NULL}
 
 typedef struct kiln_cg_module kiln_cg_module;
 
@@ -111,6 +119,21 @@ typedef struct kiln_cg_step_info {
 } kiln_cg_step_info;
 size_t kiln_cg_step_count(const kiln_cg_module *m);
 const kiln_cg_step_info *kiln_cg_step_at(const kiln_cg_module *m, size_t k);
+
+/* The implementation node `node` got: GENERATED or BLAS for the layers that
+ * have both (dense, 1x1 convolutions), AUTO for every other node. */
+kiln_cg_gemm_impl kiln_cg_gemm_used(const kiln_cg_module *m, kiln_id node);
+/* Whether node n of g can take either implementation. */
+bool kiln_cg_gemm_candidate(const kiln_graph *g, const kiln_node *n);
+
+/* kiln compile --tune: for every candidate node of g, JIT-compiles the node
+ * alone (its data inputs as model inputs, its parameters) with each
+ * implementation, times `iterations` runs at `batch` on `threads` threads
+ * (median), and stores the faster in choice[node] (g->n_nodes entries;
+ * AUTO for other nodes) and the medians in t_generated / t_blas (seconds; 0
+ * for other nodes; either may be NULL). Host only. */
+kiln_status kiln_cg_tune(const kiln_graph *g, const kiln_cg_options *opt, int64_t batch, int threads, int iterations,
+                         kiln_cg_gemm_impl *choice, double *t_generated, double *t_blas, kiln_diag *d);
 
 /* The footprint the module records (bytes). */
 void kiln_cg_footprint(const kiln_cg_module *m, size_t *workspace_fixed, size_t *workspace_per_batch,

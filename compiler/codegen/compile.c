@@ -75,6 +75,7 @@ void kiln_cg_module_destroy(kiln_cg_module *m)
         free(m->steps[k].kernel);
     free(m->steps);
     free(m->fused);
+    free(m->gemm_used);
     free(m->weights_path);
     free(m->cc);
     free(m->rt_libdir);
@@ -188,6 +189,11 @@ kiln_status kiln_cg_compile(const kiln_graph *g, const kiln_cg_options *opt_in, 
     /* Fusion groups: which nodes run inside the kernel of the node before
      * them, and so which values never reach memory. */
     m->fused = calloc(g->n_nodes ? g->n_nodes : 1, sizeof *m->fused);
+    m->gemm_used = calloc(g->n_nodes ? g->n_nodes : 1, sizeof *m->gemm_used);
+    if (!m->gemm_used) {
+        st = KILN_ERR_OUT_OF_MEMORY;
+        goto fail;
+    }
     bool *stored = malloc((g->n_values ? g->n_values : 1) * sizeof *stored);
     if (!m->fused || !stored) {
         free(stored);
@@ -221,6 +227,7 @@ kiln_status kiln_cg_compile(const kiln_graph *g, const kiln_cg_options *opt_in, 
         goto cleanup;
     m->mod = cg.mod;
     cg.fused = m->fused;
+    cg.gemm_used = m->gemm_used;
     kiln_cg_epilogue epi;
     for (size_t i = 0; i < g->n_nodes && cg.status == KILN_OK; i++) {
         const kiln_node *n = &g->nodes[i];
@@ -315,4 +322,9 @@ void kiln_cg_get_report(const kiln_cg_module *m, kiln_cg_report *out)
     out->steps = m->n_steps;
     for (size_t i = 0; m->g && m->fused && i < m->g->n_nodes; i++)
         out->fused_nodes += m->fused[i];
+}
+
+kiln_cg_gemm_impl kiln_cg_gemm_used(const kiln_cg_module *m, kiln_id node)
+{
+    return m && m->g && m->gemm_used && node < m->g->n_nodes ? m->gemm_used[node] : KILN_CG_GEMM_AUTO;
 }

@@ -215,6 +215,13 @@ kiln_status kiln_cg_emit_entry(kiln_cg *cg, V weights_global, uint64_t checksum)
 
     LLVMTypeRef pp[2] = {P, P};
     f = define(cg, "_create", I32, pp, 2, true);
+    if (cg->uses_blas) {
+        /* Kernels call OpenBLAS inside parallel_for tasks: it must not start
+         * threads of its own (kiln_rt_sgemm's contract). */
+        V set = declare(cg, "kiln_rt_blas_set_threads", cg->t_void, &I32, 1);
+        V one = i32c(cg, 1);
+        call(cg, set, &one, 1);
+    }
     V args3[3] = {desc, LLVMGetParam(f, 1), LLVMGetParam(f, 0)};
     LLVMBuildRet(cg->b, call(cg, rt_create, args3, 3));
 

@@ -43,6 +43,7 @@ static kiln_status define_runtime(LLVMOrcLLJITRef jit, LLVMOrcJITDylibRef jd, ki
         RT(kiln_rt_instance_prepare),    RT(kiln_rt_instance_destroy), RT(kiln_rt_model_workspace_size),
         RT(kiln_rt_aligned_alloc),       RT(kiln_rt_aligned_free),    RT(kiln_rt_sgemm),
         RT(kiln_rt_checksum),            RT(kiln_rt_map_file),        RT(kiln_rt_unmap_file),
+        RT(kiln_rt_blas_set_threads),
     };
     enum { N = sizeof syms / sizeof syms[0] };
     LLVMOrcCSymbolMapPair pairs[N];

@@ -423,6 +423,55 @@ static bool is_one_by_one(const window *w)
     return w->kh == 1 && w->kw == 1 && w->sh == 1 && w->sw == 1 && !w->pt && !w->pl && !w->pb && !w->pr;
 }
 
+/* A 1x1 convolution (one group, stride 1, no padding) through OpenBLAS: per
+ * task, out[f, p] = W[f, c] x[c, p] for a block of channels and pixels. */
+static kiln_status conv_1x1_blas(kiln_cg *cg, const kiln_node *n, kiln_id wid, kiln_id bid, uint64_t b_off)
+{
+    const kiln_shape *xs = &kiln_graph_value(cg->g, n->inputs[0])->type.shape;
+    const kiln_shape *ys = &kiln_graph_value(cg->g, n->output)->type.shape;
+    const int64_t C = xs->dims[1], F = ys->dims[1], P = ys->dims[2] * ys->dims[3];
+    uint64_t w_off;
+    if (kiln_cg_blob_param(cg, wid, &w_off) != KILN_OK)
+        return cg->status;
+    int64_t mb, nb;
+    kiln_cg_blas_blocking(cg, P, n->tasks, &mb, &nb);
+    mb = F;
+    const int64_t m_blocks = (F + mb - 1) / mb, n_blocks = (P + nb - 1) / nb, per_item = m_blocks * n_blocks;
+    char kernel[128], epi[64];
+    snprintf(kernel, sizeof kernel, "f32_conv2d_1x1%s%s_openblas", bid != KILN_NO_ID ? "_bias" : "",
+             kiln_cg_epi_name(epilogue(cg), epi, sizeof epi));
+    kiln_cg_task_begin(cg, kernel, n);
+    V px = kiln_cg_value_ptr(cg, n->inputs[0]), py = kiln_cg_value_ptr(cg, stored_value(cg, n));
+    V t = cg->arg_index;
+    V cb = kiln_cg_urem(cg, t, n_blocks);
+    t = kiln_cg_udiv(cg, t, n_blocks);
+    V rb = kiln_cg_urem(cg, t, m_blocks), item = kiln_cg_udiv(cg, t, m_blocks);
+    V r0 = mul64(cg, rb, mb), r1 = kiln_cg_smin(cg, add64(cg, r0, kiln_cg_i64(cg, mb)), kiln_cg_i64(cg, F));
+    V c0 = mul64(cg, cb, nb), c1 = kiln_cg_smin(cg, add64(cg, c0, kiln_cg_i64(cg, nb)), kiln_cg_i64(cg, P));
+    V out_ch = add64(cg, mul64(cg, item, F), r0);
+    kiln_cg_blas_call c = {
+        .trans_b = false,
+        .m = LLVMBuildSub(cg->b, r1, r0, ""),
+        .n = LLVMBuildSub(cg->b, c1, c0, ""),
+        .k = C,
+        .a = kiln_cg_gep(cg, kiln_cg_weights_ptr(cg, w_off), mul64(cg, r0, C)),
+        .b = kiln_cg_gep(cg, px, add64(cg, mul64(cg, item, C * P), c0)),
+        .c = kiln_cg_gep(cg, py, add64(cg, mul64(cg, out_ch, P), c0)),
+        .lda = C,
+        .ldb = P,
+        .ldc = P,
+        .bias = bid != KILN_NO_ID ? kiln_cg_gep(cg, kiln_cg_weights_ptr(cg, b_off), r0) : NULL,
+        .bias_per_row = true,
+        .epi = epilogue(cg),
+        .epi_row0 = out_ch,
+        .epi_col0 = c0,
+    };
+    kiln_cg_emit_blas(cg, &c);
+    const int64_t items = xs->batched ? 1 : xs->dims[0];
+    kiln_cg_task_end(cg, (kiln_cg_count){xs->batched ? 0 : per_item * items, xs->batched ? per_item : 0, 1, 1});
+    return cg->status;
+}
+
 kiln_status kiln_cg_emit_conv2d(kiln_cg *cg, const kiln_node *n)
 {
     const kiln_shape *xs = &kiln_graph_value(cg->g, n->inputs[0])->type.shape;
@@ -444,6 +493,9 @@ kiln_status kiln_cg_emit_conv2d(kiln_cg *cg, const kiln_node *n)
             return cg->status;
         return conv_direct(cg, n, &w, w_off, bid != KILN_NO_ID, b_off);
     }
+    const bool one_by_one = is_one_by_one(&w);
+    if (one_by_one && kiln_cg_gemm_pick(cg, n) == KILN_CG_GEMM_BLAS)
+        return conv_1x1_blas(cg, n, wid, bid, b_off);
     /* A: the weights [F, J], packed per group in panels of mr channels. */
     size_t count;
     float *wt = kiln_cg_param_f32(cg, wid, &count);
@@ -458,7 +510,6 @@ kiln_status kiln_cg_emit_conv2d(kiln_cg *cg, const kiln_node *n)
     if (!packed)
         return cg->status != KILN_OK ? cg->status : kiln_cg_fail(cg, KILN_ERR_INTERNAL, "weight size mismatch");
 
-    const bool one_by_one = is_one_by_one(&w);
     if (w.kh > KILN_CG_MAX_TAPS || w.kw > KILN_CG_MAX_TAPS)
         return kiln_cg_fail(cg, KILN_ERR_UNSUPPORTED, "kernels larger than %dx%d are not supported",
                             KILN_CG_MAX_TAPS, KILN_CG_MAX_TAPS);

@@ -5,9 +5,9 @@
  * vectors: for each k it loads nv vectors of B once, broadcasts mr scalars
  * of A, and does mr * nv fused multiply-adds into accumulators that stay in
  * registers (the target table sizes the tile to the register file: 6 x 2
- * ymm on AVX2, 14 x 2 zmm on AVX-512, 8 x 3 q on NEON). One variant is
- * generated per row count 1..mr (a switch picks it for the last rows), so a
- * batch of 3 reads B once, not three times.
+ * ymm on AVX2, 14 x 2 zmm on AVX-512, 8 x 3 q on NEON). One variant exists
+ * per row count 1..mr (a switch picks it for the last rows), so a batch of 3
+ * reads B once, not three times.
  *
  * Packing. Weights are packed at compile time into exactly the order the
  * micro-kernel reads them: B (dense weights, constant matmul operands) as
@@ -31,9 +31,11 @@
  * loads of B run at full width with enough independent FMA chains to reach
  * memory bandwidth.
  *
- * The tile is stored through a small stack buffer: the flush (bias, the
- * epilogue, masks for the last columns) is generated once per GEMM, not once
- * per tile variant. */
+ * The micro-kernels are private functions shared by every GEMM of the module
+ * (one per tile shape); they leave the tile's sums in a small stack buffer.
+ * Whole tiles (mr rows, a full panel) are then added to C or finished with
+ * the epilogue by unrolled code; partial tiles (the last rows or columns) by
+ * one generic flush loop with masks, generated once per GEMM. */
 #include "cg.h"
 
 #include <stdio.h>

@@ -31,6 +31,125 @@ static kiln_id stored_value(kiln_cg *cg, const kiln_node *n)
 
 static const kiln_cg_epilogue *epilogue(kiln_cg *cg) { return cg->epi && cg->epi->n > 0 ? cg->epi : NULL; }
 
+/* ---- the OpenBLAS candidate -------------------------------------------------------- */
+
+bool kiln_cg_gemm_candidate(const kiln_graph *g, const kiln_node *n)
+{
+    if (n->op == KILN_OP_DENSE)
+        return kiln_node_param(g, n, "weight") != KILN_NO_ID;
+    if (n->op != KILN_OP_CONV2D || n->attrs[KILN_ATTR_GROUPS].i != 1)
+        return false;
+    kiln_id w = kiln_node_param(g, n, "weight");
+    if (w == KILN_NO_ID || g->values[w].type.shape.rank != 4)
+        return false;
+    const kiln_shape *ws = &g->values[w].type.shape;
+    const kiln_attr *st = &n->attrs[KILN_ATTR_STRIDE], *pd = &n->attrs[KILN_ATTR_PADDING];
+    return ws->dims[2] == 1 && ws->dims[3] == 1 && st->n >= 2 && st->ints[0] == 1 && st->ints[1] == 1 && pd->n >= 4 &&
+           !pd->ints[0] && !pd->ints[1] && !pd->ints[2] && !pd->ints[3];
+}
+
+/* The heuristic (docs/codegen.md, "Performance"): the generated GEMM,
+ * whose weights are packed at compile time, unless a batch item alone is a
+ * very large GEMM (at least 512 rows, and N and K of at least 2048), the
+ * only size class where OpenBLAS's kernel (which packs both operands per
+ * call) came close on the development machine: on every example layer, and
+ * on 256 x 1024 x 1024 per item, the generated one was faster at 1 and 2
+ * threads. Rows: the leading axes of a dense layer's input per item (the
+ * batch is not known at compile time), the output channels of a 1x1
+ * convolution; N: units or pixels; K: input features or channels.
+ * `kiln compile --tune` measures instead. */
+static bool blas_preferred(const kiln_graph *g, const kiln_node *n)
+{
+    const kiln_shape *ys = &g->values[n->output].type.shape, *xs = &g->values[n->inputs[0]].type.shape;
+    int64_t rows = 1, cols, depth;
+    if (n->op == KILN_OP_DENSE) {
+        for (int i = xs->batched ? 1 : 0; i < xs->rank - 1; i++)
+            rows *= xs->dims[i];
+        cols = ys->dims[ys->rank - 1];
+        depth = xs->dims[xs->rank - 1];
+    } else { /* 1x1 conv: rows = output channels, columns = pixels, depth = input channels */
+        rows = ys->dims[1];
+        cols = ys->dims[2] * ys->dims[3];
+        depth = xs->dims[1];
+    }
+    return rows >= 512 && cols >= 2048 && depth >= 2048;
+}
+
+kiln_cg_gemm_impl kiln_cg_gemm_pick(kiln_cg *cg, const kiln_node *n)
+{
+    size_t idx = (size_t)(n - cg->g->nodes);
+    kiln_cg_gemm_impl impl = cg->opt.gemm_impl && idx < cg->g->n_nodes ? cg->opt.gemm_impl[idx] : KILN_CG_GEMM_AUTO;
+    if (!kiln_cg_gemm_candidate(cg->g, n))
+        impl = KILN_CG_GEMM_GENERATED;
+    else if (impl == KILN_CG_GEMM_AUTO)
+        impl = blas_preferred(cg->g, n) ? KILN_CG_GEMM_BLAS : KILN_CG_GEMM_GENERATED;
+    if (cg->gemm_used && idx < cg->g->n_nodes)
+        cg->gemm_used[idx] = impl;
+    if (impl == KILN_CG_GEMM_BLAS)
+        cg->uses_blas = true;
+    return impl;
+}
+
+void kiln_cg_blas_blocking(const kiln_cg *cg, int64_t n, uint32_t tasks, int64_t *mb, int64_t *nb)
+{
+    (void)cg;
+    int64_t want = tasks ? (int64_t)tasks : 4;
+    int64_t cols = (n + want - 1) / want;
+    cols = (cols + 63) / 64 * 64;
+    *mb = (int64_t)1 << 30; /* every row in one call */
+    *nb = cols < n ? cols : n;
+}
+
+typedef struct blas_epi_arg {
+    const kiln_cg_blas_call *c;
+    V crow, bias_row, col_bias;
+    V *offs;
+} blas_epi_arg;
+
+static void blas_epi_body(kiln_cg *cg, V j, V mask, void *p)
+{
+    blas_epi_arg *a = p;
+    const kiln_cg_blas_call *c = a->c;
+    V val = kiln_cg_vload(cg, a->crow, j, mask, 0.0);
+    if (a->bias_row)
+        val = LLVMBuildFAdd(cg->b, val, a->bias_row, "");
+    else if (c->bias)
+        val = LLVMBuildFAdd(cg->b, val, kiln_cg_vload(cg, c->bias, j, mask, 0.0), "");
+    if (c->epi)
+        val = kiln_cg_epi_apply(cg, c->epi, val, a->offs, add64(cg, c->epi_col0, j), mask);
+    kiln_cg_vstore(cg, val, a->crow, j, mask);
+}
+
+void kiln_cg_emit_blas(kiln_cg *cg, const kiln_cg_blas_call *c)
+{
+    LLVMTypeRef P = cg->t_ptr, I32 = cg->t_i32, I64 = cg->t_i64, F = cg->t_f32;
+    LLVMTypeRef params[13] = {I32, I32, I64, I64, I64, F, P, I64, P, I64, F, P, I64};
+    LLVMTypeRef ft = LLVMFunctionType(cg->t_void, params, 13, 0);
+    V fn = LLVMGetNamedFunction(cg->mod, "kiln_rt_sgemm");
+    if (!fn) {
+        fn = LLVMAddFunction(cg->mod, "kiln_rt_sgemm", ft);
+        LLVMSetLinkage(fn, LLVMExternalLinkage);
+    }
+    V args[13] = {kiln_cg_i32(cg, 0), kiln_cg_i32(cg, c->trans_b ? 1 : 0), c->m, c->n, kiln_cg_i64(cg, c->k),
+                  kiln_cg_f32(cg, 1.0), c->a, kiln_cg_i64(cg, c->lda), c->b, kiln_cg_i64(cg, c->ldb),
+                  kiln_cg_f32(cg, 0.0), c->c, kiln_cg_i64(cg, c->ldc)};
+    LLVMBuildCall2(cg->b, ft, fn, args, 13, "");
+    if (!c->bias && !c->epi)
+        return;
+    /* bias and the epilogue over the block, while it is in cache */
+    if (c->epi)
+        kiln_cg_epi_begin(cg, (kiln_cg_epilogue *)c->epi);
+    kiln_cg_loop l;
+    V r = kiln_cg_for_begin(cg, &l, kiln_cg_i64(cg, 0), c->m, kiln_cg_i64(cg, 1));
+    V offs[KILN_CG_MAX_EPI];
+    if (c->epi)
+        kiln_cg_epi_row(cg, c->epi, add64(cg, c->epi_row0, r), offs);
+    blas_epi_arg a = {c, kiln_cg_gep(cg, c->c, mul64(cg, r, c->ldc)),
+                      c->bias && c->bias_per_row ? kiln_cg_splat(cg, kiln_cg_load(cg, c->bias, r)) : NULL, NULL, offs};
+    kiln_cg_vloop(cg, kiln_cg_i64(cg, 0), c->n, blas_epi_body, &a);
+    kiln_cg_for_end(cg, &l);
+}
+
 /* ---- dense ---------------------------------------------------------------------- */
 
 kiln_status kiln_cg_emit_dense(kiln_cg *cg, const kiln_node *n)
@@ -43,34 +162,49 @@ kiln_status kiln_cg_emit_dense(kiln_cg *cg, const kiln_node *n)
     const int64_t K = xs->dims[xs->rank - 1];
     const int64_t N = kiln_graph_value(cg->g, n->output)->type.shape.dims[xs->rank - 1];
 
-    /* Pack W [N, K] as B = W^T in panels: the layout the kernel reads. */
-    size_t count;
-    float *w = kiln_cg_param_f32(cg, wid, &count);
-    if (!w)
-        return cg->status;
-    if (count != (size_t)(N * K)) {
-        free(w);
-        return kiln_cg_fail(cg, KILN_ERR_INTERNAL, "weight has %zu elements, not %lld", count, (long long)(N * K));
-    }
+    const bool blas = kiln_cg_gemm_pick(cg, n) == KILN_CG_GEMM_BLAS;
     uint64_t w_off, b_off = 0;
-    float *packed = kiln_cg_blob_alloc(cg, kiln_cg_packed_b_count(cg->target, K, N), &w_off);
-    if (packed)
-        kiln_cg_pack_b(cg->target, w, K, N, 1, K, packed);
-    free(w);
-    if (!packed || (bid != KILN_NO_ID && kiln_cg_blob_param(cg, bid, &b_off) != KILN_OK))
+    if (blas) { /* sgemm reads W [N, K] as it is (op(B) = W^T) */
+        if (kiln_cg_blob_param(cg, wid, &w_off) != KILN_OK)
+            return cg->status;
+    } else {
+        /* Pack W [N, K] as B = W^T in panels: the layout the kernel reads. */
+        size_t count;
+        float *w = kiln_cg_param_f32(cg, wid, &count);
+        if (!w)
+            return cg->status;
+        if (count != (size_t)(N * K)) {
+            free(w);
+            return kiln_cg_fail(cg, KILN_ERR_INTERNAL, "weight has %zu elements, not %lld", count, (long long)(N * K));
+        }
+        float *packed = kiln_cg_blob_alloc(cg, kiln_cg_packed_b_count(cg->target, K, N), &w_off);
+        if (packed)
+            kiln_cg_pack_b(cg->target, w, K, N, 1, K, packed);
+        free(w);
+        if (!packed)
+            return cg->status;
+    }
+    if (bid != KILN_NO_ID && kiln_cg_blob_param(cg, bid, &b_off) != KILN_OK)
         return cg->status;
 
     int64_t rows = 1; /* per batch item, or in total */
     for (int i = xs->batched ? 1 : 0; i < xs->rank - 1; i++)
         rows *= xs->dims[i];
     int64_t mb, nb;
-    kiln_cg_gemm_blocking(cg, rows, N, K, n->tasks, xs->batched, 1.0, &mb, &nb);
+    if (blas) /* few large calls: sgemm packs its operands on every call */
+        kiln_cg_blas_blocking(cg, N, n->tasks, &mb, &nb);
+    else
+        kiln_cg_gemm_blocking(cg, rows, N, K, n->tasks, xs->batched, 1.0, &mb, &nb);
     const int64_t n_col_blocks = (N + nb - 1) / nb;
 
     char kernel[128], epi[64];
-    snprintf(kernel, sizeof kernel, "f32_dense%s%s_%s_%dx%d", bid != KILN_NO_ID ? "_bias" : "",
-             kiln_cg_epi_name(epilogue(cg), epi, sizeof epi), cg->target->name, cg->target->gemm_mr,
-             cg->target->gemm_nr * cg->vl);
+    if (blas)
+        snprintf(kernel, sizeof kernel, "f32_dense%s%s_openblas", bid != KILN_NO_ID ? "_bias" : "",
+                 kiln_cg_epi_name(epilogue(cg), epi, sizeof epi));
+    else
+        snprintf(kernel, sizeof kernel, "f32_dense%s%s_%s_%dx%d", bid != KILN_NO_ID ? "_bias" : "",
+                 kiln_cg_epi_name(epilogue(cg), epi, sizeof epi), cg->target->name, cg->target->gemm_mr,
+                 cg->target->gemm_nr * cg->vl);
     kiln_cg_task_begin(cg, kernel, n);
     V m_total = kiln_cg_i64(cg, rows);
     if (xs->batched)
@@ -80,6 +214,28 @@ kiln_status kiln_cg_emit_dense(kiln_cg *cg, const kiln_node *n)
     V r1 = kiln_cg_smin(cg, add64(cg, r0, kiln_cg_i64(cg, mb)), m_total);
     V c0 = mul64(cg, cb, nb);
     V c1 = kiln_cg_smin(cg, add64(cg, c0, kiln_cg_i64(cg, nb)), kiln_cg_i64(cg, N));
+    if (blas) {
+        kiln_cg_blas_call c = {
+            .trans_b = true,
+            .m = LLVMBuildSub(cg->b, r1, r0, ""),
+            .n = LLVMBuildSub(cg->b, c1, c0, ""),
+            .k = K,
+            .a = kiln_cg_gep(cg, kiln_cg_value_ptr(cg, n->inputs[0]), mul64(cg, r0, K)),
+            .b = kiln_cg_gep(cg, kiln_cg_weights_ptr(cg, w_off), mul64(cg, c0, K)),
+            .c = kiln_cg_gep(cg, kiln_cg_value_ptr(cg, stored_value(cg, n)), add64(cg, mul64(cg, r0, N), c0)),
+            .lda = K,
+            .ldb = K,
+            .ldc = N,
+            .bias = bid != KILN_NO_ID ? kiln_cg_gep(cg, kiln_cg_weights_ptr(cg, b_off), c0) : NULL,
+            .bias_per_row = false,
+            .epi = epilogue(cg),
+            .epi_row0 = r0,
+            .epi_col0 = c0,
+        };
+        kiln_cg_emit_blas(cg, &c);
+        kiln_cg_task_end(cg, (kiln_cg_count){xs->batched ? 0 : rows, xs->batched ? rows : 0, mb, n_col_blocks});
+        return cg->status;
+    }
     kiln_cg_gemm p = {
         .a = kiln_cg_gep(cg, kiln_cg_value_ptr(cg, n->inputs[0]), mul64(cg, r0, K)),
         .b = kiln_cg_weights_ptr(cg, w_off),

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -18,7 +19,7 @@ static const char help[] =
     "usage: kiln compile MODEL -o OUTPUT [--header FILE.h] [--emit obj|asm|llvm|bc|lib|so]\n"
     "                    [--target TRIPLE] [--cpu NAME] [--features LIST] [-O0|-O1|-O2|-O3]\n"
     "                    [--weights embed|external] [--weights-path PATH] [--passes all|none]\n"
-    "                    [--threads T]\n"
+    "                    [--threads T] [--tune] [--tune-batch N]\n"
     "\n"
     "Compiles MODEL (.yaml or .kir) to native code for the model's C API\n"
     "(NAME_create, NAME_run, NAME_workspace_size, NAME_info, NAME_destroy).\n"
@@ -42,7 +43,12 @@ static const char help[] =
     "  --passes all        run the optimization passes first (default): batch norm\n"
     "                      folding, dead code, fusion, memory plan, schedule;\n"
     "                      'none' compiles the model as loaded\n"
-    "  --threads T         the thread count the schedule plans for (default: one per core)\n";
+    "  --threads T         the thread count the schedule plans for and --tune measures\n"
+    "                      with (default: one per core)\n"
+    "  --tune              for each dense and 1x1 convolution layer, time the generated\n"
+    "                      GEMM and OpenBLAS sgemm on this machine and keep the faster\n"
+    "                      (the host target only; without it a fixed heuristic picks)\n"
+    "  --tune-batch N      the batch size --tune measures at (default 1)\n";
 
 static int parse_emit(const char *s, kiln_cg_emit_kind *out)
 {
@@ -133,7 +139,8 @@ int kiln_cmd_compile(int argc, char **argv)
 {
     kiln_args a = {argc, argv, 1, "compile"};
     const char *model = NULL, *output = NULL, *header = NULL, *emit = NULL, *weights = "embed";
-    const char *weights_path = NULL, *passes = "all", *threads_text = NULL;
+    const char *weights_path = NULL, *passes = "all", *threads_text = NULL, *tune_batch_text = NULL;
+    bool tune = false;
     kiln_cg_options opt = KILN_CG_OPTIONS_INIT;
     for (; a.i < argc; a.i++) {
         int r;
@@ -146,13 +153,18 @@ int kiln_cmd_compile(int argc, char **argv)
             opt.opt_level = arg[2] - '0';
             continue;
         }
+        if (kiln_args_flag(&a, "--tune")) {
+            tune = true;
+            continue;
+        }
         if ((r = kiln_args_value(&a, "-o", &output)) || (r = kiln_args_value(&a, "--output", &output)) ||
             (r = kiln_args_value(&a, "--header", &header)) || (r = kiln_args_value(&a, "--emit", &emit)) ||
             (r = kiln_args_value(&a, "--target", &opt.triple)) || (r = kiln_args_value(&a, "--cpu", &opt.cpu)) ||
             (r = kiln_args_value(&a, "--features", &opt.features)) ||
             (r = kiln_args_value(&a, "--weights", &weights)) ||
             (r = kiln_args_value(&a, "--weights-path", &weights_path)) ||
-            (r = kiln_args_value(&a, "--passes", &passes)) || (r = kiln_args_value(&a, "--threads", &threads_text))) {
+            (r = kiln_args_value(&a, "--passes", &passes)) || (r = kiln_args_value(&a, "--threads", &threads_text)) ||
+            (r = kiln_args_value(&a, "--tune-batch", &tune_batch_text))) {
             if (r < 0)
                 return 2;
             continue;
@@ -180,6 +192,14 @@ int kiln_cmd_compile(int argc, char **argv)
         return 2;
     if (threads > 1024)
         return kiln_cli_usage_error("compile", "--threads must be at most 1024");
+    int64_t tune_batch = 1;
+    if (tune_batch_text && kiln_cli_parse_count("compile", "--tune-batch", tune_batch_text, 1, &tune_batch))
+        return 2;
+    if (tune_batch_text && !tune)
+        return kiln_cli_usage_error("compile", "--tune-batch needs --tune");
+    if (tune && (opt.triple || opt.cpu || opt.features))
+        return kiln_cli_usage_error("compile", "--tune measures on this machine: it cannot be combined with "
+                                               "--target, --cpu or --features");
 
     double t_start = now_s();
     kiln_graph *g = kiln_cli_load_model(model);
@@ -188,6 +208,8 @@ int kiln_cmd_compile(int argc, char **argv)
     int rc = 1;
     char *wfile = NULL, *wabs = NULL;
     kiln_cg_module *m = NULL;
+    kiln_cg_gemm_impl *choice = NULL;
+    double *t_gen = NULL, *t_blas = NULL;
     kiln_diag d;
     kiln_diag_init(&d);
     if (external) {
@@ -205,7 +227,23 @@ int kiln_cmd_compile(int argc, char **argv)
     if (kiln_cli_optimize(g, "compile", passes, threads) != 0)
         goto done;
     double t_passes = now_s();
-    kiln_status st = kiln_cg_compile(g, &opt, &m, &d);
+    kiln_status st = KILN_OK;
+    choice = calloc(g->n_nodes ? g->n_nodes : 1, sizeof *choice);
+    t_gen = calloc(g->n_nodes ? g->n_nodes : 1, sizeof *t_gen);
+    t_blas = calloc(g->n_nodes ? g->n_nodes : 1, sizeof *t_blas);
+    if (!choice || !t_gen || !t_blas) {
+        kiln_cli_error("compile", "out of memory");
+        goto done;
+    }
+    if (tune) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        st = kiln_cg_tune(g, &opt, tune_batch, threads ? (int)threads : (int)(cores > 0 ? cores : 1), 15, choice,
+                          t_gen, t_blas, &d);
+        opt.gemm_impl = choice;
+    }
+    double t_tuned = now_s();
+    if (st == KILN_OK)
+        st = kiln_cg_compile(g, &opt, &m, &d);
     if (st == KILN_OK)
         st = kiln_cg_emit(m, kind, output, &d);
     if (st == KILN_OK && header)
@@ -230,13 +268,35 @@ int kiln_cmd_compile(int argc, char **argv)
     static const char *const kind_names[] = {"obj", "asm", "llvm", "bc", "lib", "so"};
     printf("wrote %s (%s)%s%s%s%s\n  target    %s\n", output, kind_names[kind], header ? ", " : "", header ? header : "",
            external ? ", " : "", external ? wfile : "", kiln_cg_target_description(m));
-    printf("  compile   %.2f s (loading %.2f s, passes %.2f s, code generation and emission %.2f s)\n",
-           t_end - t_start, t_load - t_start, t_passes - t_load, t_end - t_passes);
-    if (rep.code_bytes || rep.data_bytes)
-        printf("  object    %s: code %s, data %s%s%s\n", total, code, external ? "" : "(weights ",
-               external ? "" : w, external ? "" : " embedded)");
+    printf("  compile   %.2f s (loading %.2f s, passes %.2f s, %scode generation and emission %.2f s)\n",
+           t_end - t_start, t_load - t_start, t_passes - t_load, tune ? "tuning " : "", t_end - t_tuned);
+    if (tune)
+        printf("            tuning took %.2f s\n", t_tuned - t_passes);
+    if (rep.code_bytes || rep.data_bytes) {
+        char data[32];
+        human(rep.data_bytes, data, sizeof data);
+        printf("  object    %s: code %s, data %s%s\n", total, code, data,
+               external ? "" : " (the embedded weights and the model's constants)");
+    }
     printf("  weights   %s %s%s\n", w, external ? "in " : "embedded", external ? wfile : "");
     printf("  kernels   %zu (%zu layers run fused inside another's kernel)\n", rep.steps, rep.fused_nodes);
+    /* which GEMM each dense / 1x1 convolution layer got */
+    bool header_done = false;
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        kiln_cg_gemm_impl used = kiln_cg_gemm_used(m, (kiln_id)i);
+        if (used == KILN_CG_GEMM_AUTO)
+            continue;
+        if (!header_done)
+            printf("  gemm      %s\n", tune ? "measured at --tune-batch (median of 15 runs each):" : "chosen by the heuristic "
+                                                                                             "(--tune measures):");
+        header_done = true;
+        const kiln_node *n = kiln_graph_node(g, (kiln_id)i);
+        if (tune && t_gen[i] > 0)
+            printf("            %-28s %-9s (generated %.3f ms, OpenBLAS %.3f ms)\n", n->layer ? n->layer : "?",
+                   used == KILN_CG_GEMM_BLAS ? "OpenBLAS" : "generated", t_gen[i] * 1e3, t_blas[i] * 1e3);
+        else
+            printf("            %-28s %s\n", n->layer ? n->layer : "?", used == KILN_CG_GEMM_BLAS ? "OpenBLAS" : "generated");
+    }
     printf("  workspace %s + batch x %s", f, p);
     if (rep.planned && rep.lower_bound_bytes) {
         size_t at1 = rep.workspace_fixed + rep.workspace_per_batch;
@@ -248,6 +308,9 @@ int kiln_cmd_compile(int argc, char **argv)
 done:
     kiln_diag_release(&d);
     kiln_cg_module_destroy(m);
+    free(choice);
+    free(t_gen);
+    free(t_blas);
     free(wfile);
     free(wabs);
     kiln_graph_destroy(g);

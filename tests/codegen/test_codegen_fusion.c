@@ -10,6 +10,7 @@
 #include <CUnit/Basic.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cg_util.h"
@@ -303,6 +304,69 @@ static void test_profile_hook(void)
     kiln_graph_destroy(g);
 }
 
+/* The OpenBLAS candidate, forced on every dense / 1x1 conv (fused epilogues
+ * included), and kiln_cg_tune's choice. */
+static void check_blas(kiln_graph *g)
+{
+    kiln_diag d;
+    kiln_diag_init(&d);
+    kiln_pipeline_options po = {.verify_each = true, .threads_hint = 2};
+    CU_ASSERT_FATAL(kiln_pipeline_run(g, &po, &d) == KILN_OK);
+    kiln_cg_gemm_impl *impl = calloc(g->n_nodes, sizeof *impl);
+    CU_ASSERT_FATAL(impl != NULL);
+    size_t candidates = 0;
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        impl[i] = KILN_CG_GEMM_BLAS;
+        candidates += kiln_cg_gemm_candidate(g, &g->nodes[i]);
+    }
+    CU_ASSERT(candidates > 0);
+    kiln_cg_options o = KILN_CG_OPTIONS_INIT;
+    o.gemm_impl = impl;
+    static const int64_t batches[] = {1, 3, 17};
+    static const int threads[] = {1, 2, 3};
+    double e = tg_check(g, &o, batches, 3, threads, 3);
+    if (!(e >= 0 && e <= TOL))
+        fprintf(stderr, "  model '%s' (OpenBLAS): max error %g\n", g->name, e);
+    CU_ASSERT(e >= 0 && e <= TOL);
+    kiln_cg_module *m = NULL;
+    o.jit = true;
+    CU_ASSERT_FATAL(kiln_cg_compile(g, &o, &m, &d) == KILN_OK);
+    for (size_t i = 0; i < g->n_nodes; i++)
+        CU_ASSERT(kiln_cg_gemm_used(m, (kiln_id)i) ==
+                  (kiln_cg_gemm_candidate(g, &g->nodes[i]) ? KILN_CG_GEMM_BLAS : KILN_CG_GEMM_AUTO) || g->nodes[i].group);
+    kiln_cg_module_destroy(m);
+    /* --tune: a choice for each candidate, timings for both */
+    double *tg = calloc(g->n_nodes, sizeof *tg), *tb = calloc(g->n_nodes, sizeof *tb);
+    CU_ASSERT(kiln_cg_tune(g, NULL, 2, 1, 3, impl, tg, tb, &d) == KILN_OK);
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        bool cand = kiln_cg_gemm_candidate(g, &g->nodes[i]);
+        CU_ASSERT(cand ? (impl[i] != KILN_CG_GEMM_AUTO && tg[i] > 0 && tb[i] > 0) : impl[i] == KILN_CG_GEMM_AUTO);
+    }
+    kiln_diag_print(&d, stderr);
+    free(tg);
+    free(tb);
+    free(impl);
+    kiln_diag_release(&d);
+    kiln_graph_destroy(g);
+}
+
+static void test_blas(void)
+{
+    kiln_graph *g = tg_new("blas_dense");
+    kiln_id x = tg_input(g, "x", TG_DIMS(B, 5, 33));
+    kiln_id h = unary(g, KILN_OP_RELU, dense(g, x, "fc1", 33, 70), "r");
+    kiln_id y = binary(g, KILN_OP_ADD, dense(g, h, "fc2", 70, 33), x, "res");
+    tg_output(g, y);
+    check_blas(g);
+
+    g = tg_new("blas_conv");
+    x = tg_input(g, "x", TG_DIMS(B, 12, 9, 11));
+    kiln_id c = unary(g, KILN_OP_RELU6, conv(g, x, "pw1", 12, 20, 1, 1, 0, 1), "r6");
+    kiln_id p = binary(g, KILN_OP_ADD, conv(g, c, "pw2", 20, 12, 1, 1, 0, 1), x, "res");
+    tg_output(g, p);
+    check_blas(g);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
@@ -316,6 +380,7 @@ int main(void)
     CU_add_test(s, "declined_member", test_declined_member);
     CU_add_test(s, "aliases_planned", test_aliases_planned);
     CU_add_test(s, "profile_hook", test_profile_hook);
+    CU_add_test(s, "blas", test_blas);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
