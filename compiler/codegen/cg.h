@@ -263,8 +263,8 @@ typedef struct kiln_cg_kernel {
     /* Emits the node's steps (none for aliases). */
     kiln_status (*emit)(kiln_cg *cg, const kiln_node *n);
     /* Scratch the node needs in the shared scratch region (bytes), or NULL. */
-    void (*scratch)(const kiln_graph *g, const kiln_node *n, const kiln_cg_target *t, uint64_t *fixed,
-                    uint64_t *per_batch);
+    void (*scratch)(const kiln_graph *g, const kiln_node *n, const kiln_cg_target *t, const kiln_cg_options *opt,
+                    uint64_t *fixed, uint64_t *per_batch);
 } kiln_cg_kernel;
 
 /* kernels.c: the entry of an op (empty for an unknown op). */
@@ -404,6 +404,14 @@ typedef struct kiln_cg_blas_call {
 KILN_CG_HIDDEN void kiln_cg_emit_blas(kiln_cg *cg, const kiln_cg_blas_call *c);
 /* Blocks of the BLAS path: all rows, the columns in `tasks` blocks (0: 4). */
 KILN_CG_HIDDEN void kiln_cg_blas_blocking(const kiln_cg *cg, int64_t n, uint32_t tasks, int64_t *mb, int64_t *nb);
+
+/* kernels_winograd.c: the tile m (4 or 2) Winograd computes node n with
+ * under opt (0: not Winograd), the scratch it needs, and the kernel. */
+KILN_CG_HIDDEN int kiln_cg_winograd_tile(const kiln_graph *g, const kiln_node *n, const kiln_cg_options *opt,
+                                         const kiln_cg_target *t);
+KILN_CG_HIDDEN void kiln_cg_winograd_scratch(const kiln_graph *g, const kiln_node *n, const kiln_cg_target *t,
+                                             const kiln_cg_options *opt, uint64_t *fixed, uint64_t *per_batch);
+KILN_CG_HIDDEN kiln_status kiln_cg_emit_conv2d_winograd(kiln_cg *cg, const kiln_node *n, int m);
 
 /* kernels_linear.c */
 KILN_CG_HIDDEN kiln_status kiln_cg_emit_dense(kiln_cg *cg, const kiln_node *n);

@@ -52,6 +52,14 @@ typedef enum kiln_cg_gemm_impl {
     KILN_CG_GEMM_BLAS,      /* OpenBLAS sgemm (kiln_rt_sgemm) per task block, then the epilogue */
 } kiln_cg_gemm_impl;
 
+/* Which 3x3 stride-1 convolutions use Winograd's F(m x m, 3 x 3). */
+typedef enum kiln_cg_winograd {
+    KILN_CG_WINOGRAD_AUTO, /* the documented heuristic (docs/codegen.md): F(4x4) on wide layers */
+    KILN_CG_WINOGRAD_OFF,  /* none: implicit GEMM (the direct sum's rounding) */
+    KILN_CG_WINOGRAD_F2,   /* every eligible layer, F(2x2, 3x3) */
+    KILN_CG_WINOGRAD_F4,   /* every eligible layer, F(4x4, 3x3) */
+} kiln_cg_winograd;
+
 typedef struct kiln_cg_options {
     const char *triple;       /* target triple; NULL = the host's */
     const char *cpu;          /* NULL = the host CPU for the host triple, "generic" otherwise */
@@ -64,9 +72,11 @@ typedef struct kiln_cg_options {
     const char *cc;           /* EMIT_SO: the C compiler driver; NULL = $CC or "cc" */
     const char *rt_libdir;    /* EMIT_SO: directory of libkiln_rt; NULL = the linker's search path */
     const kiln_cg_gemm_impl *gemm_impl; /* per node (g->n_nodes entries; borrowed), or NULL: all AUTO */
+    kiln_cg_winograd winograd;
 } kiln_cg_options;
 
-#define KILN_CG_OPTIONS_INIT {NULL, NULL, NULL, 2, KILN_CG_WEIGHTS_EMBED, NULL, false, false, NULL, NULL, NULL}
+#define KILN_CG_OPTIONS_INIT                                                                                      \
+    {NULL, NULL, NULL, 2, KILN_CG_WEIGHTS_EMBED, NULL, false, false, NULL, NULL, NULL, KILN_CG_WINOGRAD_AUTO}
 
 typedef struct kiln_cg_module kiln_cg_module;
 
@@ -149,6 +159,7 @@ typedef struct kiln_cg_report {
     size_t workspace_fixed, workspace_per_batch;
     bool planned;
     size_t lower_bound_bytes;
+    size_t scratch_fixed, scratch_per_batch; /* of the workspace: kernels' scratch (Winograd transforms), not values */
     size_t steps, fused_nodes; /* kernels in the run function; nodes run inside another's kernel */
 } kiln_cg_report;
 void kiln_cg_get_report(const kiln_cg_module *m, kiln_cg_report *out);

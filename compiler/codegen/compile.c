@@ -182,7 +182,7 @@ kiln_status kiln_cg_compile(const kiln_graph *g, const kiln_cg_options *opt_in, 
         if (!kiln_cg_kernel_for(n->op)->scratch)
             continue;
         uint64_t f = 0, b = 0;
-        kiln_cg_kernel_for(n->op)->scratch(g, n, m->machine.target, &f, &b);
+        kiln_cg_kernel_for(n->op)->scratch(g, n, m->machine.target, &opt, &f, &b);
         scratch_fixed = f > scratch_fixed ? f : scratch_fixed;
         scratch_batched = b > scratch_batched ? b : scratch_batched;
     }
@@ -319,6 +319,8 @@ void kiln_cg_get_report(const kiln_cg_module *m, kiln_cg_report *out)
     out->workspace_per_batch = (size_t)m->layout.per_batch_bytes;
     out->planned = m->layout.planned;
     out->lower_bound_bytes = m->g ? (size_t)m->g->mem_lower_bound_bytes : 0;
+    out->scratch_fixed = (size_t)m->layout.scratch_fixed_bytes;
+    out->scratch_per_batch = (size_t)m->layout.scratch_per_batch_bytes;
     out->steps = m->n_steps;
     for (size_t i = 0; m->g && m->fused && i < m->g->n_nodes; i++)
         out->fused_nodes += m->fused[i];

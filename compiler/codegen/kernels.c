@@ -9,7 +9,7 @@
 
 static const kiln_cg_kernel kernels[] = {
     [KILN_OP_DENSE] = {kiln_cg_emit_dense, NULL},
-    [KILN_OP_CONV2D] = {kiln_cg_emit_conv2d, NULL},
+    [KILN_OP_CONV2D] = {kiln_cg_emit_conv2d, kiln_cg_winograd_scratch},
     [KILN_OP_MAXPOOL2D] = {kiln_cg_emit_pool, NULL},
     [KILN_OP_AVGPOOL2D] = {kiln_cg_emit_pool, NULL},
     [KILN_OP_GLOBAL_AVGPOOL] = {kiln_cg_emit_global_avgpool, NULL},

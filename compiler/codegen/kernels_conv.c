@@ -1,16 +1,17 @@
 /* compiler/codegen/kernels_conv.c: conv2d, the pools and global average
  * pooling, over NCHW with padding given per side [top, left, bottom, right].
  *
- * conv2d takes one of three paths:
+ * conv2d takes one of four paths:
  *   - C/groups == 1 (depthwise, or with a channel multiplier): a direct
  *     kernel; each output row is a vector loop along x, each window tap one
  *     vector load of input lanes;
+ *   - 3x3 stride 1 with one group, when kiln_cg_winograd_tile picks it:
+ *     Winograd F(4x4) or F(2x2) (kernels_winograd.c);
  *   - a 1x1 kernel with stride 1 and no padding: the packed GEMM straight on
  *     the input (out[f, p] = W[f, c] x[c, p] per group and batch item);
- *   - anything else: im2col into the shared scratch (one step: rows j = (c,
- *     ky, kx), columns the output pixels, zero where the window lies in the
- *     padding; rows padded to whole GEMM panels), then the packed GEMM (a
- *     second step).
+ *   - anything else: implicit GEMM: the GEMM's B is the im2col matrix (rows
+ *     j = (c, ky, kx), columns the output pixels, zero in the padding),
+ *     computed one panel at a time from the input and never stored.
  * For both GEMM paths the weights are A, packed at compile time in panels of
  * gemm_mr output channels ([F/mr][C/groups * kh * kw][mr] per group); the
  * bias is per row, and the fusion group's members run in the GEMM's epilogue
@@ -485,6 +486,9 @@ kiln_status kiln_cg_emit_conv2d(kiln_cg *cg, const kiln_node *n)
     const int64_t groups = n->attrs[KILN_ATTR_GROUPS].i, Cg = wsh->dims[1], kh = wsh->dims[2], kw = wsh->dims[3];
     const int64_t Fg = F / groups, J = Cg * kh * kw;
     window w = read_window(n, kh, kw, true);
+    const int wino = kiln_cg_winograd_tile(cg->g, n, &cg->opt, cg->target);
+    if (wino)
+        return kiln_cg_emit_conv2d_winograd(cg, n, wino);
     uint64_t w_off, b_off = 0;
     if (bid != KILN_NO_ID && kiln_cg_blob_param(cg, bid, &b_off) != KILN_OK)
         return cg->status;

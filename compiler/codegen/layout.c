@@ -183,7 +183,7 @@ kiln_status kiln_cg_layout_plan(const kiln_graph *g, bool expose, const bool *st
         return KILN_ERR_UNSUPPORTED;
     }
     if (scratch_fixed > KILN_CG_MAX_SCRATCH || scratch_per_batch > KILN_CG_MAX_SCRATCH) {
-        kiln_diag_error(d, (kiln_loc){0}, "model '%s': a kernel's scratch buffer (im2col) would need more than "
+        kiln_diag_error(d, (kiln_loc){0}, "model '%s': a kernel's scratch buffer would need more than "
                         "%llu bytes", g->name, (unsigned long long)KILN_CG_MAX_SCRATCH);
         return KILN_ERR_UNSUPPORTED;
     }

@@ -1,0 +1,571 @@
+/* compiler/codegen/kernels_winograd.c: 3x3 stride-1 convolutions by
+ * Winograd's minimal filtering, F(m x m, 3 x 3) with m = 4 or 2.
+ *
+ * An output tile of m x m pixels needs an input tile of a x a (a = m + 2);
+ * per tile and channel pair the direct method does 9 m^2 multiplications,
+ * Winograd a^2 (36 for 16 outputs: 4x fewer with m = 4, 2.25x with m = 2):
+ *
+ *   Y = A^T [ sum_c (G g_fc G^T) .* (B^T d_c B) ] A      (Lavin & Gray, 2015)
+ *
+ * with the points 0, +-1, 1/2, -2 (m = 4) or 0, +-1 (m = 2). The filter
+ * transform U = G g G^T is done at compile time (in double), so the weights
+ * grow from 9 to a^2 floats per channel pair; for each of the a^2 positions
+ * xi, U[xi] is an F x C matrix packed as the GEMM's A. Per batch item and
+ * block of tile rows, one task:
+ *
+ *   1. input transform: V[xi][c][t] = (B^T d B)[xi] for every channel c and
+ *      tile t of the block, written straight in the packed-B panel order
+ *      of the GEMM ([xi][t / NR][c][t % NR]);
+ *   2. a^2 GEMMs M[xi] (F x T) = U[xi] (F x C) V[xi] (C x T): the packed
+ *      GEMM of kernels_gemm.c with both operands packed;
+ *   3. output transform: Y = A^T M A per tile and filter, then the bias, the
+ *      fusion group's epilogue (activation, residual add) and the store.
+ *
+ * The transforms are vectorized across vl consecutive tiles of one tile row
+ * (lanes = tiles): the a x a window of each lane is taken from vl * m + 2
+ * contiguous input floats per row (masked loads at the borders, then lane
+ * shuffles with stride m), and the m x m outputs of each lane are
+ * interleaved back into contiguous output rows. Tile rows are padded to a
+ * whole number of vectors (TWp tiles); padded tiles compute harmless values
+ * that are never stored.
+ *
+ * V and M of a block live in the workspace: the step has a fixed number K of
+ * tasks (the node's schedule), task k handling blocks k, k + K, ... (all
+ * items), each in its own scratch slot, so the scratch does not grow with the
+ * batch and results do not depend on the thread count.
+ *
+ * Accuracy: the transforms add and scale values by up to 5x (m = 4), so the
+ * rounding error of F(4x4, 3x3) is larger than a direct sum's; measured
+ * against the double interpreter in tests/codegen and docs/codegen.md. */
+#include "cg.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef LLVMValueRef V;
+
+#define MAX_A 6
+#define MAX_LANES 16
+#define MAX_SLOT_FLOATS ((int64_t)1 << 24) /* 64 MiB of scratch per task at most, else the implicit GEMM */
+#define MAX_H_FLOATS 16384 /* 64 KiB of stack for the row pass (images up to ~2700 wide) */
+
+/* F(4x4, 3x3) with the points 0, 1, -1, 1/2, -2 and infinity. The usual
+ * 0, +-1, +-2 have the same cost; these mixed points halve the worst
+ * rounding error in a float32 simulation (2.5x lower max, 1.7x lower mean
+ * error over random 128-channel sums), the matrices computed by the
+ * Toom-Cook construction. */
+static const double BT4[6][6] = {
+    {1, -1.5, -2, 1.5, 1, 0}, {0, -1, 0.5, 2.5, 1, 0}, {0, 1, -2.5, 0.5, 1, 0},
+    {0, -2, -1, 2, 1, 0},     {0, 0.5, -1, -0.5, 1, 0}, {0, 1, -1.5, -2, 1.5, 1},
+};
+static const double G4[6][3] = {
+    {1, 0, 0},
+    {1.0 / 3, 1.0 / 3, 1.0 / 3},
+    {-1.0 / 3, 1.0 / 3, -1.0 / 3},
+    {-16.0 / 15, -8.0 / 15, -4.0 / 15},
+    {1.0 / 15, -2.0 / 15, 4.0 / 15},
+    {0, 0, 1},
+};
+static const double AT4[4][6] = {
+    {1, 1, 1, 1, 1, 0}, {0, 1, -1, 0.5, -2, 0}, {0, 1, 1, 0.25, 4, 0}, {0, 1, -1, 0.125, -8, 1},
+};
+/* F(2x2, 3x3): points 0, 1, -1, infinity. */
+static const double BT2[4][4] = {{1, 0, -1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, 1, 0, -1}};
+static const double G2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+static const double AT2[2][4] = {{1, 1, 1, 0}, {0, 1, -1, -1}};
+
+typedef struct matrices {
+    int m, a;
+    double bt[MAX_A][MAX_A], g[MAX_A][3], at[MAX_A][MAX_A];
+} matrices;
+
+static matrices matrices_for(int m)
+{
+    matrices x;
+    memset(&x, 0, sizeof x);
+    x.m = m;
+    x.a = m + 2;
+    const double *bt = m == 4 ? &BT4[0][0] : &BT2[0][0], *g = m == 4 ? &G4[0][0] : &G2[0][0];
+    const double *at = m == 4 ? &AT4[0][0] : &AT2[0][0];
+    for (int i = 0; i < x.a; i++) {
+        for (int j = 0; j < x.a; j++)
+            x.bt[i][j] = bt[i * x.a + j];
+        for (int j = 0; j < 3; j++)
+            x.g[i][j] = g[i * 3 + j];
+    }
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < x.a; j++)
+            x.at[i][j] = at[i * x.a + j];
+    return x;
+}
+
+/* ---- the plan: which layers, tiles, blocks, scratch -------------------------- */
+
+typedef struct plan {
+    int m, a;
+    int64_t C, H, W, F, OH, OW, pt, pl;
+    int64_t TH, TW, TWp;  /* tile rows, tiles per row, padded to whole vectors */
+    int64_t rows;         /* tile rows per block */
+    int64_t blocks;       /* blocks per item */
+    int64_t cols;         /* GEMM columns of a block: rows * TWp */
+    int64_t panels;       /* packed-B panels of a block */
+    int64_t v_floats;     /* V of one position: panels * NR * C, + 16 */
+    int64_t m_floats;     /* M of one position: F * cols, + 16 */
+    int64_t slot_floats;  /* one task's scratch: a^2 (V + M), rounded to 16 */
+    int64_t h_floats;     /* the input rows of a block transformed along x (stack) */
+} plan;
+
+static int lanes(const kiln_cg_target *t) { return t->vector_bits / 32; }
+
+/* Whether n is a convolution Winograd computes: one group, 3x3, stride 1,
+ * no dilation, NCHW f32 with known sizes. */
+static bool eligible(const kiln_graph *g, const kiln_node *n)
+{
+    if (n->op != KILN_OP_CONV2D || n->n_inputs < 2)
+        return false;
+    const kiln_shape *xs = &kiln_graph_value(g, n->inputs[0])->type.shape;
+    const kiln_shape *ys = &kiln_graph_value(g, n->output)->type.shape;
+    if (xs->rank != 4 || ys->rank != 4 || n->attrs[KILN_ATTR_GROUPS].i != 1)
+        return false;
+    const kiln_attr *k = &n->attrs[KILN_ATTR_KERNEL], *s = &n->attrs[KILN_ATTR_STRIDE];
+    if (k->n < 2 || k->ints[0] != 3 || k->ints[1] != 3 || s->n < 2 || s->ints[0] != 1 || s->ints[1] != 1)
+        return false;
+    if (kiln_node_has(n, KILN_ATTR_DILATION)) {
+        const kiln_attr *d = &n->attrs[KILN_ATTR_DILATION];
+        if (d->n < 2 || d->ints[0] != 1 || d->ints[1] != 1)
+            return false;
+    }
+    if (n->attrs[KILN_ATTR_PADDING].n < 4)
+        return false;
+    for (int i = 1; i < 4; i++)
+        if (xs->dims[i] < 1 || ys->dims[i] < 1)
+            return false;
+    return true;
+}
+
+static bool make_plan(const kiln_graph *g, const kiln_node *n, int m, const kiln_cg_target *t, plan *p)
+{
+    const kiln_shape *xs = &kiln_graph_value(g, n->inputs[0])->type.shape;
+    const kiln_shape *ys = &kiln_graph_value(g, n->output)->type.shape;
+    const int vl = lanes(t);
+    const int64_t NR = (int64_t)t->gemm_nr * vl;
+    memset(p, 0, sizeof *p);
+    p->m = m;
+    p->a = m + 2;
+    p->C = xs->dims[1];
+    p->H = xs->dims[2];
+    p->W = xs->dims[3];
+    p->F = ys->dims[1];
+    p->OH = ys->dims[2];
+    p->OW = ys->dims[3];
+    p->pt = n->attrs[KILN_ATTR_PADDING].ints[0];
+    p->pl = n->attrs[KILN_ATTR_PADDING].ints[1];
+    p->TH = (p->OH + m - 1) / m;
+    p->TW = (p->OW + m - 1) / m;
+    p->TWp = (p->TW + vl - 1) / vl * vl;
+    /* Blocks of about 64 GEMM columns: wide enough for the micro-kernel,
+     * small enough that V and M of a block stay near the L2. */
+    p->rows = 64 / p->TWp;
+    if (p->rows < 1)
+        p->rows = 1;
+    if (p->rows > p->TH)
+        p->rows = p->TH;
+    p->blocks = (p->TH + p->rows - 1) / p->rows;
+    p->cols = p->rows * p->TWp;
+    p->panels = (p->cols + NR - 1) / NR;
+    /* One cache line more than the data: the a^2 positions, read or written
+     * together, then fall into different L1 sets (at a multiple of 4 KiB
+     * apart they would all take one set). */
+    p->v_floats = p->panels * NR * p->C + 16;
+    p->m_floats = p->F * p->cols + 16;
+    p->slot_floats = ((int64_t)p->a * p->a * (p->v_floats + p->m_floats) + 15) / 16 * 16;
+    p->h_floats = (p->rows * m + p->a - m) * p->a * p->TWp;
+    return p->slot_floats <= MAX_SLOT_FLOATS && p->h_floats <= MAX_H_FLOATS;
+}
+
+int kiln_cg_winograd_tile(const kiln_graph *g, const kiln_node *n, const kiln_cg_options *opt,
+                          const kiln_cg_target *t)
+{
+    kiln_cg_winograd mode = opt ? opt->winograd : KILN_CG_WINOGRAD_AUTO;
+    plan p4, p2;
+    if (mode == KILN_CG_WINOGRAD_OFF || !eligible(g, n))
+        return 0;
+    const bool ok4 = make_plan(g, n, 4, t, &p4), ok2 = make_plan(g, n, 2, t, &p2);
+    if (mode == KILN_CG_WINOGRAD_F2)
+        return ok2 ? 2 : 0;
+    if (mode == KILN_CG_WINOGRAD_F4)
+        return ok4 ? 4 : 0;
+    /* AUTO (docs/codegen.md): the GEMMs' multiplications, a^2 per tile
+     * (tiles padded to whole vectors), against 9 per output pixel; the
+     * transforms cost about 29 (1/C + 1/F) of the GEMMs (measured on AVX2:
+     * about as much as the GEMMs at C = F = 64); Winograd when the estimate
+     * is under 0.8 of the direct sum. */
+    const double C = (double)p4.C, F = (double)p4.F;
+    const double overhead = 1.0 + 29.0 * (1.0 / C + 1.0 / F);
+    double best = 0.8 * 9.0 * (double)p4.OH * (double)p4.OW;
+    int tile = 0;
+    if (ok4 && 36.0 * (double)(p4.TH * p4.TWp) * overhead < best) {
+        best = 36.0 * (double)(p4.TH * p4.TWp) * overhead;
+        tile = 4;
+    }
+    if (ok2 && 16.0 * (double)(p2.TH * p2.TWp) * overhead < best)
+        tile = 2;
+    return tile;
+}
+
+static int64_t slots(const kiln_node *n) { return n->tasks > 0 ? (int64_t)n->tasks : 8; }
+
+void kiln_cg_winograd_scratch(const kiln_graph *g, const kiln_node *n, const kiln_cg_target *t,
+                              const kiln_cg_options *opt, uint64_t *fixed, uint64_t *per_batch)
+{
+    *fixed = *per_batch = 0;
+    int m = kiln_cg_winograd_tile(g, n, opt, t);
+    plan p;
+    if (m && make_plan(g, n, m, t, &p))
+        *fixed = (uint64_t)slots(n) * (uint64_t)p.slot_floats * sizeof(float);
+}
+
+/* ---- emission helpers ------------------------------------------------------------ */
+
+static V splat_i32(kiln_cg *cg, V scalar, int n)
+{
+    V v = LLVMBuildInsertElement(cg->b, LLVMGetPoison(LLVMVectorType(cg->t_i32, (unsigned)n)), scalar,
+                                 kiln_cg_i32(cg, 0), "");
+    V zero[MAX_LANES] = {0};
+    for (int k = 0; k < n; k++)
+        zero[k] = kiln_cg_i32(cg, 0);
+    return LLVMBuildShuffleVector(cg->b, v, LLVMGetPoison(LLVMTypeOf(v)), LLVMConstVector(zero, (unsigned)n), "");
+}
+
+static V i64c(kiln_cg *cg, int64_t v) { return kiln_cg_i64(cg, v); }
+static V add64(kiln_cg *cg, V a, V b) { return LLVMBuildAdd(cg->b, a, b, ""); }
+static V mul64(kiln_cg *cg, V a, int64_t b) { return b == 1 ? a : LLVMBuildMul(cg->b, a, i64c(cg, b), ""); }
+
+/* sum_k coef[k] x[k] (coef[k] == 0 skipped, +-1 as add/sub); x are vectors. */
+static V lincomb(kiln_cg *cg, const double *coef, const V *x, int n)
+{
+    V acc = NULL;
+    for (int k = 0; k < n; k++) {
+        double c = coef[k];
+        if (c == 0)
+            continue;
+        if (!acc) {
+            acc = c == 1 ? x[k] : LLVMBuildFMul(cg->b, x[k], kiln_cg_fconst(cg, x[k], c), "");
+        } else if (c == 1) {
+            acc = LLVMBuildFAdd(cg->b, acc, x[k], "");
+        } else if (c == -1) {
+            acc = LLVMBuildFSub(cg->b, acc, x[k], "");
+        } else {
+            acc = kiln_cg_fma(cg, x[k], kiln_cg_fconst(cg, x[k], c), acc);
+        }
+    }
+    return acc ? acc : LLVMConstNull(cg->t_vf);
+}
+
+/* The n vectors as one vector of n' * vl lanes (n' the next power of two;
+ * the lanes past n * vl are poison). */
+static V concat(kiln_cg *cg, const V *v, int n)
+{
+    V cur[16];
+    int count = n, width = cg->vl;
+    for (int i = 0; i < n; i++)
+        cur[i] = v[i];
+    while (count > 1) {
+        V idx[2 * MAX_LANES * 8];
+        for (int i = 0; i < 2 * width; i++)
+            idx[i] = kiln_cg_i32(cg, i);
+        V mask = LLVMConstVector(idx, (unsigned)(2 * width));
+        int next = 0;
+        for (int i = 0; i < count; i += 2) {
+            V hi = i + 1 < count ? cur[i + 1] : LLVMGetPoison(LLVMTypeOf(cur[i]));
+            cur[next++] = LLVMBuildShuffleVector(cg->b, cur[i], hi, mask, "cat");
+        }
+        count = next;
+        width *= 2;
+    }
+    return cur[0];
+}
+
+/* vl lanes of `wide`: lane k is element first + step * k. */
+static V pick(kiln_cg *cg, V wide, int first, int step)
+{
+    V idx[MAX_LANES];
+    for (int k = 0; k < cg->vl; k++)
+        idx[k] = kiln_cg_i32(cg, first + step * k);
+    return LLVMBuildShuffleVector(cg->b, wide, LLVMGetPoison(LLVMTypeOf(wide)), LLVMConstVector(idx, (unsigned)cg->vl),
+                                  "pick");
+}
+
+/* ---- the kernel ------------------------------------------------------------------- */
+
+/* The filter transform: for each position xi, U[xi] = (G g G^T)[xi] as an
+ * F x C matrix packed for the GEMM's A. Returns false on failure (reported). */
+static bool pack_filters(kiln_cg *cg, const kiln_node *n, const plan *p, const matrices *mx, uint64_t *off,
+                         size_t *per_xi)
+{
+    size_t count;
+    float *w = kiln_cg_param_f32(cg, kiln_node_param(cg->g, n, "weight"), &count);
+    if (!w)
+        return false;
+    const int a = mx->a;
+    const int64_t FC = p->F * p->C;
+    float *u = count == (size_t)(FC * 9) ? malloc((size_t)(a * a) * (size_t)FC * sizeof *u) : NULL;
+    if (!u) {
+        free(w);
+        if (count != (size_t)(FC * 9))
+            kiln_cg_fail(cg, KILN_ERR_INTERNAL, "weight size mismatch");
+        else
+            kiln_cg_fail(cg, KILN_ERR_OUT_OF_MEMORY, "out of memory");
+        return false;
+    }
+    for (int64_t fc = 0; fc < FC; fc++) {
+        const float *gk = w + fc * 9;
+        double t[MAX_A][3]; /* G g */
+        for (int i = 0; i < a; i++)
+            for (int j = 0; j < 3; j++)
+                t[i][j] = mx->g[i][0] * gk[0 * 3 + j] + mx->g[i][1] * gk[1 * 3 + j] + mx->g[i][2] * gk[2 * 3 + j];
+        for (int i = 0; i < a; i++)
+            for (int j = 0; j < a; j++)
+                u[(size_t)(i * a + j) * (size_t)FC + (size_t)fc] =
+                    (float)(t[i][0] * mx->g[j][0] + t[i][1] * mx->g[j][1] + t[i][2] * mx->g[j][2]);
+    }
+    free(w);
+    *per_xi = kiln_cg_packed_a_count(cg->target, p->F, p->C);
+    float *dst = kiln_cg_blob_alloc(cg, *per_xi * (size_t)(a * a), off);
+    if (dst)
+        for (int xi = 0; xi < a * a; xi++)
+            kiln_cg_pack_a(cg->target, u + (size_t)xi * (size_t)FC, p->F, p->C, p->C, 1, dst + (size_t)xi * *per_xi);
+    free(u);
+    return dst != NULL;
+}
+
+/* Step 1 for one block: rows [ty0, ty0 + nrows) of the item's tiles, one
+ * channel at a time in two passes (few live vectors in each, so nothing
+ * spills):
+ *   along the rows: each input row the block reads (m * nrows + 2 of them)
+ *     becomes a vectors per chunk of vl tiles, h[y][j] = (d_y B)[j], in a
+ *     small stack buffer;
+ *   down the columns: V[i][j] = (B^T h)[i][j] from a rows of h, stored in
+ *     the GEMM's packed-B order. */
+static void input_transform(kiln_cg *cg, const plan *p, const matrices *mx, V x_item, V vbuf, V hbuf, V ty0, V nrows)
+{
+    const int m = p->m, a = p->a, vl = cg->vl;
+    const int64_t NR = (int64_t)cg->target->gemm_nr * vl, HW = p->H * p->W;
+    const int nch = (vl * m + a - m + vl - 1) / vl; /* vectors per input row and chunk */
+    const int64_t chunks = p->TWp / vl, h_row = (int64_t)a * p->TWp;
+    /* The column masks of every chunk and piece, as i32 lanes (-1: inside
+     * the input), computed once per block. */
+    LLVMTypeRef t_vi32 = LLVMVectorType(cg->t_i32, (unsigned)vl);
+    V mtab = kiln_cg_alloca(cg, LLVMArrayType2(t_vi32, (uint64_t)(chunks * nch)), "colmasks");
+    {
+        V idx[MAX_LANES];
+        for (int k = 0; k < vl; k++)
+            idx[k] = kiln_cg_i32(cg, k);
+        V iota = LLVMConstVector(idx, (unsigned)vl);
+        kiln_cg_loop lm;
+        V qm = kiln_cg_for_begin(cg, &lm, i64c(cg, 0), i64c(cg, chunks), i64c(cg, 1));
+        V xm = LLVMBuildSub(cg->b, mul64(cg, qm, (int64_t)vl * m), i64c(cg, p->pl), "");
+        for (int s = 0; s < nch; s++) {
+            V start = LLVMBuildTrunc(cg->b, add64(cg, xm, i64c(cg, (int64_t)s * vl)), cg->t_i32, "");
+            V ix = LLVMBuildAdd(cg->b, iota, splat_i32(cg, start, vl), "");
+            V in = LLVMBuildAnd(cg->b, LLVMBuildICmp(cg->b, LLVMIntSGE, ix, LLVMConstNull(t_vi32), ""),
+                                LLVMBuildICmp(cg->b, LLVMIntSLT, ix, splat_i32(cg, kiln_cg_i32(cg, (int32_t)p->W), vl), ""), "");
+            V at = LLVMBuildGEP2(cg->b, t_vi32, mtab, (V[]){add64(cg, mul64(cg, qm, nch), i64c(cg, s))}, 1, "");
+            LLVMSetAlignment(LLVMBuildStore(cg->b, LLVMBuildSExt(cg->b, in, t_vi32, ""), at), 4);
+        }
+        kiln_cg_for_end(cg, &lm);
+    }
+    kiln_cg_loop lc, ly, lq, lr, lq2;
+    V c = kiln_cg_for_begin(cg, &lc, i64c(cg, 0), i64c(cg, p->C), i64c(cg, 1));
+    V plane = kiln_cg_gep(cg, x_item, mul64(cg, c, HW));
+    /* along the rows */
+    V y0 = LLVMBuildSub(cg->b, mul64(cg, ty0, m), i64c(cg, p->pt), "y0");
+    V ny = add64(cg, mul64(cg, nrows, m), i64c(cg, a - m));
+    V yr = kiln_cg_for_begin(cg, &ly, i64c(cg, 0), ny, i64c(cg, 1));
+    V iy = add64(cg, y0, yr);
+    V row_ok = LLVMBuildAnd(cg->b, LLVMBuildICmp(cg->b, LLVMIntSGE, iy, i64c(cg, 0), ""),
+                            LLVMBuildICmp(cg->b, LLVMIntSLT, iy, i64c(cg, p->H), ""), "row_ok");
+    V hrow = kiln_cg_gep(cg, hbuf, mul64(cg, yr, h_row));
+    kiln_cg_if rows_in;
+    kiln_cg_if_begin(cg, &rows_in, row_ok);
+    V q = kiln_cg_for_begin(cg, &lq, i64c(cg, 0), i64c(cg, chunks), i64c(cg, 1));
+    V x0 = LLVMBuildSub(cg->b, mul64(cg, q, (int64_t)vl * m), i64c(cg, p->pl), "x0"); /* lane 0's window */
+    V src = kiln_cg_gep(cg, plane, add64(cg, mul64(cg, iy, p->W), x0));
+    V piece[8];
+    for (int s = 0; s < nch; s++) {
+        V at = LLVMBuildGEP2(cg->b, t_vi32, mtab, (V[]){add64(cg, mul64(cg, q, nch), i64c(cg, s))}, 1, "");
+        V mv = LLVMBuildLoad2(cg->b, t_vi32, at, "");
+        LLVMSetAlignment(mv, 4);
+        V in = LLVMBuildICmp(cg->b, LLVMIntSLT, mv, LLVMConstNull(t_vi32), "");
+        piece[s] = kiln_cg_vload(cg, src, i64c(cg, (int64_t)s * vl), in, 0.0);
+    }
+    V wide = concat(cg, piece, nch);
+    V d[MAX_A];
+    for (int u = 0; u < a; u++)
+        d[u] = pick(cg, wide, u, m);
+    V hq = kiln_cg_gep(cg, hrow, mul64(cg, q, vl));
+    for (int j = 0; j < a; j++)
+        kiln_cg_vstore(cg, lincomb(cg, mx->bt[j], d, a), hq, i64c(cg, (int64_t)j * p->TWp), NULL);
+    kiln_cg_for_end(cg, &lq);
+    kiln_cg_if_else(cg, &rows_in);
+    { /* a row in the padding: zeros */
+        kiln_cg_loop lz;
+        V z = kiln_cg_for_begin(cg, &lz, i64c(cg, 0), i64c(cg, h_row), i64c(cg, vl));
+        kiln_cg_vstore(cg, LLVMConstNull(cg->t_vf), hrow, z, NULL);
+        kiln_cg_for_end(cg, &lz);
+    }
+    kiln_cg_if_end(cg, &rows_in);
+    kiln_cg_for_end(cg, &ly);
+    /* down the columns */
+    V rr = kiln_cg_for_begin(cg, &lr, i64c(cg, 0), nrows, i64c(cg, 1));
+    V h0 = kiln_cg_gep(cg, hbuf, mul64(cg, rr, (int64_t)m * h_row));
+    V q2 = kiln_cg_for_begin(cg, &lq2, i64c(cg, 0), i64c(cg, p->TWp), i64c(cg, vl));
+    V jcol = add64(cg, mul64(cg, rr, p->TWp), q2); /* the block's column: its panel and lane */
+    V dst = kiln_cg_gep(cg, vbuf, add64(cg, add64(cg, mul64(cg, kiln_cg_udiv(cg, jcol, NR), NR * p->C), kiln_cg_urem(cg, jcol, NR)),
+                                        mul64(cg, c, NR)));
+    for (int j = 0; j < a; j++) {
+        V h[MAX_A];
+        for (int r = 0; r < a; r++)
+            h[r] = kiln_cg_vload(cg, h0, add64(cg, q2, i64c(cg, (int64_t)r * h_row + (int64_t)j * p->TWp)), NULL, 0.0);
+        for (int i = 0; i < a; i++)
+            kiln_cg_vstore(cg, lincomb(cg, mx->bt[i], h, a), dst, i64c(cg, (int64_t)(i * a + j) * p->v_floats), NULL);
+    }
+    kiln_cg_for_end(cg, &lq2);
+    kiln_cg_for_end(cg, &lr);
+    kiln_cg_for_end(cg, &lc);
+}
+
+/* Step 3 for one block: Y = A^T M A + bias, the epilogue, the store; one
+ * output row of the tiles at a time (its a sums down the columns, then m
+ * along the row), so few vectors are live. */
+static void output_transform(kiln_cg *cg, const plan *p, const matrices *mx, V mbuf, V y_item, V item, V pbias,
+                             V ty0, V nrows)
+{
+    const int m = p->m, a = p->a, vl = cg->vl;
+    kiln_cg_loop lf, lr, lq;
+    V f = kiln_cg_for_begin(cg, &lf, i64c(cg, 0), i64c(cg, p->F), i64c(cg, 1));
+    V offs[KILN_CG_MAX_EPI];
+    const kiln_cg_epilogue *epi = cg->epi && cg->epi->n > 0 ? cg->epi : NULL;
+    if (epi)
+        kiln_cg_epi_row(cg, epi, add64(cg, mul64(cg, item, p->F), f), offs);
+    V bias = pbias ? kiln_cg_splat(cg, kiln_cg_load(cg, pbias, f)) : NULL;
+    V y_plane = kiln_cg_gep(cg, y_item, mul64(cg, f, p->OH * p->OW));
+    V m_f = kiln_cg_gep(cg, mbuf, mul64(cg, f, p->cols));
+    V rr = kiln_cg_for_begin(cg, &lr, i64c(cg, 0), nrows, i64c(cg, 1));
+    V ty = add64(cg, ty0, rr);
+    V q = kiln_cg_for_begin(cg, &lq, i64c(cg, 0), i64c(cg, p->TWp), i64c(cg, vl));
+    V j = add64(cg, mul64(cg, rr, p->TWp), q);
+    V x0 = mul64(cg, q, m); /* output column of lane 0's tile */
+    for (int i = 0; i < m; i++) {
+        V oy = add64(cg, mul64(cg, ty, m), i64c(cg, i));
+        kiln_cg_if in;
+        kiln_cg_if_begin(cg, &in, LLVMBuildICmp(cg->b, LLVMIntSLT, oy, i64c(cg, p->OH), "row_in"));
+        V srow[MAX_A]; /* (A^T M)[i][u] */
+        for (int u = 0; u < a; u++) {
+            V col[MAX_A];
+            for (int r = 0; r < a; r++)
+                col[r] = mx->at[i][r] == 0 ? NULL
+                                           : kiln_cg_vload(cg, m_f, add64(cg, j, i64c(cg, (int64_t)(r * a + u) * p->m_floats)),
+                                                           NULL, 0.0);
+            srow[u] = lincomb(cg, mx->at[i], col, a);
+        }
+        V y[MAX_A];
+        for (int k = 0; k < m; k++) {
+            y[k] = lincomb(cg, mx->at[k], srow, a);
+            if (bias)
+                y[k] = LLVMBuildFAdd(cg->b, y[k], bias, "");
+        }
+        /* Interleave: output column x0 + lane * m + k holds y[k][lane]. */
+        V wide = concat(cg, y, m);
+        for (int piece = 0; piece < m; piece++) {
+            V idx[MAX_LANES];
+            for (int e = 0; e < vl; e++) {
+                int pos = piece * vl + e; /* = lane * m + k */
+                idx[e] = kiln_cg_i32(cg, (pos % m) * vl + pos / m);
+            }
+            V v = LLVMBuildShuffleVector(cg->b, wide, LLVMGetPoison(LLVMTypeOf(wide)),
+                                         LLVMConstVector(idx, (unsigned)vl), "row");
+            V x = add64(cg, x0, i64c(cg, (int64_t)piece * vl));
+            V mask = kiln_cg_tail_mask(cg, LLVMBuildSub(cg->b, i64c(cg, p->OW), x, ""));
+            V col = add64(cg, mul64(cg, oy, p->OW), x);
+            if (epi)
+                v = kiln_cg_epi_apply(cg, epi, v, offs, col, mask);
+            kiln_cg_vstore(cg, v, y_plane, col, mask);
+        }
+        kiln_cg_if_end(cg, &in);
+    }
+    kiln_cg_for_end(cg, &lq);
+    kiln_cg_for_end(cg, &lr);
+    kiln_cg_for_end(cg, &lf);
+}
+
+kiln_status kiln_cg_emit_conv2d_winograd(kiln_cg *cg, const kiln_node *n, int m)
+{
+    plan p;
+    if ((m != 2 && m != 4) || !eligible(cg->g, n) || !make_plan(cg->g, n, m, cg->target, &p))
+        return kiln_cg_fail(cg, KILN_ERR_INTERNAL, "conv2d cannot take Winograd F(%dx%d, 3x3)", m, m);
+    if (cg->vl > MAX_LANES)
+        return kiln_cg_fail(cg, KILN_ERR_UNSUPPORTED, "vectors wider than %d lanes", MAX_LANES);
+    const matrices mx = matrices_for(m);
+    const int a = mx.a;
+    kiln_id bid = kiln_node_param(cg->g, n, "bias");
+    uint64_t u_off, b_off = 0;
+    size_t per_xi;
+    if (bid != KILN_NO_ID && kiln_cg_blob_param(cg, bid, &b_off) != KILN_OK)
+        return cg->status;
+    if (!pack_filters(cg, n, &p, &mx, &u_off, &per_xi))
+        return cg->status;
+    const kiln_shape *xs = &kiln_graph_value(cg->g, n->inputs[0])->type.shape;
+    const int64_t K = slots(n), items_fixed = xs->batched ? 0 : xs->dims[0];
+    char kernel[128], epi[64];
+    snprintf(kernel, sizeof kernel, "f32_conv2d_3x3%s%s_winograd%d_%s_%dx%d", bid != KILN_NO_ID ? "_bias" : "",
+             kiln_cg_epi_name(cg->epi && cg->epi->n > 0 ? cg->epi : NULL, epi, sizeof epi), m, cg->target->name,
+             cg->target->gemm_mr, cg->target->gemm_nr * cg->vl);
+    kiln_cg_task_begin(cg, kernel, n);
+    kiln_id out = cg->epi && cg->epi->n > 0 ? cg->epi->out : n->output;
+    V px = kiln_cg_value_ptr(cg, n->inputs[0]), py = kiln_cg_value_ptr(cg, out);
+    V pu = kiln_cg_weights_ptr(cg, u_off), pbias = bid != KILN_NO_ID ? kiln_cg_weights_ptr(cg, b_off) : NULL;
+    if (cg->epi && cg->epi->n > 0)
+        kiln_cg_epi_begin(cg, cg->epi);
+    V slot = kiln_cg_gep(cg, kiln_cg_scratch_ptr(cg, false), mul64(cg, cg->arg_index, p.slot_floats));
+    LLVMTypeRef h_t = LLVMArrayType2(cg->t_f32, (uint64_t)p.h_floats);
+    V hbuf = kiln_cg_alloca(cg, h_t, "hrows");
+    LLVMSetAlignment(hbuf, 64);
+    V vbuf = slot, mbuf = kiln_cg_gep(cg, slot, i64c(cg, (int64_t)a * a * p.v_floats));
+    V items = xs->batched ? kiln_cg_batch(cg) : i64c(cg, items_fixed);
+    V total = mul64(cg, items, p.blocks);
+    kiln_cg_loop lb, lx;
+    V blk = kiln_cg_for_begin(cg, &lb, cg->arg_index, total, i64c(cg, K));
+    V item = kiln_cg_udiv(cg, blk, p.blocks);
+    V ty0 = mul64(cg, kiln_cg_urem(cg, blk, p.blocks), p.rows);
+    V nrows = kiln_cg_smin(cg, i64c(cg, p.rows), LLVMBuildSub(cg->b, i64c(cg, p.TH), ty0, ""));
+    V x_item = kiln_cg_gep(cg, px, mul64(cg, item, p.C * p.H * p.W));
+    V y_item = kiln_cg_gep(cg, py, mul64(cg, item, p.F * p.OH * p.OW));
+
+    input_transform(cg, &p, &mx, x_item, vbuf, hbuf, ty0, nrows);
+
+    V xi = kiln_cg_for_begin(cg, &lx, i64c(cg, 0), i64c(cg, (int64_t)a * a), i64c(cg, 1));
+    kiln_cg_gemm gm = {
+        .a = kiln_cg_gep(cg, pu, mul64(cg, xi, (int64_t)per_xi)),
+        .b = kiln_cg_gep(cg, vbuf, mul64(cg, xi, p.v_floats)),
+        .c = kiln_cg_gep(cg, mbuf, mul64(cg, xi, p.m_floats)),
+        .a_packed = true,
+        .b_packed = true,
+        .lda = 0,
+        .ldb = 0,
+        .ldc = p.cols,
+        .m = i64c(cg, p.F),
+        .n0 = i64c(cg, 0),
+        .n1 = mul64(cg, nrows, p.TWp),
+        .k = p.C,
+        .n_panels_hint = p.panels,
+    };
+    kiln_cg_emit_gemm(cg, &gm);
+    kiln_cg_for_end(cg, &lx);
+
+    output_transform(cg, &p, &mx, mbuf, y_item, item, pbias, ty0, nrows);
+    kiln_cg_for_end(cg, &lb);
+    kiln_cg_task_end(cg, (kiln_cg_count){K, 0, 1, 1});
+    return cg->status;
+}
