@@ -69,19 +69,78 @@ static kiln_id stored_value(kiln_cg *cg, const kiln_node *n)
 
 static const kiln_cg_epilogue *epilogue(kiln_cg *cg) { return cg->epi && cg->epi->n > 0 ? cg->epi : NULL; }
 
-/* Input lanes row[ix], ix = (ox0 + lane) * sw + off, where 0 <= ix < W and
- * the lane is in `valid`; passthru elsewhere (the borders). */
-static V window_load(kiln_cg *cg, V row, V ox0, int64_t sw, V off, int64_t W, V valid, double passthru)
+/* The lanes of the output vector at ox0 read input columns (ox0 + lane) *
+ * sw + off of a row. Outside the interior (borders, a row's last vector)
+ * they are loaded under masks of the columns inside [0, W): stride 1 one
+ * masked load, stride 2 two masked loads and an even-lane shuffle, other
+ * strides a masked gather. The masks depend on the column offset only, so
+ * the kernels compute them once per kx, not once per tap. */
+typedef struct window_mask {
+    V m0, m1; /* stride 1: the load's lanes (also under `valid`); 2: the two loads' */
+    V idx;    /* other strides: the gather's lane offsets from the row */
+} window_mask;
+
+/* Lanes start + lane (i64 scalar start) inside [0, W), compared in i32
+ * lanes when the row is short enough (one compare per half, not four). */
+static V lanes_inside(kiln_cg *cg, V start, int64_t W)
 {
-    V ox = LLVMBuildAdd(cg->b, kiln_cg_splat(cg, ox0), kiln_cg_iota64(cg), "");
-    V ix = LLVMBuildAdd(cg->b, LLVMBuildMul(cg->b, ox, kiln_cg_splat(cg, kiln_cg_i64(cg, sw)), ""),
-                        kiln_cg_splat(cg, off), "ix");
-    V inb = LLVMBuildAnd(cg->b, LLVMBuildICmp(cg->b, LLVMIntSGE, ix, LLVMConstNull(cg->t_vi64), ""),
-                         LLVMBuildICmp(cg->b, LLVMIntSLT, ix, kiln_cg_splat(cg, kiln_cg_i64(cg, W)), ""), "inb");
-    V mask = kiln_cg_mask_and(cg, inb, valid);
+    if (W < ((int64_t)1 << 30)) {
+        LLVMTypeRef t = LLVMVectorType(cg->t_i32, (unsigned)cg->vl);
+        V lo = kiln_cg_smax(cg, kiln_cg_smin(cg, start, kiln_cg_i64(cg, (int64_t)1 << 30)), kiln_cg_i64(cg, -((int64_t)1 << 30)));
+        V s32 = LLVMBuildTrunc(cg->b, lo, cg->t_i32, "");
+        V idx[64], zero[64];
+        for (int i = 0; i < cg->vl; i++) {
+            idx[i] = kiln_cg_i32(cg, i);
+            zero[i] = kiln_cg_i32(cg, 0);
+        }
+        V v = LLVMBuildInsertElement(cg->b, LLVMGetPoison(t), s32, kiln_cg_i32(cg, 0), "");
+        v = LLVMBuildShuffleVector(cg->b, v, LLVMGetPoison(t), LLVMConstVector(zero, (unsigned)cg->vl), "");
+        V x = LLVMBuildAdd(cg->b, v, LLVMConstVector(idx, (unsigned)cg->vl), "");
+        V wv = LLVMBuildShuffleVector(
+            cg->b, LLVMBuildInsertElement(cg->b, LLVMGetPoison(t), kiln_cg_i32(cg, (int32_t)W), kiln_cg_i32(cg, 0), ""),
+            LLVMGetPoison(t), LLVMConstVector(zero, (unsigned)cg->vl), "");
+        return LLVMBuildAnd(cg->b, LLVMBuildICmp(cg->b, LLVMIntSGE, x, LLVMConstNull(t), ""),
+                            LLVMBuildICmp(cg->b, LLVMIntSLT, x, wv, ""), "inside");
+    }
+    V x = LLVMBuildAdd(cg->b, kiln_cg_splat(cg, start), kiln_cg_iota64(cg), "");
+    return LLVMBuildAnd(cg->b, LLVMBuildICmp(cg->b, LLVMIntSGE, x, LLVMConstNull(cg->t_vi64), ""),
+                        LLVMBuildICmp(cg->b, LLVMIntSLT, x, kiln_cg_splat(cg, kiln_cg_i64(cg, W)), ""), "inside");
+}
+
+static window_mask window_mask_at(kiln_cg *cg, V ox0, int64_t sw, V off, int64_t W, V valid)
+{
+    window_mask m = {NULL, NULL, NULL};
+    V start = LLVMBuildAdd(cg->b, sw == 1 ? ox0 : LLVMBuildMul(cg->b, ox0, kiln_cg_i64(cg, sw), ""), off, "");
+    if (sw == 1) {
+        m.m0 = kiln_cg_mask_and(cg, lanes_inside(cg, start, W), valid);
+    } else if (sw == 2) {
+        /* lanes past the valid outputs may read inside the row: harmless, their results are not stored */
+        m.m0 = lanes_inside(cg, start, W);
+        m.m1 = lanes_inside(cg, LLVMBuildAdd(cg->b, start, kiln_cg_i64(cg, cg->vl), ""), W);
+    } else {
+        V ox = LLVMBuildAdd(cg->b, kiln_cg_splat(cg, ox0), kiln_cg_iota64(cg), "");
+        V ix = LLVMBuildAdd(cg->b, LLVMBuildMul(cg->b, ox, kiln_cg_splat(cg, kiln_cg_i64(cg, sw)), ""),
+                            kiln_cg_splat(cg, off), "ix");
+        V inb = LLVMBuildAnd(cg->b, LLVMBuildICmp(cg->b, LLVMIntSGE, ix, LLVMConstNull(cg->t_vi64), ""),
+                             LLVMBuildICmp(cg->b, LLVMIntSLT, ix, kiln_cg_splat(cg, kiln_cg_i64(cg, W)), ""), "inb");
+        m.m0 = kiln_cg_mask_and(cg, inb, valid);
+        m.idx = ix;
+    }
+    return m;
+}
+
+static V even_lanes(kiln_cg *cg, V lo, V hi);
+
+static V window_load(kiln_cg *cg, V row, V ox0, int64_t sw, V off, const window_mask *m, double passthru)
+{
     if (sw == 1)
-        return kiln_cg_vload(cg, row, add64(cg, ox0, off), mask, passthru);
-    return kiln_cg_gather(cg, row, ix, mask, passthru);
+        return kiln_cg_vload(cg, row, LLVMBuildAdd(cg->b, ox0, off, ""), m->m0, passthru);
+    if (sw == 2) {
+        V start = LLVMBuildAdd(cg->b, LLVMBuildMul(cg->b, ox0, kiln_cg_i64(cg, 2), ""), off, "");
+        return even_lanes(cg, kiln_cg_vload(cg, row, start, m->m0, passthru),
+                          kiln_cg_vload(cg, row, LLVMBuildAdd(cg->b, start, kiln_cg_i64(cg, cg->vl), ""), m->m1, passthru));
+    }
+    return kiln_cg_gather(cg, row, m->idx, m->m0, passthru);
 }
 
 /* The same lanes in the interior: every lane inside the row, and sw * vl
@@ -166,6 +225,10 @@ static void direct_body(kiln_cg *cg, V ox0, V mask, bool fast, void *p)
     const window *w = a->w;
     /* One partial sum per kernel row: chains of kw FMAs, not kh * kw. */
     V total = NULL;
+    window_mask wm[KILN_CG_MAX_TAPS];
+    const bool hoist = w->kw <= KILN_CG_MAX_TAPS; /* else a mask per tap */
+    for (int64_t kx = 0; !fast && hoist && kx < w->kw; kx++)
+        wm[kx] = window_mask_at(cg, ox0, w->sw, kiln_cg_i64(cg, kx * w->dw - w->pl), a->W, mask);
     for (int64_t ky = 0; ky < w->kh; ky++) {
         V iy = add64(cg, mul64(cg, a->oy, w->sh), kiln_cg_i64(cg, ky * w->dh - w->pt));
         V in = LLVMBuildAnd(cg->b, LLVMBuildICmp(cg->b, LLVMIntSGE, iy, kiln_cg_i64(cg, 0), ""),
@@ -177,7 +240,8 @@ static void direct_body(kiln_cg *cg, V ox0, V mask, bool fast, void *p)
         V sum = LLVMConstNull(cg->t_vf);
         for (int64_t kx = 0; kx < w->kw; kx++) {
             V off = kiln_cg_i64(cg, kx * w->dw - w->pl);
-            V v = fast ? window_fast(cg, row, ox0, w->sw, off) : window_load(cg, row, ox0, w->sw, off, a->W, mask, 0.0);
+            window_mask here = fast || hoist ? (window_mask){NULL, NULL, NULL} : window_mask_at(cg, ox0, w->sw, off, a->W, mask);
+            V v = fast ? window_fast(cg, row, ox0, w->sw, off) : window_load(cg, row, ox0, w->sw, off, hoist ? &wm[kx] : &here, 0.0);
             V wt = a->wv ? a->wv[ky * w->kw + kx] : kiln_cg_splat(cg, kiln_cg_load(cg, a->w_f, kiln_cg_i64(cg, ky * w->kw + kx)));
             sum = kiln_cg_fma(cg, wt, v, sum);
         }
@@ -588,6 +652,10 @@ static void pool_body(kiln_cg *cg, V ox0, V mask, bool fast, void *p)
     const window *w = a->w;
     V acc = kiln_cg_alloca(cg, cg->t_vf, "acc");
     LLVMBuildStore(cg->b, kiln_cg_fconst(cg, LLVMGetPoison(cg->t_vf), a->max ? -INFINITY : 0.0), acc);
+    window_mask wm[KILN_CG_MAX_TAPS];
+    const bool hoist = w->kw <= KILN_CG_MAX_TAPS; /* else a mask per tap */
+    for (int64_t kx = 0; !fast && hoist && kx < w->kw; kx++)
+        wm[kx] = window_mask_at(cg, ox0, w->sw, kiln_cg_i64(cg, kx * w->dw - w->pl), a->W, mask);
     for (int64_t ky = 0; ky < w->kh; ky++) {
         V iy = add64(cg, mul64(cg, a->oy, w->sh), kiln_cg_i64(cg, ky * w->dh - w->pt));
         V in = LLVMBuildAnd(cg->b, LLVMBuildICmp(cg->b, LLVMIntSGE, iy, kiln_cg_i64(cg, 0), ""),
@@ -597,8 +665,9 @@ static void pool_body(kiln_cg *cg, V ox0, V mask, bool fast, void *p)
         V row = kiln_cg_gep(cg, a->x_plane, mul64(cg, iy, a->W));
         for (int64_t kx = 0; kx < w->kw; kx++) {
             V off = kiln_cg_i64(cg, kx * w->dw - w->pl);
+            window_mask here = fast || hoist ? (window_mask){NULL, NULL, NULL} : window_mask_at(cg, ox0, w->sw, off, a->W, mask);
             V v = fast ? window_fast(cg, row, ox0, w->sw, off)
-                       : window_load(cg, row, ox0, w->sw, off, a->W, mask, a->max ? -INFINITY : 0.0);
+                       : window_load(cg, row, ox0, w->sw, off, hoist ? &wm[kx] : &here, a->max ? -INFINITY : 0.0);
             V cur = LLVMBuildLoad2(cg->b, cg->t_vf, acc, "");
             V next;
             if (a->max) {

@@ -236,6 +236,9 @@ static void test_conv2d(void)
         {16, 20, 10, 10, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2, 1, true, true}, /* dilation 2 */
         {8, 300, 5, 5, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, true, true},   /* 300 filters: row blocks */
         {24, 24, 30, 30, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 24, true, true},/* depthwise, stride 2, interior */
+        {6, 6, 14, 28, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 6, true, true},   /* depthwise, stride 2, 14 wide: borders */
+        {4, 4, 9, 40, 3, 36, 1, 1, 1, 2, 1, 2, 1, 1, 4, true, true},   /* depthwise, 36 wide kernel: masks per tap */
+        {5, 5, 11, 19, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1, 5, false, true},  /* depthwise, stride 3: gathers */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const ccase *c = &cases[i];
@@ -283,6 +286,9 @@ static void test_pools(void)
         {false, 15, 16, 3, 3, 2, 2, 1, 0, 1, 1, 1, 1, true, false},
         {false, 7, 7, 7, 7, 1, 1, 0, 0, 0, 0, 1, 1, false, true},
         {false, 10, 11, 3, 2, 1, 3, 0, 1, 1, 0, 1, 1, true, false},
+        {true, 6, 40, 2, 35, 1, 1, 0, 2, 0, 3, 1, 1, false, true},   /* kernel wider than 32: masks per tap */
+        {false, 6, 40, 1, 34, 1, 2, 0, 1, 0, 1, 1, 1, false, false}, /* likewise, stride 2 */
+        {true, 8, 21, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, false, true},    /* stride 2: every row ends at a border */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const pcase *c = &cases[i];
