@@ -128,6 +128,23 @@ int kiln_cli_check_pass(const char *cmd, const char *flag, const char *name)
     return kiln_cli_usage_error(cmd, "%s: unknown pass '%s' (the passes, in order: %s)", flag, name, list);
 }
 
+/* --dump-ir=all or --dump-ir=after:PASS: *out is "all" or PASS. */
+static int parse_dump_ir(const char *cmd, const char *text, const char **out)
+{
+    if (strcmp(text, "all") == 0) {
+        *out = text;
+        return 0;
+    }
+    if (strncmp(text, "after:", 6) != 0) {
+        char list[256];
+        pass_list(list, sizeof list);
+        return kiln_cli_usage_error(cmd, "--dump-ir expects 'all' or 'after:PASS', got '%s' (the passes, in order: %s)",
+                                    text, list);
+    }
+    *out = text + 6;
+    return kiln_cli_check_pass(cmd, "--dump-ir", *out);
+}
+
 void kiln_cli_options_init(kiln_cli_options *o, const char *cmd, const char *help, unsigned takes)
 {
     *o = (kiln_cli_options){
@@ -167,6 +184,8 @@ int kiln_cli_options_take(kiln_args *a, kiln_cli_options *o)
         o->time_passes = true;
         return KILN_CLI_TAKEN;
     }
+    if ((o->takes & KILN_CLI_TAKES_DUMP_IR) && (r = kiln_args_value(a, "--dump-ir", &v)))
+        return r < 0 || parse_dump_ir(o->cmd, v, &o->dump_ir) ? 2 : KILN_CLI_TAKEN;
     return KILN_CLI_OTHER;
 }
 
@@ -176,6 +195,9 @@ int kiln_cli_options_check(const kiln_cli_options *o)
         return kiln_cli_usage_error(o->cmd, "no model given (see 'kiln %s --help')", o->cmd);
     if (o->threads > 1024)
         return kiln_cli_usage_error(o->cmd, "--threads must be at most 1024");
+    if (o->dump_ir && strcmp(o->passes, "none") == 0)
+        return kiln_cli_usage_error(o->cmd, "--dump-ir shows what the passes do: it cannot be combined with "
+                                            "--passes none");
     return 0;
 }
 
@@ -218,8 +240,10 @@ static int run_passes(kiln_graph *g, const kiln_cli_options *o)
     /* Dumps are for looking at what the passes did: check the IR after each. */
     kiln_pipeline_options po = {
         .stop_after = o->stop_after,
+        .dump_after = o->dump_ir,
+        .dump_to = o->dump_to ? o->dump_to : stderr,
         .time_to = o->time_passes ? stderr : NULL,
-        .verify_each = KILN_PIPELINE_VERIFY_DEFAULT || o->stop_after != NULL,
+        .verify_each = KILN_PIPELINE_VERIFY_DEFAULT || o->stop_after != NULL || o->dump_ir != NULL,
         .threads_hint = (int)threads,
     };
     kiln_status st = kiln_pipeline_run(g, &po, &d);

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "compiler/codegen/codegen.h"
 #include "compiler/interp/interp.h"
@@ -45,15 +46,16 @@ int kiln_cli_take_global_options(int *argc, char **argv);
 
 /* Which of the shared options a command takes (kiln_cli_options.takes). */
 enum {
-    KILN_CLI_TAKES_OPT_LEVEL = 1u << 0, /* -O0 .. -O3: cg.opt_level */
-    KILN_CLI_TAKES_PASSES = 1u << 1,    /* --passes all|none */
-    KILN_CLI_TAKES_THREADS = 1u << 2,   /* --threads T (>= 0, at most 1024) */
-    KILN_CLI_TAKES_BATCH = 1u << 3,     /* --batch N (>= 1) */
+    KILN_CLI_TAKES_OPT_LEVEL = 1u << 0,   /* -O0 .. -O3: cg.opt_level */
+    KILN_CLI_TAKES_PASSES = 1u << 1,      /* --passes all|none */
+    KILN_CLI_TAKES_THREADS = 1u << 2,     /* --threads T (>= 0, at most 1024) */
+    KILN_CLI_TAKES_BATCH = 1u << 3,       /* --batch N (>= 1) */
     KILN_CLI_TAKES_TIME_PASSES = 1u << 4, /* --time-passes */
+    KILN_CLI_TAKES_DUMP_IR = 1u << 5,     /* --dump-ir=all|after:PASS */
 };
 
 /* The options the commands share, and what kiln_cli_model_open does with
- * the model: which passes run, timing, the batch to check. */
+ * the model: which passes run, dumps and timing, the batch to check. */
 typedef struct kiln_cli_options {
     const char *cmd;        /* the command, for messages */
     const char *help;       /* printed by --help */
@@ -63,13 +65,15 @@ typedef struct kiln_cli_options {
     const char *passes;     /* "all" (default) or "none": skip the passes */
     int64_t threads;        /* the thread count the schedule plans for; 0 (default): one per core */
     int64_t batch;          /* the batch the model will run at (default 1; fixed shapes need 1) */
+    const char *dump_ir;    /* --dump-ir: "all", the PASS of after:PASS, or NULL */
     bool time_passes;       /* the time of each pass to stderr */
     /* Set by the command itself, never from the command line: */
     const char *stop_after; /* the last pass to run (kiln dump --after); NULL: all of them */
+    FILE *dump_to;          /* where --dump-ir writes the IR; NULL: stderr */
 } kiln_cli_options;
 
 /* Defaults: the code generator's options, --passes all, one thread per core,
- * batch 1. `cmd` and `help` are borrowed. */
+ * batch 1, no dumps. `cmd` and `help` are borrowed. */
 void kiln_cli_options_init(kiln_cli_options *o, const char *cmd, const char *help, unsigned takes);
 
 /* kiln_cli_options_take: argv[a->i] was stored in o; go on with the next one. */
@@ -80,7 +84,7 @@ void kiln_cli_options_init(kiln_cli_options *o, const char *cmd, const char *hel
  * o->takes (advancing past a separate value): KILN_CLI_TAKEN, or
  * KILN_CLI_OTHER. Otherwise the command is over, with the exit status
  * returned: 0 after printing o->help, 2 after a usage error (a missing or bad
- * value, a second MODEL). Scan a command line with
+ * value, an unknown pass, a second MODEL). Scan a command line with
  *
  *     for (; a.i < argc; a.i++) {
  *         int r = kiln_cli_options_take(&a, &o);
@@ -91,7 +95,8 @@ void kiln_cli_options_init(kiln_cli_options *o, const char *cmd, const char *hel
  */
 int kiln_cli_options_take(kiln_args *a, kiln_cli_options *o);
 /* What can be checked only when every option is read (a MODEL is given,
- * --threads at most 1024): 0, or 2 after a usage error. */
+ * --threads at most 1024, --dump-ir needs the passes): 0, or 2 after a
+ * usage error. */
 int kiln_cli_options_check(const kiln_cli_options *o);
 
 /* A model loaded for a command; the graph is owned. */
@@ -103,7 +108,7 @@ typedef struct kiln_cli_model {
 
 /* Loads the .yaml or .kir model o->model (with the --max-elements limit),
  * refuses o->batch > 1 when no input is batched, then runs the passes as o
- * says (o->passes, stop_after, threads, time_passes); prints every
+ * says (o->passes, stop_after, threads, dump_ir, time_passes); prints every
  * diagnostic to stderr. Returns 0; 1 when the model is invalid or a pass
  * failed, 2 for the batch (a usage error), after reporting it; m->g is then
  * NULL. */

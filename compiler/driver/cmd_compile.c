@@ -1,5 +1,6 @@
 /* compiler/driver/cmd_compile.c: `kiln compile MODEL -o OUT [--header H]
- * [--emit KIND] [--target T] [--cpu C] [-O0..3] [--weights embed|external]`. */
+ * [--emit KIND] [--target T] [--cpu C] [-O0..3] [--weights embed|external]
+ * [--dump-ir=all|after:PASS] [--time-passes]`. */
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
@@ -18,7 +19,8 @@ static const char help[] =
     "usage: kiln compile MODEL -o OUTPUT [--header FILE.h] [--emit obj|asm|llvm|bc|lib|so]\n"
     "                    [--target TRIPLE] [--cpu NAME] [--features LIST] [-O0|-O1|-O2|-O3]\n"
     "                    [--weights embed|external] [--weights-path PATH] [--passes all|none]\n"
-    "                    [--threads T] [--tune] [--tune-batch N]\n"
+    "                    [--threads T] [--tune] [--tune-batch N] [--dump-ir=all|after:PASS]\n"
+    "                    [--time-passes]\n"
     "\n"
     "Compiles MODEL (.yaml or .kir) to native code for the model's C API\n"
     "(NAME_create, NAME_run, NAME_workspace_size, NAME_info, NAME_destroy).\n"
@@ -47,7 +49,14 @@ static const char help[] =
     "  --tune              for each dense and 1x1 convolution layer, time the generated\n"
     "                      GEMM and OpenBLAS sgemm on this machine and keep the faster\n"
     "                      (the host target only; without it a fixed heuristic picks)\n"
-    "  --tune-batch N      the batch size --tune measures at (default 1)\n";
+    "  --tune-batch N      the batch size --tune measures at (default 1)\n"
+    "  --dump-ir=after:PASS  print the IR text after pass PASS to standard error (what\n"
+    "                      'kiln dump --after PASS' prints). The passes, in order: verify,\n"
+    "                      infer_shapes, fold_batchnorm, fold_constants, dce, fuse,\n"
+    "                      memory_plan, schedule\n"
+    "  --dump-ir=all       print the IR after every pass, each headed by '# after PASS'\n"
+    "  --time-passes       print to standard error the time of each pass, then of\n"
+    "                      loading, tuning, code generation and emission\n";
 
 static int parse_emit(const char *s, kiln_cg_emit_kind *out)
 {
@@ -127,6 +136,19 @@ static void human(size_t bytes, char *buf, size_t size)
         snprintf(buf, size, "%zu B", bytes);
 }
 
+/* --time-passes: what follows the passes' own table. */
+static void print_times(const kiln_cli_model *cm, bool tune, double tuning, double codegen, double emission)
+{
+    fprintf(stderr, "kiln: compile times\n");
+    fprintf(stderr, "  %-16s %10.3f ms\n", "loading", cm->load_s * 1e3);
+    fprintf(stderr, "  %-16s %10.3f ms\n", "passes", cm->passes_s * 1e3);
+    if (tune)
+        fprintf(stderr, "  %-16s %10.3f ms\n", "tuning", tuning * 1e3);
+    fprintf(stderr, "  %-16s %10.3f ms\n", "code generation", codegen * 1e3);
+    fprintf(stderr, "  %-16s %10.3f ms\n", "emission", emission * 1e3);
+    fprintf(stderr, "  %-16s %10.3f ms\n", "total", (cm->load_s + cm->passes_s + tuning + codegen + emission) * 1e3);
+}
+
 int kiln_cmd_compile(int argc, char **argv)
 {
     kiln_args a = {argc, argv, 1, "compile"};
@@ -135,7 +157,8 @@ int kiln_cmd_compile(int argc, char **argv)
     bool tune = false;
     kiln_cli_options o;
     kiln_cli_options_init(&o, "compile", help,
-                          KILN_CLI_TAKES_OPT_LEVEL | KILN_CLI_TAKES_PASSES | KILN_CLI_TAKES_THREADS);
+                          KILN_CLI_TAKES_OPT_LEVEL | KILN_CLI_TAKES_PASSES | KILN_CLI_TAKES_THREADS |
+                              KILN_CLI_TAKES_TIME_PASSES | KILN_CLI_TAKES_DUMP_IR);
     kiln_cg_options *opt = &o.cg;
     for (; a.i < argc; a.i++) {
         int r = kiln_cli_options_take(&a, &o);
@@ -223,6 +246,7 @@ int kiln_cmd_compile(int argc, char **argv)
     double t_tuned = kiln_cli_seconds();
     if (st == KILN_OK)
         st = kiln_cg_compile(g, opt, &m, &d);
+    double t_codegen = kiln_cli_seconds();
     if (st == KILN_OK)
         st = kiln_cg_emit(m, kind, output, &d);
     if (st == KILN_OK && header)
@@ -235,6 +259,8 @@ int kiln_cmd_compile(int argc, char **argv)
         goto done;
     }
     double t_end = kiln_cli_seconds();
+    if (o.time_passes)
+        print_times(&cm, tune, t_tuned - t_passes, t_codegen - t_tuned, t_end - t_codegen);
     kiln_cg_report rep;
     kiln_cg_get_report(m, &rep);
     char w[32], f[32], p[32], code[32], lb[32], total[32];

@@ -1,5 +1,6 @@
-/* compiler/driver/cmd_dump.c: `kiln dump MODEL [--after PASS] [--time-passes]
- * [--threads N] [--format text|dot] [-o FILE]`. */
+/* compiler/driver/cmd_dump.c: `kiln dump MODEL [--after PASS |
+ * --dump-ir=all|after:PASS] [--time-passes] [--threads N] [--format text|dot]
+ * [-o FILE]`. */
 #include <errno.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -10,7 +11,8 @@
 #include "compiler/passes/passes.h"
 
 static const char help[] =
-    "usage: kiln dump MODEL [--after PASS] [--time-passes] [--threads N] [--format text|dot] [-o FILE]\n"
+    "usage: kiln dump MODEL [--after PASS | --dump-ir=all|after:PASS] [--time-passes] [--threads N]\n"
+    "                 [--format text|dot] [-o FILE]\n"
     "\n"
     "Prints the IR of MODEL (a .yaml model or a .kir IR file): as loaded, or after\n"
     "the optimization passes up to PASS.\n"
@@ -18,6 +20,10 @@ static const char help[] =
     "  --after PASS    run the passes up to and including PASS, then print. In order:\n"
     "                  verify, infer_shapes, fold_batchnorm, fold_constants, dce,\n"
     "                  fuse, memory_plan, schedule (see docs/passes.md)\n"
+    "  --dump-ir=after:PASS  the same as --after PASS\n"
+    "  --dump-ir=all   run every pass and print the IR after each, each dump headed\n"
+    "                  by a line '# after PASS' (text form; weights paths relative\n"
+    "                  to the current directory)\n"
     "  --time-passes   print each pass's time to standard error\n"
     "  --threads N     the thread count the schedule pass plans for (default 8)\n"
     "  --format text   the IR text form, which 'kiln dump' and 'kiln compile' read back (default)\n"
@@ -30,7 +36,7 @@ int kiln_cmd_dump(int argc, char **argv)
     kiln_args a = {argc, argv, 1, "dump"};
     const char *format = "text", *output = NULL, *after = NULL, *threads_text = NULL;
     kiln_cli_options o;
-    kiln_cli_options_init(&o, "dump", help, KILN_CLI_TAKES_TIME_PASSES);
+    kiln_cli_options_init(&o, "dump", help, KILN_CLI_TAKES_TIME_PASSES | KILN_CLI_TAKES_DUMP_IR);
     for (; a.i < argc; a.i++) {
         int r = kiln_cli_options_take(&a, &o);
         if (r == KILN_CLI_TAKEN)
@@ -53,36 +59,55 @@ int kiln_cmd_dump(int argc, char **argv)
         return kiln_cli_usage_error("dump", "--format must be 'text' or 'dot', got '%s'", format);
     if (after && kiln_cli_check_pass("dump", "--after", after))
         return 2;
+    /* --dump-ir=after:PASS is --after PASS; --dump-ir=all prints the IR after
+     * every pass instead of once at the end. */
+    bool all = o.dump_ir && strcmp(o.dump_ir, "all") == 0;
+    if (after && o.dump_ir)
+        return kiln_cli_usage_error("dump", "--after and --dump-ir both choose what to print: give one");
+    if (all && dot)
+        return kiln_cli_usage_error("dump", "--dump-ir=all prints the text form: it cannot be combined with "
+                                            "--format dot");
+    if (o.dump_ir && !all) {
+        after = o.dump_ir;
+        o.dump_ir = NULL;
+    }
     int64_t threads = KILN_SCHEDULE_DEFAULT_THREADS;
     if (threads_text && kiln_cli_parse_count("dump", "--threads", threads_text, 1, &threads) != 0)
         return 2;
     if (threads > 1024)
         return kiln_cli_usage_error("dump", "--threads must be at most 1024, got %lld", (long long)threads);
-    if (o.time_passes && !after)
+    if (o.time_passes && !after && !all)
         fprintf(stderr, "kiln dump: note: no passes run without --after PASS; nothing to time\n");
 
-    kiln_cli_model cm;
-    o.passes = after ? "all" : "none";
-    o.stop_after = after;
-    o.threads = threads;
-    int rc = kiln_cli_model_open(&cm, &o);
-    if (rc != 0)
-        return rc;
     FILE *out = stdout;
     char *dir = NULL;
+    int rc = 0;
+    kiln_cli_model cm = {0};
     if (output) {
-        out = fopen(output, "w");
-        if (!out) {
-            kiln_cli_model_close(&cm);
+        /* Opened before the passes run only when they write to it (all). */
+        if (all && !(out = fopen(output, "w")))
             return kiln_cli_error("dump", "cannot write '%s': %s", output, strerror(errno));
-        }
         char *copy = strdup(output);
         dir = copy ? strdup(dirname(copy)) : NULL;
         free(copy);
     }
+    o.passes = after || all ? "all" : "none";
+    o.stop_after = after;
+    o.threads = threads;
+    o.dump_to = out;
+    if ((rc = kiln_cli_model_open(&cm, &o)) != 0)
+        goto done;
+    if (all)
+        goto done; /* the passes printed it */
+    if (output && !(out = fopen(output, "w"))) {
+        out = stdout;
+        rc = kiln_cli_error("dump", "cannot write '%s': %s", output, strerror(errno));
+        goto done;
+    }
     kiln_status st = dot ? kiln_ir_print_dot(cm.g, out) : kiln_ir_print(cm.g, out, output ? dir : ".");
     if (st != KILN_OK)
         rc = kiln_cli_error("dump", "%s", kiln_status_string(st));
+done:
     if (out != stdout && fclose(out) != 0)
         rc = kiln_cli_error("dump", "cannot write '%s': %s", output, strerror(errno));
     free(dir);
