@@ -2,7 +2,8 @@
 # tests/test_cli_passes.sh KILN SOURCE_DIR: `kiln dump --after PASS`,
 # `--time-passes` and `--threads` as a user meets them: usage errors, the
 # annotations in the dumps, dumps after the passes that read back unchanged,
-# and the pipeline run again on its own output changing nothing.
+# and the pipeline run again on its own output changing nothing. Then
+# `--dump-ir=all|after:PASS` and `--time-passes` on kiln dump and kiln compile.
 set -u
 kiln=$1; src=$2
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
@@ -65,6 +66,72 @@ for name in mlp digits resnet20 transformer; do
     cmp -s "$work/$name.kir" "$work/$name.$p.3.kir" && ok || fail "$name: the pipeline on the dump after $p differs"
   done
 done
+
+# --dump-ir on kiln dump: after:PASS is --after PASS; all prints after every pass
+passes="verify infer_shapes fold_batchnorm fold_constants dce fuse memory_plan schedule"
+expect 0 "dump --help" -- "$kiln" dump --help
+contains "$work/out" "--dump-ir=all" "dump --help lists --dump-ir"
+expect 0 "dump --after fuse" -- "$kiln" dump "$mlp" --after fuse
+mv "$work/out" "$work/mlp.after-fuse.kir"
+expect 0 "dump --dump-ir=after:fuse" -- "$kiln" dump "$mlp" --dump-ir=after:fuse
+cmp -s "$work/out" "$work/mlp.after-fuse.kir" && ok || fail "dump --dump-ir=after:fuse differs from --after fuse"
+expect 0 "dump --dump-ir all" -- "$kiln" dump "$mlp" --dump-ir all
+[ "$(grep '^# after ' "$work/out" | cut -d' ' -f3 | tr '\n' ' ')" = "$passes " ] && ok ||
+  fail "dump --dump-ir=all: the headers are not every pass in order: $(grep '^# after ' "$work/out" | tr '\n' ' ')"
+# the part after schedule is the IR after the last pass, and reads back
+sed -n '/^# after schedule$/,$p' "$work/out" | tail -n +2 >"$work/all.schedule.kir"
+expect 0 "dump --after schedule" -- "$kiln" dump "$mlp" --after schedule
+cmp -s "$work/out" "$work/all.schedule.kir" && ok || fail "dump --dump-ir=all: the last part is not the IR after schedule"
+expect 0 "read the last part of --dump-ir=all" -- "$kiln" dump "$work/all.schedule.kir"
+expect 0 "dump --dump-ir=all -o" -- "$kiln" dump "$mlp" --dump-ir=all -o "$work/all.kir"
+[ "$(grep -c '^# after ' "$work/all.kir" 2>/dev/null)" = 8 ] && ok || fail "dump --dump-ir=all -o: not 8 dumps in the file"
+lacks "$work/out" "graph @" "dump --dump-ir=all -o: nothing on standard output"
+expect 2 "dump --dump-ir unknown pass" -- "$kiln" dump "$mlp" --dump-ir=after:fusion
+contains "$work/err" "kiln dump: error: --dump-ir: unknown pass 'fusion' (the passes, in order: verify, infer_shapes, fold_batchnorm, fold_constants, dce, fuse, memory_plan, schedule)" "dump --dump-ir unknown pass message"
+expect 2 "dump --dump-ir and --after" -- "$kiln" dump "$mlp" --dump-ir=all --after fuse
+expect 2 "dump --dump-ir=all --format dot" -- "$kiln" dump "$mlp" --dump-ir=all --format dot
+expect 0 "dump --dump-ir=all --time-passes" -- "$kiln" dump "$mlp" --dump-ir=all --time-passes
+for p in $passes total; do
+  contains "$work/err" "  $p " "dump --dump-ir=all --time-passes reports $p"
+done
+
+# --dump-ir and --time-passes on kiln compile (dumps and times on standard error)
+if "$kiln" --help | grep -q compile; then
+  expect 0 "compile --help" -- "$kiln" compile --help
+  contains "$work/out" "--dump-ir=all" "compile --help lists --dump-ir"
+  contains "$work/out" "--time-passes" "compile --help lists --time-passes"
+  expect 0 "compile --dump-ir=after:fuse" -- "$kiln" compile "$mlp" -o "$work/mlp.o" --dump-ir=after:fuse
+  contains "$work/err" " group 1" "compile --dump-ir=after:fuse shows the fusion groups"
+  lacks "$work/err" " mem " "compile --dump-ir=after:fuse: no plan yet"
+  cmp -s "$work/err" "$work/mlp.after-fuse.kir" && ok || fail "compile --dump-ir=after:fuse differs from dump --after fuse"
+  contains "$work/out" "wrote $work/mlp.o" "compile --dump-ir still compiles"
+  lacks "$work/out" "graph @" "compile --dump-ir: the IR stays off standard output"
+  [ -s "$work/mlp.o" ] && ok || fail "compile --dump-ir wrote no object"
+  expect 0 "compile --dump-ir=after:fold_batchnorm" -- "$kiln" compile "$src/examples/digits/digits.yaml" -o "$work/digits.o" --dump-ir=after:fold_batchnorm
+  contains "$work/err" 'layer "conv1+bn1"' "compile --dump-ir=after:fold_batchnorm shows the folded layer"
+  lacks "$work/err" "batchnorm(" "compile --dump-ir=after:fold_batchnorm: no batchnorm left"
+  expect 0 "compile --dump-ir=all" -- "$kiln" compile "$mlp" -o "$work/mlp.o" --dump-ir=all
+  [ "$(grep '^# after ' "$work/err" | cut -d' ' -f3 | tr '\n' ' ')" = "$passes " ] && ok ||
+    fail "compile --dump-ir=all: the headers are not every pass in order: $(grep '^# after ' "$work/err" | tr '\n' ' ')"
+  contains "$work/err" " tasks " "compile --dump-ir=all reaches schedule"
+  rm -f "$work/bad.o"
+  expect 2 "compile --dump-ir unknown pass" -- "$kiln" compile "$mlp" -o "$work/bad.o" --dump-ir=after:fusion
+  contains "$work/err" "kiln compile: error: --dump-ir: unknown pass 'fusion' (the passes, in order: verify, infer_shapes, fold_batchnorm, fold_constants, dce, fuse, memory_plan, schedule)" "compile --dump-ir unknown pass message"
+  [ -e "$work/bad.o" ] && fail "compile --dump-ir unknown pass wrote the object" || ok
+  expect 2 "compile --dump-ir without after:" -- "$kiln" compile "$mlp" -o "$work/bad.o" --dump-ir=fuse
+  contains "$work/err" "--dump-ir expects 'all' or 'after:PASS', got 'fuse'" "compile --dump-ir=fuse message"
+  expect 2 "compile --dump-ir without a value" -- "$kiln" compile "$mlp" -o "$work/bad.o" --dump-ir
+  expect 2 "compile --dump-ir --passes none" -- "$kiln" compile "$mlp" -o "$work/bad.o" --dump-ir=all --passes none
+  expect 0 "compile --time-passes" -- "$kiln" compile "$mlp" -o "$work/mlp.o" --time-passes
+  for p in $passes; do
+    contains "$work/err" "  $p " "compile --time-passes reports $p"
+  done
+  for p in "kiln: pass times" "kiln: compile times" "  loading " "  passes " "  code generation " "  emission " "  total "; do
+    contains "$work/err" "$p" "compile --time-passes reports '$p'"
+  done
+  lacks "$work/err" "  tuning " "compile --time-passes: no tuning without --tune"
+  lacks "$work/out" "pass times" "compile --time-passes: times stay off standard output"
+fi
 
 echo "cli_passes: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -1,12 +1,15 @@
-/* compiler/driver/cli.c: argument scanning and model loading for the
- * subcommands. */
+/* compiler/driver/cli.c: argument scanning, the options the subcommands
+ * share, and model loading (frontend, then the pass pipeline). */
 #include "cli.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "compiler/frontend/frontend.h"
+#include "compiler/passes/passes.h"
 
 int kiln_args_value(kiln_args *a, const char *name, const char **value)
 {
@@ -99,7 +102,106 @@ int kiln_cli_take_global_options(int *argc, char **argv)
     return 0;
 }
 
-kiln_graph *kiln_cli_load_model(const char *path)
+double kiln_cli_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* "verify, infer_shapes, ..., schedule" */
+static void pass_list(char *buf, size_t size)
+{
+    size_t w = 0;
+    buf[0] = '\0';
+    const char *const *names = kiln_pipeline_pass_names();
+    for (size_t i = 0; names[i] && w < size; i++)
+        w += (size_t)snprintf(buf + w, size - w, "%s%s", i ? ", " : "", names[i]);
+}
+
+int kiln_cli_check_pass(const char *cmd, const char *flag, const char *name)
+{
+    if (kiln_pipeline_has_pass(name))
+        return 0;
+    char list[256];
+    pass_list(list, sizeof list);
+    return kiln_cli_usage_error(cmd, "%s: unknown pass '%s' (the passes, in order: %s)", flag, name, list);
+}
+
+/* --dump-ir=all or --dump-ir=after:PASS: *out is "all" or PASS. */
+static int parse_dump_ir(const char *cmd, const char *text, const char **out)
+{
+    if (strcmp(text, "all") == 0) {
+        *out = text;
+        return 0;
+    }
+    if (strncmp(text, "after:", 6) != 0) {
+        char list[256];
+        pass_list(list, sizeof list);
+        return kiln_cli_usage_error(cmd, "--dump-ir expects 'all' or 'after:PASS', got '%s' (the passes, in order: %s)",
+                                    text, list);
+    }
+    *out = text + 6;
+    return kiln_cli_check_pass(cmd, "--dump-ir", *out);
+}
+
+void kiln_cli_options_init(kiln_cli_options *o, const char *cmd, const char *help, unsigned takes)
+{
+    *o = (kiln_cli_options){
+        .cmd = cmd, .help = help, .takes = takes, .cg = KILN_CG_OPTIONS_INIT, .passes = "all", .batch = 1};
+}
+
+int kiln_cli_options_take(kiln_args *a, kiln_cli_options *o)
+{
+    const char *arg = a->argv[a->i], *v;
+    int r;
+    if (kiln_args_flag(a, "--help") || kiln_args_flag(a, "-h")) {
+        fputs(o->help, stdout);
+        return 0;
+    }
+    if (arg[0] != '-') {
+        if (o->model)
+            return kiln_args_unknown(a);
+        o->model = arg;
+        return KILN_CLI_TAKEN;
+    }
+    if ((o->takes & KILN_CLI_TAKES_OPT_LEVEL) && arg[1] == 'O' && arg[2] >= '0' && arg[2] <= '3' && !arg[3]) {
+        o->cg.opt_level = arg[2] - '0';
+        return KILN_CLI_TAKEN;
+    }
+    if ((o->takes & KILN_CLI_TAKES_PASSES) && (r = kiln_args_value(a, "--passes", &o->passes))) {
+        if (r < 0)
+            return 2;
+        if (strcmp(o->passes, "all") != 0 && strcmp(o->passes, "none") != 0)
+            return kiln_cli_usage_error(o->cmd, "--passes must be 'all' or 'none', got '%s'", o->passes);
+        return KILN_CLI_TAKEN;
+    }
+    if ((o->takes & KILN_CLI_TAKES_THREADS) && (r = kiln_args_value(a, "--threads", &v)))
+        return r < 0 || kiln_cli_parse_count(o->cmd, "--threads", v, 0, &o->threads) ? 2 : KILN_CLI_TAKEN;
+    if ((o->takes & KILN_CLI_TAKES_BATCH) && (r = kiln_args_value(a, "--batch", &v)))
+        return r < 0 || kiln_cli_parse_count(o->cmd, "--batch", v, 1, &o->batch) ? 2 : KILN_CLI_TAKEN;
+    if ((o->takes & KILN_CLI_TAKES_TIME_PASSES) && kiln_args_flag(a, "--time-passes")) {
+        o->time_passes = true;
+        return KILN_CLI_TAKEN;
+    }
+    if ((o->takes & KILN_CLI_TAKES_DUMP_IR) && (r = kiln_args_value(a, "--dump-ir", &v)))
+        return r < 0 || parse_dump_ir(o->cmd, v, &o->dump_ir) ? 2 : KILN_CLI_TAKEN;
+    return KILN_CLI_OTHER;
+}
+
+int kiln_cli_options_check(const kiln_cli_options *o)
+{
+    if (!o->model)
+        return kiln_cli_usage_error(o->cmd, "no model given (see 'kiln %s --help')", o->cmd);
+    if (o->threads > 1024)
+        return kiln_cli_usage_error(o->cmd, "--threads must be at most 1024");
+    if (o->dump_ir && strcmp(o->passes, "none") == 0)
+        return kiln_cli_usage_error(o->cmd, "--dump-ir shows what the passes do: it cannot be combined with "
+                                            "--passes none");
+    return 0;
+}
+
+static kiln_graph *load_graph(const char *path)
 {
     kiln_diag d;
     kiln_diag_init(&d);
@@ -115,4 +217,68 @@ kiln_graph *kiln_cli_load_model(const char *path)
     }
     kiln_diag_release(&d);
     return g;
+}
+
+static bool has_batched_input(const kiln_graph *g)
+{
+    for (size_t i = 0; i < g->n_inputs; i++)
+        if (kiln_graph_value(g, g->inputs[i])->type.shape.batched)
+            return true;
+    return false;
+}
+
+/* The pass pipeline as o says; prints its diagnostics. */
+static int run_passes(kiln_graph *g, const kiln_cli_options *o)
+{
+    int64_t threads = o->threads;
+    if (threads <= 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = cores > 0 ? cores : 1;
+    }
+    kiln_diag d;
+    kiln_diag_init(&d);
+    /* Dumps are for looking at what the passes did: check the IR after each. */
+    kiln_pipeline_options po = {
+        .stop_after = o->stop_after,
+        .dump_after = o->dump_ir,
+        .dump_to = o->dump_to ? o->dump_to : stderr,
+        .time_to = o->time_passes ? stderr : NULL,
+        .verify_each = KILN_PIPELINE_VERIFY_DEFAULT || o->stop_after != NULL || o->dump_ir != NULL,
+        .threads_hint = (int)threads,
+    };
+    kiln_status st = kiln_pipeline_run(g, &po, &d);
+    kiln_diag_print(&d, stderr);
+    kiln_diag_release(&d);
+    if (st != KILN_OK)
+        return kiln_cli_error(o->cmd, "optimizing '%s' failed: %s", g->name, kiln_status_string(st));
+    return 0;
+}
+
+int kiln_cli_model_open(kiln_cli_model *m, const kiln_cli_options *o)
+{
+    *m = (kiln_cli_model){0};
+    double t0 = kiln_cli_seconds();
+    kiln_graph *g = load_graph(o->model);
+    if (!g)
+        return 1;
+    double t1 = kiln_cli_seconds();
+    int rc = 0;
+    if (o->batch != 1 && !has_batched_input(g))
+        rc = kiln_cli_usage_error(o->cmd, "the model has fixed shapes: --batch must be 1");
+    else if (strcmp(o->passes, "none") != 0)
+        rc = run_passes(g, o);
+    if (rc != 0) {
+        kiln_graph_destroy(g);
+        return rc;
+    }
+    m->g = g;
+    m->load_s = t1 - t0;
+    m->passes_s = kiln_cli_seconds() - t1;
+    return 0;
+}
+
+void kiln_cli_model_close(kiln_cli_model *m)
+{
+    kiln_graph_destroy(m->g);
+    m->g = NULL;
 }

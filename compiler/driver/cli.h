@@ -5,8 +5,10 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "compiler/codegen/codegen.h"
+#include "compiler/interp/interp.h"
 #include "ir/graph.h"
 
 /* A cursor over argv. Options are `--name VALUE` or `--name=VALUE`. */
@@ -31,13 +33,87 @@ int kiln_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((f
 int kiln_cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Parses a positive integer option value. */
 int kiln_cli_parse_count(const char *cmd, const char *flag, const char *text, int64_t min, int64_t *out);
+/* 0 when `name` is a pass of the pipeline; otherwise 2 after a usage error
+ * `FLAG: unknown pass 'NAME'` that lists the passes. */
+int kiln_cli_check_pass(const char *cmd, const char *flag, const char *name);
+/* A monotonic clock, in seconds. */
+double kiln_cli_seconds(void);
 
 /* Removes the options every command takes (--max-elements N: the per-tensor
  * element limit, default 2^32) from argv[1..]; returns 0, or 2 after a usage
  * error. argv[0] names the command in messages. */
 int kiln_cli_take_global_options(int *argc, char **argv);
-/* Loads a .yaml or .kir model; prints every diagnostic to stderr. NULL on failure. */
-kiln_graph *kiln_cli_load_model(const char *path);
+
+/* Which of the shared options a command takes (kiln_cli_options.takes). */
+enum {
+    KILN_CLI_TAKES_OPT_LEVEL = 1u << 0,   /* -O0 .. -O3: cg.opt_level */
+    KILN_CLI_TAKES_PASSES = 1u << 1,      /* --passes all|none */
+    KILN_CLI_TAKES_THREADS = 1u << 2,     /* --threads T (>= 0, at most 1024) */
+    KILN_CLI_TAKES_BATCH = 1u << 3,       /* --batch N (>= 1) */
+    KILN_CLI_TAKES_TIME_PASSES = 1u << 4, /* --time-passes */
+    KILN_CLI_TAKES_DUMP_IR = 1u << 5,     /* --dump-ir=all|after:PASS */
+};
+
+/* The options the commands share, and what kiln_cli_model_open does with
+ * the model: which passes run, dumps and timing, the batch to check. */
+typedef struct kiln_cli_options {
+    const char *cmd;        /* the command, for messages */
+    const char *help;       /* printed by --help */
+    unsigned takes;         /* KILN_CLI_TAKES_*: what kiln_cli_options_take accepts */
+    const char *model;      /* MODEL, the one argument that is not an option */
+    kiln_cg_options cg;     /* code generation; -O sets cg.opt_level */
+    const char *passes;     /* "all" (default) or "none": skip the passes */
+    int64_t threads;        /* the thread count the schedule plans for; 0 (default): one per core */
+    int64_t batch;          /* the batch the model will run at (default 1; fixed shapes need 1) */
+    const char *dump_ir;    /* --dump-ir: "all", the PASS of after:PASS, or NULL */
+    bool time_passes;       /* the time of each pass to stderr */
+    /* Set by the command itself, never from the command line: */
+    const char *stop_after; /* the last pass to run (kiln dump --after); NULL: all of them */
+    FILE *dump_to;          /* where --dump-ir writes the IR; NULL: stderr */
+} kiln_cli_options;
+
+/* Defaults: the code generator's options, --passes all, one thread per core,
+ * batch 1, no dumps. `cmd` and `help` are borrowed. */
+void kiln_cli_options_init(kiln_cli_options *o, const char *cmd, const char *help, unsigned takes);
+
+/* kiln_cli_options_take: argv[a->i] was stored in o; go on with the next one. */
+#define KILN_CLI_TAKEN (-1)
+/* kiln_cli_options_take: argv[a->i] is none of the shared arguments. */
+#define KILN_CLI_OTHER (-2)
+/* Takes argv[a->i] when it is --help, MODEL, or one of the shared options
+ * o->takes (advancing past a separate value): KILN_CLI_TAKEN, or
+ * KILN_CLI_OTHER. Otherwise the command is over, with the exit status
+ * returned: 0 after printing o->help, 2 after a usage error (a missing or bad
+ * value, an unknown pass, a second MODEL). Scan a command line with
+ *
+ *     for (; a.i < argc; a.i++) {
+ *         int r = kiln_cli_options_take(&a, &o);
+ *         if (r == KILN_CLI_TAKEN) continue;
+ *         if (r != KILN_CLI_OTHER) return r;
+ *         ... the command's own options, else: return kiln_args_unknown(&a);
+ *     }
+ */
+int kiln_cli_options_take(kiln_args *a, kiln_cli_options *o);
+/* What can be checked only when every option is read (a MODEL is given,
+ * --threads at most 1024, --dump-ir needs the passes): 0, or 2 after a
+ * usage error. */
+int kiln_cli_options_check(const kiln_cli_options *o);
+
+/* A model loaded for a command; the graph is owned. */
+typedef struct kiln_cli_model {
+    kiln_graph *g;
+    double load_s;   /* seconds reading it (frontend) */
+    double passes_s; /* seconds in the pass pipeline */
+} kiln_cli_model;
+
+/* Loads the .yaml or .kir model o->model (with the --max-elements limit),
+ * refuses o->batch > 1 when no input is batched, then runs the passes as o
+ * says (o->passes, stop_after, threads, dump_ir, time_passes); prints every
+ * diagnostic to stderr. Returns 0; 1 when the model is invalid or a pass
+ * failed, 2 for the batch (a usage error), after reporting it; m->g is then
+ * NULL. */
+int kiln_cli_model_open(kiln_cli_model *m, const kiln_cli_options *o);
+void kiln_cli_model_close(kiln_cli_model *m);
 
 /* A model compiled for the JIT (jit_model.c): kiln run, check and bench. */
 typedef struct kiln_jit_model {
@@ -50,13 +126,20 @@ typedef struct kiln_jit_model {
  * Returns 0, or 1 after reporting the error as `kiln CMD: error: ...`. */
 int kiln_jit_model_open(kiln_jit_model *jm, const kiln_graph *g, const char *cmd, const kiln_cg_options *opt);
 void kiln_jit_model_close(kiln_jit_model *jm);
-/* Runs the optimization passes (compiler/passes: folding, fusion, memory
- * plan, schedule for `threads` threads, 0 = one per core) on g before code
- * generation; prints diagnostics. `passes` is "all" or "none" (skip them).
- * Returns 0, or 1 after reporting the error as `kiln CMD: error: ...`. */
-int kiln_cli_optimize(kiln_graph *g, const char *cmd, const char *passes, int64_t threads);
-/* Checks a --passes value: 0, or 2 after a usage error. */
-int kiln_cli_check_passes(const char *cmd, const char *passes);
+
+/* Buffers for one run of g at a batch: every input filled by
+ * kiln_fill_random (input k from seed + k), the outputs uninitialized. */
+typedef struct kiln_cli_buffers {
+    float **in, **out;
+    size_t n_in, n_out;
+} kiln_cli_buffers;
+
+/* KILN_OK or KILN_ERR_OUT_OF_MEMORY; free b with kiln_cli_buffers_free either way. */
+kiln_status kiln_cli_buffers_alloc(kiln_cli_buffers *b, const kiln_graph *g, int64_t batch, uint64_t seed);
+void kiln_cli_buffers_free(kiln_cli_buffers *b);
+
+/* kiln_interp_run, its diagnostics printed to stderr. */
+kiln_status kiln_cli_interp_run(kiln_interp *it);
 /* Uniform values in [-1, 1) from a seed (the same on every machine). */
 void kiln_fill_random(float *x, size_t n, uint64_t seed);
 /* Elements of value v for a batch (0 on overflow). */

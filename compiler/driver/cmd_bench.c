@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -30,13 +29,6 @@ static const char help[] =
     "                   the model as loaded, one kernel per layer)\n"
     "  -O0 .. -O3       optimization level (default -O2)\n";
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -53,7 +45,7 @@ typedef struct profile {
 static void profile_hook(void *arg, int64_t step)
 {
     profile *p = arg;
-    double t = now_s();
+    double t = kiln_cli_seconds();
     if (step >= 0 && step < p->n_steps)
         p->sum[step] += t - p->last;
     p->last = t;
@@ -163,96 +155,65 @@ static void print_time(const char *label, double s)
 int kiln_cmd_bench(int argc, char **argv)
 {
     kiln_args a = {argc, argv, 1, "bench"};
-    const char *model = NULL, *v, *passes = "all";
-    int64_t batch = 1, threads = 0, iterations = 100, warmup = 10;
+    const char *v;
+    int64_t iterations = 100, warmup = 10;
     bool per_layer = false;
-    kiln_cg_options opt = KILN_CG_OPTIONS_INIT;
+    kiln_cli_options o;
+    kiln_cli_options_init(&o, "bench", help,
+                          KILN_CLI_TAKES_OPT_LEVEL | KILN_CLI_TAKES_PASSES | KILN_CLI_TAKES_THREADS |
+                              KILN_CLI_TAKES_BATCH);
     for (; a.i < argc; a.i++) {
-        int r;
-        if (kiln_args_flag(&a, "--help") || kiln_args_flag(&a, "-h")) {
-            fputs(help, stdout);
-            return 0;
-        }
-        const char *arg = argv[a.i];
-        if (arg[0] == '-' && arg[1] == 'O' && arg[2] >= '0' && arg[2] <= '3' && !arg[3]) {
-            opt.opt_level = arg[2] - '0';
+        int r = kiln_cli_options_take(&a, &o);
+        if (r == KILN_CLI_TAKEN)
             continue;
-        }
+        if (r != KILN_CLI_OTHER)
+            return r;
         if (kiln_args_flag(&a, "--per-layer")) {
             per_layer = true;
             continue;
         }
-        if ((r = kiln_args_value(&a, "--passes", &passes))) {
-            if (r < 0 || kiln_cli_check_passes("bench", passes))
+        if ((r = kiln_args_value(&a, "--iterations", &v))) {
+            if (r < 0 || kiln_cli_parse_count("bench", "--iterations", v, 1, &iterations))
                 return 2;
             continue;
         }
-        struct {
-            const char *flag;
-            int64_t min, *dst;
-        } nums[] = {{"--batch", 1, &batch}, {"--threads", 0, &threads}, {"--iterations", 1, &iterations},
-                    {"--warmup", 0, &warmup}};
-        bool matched = false;
-        for (size_t k = 0; k < sizeof nums / sizeof nums[0] && !matched; k++) {
-            if ((r = kiln_args_value(&a, nums[k].flag, &v))) {
-                if (r < 0 || kiln_cli_parse_count("bench", nums[k].flag, v, nums[k].min, nums[k].dst))
-                    return 2;
-                matched = true;
-            }
-        }
-        if (matched)
+        if ((r = kiln_args_value(&a, "--warmup", &v))) {
+            if (r < 0 || kiln_cli_parse_count("bench", "--warmup", v, 0, &warmup))
+                return 2;
             continue;
-        if (arg[0] == '-' || model)
-            return kiln_args_unknown(&a);
-        model = arg;
+        }
+        return kiln_args_unknown(&a);
     }
-    if (!model)
-        return kiln_cli_usage_error("bench", "no model given (see 'kiln bench --help')");
-    if (threads > 1024)
-        return kiln_cli_usage_error("bench", "--threads must be at most 1024");
+    if (kiln_cli_options_check(&o))
+        return 2;
 
-    kiln_graph *g = kiln_cli_load_model(model);
-    if (!g)
-        return 1;
-    bool batched = false;
-    for (size_t i = 0; i < g->n_inputs; i++)
-        batched |= kiln_graph_value(g, g->inputs[i])->type.shape.batched;
-    if (!batched && batch != 1) {
-        kiln_graph_destroy(g);
-        return kiln_cli_usage_error("bench", "the model has fixed shapes: --batch must be 1");
-    }
-    int rc = 1;
+    kiln_cli_model cm;
+    int rc = kiln_cli_model_open(&cm, &o);
+    if (rc != 0)
+        return rc;
+    rc = 1;
+    const kiln_graph *g = cm.g;
+    const int64_t batch = o.batch, threads = o.threads;
     kiln_jit_model jm = {0};
     void *inst = NULL;
     profile prof = {0, NULL, 0};
+    kiln_cli_buffers io = {0};
     double *times = malloc((size_t)iterations * sizeof *times);
-    float **in = calloc(g->n_inputs + 1, sizeof *in), **out = calloc(g->n_outputs + 1, sizeof *out);
-    double t0 = now_s();
-    if (!times || !in || !out || kiln_cli_optimize(g, "bench", passes, threads) != 0 ||
-        kiln_jit_model_open(&jm, g, "bench", &opt) != 0)
+    double t0 = kiln_cli_seconds();
+    if (!times || kiln_jit_model_open(&jm, g, "bench", &o.cg) != 0)
         goto done;
-    double compile_s = now_s() - t0;
+    double compile_s = cm.passes_s + (kiln_cli_seconds() - t0);
     kiln_options ko = KILN_OPTIONS_INIT;
     ko.num_threads = (int)threads;
     kiln_status st = jm.e.create(&inst, &ko);
-    for (size_t k = 0; st == KILN_OK && k < g->n_inputs; k++) {
-        size_t n = kiln_value_elements(g, g->inputs[k], batch);
-        if (!(in[k] = malloc((n ? n : 1) * sizeof(float))))
-            st = KILN_ERR_OUT_OF_MEMORY;
-        else
-            kiln_fill_random(in[k], n, 7 + k);
-    }
-    for (size_t k = 0; st == KILN_OK && k < g->n_outputs; k++) {
-        size_t n = kiln_value_elements(g, g->outputs[k], batch);
-        if (!(out[k] = malloc((n ? n : 1) * sizeof(float))))
-            st = KILN_ERR_OUT_OF_MEMORY;
-    }
+    if (st == KILN_OK)
+        st = kiln_cli_buffers_alloc(&io, g, batch, 7);
     for (int64_t i = 0; st == KILN_OK && i < warmup; i++)
-        st = jm.e.run_array(inst, batch, (const float *const *)in, out);
+        st = jm.e.run_array(inst, batch, (const float *const *)io.in, io.out);
     for (int64_t i = 0; st == KILN_OK && i < iterations; i++) {
-        double s = now_s();
-        st = jm.e.run_array(inst, batch, (const float *const *)in, out);
-        times[i] = now_s() - s;
+        double s = kiln_cli_seconds();
+        st = jm.e.run_array(inst, batch, (const float *const *)io.in, io.out);
+        times[i] = kiln_cli_seconds() - s;
     }
     if (st == KILN_OK && per_layer) {
         prof.n_steps = (int64_t)kiln_cg_step_count(jm.module);
@@ -260,8 +221,8 @@ int kiln_cmd_bench(int argc, char **argv)
         if (!prof.sum)
             st = KILN_ERR_OUT_OF_MEMORY;
         for (int64_t i = 0; st == KILN_OK && i < iterations; i++) {
-            prof.last = now_s();
-            st = jm.e.run_profiled(inst, batch, (const float *const *)in, out, profile_hook, &prof);
+            prof.last = kiln_cli_seconds();
+            st = jm.e.run_profiled(inst, batch, (const float *const *)io.in, io.out, profile_hook, &prof);
         }
     }
     if (st != KILN_OK) {
@@ -288,14 +249,9 @@ done:
     if (inst)
         jm.e.destroy(inst);
     kiln_jit_model_close(&jm);
-    for (size_t k = 0; in && k < g->n_inputs; k++)
-        free(in[k]);
-    for (size_t k = 0; out && k < g->n_outputs; k++)
-        free(out[k]);
-    free(in);
-    free(out);
+    kiln_cli_buffers_free(&io);
     free(times);
     free(prof.sum);
-    kiln_graph_destroy(g);
+    kiln_cli_model_close(&cm);
     return rc;
 }

@@ -61,36 +61,19 @@ static errors compare(const float *a, const double *b, size_t n)
 int kiln_cmd_check(int argc, char **argv)
 {
     kiln_args a = {argc, argv, 1, "check"};
-    const char *model = NULL, *v, *passes = "all";
-    int64_t batch = 1, threads = 0, seed = 1;
+    const char *v;
+    int64_t seed = 1;
     double tolerance = 1e-4;
-    kiln_cg_options opt = KILN_CG_OPTIONS_INIT;
+    kiln_cli_options o;
+    kiln_cli_options_init(&o, "check", help,
+                          KILN_CLI_TAKES_OPT_LEVEL | KILN_CLI_TAKES_PASSES | KILN_CLI_TAKES_THREADS |
+                              KILN_CLI_TAKES_BATCH);
     for (; a.i < argc; a.i++) {
-        int r;
-        if (kiln_args_flag(&a, "--help") || kiln_args_flag(&a, "-h")) {
-            fputs(help, stdout);
-            return 0;
-        }
-        const char *arg = argv[a.i];
-        if (arg[0] == '-' && arg[1] == 'O' && arg[2] >= '0' && arg[2] <= '3' && !arg[3]) {
-            opt.opt_level = arg[2] - '0';
+        int r = kiln_cli_options_take(&a, &o);
+        if (r == KILN_CLI_TAKEN)
             continue;
-        }
-        if ((r = kiln_args_value(&a, "--passes", &passes))) {
-            if (r < 0 || kiln_cli_check_passes("check", passes))
-                return 2;
-            continue;
-        }
-        if ((r = kiln_args_value(&a, "--batch", &v))) {
-            if (r < 0 || kiln_cli_parse_count("check", "--batch", v, 1, &batch))
-                return 2;
-            continue;
-        }
-        if ((r = kiln_args_value(&a, "--threads", &v))) {
-            if (r < 0 || kiln_cli_parse_count("check", "--threads", v, 0, &threads))
-                return 2;
-            continue;
-        }
+        if (r != KILN_CLI_OTHER)
+            return r;
         if ((r = kiln_args_value(&a, "--seed", &v))) {
             if (r < 0 || kiln_cli_parse_count("check", "--seed", v, 0, &seed))
                 return 2;
@@ -103,33 +86,24 @@ int kiln_cmd_check(int argc, char **argv)
                 return kiln_cli_usage_error("check", "--tolerance expects a number >= 0, got '%s'", v);
             continue;
         }
-        if (arg[0] == '-' || model)
-            return kiln_args_unknown(&a);
-        model = arg;
+        return kiln_args_unknown(&a);
     }
-    if (!model)
-        return kiln_cli_usage_error("check", "no model given (see 'kiln check --help')");
-    if (threads > 1024)
-        return kiln_cli_usage_error("check", "--threads must be at most 1024");
+    if (kiln_cli_options_check(&o))
+        return 2;
 
-    kiln_graph *g = kiln_cli_load_model(model);
-    if (!g)
-        return 1;
-    bool batched = false;
-    for (size_t i = 0; i < g->n_inputs; i++)
-        batched |= kiln_graph_value(g, g->inputs[i])->type.shape.batched;
-    if (!batched && batch != 1) {
-        kiln_graph_destroy(g);
-        return kiln_cli_usage_error("check", "the model has fixed shapes: --batch must be 1");
-    }
-    int rc = 1;
+    kiln_cli_model cm;
+    int rc = kiln_cli_model_open(&cm, &o);
+    if (rc != 0)
+        return rc;
+    rc = 1;
+    const kiln_graph *g = cm.g;
+    const int64_t batch = o.batch;
     kiln_jit_model jm = {0};
     void *inst = NULL, *ws = NULL;
     kiln_interp *it = NULL;
-    float **in = calloc(g->n_inputs + 1, sizeof *in), **out = calloc(g->n_outputs + 1, sizeof *out);
-    opt.expose_values = true;
-    if (!in || !out || kiln_cli_optimize(g, "check", passes, threads) != 0 ||
-        kiln_jit_model_open(&jm, g, "check", &opt) != 0)
+    kiln_cli_buffers io = {0};
+    o.cg.expose_values = true;
+    if (kiln_jit_model_open(&jm, g, "check", &o.cg) != 0)
         goto done;
 
     /* The caller's workspace: the values are read back from it. */
@@ -140,38 +114,24 @@ int kiln_cmd_check(int argc, char **argv)
         goto done;
     }
     kiln_options ko = KILN_OPTIONS_INIT;
-    ko.num_threads = (int)threads;
+    ko.num_threads = (int)o.threads;
     ko.workspace = ws;
     ko.workspace_size = ws_size;
     kiln_status st = jm.e.create(&inst, &ko);
-    kiln_interp_options io = {.keep_all = true};
+    kiln_interp_options iopt = {.keep_all = true};
     if (st == KILN_OK)
-        st = kiln_interp_create(g, batch, &io, &it);
-    for (size_t k = 0; st == KILN_OK && k < g->n_inputs; k++) {
-        size_t n = kiln_value_elements(g, g->inputs[k], batch);
-        if (!(in[k] = malloc((n ? n : 1) * sizeof(float)))) {
-            st = KILN_ERR_OUT_OF_MEMORY;
-            break;
-        }
-        kiln_fill_random(in[k], n, (uint64_t)seed * 1000003u + k);
-        st = kiln_interp_set_input(it, k, in[k]);
-    }
-    for (size_t k = 0; st == KILN_OK && k < g->n_outputs; k++) {
-        size_t n = kiln_value_elements(g, g->outputs[k], batch);
-        if (!(out[k] = malloc((n ? n : 1) * sizeof(float))))
-            st = KILN_ERR_OUT_OF_MEMORY;
-    }
+        st = kiln_interp_create(g, batch, &iopt, &it);
     if (st == KILN_OK)
-        st = jm.e.run_array(inst, batch, (const float *const *)in, out);
+        st = kiln_cli_buffers_alloc(&io, g, batch, (uint64_t)seed * 1000003u);
+    for (size_t k = 0; st == KILN_OK && k < g->n_inputs; k++)
+        st = kiln_interp_set_input(it, k, io.in[k]);
+    if (st == KILN_OK)
+        st = jm.e.run_array(inst, batch, (const float *const *)io.in, io.out);
     if (st != KILN_OK) {
         kiln_cli_error("check", "running the compiled model failed: %s", kiln_status_string(st));
         goto done;
     }
-    kiln_diag d;
-    kiln_diag_init(&d);
-    st = kiln_interp_run(it, &d);
-    kiln_diag_print(&d, stderr);
-    kiln_diag_release(&d);
+    st = kiln_cli_interp_run(it);
     if (st != KILN_OK) {
         kiln_cli_error("check", "the interpreter failed: %s", kiln_status_string(st));
         goto done;
@@ -192,9 +152,9 @@ int kiln_cmd_check(int argc, char **argv)
         const float *got = NULL;
         if (kiln_cg_value_buffer(jm.module, n->output, &b) == KILN_OK) {
             if (b.kind == KILN_CG_BUF_INPUT)
-                got = in[b.index];
+                got = io.in[b.index];
             else if (b.kind == KILN_CG_BUF_OUTPUT)
-                got = out[b.index];
+                got = io.out[b.index];
             else if (b.kind == KILN_CG_BUF_WORKSPACE)
                 got = (const float *)(const void *)((const char *)ws + b.offset + (uint64_t)batch * b.per_batch);
         }
@@ -254,12 +214,7 @@ done:
     kiln_jit_model_close(&jm);
     kiln_rt_aligned_free(ws);
     kiln_interp_destroy(it);
-    for (size_t k = 0; in && k < g->n_inputs; k++)
-        free(in[k]);
-    for (size_t k = 0; out && k < g->n_outputs; k++)
-        free(out[k]);
-    free(in);
-    free(out);
-    kiln_graph_destroy(g);
+    kiln_cli_buffers_free(&io);
+    kiln_cli_model_close(&cm);
     return rc;
 }

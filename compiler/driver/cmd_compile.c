@@ -1,12 +1,12 @@
 /* compiler/driver/cmd_compile.c: `kiln compile MODEL -o OUT [--header H]
- * [--emit KIND] [--target T] [--cpu C] [-O0..3] [--weights embed|external]`. */
+ * [--emit KIND] [--target T] [--cpu C] [-O0..3] [--weights embed|external]
+ * [--dump-ir=all|after:PASS] [--time-passes]`. */
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -19,7 +19,8 @@ static const char help[] =
     "usage: kiln compile MODEL -o OUTPUT [--header FILE.h] [--emit obj|asm|llvm|bc|lib|so]\n"
     "                    [--target TRIPLE] [--cpu NAME] [--features LIST] [-O0|-O1|-O2|-O3]\n"
     "                    [--weights embed|external] [--weights-path PATH] [--passes all|none]\n"
-    "                    [--threads T] [--tune] [--tune-batch N]\n"
+    "                    [--threads T] [--tune] [--tune-batch N] [--dump-ir=all|after:PASS]\n"
+    "                    [--time-passes]\n"
     "\n"
     "Compiles MODEL (.yaml or .kir) to native code for the model's C API\n"
     "(NAME_create, NAME_run, NAME_workspace_size, NAME_info, NAME_destroy).\n"
@@ -48,7 +49,14 @@ static const char help[] =
     "  --tune              for each dense and 1x1 convolution layer, time the generated\n"
     "                      GEMM and OpenBLAS sgemm on this machine and keep the faster\n"
     "                      (the host target only; without it a fixed heuristic picks)\n"
-    "  --tune-batch N      the batch size --tune measures at (default 1)\n";
+    "  --tune-batch N      the batch size --tune measures at (default 1)\n"
+    "  --dump-ir=after:PASS  print the IR text after pass PASS to standard error (what\n"
+    "                      'kiln dump --after PASS' prints). The passes, in order: verify,\n"
+    "                      infer_shapes, fold_batchnorm, fold_constants, dce, fuse,\n"
+    "                      memory_plan, schedule\n"
+    "  --dump-ir=all       print the IR after every pass, each headed by '# after PASS'\n"
+    "  --time-passes       print to standard error the time of each pass, then of\n"
+    "                      loading, tuning, code generation and emission\n";
 
 static int parse_emit(const char *s, kiln_cg_emit_kind *out)
 {
@@ -118,13 +126,6 @@ static char *absolute_path(const char *path)
     return res;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static void human(size_t bytes, char *buf, size_t size)
 {
     if (bytes >= (size_t)10 << 20)
@@ -135,46 +136,55 @@ static void human(size_t bytes, char *buf, size_t size)
         snprintf(buf, size, "%zu B", bytes);
 }
 
+/* --time-passes: what follows the passes' own table. */
+static void print_times(const kiln_cli_model *cm, bool tune, double tuning, double codegen, double emission)
+{
+    fprintf(stderr, "kiln: compile times\n");
+    fprintf(stderr, "  %-16s %10.3f ms\n", "loading", cm->load_s * 1e3);
+    fprintf(stderr, "  %-16s %10.3f ms\n", "passes", cm->passes_s * 1e3);
+    if (tune)
+        fprintf(stderr, "  %-16s %10.3f ms\n", "tuning", tuning * 1e3);
+    fprintf(stderr, "  %-16s %10.3f ms\n", "code generation", codegen * 1e3);
+    fprintf(stderr, "  %-16s %10.3f ms\n", "emission", emission * 1e3);
+    fprintf(stderr, "  %-16s %10.3f ms\n", "total", (cm->load_s + cm->passes_s + tuning + codegen + emission) * 1e3);
+}
+
 int kiln_cmd_compile(int argc, char **argv)
 {
     kiln_args a = {argc, argv, 1, "compile"};
-    const char *model = NULL, *output = NULL, *header = NULL, *emit = NULL, *weights = "embed";
-    const char *weights_path = NULL, *passes = "all", *threads_text = NULL, *tune_batch_text = NULL;
+    const char *output = NULL, *header = NULL, *emit = NULL, *weights = "embed";
+    const char *weights_path = NULL, *tune_batch_text = NULL;
     bool tune = false;
-    kiln_cg_options opt = KILN_CG_OPTIONS_INIT;
+    kiln_cli_options o;
+    kiln_cli_options_init(&o, "compile", help,
+                          KILN_CLI_TAKES_OPT_LEVEL | KILN_CLI_TAKES_PASSES | KILN_CLI_TAKES_THREADS |
+                              KILN_CLI_TAKES_TIME_PASSES | KILN_CLI_TAKES_DUMP_IR);
+    kiln_cg_options *opt = &o.cg;
     for (; a.i < argc; a.i++) {
-        int r;
-        if (kiln_args_flag(&a, "--help") || kiln_args_flag(&a, "-h")) {
-            fputs(help, stdout);
-            return 0;
-        }
-        const char *arg = argv[a.i];
-        if (arg[0] == '-' && arg[1] == 'O' && arg[2] >= '0' && arg[2] <= '3' && !arg[3]) {
-            opt.opt_level = arg[2] - '0';
+        int r = kiln_cli_options_take(&a, &o);
+        if (r == KILN_CLI_TAKEN)
             continue;
-        }
+        if (r != KILN_CLI_OTHER)
+            return r;
         if (kiln_args_flag(&a, "--tune")) {
             tune = true;
             continue;
         }
         if ((r = kiln_args_value(&a, "-o", &output)) || (r = kiln_args_value(&a, "--output", &output)) ||
             (r = kiln_args_value(&a, "--header", &header)) || (r = kiln_args_value(&a, "--emit", &emit)) ||
-            (r = kiln_args_value(&a, "--target", &opt.triple)) || (r = kiln_args_value(&a, "--cpu", &opt.cpu)) ||
-            (r = kiln_args_value(&a, "--features", &opt.features)) ||
+            (r = kiln_args_value(&a, "--target", &opt->triple)) || (r = kiln_args_value(&a, "--cpu", &opt->cpu)) ||
+            (r = kiln_args_value(&a, "--features", &opt->features)) ||
             (r = kiln_args_value(&a, "--weights", &weights)) ||
             (r = kiln_args_value(&a, "--weights-path", &weights_path)) ||
-            (r = kiln_args_value(&a, "--passes", &passes)) || (r = kiln_args_value(&a, "--threads", &threads_text)) ||
             (r = kiln_args_value(&a, "--tune-batch", &tune_batch_text))) {
             if (r < 0)
                 return 2;
             continue;
         }
-        if (arg[0] == '-' || model)
-            return kiln_args_unknown(&a);
-        model = arg;
+        return kiln_args_unknown(&a);
     }
-    if (!model)
-        return kiln_cli_usage_error("compile", "no model given (see 'kiln compile --help')");
+    if (kiln_cli_options_check(&o))
+        return 2;
     if (!output)
         return kiln_cli_usage_error("compile", "-o OUTPUT is required");
     kiln_cg_emit_kind kind = kind_from_name(output);
@@ -185,27 +195,22 @@ int kiln_cmd_compile(int argc, char **argv)
         return kiln_cli_usage_error("compile", "--weights must be embed or external, got '%s'", weights);
     if (weights_path && !external)
         return kiln_cli_usage_error("compile", "--weights-path needs --weights external");
-    if (kiln_cli_check_passes("compile", passes))
-        return 2;
-    int64_t threads = 0;
-    if (threads_text && kiln_cli_parse_count("compile", "--threads", threads_text, 0, &threads))
-        return 2;
-    if (threads > 1024)
-        return kiln_cli_usage_error("compile", "--threads must be at most 1024");
     int64_t tune_batch = 1;
     if (tune_batch_text && kiln_cli_parse_count("compile", "--tune-batch", tune_batch_text, 1, &tune_batch))
         return 2;
     if (tune_batch_text && !tune)
         return kiln_cli_usage_error("compile", "--tune-batch needs --tune");
-    if (tune && (opt.triple || opt.cpu || opt.features))
+    if (tune && (opt->triple || opt->cpu || opt->features))
         return kiln_cli_usage_error("compile", "--tune measures on this machine: it cannot be combined with "
                                                "--target, --cpu or --features");
 
-    double t_start = now_s();
-    kiln_graph *g = kiln_cli_load_model(model);
-    if (!g)
-        return 1;
-    int rc = 1;
+    double t_start = kiln_cli_seconds();
+    kiln_cli_model cm;
+    int rc = kiln_cli_model_open(&cm, &o);
+    if (rc != 0)
+        return rc;
+    rc = 1;
+    const kiln_graph *g = cm.g;
     char *wfile = NULL, *wabs = NULL;
     kiln_cg_module *m = NULL;
     kiln_cg_gemm_impl *choice = NULL;
@@ -219,14 +224,11 @@ int kiln_cmd_compile(int argc, char **argv)
             kiln_cli_error("compile", "cannot resolve the weights file for '%s'", output);
             goto done;
         }
-        opt.weights = KILN_CG_WEIGHTS_EXTERNAL;
-        opt.weights_path = weights_path ? weights_path : wabs;
+        opt->weights = KILN_CG_WEIGHTS_EXTERNAL;
+        opt->weights_path = weights_path ? weights_path : wabs;
     }
-    opt.rt_libdir = KILN_RT_LIBDIR;
-    double t_load = now_s();
-    if (kiln_cli_optimize(g, "compile", passes, threads) != 0)
-        goto done;
-    double t_passes = now_s();
+    opt->rt_libdir = KILN_RT_LIBDIR;
+    double t_passes = kiln_cli_seconds();
     kiln_status st = KILN_OK;
     choice = calloc(g->n_nodes ? g->n_nodes : 1, sizeof *choice);
     t_gen = calloc(g->n_nodes ? g->n_nodes : 1, sizeof *t_gen);
@@ -237,13 +239,14 @@ int kiln_cmd_compile(int argc, char **argv)
     }
     if (tune) {
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
-        st = kiln_cg_tune(g, &opt, tune_batch, threads ? (int)threads : (int)(cores > 0 ? cores : 1), 15, choice,
+        st = kiln_cg_tune(g, opt, tune_batch, o.threads ? (int)o.threads : (int)(cores > 0 ? cores : 1), 15, choice,
                           t_gen, t_blas, &d);
-        opt.gemm_impl = choice;
+        opt->gemm_impl = choice;
     }
-    double t_tuned = now_s();
+    double t_tuned = kiln_cli_seconds();
     if (st == KILN_OK)
-        st = kiln_cg_compile(g, &opt, &m, &d);
+        st = kiln_cg_compile(g, opt, &m, &d);
+    double t_codegen = kiln_cli_seconds();
     if (st == KILN_OK)
         st = kiln_cg_emit(m, kind, output, &d);
     if (st == KILN_OK && header)
@@ -252,10 +255,12 @@ int kiln_cmd_compile(int argc, char **argv)
         st = kiln_cg_write_weights(m, wfile, &d);
     kiln_diag_print(&d, stderr);
     if (st != KILN_OK) {
-        kiln_cli_error("compile", "%s: %s", model, kiln_status_string(st));
+        kiln_cli_error("compile", "%s: %s", o.model, kiln_status_string(st));
         goto done;
     }
-    double t_end = now_s();
+    double t_end = kiln_cli_seconds();
+    if (o.time_passes)
+        print_times(&cm, tune, t_tuned - t_passes, t_codegen - t_tuned, t_end - t_codegen);
     kiln_cg_report rep;
     kiln_cg_get_report(m, &rep);
     char w[32], f[32], p[32], code[32], lb[32], total[32];
@@ -269,7 +274,7 @@ int kiln_cmd_compile(int argc, char **argv)
     printf("wrote %s (%s)%s%s%s%s\n  target    %s\n", output, kind_names[kind], header ? ", " : "", header ? header : "",
            external ? ", " : "", external ? wfile : "", kiln_cg_target_description(m));
     printf("  compile   %.2f s (loading %.2f s, passes %.2f s, %scode generation and emission %.2f s)\n",
-           t_end - t_start, t_load - t_start, t_passes - t_load, tune ? "tuning " : "", t_end - t_tuned);
+           t_end - t_start, cm.load_s, cm.passes_s, tune ? "tuning " : "", t_end - t_tuned);
     if (tune)
         printf("            tuning took %.2f s\n", t_tuned - t_passes);
     if (rep.code_bytes || rep.data_bytes) {
@@ -313,6 +318,6 @@ done:
     free(t_blas);
     free(wfile);
     free(wabs);
-    kiln_graph_destroy(g);
+    kiln_cli_model_close(&cm);
     return rc;
 }

@@ -1,5 +1,6 @@
-/* compiler/driver/cmd_dump.c: `kiln dump MODEL [--after PASS] [--time-passes]
- * [--threads N] [--format text|dot] [-o FILE]`. */
+/* compiler/driver/cmd_dump.c: `kiln dump MODEL [--after PASS |
+ * --dump-ir=all|after:PASS] [--time-passes] [--threads N] [--format text|dot]
+ * [-o FILE]`. */
 #include <errno.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -10,7 +11,8 @@
 #include "compiler/passes/passes.h"
 
 static const char help[] =
-    "usage: kiln dump MODEL [--after PASS] [--time-passes] [--threads N] [--format text|dot] [-o FILE]\n"
+    "usage: kiln dump MODEL [--after PASS | --dump-ir=all|after:PASS] [--time-passes] [--threads N]\n"
+    "                 [--format text|dot] [-o FILE]\n"
     "\n"
     "Prints the IR of MODEL (a .yaml model or a .kir IR file): as loaded, or after\n"
     "the optimization passes up to PASS.\n"
@@ -18,6 +20,10 @@ static const char help[] =
     "  --after PASS    run the passes up to and including PASS, then print. In order:\n"
     "                  verify, infer_shapes, fold_batchnorm, fold_constants, dce,\n"
     "                  fuse, memory_plan, schedule (see docs/passes.md)\n"
+    "  --dump-ir=after:PASS  the same as --after PASS\n"
+    "  --dump-ir=all   run every pass and print the IR after each, each dump headed\n"
+    "                  by a line '# after PASS' (text form; weights paths relative\n"
+    "                  to the current directory)\n"
     "  --time-passes   print each pass's time to standard error\n"
     "  --threads N     the thread count the schedule pass plans for (default 8)\n"
     "  --format text   the IR text form, which 'kiln dump' and 'kiln compile' read back (default)\n"
@@ -25,32 +31,18 @@ static const char help[] =
     "  -o FILE         write to FILE instead of standard output; weights paths are\n"
     "                  then written relative to FILE's directory\n";
 
-static int unknown_pass(const char *name)
-{
-    char list[256];
-    size_t w = 0;
-    list[0] = 0;
-    const char *const *names = kiln_pipeline_pass_names();
-    for (size_t i = 0; names[i] && w < sizeof list; i++)
-        w += (size_t)snprintf(list + w, sizeof list - w, "%s%s", i ? ", " : "", names[i]);
-    return kiln_cli_usage_error("dump", "--after: unknown pass '%s' (the passes, in order: %s)", name, list);
-}
-
 int kiln_cmd_dump(int argc, char **argv)
 {
     kiln_args a = {argc, argv, 1, "dump"};
-    const char *model = NULL, *format = "text", *output = NULL, *after = NULL, *threads_text = NULL;
-    bool time_passes = false;
+    const char *format = "text", *output = NULL, *after = NULL, *threads_text = NULL;
+    kiln_cli_options o;
+    kiln_cli_options_init(&o, "dump", help, KILN_CLI_TAKES_TIME_PASSES | KILN_CLI_TAKES_DUMP_IR);
     for (; a.i < argc; a.i++) {
-        int r;
-        if (kiln_args_flag(&a, "--help") || kiln_args_flag(&a, "-h")) {
-            fputs(help, stdout);
-            return 0;
-        }
-        if (kiln_args_flag(&a, "--time-passes")) {
-            time_passes = true;
+        int r = kiln_cli_options_take(&a, &o);
+        if (r == KILN_CLI_TAKEN)
             continue;
-        }
+        if (r != KILN_CLI_OTHER)
+            return r;
         if ((r = kiln_args_value(&a, "--format", &format)) || (r = kiln_args_value(&a, "-o", &output)) ||
             (r = kiln_args_value(&a, "--output", &output)) || (r = kiln_args_value(&a, "--after", &after)) ||
             (r = kiln_args_value(&a, "--threads", &threads_text))) {
@@ -58,65 +50,67 @@ int kiln_cmd_dump(int argc, char **argv)
                 return 2;
             continue;
         }
-        if (argv[a.i][0] == '-' || model)
-            return kiln_args_unknown(&a);
-        model = argv[a.i];
+        return kiln_args_unknown(&a);
     }
-    if (!model)
-        return kiln_cli_usage_error("dump", "no model given (see 'kiln dump --help')");
+    if (kiln_cli_options_check(&o))
+        return 2;
     bool dot = strcmp(format, "dot") == 0;
     if (!dot && strcmp(format, "text") != 0)
         return kiln_cli_usage_error("dump", "--format must be 'text' or 'dot', got '%s'", format);
-    if (after && !kiln_pipeline_has_pass(after))
-        return unknown_pass(after);
-    int64_t threads = 0;
+    if (after && kiln_cli_check_pass("dump", "--after", after))
+        return 2;
+    /* --dump-ir=after:PASS is --after PASS; --dump-ir=all prints the IR after
+     * every pass instead of once at the end. */
+    bool all = o.dump_ir && strcmp(o.dump_ir, "all") == 0;
+    if (after && o.dump_ir)
+        return kiln_cli_usage_error("dump", "--after and --dump-ir both choose what to print: give one");
+    if (all && dot)
+        return kiln_cli_usage_error("dump", "--dump-ir=all prints the text form: it cannot be combined with "
+                                            "--format dot");
+    if (o.dump_ir && !all) {
+        after = o.dump_ir;
+        o.dump_ir = NULL;
+    }
+    int64_t threads = KILN_SCHEDULE_DEFAULT_THREADS;
     if (threads_text && kiln_cli_parse_count("dump", "--threads", threads_text, 1, &threads) != 0)
         return 2;
     if (threads > 1024)
         return kiln_cli_usage_error("dump", "--threads must be at most 1024, got %lld", (long long)threads);
-    if (time_passes && !after)
+    if (o.time_passes && !after && !all)
         fprintf(stderr, "kiln dump: note: no passes run without --after PASS; nothing to time\n");
 
-    kiln_graph *g = kiln_cli_load_model(model);
-    if (!g)
-        return 1;
-    if (after) {
-        kiln_diag d;
-        kiln_diag_init(&d);
-        /* Dumping is for looking at what the passes did: check after each. */
-        kiln_pipeline_options po = {
-            .stop_after = after,
-            .time_to = time_passes ? stderr : NULL,
-            .verify_each = true,
-            .threads_hint = (int)threads,
-        };
-        kiln_status st = kiln_pipeline_run(g, &po, &d);
-        kiln_diag_print(&d, stderr);
-        kiln_diag_release(&d);
-        if (st != KILN_OK) {
-            kiln_graph_destroy(g);
-            return kiln_cli_error("dump", "the passes failed: %s", kiln_status_string(st));
-        }
-    }
     FILE *out = stdout;
     char *dir = NULL;
+    int rc = 0;
+    kiln_cli_model cm = {0};
     if (output) {
-        out = fopen(output, "w");
-        if (!out) {
-            kiln_graph_destroy(g);
+        /* Opened before the passes run only when they write to it (all). */
+        if (all && !(out = fopen(output, "w")))
             return kiln_cli_error("dump", "cannot write '%s': %s", output, strerror(errno));
-        }
         char *copy = strdup(output);
         dir = copy ? strdup(dirname(copy)) : NULL;
         free(copy);
     }
-    kiln_status st = dot ? kiln_ir_print_dot(g, out) : kiln_ir_print(g, out, output ? dir : ".");
-    int rc = 0;
+    o.passes = after || all ? "all" : "none";
+    o.stop_after = after;
+    o.threads = threads;
+    o.dump_to = out;
+    if ((rc = kiln_cli_model_open(&cm, &o)) != 0)
+        goto done;
+    if (all)
+        goto done; /* the passes printed it */
+    if (output && !(out = fopen(output, "w"))) {
+        out = stdout;
+        rc = kiln_cli_error("dump", "cannot write '%s': %s", output, strerror(errno));
+        goto done;
+    }
+    kiln_status st = dot ? kiln_ir_print_dot(cm.g, out) : kiln_ir_print(cm.g, out, output ? dir : ".");
     if (st != KILN_OK)
         rc = kiln_cli_error("dump", "%s", kiln_status_string(st));
+done:
     if (out != stdout && fclose(out) != 0)
         rc = kiln_cli_error("dump", "cannot write '%s': %s", output, strerror(errno));
     free(dir);
-    kiln_graph_destroy(g);
+    kiln_cli_model_close(&cm);
     return rc;
 }

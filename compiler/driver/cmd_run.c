@@ -118,20 +118,22 @@ static int write_output(const kiln_graph *g, const float *y, size_t count, size_
 int kiln_cmd_run(int argc, char **argv)
 {
     kiln_args a = {argc, argv, 1, "run"};
-    const char *model = NULL, *outdir = NULL, *passes = "all";
+    const char *outdir = NULL;
     bool interp = false;
-    int64_t threads = 0;
+    kiln_cli_options o;
+    kiln_cli_options_init(&o, "run", help, KILN_CLI_TAKES_PASSES | KILN_CLI_TAKES_THREADS);
     input_arg *inputs = calloc((size_t)argc, sizeof *inputs);
     int n_inputs = 0, rc = 2;
     if (!inputs)
         return kiln_cli_error("run", "out of memory");
     for (; a.i < argc; a.i++) {
         const char *v;
-        int r;
-        if (kiln_args_flag(&a, "--help") || kiln_args_flag(&a, "-h")) {
-            fputs(help, stdout);
-            free(inputs);
-            return 0;
+        int r = kiln_cli_options_take(&a, &o);
+        if (r == KILN_CLI_TAKEN)
+            continue;
+        if (r != KILN_CLI_OTHER) {
+            rc = r;
+            goto done;
         }
         if (kiln_args_flag(&a, "--interp")) {
             interp = true;
@@ -154,43 +156,28 @@ int kiln_cmd_run(int argc, char **argv)
             n_inputs++;
             continue;
         }
-        if ((r = kiln_args_value(&a, "--passes", &passes))) {
-            if (r < 0 || kiln_cli_check_passes("run", passes))
-                goto done;
-            continue;
-        }
         if ((r = kiln_args_value(&a, "--output", &outdir))) {
             if (r < 0)
                 goto done;
             continue;
         }
-        if ((r = kiln_args_value(&a, "--threads", &v))) {
-            if (r < 0 || kiln_cli_parse_count("run", "--threads", v, 0, &threads))
-                goto done;
-            continue;
-        }
-        if (argv[a.i][0] == '-' || model) {
-            rc = kiln_args_unknown(&a);
-            goto done;
-        }
-        model = argv[a.i];
-    }
-    if (!model) {
-        rc = kiln_cli_usage_error("run", "no model given (see 'kiln run --help')");
+        rc = kiln_args_unknown(&a);
         goto done;
     }
-    if (threads > 1024) {
-        rc = kiln_cli_usage_error("run", "--threads must be at most 1024");
+    if ((rc = kiln_cli_options_check(&o)) != 0)
         goto done;
-    }
     if (!outdir) {
         rc = kiln_cli_usage_error("run", "--output DIR is required");
         goto done;
     }
-    rc = 1;
-    kiln_graph *g = kiln_cli_load_model(model);
-    if (!g)
+    /* The interpreter runs the model as loaded; compiled code, optimized. */
+    if (interp)
+        o.passes = "none";
+    kiln_cli_model cm;
+    if ((rc = kiln_cli_model_open(&cm, &o)) != 0)
         goto done;
+    rc = 1;
+    kiln_graph *g = cm.g;
     kiln_npy *arrays = calloc(g->n_inputs ? g->n_inputs : 1, sizeof *arrays);
     kiln_interp *it = NULL;
     int64_t batch = 0;
@@ -252,11 +239,7 @@ int kiln_cmd_run(int argc, char **argv)
             kiln_cli_error("run", "%s", kiln_status_string(st));
             goto outputs;
         }
-        kiln_diag d;
-        kiln_diag_init(&d);
-        st = kiln_interp_run(it, &d);
-        kiln_diag_print(&d, stderr);
-        kiln_diag_release(&d);
+        st = kiln_cli_interp_run(it);
         if (st != KILN_OK) {
             kiln_cli_error("run", "evaluation failed: %s", kiln_status_string(st));
             goto outputs;
@@ -270,10 +253,10 @@ int kiln_cmd_run(int argc, char **argv)
     } else {
         /* Compiled code, through the JIT. */
         kiln_jit_model jm = {0};
-        if (kiln_cli_optimize(g, "run", passes, threads) != 0 || kiln_jit_model_open(&jm, g, "run", NULL) != 0)
+        if (kiln_jit_model_open(&jm, g, "run", &o.cg) != 0)
             goto outputs;
         kiln_options ko = KILN_OPTIONS_INIT;
-        ko.num_threads = (int)threads;
+        ko.num_threads = (int)o.threads;
         void *inst = NULL;
         const float **ins = calloc(g->n_inputs ? g->n_inputs : 1, sizeof *ins);
         kiln_status st = ins ? jm.e.create(&inst, &ko) : KILN_ERR_OUT_OF_MEMORY;
@@ -304,7 +287,7 @@ cleanup:
     for (size_t k = 0; arrays && k < g->n_inputs; k++)
         kiln_npy_free(&arrays[k]);
     free(arrays);
-    kiln_graph_destroy(g);
+    kiln_cli_model_close(&cm);
 done:
     for (int i = 0; i < n_inputs; i++)
         free((void *)inputs[i].name);

@@ -1,39 +1,11 @@
 /* compiler/driver/jit_model.c: what kiln run, check and bench share: a model
  * compiled by the code generator and loaded into this process through the
- * JIT, and deterministic random inputs. */
+ * JIT, the reference interpreter, and buffers with deterministic random
+ * inputs. */
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
 
 #include "cli.h"
-#include "compiler/passes/passes.h"
-
-int kiln_cli_check_passes(const char *cmd, const char *passes)
-{
-    if (strcmp(passes, "all") != 0 && strcmp(passes, "none") != 0)
-        return kiln_cli_usage_error(cmd, "--passes must be 'all' or 'none', got '%s'", passes);
-    return 0;
-}
-
-int kiln_cli_optimize(kiln_graph *g, const char *cmd, const char *passes, int64_t threads)
-{
-    if (passes && strcmp(passes, "none") == 0)
-        return 0;
-    if (threads <= 0) {
-        long cores = sysconf(_SC_NPROCESSORS_ONLN);
-        threads = cores > 0 ? cores : 1;
-    }
-    kiln_diag d;
-    kiln_diag_init(&d);
-    kiln_pipeline_options o = {.verify_each = KILN_PIPELINE_VERIFY_DEFAULT, .threads_hint = (int)threads};
-    kiln_status st = kiln_pipeline_run(g, &o, &d);
-    kiln_diag_print(&d, stderr);
-    kiln_diag_release(&d);
-    if (st != KILN_OK)
-        return kiln_cli_error(cmd, "optimizing '%s' failed: %s", g->name, kiln_status_string(st));
-    return 0;
-}
 
 int kiln_jit_model_open(kiln_jit_model *jm, const kiln_graph *g, const char *cmd, const kiln_cg_options *opt)
 {
@@ -67,6 +39,16 @@ void kiln_jit_model_close(kiln_jit_model *jm)
     jm->module = NULL;
 }
 
+kiln_status kiln_cli_interp_run(kiln_interp *it)
+{
+    kiln_diag d;
+    kiln_diag_init(&d);
+    kiln_status st = kiln_interp_run(it, &d);
+    kiln_diag_print(&d, stderr);
+    kiln_diag_release(&d);
+    return st;
+}
+
 void kiln_fill_random(float *x, size_t n, uint64_t seed)
 {
     uint64_t s = seed;
@@ -83,4 +65,36 @@ size_t kiln_value_elements(const kiln_graph *g, kiln_id v, int64_t batch)
 {
     int64_t n = kiln_shape_elements(&kiln_graph_value(g, v)->type.shape, batch);
     return n < 0 ? 0 : (size_t)n;
+}
+
+kiln_status kiln_cli_buffers_alloc(kiln_cli_buffers *b, const kiln_graph *g, int64_t batch, uint64_t seed)
+{
+    *b = (kiln_cli_buffers){0};
+    b->in = calloc(g->n_inputs + 1, sizeof *b->in);
+    b->out = calloc(g->n_outputs + 1, sizeof *b->out);
+    if (!b->in || !b->out)
+        return KILN_ERR_OUT_OF_MEMORY;
+    for (; b->n_in < g->n_inputs; b->n_in++) {
+        size_t n = kiln_value_elements(g, g->inputs[b->n_in], batch);
+        if (!(b->in[b->n_in] = malloc((n ? n : 1) * sizeof(float))))
+            return KILN_ERR_OUT_OF_MEMORY;
+        kiln_fill_random(b->in[b->n_in], n, seed + b->n_in);
+    }
+    for (; b->n_out < g->n_outputs; b->n_out++) {
+        size_t n = kiln_value_elements(g, g->outputs[b->n_out], batch);
+        if (!(b->out[b->n_out] = malloc((n ? n : 1) * sizeof(float))))
+            return KILN_ERR_OUT_OF_MEMORY;
+    }
+    return KILN_OK;
+}
+
+void kiln_cli_buffers_free(kiln_cli_buffers *b)
+{
+    for (size_t k = 0; b->in && k < b->n_in; k++)
+        free(b->in[k]);
+    for (size_t k = 0; b->out && k < b->n_out; k++)
+        free(b->out[k]);
+    free(b->in);
+    free(b->out);
+    *b = (kiln_cli_buffers){0};
 }
