@@ -165,12 +165,13 @@ static bool make_plan(const kiln_graph *g, const kiln_node *n, int m, const kiln
     p->TW = (p->OW + m - 1) / m;
     p->TWp = (p->TW + vl - 1) / vl * vl;
     /* Blocks of about 64 GEMM columns: wide enough for the micro-kernel,
-     * small enough that V and M of a block stay near the L2. */
+     * small enough that V and M of a block stay near the L2; and at least
+     * two per item. */
     p->rows = 64 / p->TWp;
+    if (p->rows > (p->TH + 1) / 2) /* two blocks at least, for two threads at batch 1 */
+        p->rows = (p->TH + 1) / 2;
     if (p->rows < 1)
         p->rows = 1;
-    if (p->rows > p->TH)
-        p->rows = p->TH;
     p->blocks = (p->TH + p->rows - 1) / p->rows;
     p->cols = p->rows * p->TWp;
     p->panels = (p->cols + NR - 1) / NR;
@@ -214,7 +215,10 @@ int kiln_cg_winograd_tile(const kiln_graph *g, const kiln_node *n, const kiln_cg
     return tile;
 }
 
-static int64_t slots(const kiln_node *n) { return n->tasks > 0 ? (int64_t)n->tasks : 8; }
+/* Tasks of the step, each with its scratch slot: half the schedule's count
+ * (which plans up to four tasks per thread; a block is long enough that two
+ * per thread balance the load), 4 without a schedule. */
+static int64_t slots(const kiln_node *n) { return n->tasks > 0 ? ((int64_t)n->tasks + 1) / 2 : 4; }
 
 void kiln_cg_winograd_scratch(const kiln_graph *g, const kiln_node *n, const kiln_cg_target *t,
                               const kiln_cg_options *opt, uint64_t *fixed, uint64_t *per_batch)

@@ -184,6 +184,19 @@ int kiln_cli_options_take(kiln_args *a, kiln_cli_options *o)
         o->time_passes = true;
         return KILN_CLI_TAKEN;
     }
+    if ((o->takes & KILN_CLI_TAKES_WINOGRAD) && (r = kiln_args_value(a, "--winograd", &v))) {
+        static const char *const names[] = {"auto", "off", "f2", "f4"};
+        static const kiln_cg_winograd modes[] = {KILN_CG_WINOGRAD_AUTO, KILN_CG_WINOGRAD_OFF, KILN_CG_WINOGRAD_F2,
+                                                 KILN_CG_WINOGRAD_F4};
+        if (r < 0)
+            return 2;
+        for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
+            if (strcmp(v, names[k]) == 0) {
+                o->cg.winograd = modes[k];
+                return KILN_CLI_TAKEN;
+            }
+        return kiln_cli_usage_error(o->cmd, "--winograd must be auto, off, f2 or f4, got '%s'", v);
+    }
     if ((o->takes & KILN_CLI_TAKES_DUMP_IR) && (r = kiln_args_value(a, "--dump-ir", &v)))
         return r < 0 || parse_dump_ir(o->cmd, v, &o->dump_ir) ? 2 : KILN_CLI_TAKEN;
     return KILN_CLI_OTHER;

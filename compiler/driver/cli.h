@@ -52,6 +52,7 @@ enum {
     KILN_CLI_TAKES_BATCH = 1u << 3,       /* --batch N (>= 1) */
     KILN_CLI_TAKES_TIME_PASSES = 1u << 4, /* --time-passes */
     KILN_CLI_TAKES_DUMP_IR = 1u << 5,     /* --dump-ir=all|after:PASS */
+    KILN_CLI_TAKES_WINOGRAD = 1u << 6,    /* --winograd auto|off|f2|f4: cg.winograd */
 };
 
 /* The options the commands share, and what kiln_cli_model_open does with

@@ -12,6 +12,7 @@
 
 static const char help[] =
     "usage: kiln check MODEL [--batch N] [--tolerance X] [--threads T] [--seed S] [--passes all|none] [-O0..3]\n"
+    "                  [--winograd auto|off|f2|f4]\n"
     "\n"
     "Compiles MODEL for this machine, runs it and the reference interpreter on\n"
     "the same random inputs (uniform in [-1, 1), a fixed seed) and prints, for\n"
@@ -28,7 +29,9 @@ static const char help[] =
     "  --passes all     run the optimization passes first (default; both the compiled\n"
     "                   model and the interpreter then see the optimized graph, and\n"
     "                   values a fusion group keeps in registers show as 'fused')\n"
-    "  -O0 .. -O3       optimization level (default -O2)\n";
+    "  -O0 .. -O3       optimization level (default -O2)\n"
+    "  --winograd MODE  3x3 stride-1 convolutions: auto (default: Winograd F(4x4) or\n"
+    "                   F(2x2) where it pays, docs/codegen.md), off, f2, f4 (force)\n";
 
 typedef struct errors {
     double abs, rel;
@@ -66,7 +69,7 @@ int kiln_cmd_check(int argc, char **argv)
     double tolerance = 1e-4;
     kiln_cli_options o;
     kiln_cli_options_init(&o, "check", help,
-                          KILN_CLI_TAKES_OPT_LEVEL | KILN_CLI_TAKES_PASSES | KILN_CLI_TAKES_THREADS |
+                          KILN_CLI_TAKES_OPT_LEVEL | KILN_CLI_TAKES_WINOGRAD | KILN_CLI_TAKES_PASSES | KILN_CLI_TAKES_THREADS |
                               KILN_CLI_TAKES_BATCH);
     for (; a.i < argc; a.i++) {
         int r = kiln_cli_options_take(&a, &o);

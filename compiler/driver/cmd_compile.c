@@ -20,7 +20,7 @@ static const char help[] =
     "                    [--target TRIPLE] [--cpu NAME] [--features LIST] [-O0|-O1|-O2|-O3]\n"
     "                    [--weights embed|external] [--weights-path PATH] [--passes all|none]\n"
     "                    [--threads T] [--tune] [--tune-batch N] [--dump-ir=all|after:PASS]\n"
-    "                    [--time-passes]\n"
+    "                    [--time-passes] [--winograd auto|off|f2|f4]\n"
     "\n"
     "Compiles MODEL (.yaml or .kir) to native code for the model's C API\n"
     "(NAME_create, NAME_run, NAME_workspace_size, NAME_info, NAME_destroy).\n"
@@ -36,6 +36,9 @@ static const char help[] =
     "                      with its features, or 'generic' for another target)\n"
     "  --features LIST     LLVM feature string, e.g. +avx2,+fma (default: the CPU's)\n"
     "  -O0 .. -O3          optimization level (default -O2)\n"
+    "  --winograd MODE     3x3 stride-1 convolutions: auto (default: Winograd F(4x4) or\n"
+    "                      F(2x2) where the estimate says it pays), off (implicit GEMM\n"
+    "                      everywhere: the direct sum's rounding), f2 / f4 (force)\n"
     "  --weights embed     weights in the object's read-only data (default)\n"
     "  --weights external  weights in OUTPUT with its extension replaced by .weights;\n"
     "                      NAME_create maps that file (checking size and checksum)\n"
@@ -157,7 +160,7 @@ int kiln_cmd_compile(int argc, char **argv)
     bool tune = false;
     kiln_cli_options o;
     kiln_cli_options_init(&o, "compile", help,
-                          KILN_CLI_TAKES_OPT_LEVEL | KILN_CLI_TAKES_PASSES | KILN_CLI_TAKES_THREADS |
+                          KILN_CLI_TAKES_OPT_LEVEL | KILN_CLI_TAKES_WINOGRAD | KILN_CLI_TAKES_PASSES | KILN_CLI_TAKES_THREADS |
                               KILN_CLI_TAKES_TIME_PASSES | KILN_CLI_TAKES_DUMP_IR);
     kiln_cg_options *opt = &o.cg;
     for (; a.i < argc; a.i++) {
@@ -304,11 +307,18 @@ int kiln_cmd_compile(int argc, char **argv)
     }
     printf("  workspace %s + batch x %s", f, p);
     if (rep.planned && rep.lower_bound_bytes) {
-        size_t at1 = rep.workspace_fixed + rep.workspace_per_batch;
-        printf(" (memory plan; at batch 1: %.1f%% of the lower bound %s)", 100.0 * (double)at1 / (double)rep.lower_bound_bytes,
-               lb);
+        /* the values the plan placed, against its lower bound; kernel scratch apart */
+        size_t at1 = rep.workspace_fixed + rep.workspace_per_batch - rep.scratch_fixed - rep.scratch_per_batch;
+        printf(" (memory plan; values at batch 1: %.1f%% of the lower bound %s)",
+               100.0 * (double)at1 / (double)rep.lower_bound_bytes, lb);
     }
     printf("\n");
+    if (rep.scratch_fixed || rep.scratch_per_batch) {
+        char sf[32], sp[32];
+        human(rep.scratch_fixed, sf, sizeof sf);
+        human(rep.scratch_per_batch, sp, sizeof sp);
+        printf("  scratch   %s + batch x %s of it: kernels' scratch (Winograd transforms)\n", sf, sp);
+    }
     rc = 0;
 done:
     kiln_diag_release(&d);

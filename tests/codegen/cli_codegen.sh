@@ -75,5 +75,30 @@ expect_rc 0 "$kiln" bench "$lenet" --batch 2 --threads 1 --iterations 5 --warmup
 grep -q "median" "$work/out" && grep -q "items/s" "$work/out" || fail "kiln bench: no latency / throughput"
 expect_rc 2 "$kiln" bench "$lenet" --iterations 0
 
+# --winograd: forced on a 3x3 stride-1 model, off, bad values; the compile
+# report shows the transforms' scratch apart from the planned values
+cat >"$work/c3.yaml" <<'YAML'
+kiln: 1
+name: c3
+init: {random: 3}
+inputs:
+  - {name: x, shape: [batch, 8, 13, 11]}
+outputs: [y]
+layers:
+  - {name: c1, op: conv2d, filters: 8, kernel: 3, padding: 1, activation: relu}
+  - {name: y, op: conv2d, filters: 5, kernel: 3, padding: 1}
+YAML
+expect_rc 0 "$kiln" bench "$work/c3.yaml" --winograd f4 --iterations 2 --warmup 1 --per-layer
+[ "$(grep -c winograd4 "$work/out")" -eq 2 ] || fail "kiln bench --winograd f4: not both layers on F(4x4)"
+expect_rc 0 "$kiln" bench "$work/c3.yaml" --winograd off --iterations 2 --warmup 1 --per-layer
+grep -q winograd "$work/out" && fail "kiln bench --winograd off: a Winograd kernel"
+expect_rc 0 "$kiln" check "$work/c3.yaml" --winograd f2 --batch 3
+expect_rc 0 "$kiln" check "$work/c3.yaml" --winograd f4 --batch 3 --tolerance 5e-4
+expect_rc 0 "$kiln" compile "$work/c3.yaml" -o "$work/c3.o" --winograd f4
+grep -q "^  scratch .*Winograd" "$work/out" || fail "kiln compile: no scratch line for Winograd layers"
+grep -Eq "values at batch 1: 10[0-9]\.[0-9]% of the lower bound" "$work/out" || fail "kiln compile: plan vs lower bound"
+expect_rc 2 "$kiln" compile "$work/c3.yaml" -o "$work/c3.o" --winograd f8
+grep -q "winograd must be auto, off, f2 or f4, got 'f8'" "$work/err" || fail "--winograd f8: no message"
+
 [ $failed -eq 0 ] && echo "ok"
 exit $failed
