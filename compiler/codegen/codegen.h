@@ -133,6 +133,9 @@ const kiln_cg_step_info *kiln_cg_step_at(const kiln_cg_module *m, size_t k);
 /* The implementation node `node` got: GENERATED or BLAS for the layers that
  * have both (dense, 1x1 convolutions), AUTO for every other node. */
 kiln_cg_gemm_impl kiln_cg_gemm_used(const kiln_cg_module *m, kiln_id node);
+/* The Winograd tile (4 or 2) node `node` is computed with, or 0 (not a
+ * Winograd convolution). */
+int kiln_cg_winograd_used(const kiln_cg_module *m, kiln_id node);
 /* Whether node n of g can take either implementation. */
 bool kiln_cg_gemm_candidate(const kiln_graph *g, const kiln_node *n);
 

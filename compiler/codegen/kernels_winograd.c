@@ -218,6 +218,13 @@ int kiln_cg_winograd_tile(const kiln_graph *g, const kiln_node *n, const kiln_cg
 /* Tasks of the step, each with its scratch slot: half the schedule's count
  * (which plans up to four tasks per thread; a block is long enough that two
  * per thread balance the load), 4 without a schedule. */
+int kiln_cg_winograd_used(const kiln_cg_module *m, kiln_id node)
+{
+    if (!m || !m->g || node >= m->g->n_nodes || !m->machine.target)
+        return 0;
+    return kiln_cg_winograd_tile(m->g, &m->g->nodes[node], &m->opt, m->machine.target);
+}
+
 static int64_t slots(const kiln_node *n) { return n->tasks > 0 ? ((int64_t)n->tasks + 1) / 2 : 4; }
 
 void kiln_cg_winograd_scratch(const kiln_graph *g, const kiln_node *n, const kiln_cg_target *t,

@@ -92,8 +92,11 @@ expect_rc 0 "$kiln" bench "$work/c3.yaml" --winograd f4 --iterations 2 --warmup 
 [ "$(grep -c winograd4 "$work/out")" -eq 2 ] || fail "kiln bench --winograd f4: not both layers on F(4x4)"
 expect_rc 0 "$kiln" bench "$work/c3.yaml" --winograd off --iterations 2 --warmup 1 --per-layer
 grep -q winograd "$work/out" && fail "kiln bench --winograd off: a Winograd kernel"
+expect_rc 0 "$kiln" check "$work/c3.yaml" --winograd f4 --batch 3
+grep -q "^note: Winograd F(4x4) layers: default tolerance 5e-4" "$work/out" || fail "kiln check: no F(4x4) tolerance note"
+grep -q "^ok: every layer within 0.0005" "$work/out" || fail "kiln check: F(4x4) default tolerance not 5e-4"
 expect_rc 0 "$kiln" check "$work/c3.yaml" --winograd f2 --batch 3
-expect_rc 0 "$kiln" check "$work/c3.yaml" --winograd f4 --batch 3 --tolerance 5e-4
+grep -q "^note: Winograd" "$work/out" && fail "kiln check: a tolerance note for F(2x2)"
 expect_rc 0 "$kiln" compile "$work/c3.yaml" -o "$work/c3.o" --winograd f4
 grep -q "^  scratch .*Winograd" "$work/out" || fail "kiln compile: no scratch line for Winograd layers"
 grep -Eq "values at batch 1: 10[0-9]\.[0-9]% of the lower bound" "$work/out" || fail "kiln compile: plan vs lower bound"
