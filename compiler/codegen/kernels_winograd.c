@@ -199,12 +199,12 @@ int kiln_cg_winograd_tile(const kiln_graph *g, const kiln_node *n, const kiln_cg
         return ok4 ? 4 : 0;
     /* AUTO (docs/codegen.md): the GEMMs' multiplications, a^2 per tile
      * (tiles padded to whole vectors), against 9 per output pixel; the
-     * transforms cost about 29 (1/C + 1/F) of the GEMMs (measured on AVX2:
-     * about as much as the GEMMs at C = F = 64); Winograd when the estimate
-     * is under 0.8 of the direct sum. */
+     * transforms cost about 8 (1/C + 1/F) of the GEMMs (fitted to single
+     * layers on AVX2, 16 to 512 channels); Winograd when the estimate is
+     * under 0.9 of the direct sum. */
     const double C = (double)p4.C, F = (double)p4.F;
-    const double overhead = 1.0 + 29.0 * (1.0 / C + 1.0 / F);
-    double best = 0.8 * 9.0 * (double)p4.OH * (double)p4.OW;
+    const double overhead = 1.0 + 8.0 * (1.0 / C + 1.0 / F);
+    double best = 0.9 * 9.0 * (double)p4.OH * (double)p4.OW;
     int tile = 0;
     if (ok4 && 36.0 * (double)(p4.TH * p4.TWp) * overhead < best) {
         best = 36.0 * (double)(p4.TH * p4.TWp) * overhead;

@@ -170,8 +170,8 @@ static void test_auto_choice(void)
         int64_t c, hw;
         const char *expect; /* substring of the kernel name */
     } cases[] = {
-        {64, 56, "winograd4"}, {128, 28, "winograd4"}, {256, 14, "winograd2"},
-        {512, 7, "igemm"},     {16, 32, "igemm"},
+        {64, 56, "winograd4"}, {128, 28, "winograd4"}, {256, 14, "winograd2"}, {16, 32, "winograd4"},
+        {32, 16, "winograd2"}, {64, 8, "igemm"},       {512, 7, "igemm"},      {3, 32, "igemm"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         kiln_graph *g = tg_new("wino_auto");
