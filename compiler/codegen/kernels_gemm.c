@@ -246,6 +246,7 @@ static V ukernel(kiln_cg *cg, gemm_ctx *x, int mr, int nv, bool a_packed)
             LLVMBuildStore(cg->b, kiln_cg_fma(cg, av, bv[v], cur), acc[r][v]);
         }
     }
+    l.runtime_unroll = true; /* the hot loop: LLVM unrolls it by 2-4 */
     kiln_cg_for_end(cg, &l);
     LLVMTypeRef buf_t = LLVMArrayType2(cg->t_vf, (uint64_t)MAX_MR * MAX_NV);
     for (int r = 0; r < mr; r++)

@@ -3,6 +3,8 @@
  * masks, loops, reductions). */
 #include "cg.h"
 
+#include <llvm-c/DebugInfo.h>
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -475,14 +477,34 @@ LLVMValueRef kiln_cg_for_begin(kiln_cg *cg, kiln_cg_loop *l, LLVMValueRef start,
     LLVMBuildCondBr(cg->b, LLVMBuildICmp(cg->b, LLVMIntSLT, l->phi, end, ""), l->body, l->exit);
     LLVMPositionBuilderAtEnd(cg->b, l->body);
     l->i = l->phi;
+    l->runtime_unroll = false;
     return l->phi;
+}
+
+/* The loop's id with "llvm.loop.unroll.runtime.disable": a node whose first
+ * operand is itself (LLVM's loop metadata); made self-referential by
+ * replacing a temporary node, which also makes it distinct. */
+static LLVMValueRef no_runtime_unroll(kiln_cg *cg)
+{
+    static const char key[] = "llvm.loop.unroll.runtime.disable";
+    LLVMMetadataRef opt = LLVMMDStringInContext2(cg->ctx, key, sizeof key - 1);
+    LLVMMetadataRef option = LLVMMDNodeInContext2(cg->ctx, &opt, 1);
+    LLVMMetadataRef tmp = LLVMTemporaryMDNode(cg->ctx, NULL, 0);
+    LLVMMetadataRef ops[2] = {tmp, option};
+    LLVMMetadataRef id = LLVMMDNodeInContext2(cg->ctx, ops, 2);
+    LLVMMetadataReplaceAllUsesWith(tmp, id); /* frees tmp */
+    return LLVMMetadataAsValue(cg->ctx, id);
 }
 
 void kiln_cg_for_end(kiln_cg *cg, kiln_cg_loop *l)
 {
     LLVMBasicBlockRef latch = LLVMGetInsertBlock(cg->b);
     LLVMValueRef next = LLVMBuildAdd(cg->b, l->phi, l->step, "next");
-    LLVMBuildBr(cg->b, l->header);
+    LLVMValueRef br = LLVMBuildBr(cg->b, l->header);
+    if (!l->runtime_unroll) {
+        static const char kind[] = "llvm.loop";
+        LLVMSetMetadata(br, LLVMGetMDKindIDInContext(cg->ctx, kind, sizeof kind - 1), no_runtime_unroll(cg));
+    }
     LLVMAddIncoming(l->phi, &next, &latch, 1);
     LLVMPositionBuilderAtEnd(cg->b, l->exit);
 }
