@@ -19,7 +19,7 @@ static const char help[] =
     "usage: kiln compile MODEL -o OUTPUT [--header FILE.h] [--emit obj|asm|llvm|bc|lib|so]\n"
     "                    [--target TRIPLE] [--cpu NAME] [--features LIST] [-O0|-O1|-O2|-O3]\n"
     "                    [--weights embed|external] [--weights-path PATH] [--passes all|none]\n"
-    "                    [--threads T] [--tune] [--tune-batch N]\n"
+    "                    [--threads T] [--tune] [--tune-batch N] [--jobs J]\n"
     "\n"
     "Compiles MODEL (.yaml or .kir) to native code for the model's C API\n"
     "(NAME_create, NAME_run, NAME_workspace_size, NAME_info, NAME_destroy).\n"
@@ -48,7 +48,10 @@ static const char help[] =
     "  --tune              for each dense and 1x1 convolution layer, time the generated\n"
     "                      GEMM and OpenBLAS sgemm on this machine and keep the faster\n"
     "                      (the host target only; without it a fixed heuristic picks)\n"
-    "  --tune-batch N      the batch size --tune measures at (default 1)\n";
+    "  --tune-batch N      the batch size --tune measures at (default 1)\n"
+    "  --jobs J            LLVM optimizes and compiles the model as J modules on J\n"
+    "                      threads (1 to 4, default 2; the object depends on J, not on\n"
+    "                      the machine)\n";
 
 static int parse_emit(const char *s, kiln_cg_emit_kind *out)
 {
@@ -140,6 +143,7 @@ int kiln_cmd_compile(int argc, char **argv)
     kiln_args a = {argc, argv, 1, "compile"};
     const char *model = NULL, *output = NULL, *header = NULL, *emit = NULL, *weights = "embed";
     const char *weights_path = NULL, *passes = "all", *threads_text = NULL, *tune_batch_text = NULL;
+    const char *jobs_text = NULL;
     bool tune = false;
     kiln_cg_options opt = KILN_CG_OPTIONS_INIT;
     for (; a.i < argc; a.i++) {
@@ -164,7 +168,8 @@ int kiln_cmd_compile(int argc, char **argv)
             (r = kiln_args_value(&a, "--weights", &weights)) ||
             (r = kiln_args_value(&a, "--weights-path", &weights_path)) ||
             (r = kiln_args_value(&a, "--passes", &passes)) || (r = kiln_args_value(&a, "--threads", &threads_text)) ||
-            (r = kiln_args_value(&a, "--tune-batch", &tune_batch_text))) {
+            (r = kiln_args_value(&a, "--tune-batch", &tune_batch_text)) ||
+            (r = kiln_args_value(&a, "--jobs", &jobs_text))) {
             if (r < 0)
                 return 2;
             continue;
@@ -192,6 +197,12 @@ int kiln_cmd_compile(int argc, char **argv)
         return 2;
     if (threads > 1024)
         return kiln_cli_usage_error("compile", "--threads must be at most 1024");
+    int64_t jobs = 0;
+    if (jobs_text && kiln_cli_parse_count("compile", "--jobs", jobs_text, 1, &jobs))
+        return 2;
+    if (jobs > 4)
+        return kiln_cli_usage_error("compile", "--jobs must be at most 4");
+    opt.jobs = (int)jobs;
     int64_t tune_batch = 1;
     if (tune_batch_text && kiln_cli_parse_count("compile", "--tune-batch", tune_batch_text, 1, &tune_batch))
         return 2;
@@ -272,6 +283,11 @@ int kiln_cmd_compile(int argc, char **argv)
            t_end - t_start, t_load - t_start, t_passes - t_load, tune ? "tuning " : "", t_end - t_tuned);
     if (tune)
         printf("            tuning took %.2f s\n", t_tuned - t_passes);
+    char units[48] = "one module";
+    if (rep.units > 1)
+        snprintf(units, sizeof units, "%d modules on %d threads", rep.units, rep.units);
+    printf("            code generation: LLVM IR %.2f s, LLVM optimization %.2f s, machine code %.2f s (%s)\n",
+           rep.time_ir, rep.time_optimize, rep.time_machine_code, units);
     if (rep.code_bytes || rep.data_bytes) {
         char data[32];
         human(rep.data_bytes, data, sizeof data);
