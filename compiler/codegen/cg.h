@@ -56,6 +56,7 @@ typedef struct kiln_cg_machine {
     char *triple, *cpu, *features; /* malloc'd */
     int opt_level;
     bool host;                     /* triple is the host's */
+    bool elf;                      /* objects are ELF64 little-endian (elf.c can merge the units') */
     char description[256];
 } kiln_cg_machine;
 
@@ -76,6 +77,25 @@ typedef struct kiln_cg_blob {
 /* ---- the code generator's state ----------------------------------------- */
 
 typedef struct kiln_cg_epilogue kiln_cg_epilogue; /* fusion.c, below */
+
+/* Code generation units. The kernels of a model are spread over a few LLVM
+ * modules, each in its own context, which LLVM optimizes and compiles to
+ * machine code on threads of their own (compile.c, emit.c); elf.c merges
+ * their objects into one. What one unit uses from another (the run function
+ * in unit 0 calling tasks, a shared micro-kernel) is a hidden global,
+ * declared where it is used; the merge turns it back into a local symbol.
+ * With one unit (the JIT, the math kernels) everything is private as
+ * before. */
+#define KILN_CG_MAX_UNITS 4
+
+typedef struct kiln_cg_unit {
+    LLVMContextRef ctx;
+    LLVMModuleRef mod;
+    LLVMBuilderRef b;
+    LLVMTypeRef t_void, t_i1, t_i8, t_i32, t_i64, t_f32, t_ptr, t_vf, t_vi32, t_vi64, t_vmask, t_ctx, t_task;
+    LLVMValueRef ukernels[2][17][17]; /* kernels_gemm.c: micro-kernels (defined or declared here) */
+    size_t insts;                     /* instructions emitted into it: the balance between units */
+} kiln_cg_unit;
 
 /* Number of tasks of a step: ceil((fixed + batch * per_batch) / div) * mult. */
 typedef struct kiln_cg_count {
@@ -119,7 +139,9 @@ typedef struct kiln_cg {
     kiln_cg_gemm_impl *gemm_used; /* per node (the module's) */
     bool uses_blas;        /* a kernel calls kiln_rt_sgemm: NAME_create sets OpenBLAS to one thread */
 
-    LLVMValueRef ukernels[2][17][17]; /* kernels_gemm.c: shared micro-kernels by (packed A, rows, vectors) */
+    kiln_cg_unit units[KILN_CG_MAX_UNITS]; /* ctx, mod, b and the types above are units[unit]'s */
+    int n_units, unit;
+    int8_t ukernel_home[2][17][17]; /* 1 + the unit defining each micro-kernel, 0: none yet */
 
     kiln_cg_step *steps;
     size_t n_steps, cap_steps;
@@ -133,9 +155,19 @@ KILN_CG_HIDDEN kiln_status kiln_cg_fail(kiln_cg *cg, kiln_status st, const char 
 
 /* ---- module.c: module, types, helpers ------------------------------------ */
 
-/* Creates the module (in ctx) with the machine's triple and data layout and
- * the common types. */
+/* Creates a module (in ctx) with the machine's triple and data layout, its
+ * builder and the common types, as the next unit, and selects it. */
 KILN_CG_HIDDEN kiln_status kiln_cg_module_begin(kiln_cg *cg, LLVMContextRef ctx, const char *name);
+/* Makes unit u's context, module, builder and types cg's. */
+KILN_CG_HIDDEN void kiln_cg_unit_select(kiln_cg *cg, int u);
+/* The linkage of a function other units may use: private with one unit,
+ * else external with hidden visibility. */
+KILN_CG_HIDDEN void kiln_cg_shared_linkage(kiln_cg *cg, LLVMValueRef fn);
+/* Adds fn's instructions to the current unit's count. */
+KILN_CG_HIDDEN void kiln_cg_unit_count(kiln_cg *cg, LLVMValueRef fn);
+/* A declaration in unit u of a function defined in another unit: `name`,
+ * fn_type (a type of u's context); external, hidden, nounwind. */
+KILN_CG_HIDDEN LLVMValueRef kiln_cg_declare_in(kiln_cg *cg, int u, const char *name, LLVMTypeRef fn_type);
 /* Marks a function: nounwind, the target's vector width legal. */
 KILN_CG_HIDDEN void kiln_cg_function_attrs(kiln_cg *cg, LLVMValueRef fn);
 
@@ -217,6 +249,13 @@ KILN_CG_HIDDEN LLVMValueRef kiln_cg_alloca(kiln_cg *cg, LLVMTypeRef t, const cha
 typedef struct kiln_cg_loop {
     LLVMBasicBlockRef header, body, exit;
     LLVMValueRef i, step, phi;
+    /* LLVM may unroll the loop by a run-time trip count (set between begin
+     * and end). Off by default ("llvm.loop.unroll.runtime.disable"): runtime
+     * unrolling of the many cold loops (packing, borders, flushes) made
+     * ResNet-18's backend 2.4x slower (LSR, ISel) with no measurable
+     * difference in run time; the micro-kernels' k loops turn it on.
+     * Unrolling by a constant trip count is unaffected. */
+    bool runtime_unroll;
 } kiln_cg_loop;
 /* for (i = start; i < end; i += step) -- i64; the builder is in the body. */
 KILN_CG_HIDDEN LLVMValueRef kiln_cg_for_begin(kiln_cg *cg, kiln_cg_loop *l, LLVMValueRef start, LLVMValueRef end,
@@ -253,8 +292,15 @@ KILN_CG_HIDDEN kiln_status kiln_cg_blob_param(kiln_cg *cg, kiln_id v, uint64_t *
 KILN_CG_HIDDEN float *kiln_cg_param_f32(kiln_cg *cg, kiln_id v, size_t *count);
 KILN_CG_HIDDEN void kiln_cg_blob_release(kiln_cg_blob *b);
 /* The embedded weights global (private, constant, 64-byte aligned), or a null
- * pointer constant when the blob is empty. */
+ * pointer constant when the blob is empty. With several units only declared
+ * (hidden): the object gets the bytes from elf.c, the joined module from
+ * kiln_cg_blob_define. */
 KILN_CG_HIDDEN LLVMValueRef kiln_cg_blob_global(kiln_cg *cg);
+/* Gives the declared weights global gv its initializer (the blob's bytes)
+ * and private linkage. */
+KILN_CG_HIDDEN void kiln_cg_blob_define(LLVMContextRef ctx, LLVMValueRef gv, const kiln_cg_blob *b);
+/* The weights global's name: "<model>.weights". */
+KILN_CG_HIDDEN void kiln_cg_blob_name(const char *model, char *buf, size_t size);
 KILN_CG_HIDDEN uint64_t kiln_cg_blob_checksum(const kiln_cg_blob *b);
 
 /* ---- the kernels ---------------------------------------------------------- */
@@ -459,10 +505,52 @@ struct kiln_cg_module {
     uint64_t code_bytes, data_bytes; /* the emitted object's sections (0 before emitting one) */
     kiln_cg_step_info *steps;      /* what each step of the run function computes */
     size_t n_steps;
+    /* units 1.. (unit 0 is ctx, mod and machine.tm above): owned */
+    int n_units;
+    LLVMContextRef unit_ctx[KILN_CG_MAX_UNITS];
+    LLVMModuleRef unit_mod[KILN_CG_MAX_UNITS];
+    LLVMTargetMachineRef unit_tm[KILN_CG_MAX_UNITS];
+    int n_units_built;             /* n_units before any join (the report) */
+    double t_ir, t_optimize, t_machine; /* seconds: the report's phases */
 };
 
-/* compile.c: verifies the module and runs LLVM's default<On> pipeline. */
+/* compile.c: a monotonic clock (seconds). */
+KILN_CG_HIDDEN double kiln_cg_now(void);
+/* compile.c: verifies the module (every unit) and runs LLVM's default<On>
+ * pipeline, the units in parallel. */
 KILN_CG_HIDDEN kiln_status kiln_cg_optimize(kiln_cg_module *m, kiln_diag *d);
+/* Unit u's module and target machine (u = 0: m->mod, m->machine.tm). */
+KILN_CG_HIDDEN LLVMModuleRef kiln_cg_unit_module(const kiln_cg_module *m, int u);
+KILN_CG_HIDDEN LLVMTargetMachineRef kiln_cg_unit_tm(const kiln_cg_module *m, int u);
+/* Runs job(arg, u) for u in [0, n) on n threads (the caller's among them)
+ * and returns the first failure. */
+KILN_CG_HIDDEN kiln_status kiln_cg_parallel(int n, kiln_status (*job)(void *arg, int u), void *arg);
+/* Links units 1.. into unit 0 (through bitcode: they live in other
+ * contexts), makes the shared functions private again and defines the
+ * embedded weights: one module, as a single-unit compile gives. */
+KILN_CG_HIDDEN kiln_status kiln_cg_join_units(kiln_cg_module *m, kiln_diag *d);
+
+/* ---- elf.c: one relocatable object from several ----------------------------- */
+
+typedef struct kiln_cg_elf_part {
+    const void *data;
+    size_t size;
+} kiln_cg_elf_part;
+
+/* Raw bytes as a read-only section defining a local symbol. */
+typedef struct kiln_cg_elf_blob {
+    const char *section, *symbol;
+    const void *data;
+    uint64_t size, align;
+} kiln_cg_elf_blob;
+
+/* Merges the parts (ELF64 little-endian relocatable objects, RELA) and the
+ * blob (may be NULL) into one object (*out: malloc'd). Hidden global
+ * definitions become locals, references to them resolve. Anything it does
+ * not handle: KILN_ERR_UNSUPPORTED with the reason in why. */
+KILN_CG_HIDDEN kiln_status kiln_cg_elf_merge(const kiln_cg_elf_part *parts, size_t n_parts,
+                                             const kiln_cg_elf_blob *blob, unsigned char **out, size_t *out_size,
+                                             char *why, size_t why_size);
 
 /* emit.c: writes the object to memory (machine code). */
 KILN_CG_HIDDEN kiln_status kiln_cg_emit_memory(kiln_cg_module *m, bool assembly, LLVMMemoryBufferRef *out,

@@ -73,10 +73,12 @@ typedef struct kiln_cg_options {
     const char *rt_libdir;    /* EMIT_SO: directory of libkiln_rt; NULL = the linker's search path */
     const kiln_cg_gemm_impl *gemm_impl; /* per node (g->n_nodes entries; borrowed), or NULL: all AUTO */
     kiln_cg_winograd winograd;
+    int jobs;                 /* not jit: LLVM modules (1..4; 0: 2) optimized and compiled on as many
+                                 threads, then one object (docs/codegen.md "Compile time") */
 } kiln_cg_options;
 
 #define KILN_CG_OPTIONS_INIT                                                                                      \
-    {NULL, NULL, NULL, 2, KILN_CG_WEIGHTS_EMBED, NULL, false, false, NULL, NULL, NULL, KILN_CG_WINOGRAD_AUTO}
+    {NULL, NULL, NULL, 2, KILN_CG_WEIGHTS_EMBED, NULL, false, false, NULL, NULL, NULL, KILN_CG_WINOGRAD_AUTO, 0}
 
 typedef struct kiln_cg_module kiln_cg_module;
 
@@ -164,6 +166,12 @@ typedef struct kiln_cg_report {
     size_t lower_bound_bytes;
     size_t scratch_fixed, scratch_per_batch; /* of the workspace: kernels' scratch (Winograd transforms), not values */
     size_t steps, fused_nodes; /* kernels in the run function; nodes run inside another's kernel */
+    /* where the code generator's time went (seconds): building the LLVM IR
+     * (and packing the weights), LLVM's optimization pipeline, machine code
+     * (0 before an object, archive, library or assembly was emitted), with
+     * `units` modules on as many threads */
+    double time_ir, time_optimize, time_machine_code;
+    int units;
 } kiln_cg_report;
 void kiln_cg_get_report(const kiln_cg_module *m, kiln_cg_report *out);
 

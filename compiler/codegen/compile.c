@@ -1,15 +1,29 @@
 /* compiler/codegen/compile.c: kiln_cg_compile, the code generator's
  * pipeline: check the graph -> target machine -> buffer layout -> one
- * kernel emitter per node -> output copies -> weights -> entry points ->
- * verify the module -> LLVM's optimization pipeline (default<On>). */
+ * kernel emitter per node, each into the code generation unit with the
+ * least code so far (cg.h) -> output copies -> weights -> entry points ->
+ * verify the units -> LLVM's optimization pipeline (default<On>), one
+ * thread per unit. Also: joining the units into one module, the report. */
 #include "cg.h"
 
 #include <llvm-c/Analysis.h>
+#include <llvm-c/BitReader.h>
+#include <llvm-c/BitWriter.h>
 #include <llvm-c/Error.h>
+#include <llvm-c/Linker.h>
 #include <llvm-c/Transforms/PassBuilder.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+double kiln_cg_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 static char *dup_opt(const char *s)
 {
@@ -62,6 +76,14 @@ void kiln_cg_module_destroy(kiln_cg_module *m)
 {
     if (!m)
         return;
+    for (int u = 1; u < KILN_CG_MAX_UNITS; u++) {
+        if (m->unit_mod[u])
+            LLVMDisposeModule(m->unit_mod[u]);
+        if (m->unit_ctx[u])
+            LLVMContextDispose(m->unit_ctx[u]);
+        if (m->unit_tm[u])
+            LLVMDisposeTargetMachine(m->unit_tm[u]);
+    }
     if (m->mod)
         LLVMDisposeModule(m->mod);
     if (m->tsctx)
@@ -82,28 +104,178 @@ void kiln_cg_module_destroy(kiln_cg_module *m)
     free(m);
 }
 
-kiln_status kiln_cg_optimize(kiln_cg_module *m, kiln_diag *d)
+LLVMModuleRef kiln_cg_unit_module(const kiln_cg_module *m, int u) { return u == 0 ? m->mod : m->unit_mod[u]; }
+
+LLVMTargetMachineRef kiln_cg_unit_tm(const kiln_cg_module *m, int u) { return u == 0 ? m->machine.tm : m->unit_tm[u]; }
+
+typedef struct parallel_arg {
+    kiln_status (*job)(void *arg, int u);
+    void *arg;
+    int u;
+    kiln_status st;
+} parallel_arg;
+
+static void *parallel_main(void *p)
 {
+    parallel_arg *a = p;
+    a->st = a->job(a->arg, a->u);
+    return NULL;
+}
+
+kiln_status kiln_cg_parallel(int n, kiln_status (*job)(void *arg, int u), void *arg)
+{
+    parallel_arg args[KILN_CG_MAX_UNITS];
+    pthread_t threads[KILN_CG_MAX_UNITS];
+    bool started[KILN_CG_MAX_UNITS] = {false};
+    n = n < 1 ? 1 : n > KILN_CG_MAX_UNITS ? KILN_CG_MAX_UNITS : n;
+    /* LLVM recurses deeply on large functions: the main thread's usual 8 MiB
+     * (the default for other threads is 512 KiB on some systems). */
+    pthread_attr_t attr;
+    bool have_attr = pthread_attr_init(&attr) == 0;
+    if (have_attr)
+        pthread_attr_setstacksize(&attr, (size_t)8 << 20);
+    args[0] = (parallel_arg){job, arg, 0, KILN_OK};
+    for (int u = 1; u < n; u++) {
+        args[u] = (parallel_arg){job, arg, u, KILN_OK};
+        started[u] = pthread_create(&threads[u], have_attr ? &attr : NULL, parallel_main, &args[u]) == 0;
+    }
+    if (have_attr)
+        pthread_attr_destroy(&attr);
+    parallel_main(&args[0]);
+    kiln_status st = KILN_OK;
+    for (int u = 0; u < n; u++) {
+        if (started[u])
+            pthread_join(threads[u], NULL);
+        else if (u > 0)
+            parallel_main(&args[u]); /* no thread: here, after the others */
+        if (st == KILN_OK)
+            st = args[u].st;
+    }
+    return st;
+}
+
+/* One unit's verification and pipeline (a thread of its own: its module,
+ * context and target machine are its alone). Messages wait for the caller. */
+typedef struct optimize_job {
+    kiln_cg_module *m;
+    char *msg[KILN_CG_MAX_UNITS];
+} optimize_job;
+
+static kiln_status optimize_unit(void *arg, int u)
+{
+    optimize_job *job = arg;
+    LLVMModuleRef mod = kiln_cg_unit_module(job->m, u);
     char *msg = NULL;
-    if (LLVMVerifyModule(m->mod, LLVMReturnStatusAction, &msg)) {
-        kiln_diag_error(d, (kiln_loc){0}, "internal error: the generated LLVM module does not verify: %.2000s",
-                        msg ? msg : "?");
+    if (LLVMVerifyModule(mod, LLVMReturnStatusAction, &msg)) {
+        size_t n = strlen(msg ? msg : "?") + 80;
+        job->msg[u] = malloc(n);
+        if (job->msg[u])
+            snprintf(job->msg[u], n, "internal error: the generated LLVM module does not verify: %.2000s", msg ? msg : "?");
         LLVMDisposeMessage(msg);
         return KILN_ERR_INTERNAL;
     }
     LLVMDisposeMessage(msg);
     char pipeline[32];
-    snprintf(pipeline, sizeof pipeline, "default<O%d>", m->machine.opt_level);
+    snprintf(pipeline, sizeof pipeline, "default<O%d>", job->m->machine.opt_level);
     LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
-    LLVMErrorRef err = LLVMRunPasses(m->mod, pipeline, m->machine.tm, po);
+    LLVMErrorRef err = LLVMRunPasses(mod, pipeline, kiln_cg_unit_tm(job->m, u), po);
     LLVMDisposePassBuilderOptions(po);
     if (err) {
         char *text = LLVMGetErrorMessage(err); /* consumes err */
-        kiln_diag_error(d, (kiln_loc){0}, "LLVM optimization failed: %s", text);
+        size_t n = strlen(text) + 40;
+        job->msg[u] = malloc(n);
+        if (job->msg[u])
+            snprintf(job->msg[u], n, "LLVM optimization failed: %s", text);
         LLVMDisposeErrorMessage(text);
         return KILN_ERR_INTERNAL;
     }
     return KILN_OK;
+}
+
+kiln_status kiln_cg_optimize(kiln_cg_module *m, kiln_diag *d)
+{
+    optimize_job job = {m, {NULL}};
+    double t0 = kiln_cg_now();
+    kiln_status st = kiln_cg_parallel(m->n_units > 1 ? m->n_units : 1, optimize_unit, &job);
+    m->t_optimize = kiln_cg_now() - t0;
+    bool said = false;
+    for (int u = 0; u < KILN_CG_MAX_UNITS; u++) {
+        if (job.msg[u])
+            kiln_diag_error(d, (kiln_loc){0}, "%s", job.msg[u]);
+        said = said || job.msg[u];
+        free(job.msg[u]);
+    }
+    if (st != KILN_OK && !said)
+        kiln_diag_error(d, (kiln_loc){0}, "out of memory");
+    return st;
+}
+
+/* After optimization: a shared function no unit calls any more (a
+ * micro-kernel variant whose calls LLVM proved dead, which it would have
+ * deleted were the function private) is deleted. */
+static void drop_unused_shared(kiln_cg_module *m)
+{
+    for (int u = 0; u < m->n_units; u++) {
+        LLVMValueRef next;
+        for (LLVMValueRef f = LLVMGetFirstFunction(kiln_cg_unit_module(m, u)); f; f = next) {
+            next = LLVMGetNextFunction(f);
+            if (LLVMIsDeclaration(f) || LLVMGetVisibility(f) != LLVMHiddenVisibility || LLVMGetFirstUse(f))
+                continue;
+            size_t len;
+            const char *name = LLVMGetValueName2(f, &len);
+            bool used = false;
+            for (int v = 0; v < m->n_units && !used; v++) {
+                LLVMValueRef g = v == u ? NULL : LLVMGetNamedFunction(kiln_cg_unit_module(m, v), name);
+                used = g && LLVMGetFirstUse(g);
+            }
+            if (!used)
+                LLVMDeleteFunction(f);
+        }
+    }
+}
+
+kiln_status kiln_cg_join_units(kiln_cg_module *m, kiln_diag *d)
+{
+    for (int u = 1; u < m->n_units; u++) {
+        /* Another context: through bitcode, then LLVM's linker (which
+         * consumes the parsed module). */
+        LLVMMemoryBufferRef bc = LLVMWriteBitcodeToMemoryBuffer(m->unit_mod[u]);
+        LLVMModuleRef copy = NULL;
+        bool bad = !bc || LLVMParseBitcodeInContext2(m->ctx, bc, &copy);
+        if (bc)
+            LLVMDisposeMemoryBuffer(bc);
+        if (bad || LLVMLinkModules2(m->mod, copy)) {
+            kiln_diag_error(d, (kiln_loc){0}, "internal error: cannot link code generation unit %d into one module", u);
+            return KILN_ERR_INTERNAL;
+        }
+        LLVMDisposeModule(m->unit_mod[u]);
+        LLVMContextDispose(m->unit_ctx[u]);
+        m->unit_mod[u] = NULL;
+        m->unit_ctx[u] = NULL;
+    }
+    /* What was shared between units is private again. */
+    for (LLVMValueRef f = LLVMGetFirstFunction(m->mod); f; f = LLVMGetNextFunction(f))
+        if (!LLVMIsDeclaration(f) && LLVMGetVisibility(f) == LLVMHiddenVisibility) {
+            LLVMSetLinkage(f, LLVMPrivateLinkage);
+            LLVMSetVisibility(f, LLVMDefaultVisibility);
+        }
+    char name[160];
+    kiln_cg_blob_name(m->g->name, name, sizeof name);
+    LLVMValueRef gv = LLVMGetNamedGlobal(m->mod, name);
+    if (gv && LLVMIsDeclaration(gv))
+        kiln_cg_blob_define(m->ctx, gv, &m->blob);
+    m->n_units = 1;
+    return KILN_OK;
+}
+
+/* The unit with the least code so far: the next kernel goes there. */
+static int lightest_unit(const kiln_cg *cg)
+{
+    int best = 0;
+    for (int u = 1; u < cg->n_units; u++)
+        if (cg->units[u].insts < cg->units[best].insts)
+            best = u;
+    return best;
 }
 
 /* The steps as the driver's per-layer profile sees them. */
@@ -147,6 +319,7 @@ kiln_status kiln_cg_compile(const kiln_graph *g, const kiln_cg_options *opt_in, 
     kiln_cg_module *m = calloc(1, sizeof *m);
     if (!m)
         return KILN_ERR_OUT_OF_MEMORY;
+    double t_start = kiln_cg_now();
     m->g = g;
     m->weights_path = dup_opt(opt.weights_path);
     m->cc = dup_opt(opt.cc);
@@ -173,6 +346,19 @@ kiln_status kiln_cg_compile(const kiln_graph *g, const kiln_cg_options *opt_in, 
         m->ctx = LLVMOrcThreadSafeContextGetContext(m->tsctx);
     } else {
         m->ctx = LLVMContextCreate();
+    }
+    /* Units (cg.h): the JIT takes one module; objects get opt.jobs (2 by
+     * default, whatever the machine, so the object does not depend on it). */
+    int units = opt.jit ? 1 : opt.jobs > 0 ? opt.jobs : 2;
+    units = units > KILN_CG_MAX_UNITS ? KILN_CG_MAX_UNITS : units;
+    for (int u = 1; u < units; u++) {
+        m->unit_ctx[u] = LLVMContextCreate();
+        m->unit_tm[u] = kiln_cg_machine_clone_tm(&m->machine);
+        if (!m->unit_ctx[u] || !m->unit_tm[u]) {
+            kiln_diag_error(d, (kiln_loc){0}, "cannot create LLVM context %d", u);
+            st = KILN_ERR_INTERNAL;
+            goto fail;
+        }
     }
 
     /* The kernels' shared scratch: the largest any node asks for. */
@@ -223,9 +409,17 @@ kiln_status kiln_cg_compile(const kiln_graph *g, const kiln_cg_options *opt_in, 
     cg.layout = &m->layout;
     cg.blob = &m->blob;
     cg.prefix = g->name;
-    if ((st = kiln_cg_module_begin(&cg, m->ctx, g->name)) != KILN_OK)
-        goto cleanup;
-    m->mod = cg.mod;
+    for (int u = 0; u < units; u++) {
+        st = kiln_cg_module_begin(&cg, u ? m->unit_ctx[u] : m->ctx, g->name);
+        if (u)
+            m->unit_mod[u] = cg.units[u].mod;
+        else
+            m->mod = cg.units[0].mod;
+        m->n_units = m->n_units_built = cg.n_units;
+        if (st != KILN_OK)
+            goto cleanup;
+    }
+    kiln_cg_unit_select(&cg, 0);
     cg.fused = m->fused;
     cg.gemm_used = m->gemm_used;
     kiln_cg_epilogue epi;
@@ -234,6 +428,7 @@ kiln_status kiln_cg_compile(const kiln_graph *g, const kiln_cg_options *opt_in, 
         if (m->fused[i])
             continue; /* emitted with its group's anchor */
         cg.node = n;
+        kiln_cg_unit_select(&cg, lightest_unit(&cg));
         kiln_cg_epi_build(&cg, i, &epi);
         cg.epi = &epi;
         size_t first_step = cg.n_steps;
@@ -248,28 +443,37 @@ kiln_status kiln_cg_compile(const kiln_graph *g, const kiln_cg_options *opt_in, 
     /* Outputs not written in place: a model input, a value listed twice. */
     for (uint32_t k = 0; k < g->n_outputs && cg.status == KILN_OK; k++) {
         const kiln_cg_buffer *b = &m->layout.values[g->outputs[k]];
-        if (b->kind != KILN_CG_BUF_OUTPUT || b->index != k)
+        if (b->kind != KILN_CG_BUF_OUTPUT || b->index != k) {
+            kiln_cg_unit_select(&cg, lightest_unit(&cg));
             kiln_cg_emit_output_copy(&cg, g->outputs[k], k);
+        }
     }
+    kiln_cg_unit_select(&cg, 0); /* the weights and the entry points */
     if (cg.status == KILN_OK) {
         LLVMValueRef weights = opt.weights == KILN_CG_WEIGHTS_EMBED ? kiln_cg_blob_global(&cg) : NULL;
-        m->checksum = kiln_cg_blob_checksum(&m->blob);
+        /* Only NAME_create's check of an external file reads it (46 MB of
+         * FNV-1a is 0.06 s). */
+        m->checksum = opt.weights == KILN_CG_WEIGHTS_EXTERNAL ? kiln_cg_blob_checksum(&m->blob) : 0;
         kiln_cg_emit_entry(&cg, weights, m->checksum);
     }
     st = cg.status;
+    m->t_ir = kiln_cg_now() - t_start;
     if (st == KILN_OK && (st = record_steps(m, &cg)) != KILN_OK)
         kiln_diag_error(d, (kiln_loc){0}, "out of memory");
     if (st == KILN_OK)
         st = kiln_cg_optimize(m, d);
-    if (st == KILN_OK && opt.weights == KILN_CG_WEIGHTS_EMBED) {
-        /* LLVM holds its own copy now. */
+    if (st == KILN_OK && m->n_units > 1)
+        drop_unused_shared(m);
+    if (st == KILN_OK && opt.weights == KILN_CG_WEIGHTS_EMBED && m->n_units == 1) {
+        /* LLVM holds its own copy now (with units, the emitter copies it). */
         free(m->blob.data);
         m->blob.data = NULL;
         m->blob.cap = 0;
     }
 cleanup:
-    if (cg.b)
-        LLVMDisposeBuilder(cg.b);
+    for (int u = 0; u < cg.n_units; u++)
+        if (cg.units[u].b)
+            LLVMDisposeBuilder(cg.units[u].b);
     free(cg.steps);
     if (st != KILN_OK)
         goto fail;
@@ -322,6 +526,10 @@ void kiln_cg_get_report(const kiln_cg_module *m, kiln_cg_report *out)
     out->scratch_fixed = (size_t)m->layout.scratch_fixed_bytes;
     out->scratch_per_batch = (size_t)m->layout.scratch_per_batch_bytes;
     out->steps = m->n_steps;
+    out->units = m->n_units_built;
+    out->time_ir = m->t_ir;
+    out->time_optimize = m->t_optimize;
+    out->time_machine_code = m->t_machine;
     for (size_t i = 0; m->g && m->fused && i < m->g->n_nodes; i++)
         out->fused_nodes += m->fused[i];
 }

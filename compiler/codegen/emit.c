@@ -2,7 +2,9 @@
  * LLVM IR text, bitcode, a static archive (the ar format written here: a
  * GNU symbol table, an optional long-name table and the object), or a shared
  * library (the system C compiler links the object with -shared and
- * -lkiln_rt). */
+ * -lkiln_rt). The machine code of several units is generated on one thread
+ * each and the objects merged with the weights (elf.c); other outputs first
+ * join the units into one module. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -52,6 +54,7 @@ kiln_status kiln_cg_emit_memory(kiln_cg_module *m, bool assembly, LLVMMemoryBuff
     }
     m->code_emitted = true;
     char *err = NULL;
+    double t0 = kiln_cg_now();
     if (LLVMTargetMachineEmitToMemoryBuffer(m->machine.tm, m->mod, assembly ? LLVMAssemblyFile : LLVMObjectFile, &err,
                                             out)) {
         kiln_diag_error(d, (kiln_loc){0}, "LLVM code generation failed: %s", err ? err : "?");
@@ -60,7 +63,67 @@ kiln_status kiln_cg_emit_memory(kiln_cg_module *m, bool assembly, LLVMMemoryBuff
         return KILN_ERR_INTERNAL;
     }
     LLVMDisposeMessage(err);
+    m->t_machine = kiln_cg_now() - t0;
     return KILN_OK;
+}
+
+/* ---- code generation units in parallel ------------------------------------------- */
+
+typedef struct units_job {
+    kiln_cg_module *m;
+    LLVMMemoryBufferRef obj[KILN_CG_MAX_UNITS];
+    char *err[KILN_CG_MAX_UNITS];
+} units_job;
+
+static kiln_status emit_unit(void *arg, int u)
+{
+    units_job *job = arg;
+    if (LLVMTargetMachineEmitToMemoryBuffer(kiln_cg_unit_tm(job->m, u), kiln_cg_unit_module(job->m, u), LLVMObjectFile,
+                                            &job->err[u], &job->obj[u])) {
+        job->obj[u] = NULL;
+        return KILN_ERR_INTERNAL;
+    }
+    return KILN_OK;
+}
+
+/* Each unit's object on its own thread, then one object of them and the
+ * embedded weights (elf.c). *out: malloc'd. */
+static kiln_status emit_units(kiln_cg_module *m, unsigned char **out, size_t *size, kiln_diag *d)
+{
+    if (m->code_emitted) {
+        kiln_diag_error(d, (kiln_loc){0}, "machine code can be emitted once per compiled module");
+        return KILN_ERR_INVALID_ARGUMENT;
+    }
+    m->code_emitted = true;
+    units_job job = {m, {NULL}, {NULL}};
+    double t0 = kiln_cg_now();
+    kiln_status st = kiln_cg_parallel(m->n_units, emit_unit, &job);
+    for (int u = 0; u < m->n_units; u++)
+        if (job.err[u] || (st != KILN_OK && !job.obj[u])) {
+            kiln_diag_error(d, (kiln_loc){0}, "LLVM code generation failed: %s", job.err[u] ? job.err[u] : "?");
+            LLVMDisposeMessage(job.err[u]);
+        }
+    if (st == KILN_OK) {
+        kiln_cg_elf_part parts[KILN_CG_MAX_UNITS];
+        for (int u = 0; u < m->n_units; u++)
+            parts[u] = (kiln_cg_elf_part){LLVMGetBufferStart(job.obj[u]), LLVMGetBufferSize(job.obj[u])};
+        char name[160], why[200];
+        kiln_cg_blob_name(m->g->name, name, sizeof name);
+        kiln_cg_elf_blob blob = {".rodata.kiln.weights", name, m->blob.data, m->blob.size, 64};
+        bool embed = m->opt.weights == KILN_CG_WEIGHTS_EMBED && m->blob.size > 0;
+        st = kiln_cg_elf_merge(parts, (size_t)m->n_units, embed ? &blob : NULL, out, size, why, sizeof why);
+        if (st == KILN_ERR_OUT_OF_MEMORY)
+            kiln_diag_error(d, (kiln_loc){0}, "out of memory merging the objects");
+        else if (st != KILN_OK)
+            kiln_diag_error(d, (kiln_loc){0}, "internal error: cannot merge the units' objects: %s", why);
+        if (st != KILN_OK)
+            st = st == KILN_ERR_OUT_OF_MEMORY ? st : KILN_ERR_INTERNAL;
+    }
+    m->t_machine = kiln_cg_now() - t0;
+    for (int u = 0; u < m->n_units; u++)
+        if (job.obj[u])
+            LLVMDisposeMemoryBuffer(job.obj[u]);
+    return st;
 }
 
 /* The object's section sizes for the compile report: executable sections
@@ -251,6 +314,17 @@ kiln_status kiln_cg_emit(kiln_cg_module *m, kiln_cg_emit_kind kind, const char *
         kiln_diag_error(d, (kiln_loc){0}, "the module was handed to the JIT and cannot be emitted");
         return KILN_ERR_INVALID_ARGUMENT;
     }
+    kiln_status st;
+    bool code = kind != KILN_CG_EMIT_LLVM && kind != KILN_CG_EMIT_BC;
+    if (code && m->code_emitted) {
+        kiln_diag_error(d, (kiln_loc){0}, "machine code can be emitted once per compiled module");
+        return KILN_ERR_INVALID_ARGUMENT;
+    }
+    /* Several units: each compiled on its own thread and the objects merged
+     * (ELF), else first linked into one module. */
+    bool units = m->n_units > 1 && code && kind != KILN_CG_EMIT_ASM && m->machine.elf;
+    if (m->n_units > 1 && !units && (st = kiln_cg_join_units(m, d)) != KILN_OK)
+        return st;
     switch (kind) {
     case KILN_CG_EMIT_LLVM: {
         char *err = NULL;
@@ -282,9 +356,16 @@ kiln_status kiln_cg_emit(kiln_cg_module *m, kiln_cg_emit_kind kind, const char *
         return KILN_ERR_UNSUPPORTED;
     }
     LLVMMemoryBufferRef mb;
-    kiln_status st = kiln_cg_emit_memory(m, kind == KILN_CG_EMIT_ASM, &mb, d);
-    if (st != KILN_OK)
+    unsigned char *merged = NULL;
+    size_t merged_size = 0;
+    if (units) {
+        if ((st = emit_units(m, &merged, &merged_size, d)) != KILN_OK)
+            return st;
+        /* a view of the merged object (not copied) */
+        mb = LLVMCreateMemoryBufferWithMemoryRange((const char *)merged, merged_size, "kiln.o", 0);
+    } else if ((st = kiln_cg_emit_memory(m, kind == KILN_CG_EMIT_ASM, &mb, d)) != KILN_OK) {
         return st;
+    }
     const char *data = LLVMGetBufferStart(mb);
     size_t size = LLVMGetBufferSize(mb);
     if (kind != KILN_CG_EMIT_ASM)
@@ -295,6 +376,7 @@ kiln_status kiln_cg_emit(kiln_cg_module *m, kiln_cg_emit_kind kind, const char *
     default: st = write_file(path, data, size, d); break;
     }
     LLVMDisposeMemoryBuffer(mb);
+    free(merged);
     return st;
 }
 

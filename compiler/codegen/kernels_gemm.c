@@ -201,15 +201,20 @@ typedef struct direct_out {
  * lanes + k * NR; writes the mr x nv vector sums to out[r * MAX_NV + v]. */
 static V ukernel(kiln_cg *cg, gemm_ctx *x, int mr, int nv, bool a_packed)
 {
-    V *slot = &cg->ukernels[a_packed][mr][nv];
+    V *slot = &cg->units[cg->unit].ukernels[a_packed][mr][nv];
     if (*slot)
         return *slot;
     char name[96];
     snprintf(name, sizeof name, "kiln.ukernel.f32_%dx%d_%s_%s", mr, nv * cg->vl, a_packed ? "apacked" : "arows",
              cg->target->name);
     LLVMTypeRef params[6] = {cg->t_ptr, cg->t_i64, cg->t_ptr, cg->t_i64, cg->t_i64, cg->t_ptr};
-    V fn = LLVMAddFunction(cg->mod, name, LLVMFunctionType(cg->t_void, params, 6, 0));
-    LLVMSetLinkage(fn, LLVMPrivateLinkage);
+    LLVMTypeRef ft = LLVMFunctionType(cg->t_void, params, 6, 0);
+    int8_t *home = &cg->ukernel_home[a_packed][mr][nv];
+    if (*home) /* another unit has it: one copy per module, not per unit */
+        return *slot = kiln_cg_declare_in(cg, cg->unit, name, ft);
+    *home = (int8_t)(cg->unit + 1);
+    V fn = LLVMAddFunction(cg->mod, name, ft);
+    kiln_cg_shared_linkage(cg, fn);
     kiln_cg_function_attrs(cg, fn);
     unsigned noinline = LLVMGetEnumAttributeKindForName("noinline", 8);
     LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(cg->ctx, noinline, 0));
@@ -246,6 +251,7 @@ static V ukernel(kiln_cg *cg, gemm_ctx *x, int mr, int nv, bool a_packed)
             LLVMBuildStore(cg->b, kiln_cg_fma(cg, av, bv[v], cur), acc[r][v]);
         }
     }
+    l.runtime_unroll = true; /* the hot loop: LLVM unrolls it by 2-4 */
     kiln_cg_for_end(cg, &l);
     LLVMTypeRef buf_t = LLVMArrayType2(cg->t_vf, (uint64_t)MAX_MR * MAX_NV);
     for (int r = 0; r < mr; r++)
@@ -255,6 +261,7 @@ static V ukernel(kiln_cg *cg, gemm_ctx *x, int mr, int nv, bool a_packed)
                            LLVMBuildGEP2(cg->b, buf_t, out, idx, 2, ""));
         }
     LLVMBuildRetVoid(cg->b);
+    kiln_cg_unit_count(cg, fn);
     cg->fn = saved_fn;
     cg->entry = saved_entry;
     LLVMPositionBuilderAtEnd(cg->b, saved_bb);

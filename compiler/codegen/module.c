@@ -1,7 +1,9 @@
-/* compiler/codegen/module.c: the module, its types, task functions, and the
- * helpers every kernel emitter uses (constants, vector memory access with
- * masks, loops, reductions). */
+/* compiler/codegen/module.c: the modules (code generation units), their
+ * types, task functions, and the helpers every kernel emitter uses
+ * (constants, vector memory access with masks, loops, reductions). */
 #include "cg.h"
+
+#include <llvm-c/DebugInfo.h>
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -27,9 +29,15 @@ kiln_status kiln_cg_fail(kiln_cg *cg, kiln_status st, const char *fmt, ...)
 
 kiln_status kiln_cg_module_begin(kiln_cg *cg, LLVMContextRef ctx, const char *name)
 {
-    cg->ctx = ctx;
-    cg->mod = LLVMModuleCreateWithNameInContext(name, ctx);
-    cg->b = LLVMCreateBuilderInContext(ctx);
+    if (cg->n_units >= KILN_CG_MAX_UNITS)
+        return KILN_ERR_INTERNAL;
+    kiln_cg_unit *u = &cg->units[cg->n_units];
+    memset(u, 0, sizeof *u);
+    u->ctx = ctx;
+    u->mod = LLVMModuleCreateWithNameInContext(name, ctx);
+    u->b = LLVMCreateBuilderInContext(ctx);
+    cg->n_units++; /* the caller disposes u->b and u->mod */
+    kiln_cg_unit_select(cg, cg->n_units - 1);
     if (!cg->mod || !cg->b)
         return KILN_ERR_OUT_OF_MEMORY;
     LLVMSetTarget(cg->mod, cg->machine->triple);
@@ -56,7 +64,41 @@ kiln_status kiln_cg_module_begin(kiln_cg *cg, LLVMContextRef ctx, const char *na
     cg->t_ctx = LLVMStructTypeInContext(ctx, fields, 5, 0);
     LLVMTypeRef params[3] = {cg->t_ptr, cg->t_i64, cg->t_i64};
     cg->t_task = LLVMFunctionType(cg->t_void, params, 3, 0);
+    *u = (kiln_cg_unit){ctx, cg->mod, cg->b, cg->t_void, cg->t_i1, cg->t_i8, cg->t_i32, cg->t_i64, cg->t_f32,
+                        cg->t_ptr, cg->t_vf, cg->t_vi32, cg->t_vi64, cg->t_vmask, cg->t_ctx, cg->t_task, {{{0}}}, 0};
     return KILN_OK;
+}
+
+void kiln_cg_unit_select(kiln_cg *cg, int u)
+{
+    const kiln_cg_unit *x = &cg->units[u];
+    cg->unit = u;
+    cg->ctx = x->ctx;
+    cg->mod = x->mod;
+    cg->b = x->b;
+    cg->t_void = x->t_void;
+    cg->t_i1 = x->t_i1;
+    cg->t_i8 = x->t_i8;
+    cg->t_i32 = x->t_i32;
+    cg->t_i64 = x->t_i64;
+    cg->t_f32 = x->t_f32;
+    cg->t_ptr = x->t_ptr;
+    cg->t_vf = x->t_vf;
+    cg->t_vi32 = x->t_vi32;
+    cg->t_vi64 = x->t_vi64;
+    cg->t_vmask = x->t_vmask;
+    cg->t_ctx = x->t_ctx;
+    cg->t_task = x->t_task;
+}
+
+void kiln_cg_shared_linkage(kiln_cg *cg, LLVMValueRef fn)
+{
+    if (cg->n_units > 1) {
+        LLVMSetLinkage(fn, LLVMExternalLinkage);
+        LLVMSetVisibility(fn, LLVMHiddenVisibility);
+    } else {
+        LLVMSetLinkage(fn, LLVMPrivateLinkage);
+    }
 }
 
 static void add_enum_attr(kiln_cg *cg, LLVMValueRef fn, const char *name)
@@ -82,6 +124,18 @@ void kiln_cg_function_attrs(kiln_cg *cg, LLVMValueRef fn)
     add_string_attr(cg, fn, "prefer-vector-width", bits);
 }
 
+LLVMValueRef kiln_cg_declare_in(kiln_cg *cg, int u, const char *name, LLVMTypeRef fn_type)
+{
+    int cur = cg->unit;
+    kiln_cg_unit_select(cg, u);
+    LLVMValueRef fn = LLVMAddFunction(cg->mod, name, fn_type);
+    LLVMSetLinkage(fn, LLVMExternalLinkage);
+    LLVMSetVisibility(fn, LLVMHiddenVisibility);
+    kiln_cg_function_attrs(cg, fn);
+    kiln_cg_unit_select(cg, cur);
+    return fn;
+}
+
 /* ---- task functions ------------------------------------------------------- */
 
 static LLVMValueRef ctx_field(kiln_cg *cg, unsigned i, LLVMTypeRef t, const char *name)
@@ -97,8 +151,21 @@ void kiln_cg_task_begin(kiln_cg *cg, const char *kernel, const kiln_node *n)
     snprintf(name, sizeof name, "kiln.%s.%s", kernel, who);
     cg->node = n;
     cg->fn = LLVMAddFunction(cg->mod, name, cg->t_task);
-    LLVMSetLinkage(cg->fn, LLVMPrivateLinkage);
+    kiln_cg_shared_linkage(cg, cg->fn);
     kiln_cg_function_attrs(cg, cg->fn);
+    /* One name across the units (LLVM renames a clash within a unit). */
+    for (int k = 2; cg->n_units > 1; k++) {
+        size_t len;
+        const char *now = LLVMGetValueName2(cg->fn, &len);
+        bool clash = false;
+        for (int u = 0; u < cg->n_units && !clash; u++)
+            clash = u != cg->unit && LLVMGetNamedFunction(cg->units[u].mod, now);
+        if (!clash)
+            break;
+        char other[300];
+        snprintf(other, sizeof other, "%s.%d", name, k);
+        LLVMSetValueName2(cg->fn, other, strlen(other));
+    }
     cg->entry = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "entry");
     LLVMPositionBuilderAtEnd(cg->b, cg->entry);
     cg->arg_ctx = LLVMGetParam(cg->fn, 0);
@@ -114,9 +181,28 @@ void kiln_cg_task_begin(kiln_cg *cg, const char *kernel, const kiln_node *n)
     cg->c_outputs = ctx_field(cg, 4, cg->t_ptr, "outputs");
 }
 
+/* Instructions of fn (the units' balance). */
+static size_t fn_insts(LLVMValueRef fn)
+{
+    size_t n = 0;
+    for (LLVMBasicBlockRef bb = LLVMGetFirstBasicBlock(fn); bb; bb = LLVMGetNextBasicBlock(bb))
+        for (LLVMValueRef i = LLVMGetFirstInstruction(bb); i; i = LLVMGetNextInstruction(i))
+            n++;
+    return n;
+}
+
+void kiln_cg_unit_count(kiln_cg *cg, LLVMValueRef fn) { cg->units[cg->unit].insts += fn_insts(fn); }
+
 void kiln_cg_task_end(kiln_cg *cg, kiln_cg_count count)
 {
     LLVMBuildRetVoid(cg->b);
+    kiln_cg_unit_count(cg, cg->fn);
+    LLVMValueRef fn = cg->fn; /* what the run function (unit 0) calls */
+    if (cg->unit != 0) {
+        size_t len;
+        const char *name = LLVMGetValueName2(cg->fn, &len);
+        fn = kiln_cg_declare_in(cg, 0, name, cg->units[0].t_task);
+    }
     if (count.div < 1)
         count.div = 1;
     if (count.mult < 1)
@@ -131,7 +217,7 @@ void kiln_cg_task_end(kiln_cg *cg, kiln_cg_count count)
         cg->steps = s;
         cg->cap_steps = cap;
     }
-    cg->steps[cg->n_steps++] = (kiln_cg_step){cg->fn, count, UINT32_MAX, UINT32_MAX};
+    cg->steps[cg->n_steps++] = (kiln_cg_step){fn, count, UINT32_MAX, UINT32_MAX};
 }
 
 LLVMValueRef kiln_cg_batch(kiln_cg *cg) { return cg->c_batch; }
@@ -475,14 +561,34 @@ LLVMValueRef kiln_cg_for_begin(kiln_cg *cg, kiln_cg_loop *l, LLVMValueRef start,
     LLVMBuildCondBr(cg->b, LLVMBuildICmp(cg->b, LLVMIntSLT, l->phi, end, ""), l->body, l->exit);
     LLVMPositionBuilderAtEnd(cg->b, l->body);
     l->i = l->phi;
+    l->runtime_unroll = false;
     return l->phi;
+}
+
+/* The loop's id with "llvm.loop.unroll.runtime.disable": a node whose first
+ * operand is itself (LLVM's loop metadata); made self-referential by
+ * replacing a temporary node, which also makes it distinct. */
+static LLVMValueRef no_runtime_unroll(kiln_cg *cg)
+{
+    static const char key[] = "llvm.loop.unroll.runtime.disable";
+    LLVMMetadataRef opt = LLVMMDStringInContext2(cg->ctx, key, sizeof key - 1);
+    LLVMMetadataRef option = LLVMMDNodeInContext2(cg->ctx, &opt, 1);
+    LLVMMetadataRef tmp = LLVMTemporaryMDNode(cg->ctx, NULL, 0);
+    LLVMMetadataRef ops[2] = {tmp, option};
+    LLVMMetadataRef id = LLVMMDNodeInContext2(cg->ctx, ops, 2);
+    LLVMMetadataReplaceAllUsesWith(tmp, id); /* frees tmp */
+    return LLVMMetadataAsValue(cg->ctx, id);
 }
 
 void kiln_cg_for_end(kiln_cg *cg, kiln_cg_loop *l)
 {
     LLVMBasicBlockRef latch = LLVMGetInsertBlock(cg->b);
     LLVMValueRef next = LLVMBuildAdd(cg->b, l->phi, l->step, "next");
-    LLVMBuildBr(cg->b, l->header);
+    LLVMValueRef br = LLVMBuildBr(cg->b, l->header);
+    if (!l->runtime_unroll) {
+        static const char kind[] = "llvm.loop";
+        LLVMSetMetadata(br, LLVMGetMDKindIDInContext(cg->ctx, kind, sizeof kind - 1), no_runtime_unroll(cg));
+    }
     LLVMAddIncoming(l->phi, &next, &latch, 1);
     LLVMPositionBuilderAtEnd(cg->b, l->exit);
 }

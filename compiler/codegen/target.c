@@ -247,6 +247,12 @@ kiln_status kiln_cg_machine_create(const kiln_cg_options *opt, kiln_cg_machine *
         return KILN_ERR_UNSUPPORTED;
     }
     out->target = pick_target(out->triple, out->cpu, out->features);
+    /* ELF64 little-endian objects (elf.c merges them): not Mach-O, COFF or big-endian AArch64. */
+    out->elf = strncmp(out->triple, "aarch64_be", 10) != 0;
+    static const char *const not_elf[] = {"apple", "darwin", "macos", "ios", "windows", "win32", "mingw", "cygwin", "uefi"};
+    for (size_t i = 0; i < sizeof not_elf / sizeof not_elf[0]; i++)
+        if (strstr(out->triple, not_elf[i]))
+            out->elf = false;
     snprintf(out->description, sizeof out->description, "%s, cpu %s, %s (%d x f32)", out->triple, out->cpu,
              out->target->name, out->target->vector_bits / 32);
     return KILN_OK;

@@ -20,7 +20,7 @@ static const char help[] =
     "                    [--target TRIPLE] [--cpu NAME] [--features LIST] [-O0|-O1|-O2|-O3]\n"
     "                    [--weights embed|external] [--weights-path PATH] [--passes all|none]\n"
     "                    [--threads T] [--tune] [--tune-batch N] [--dump-ir=all|after:PASS]\n"
-    "                    [--time-passes] [--winograd auto|off|f2|f4]\n"
+    "                    [--time-passes] [--winograd auto|off|f2|f4] [--jobs J]\n"
     "\n"
     "Compiles MODEL (.yaml or .kir) to native code for the model's C API\n"
     "(NAME_create, NAME_run, NAME_workspace_size, NAME_info, NAME_destroy).\n"
@@ -59,7 +59,10 @@ static const char help[] =
     "                      memory_plan, schedule\n"
     "  --dump-ir=all       print the IR after every pass, each headed by '# after PASS'\n"
     "  --time-passes       print to standard error the time of each pass, then of\n"
-    "                      loading, tuning, code generation and emission\n";
+    "                      loading, tuning, code generation and emission\n"
+    "  --jobs J            LLVM optimizes and compiles the model as J modules on J\n"
+    "                      threads (1 to 4, default 2; the object depends on J, not on\n"
+    "                      the machine)\n";
 
 static int parse_emit(const char *s, kiln_cg_emit_kind *out)
 {
@@ -156,7 +159,7 @@ int kiln_cmd_compile(int argc, char **argv)
 {
     kiln_args a = {argc, argv, 1, "compile"};
     const char *output = NULL, *header = NULL, *emit = NULL, *weights = "embed";
-    const char *weights_path = NULL, *tune_batch_text = NULL;
+    const char *weights_path = NULL, *tune_batch_text = NULL, *jobs_text = NULL;
     bool tune = false;
     kiln_cli_options o;
     kiln_cli_options_init(&o, "compile", help,
@@ -179,7 +182,8 @@ int kiln_cmd_compile(int argc, char **argv)
             (r = kiln_args_value(&a, "--features", &opt->features)) ||
             (r = kiln_args_value(&a, "--weights", &weights)) ||
             (r = kiln_args_value(&a, "--weights-path", &weights_path)) ||
-            (r = kiln_args_value(&a, "--tune-batch", &tune_batch_text))) {
+            (r = kiln_args_value(&a, "--tune-batch", &tune_batch_text)) ||
+            (r = kiln_args_value(&a, "--jobs", &jobs_text))) {
             if (r < 0)
                 return 2;
             continue;
@@ -198,6 +202,12 @@ int kiln_cmd_compile(int argc, char **argv)
         return kiln_cli_usage_error("compile", "--weights must be embed or external, got '%s'", weights);
     if (weights_path && !external)
         return kiln_cli_usage_error("compile", "--weights-path needs --weights external");
+    int64_t jobs = 0;
+    if (jobs_text && kiln_cli_parse_count("compile", "--jobs", jobs_text, 1, &jobs))
+        return 2;
+    if (jobs > 4)
+        return kiln_cli_usage_error("compile", "--jobs must be at most 4");
+    opt->jobs = (int)jobs;
     int64_t tune_batch = 1;
     if (tune_batch_text && kiln_cli_parse_count("compile", "--tune-batch", tune_batch_text, 1, &tune_batch))
         return 2;
@@ -280,6 +290,11 @@ int kiln_cmd_compile(int argc, char **argv)
            t_end - t_start, cm.load_s, cm.passes_s, tune ? "tuning " : "", t_end - t_tuned);
     if (tune)
         printf("            tuning took %.2f s\n", t_tuned - t_passes);
+    char units[48] = "one module";
+    if (rep.units > 1)
+        snprintf(units, sizeof units, "%d modules on %d threads", rep.units, rep.units);
+    printf("            code generation: LLVM IR %.2f s, LLVM optimization %.2f s, machine code %.2f s (%s)\n",
+           rep.time_ir, rep.time_optimize, rep.time_machine_code, units);
     if (rep.code_bytes || rep.data_bytes) {
         char data[32];
         human(rep.data_bytes, data, sizeof data);

@@ -40,12 +40,21 @@ grep -q zmm "$work/lenet_z4.s" || fail "znver4 code without zmm registers"
 expect_rc 0 "$kiln" compile "$lenet" -o "$work/ext.o" --weights external
 [ -s "$work/ext.weights" ] || fail "--weights external wrote no ext.weights"
 expect_rc 0 "$kiln" compile "$lenet" -o "$work/ext2.o" --weights external --weights-path /opt/lenet.weights
+# compile: one module or several (the report names them)
+expect_rc 0 "$kiln" compile "$lenet" -o "$work/j1.o" --jobs 1
+grep -q "machine code .* (one module)" "$work/out" || fail "--jobs 1: $(grep 'code generation' "$work/out")"
+expect_rc 0 "$kiln" compile "$lenet" -o "$work/j4.o" --jobs 4
+grep -q "(4 modules on 4 threads)" "$work/out" || fail "--jobs 4: $(grep 'code generation' "$work/out")"
+expect_rc 0 "$kiln" compile "$lenet" -o "$work/j2.o"
+cmp -s "$work/j2.o" "$work/lenet.o" || fail "two compiles of lenet differ"
 # compile: usage and run-time errors
 expect_rc 2 "$kiln" compile "$lenet"
 expect_rc 2 "$kiln" compile "$lenet" -o "$work/a.o" --emit exe
 expect_rc 2 "$kiln" compile "$lenet" -o "$work/a.o" --weights elsewhere
 expect_rc 2 "$kiln" compile "$lenet" -o "$work/a.o" --weights-path /x
 expect_rc 2 "$kiln" compile "$lenet" -o "$work/a.o" -O7
+expect_rc 2 "$kiln" compile "$lenet" -o "$work/a.o" --jobs 0
+expect_rc 2 "$kiln" compile "$lenet" -o "$work/a.o" --jobs 5
 expect_rc 1 "$kiln" compile "$lenet" -o "$work/a.o" --target no-such-target
 expect_rc 1 "$kiln" compile "$lenet" -o "$work/no/such/dir/a.o"
 expect_rc 1 "$kiln" compile "$work/missing.yaml" -o "$work/a.o"

@@ -45,7 +45,12 @@
 
 static char tmpdir[256];
 
-static void path_in_tmp(char *buf, size_t size, const char *name) { snprintf(buf, size, "%s/%s", tmpdir, name); }
+static void path_in_tmp(char *buf, size_t size, const char *name)
+{
+    int n = snprintf(buf, size, "%s/%s", tmpdir, name);
+    if (n < 0 || (size_t)n >= size)
+        fprintf(stderr, "path too long: %s/%s\n", tmpdir, name);
+}
 
 /* A small model: conv -> relu -> pool -> dense -> softmax, with a second
  * output (the pooled features). `name` prefixes its symbols. */
@@ -550,6 +555,63 @@ static void test_emit(void)
     kiln_graph_destroy(g);
 }
 
+/* The model as 1 to 4 code generation units: an object that exports what a
+ * single module's does and leaves no unit's glue undefined; LLVM IR and
+ * assembly joined into one module again. (test_aot runs them.) */
+static void test_units(void)
+{
+    kiln_graph *g = small_model("units", true, 0);
+    kiln_cg_options o = KILN_CG_OPTIONS_INIT;
+    char path[512], cmd[1200];
+    bool have_nm = system("nm --version >/dev/null 2>&1") == 0;
+    for (int jobs = 1; jobs <= 4; jobs++) {
+        o.jobs = jobs;
+        snprintf(cmd, sizeof cmd, "units%d.o", jobs);
+        path_in_tmp(path, sizeof path, cmd);
+        CU_ASSERT_EQUAL(emit_one(g, &o, KILN_CG_EMIT_OBJ, path), KILN_OK);
+        kiln_diag d;
+        kiln_diag_init(&d);
+        kiln_cg_module *m = NULL;
+        CU_ASSERT_EQUAL_FATAL(kiln_cg_compile(g, &o, &m, &d), KILN_OK);
+        CU_ASSERT_EQUAL(kiln_cg_emit(m, KILN_CG_EMIT_OBJ, path, &d), KILN_OK);
+        kiln_cg_report rep;
+        kiln_cg_get_report(m, &rep);
+        CU_ASSERT_EQUAL(rep.units, jobs);
+        CU_ASSERT(rep.code_bytes > 0 && rep.data_bytes >= rep.weight_bytes);
+        kiln_cg_module_destroy(m);
+        kiln_diag_release(&d);
+        if (!have_nm)
+            continue;
+        int count = 0;
+        CU_ASSERT_EQUAL(exported_symbols_ok(path, "units", &count), 1);
+        CU_ASSERT_EQUAL(count, 5);
+        /* undefined: the runtime (and libc) only */
+        snprintf(cmd, sizeof cmd, "nm -u '%s' | grep -v ' kiln_rt_' | grep -q 'kiln\\.'", path);
+        CU_ASSERT_NOT_EQUAL(system(cmd), 0);
+        /* the weights: one local object written by elf.c (one unit: LLVM's private, no symbol) */
+        snprintf(cmd, sizeof cmd, "nm '%s' | grep -q ' r units.weights$'", path);
+        CU_ASSERT_EQUAL(system(cmd) == 0, jobs > 1);
+    }
+    o.jobs = 3;
+    path_in_tmp(path, sizeof path, "units.ll");
+    CU_ASSERT_EQUAL(emit_one(g, &o, KILN_CG_EMIT_LLVM, path), KILN_OK);
+    CU_ASSERT(file_contains(path, "define private void @kiln.") && !file_contains(path, " hidden ") &&
+              file_contains(path, "@units.weights = private unnamed_addr constant"));
+    path_in_tmp(path, sizeof path, "units.s");
+    CU_ASSERT_EQUAL(emit_one(g, &o, KILN_CG_EMIT_ASM, path), KILN_OK);
+    CU_ASSERT(file_contains(path, "units_run:"));
+    /* AArch64: merged as well */
+    o.triple = "aarch64-linux-gnu";
+    path_in_tmp(path, sizeof path, "units_a64.o");
+    CU_ASSERT_EQUAL(emit_one(g, &o, KILN_CG_EMIT_OBJ, path), KILN_OK);
+    if (have_nm) {
+        int count = 0;
+        CU_ASSERT_EQUAL(exported_symbols_ok(path, "units", &count), 1);
+        CU_ASSERT_EQUAL(count, 5);
+    }
+    kiln_graph_destroy(g);
+}
+
 /* ---- the header, AOT programs, a shared library --------------------------------------- */
 
 static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -566,12 +628,14 @@ static int run(const char *fmt, ...)
     return rc;
 }
 
-static kiln_status compile_to(const kiln_graph *g, kiln_cg_emit_kind kind, const char *out, const char *header)
+static kiln_status compile_to(const kiln_graph *g, kiln_cg_emit_kind kind, const char *out, const char *header,
+                              int jobs)
 {
     kiln_diag d;
     kiln_diag_init(&d);
     kiln_cg_module *m = NULL;
     kiln_cg_options o = KILN_CG_OPTIONS_INIT;
+    o.jobs = jobs;
     o.rt_libdir = KILN_RT_LIBDIR;
     o.cc = KILN_TEST_CC;
     kiln_status st = kiln_cg_compile(g, &o, &m, &d);
@@ -667,8 +731,8 @@ static void test_aot(void)
     path_in_tmp(ra, sizeof ra, "ref_alpha.bin");
     path_in_tmp(rb, sizeof rb, "ref_beta.bin");
     path_in_tmp(so, sizeof so, "libalpha.so");
-    CU_ASSERT_EQUAL_FATAL(compile_to(ga, KILN_CG_EMIT_OBJ, oa, ha), KILN_OK);
-    CU_ASSERT_EQUAL_FATAL(compile_to(gb, KILN_CG_EMIT_LIB, lb, hb), KILN_OK);
+    CU_ASSERT_EQUAL_FATAL(compile_to(ga, KILN_CG_EMIT_OBJ, oa, ha, 0), KILN_OK);
+    CU_ASSERT_EQUAL_FATAL(compile_to(gb, KILN_CG_EMIT_LIB, lb, hb, 1), KILN_OK);
 
     /* The header alone: C99 -pedantic and C++. */
     CU_ASSERT_EQUAL(run("cd '%s' && echo '#include \"alpha.h\"' | " KILN_TEST_CC " -std=c99 -pedantic -Wall -Wextra -Werror "
@@ -698,31 +762,40 @@ static void test_aot(void)
                           0);
     CU_ASSERT_EQUAL(run("'%s' '%s' '%s' '%s' >/dev/null", exe, inp, ra, rb), 0);
 
-    /* A shared library of alpha, loaded at run time. */
+    /* A shared library of alpha, loaded at run time: as one code generation
+     * unit, two (the default) and four. */
     kiln_graph_destroy(ga);
     ga = small_model("alpha", true, 1);
-    CU_ASSERT_EQUAL_FATAL(compile_to(ga, KILN_CG_EMIT_SO, so, NULL), KILN_OK);
-    void *h = dlopen(so, RTLD_NOW | RTLD_LOCAL);
-    CU_ASSERT_FATAL(h != NULL);
-    const kiln_model_info *(*info)(void) = (const kiln_model_info *(*)(void))dlsym(h, "alpha_info");
-    kiln_status (*create)(void **, const kiln_options *) =
-        (kiln_status(*)(void **, const kiln_options *))dlsym(h, "alpha_create");
-    kiln_status (*runf)(void *, int64_t, const float *, float *, float *) =
-        (kiln_status(*)(void *, int64_t, const float *, float *, float *))dlsym(h, "alpha_run");
-    void (*destroy)(void *) = (void (*)(void *))dlsym(h, "alpha_destroy");
-    CU_ASSERT_FATAL(info && create && runf && destroy);
-    CU_ASSERT_STRING_EQUAL(info()->name, "alpha");
-    void *m = NULL;
-    float probs[3 * 7], pool[3 * 100], ref[3 * 107];
-    CU_ASSERT_EQUAL_FATAL(create(&m, NULL), KILN_OK);
-    CU_ASSERT_EQUAL(runf(m, 3, in, probs, pool), KILN_OK);
-    destroy(m);
+    float ref[3 * 107];
     f = fopen(ra, "rb");
     CU_ASSERT_FATAL(f && fread(ref, sizeof ref, 1, f) == 1);
     fclose(f);
-    for (int i = 0; i < 21; i++)
-        CU_ASSERT(fabs(probs[i] - ref[i]) <= 1e-4 * fmax(fabs(ref[i]), 0.01));
-    dlclose(h);
+    for (int jobs = 1; jobs <= 4; jobs *= 2) {
+        char name[64];
+        snprintf(name, sizeof name, "libalpha%d.so", jobs);
+        path_in_tmp(so, sizeof so, name);
+        CU_ASSERT_EQUAL_FATAL(compile_to(ga, KILN_CG_EMIT_SO, so, NULL, jobs), KILN_OK);
+        void *h = dlopen(so, RTLD_NOW | RTLD_LOCAL);
+        CU_ASSERT_FATAL(h != NULL);
+        const kiln_model_info *(*info)(void) = (const kiln_model_info *(*)(void))dlsym(h, "alpha_info");
+        kiln_status (*create)(void **, const kiln_options *) =
+            (kiln_status(*)(void **, const kiln_options *))dlsym(h, "alpha_create");
+        kiln_status (*runf)(void *, int64_t, const float *, float *, float *) =
+            (kiln_status(*)(void *, int64_t, const float *, float *, float *))dlsym(h, "alpha_run");
+        void (*destroy)(void *) = (void (*)(void *))dlsym(h, "alpha_destroy");
+        CU_ASSERT_FATAL(info && create && runf && destroy);
+        CU_ASSERT_STRING_EQUAL(info()->name, "alpha");
+        void *m = NULL;
+        float probs[3 * 7], pool[3 * 100];
+        CU_ASSERT_EQUAL_FATAL(create(&m, NULL), KILN_OK);
+        CU_ASSERT_EQUAL(runf(m, 3, in, probs, pool), KILN_OK);
+        destroy(m);
+        for (int i = 0; i < 21; i++)
+            CU_ASSERT(fabs(probs[i] - ref[i]) <= 1e-4 * fmax(fabs(ref[i]), 0.01));
+        for (int i = 0; i < 300; i++)
+            CU_ASSERT(fabs(pool[i] - ref[21 + i]) <= 1e-4 * fmax(fabs(ref[21 + i]), 0.01));
+        dlclose(h);
+    }
     kiln_graph_destroy(ga);
     kiln_graph_destroy(gb);
 }
@@ -751,6 +824,7 @@ int main(void)
     CU_add_test(s, "concurrent instances", test_concurrent_instances);
     CU_add_test(s, "external weights", test_external_weights);
     CU_add_test(s, "emit", test_emit);
+    CU_add_test(s, "units", test_units);
     CU_add_test(s, "aot", test_aot);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
