@@ -132,6 +132,10 @@ typedef struct kiln_graph {
                                      * per item in the batch region (ir/liveness.h): no plan does
                                      * with less than this at batch 1 */
 
+    /* The schedule (set by the schedule pass; 0 before): the thread count its
+     * nodes' tasks were planned for. */
+    uint32_t sched_threads;
+
     /* name -> value id hash table (open addressing) */
     kiln_id *name_index;
     size_t name_index_cap;

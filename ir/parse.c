@@ -90,7 +90,7 @@ typedef struct parser {
     unsigned char *bad;
     size_t cap_bad;
 
-    bool seen_description, seen_precision, seen_max_elements, seen_param, seen_memory;
+    bool seen_description, seen_precision, seen_max_elements, seen_param, seen_memory, seen_schedule;
 } parser;
 
 /* ---- diagnostics -------------------------------------------------------- */
@@ -1267,6 +1267,28 @@ static bool parse_annotations(parser *p, node_annotations *a)
     return true;
 }
 
+/* schedule threads N */
+static bool parse_schedule(parser *p)
+{
+    uint32_t line = p->tok.line, col = p->tok.col;
+    uint32_t v;
+    advance(p);
+    if (!tok_is(p, "threads")) {
+        expected(p, "'threads'");
+        return false;
+    }
+    advance(p);
+    if (!parse_count32(p, "threads", &v))
+        return false;
+    if (p->seen_schedule) {
+        error_at(p, line, col, "schedule given twice");
+        return false;
+    }
+    p->seen_schedule = true;
+    p->g->sched_threads = v;
+    return end_of_statement(p);
+}
+
 /* memory fixed N batch N lower_bound N */
 static bool parse_memory(parser *p)
 {
@@ -1511,7 +1533,7 @@ static bool starts_statement(const parser *p)
 {
     return p->tok.kind == T_VALUE || p->tok.kind == T_RBRACE || tok_is(p, "param") || tok_is(p, "weights") ||
            tok_is(p, "description") || tok_is(p, "precision") || tok_is(p, "max_elements") ||
-           tok_is(p, "memory");
+           tok_is(p, "memory") || tok_is(p, "schedule");
 }
 
 static bool parse_statement(parser *p)
@@ -1530,7 +1552,10 @@ static bool parse_statement(parser *p)
         return parse_max_elements(p);
     if (tok_is(p, "memory"))
         return parse_memory(p);
-    expected(p, "a statement (param, weights, description, precision, max_elements, memory, %name = op(...)) "
+    if (tok_is(p, "schedule"))
+        return parse_schedule(p);
+    expected(p, "a statement (param, weights, description, precision, max_elements, schedule, memory, "
+                "%name = op(...)) "
                 "or '}'");
     return false;
 }

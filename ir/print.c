@@ -528,6 +528,8 @@ kiln_status kiln_ir_print(const kiln_graph *g, FILE *out, const char *relative_t
             p.bad = true;
         fprintf(out, "  max_elements %" PRId64 "\n", g->max_elements);
     }
+    if (g->sched_threads != 0)
+        fprintf(out, "  schedule threads %" PRIu32 "\n", g->sched_threads);
     if (g->mem_fixed_bytes != 0 || g->mem_batch_bytes != 0 || g->mem_lower_bound_bytes != 0)
         fprintf(out, "  memory fixed %" PRIu64 " batch %" PRIu64 " lower_bound %" PRIu64 "\n", g->mem_fixed_bytes,
                 g->mem_batch_bytes, g->mem_lower_bound_bytes);

@@ -150,6 +150,8 @@ void kiln_graph_clear_annotations(kiln_graph *g, unsigned what)
         if (what & KILN_ANNOT_TASKS)
             g->nodes[i].tasks = 0;
     }
+    if (what & KILN_ANNOT_TASKS)
+        g->sched_threads = 0;
     if (what & KILN_ANNOT_MEMORY) {
         for (size_t v = 0; v < g->n_values; v++) {
             g->values[v].mem = KILN_MEM_NONE;

@@ -846,10 +846,13 @@ static const struct error_case {
      "max_elements must come before the params and nodes", 4, 3},
     {HEAD "  precision fp32\n}\n", "unknown precision 'fp32' (expected f32, bf16, f16, int8 or auto)", 3, 13},
     {HEAD "  $x\n}\n", "unexpected character '$'", 3, 3},
+    {HEAD "  schedule threads 2\n  schedule threads 2\n}\n", "schedule given twice", 4, 3},
+    {HEAD "  schedule threads 0\n}\n", "'threads' must be in 1..4294967295, got 0", 3, 20},
+    {HEAD "  schedule tasks 2\n}\n", "expected 'threads', found 'tasks'", 3, 12},
     {HEAD "  %\n}\n", "expected a value name after '%' ([A-Za-z0-9_.]+ or a quoted string)", 3, 3},
     {HEAD "  layer \"x\"\n}\n",
-     "expected a statement (param, weights, description, precision, max_elements, memory, %name = op(...)) or '}', "
-     "found 'layer'",
+     "expected a statement (param, weights, description, precision, max_elements, schedule, memory, "
+     "%name = op(...)) or '}', found 'layer'",
      3, 3},
     {HEAD "  %y = relu(%x) : f32[batch,3,8,8]\n", "expected '}' at the end of the graph, found end of input", 4, 1},
     {HEAD "}\nx\n", "expected end of input after the graph's closing '}', found 'x'", 4, 1},

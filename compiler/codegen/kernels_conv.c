@@ -201,10 +201,20 @@ static void row_loop(kiln_cg *cg, int64_t OW, int64_t fast_lo, int64_t fast_hi, 
 }
 
 /* Splits `planes` (per batch item or total) of `plane_elems` outputs into
- * tasks; returns the count and sets the planes per task. */
-static kiln_cg_count plane_tasks(bool batched, int64_t planes, int64_t plane_elems, int64_t *per_task)
+ * tasks of at most about CHUNK outputs, and into at least the schedule's
+ * count of node n (a multiple of its threads, as the planes allow), so that
+ * a small layer at batch 1 still uses the threads; returns the count and
+ * sets the planes per task. */
+static kiln_cg_count plane_tasks(const kiln_cg *cg, const kiln_node *n, bool batched, int64_t planes,
+                                 int64_t plane_elems, int64_t *per_task)
 {
     *per_task = plane_elems >= CHUNK ? 1 : CHUNK / plane_elems;
+    int64_t t = n->tasks < planes ? (int64_t)n->tasks : planes;
+    int64_t threads = cg->g->sched_threads ? (int64_t)cg->g->sched_threads : t;
+    if (t > threads)
+        t -= t % threads;
+    if (t > 1 && (planes + t - 1) / t < *per_task)
+        *per_task = (planes + t - 1) / t;
     return (kiln_cg_count){batched ? 0 : planes, batched ? planes : 0, *per_task, 1};
 }
 
@@ -269,7 +279,7 @@ static kiln_status conv_direct(kiln_cg *cg, const kiln_node *n, const window *w,
     const int64_t F = ys->dims[1], OH = ys->dims[2], OW = ys->dims[3];
     const int64_t groups = n->attrs[KILN_ATTR_GROUPS].i, Fg = F / groups;
     int64_t per_task;
-    kiln_cg_count count = plane_tasks(xs->batched, xs->batched ? F : F * ys->dims[0], OH * OW, &per_task);
+    kiln_cg_count count = plane_tasks(cg, n, xs->batched, xs->batched ? F : F * ys->dims[0], OH * OW, &per_task);
     int64_t fast_lo, fast_hi;
     interior(cg, W, w->sw, -w->pl, (w->kw - 1) * w->dw - w->pl, &fast_lo, &fast_hi);
     char kernel[128], epi[64];
@@ -729,7 +739,7 @@ kiln_status kiln_cg_emit_pool(kiln_cg *cg, const kiln_node *n)
     const int64_t H = xs->dims[2], W = xs->dims[3], OH = ys->dims[2], OW = ys->dims[3];
     const int64_t planes = xs->batched ? xs->dims[1] : xs->dims[0] * xs->dims[1];
     int64_t per_task;
-    kiln_cg_count count = plane_tasks(xs->batched, planes, OH * OW, &per_task);
+    kiln_cg_count count = plane_tasks(cg, n, xs->batched, planes, OH * OW, &per_task);
     char kernel[96];
     snprintf(kernel, sizeof kernel, "f32_%s_%s", kiln_op_name(n->op), cg->target->name);
     kiln_cg_task_begin(cg, kernel, n);
@@ -778,7 +788,7 @@ kiln_status kiln_cg_emit_global_avgpool(kiln_cg *cg, const kiln_node *n)
     for (int i = xs->batched ? 1 : 0; i < xs->rank - 2; i++)
         planes *= xs->dims[i];
     int64_t per_task;
-    kiln_cg_count count = plane_tasks(xs->batched, planes, HW, &per_task);
+    kiln_cg_count count = plane_tasks(cg, n, xs->batched, planes, HW, &per_task);
     char kernel[96];
     snprintf(kernel, sizeof kernel, "f32_global_avgpool_%s", cg->target->name);
     kiln_cg_task_begin(cg, kernel, n);

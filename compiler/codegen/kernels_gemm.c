@@ -103,14 +103,24 @@ void kiln_cg_gemm_blocking(const kiln_cg *cg, int64_t m, int64_t n, int64_t k, u
         m = 1;
     if (k < 1)
         k = 1;
-    const int64_t want = tasks ? (int64_t)tasks : 16;
-    /* Costs in cycles, roughly: every row block reads (packs) all of B, every
-     * column block all of A (0.4 cycles per element from L3 or memory;
-     * b_cost more for an implicit B); tasks below `want` leave threads idle;
-     * each task costs a few thousand cycles to start. When the rows grow
-     * with the batch (dense) row blocks are the largest the caches like and
-     * only the columns are chosen here. */
-    const double mnk = (double)m * (double)n * (double)k, compute = mnk / 16.0;
+    /* The threads the schedule planned for, and the most tasks it allows
+     * (without a schedule: 4 threads, 16 tasks). The kernel can use at most
+     * `width` threads at once. */
+    const int64_t threads = cg->g && cg->g->sched_threads ? (int64_t)cg->g->sched_threads : 4;
+    const int64_t want = tasks ? (int64_t)tasks : 4 * threads;
+    const int64_t width = want < threads ? want : threads;
+    /* Costs in cycles, roughly: the multiply-adds at 16 per cycle; every row
+     * block reads (packs) the B of its columns, every column block the A of
+     * its rows (0.4 cycles per element from L3 or memory; b_cost more for an
+     * implicit B); each task costs a few thousand cycles to start. Tasks are
+     * claimed dynamically by `width` threads, so a kernel of n equal tasks
+     * takes ceil(n / width) tasks' time (and at least its biggest task's):
+     * the blocking minimizes that, plus a tenth of the total work per thread
+     * so that, of two equally fast blockings, the one that spends less CPU
+     * (fewer, larger tasks) wins. No more tasks than `want`, unless the row
+     * blocks alone need more. When the rows grow with the batch (dense) row
+     * blocks are the largest the caches like and only the columns are chosen
+     * here. */
     const int64_t tiles = (m + mr - 1) / mr;
     int64_t best_mb = MB_MAX, best_ppb = panels;
     double best_cost = -1;
@@ -131,13 +141,20 @@ void kiln_cg_gemm_blocking(const kiln_cg *cg, int64_t m, int64_t n, int64_t k, u
             if (c_eff == prev_c)
                 continue;
             prev_c = c_eff;
-            if (ppb < panels && ppb * nr * k * used < 65536)
-                continue; /* at least ~64k multiply-adds per task */
             int64_t n_tasks = r_eff * c_eff;
-            double cost = 0.4 * ((double)r_eff * (double)n * (double)k * b_cost + (double)c_eff * (double)m * (double)k) +
-                          2000.0 * (double)n_tasks;
-            if (n_tasks < want)
-                cost += compute * (double)(want - n_tasks) / (2.0 * (double)want);
+            if (n_tasks > want && (c_eff > 1 || rows < MB_MAX))
+                continue;
+            int64_t cols = ppb * nr < n ? ppb * nr : n;
+            double total = (double)m * (double)n * (double)k / 16.0 +
+                           0.4 * ((double)r_eff * (double)n * (double)k * b_cost + (double)c_eff * (double)m * (double)k) +
+                           2000.0 * (double)n_tasks;
+            double biggest = (double)used * (double)cols * (double)k / 16.0 +
+                             0.4 * ((double)cols * (double)k * b_cost + (double)used * (double)k) + 2000.0;
+            double rounds = (double)((n_tasks + width - 1) / width);
+            double span = rounds * total / (double)n_tasks;
+            if (span < biggest)
+                span = biggest;
+            double cost = span + 0.1 * total / (double)width;
             if (best_cost < 0 || cost < best_cost) {
                 best_cost = cost;
                 best_mb = rows;

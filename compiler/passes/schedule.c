@@ -17,20 +17,24 @@
  * and a fusion group's W is the sum over its members. Then
  *
  *   tasks = clamp(ceil(W / GRAIN), 1, 4 * threads), GRAIN = 2^17,
- *   and at most out_elements / 256 (a task writes at least 256 elements),
+ *   and at most out_elements / 64 (a task writes at least 64 elements),
  *
- * so a kernel below ~130k operations (some tens of microseconds on one core)
- * runs serially, and a big one splits into up to four tasks per thread for
- * load balance. Every member of a group gets the group's count. The estimate
- * is for one batch item: a larger batch only makes every kernel bigger, so
- * the serial/parallel decision stays right, and the code generator may split
- * the batch further. */
+ * so a kernel below ~130k operations (a few microseconds of GEMM on one
+ * core, where a second thread would gain less than starting it costs) runs
+ * serially, and a big one may split into up to four tasks per thread. The
+ * GEMM kernels (conv2d, dense, matmul) read the count as an upper bound; they
+ * also get the thread count (g->sched_threads) and pick the blocking that
+ * finishes first on that many threads: equal tasks, as few as that allows.
+ * (The other kernels split by fixed sizes of their own.) Every member of a group
+ * gets the group's count. The estimate is for one batch item: a larger batch
+ * only makes every kernel bigger, so the serial/parallel decision stays
+ * right, and the code generator may split the batch further. */
 #include <math.h>
 
 #include "passes.h"
 
 #define GRAIN 131072.0       /* work units per task */
-#define MIN_TASK_ELEMENTS 256 /* output elements per task, at least */
+#define MIN_TASK_ELEMENTS 64 /* output elements per task, at least */
 
 static double elements(const kiln_graph *g, kiln_id v)
 {
@@ -112,6 +116,7 @@ kiln_status kiln_pass_schedule(kiln_graph *g, const kiln_schedule_options *o, ki
     int threads = o && o->threads > 0 ? o->threads : KILN_SCHEDULE_DEFAULT_THREADS;
     if (threads > 1024)
         threads = 1024;
+    g->sched_threads = (uint32_t)threads;
     for (size_t i = 0; i < g->n_nodes;) {
         /* One kernel: a node, or a whole fusion group. */
         size_t end = i + 1;

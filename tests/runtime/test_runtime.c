@@ -375,6 +375,76 @@ static void test_parallel_for_rapid(void)
     }
 }
 
+/* Jobs back to back whose fn, ctx and count change every time, on pools with
+ * up to 8 threads (more than the CPUs of a small machine), with pauses that
+ * let the workers park. Workers then often arrive after the job they were
+ * woken for is over, or while the caller sets up the next one: a job ends
+ * when its chunks are done, not when every worker has seen it. Such a late
+ * worker must never run a task: every task checks that its job is the one
+ * in progress and has its count. */
+typedef struct job_ctx {
+    _Atomic int live; /* 1 while its parallel_for runs */
+    int64_t count;
+    _Atomic int hits[64];
+    _Atomic int stale; /* tasks that ran outside their job or with a wrong count */
+} job_ctx;
+
+static void job_check(job_ctx *c, int64_t index, int64_t count)
+{
+    if (!atomic_load(&c->live) || count != c->count || index < 0 || index >= count)
+        atomic_fetch_add(&c->stale, 1);
+    else
+        atomic_fetch_add_explicit(&c->hits[index], 1, memory_order_relaxed);
+}
+
+static void job_task_a(void *ctx, int64_t index, int64_t count) { job_check((job_ctx *)ctx, index, count); }
+
+static void job_task_b(void *ctx, int64_t index, int64_t count)
+{
+    job_check((job_ctx *)ctx, index, count);
+    for (volatile int spin = 0; spin < 200; spin = spin + 1) {
+    } /* a little work, so that workers catch some chunks */
+}
+
+static void test_parallel_for_late_workers(void)
+{
+    static const int threads[] = {2, 3, 8};
+    static job_ctx jobs[3];
+    for (size_t t = 0; t < sizeof threads / sizeof threads[0]; ++t) {
+        kiln_rt_pool *pool = NULL;
+        CU_ASSERT_EQUAL_FATAL(kiln_rt_pool_create(threads[t], &pool), KILN_OK);
+        int stale = 0, wrong = 0, failures = 0;
+        for (int i = 0; i < 6000; ++i) {
+            job_ctx *c = &jobs[i % 3];
+            c->count = 1 + (i * 7) % 64;
+            for (int k = 0; k < 64; ++k)
+                atomic_store_explicit(&c->hits[k], 0, memory_order_relaxed);
+            atomic_store(&c->stale, 0);
+            atomic_store(&c->live, 1);
+            if (kiln_rt_parallel_for(pool, c->count, i % 2 ? job_task_a : job_task_b, c) != KILN_OK)
+                failures++;
+            atomic_store(&c->live, 0);
+            stale += atomic_load(&c->stale);
+            for (int64_t k = 0; k < c->count; ++k)
+                if (atomic_load_explicit(&c->hits[k], memory_order_relaxed) != 1)
+                    wrong++;
+            if (i % 1000 == 999)
+                sleep_ms(2); /* the workers park; the next jobs wake them */
+        }
+        /* Late workers may still be looking at the last job: stale tasks would show up now. */
+        sleep_ms(5);
+        for (int j = 0; j < 3; ++j)
+            stale += atomic_load(&jobs[j].stale);
+        CU_ASSERT_EQUAL(failures, 0);
+        CU_ASSERT_EQUAL(stale, 0);
+        CU_ASSERT_EQUAL(wrong, 0);
+        if (stale || wrong)
+            fprintf(stderr, "late workers, pool of %d: %d stale tasks, %d indices not run once\n", threads[t], stale,
+                    wrong);
+        kiln_rt_pool_destroy(pool);
+    }
+}
+
 static void test_pool_destroy_idle(void)
 {
     kiln_rt_pool *pool = NULL;
@@ -815,6 +885,7 @@ int main(void)
         {"parallel_for serial order", test_parallel_for_serial_order},
         {"parallel_for runs tasks concurrently", test_parallel_for_concurrency},
         {"parallel_for 10k rapid calls", test_parallel_for_rapid},
+        {"late workers run no stale task", test_parallel_for_late_workers},
         {"pool destroy while idle", test_pool_destroy_idle},
         {"idle pool burns no CPU", test_pool_idle_cpu},
         {"nested parallel_for rejected", test_parallel_for_nested_rejected},
