@@ -64,6 +64,9 @@ KILN_CG_HIDDEN kiln_status kiln_cg_machine_create(const kiln_cg_options *opt, ki
 /* Another target machine like m's (the JIT takes ownership of one). */
 KILN_CG_HIDDEN LLVMTargetMachineRef kiln_cg_machine_clone_tm(const kiln_cg_machine *m);
 KILN_CG_HIDDEN void kiln_cg_machine_release(kiln_cg_machine *m);
+/* The target table entry opt (NULL: the host) selects, without a target
+ * machine; NULL if the names cannot be resolved. */
+KILN_CG_HIDDEN const kiln_cg_target *kiln_cg_target_for(const kiln_cg_options *opt);
 
 /* ---- weights.c: the weights blob ----------------------------------------- */
 

@@ -82,6 +82,16 @@ typedef struct kiln_cg_options {
 
 typedef struct kiln_cg_module kiln_cg_module;
 
+/* The channel block of the blocked activation layout on opt's target (NULL:
+ * the host): the f32 lanes of the vectors its kernels use (16 AVX-512, 8
+ * AVX2, 4 SSE, NEON and generic); 0 if the target cannot be resolved. The
+ * layout pass (compiler/passes/layout.c) blocks channels by this. */
+int kiln_cg_layout_block(const kiln_cg_options *opt);
+/* Whether conv2d node n of g keeps the plain NCHW layout under opt: the
+ * kernel this code generator picks for it (Winograd) reads and writes NCHW
+ * only. The layout pass asks this before blocking a convolution. */
+bool kiln_cg_conv_keeps_plain(const kiln_graph *g, const kiln_node *n, const kiln_cg_options *opt);
+
 /* Compiles graph g to an optimized, verified LLVM module. Every problem is
  * reported to d (which must not be NULL) and returned as a status:
  * KILN_ERR_UNSUPPORTED (a dtype, layout or target this code generator does

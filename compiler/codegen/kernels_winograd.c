@@ -128,6 +128,9 @@ static bool eligible(const kiln_graph *g, const kiln_node *n)
     const kiln_shape *ys = &kiln_graph_value(g, n->output)->type.shape;
     if (xs->rank != 4 || ys->rank != 4 || n->attrs[KILN_ATTR_GROUPS].i != 1)
         return false;
+    if (kiln_graph_value(g, n->inputs[0])->type.layout != KILN_LAYOUT_PLAIN ||
+        kiln_graph_value(g, n->output)->type.layout != KILN_LAYOUT_PLAIN)
+        return false; /* the transforms read and write NCHW */
     const kiln_attr *k = &n->attrs[KILN_ATTR_KERNEL], *s = &n->attrs[KILN_ATTR_STRIDE];
     if (k->n < 2 || k->ints[0] != 3 || k->ints[1] != 3 || s->n < 2 || s->ints[0] != 1 || s->ints[1] != 1)
         return false;
@@ -223,6 +226,12 @@ int kiln_cg_winograd_used(const kiln_cg_module *m, kiln_id node)
     if (!m || !m->g || node >= m->g->n_nodes || !m->machine.target)
         return 0;
     return kiln_cg_winograd_tile(m->g, &m->g->nodes[node], &m->opt, m->machine.target);
+}
+
+bool kiln_cg_conv_keeps_plain(const kiln_graph *g, const kiln_node *n, const kiln_cg_options *opt)
+{
+    const kiln_cg_target *t = kiln_cg_target_for(opt);
+    return t && kiln_cg_winograd_tile(g, n, opt, t) != 0;
 }
 
 static int64_t slots(const kiln_node *n) { return n->tasks > 0 ? ((int64_t)n->tasks + 1) / 2 : 4; }

@@ -184,11 +184,11 @@ void kiln_cg_machine_release(kiln_cg_machine *m)
     memset(m, 0, sizeof *m);
 }
 
-kiln_status kiln_cg_machine_create(const kiln_cg_options *opt, kiln_cg_machine *out, kiln_diag *d)
+/* The triple, CPU and features opt asks for (the host's where it leaves
+ * them out), malloc'd into out; out->host tells whether the triple is the
+ * host's. */
+static void resolve_names(const kiln_cg_options *opt, kiln_cg_machine *out)
 {
-    memset(out, 0, sizeof *out);
-    pthread_once(&init_once, init_llvm);
-
     char *host = LLVMGetDefaultTargetTriple(); /* LLVM's: dispose */
     char *host_norm = LLVMNormalizeTargetTriple(host);
     char *want = LLVMNormalizeTargetTriple(opt->triple ? opt->triple : host);
@@ -209,6 +209,30 @@ kiln_status kiln_cg_machine_create(const kiln_cg_options *opt, kiln_cg_machine *
         out->cpu = dup_str(opt->cpu ? opt->cpu : "generic");
         out->features = dup_str(opt->features ? opt->features : "");
     }
+}
+
+const kiln_cg_target *kiln_cg_target_for(const kiln_cg_options *opt)
+{
+    kiln_cg_options defaults = KILN_CG_OPTIONS_INIT;
+    kiln_cg_machine m = {0};
+    pthread_once(&init_once, init_llvm);
+    resolve_names(opt ? opt : &defaults, &m);
+    const kiln_cg_target *t = m.triple && m.cpu && m.features ? pick_target(m.triple, m.cpu, m.features) : NULL;
+    kiln_cg_machine_release(&m);
+    return t;
+}
+
+int kiln_cg_layout_block(const kiln_cg_options *opt)
+{
+    const kiln_cg_target *t = kiln_cg_target_for(opt);
+    return t ? t->vector_bits / 32 : 0;
+}
+
+kiln_status kiln_cg_machine_create(const kiln_cg_options *opt, kiln_cg_machine *out, kiln_diag *d)
+{
+    memset(out, 0, sizeof *out);
+    pthread_once(&init_once, init_llvm);
+    resolve_names(opt, out);
     out->opt_level = opt->opt_level < 0 ? 0 : opt->opt_level > 3 ? 3 : opt->opt_level;
     if (!out->triple || !out->cpu || !out->features) {
         kiln_cg_machine_release(out);
