@@ -188,7 +188,7 @@ KILN_CG_HIDDEN LLVMValueRef kiln_cg_value_ptr(kiln_cg *cg, kiln_id v);
 KILN_CG_HIDDEN LLVMValueRef kiln_cg_scratch_ptr(kiln_cg *cg, bool batched);
 KILN_CG_HIDDEN LLVMValueRef kiln_cg_weights_ptr(kiln_cg *cg, uint64_t offset);
 KILN_CG_HIDDEN LLVMValueRef kiln_cg_value_elems(kiln_cg *cg, kiln_id v);
-/* Elements of v per batch item (batched) or in total (unbatched). */
+/* Elements of v stored per batch item (batched) or in total (unbatched). */
 KILN_CG_HIDDEN int64_t kiln_cg_elems_per_item(const kiln_cg *cg, kiln_id v);
 KILN_CG_HIDDEN bool kiln_cg_batched(const kiln_cg *cg, kiln_id v);
 
@@ -471,6 +471,13 @@ KILN_CG_HIDDEN kiln_status kiln_cg_emit_conv2d(kiln_cg *cg, const kiln_node *n);
 #define KILN_CG_MAX_TAPS 32 /* largest kernel height / width of the GEMM path */
 KILN_CG_HIDDEN kiln_status kiln_cg_emit_pool(kiln_cg *cg, const kiln_node *n);
 KILN_CG_HIDDEN kiln_status kiln_cg_emit_global_avgpool(kiln_cg *cg, const kiln_node *n);
+
+/* kernels_blocked.c: the kernels of nodes that read or write a channel-
+ * blocked value (conv2d, depthwise conv2d, the pools, global_avgpool), and
+ * reorder. kiln_cg_blocked_node tells which nodes go there. */
+KILN_CG_HIDDEN bool kiln_cg_blocked_node(const kiln_graph *g, const kiln_node *n);
+KILN_CG_HIDDEN kiln_status kiln_cg_emit_blocked(kiln_cg *cg, const kiln_node *n);
+KILN_CG_HIDDEN kiln_status kiln_cg_emit_reorder(kiln_cg *cg, const kiln_node *n);
 
 /* kernels_norm.c */
 KILN_CG_HIDDEN kiln_status kiln_cg_emit_batchnorm(kiln_cg *cg, const kiln_node *n);

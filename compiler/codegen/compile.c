@@ -36,8 +36,9 @@ static char *dup_opt(const char *s)
     return c;
 }
 
-/* What this code generator handles: f32 values in the plain layout. */
-static kiln_status check_supported(const kiln_graph *g, kiln_diag *d)
+/* What this code generator handles: f32 values, plain or blocked by the
+ * target's vector lanes (block). */
+static kiln_status check_supported(const kiln_graph *g, int block, kiln_diag *d)
 {
     kiln_status st = KILN_OK;
     bool warned = false;
@@ -49,9 +50,11 @@ static kiln_status check_supported(const kiln_graph *g, kiln_diag *d)
             kiln_diag_error(d, v->loc, "value '%s' has dtype %s: this code generator handles f32 only", v->name,
                             kiln_dtype_name(v->type.dtype));
             st = KILN_ERR_UNSUPPORTED;
-        } else if (v->type.layout != KILN_LAYOUT_PLAIN) {
-            kiln_diag_error(d, v->loc, "value '%s' has a blocked layout: this code generator handles the plain "
-                            "layout only", v->name);
+        } else if (v->type.layout != KILN_LAYOUT_PLAIN && (v->type.shape.rank != 4 || block != v->type.block)) {
+            kiln_diag_error(d, v->loc,
+                            "value '%s' is nchw%dc: this target's kernels read channel blocks of %d (nchw%dc), of "
+                            "rank-4 values only",
+                            v->name, v->type.block, block, block);
             st = KILN_ERR_UNSUPPORTED;
         }
     }
@@ -313,7 +316,7 @@ kiln_status kiln_cg_compile(const kiln_graph *g, const kiln_cg_options *opt_in, 
     kiln_status st = kiln_ir_verify(g, d);
     if (st != KILN_OK)
         return KILN_ERR_INTERNAL;
-    if ((st = check_supported(g, d)) != KILN_OK)
+    if ((st = check_supported(g, kiln_cg_layout_block(&opt), d)) != KILN_OK)
         return st;
 
     kiln_cg_module *m = calloc(1, sizeof *m);

@@ -74,6 +74,18 @@ static bool view_operand(const kiln_graph *g, const kiln_node *n, kiln_id prev, 
     const kiln_shape *out = &g->values[n->output].type.shape;
     kiln_id other = n->inputs[0] == prev ? n->inputs[1] : n->inputs[0];
     const kiln_value *ov = &g->values[other];
+    const kiln_type *ot = &g->values[n->output].type;
+    if (ot->layout != KILN_LAYOUT_PLAIN) {
+        /* A blocked anchor: the operand is read at the stored element's own
+         * index (same shape, same layout), not through the view. */
+        if (ov->type.dtype != KILN_F32 || ov->type.layout != ot->layout || ov->type.block != ot->block ||
+            !kiln_shape_equal(&ov->type.shape, out))
+            return false;
+        op->col_stride = 1;
+        op->n_row_dims = 0;
+        op->other = other;
+        return true;
+    }
     if (ov->type.dtype != KILN_F32 || ov->type.layout != KILN_LAYOUT_PLAIN || ov->type.shape.rank > out->rank)
         return false;
     int64_t st[KILN_MAX_RANK];

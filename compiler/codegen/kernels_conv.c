@@ -558,6 +558,8 @@ static kiln_status conv_1x1_blas(kiln_cg *cg, const kiln_node *n, kiln_id wid, k
 
 kiln_status kiln_cg_emit_conv2d(kiln_cg *cg, const kiln_node *n)
 {
+    if (kiln_cg_blocked_node(cg->g, n))
+        return kiln_cg_emit_blocked(cg, n);
     const kiln_shape *xs = &kiln_graph_value(cg->g, n->inputs[0])->type.shape;
     const kiln_shape *ys = &kiln_graph_value(cg->g, n->output)->type.shape;
     kiln_id wid = kiln_node_param(cg->g, n, "weight"), bid = kiln_node_param(cg->g, n, "bias");
@@ -729,6 +731,8 @@ static void pool_body(kiln_cg *cg, V ox0, V mask, bool fast, void *p)
 
 kiln_status kiln_cg_emit_pool(kiln_cg *cg, const kiln_node *n)
 {
+    if (kiln_cg_blocked_node(cg->g, n))
+        return kiln_cg_emit_blocked(cg, n);
     const kiln_shape *xs = &kiln_graph_value(cg->g, n->inputs[0])->type.shape;
     const kiln_shape *ys = &kiln_graph_value(cg->g, n->output)->type.shape;
     const kiln_attr *k = &n->attrs[KILN_ATTR_KERNEL];
@@ -780,6 +784,8 @@ static void sum_body(kiln_cg *cg, V i, V mask, void *p)
 
 kiln_status kiln_cg_emit_global_avgpool(kiln_cg *cg, const kiln_node *n)
 {
+    if (kiln_cg_blocked_node(cg->g, n))
+        return kiln_cg_emit_blocked(cg, n);
     const kiln_shape *xs = &kiln_graph_value(cg->g, n->inputs[0])->type.shape;
     if (xs->rank < 3)
         return kiln_cg_fail(cg, KILN_ERR_INTERNAL, "malformed global_avgpool");

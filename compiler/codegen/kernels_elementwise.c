@@ -131,6 +131,9 @@ typedef struct chain {
     int member_op[KILN_CG_MAX_EPI]; /* operand of each binary member, or -1 */
     bool reverse;                    /* anchor: scalar op x */
     V y;
+    /* A blocked output whose channels are not whole blocks: vectors (one
+     * pixel's block each) of the last block get 0 in lanes >= pad_valid. */
+    int64_t pad_valid, pad_plane, pad_blocks;
 } chain;
 
 static V operand_lanes(kiln_cg *cg, operand *o, V i, V mask)
@@ -158,6 +161,16 @@ static void chain_body(kiln_cg *cg, V i, V mask, void *p)
         V other = e->scalar ? kiln_cg_fconst(cg, val, e->n->attrs[KILN_ATTR_SCALAR].f) : x[c->member_op[m]];
         val = e->chained_second ? kiln_cg_binary_value(cg, e->n->op, other, val)
                                 : kiln_cg_binary_value(cg, e->n->op, val, other);
+    }
+    if (c->pad_valid) {
+        V cb = kiln_cg_urem(cg, kiln_cg_udiv(cg, i, c->pad_plane), c->pad_blocks);
+        V last = LLVMBuildICmp(cg->b, LLVMIntEQ, cb, kiln_cg_i64(cg, c->pad_blocks - 1), "");
+        V lanes[64];
+        for (int l = 0; l < cg->vl; l++)
+            lanes[l] = LLVMConstInt(cg->t_i1, l >= c->pad_valid, 0);
+        V pad = LLVMBuildSelect(cg->b, last, LLVMConstVector(lanes, (unsigned)cg->vl),
+                                LLVMConstNull(LLVMVectorType(cg->t_i1, (unsigned)cg->vl)), "");
+        val = LLVMBuildSelect(cg->b, pad, LLVMConstNull(cg->t_vf), val, "");
     }
     kiln_cg_vstore(cg, val, c->y, i, mask);
 }
@@ -218,8 +231,7 @@ static kiln_status emit_elementwise(kiln_cg *cg, const kiln_node *n)
         if (o->v == KILN_NO_ID) {
             for (int i = 0; i < R; i++)
                 o->st[i] = 0;
-            flat = false;
-            continue;
+            continue; /* a constant: splat in any loop */
         }
         kiln_cg_bcast_strides(&kiln_graph_value(cg->g, o->v)->type.shape, out, o->st);
         const kiln_shape *os = &kiln_graph_value(cg->g, o->v)->type.shape;
@@ -234,11 +246,27 @@ static kiln_status emit_elementwise(kiln_cg *cg, const kiln_node *n)
     snprintf(kernel, sizeof kernel, "f32_%s%s%s_%s", kiln_op_name(n->op), flat ? "" : "_bcast",
              kiln_cg_epi_name(epi, ename, sizeof ename), cg->target->name);
     kiln_id stored = epi ? epi->out : n->output;
+    const kiln_type *ot = &kiln_graph_value(cg->g, n->output)->type;
+    if (ot->layout != KILN_LAYOUT_PLAIN) {
+        /* Blocked operands all have the output's shape and layout (the
+         * verifier's rule): the flat loop runs over the stored elements. */
+        if (!flat || ot->block != cg->vl || R != 4)
+            return kiln_cg_fail(cg, KILN_ERR_UNSUPPORTED, "blocked elementwise operands must have the output's shape");
+        if (out->dims[1] % cg->vl) {
+            c.pad_valid = out->dims[1] % cg->vl;
+            c.pad_plane = out->dims[2] * out->dims[3] * cg->vl;
+            c.pad_blocks = (out->dims[1] + cg->vl - 1) / cg->vl;
+        }
+    }
     if (flat) {
         kiln_cg_task_begin(cg, kernel, n);
         for (int k = 0; k < c.n_ops; k++) {
-            c.op[k].base = kiln_cg_value_ptr(cg, c.op[k].v);
-            c.op[k].contiguous = true;
+            operand *o = &c.op[k];
+            o->contiguous = o->v != KILN_NO_ID;
+            if (o->contiguous)
+                o->base = kiln_cg_value_ptr(cg, o->v);
+            else
+                o->splat = kiln_cg_splat(cg, kiln_cg_f32(cg, o->constant));
         }
         c.y = kiln_cg_value_ptr(cg, stored);
         V lo, hi;

@@ -228,11 +228,6 @@ int kiln_cg_winograd_used(const kiln_cg_module *m, kiln_id node)
     return kiln_cg_winograd_tile(m->g, &m->g->nodes[node], &m->opt, m->machine.target);
 }
 
-bool kiln_cg_conv_keeps_plain(const kiln_graph *g, const kiln_node *n, const kiln_cg_options *opt)
-{
-    const kiln_cg_target *t = kiln_cg_target_for(opt);
-    return t && kiln_cg_winograd_tile(g, n, opt, t) != 0;
-}
 
 static int64_t slots(const kiln_node *n) { return n->tasks > 0 ? ((int64_t)n->tasks + 1) / 2 : 4; }
 

@@ -56,6 +56,17 @@ bool kiln_cg_is_keyword(const char *s)
     return false;
 }
 
+int64_t kiln_cg_storage_per_item(const kiln_type *t)
+{
+    const kiln_shape *s = &t->shape;
+    int64_t e = s->batched ? kiln_shape_elements_per_item(s) : kiln_shape_elements(s, 1);
+    if (t->layout != KILN_LAYOUT_NCHWXC || s->rank != 4 || t->block < 1 || e <= 0)
+        return e;
+    /* [N][ceil(C / B)][H][W][B]: C rounded up to whole blocks */
+    int64_t C = s->dims[1], padded = (C + t->block - 1) / t->block * t->block;
+    return e / C * padded;
+}
+
 bool kiln_cg_op_is_alias(kiln_op op)
 {
     return op == KILN_OP_FLATTEN || op == KILN_OP_RESHAPE || op == KILN_OP_IDENTITY || op == KILN_OP_DROPOUT;
@@ -215,7 +226,7 @@ kiln_status kiln_cg_layout_plan(const kiln_graph *g, bool expose, const bool *st
         const kiln_value *val = kiln_graph_value(g, v);
         kiln_cg_buffer *b = &l.values[v];
         if (val->type.shape.batched) {
-            int64_t e = kiln_shape_elements_per_item(&val->type.shape);
+            int64_t e = kiln_cg_storage_per_item(&val->type);
             uint64_t bytes = e < 0 || (uint64_t)e > UINT64_MAX / 4 ? UINT64_MAX : (uint64_t)e * 4u;
             if (bytes > l.max_item_bytes)
                 l.max_item_bytes = bytes;
@@ -308,8 +319,7 @@ kiln_status kiln_cg_layout_plan(const kiln_graph *g, bool expose, const bool *st
                                       want_batched ? val->mem_offset : 0};
                 continue;
             }
-            int64_t e = want_batched ? kiln_shape_elements_per_item(&val->type.shape)
-                                     : kiln_shape_elements(&val->type.shape, 1);
+            int64_t e = kiln_cg_storage_per_item(&val->type);
             uint64_t *at = want_batched ? &per : &fixed;
             *b = (kiln_cg_buffer){KILN_CG_BUF_WORKSPACE, 0, want_batched ? 0 : *at, want_batched ? *at : 0};
             if (e < 0 || (uint64_t)e > KILN_CG_MAX_SCRATCH / 4 || *at > KILN_CG_MAX_SCRATCH * 16)

@@ -276,9 +276,9 @@ bool kiln_cg_batched(const kiln_cg *cg, kiln_id v) { return kiln_graph_value(cg-
 
 int64_t kiln_cg_elems_per_item(const kiln_cg *cg, kiln_id v)
 {
-    const kiln_shape *s = &kiln_graph_value(cg->g, v)->type.shape;
-    return s->batched ? kiln_shape_elements_per_item(s) : kiln_shape_elements(s, 1);
+    return kiln_cg_storage_per_item(&kiln_graph_value(cg->g, v)->type);
 }
+
 
 LLVMValueRef kiln_cg_value_elems(kiln_cg *cg, kiln_id v)
 {
