@@ -179,9 +179,10 @@ static void conv_tile(kiln_cg *cg, const conv_ctx *c, V p, int rc, int nb, bool 
         for (int r = 0; r < rc; r++)
             put(cg, acc[r * nb + j], init);
     }
-    /* pixel coordinates */
+    /* pixel coordinates (a pointwise convolution reads pixel p itself) */
     V iy0[MAX_R], ix0[MAX_R];
-    for (int r = 0; r < rc; r++) {
+    const bool pointwise = g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && !g->check && g->OW == g->W;
+    for (int r = 0; r < rc && !pointwise; r++) {
         V pr = addc(cg, p, r);
         V oy = kiln_cg_udiv(cg, pr, g->OW), ox = kiln_cg_urem(cg, pr, g->OW);
         iy0[r] = addc(cg, mul64(cg, oy, g->sh), -g->pt);
@@ -193,6 +194,11 @@ static void conv_tile(kiln_cg *cg, const conv_ctx *c, V p, int rc, int nb, bool 
     V ky = g->kw == 1 ? t : kiln_cg_udiv(cg, t, g->kw), kx = g->kw == 1 ? i64c(cg, 0) : kiln_cg_urem(cg, t, g->kw);
     V ptr[MAX_R], valid[MAX_R];
     for (int r = 0; r < rc; r++) {
+        if (pointwise) {
+            ptr[r] = LLVMBuildFreeze(cg->b, kiln_cg_gep(cg, c->x_item, mul64(cg, addc(cg, p, r), g->bi)), "xp");
+            valid[r] = NULL;
+            continue;
+        }
         V iy = add64(cg, iy0[r], mul64(cg, ky, g->dh)), ix = add64(cg, ix0[r], mul64(cg, kx, g->dw));
         V off = mul64(cg, add64(cg, mul64(cg, iy, g->W), ix), g->bi);
         valid[r] = NULL;
