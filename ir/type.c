@@ -64,6 +64,31 @@ bool kiln_shape_equal(const kiln_shape *a, const kiln_shape *b)
     return true;
 }
 
+int64_t kiln_type_storage_elements_per_item(const kiln_type *t)
+{
+    if (t->layout == KILN_LAYOUT_PLAIN)
+        return kiln_shape_elements_per_item(&t->shape);
+    if (t->layout != KILN_LAYOUT_NCHWXC || t->shape.rank != 4 || t->block < 1)
+        return -1;
+    /* The plain count with C rounded up to a whole number of blocks. */
+    kiln_shape padded = t->shape;
+    int64_t c = padded.dims[1];
+    if (c < 1 || c > INT64_MAX - (t->block - 1))
+        return -1;
+    padded.dims[1] = (c + t->block - 1) / t->block * t->block;
+    return kiln_shape_elements_per_item(&padded);
+}
+
+int64_t kiln_type_storage_elements(const kiln_type *t, int64_t batch)
+{
+    int64_t n = kiln_type_storage_elements_per_item(t);
+    if (n < 0 || !t->shape.batched)
+        return n;
+    if (batch < 0 || (batch != 0 && n > INT64_MAX / batch))
+        return -1;
+    return n * batch;
+}
+
 char *kiln_shape_format(const kiln_shape *s, const char *batch_name, char *buf, size_t size)
 {
     size_t n = 0;

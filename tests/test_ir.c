@@ -3,11 +3,13 @@
 #include <CUnit/Basic.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ir/convert.h"
 #include "ir/graph.h"
+#include "ir/liveness.h"
 
 static const kiln_loc here = {"test", 1, 1};
 
@@ -335,6 +337,108 @@ static void test_verify(void)
     kiln_graph_destroy(g);
 }
 
+/* ---- blocked layouts: storage sizes and conversions ---------------------- */
+
+static kiln_type blocked(kiln_type t, int block)
+{
+    t.layout = KILN_LAYOUT_NCHWXC;
+    t.block = block;
+    return t;
+}
+
+static void test_layout_storage(void)
+{
+    kiln_type p = f32(true, 4, 0, 5, 3, 2);
+    CU_ASSERT_EQUAL(kiln_type_storage_elements_per_item(&p), 30);
+    CU_ASSERT_EQUAL(kiln_type_storage_elements(&p, 3), 90);
+    kiln_type b8 = blocked(p, 8), b5 = blocked(p, 5), b1 = blocked(p, 1), b4 = blocked(p, 4);
+    CU_ASSERT_EQUAL(kiln_type_storage_elements_per_item(&b8), 8 * 6);  /* 5 channels padded to 8 */
+    CU_ASSERT_EQUAL(kiln_type_storage_elements_per_item(&b5), 30);     /* a whole block: no padding */
+    CU_ASSERT_EQUAL(kiln_type_storage_elements_per_item(&b1), 30);
+    CU_ASSERT_EQUAL(kiln_type_storage_elements_per_item(&b4), 8 * 6);  /* two blocks of 4 */
+    CU_ASSERT_EQUAL(kiln_type_storage_elements(&b8, 2), 96);
+    CU_ASSERT_EQUAL(kiln_type_storage_elements(&b8, -1), -1);
+    kiln_type u = blocked(f32(false, 4, 2, 9, 1, 1), 8); /* unbatched: N counts */
+    CU_ASSERT_EQUAL(kiln_type_storage_elements_per_item(&u), 2 * 16);
+    CU_ASSERT_EQUAL(kiln_type_storage_elements(&u, 7), 32);
+    /* not a valid blocked type: no count */
+    kiln_type r3 = blocked(f32(true, 3, 0, 5, 3), 8), b0 = blocked(p, 0);
+    CU_ASSERT_EQUAL(kiln_type_storage_elements_per_item(&r3), -1);
+    CU_ASSERT_EQUAL(kiln_type_storage_elements_per_item(&b0), -1);
+    /* overflow */
+    kiln_type big = blocked(f32(false, 4, 2147483647, 2147483647, 2147483647, 2147483647), 64);
+    CU_ASSERT_EQUAL(kiln_type_storage_elements_per_item(&big), -1);
+    /* the memory plan counts the padding */
+    kiln_graph *g = kiln_graph_create("g");
+    CU_ASSERT_FATAL(g != NULL);
+    kiln_id x = kiln_graph_add_input(g, "x", &b8, here);
+    CU_ASSERT_EQUAL(kiln_value_bytes(g, x), 48 * 4);
+    kiln_graph_destroy(g);
+}
+
+static void test_layout_convert(void)
+{
+    /* sizes around the block: C = B-1, B, B+1, 2B, for blocks 1, 4, 8 */
+    static const int blocks[] = {1, 4, 8};
+    for (size_t bi = 0; bi < sizeof blocks / sizeof blocks[0]; bi++) {
+        int B = blocks[bi];
+        int cs[] = {B > 1 ? B - 1 : 1, B, B + 1, 2 * B};
+        for (size_t ci = 0; ci < 4; ci++) {
+            int C = cs[ci], H = 3, W = 2, N = 2;
+            kiln_type t = blocked(f32(true, 4, 0, C, H, W), B);
+            size_t plain_n = (size_t)(N * C * H * W);
+            int64_t stored = kiln_type_storage_elements(&t, N);
+            CU_ASSERT_FATAL(stored >= (int64_t)plain_n);
+            float *plain = malloc(plain_n * sizeof *plain), *back = malloc(plain_n * sizeof *back);
+            float *blk = malloc((size_t)stored * sizeof *blk);
+            CU_ASSERT_FATAL(plain && back && blk);
+            for (size_t i = 0; i < plain_n; i++)
+                plain[i] = (float)i + 0.5f;
+            for (int64_t i = 0; i < stored; i++)
+                blk[i] = -99.0f; /* must all be overwritten */
+            kiln_layout_from_plain(&t, N, plain, blk);
+            int CB = (C + B - 1) / B;
+            for (int n = 0; n < N; n++)
+                for (int c = 0; c < CB * B; c++)
+                    for (int h = 0; h < H; h++)
+                        for (int w = 0; w < W; w++) {
+                            /* the formula of ir/type.h */
+                            size_t at = ((size_t)((n * CB + c / B) * H * W + h * W + w)) * (size_t)B + (size_t)(c % B);
+                            float want = c < C ? plain[((n * C + c) * H + h) * W + w] : 0.0f;
+                            if (blk[at] != want) {
+                                CU_FAIL("kiln_layout_from_plain: wrong element");
+                                fprintf(stderr, "\nB=%d C=%d (n,c,h,w)=(%d,%d,%d,%d): %g, want %g\n", B, C, n, c, h, w,
+                                        (double)blk[at], (double)want);
+                                n = N, c = CB * B, h = H, w = W; /* report once */
+                            }
+                        }
+            /* padding lanes are ignored on the way back */
+            for (int64_t i = 0; i < stored; i++)
+                if ((i % B) >= C - (i / (B * H * W) % CB) * B)
+                    blk[i] = 1e30f;
+            kiln_layout_to_plain(&t, N, blk, back);
+            CU_ASSERT(memcmp(back, plain, plain_n * sizeof *plain) == 0);
+            free(plain);
+            free(back);
+            free(blk);
+        }
+    }
+    /* plain: a copy */
+    kiln_type p = f32(false, 2, 2, 3);
+    float a[6] = {1, 2, 3, 4, 5, 6}, b[6] = {0};
+    kiln_layout_to_plain(&p, 1, a, b);
+    CU_ASSERT(memcmp(a, b, sizeof a) == 0);
+    memset(b, 0, sizeof b);
+    kiln_layout_from_plain(&p, 1, a, b);
+    CU_ASSERT(memcmp(a, b, sizeof a) == 0);
+    /* an invalid type writes nothing */
+    kiln_type bad = blocked(f32(false, 2, 2, 3), 8);
+    memset(b, 0, sizeof b);
+    kiln_layout_to_plain(&bad, 1, a, b);
+    kiln_layout_from_plain(&bad, 1, a, b);
+    CU_ASSERT(b[0] == 0 && b[5] == 0);
+}
+
 static void test_clone_and_lookup(void)
 {
     kiln_graph *g = small_mlp();
@@ -429,6 +533,8 @@ int main(void)
     CU_add_test(s, "matmul shapes", test_matmul_shapes);
     CU_add_test(s, "shape ops", test_shape_ops);
     CU_add_test(s, "verify", test_verify);
+    CU_add_test(s, "blocked layout: storage sizes", test_layout_storage);
+    CU_add_test(s, "blocked layout: conversions", test_layout_convert);
     CU_add_test(s, "clone and lookup", test_clone_and_lookup);
     CU_add_test(s, "allocation failures", test_alloc_failures);
     CU_add_test(s, "params", test_params);
