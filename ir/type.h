@@ -79,6 +79,11 @@ int64_t kiln_type_storage_elements_per_item(const kiln_type *t);
 /* The same for a given batch (ignored when unbatched). -1 on overflow. */
 int64_t kiln_type_storage_elements(const kiln_type *t, int64_t batch);
 
+/* Whether t's layout is well formed: plain (block 0), or blocked with rank 4,
+ * f32, unquantized and 1 <= block <= KILN_MAX_BLOCK. 0, or -1 with a message
+ * in err. */
+int kiln_type_check_layout(const kiln_type *t, char *err, size_t size);
+
 /* "f32[batch,3,224,224]" (+ layout/quantization suffixes) into buf. */
 char *kiln_type_format(const kiln_type *t, const char *batch_name, char *buf, size_t size);
 

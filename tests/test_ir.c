@@ -439,6 +439,161 @@ static void test_layout_convert(void)
     CU_ASSERT(b[0] == 0 && b[5] == 0);
 }
 
+/* The verifier's layout rules, on a graph edited behind the reader's back:
+ * each broken rule is reported once, naming the value or node. */
+static const char *verify_message(const kiln_graph *g)
+{
+    static char all[2048]; /* every message, each ending in "; " */
+    kiln_diag d;
+    kiln_diag_init(&d);
+    kiln_status st = kiln_ir_verify(g, &d);
+    size_t w = 0;
+    all[0] = 0;
+    for (size_t i = 0; i < d.count && w < sizeof all; i++)
+        w += (size_t)snprintf(all + w, sizeof all - w, "%s; ", d.entries[i].message);
+    if (st != KILN_OK && d.count == 0)
+        snprintf(all, sizeof all, "failed without a message");
+    kiln_diag_release(&d);
+    return all;
+}
+
+static void set_layout(kiln_graph *g, const char *name, int block)
+{
+    kiln_type *t = &g->values[kiln_graph_find_value(g, name)].type;
+    t->layout = block ? KILN_LAYOUT_NCHWXC : KILN_LAYOUT_PLAIN;
+    t->block = block;
+}
+
+static void pool_2x2(kiln_node *n) { kiln_node_set_ints(n, KILN_ATTR_KERNEL, (int64_t[]){2, 2}, 2); }
+static void conv_dw(kiln_node *n)
+{
+    kiln_node_set_int(n, KILN_ATTR_FILTERS, 12);
+    kiln_node_set_ints(n, KILN_ATTR_KERNEL, (int64_t[]){3, 3}, 2);
+    kiln_node_set_ints(n, KILN_ATTR_PADDING, (int64_t[]){1, 1, 1, 1}, 4);
+    kiln_node_set_int(n, KILN_ATTR_GROUPS, 12);
+}
+static void scalar_2(kiln_node *n) { kiln_node_set_float(n, KILN_ATTR_SCALAR, 2.0); }
+
+#define EXPECT_VERIFY(g, needle)                                                                      \
+    do {                                                                                              \
+        const char *m_ = verify_message(g);                                                           \
+        if ((needle)[0] ? !strstr(m_, needle) : m_[0] != 0)                                           \
+            fprintf(stderr, "\n  line %d: verify said '%s', expected '%s'\n", __LINE__, m_, needle); \
+        CU_ASSERT((needle)[0] ? strstr(m_, needle) != NULL : m_[0] == 0);                            \
+    } while (0)
+
+static void test_verify_layouts(void)
+{
+    /* x -> dw conv -> relu -> mul(scalar) -> add(relu, mul) -> maxpool -> gap -> flatten;
+     * x -> reorder (any to any) */
+    kiln_graph *g = kiln_graph_create("lay");
+    CU_ASSERT_FATAL(g != NULL);
+    g->batch_name = "batch";
+    char err[256];
+    kiln_type xt = f32(true, 4, 0, 12, 8, 8);
+    kiln_id x = kiln_graph_add_input(g, "x", &xt, here);
+    kiln_id w = param(g, "w", f32(false, 4, 12, 1, 3, 3));
+    CU_ASSERT_EQUAL(node(g, KILN_OP_CONV2D, (kiln_id[]){x, w}, 2, "dw", conv_dw, err), KILN_OK);
+    kiln_id dw = kiln_graph_find_value(g, "dw");
+    CU_ASSERT_EQUAL(node(g, KILN_OP_RELU, &dw, 1, "r", NULL, err), KILN_OK);
+    kiln_id r = kiln_graph_find_value(g, "r");
+    CU_ASSERT_EQUAL(node(g, KILN_OP_MUL, &r, 1, "m", scalar_2, err), KILN_OK);
+    kiln_id m = kiln_graph_find_value(g, "m");
+    CU_ASSERT_EQUAL(node(g, KILN_OP_ADD, (kiln_id[]){r, m}, 2, "a", NULL, err), KILN_OK);
+    kiln_id a = kiln_graph_find_value(g, "a");
+    CU_ASSERT_EQUAL(node(g, KILN_OP_MAXPOOL2D, &a, 1, "p", pool_2x2, err), KILN_OK);
+    kiln_id pv = kiln_graph_find_value(g, "p");
+    CU_ASSERT_EQUAL(node(g, KILN_OP_GLOBAL_AVGPOOL, &pv, 1, "gap", NULL, err), KILN_OK);
+    kiln_id gap = kiln_graph_find_value(g, "gap");
+    CU_ASSERT_EQUAL(node(g, KILN_OP_FLATTEN, &gap, 1, "flat", NULL, err), KILN_OK);
+    CU_ASSERT_EQUAL(node(g, KILN_OP_REORDER, &x, 1, "xr", NULL, err), KILN_OK);
+    CU_ASSERT_EQUAL(kiln_graph_add_output(g, kiln_graph_find_value(g, "flat")), KILN_OK);
+    EXPECT_VERIFY(g, "");
+    /* the blocked region dw .. p, as the layout pass would make it */
+    static const char *const region[] = {"dw", "r", "m", "a", "p"};
+    for (size_t i = 0; i < 5; i++)
+        set_layout(g, region[i], 8);
+    EXPECT_VERIFY(g, "");
+    set_layout(g, "xr", 16); /* reorder: any to any */
+    EXPECT_VERIFY(g, "");
+    /* conv2d: any layout in and out (the kernel reads plain x as block 1) */
+    set_layout(g, "dw", 0);
+    EXPECT_VERIFY(g, "relu keeps its operands' layout, but operand 'dw' is plain and the output nchw8c");
+    set_layout(g, "dw", 8);
+    /* elementwise: one layout, operands and output */
+    set_layout(g, "m", 16);
+    EXPECT_VERIFY(g, "mul keeps its operands' layout, but operand 'r' is nchw8c and the output nchw16c; "
+                     "IR node 3 (add, layer 'a'): add keeps its operands' layout, but operand 'm' is nchw16c");
+    set_layout(g, "m", 8);
+    set_layout(g, "a", 0);
+    EXPECT_VERIFY(g, "add keeps its operands' layout, but operand 'r' is nchw8c and the output plain; "
+                     "IR node 4 (maxpool2d, layer 'p'): maxpool2d keeps its operands' layout, but operand 'a' is "
+                     "plain and the output nchw8c; ");
+    set_layout(g, "a", 8);
+    set_layout(g, "p", 4);
+    EXPECT_VERIFY(g, "maxpool2d keeps its operands' layout, but operand 'a' is nchw8c and the output nchw4c");
+    set_layout(g, "p", 8);
+    /* global_avgpool: any in, plain out */
+    set_layout(g, "gap", 8); /* ... and flatten reads plain only */
+    EXPECT_VERIFY(g, "IR node 5 (global_avgpool, layer 'gap'): global_avgpool reads any layout but writes a plain "
+                     "output, not nchw8c; IR node 6 (flatten, layer 'flat'): flatten reads the plain layout only, "
+                     "but operand 'gap' is nchw8c (a reorder must convert it); ");
+    set_layout(g, "gap", 0);
+    EXPECT_VERIFY(g, "");
+    /* types: block range, rank, dtype, plain with a block */
+    set_layout(g, "xr", 65);
+    EXPECT_VERIFY(g, "IR value 'xr': channel block 65 is outside 1..64");
+    set_layout(g, "xr", 0);
+    kiln_graph_value(g, kiln_graph_find_value(g, "xr"))->type.block = 8;
+    EXPECT_VERIFY(g, "IR value 'xr': a plain type has channel block 8 (0 expected)");
+    set_layout(g, "xr", 8);
+    kiln_graph_value(g, kiln_graph_find_value(g, "xr"))->type.dtype = KILN_BF16;
+    EXPECT_VERIFY(g, "IR value 'xr': a blocked value must be f32, not bf16");
+    kiln_graph_value(g, kiln_graph_find_value(g, "xr"))->type.dtype = KILN_F32;
+    kiln_graph_value(g, kiln_graph_find_value(g, "xr"))->type.layout = (kiln_layout)7;
+    EXPECT_VERIFY(g, "IR value 'xr': unknown layout 7");
+    set_layout(g, "xr", 8);
+    EXPECT_VERIFY(g, "");
+    /* inputs, params and model outputs are plain */
+    kiln_graph_value(g, x)->type.layout = KILN_LAYOUT_NCHWXC;
+    kiln_graph_value(g, x)->type.block = 8;
+    EXPECT_VERIFY(g, "IR input 'x' is blocked (nchw8c): model inputs and params are plain");
+    kiln_graph_value(g, x)->type = xt;
+    kiln_type wt = kiln_graph_value(g, w)->type;
+    kiln_graph_value(g, w)->type.layout = KILN_LAYOUT_NCHWXC;
+    kiln_graph_value(g, w)->type.block = 8;
+    EXPECT_VERIFY(g, "IR parameter 'w' is blocked (nchw8c): model inputs and params are plain");
+    kiln_graph_value(g, w)->type = wt;
+    CU_ASSERT_EQUAL(kiln_graph_add_output(g, a), KILN_OK);
+    EXPECT_VERIFY(g, "IR graph output 'a' is blocked (nchw8c): model outputs are plain");
+    g->n_outputs--;
+    EXPECT_VERIFY(g, "");
+    kiln_graph_destroy(g);
+
+    /* a binary op on blocked values does not broadcast */
+    g = kiln_graph_create("bcast");
+    CU_ASSERT_FATAL(g != NULL);
+    g->batch_name = "batch";
+    x = kiln_graph_add_input(g, "x", &xt, here);
+    CU_ASSERT_EQUAL(node(g, KILN_OP_REORDER, &x, 1, "x8", NULL, err), KILN_OK);
+    kiln_id x8 = kiln_graph_find_value(g, "x8");
+    CU_ASSERT_EQUAL(node(g, KILN_OP_GLOBAL_AVGPOOL, &x8, 1, "g", NULL, err), KILN_OK);
+    kiln_id gv = kiln_graph_find_value(g, "g");
+    CU_ASSERT_EQUAL(node(g, KILN_OP_REORDER, &gv, 1, "g8", NULL, err), KILN_OK);
+    kiln_id g8 = kiln_graph_find_value(g, "g8");
+    CU_ASSERT_EQUAL(node(g, KILN_OP_ADD, (kiln_id[]){x8, g8}, 2, "s", NULL, err), KILN_OK);
+    kiln_id sv = kiln_graph_find_value(g, "s");
+    CU_ASSERT_EQUAL(node(g, KILN_OP_REORDER, &sv, 1, "out", NULL, err), KILN_OK);
+    CU_ASSERT_EQUAL(kiln_graph_add_output(g, kiln_graph_find_value(g, "out")), KILN_OK);
+    EXPECT_VERIFY(g, ""); /* plain broadcasting is fine */
+    set_layout(g, "x8", 8);
+    set_layout(g, "g8", 8);
+    set_layout(g, "s", 8);
+    EXPECT_VERIFY(g, "add on blocked values does not broadcast: operand 'g8' is [batch,12,1,1], the output "
+                     "[batch,12,8,8]");
+    kiln_graph_destroy(g);
+}
+
 static void test_clone_and_lookup(void)
 {
     kiln_graph *g = small_mlp();
@@ -534,6 +689,7 @@ int main(void)
     CU_add_test(s, "shape ops", test_shape_ops);
     CU_add_test(s, "verify", test_verify);
     CU_add_test(s, "blocked layout: storage sizes", test_layout_storage);
+    CU_add_test(s, "blocked layout: verifier rules", test_verify_layouts);
     CU_add_test(s, "blocked layout: conversions", test_layout_convert);
     CU_add_test(s, "clone and lookup", test_clone_and_lookup);
     CU_add_test(s, "allocation failures", test_alloc_failures);
