@@ -3,6 +3,7 @@
 #include "convert.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <string.h>
 
 static uint32_t f32_bits(float f)
@@ -157,4 +158,68 @@ void kiln_dtype_to_f64(kiln_dtype src, const void *data, size_t count, double *d
     }
     for (size_t i = 0; i < count; i++)
         dst[i] = NAN;
+}
+
+/* ---- layouts ------------------------------------------------------------ */
+
+/* The loop bounds of a blocked type: n items of cb channel blocks of hw
+ * pixels of `block` lanes, c real channels. False when t is plain or its
+ * counts are invalid. */
+typedef struct blocked_dims {
+    size_t n, c, cb, hw, block;
+} blocked_dims;
+
+static bool layout_dims(const kiln_type *t, int64_t batch, blocked_dims *b)
+{
+    if (t->layout != KILN_LAYOUT_NCHWXC || kiln_type_storage_elements(t, batch) < 0 ||
+        kiln_shape_elements(&t->shape, batch) < 0)
+        return false;
+    const int64_t *d = t->shape.dims;
+    b->n = (size_t)(t->shape.batched ? batch : d[0]);
+    b->c = (size_t)d[1];
+    b->block = (size_t)t->block;
+    b->cb = (b->c + b->block - 1) / b->block;
+    b->hw = (size_t)d[2] * (size_t)d[3];
+    return true;
+}
+
+static void plain_copy(const kiln_type *t, int64_t batch, const float *src, float *dst)
+{
+    int64_t count = t->layout == KILN_LAYOUT_PLAIN ? kiln_shape_elements(&t->shape, batch) : -1;
+    if (count > 0)
+        memcpy(dst, src, (size_t)count * sizeof(float));
+}
+
+void kiln_layout_to_plain(const kiln_type *t, int64_t batch, const float *blocked, float *plain)
+{
+    blocked_dims b;
+    if (!layout_dims(t, batch, &b)) {
+        plain_copy(t, batch, blocked, plain);
+        return;
+    }
+    for (size_t n = 0; n < b.n; n++)
+        for (size_t c = 0; c < b.c; c++) {
+            const float *src = blocked + ((n * b.cb + c / b.block) * b.hw) * b.block + c % b.block;
+            float *dst = plain + (n * b.c + c) * b.hw;
+            for (size_t s = 0; s < b.hw; s++)
+                dst[s] = src[s * b.block];
+        }
+}
+
+void kiln_layout_from_plain(const kiln_type *t, int64_t batch, const float *plain, float *blocked)
+{
+    blocked_dims b;
+    if (!layout_dims(t, batch, &b)) {
+        plain_copy(t, batch, plain, blocked);
+        return;
+    }
+    for (size_t n = 0; n < b.n; n++)
+        for (size_t k = 0; k < b.cb; k++)
+            for (size_t s = 0; s < b.hw; s++) {
+                float *dst = blocked + ((n * b.cb + k) * b.hw + s) * b.block;
+                for (size_t l = 0; l < b.block; l++) {
+                    size_t c = k * b.block + l;
+                    dst[l] = c < b.c ? plain[(n * b.c + c) * b.hw + s] : 0.0f;
+                }
+            }
 }

@@ -30,4 +30,17 @@ uint16_t kiln_f32_to_bf16(float f);
 void kiln_dtype_to_f32(kiln_dtype src, const void *data, size_t count, float *dst);
 void kiln_dtype_to_f64(kiln_dtype src, const void *data, size_t count, double *dst);
 
+/* Layout conversions of f32 tensor data (ir/type.h describes the blocked
+ * layout). `t` is the value's type and `batch` the run-time batch (ignored
+ * when the shape is unbatched). kiln_layout_to_plain gathers the logical
+ * elements of a value stored in t's layout into dense C order (padding lanes
+ * are skipped); kiln_layout_from_plain scatters them back and writes zeros
+ * into the padding lanes. For a plain type both copy the elements. The
+ * buffers hold kiln_type_storage_elements(t, batch) (the `blocked` side) and
+ * kiln_shape_elements(&t->shape, batch) (the plain side) floats and must not
+ * overlap. A type whose counts are invalid (-1) or a negative batch: nothing
+ * is written. */
+void kiln_layout_to_plain(const kiln_type *t, int64_t batch, const float *blocked, float *plain);
+void kiln_layout_from_plain(const kiln_type *t, int64_t batch, const float *plain, float *blocked);
+
 #endif

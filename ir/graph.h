@@ -212,6 +212,13 @@ void kiln_param_random(uint64_t seed, const char *key, double lo, double hi, flo
  * attributes present and well-typed, types consistent with the shape rule,
  * names unique, topological order, outputs defined. Errors go to d. */
 kiln_status kiln_ir_verify(const kiln_graph *g, kiln_diag *d);
+/* The layout rules of kiln_ir_verify for node n (docs/ir.md "Layouts"), on a
+ * node whose operands and output are valid values of well-formed types
+ * (kiln_type_check_layout): only conv2d, maxpool2d, avgpool2d,
+ * global_avgpool, the elementwise ops and reorder read or produce blocked
+ * values, each in its own way. 0, or -1 with a message in err. The reader
+ * runs it on every node it reads. */
+int kiln_ir_check_node_layout(const kiln_graph *g, const kiln_node *n, char *err, size_t err_size);
 /* The part of kiln_ir_verify that checks the passes' annotations, on a graph
  * whose structure is sound: fusion groups (consecutive members, increasing
  * group numbers, the chain rule of kiln_node.group, one `tasks` per group)

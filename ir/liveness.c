@@ -7,7 +7,7 @@
 uint64_t kiln_value_bytes(const kiln_graph *g, kiln_id v)
 {
     const kiln_type *t = &g->values[v].type;
-    int64_t n = kiln_shape_elements_per_item(&t->shape);
+    int64_t n = kiln_type_storage_elements_per_item(t); /* blocked: padded to whole blocks */
     uint64_t es = (unsigned)t->dtype < KILN_DTYPE_COUNT ? kiln_dtype_size(t->dtype) : 0;
     if (n < 0 || es == 0 || (uint64_t)n > UINT64_MAX / 2 / es)
         return 0;

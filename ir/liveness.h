@@ -49,7 +49,8 @@ kiln_status kiln_liveness_lower_bound(const kiln_graph *g, const kiln_liveness *
 /* The region a value that needs memory belongs to: BATCH when batched. */
 kiln_mem_region kiln_liveness_region(const kiln_graph *g, kiln_id v);
 
-/* Bytes of a value's type: per batch item when batched; 0 on overflow. */
+/* Bytes of a value's storage (kiln_type_storage_elements_per_item: a blocked
+ * value counts its padding lanes): per batch item when batched; 0 on overflow. */
 uint64_t kiln_value_bytes(const kiln_graph *g, kiln_id v);
 
 static inline uint64_t kiln_mem_align_up(uint64_t x)

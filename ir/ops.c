@@ -621,6 +621,10 @@ const kiln_op_def kiln_op_defs[KILN_OP_COUNT] = {
     [KILN_OP_PAD] = {"pad", 1, 1, {0}, 0, {A(PADS, REQUIRED, NULL), A(VALUE, DEFAULT, "0")}, 2, 0, infer_pad},
     [KILN_OP_IDENTITY] = {"identity", 1, 1, {0}, 0, {{0}}, 0, KILN_OPF_PASS, infer_same},
     [KILN_OP_DROPOUT] = {"dropout", 1, 1, {0}, 0, {{0}}, 0, KILN_OPF_PASS, infer_same},
+    /* The layout pass's conversion between layouts: the logical values pass
+     * unchanged, only their storage differs (not KILN_OPF_PASS: removing it
+     * would change what its readers find in memory). */
+    [KILN_OP_REORDER] = {"reorder", 1, 1, {0}, 0, {{0}}, 0, KILN_OPF_IR_ONLY, infer_same},
     [KILN_OP_CONSTANT] = {"constant", 0, 0, {"value"}, 1, {{0}}, 0, KILN_OPF_NO_DATA, infer_constant},
 };
 

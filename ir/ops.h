@@ -70,6 +70,7 @@ enum {
     KILN_OPF_BINARY = 1u << 1,   /* two-input elementwise with broadcasting, or one input + scalar */
     KILN_OPF_NO_DATA = 1u << 2,  /* no data operand (constant) */
     KILN_OPF_PASS = 1u << 3,     /* output equals the operand (identity, dropout) */
+    KILN_OPF_IR_ONLY = 1u << 4,  /* made by passes, not a model op: the YAML frontend refuses it (reorder) */
 };
 
 #define KILN_MAX_OP_ATTRS 8

@@ -1057,6 +1057,10 @@ static bool parse_param(parser *p)
         error_at(p, tline, tcol, "a param cannot have the batch dimension");
         ok = false;
     }
+    if (ok && type.layout != KILN_LAYOUT_PLAIN) {
+        error_at(p, tline, tcol, "a param is plain: the layout pass blocks only values that nodes compute");
+        ok = false;
+    }
     ok = ok && expect(p, T_EQ, "'=' after the param's type");
     if (ok && tok_is(p, "file")) {
         int64_t idx;
@@ -1503,13 +1507,12 @@ static bool parse_node(parser *p)
         mark_bad(p, n->output);
         return false;
     }
-    /* The same check as kiln_ir_verify, so that every graph that verifies
-     * reads back: the shape must be the rule's, unless a layout pass has
-     * blocked the value. dtype, layout and quantization are decisions of
-     * passes (precision, layout, quantization), not of the shape rule: the
-     * text's word stands. */
-    if ((type.layout == KILN_LAYOUT_PLAIN || op == KILN_OP_CONSTANT) &&
-        !kiln_shape_equal(&v->type.shape, &type.shape)) {
+    /* The same checks as kiln_ir_verify, so that every graph that verifies
+     * reads back: the shape must be the rule's (shapes are logical in every
+     * layout). dtype, layout and quantization are decisions of passes
+     * (precision, layout, quantization), not of the shape rule: the text's
+     * word stands, within the layout rules. */
+    if (!kiln_shape_equal(&v->type.shape, &type.shape)) {
         kiln_type rule = type; /* show only the difference that matters */
         rule.shape = v->type.shape;
         error_at(p, type_line, type_col, "declared %s but the shape rule gives %s",
@@ -1518,6 +1521,12 @@ static bool parse_node(parser *p)
         return false;
     }
     v->type = type;
+    if (kiln_type_check_layout(&type, buf, sizeof buf) != 0 ||
+        kiln_ir_check_node_layout(p->g, n, buf, sizeof buf) != 0) {
+        error_at(p, type_line, type_col, "%s", buf);
+        mark_bad(p, n->output); /* its readers would only repeat the complaint */
+        return false;
+    }
     n->group = annot.group;
     n->tasks = annot.tasks;
     v->mem = annot.mem;
@@ -1641,8 +1650,15 @@ static bool parse_header(parser *p)
         uint32_t line = p->tok.line, col = p->tok.col;
         kiln_type type;
         advance(p);
-        if (!expect(p, T_COLON, "':' after the input's name") || !parse_type(p, &type))
+        if (!expect(p, T_COLON, "':' after the input's name"))
             return false;
+        uint32_t tline = p->tok.line, tcol = p->tok.col;
+        if (!parse_type(p, &type))
+            return false;
+        if (type.layout != KILN_LAYOUT_PLAIN) {
+            error_at(p, tline, tcol, "a model input is plain: the layout pass blocks only values that nodes compute");
+            return false;
+        }
         if (check_new_name(p, iname, line, col)) {
             const char *gname = graph_str(p, iname);
             if (gname == NULL)
@@ -1783,7 +1799,11 @@ kiln_status kiln_ir_parse(const char *text, size_t len, const char *filename, ki
             for (size_t i = 0; closed && i < p.n_outs && !p.stop; i++) {
                 bool quiet = false;
                 kiln_id id = resolve(&p, p.outs[i].name, p.outs[i].line, p.outs[i].col, &quiet);
-                if (id != KILN_NO_ID && p.errors == 0 && kiln_graph_add_output(p.g, id) != KILN_OK)
+                if (id != KILN_NO_ID && kiln_graph_value(p.g, id)->type.layout != KILN_LAYOUT_PLAIN)
+                    error_at(&p, p.outs[i].line, p.outs[i].col,
+                             "model output %%%s is blocked: model outputs are plain (a reorder converts)",
+                             kiln_graph_value(p.g, id)->name);
+                else if (id != KILN_NO_ID && p.errors == 0 && kiln_graph_add_output(p.g, id) != KILN_OK)
                     out_of_memory(&p);
             }
             /* Fusion groups and the memory plan must make sense as a whole:

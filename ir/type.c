@@ -64,6 +64,55 @@ bool kiln_shape_equal(const kiln_shape *a, const kiln_shape *b)
     return true;
 }
 
+int64_t kiln_type_storage_elements_per_item(const kiln_type *t)
+{
+    if (t->layout == KILN_LAYOUT_PLAIN)
+        return kiln_shape_elements_per_item(&t->shape);
+    if (t->layout != KILN_LAYOUT_NCHWXC || t->shape.rank != 4 || t->block < 1)
+        return -1;
+    /* The plain count with C rounded up to a whole number of blocks. */
+    kiln_shape padded = t->shape;
+    int64_t c = padded.dims[1];
+    if (c < 1 || c > INT64_MAX - (t->block - 1))
+        return -1;
+    padded.dims[1] = (c + t->block - 1) / t->block * t->block;
+    return kiln_shape_elements_per_item(&padded);
+}
+
+int64_t kiln_type_storage_elements(const kiln_type *t, int64_t batch)
+{
+    int64_t n = kiln_type_storage_elements_per_item(t);
+    if (n < 0 || !t->shape.batched)
+        return n;
+    if (batch < 0 || (batch != 0 && n > INT64_MAX / batch))
+        return -1;
+    return n * batch;
+}
+
+int kiln_type_check_layout(const kiln_type *t, char *err, size_t size)
+{
+    switch (t->layout) {
+    case KILN_LAYOUT_PLAIN:
+        if (t->block == 0)
+            return 0;
+        snprintf(err, size, "a plain type has channel block %d (0 expected)", t->block);
+        return -1;
+    case KILN_LAYOUT_NCHWXC:
+        if (t->block < 1 || t->block > KILN_MAX_BLOCK)
+            snprintf(err, size, "channel block %d is outside 1..%d", t->block, KILN_MAX_BLOCK);
+        else if (t->shape.rank != 4)
+            snprintf(err, size, "a blocked value must have rank 4 [N,C,H,W], not rank %d", t->shape.rank);
+        else if (t->dtype != KILN_F32 || t->quantized)
+            snprintf(err, size, "a blocked value must be f32, not %s%s", kiln_dtype_name(t->dtype),
+                     t->quantized ? " (quantized)" : "");
+        else
+            return 0;
+        return -1;
+    }
+    snprintf(err, size, "unknown layout %d", (int)t->layout);
+    return -1;
+}
+
 char *kiln_shape_format(const kiln_shape *s, const char *batch_name, char *buf, size_t size)
 {
     size_t n = 0;

@@ -52,6 +52,15 @@ typedef enum kiln_layout {
     KILN_LAYOUT_NCHWXC,  /* channel-blocked nchw<block>c; block in kiln_type */
 } kiln_layout;
 
+/* The largest channel block the IR accepts (the verifier's limit). */
+#define KILN_MAX_BLOCK 64
+
+/* A type. The shape is always the LOGICAL shape [N, C, H, W]; the layout
+ * says how the elements are stored. A blocked (KILN_LAYOUT_NCHWXC) value is
+ * rank 4 and f32, and is stored as [N][ceil(C/B)][H][W][B], B = block:
+ * element (n, c, h, w) sits at ((n*ceil(C/B) + c/B)*H*W + h*W + w)*B + c%B.
+ * The padding lanes (c >= C of the last channel block) hold finite values
+ * (producers write zeros) that readers ignore. */
 typedef struct kiln_type {
     kiln_dtype dtype;
     kiln_shape shape;
@@ -61,6 +70,19 @@ typedef struct kiln_type {
     double scale;
     int32_t zero_point;
 } kiln_type;
+
+/* Elements the value's storage holds per batch item (of the whole value when
+ * unbatched): the shape's count for the plain layout, the count padded to
+ * whole channel blocks for a blocked one. -1 on overflow, or for a blocked
+ * type that is not rank 4 with block >= 1. */
+int64_t kiln_type_storage_elements_per_item(const kiln_type *t);
+/* The same for a given batch (ignored when unbatched). -1 on overflow. */
+int64_t kiln_type_storage_elements(const kiln_type *t, int64_t batch);
+
+/* Whether t's layout is well formed: plain (block 0), or blocked with rank 4,
+ * f32, unquantized and 1 <= block <= KILN_MAX_BLOCK. 0, or -1 with a message
+ * in err. */
+int kiln_type_check_layout(const kiln_type *t, char *err, size_t size);
 
 /* "f32[batch,3,224,224]" (+ layout/quantization suffixes) into buf. */
 char *kiln_type_format(const kiln_type *t, const char *batch_name, char *buf, size_t size);

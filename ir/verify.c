@@ -1,5 +1,6 @@
 /* ir/verify.c: the IR's invariants, checked after every pass in tests and
  * debug builds. Reports every broken invariant it finds, not only the first. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,6 +37,12 @@ static void check_values(const kiln_graph *g, kiln_diag *d)
                                 (long long)s->dims[k]);
         if ((unsigned)v->type.dtype >= KILN_DTYPE_COUNT)
             kiln_diag_error(d, v->loc, "IR value '%s' has an unknown dtype", v->name);
+        char err[160];
+        if (kiln_type_check_layout(&v->type, err, sizeof err) != 0)
+            kiln_diag_error(d, v->loc, "IR value '%s': %s", v->name, err);
+        else if (v->type.layout != KILN_LAYOUT_PLAIN && v->kind != KILN_VALUE_NODE)
+            kiln_diag_error(d, v->loc, "IR %s '%s' is blocked (nchw%dc): model inputs and params are plain",
+                            v->kind == KILN_VALUE_INPUT ? "input" : "parameter", v->name, v->type.block);
         switch (v->kind) {
         case KILN_VALUE_NODE:
             if (v->producer >= g->n_nodes || g->nodes[v->producer].output != i)
@@ -97,17 +104,97 @@ static void check_nodes(const kiln_graph *g, kiln_diag *d)
             node_error(d, g, i, err);
             continue;
         }
+        /* Every shape is logical, blocked or not. */
         const kiln_type *have = &g->values[n->output].type;
-        if (n->op == KILN_OP_CONSTANT || have->layout == KILN_LAYOUT_PLAIN) {
-            if (!kiln_shape_equal(&want.shape, &have->shape)) {
-                char a[160], b[160];
-                snprintf(err, sizeof err, "output is %s but the shape rule gives %s",
-                         kiln_type_format(have, g->batch_name, a, sizeof a),
-                         kiln_type_format(&want, g->batch_name, b, sizeof b));
-                node_error(d, g, i, err);
+        if (!kiln_shape_equal(&want.shape, &have->shape)) {
+            char a[160], b[160];
+            snprintf(err, sizeof err, "output is %s but the shape rule gives %s",
+                     kiln_type_format(have, g->batch_name, a, sizeof a),
+                     kiln_type_format(&want, g->batch_name, b, sizeof b));
+            node_error(d, g, i, err);
+            continue;
+        }
+        bool types_ok = kiln_type_check_layout(have, err, sizeof err) == 0;
+        for (uint32_t k = 0; k < n->n_inputs && types_ok; k++)
+            types_ok = kiln_type_check_layout(&g->values[n->inputs[k]].type, err, sizeof err) == 0;
+        if (types_ok && kiln_ir_check_node_layout(g, n, err, sizeof err) != 0)
+            node_error(d, g, i, err); /* (ill-formed types are reported with the values) */
+    }
+}
+
+/* ---- layouts ------------------------------------------------------------- */
+
+static bool is_blocked(const kiln_type *t) { return t->layout != KILN_LAYOUT_PLAIN; }
+static bool same_layout(const kiln_type *a, const kiln_type *b)
+{
+    return a->layout == b->layout && a->block == b->block;
+}
+
+static const char *layout_text(const kiln_type *t, char *buf, size_t size)
+{
+    if (t->layout == KILN_LAYOUT_PLAIN)
+        snprintf(buf, size, "plain");
+    else
+        snprintf(buf, size, "nchw%dc", t->block);
+    return buf;
+}
+
+int kiln_ir_check_node_layout(const kiln_graph *g, const kiln_node *n, char *err, size_t err_size)
+{
+    const kiln_type *out = &g->values[n->output].type;
+    uint32_t data = kiln_node_data_inputs(g, n);
+    bool any = is_blocked(out);
+    for (uint32_t k = 0; k < data; k++)
+        any |= is_blocked(&g->values[n->inputs[k]].type);
+    if (!any)
+        return 0;
+    char a[32], b[32];
+    unsigned f = kiln_op_get(n->op)->flags;
+    switch (n->op) {
+    case KILN_OP_CONV2D:  /* any layout in, any out: the kernel reads and writes both */
+    case KILN_OP_REORDER: /* its purpose */
+        return 0;
+    case KILN_OP_GLOBAL_AVGPOOL:
+        if (!is_blocked(out))
+            return 0;
+        snprintf(err, err_size, "global_avgpool reads any layout but writes a plain output, not %s",
+                 layout_text(out, a, sizeof a));
+        return -1;
+    default:
+        break;
+    }
+    bool pool = n->op == KILN_OP_MAXPOOL2D || n->op == KILN_OP_AVGPOOL2D;
+    if (!pool && !(f & (KILN_OPF_UNARY | KILN_OPF_BINARY))) {
+        for (uint32_t k = 0; k < data; k++) {
+            const kiln_value *v = &g->values[n->inputs[k]];
+            if (is_blocked(&v->type)) {
+                snprintf(err, err_size, "%s reads the plain layout only, but operand '%s' is %s (a reorder must "
+                         "convert it)", kiln_op_name(n->op), v->name, layout_text(&v->type, a, sizeof a));
+                return -1;
             }
         }
+        snprintf(err, err_size, "%s writes the plain layout only, not %s", kiln_op_name(n->op),
+                 layout_text(out, a, sizeof a));
+        return -1;
     }
+    /* pools and elementwise ops keep their operands' layout; a binary op
+     * with a blocked value does not broadcast */
+    for (uint32_t k = 0; k < data; k++) {
+        const kiln_value *v = &g->values[n->inputs[k]];
+        if (!same_layout(&v->type, out)) {
+            snprintf(err, err_size, "%s keeps its operands' layout, but operand '%s' is %s and the output %s",
+                     kiln_op_name(n->op), v->name, layout_text(&v->type, a, sizeof a), layout_text(out, b, sizeof b));
+            return -1;
+        }
+        if ((f & KILN_OPF_BINARY) && data == 2 && !kiln_shape_equal(&v->type.shape, &out->shape)) {
+            char s1[128], s2[128];
+            snprintf(err, err_size, "%s on blocked values does not broadcast: operand '%s' is %s, the output %s",
+                     kiln_op_name(n->op), v->name, kiln_shape_format(&v->type.shape, g->batch_name, s1, sizeof s1),
+                     kiln_shape_format(&out->shape, g->batch_name, s2, sizeof s2));
+            return -1;
+        }
+    }
+    return 0;
 }
 
 /* ---- fusion groups (kiln_node.group) ----------------------------------- */
@@ -336,9 +423,14 @@ kiln_status kiln_ir_verify(const kiln_graph *g, kiln_diag *d)
             kiln_diag_error(d, (kiln_loc){0}, "IR graph input %zu is not an input value", i);
     if (g->n_outputs == 0)
         kiln_diag_error(d, (kiln_loc){0}, "IR graph '%s' has no outputs", g->name ? g->name : "?");
-    for (size_t i = 0; i < g->n_outputs; i++)
+    for (size_t i = 0; i < g->n_outputs; i++) {
         if (g->outputs[i] >= g->n_values)
             kiln_diag_error(d, (kiln_loc){0}, "IR graph output %zu refers to no value", i);
+        else if (g->values[g->outputs[i]].type.layout != KILN_LAYOUT_PLAIN)
+            kiln_diag_error(d, g->values[g->outputs[i]].loc, "IR graph output '%s' is blocked (nchw%dc): model "
+                            "outputs are plain (the caller's memory)", g->values[g->outputs[i]].name,
+                            g->values[g->outputs[i]].type.block);
+    }
     /* The passes' annotations, once the structure they describe is sound. */
     if (d->errors == before && kiln_ir_verify_annotations(g, d) == KILN_ERR_OUT_OF_MEMORY)
         return KILN_ERR_OUT_OF_MEMORY;

@@ -3,11 +3,13 @@
 #include <CUnit/Basic.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ir/convert.h"
 #include "ir/graph.h"
+#include "ir/liveness.h"
 
 static const kiln_loc here = {"test", 1, 1};
 
@@ -335,6 +337,263 @@ static void test_verify(void)
     kiln_graph_destroy(g);
 }
 
+/* ---- blocked layouts: storage sizes and conversions ---------------------- */
+
+static kiln_type blocked(kiln_type t, int block)
+{
+    t.layout = KILN_LAYOUT_NCHWXC;
+    t.block = block;
+    return t;
+}
+
+static void test_layout_storage(void)
+{
+    kiln_type p = f32(true, 4, 0, 5, 3, 2);
+    CU_ASSERT_EQUAL(kiln_type_storage_elements_per_item(&p), 30);
+    CU_ASSERT_EQUAL(kiln_type_storage_elements(&p, 3), 90);
+    kiln_type b8 = blocked(p, 8), b5 = blocked(p, 5), b1 = blocked(p, 1), b4 = blocked(p, 4);
+    CU_ASSERT_EQUAL(kiln_type_storage_elements_per_item(&b8), 8 * 6);  /* 5 channels padded to 8 */
+    CU_ASSERT_EQUAL(kiln_type_storage_elements_per_item(&b5), 30);     /* a whole block: no padding */
+    CU_ASSERT_EQUAL(kiln_type_storage_elements_per_item(&b1), 30);
+    CU_ASSERT_EQUAL(kiln_type_storage_elements_per_item(&b4), 8 * 6);  /* two blocks of 4 */
+    CU_ASSERT_EQUAL(kiln_type_storage_elements(&b8, 2), 96);
+    CU_ASSERT_EQUAL(kiln_type_storage_elements(&b8, -1), -1);
+    kiln_type u = blocked(f32(false, 4, 2, 9, 1, 1), 8); /* unbatched: N counts */
+    CU_ASSERT_EQUAL(kiln_type_storage_elements_per_item(&u), 2 * 16);
+    CU_ASSERT_EQUAL(kiln_type_storage_elements(&u, 7), 32);
+    /* not a valid blocked type: no count */
+    kiln_type r3 = blocked(f32(true, 3, 0, 5, 3), 8), b0 = blocked(p, 0);
+    CU_ASSERT_EQUAL(kiln_type_storage_elements_per_item(&r3), -1);
+    CU_ASSERT_EQUAL(kiln_type_storage_elements_per_item(&b0), -1);
+    /* overflow */
+    kiln_type big = blocked(f32(false, 4, 2147483647, 2147483647, 2147483647, 2147483647), 64);
+    CU_ASSERT_EQUAL(kiln_type_storage_elements_per_item(&big), -1);
+    /* the memory plan counts the padding */
+    kiln_graph *g = kiln_graph_create("g");
+    CU_ASSERT_FATAL(g != NULL);
+    kiln_id x = kiln_graph_add_input(g, "x", &b8, here);
+    CU_ASSERT_EQUAL(kiln_value_bytes(g, x), 48 * 4);
+    kiln_graph_destroy(g);
+}
+
+static void test_layout_convert(void)
+{
+    /* sizes around the block: C = B-1, B, B+1, 2B, for blocks 1, 4, 8 */
+    static const int blocks[] = {1, 4, 8};
+    for (size_t bi = 0; bi < sizeof blocks / sizeof blocks[0]; bi++) {
+        int B = blocks[bi];
+        int cs[] = {B > 1 ? B - 1 : 1, B, B + 1, 2 * B};
+        for (size_t ci = 0; ci < 4; ci++) {
+            int C = cs[ci], H = 3, W = 2, N = 2;
+            kiln_type t = blocked(f32(true, 4, 0, C, H, W), B);
+            size_t plain_n = (size_t)(N * C * H * W);
+            int64_t stored = kiln_type_storage_elements(&t, N);
+            CU_ASSERT_FATAL(stored >= (int64_t)plain_n);
+            float *plain = malloc(plain_n * sizeof *plain), *back = malloc(plain_n * sizeof *back);
+            float *blk = malloc((size_t)stored * sizeof *blk);
+            CU_ASSERT_FATAL(plain && back && blk);
+            for (size_t i = 0; i < plain_n; i++)
+                plain[i] = (float)i + 0.5f;
+            for (int64_t i = 0; i < stored; i++)
+                blk[i] = -99.0f; /* must all be overwritten */
+            kiln_layout_from_plain(&t, N, plain, blk);
+            int CB = (C + B - 1) / B;
+            for (int n = 0; n < N; n++)
+                for (int c = 0; c < CB * B; c++)
+                    for (int h = 0; h < H; h++)
+                        for (int w = 0; w < W; w++) {
+                            /* the formula of ir/type.h */
+                            size_t at = ((size_t)((n * CB + c / B) * H * W + h * W + w)) * (size_t)B + (size_t)(c % B);
+                            float want = c < C ? plain[((n * C + c) * H + h) * W + w] : 0.0f;
+                            if (blk[at] != want) {
+                                CU_FAIL("kiln_layout_from_plain: wrong element");
+                                fprintf(stderr, "\nB=%d C=%d (n,c,h,w)=(%d,%d,%d,%d): %g, want %g\n", B, C, n, c, h, w,
+                                        (double)blk[at], (double)want);
+                                n = N, c = CB * B, h = H, w = W; /* report once */
+                            }
+                        }
+            /* padding lanes are ignored on the way back */
+            for (int64_t i = 0; i < stored; i++)
+                if ((i % B) >= C - (i / (B * H * W) % CB) * B)
+                    blk[i] = 1e30f;
+            kiln_layout_to_plain(&t, N, blk, back);
+            CU_ASSERT(memcmp(back, plain, plain_n * sizeof *plain) == 0);
+            free(plain);
+            free(back);
+            free(blk);
+        }
+    }
+    /* plain: a copy */
+    kiln_type p = f32(false, 2, 2, 3);
+    float a[6] = {1, 2, 3, 4, 5, 6}, b[6] = {0};
+    kiln_layout_to_plain(&p, 1, a, b);
+    CU_ASSERT(memcmp(a, b, sizeof a) == 0);
+    memset(b, 0, sizeof b);
+    kiln_layout_from_plain(&p, 1, a, b);
+    CU_ASSERT(memcmp(a, b, sizeof a) == 0);
+    /* an invalid type writes nothing */
+    kiln_type bad = blocked(f32(false, 2, 2, 3), 8);
+    memset(b, 0, sizeof b);
+    kiln_layout_to_plain(&bad, 1, a, b);
+    kiln_layout_from_plain(&bad, 1, a, b);
+    CU_ASSERT(b[0] == 0 && b[5] == 0);
+}
+
+/* The verifier's layout rules, on a graph edited behind the reader's back:
+ * each broken rule is reported once, naming the value or node. */
+static const char *verify_message(const kiln_graph *g)
+{
+    static char all[2048]; /* every message, each ending in "; " */
+    kiln_diag d;
+    kiln_diag_init(&d);
+    kiln_status st = kiln_ir_verify(g, &d);
+    size_t w = 0;
+    all[0] = 0;
+    for (size_t i = 0; i < d.count && w < sizeof all; i++)
+        w += (size_t)snprintf(all + w, sizeof all - w, "%s; ", d.entries[i].message);
+    if (st != KILN_OK && d.count == 0)
+        snprintf(all, sizeof all, "failed without a message");
+    kiln_diag_release(&d);
+    return all;
+}
+
+static void set_layout(kiln_graph *g, const char *name, int block)
+{
+    kiln_type *t = &g->values[kiln_graph_find_value(g, name)].type;
+    t->layout = block ? KILN_LAYOUT_NCHWXC : KILN_LAYOUT_PLAIN;
+    t->block = block;
+}
+
+static void pool_2x2(kiln_node *n) { kiln_node_set_ints(n, KILN_ATTR_KERNEL, (int64_t[]){2, 2}, 2); }
+static void conv_dw(kiln_node *n)
+{
+    kiln_node_set_int(n, KILN_ATTR_FILTERS, 12);
+    kiln_node_set_ints(n, KILN_ATTR_KERNEL, (int64_t[]){3, 3}, 2);
+    kiln_node_set_ints(n, KILN_ATTR_PADDING, (int64_t[]){1, 1, 1, 1}, 4);
+    kiln_node_set_int(n, KILN_ATTR_GROUPS, 12);
+}
+static void scalar_2(kiln_node *n) { kiln_node_set_float(n, KILN_ATTR_SCALAR, 2.0); }
+
+#define EXPECT_VERIFY(g, needle)                                                                      \
+    do {                                                                                              \
+        const char *m_ = verify_message(g);                                                           \
+        if ((needle)[0] ? !strstr(m_, needle) : m_[0] != 0)                                           \
+            fprintf(stderr, "\n  line %d: verify said '%s', expected '%s'\n", __LINE__, m_, needle); \
+        CU_ASSERT((needle)[0] ? strstr(m_, needle) != NULL : m_[0] == 0);                            \
+    } while (0)
+
+static void test_verify_layouts(void)
+{
+    /* x -> dw conv -> relu -> mul(scalar) -> add(relu, mul) -> maxpool -> gap -> flatten;
+     * x -> reorder (any to any) */
+    kiln_graph *g = kiln_graph_create("lay");
+    CU_ASSERT_FATAL(g != NULL);
+    g->batch_name = "batch";
+    char err[256];
+    kiln_type xt = f32(true, 4, 0, 12, 8, 8);
+    kiln_id x = kiln_graph_add_input(g, "x", &xt, here);
+    kiln_id w = param(g, "w", f32(false, 4, 12, 1, 3, 3));
+    CU_ASSERT_EQUAL(node(g, KILN_OP_CONV2D, (kiln_id[]){x, w}, 2, "dw", conv_dw, err), KILN_OK);
+    kiln_id dw = kiln_graph_find_value(g, "dw");
+    CU_ASSERT_EQUAL(node(g, KILN_OP_RELU, &dw, 1, "r", NULL, err), KILN_OK);
+    kiln_id r = kiln_graph_find_value(g, "r");
+    CU_ASSERT_EQUAL(node(g, KILN_OP_MUL, &r, 1, "m", scalar_2, err), KILN_OK);
+    kiln_id m = kiln_graph_find_value(g, "m");
+    CU_ASSERT_EQUAL(node(g, KILN_OP_ADD, (kiln_id[]){r, m}, 2, "a", NULL, err), KILN_OK);
+    kiln_id a = kiln_graph_find_value(g, "a");
+    CU_ASSERT_EQUAL(node(g, KILN_OP_MAXPOOL2D, &a, 1, "p", pool_2x2, err), KILN_OK);
+    kiln_id pv = kiln_graph_find_value(g, "p");
+    CU_ASSERT_EQUAL(node(g, KILN_OP_GLOBAL_AVGPOOL, &pv, 1, "gap", NULL, err), KILN_OK);
+    kiln_id gap = kiln_graph_find_value(g, "gap");
+    CU_ASSERT_EQUAL(node(g, KILN_OP_FLATTEN, &gap, 1, "flat", NULL, err), KILN_OK);
+    CU_ASSERT_EQUAL(node(g, KILN_OP_REORDER, &x, 1, "xr", NULL, err), KILN_OK);
+    CU_ASSERT_EQUAL(kiln_graph_add_output(g, kiln_graph_find_value(g, "flat")), KILN_OK);
+    EXPECT_VERIFY(g, "");
+    /* the blocked region dw .. p, as the layout pass would make it */
+    static const char *const region[] = {"dw", "r", "m", "a", "p"};
+    for (size_t i = 0; i < 5; i++)
+        set_layout(g, region[i], 8);
+    EXPECT_VERIFY(g, "");
+    set_layout(g, "xr", 16); /* reorder: any to any */
+    EXPECT_VERIFY(g, "");
+    /* conv2d: any layout in and out (the kernel reads plain x as block 1) */
+    set_layout(g, "dw", 0);
+    EXPECT_VERIFY(g, "relu keeps its operands' layout, but operand 'dw' is plain and the output nchw8c");
+    set_layout(g, "dw", 8);
+    /* elementwise: one layout, operands and output */
+    set_layout(g, "m", 16);
+    EXPECT_VERIFY(g, "mul keeps its operands' layout, but operand 'r' is nchw8c and the output nchw16c; "
+                     "IR node 3 (add, layer 'a'): add keeps its operands' layout, but operand 'm' is nchw16c");
+    set_layout(g, "m", 8);
+    set_layout(g, "a", 0);
+    EXPECT_VERIFY(g, "add keeps its operands' layout, but operand 'r' is nchw8c and the output plain; "
+                     "IR node 4 (maxpool2d, layer 'p'): maxpool2d keeps its operands' layout, but operand 'a' is "
+                     "plain and the output nchw8c; ");
+    set_layout(g, "a", 8);
+    set_layout(g, "p", 4);
+    EXPECT_VERIFY(g, "maxpool2d keeps its operands' layout, but operand 'a' is nchw8c and the output nchw4c");
+    set_layout(g, "p", 8);
+    /* global_avgpool: any in, plain out */
+    set_layout(g, "gap", 8); /* ... and flatten reads plain only */
+    EXPECT_VERIFY(g, "IR node 5 (global_avgpool, layer 'gap'): global_avgpool reads any layout but writes a plain "
+                     "output, not nchw8c; IR node 6 (flatten, layer 'flat'): flatten reads the plain layout only, "
+                     "but operand 'gap' is nchw8c (a reorder must convert it); ");
+    set_layout(g, "gap", 0);
+    EXPECT_VERIFY(g, "");
+    /* types: block range, rank, dtype, plain with a block */
+    set_layout(g, "xr", 65);
+    EXPECT_VERIFY(g, "IR value 'xr': channel block 65 is outside 1..64");
+    set_layout(g, "xr", 0);
+    kiln_graph_value(g, kiln_graph_find_value(g, "xr"))->type.block = 8;
+    EXPECT_VERIFY(g, "IR value 'xr': a plain type has channel block 8 (0 expected)");
+    set_layout(g, "xr", 8);
+    kiln_graph_value(g, kiln_graph_find_value(g, "xr"))->type.dtype = KILN_BF16;
+    EXPECT_VERIFY(g, "IR value 'xr': a blocked value must be f32, not bf16");
+    kiln_graph_value(g, kiln_graph_find_value(g, "xr"))->type.dtype = KILN_F32;
+    kiln_graph_value(g, kiln_graph_find_value(g, "xr"))->type.layout = (kiln_layout)7;
+    EXPECT_VERIFY(g, "IR value 'xr': unknown layout 7");
+    set_layout(g, "xr", 8);
+    EXPECT_VERIFY(g, "");
+    /* inputs, params and model outputs are plain */
+    kiln_graph_value(g, x)->type.layout = KILN_LAYOUT_NCHWXC;
+    kiln_graph_value(g, x)->type.block = 8;
+    EXPECT_VERIFY(g, "IR input 'x' is blocked (nchw8c): model inputs and params are plain");
+    kiln_graph_value(g, x)->type = xt;
+    kiln_type wt = kiln_graph_value(g, w)->type;
+    kiln_graph_value(g, w)->type.layout = KILN_LAYOUT_NCHWXC;
+    kiln_graph_value(g, w)->type.block = 8;
+    EXPECT_VERIFY(g, "IR parameter 'w' is blocked (nchw8c): model inputs and params are plain");
+    kiln_graph_value(g, w)->type = wt;
+    CU_ASSERT_EQUAL(kiln_graph_add_output(g, a), KILN_OK);
+    EXPECT_VERIFY(g, "IR graph output 'a' is blocked (nchw8c): model outputs are plain");
+    g->n_outputs--;
+    EXPECT_VERIFY(g, "");
+    kiln_graph_destroy(g);
+
+    /* a binary op on blocked values does not broadcast */
+    g = kiln_graph_create("bcast");
+    CU_ASSERT_FATAL(g != NULL);
+    g->batch_name = "batch";
+    x = kiln_graph_add_input(g, "x", &xt, here);
+    CU_ASSERT_EQUAL(node(g, KILN_OP_REORDER, &x, 1, "x8", NULL, err), KILN_OK);
+    kiln_id x8 = kiln_graph_find_value(g, "x8");
+    CU_ASSERT_EQUAL(node(g, KILN_OP_GLOBAL_AVGPOOL, &x8, 1, "g", NULL, err), KILN_OK);
+    kiln_id gv = kiln_graph_find_value(g, "g");
+    CU_ASSERT_EQUAL(node(g, KILN_OP_REORDER, &gv, 1, "g8", NULL, err), KILN_OK);
+    kiln_id g8 = kiln_graph_find_value(g, "g8");
+    CU_ASSERT_EQUAL(node(g, KILN_OP_ADD, (kiln_id[]){x8, g8}, 2, "s", NULL, err), KILN_OK);
+    kiln_id sv = kiln_graph_find_value(g, "s");
+    CU_ASSERT_EQUAL(node(g, KILN_OP_REORDER, &sv, 1, "out", NULL, err), KILN_OK);
+    CU_ASSERT_EQUAL(kiln_graph_add_output(g, kiln_graph_find_value(g, "out")), KILN_OK);
+    EXPECT_VERIFY(g, ""); /* plain broadcasting is fine */
+    set_layout(g, "x8", 8);
+    set_layout(g, "g8", 8);
+    set_layout(g, "s", 8);
+    EXPECT_VERIFY(g, "add on blocked values does not broadcast: operand 'g8' is [batch,12,1,1], the output "
+                     "[batch,12,8,8]");
+    kiln_graph_destroy(g);
+}
+
 static void test_clone_and_lookup(void)
 {
     kiln_graph *g = small_mlp();
@@ -429,6 +688,9 @@ int main(void)
     CU_add_test(s, "matmul shapes", test_matmul_shapes);
     CU_add_test(s, "shape ops", test_shape_ops);
     CU_add_test(s, "verify", test_verify);
+    CU_add_test(s, "blocked layout: storage sizes", test_layout_storage);
+    CU_add_test(s, "blocked layout: verifier rules", test_verify_layouts);
+    CU_add_test(s, "blocked layout: conversions", test_layout_convert);
     CU_add_test(s, "clone and lookup", test_clone_and_lookup);
     CU_add_test(s, "allocation failures", test_alloc_failures);
     CU_add_test(s, "params", test_params);

@@ -369,6 +369,19 @@ static kiln_graph *build_all_ops(void)
     kiln_node_set_float(N(g, n), KILN_ATTR_VALUE, -0.5);
     fin(g, n);
     fin(g, ND(g, DROPOUT, "drop", "drop", x));
+    /* Layouts: reorders to nchw8c, between block sizes and back; a blocked
+     * relu; global_avgpool reading a blocked value. */
+    kiln_id c8 = fin(g, ND(g, REORDER, "conv.nchw8c", "conv1", conv));
+    kiln_graph_value(g, c8)->type.layout = KILN_LAYOUT_NCHWXC;
+    kiln_graph_value(g, c8)->type.block = 8;
+    kiln_id blk = fin(g, ND(g, RELU, "blk", "blk", c8));
+    kiln_graph_value(g, blk)->type.layout = KILN_LAYOUT_NCHWXC;
+    kiln_graph_value(g, blk)->type.block = 8;
+    fin(g, ND(g, GLOBAL_AVGPOOL, "blk.gap", "blk", blk));
+    kiln_id b4 = fin(g, ND(g, REORDER, "blk.nchw4c", "blk", blk));
+    kiln_graph_value(g, b4)->type.layout = KILN_LAYOUT_NCHWXC;
+    kiln_graph_value(g, b4)->type.block = 4;
+    fin(g, ND(g, REORDER, "blk.plain", "blk", b4));
 
     float k[6] = {1, 2, 3, 4, 5, 6};
     kiln_id kp = add_inline_param(g, "k", TY(KILN_F32, 2, 3), KILN_F32, k, sizeof k);
@@ -393,10 +406,7 @@ static kiln_graph *build_small(void)
     q.scale = 0.0078125;
     q.zero_point = 128;
     kiln_id img = add_input(g, "img", q);
-    kiln_type blk = TY(KILN_F32, 1, 2, 4, 4, 16);
-    blk.layout = KILN_LAYOUT_NCHWXC;
-    blk.block = 16;
-    kiln_id feat = add_input(g, "feat", blk);
+    kiln_id feat = add_input(g, "feat", TY(KILN_F32, 1, 20, 4, 4));
     kiln_type qi = TY(KILN_I8, 2, 5);
     qi.quantized = true;
     qi.scale = 1.0 / 3.0;
@@ -417,19 +427,26 @@ static kiln_graph *build_small(void)
     kiln_id fp = add_file_param(g, "from_file", TY(KILN_F32, 2), 0, "a \"key\"\nwith newline");
 
     kiln_id r = fin(g, ND(g, RELU, "r", "r", img));
-    kiln_id f = fin(g, ND(g, RELU, "f", "f", feat));
-    /* A layout pass's decision, kept by the text form. */
-    kiln_graph_value(g, f)->type.layout = KILN_LAYOUT_NCHWXC;
-    kiln_graph_value(g, f)->type.block = 16;
+    /* A layout pass's decisions, kept by the text form: 20 channels in blocks
+     * of 16 (a partial block), back to plain for the model output. */
+    kiln_id f16 = fin(g, ND(g, REORDER, "f16", "f", feat));
+    kiln_graph_value(g, f16)->type.layout = KILN_LAYOUT_NCHWXC;
+    kiln_graph_value(g, f16)->type.block = 16;
+    kiln_id fb = fin(g, ND(g, RELU, "fb", "f", f16));
+    kiln_graph_value(g, fb)->type.layout = KILN_LAYOUT_NCHWXC;
+    kiln_graph_value(g, fb)->type.block = 16;
+    kiln_id f = fin(g, ND(g, REORDER, "f", "f", fb));
     kiln_id qr = fin(g, ND(g, NEG, "qr", "qr", qin));
     /* A precision pass's decision: the rule says f32, the node computes bf16. */
     kiln_id x4 = add_input(g, "x4", TY(KILN_F32, 1, 32, 4, 4));
     kiln_id rb = fin(g, ND(g, RELU, "rb", "rb", x4));
     kiln_graph_value(g, rb)->type.dtype = KILN_BF16;
-    /* A layout pass's decision: the physical blocked shape. */
-    kiln_id bl = fin(g, ND(g, SIGMOID, "bl", "bl", x4));
-    kiln_graph_value(g, bl)->type = blk;
-    kiln_graph_value(g, bl)->type.shape.dims[1] = 2;
+    /* A blocked value's shape is its logical shape. */
+    kiln_id bl = fin(g, ND(g, REORDER, "bl", "bl", x4));
+    kiln_graph_value(g, bl)->type.layout = KILN_LAYOUT_NCHWXC;
+    kiln_graph_value(g, bl)->type.block = 16;
+    kiln_id bls = fin(g, ND(g, SIGMOID, "bls", "bls", bl));
+    kiln_graph_value(g, bls)->type = kiln_graph_value(g, bl)->type;
     fin(g, ND(g, TANH, "after_bf16", "after_bf16", rb));
     kiln_id c0 = fin(g, ND(g, CONSTANT, "c0", "c0", s0));
     kiln_id cf = fin(g, ND(g, CONSTANT, "cf", "cf", fp));
@@ -824,6 +841,35 @@ static const struct error_case {
     {HEAD "  %y = relu(%x) : f32[batch,0,8,8]\n}\n", "dimension 0 is out of range (1 to 2147483647)", 3, 29},
     {HEAD "  %y = relu(%x) : f32[batch,3,8,8] nchwc\n}\n",
      "unknown layout 'nchwc' (expected nchw<block>c, e.g. nchw16c)", 3, 36},
+    /* layouts (docs/ir.md "Layouts") */
+    {"kiln 1\ngraph @m(%x: f32[batch,3,8,8] nchw8c) -> (%x) {\n}\n",
+     "a model input is plain: the layout pass blocks only values that nodes compute", 2, 14},
+    {HEAD "  param %w: f32[4,3,3,3] nchw8c = random 1 0 1\n}\n",
+     "a param is plain: the layout pass blocks only values that nodes compute", 3, 13},
+    {"kiln 1\ngraph @m(%x: f32[batch,3,8,8]) -> (%b) {\n  %b = reorder(%x) : f32[batch,3,8,8] nchw8c\n}\n",
+     "model output %b is blocked: model outputs are plain (a reorder converts)", 2, 36},
+    {HEAD "  %y = reorder(%x) : f32[batch,1,8,8,8] nchw8c\n}\n",
+     "declared f32[batch,1,8,8,8] nchw8c but the shape rule gives f32[batch,3,8,8] nchw8c", 3, 22},
+    {HEAD "  %y = reorder(%x) : f32[batch,3,8,8] nchw65c\n}\n", "channel block 65 is outside 1..64", 3, 22},
+    {"kiln 1\ngraph @m(%x: f32[batch,3,8]) -> (%x) {\n  %y = reorder(%x) : f32[batch,3,8] nchw8c\n}\n",
+     "a blocked value must have rank 4 [N,C,H,W], not rank 3", 3, 22},
+    {HEAD "  %y = reorder(%x) : bf16[batch,3,8,8] nchw8c\n}\n", "a blocked value must be f32, not bf16", 3, 22},
+    {HEAD "  %y = relu(%x) : f32[batch,3,8,8] nchw8c\n}\n",
+     "relu keeps its operands' layout, but operand 'x' is plain and the output nchw8c", 3, 19},
+    {HEAD "  %b = reorder(%x) : f32[batch,3,8,8] nchw8c\n  %f = flatten(%b) : f32[batch,192]\n}\n",
+     "flatten reads the plain layout only, but operand 'b' is nchw8c (a reorder must convert it)", 4, 22},
+    {HEAD "  %p = pad(%x) {pads=[1,1,1,1]} : f32[batch,3,10,10] nchw8c\n}\n",
+     "pad writes the plain layout only, not nchw8c", 3, 35},
+    {HEAD "  %b = reorder(%x) : f32[batch,3,8,8] nchw4c\n  %g = global_avgpool(%b) : f32[batch,3,1,1] nchw4c\n}\n",
+     "global_avgpool reads any layout but writes a plain output, not nchw4c", 4, 29},
+    {HEAD "  %b = reorder(%x) : f32[batch,3,8,8] nchw8c\n  %m = maxpool2d(%b) {kernel=[2,2]} : f32[batch,3,4,4]\n}\n",
+     "maxpool2d keeps its operands' layout, but operand 'b' is nchw8c and the output plain", 4, 39},
+    {HEAD "  %b = reorder(%x) : f32[batch,3,8,8] nchw8c\n  %c = reorder(%x) : f32[batch,3,8,8] nchw4c\n"
+          "  %a = add(%b, %c) : f32[batch,3,8,8] nchw8c\n}\n",
+     "add keeps its operands' layout, but operand 'c' is nchw4c and the output nchw8c", 5, 22},
+    {HEAD "  %b = reorder(%x) : f32[batch,3,8,8] nchw8c\n  %g = global_avgpool(%b) : f32[batch,3,1,1]\n"
+          "  %g8 = reorder(%g) : f32[batch,3,1,1] nchw8c\n  %a = add(%b, %g8) : f32[batch,3,8,8] nchw8c\n}\n",
+     "add on blocked values does not broadcast: operand 'g8' is [batch,3,1,1], the output [batch,3,8,8]", 6, 23},
     {HEAD "  %y = relu(%x) : f32[batch,3,8,8] precision f8\n}\n",
      "unknown precision 'f8' (expected f32, bf16, f16, int8 or auto)", 3, 46},
     {HEAD "  %y = relu(%x, %x) : f32[batch,3,8,8]\n}\n", "relu takes 1 operand, found 2", 3, 8},

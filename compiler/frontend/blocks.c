@@ -387,7 +387,7 @@ static void check_layer(kiln_fe *fe, kiln_yaml_node *item, kiln_strmap *names, c
             kiln_fe_error(fe, KILN_ERR_PARSE, v->loc, "'op' must be the name of an op, not %s",
                           kiln_yaml_kind_name(v->kind));
             bad = true;
-        } else if (kiln_op_lookup(v->text, &o) != 0) {
+        } else if (kiln_fe_lookup_op(v->text, &o) != 0) {
             const char *hint = kiln_fe_suggest_op(v->text);
             kiln_fe_error(fe, KILN_ERR_PARSE, v->loc, "unknown op '%s'%s%s%s", v->text, hint ? " (did you mean '" : "",
                           hint ? hint : "", hint ? "'?)" : "");
@@ -640,7 +640,7 @@ static kiln_fe_ref expand_op(kiln_fe *fe, scope *s, kiln_fe_layer *L, const char
                             kiln_yaml_kind_name(v->kind));
         return ref_of(KILN_FE_REF_ERROR, 0);
     }
-    if (kiln_op_lookup(v->text, &L->op) != 0) {
+    if (kiln_fe_lookup_op(v->text, &L->op) != 0) {
         const char *hint = kiln_fe_suggest_op(v->text);
         kiln_fe_layer_error(fe, L, v, KILN_ERR_PARSE, "unknown op '%s'%s%s%s", v->text,
                             hint ? " (did you mean '" : "", hint ? hint : "", hint ? "'?)" : "");

@@ -140,11 +140,22 @@ static size_t distance(const char *a, const char *b)
     return row[lb];
 }
 
+int kiln_fe_lookup_op(const char *name, kiln_op *out)
+{
+    kiln_op op;
+    if (kiln_op_lookup(name, &op) != 0 || (kiln_op_get(op)->flags & KILN_OPF_IR_ONLY))
+        return -1;
+    *out = op;
+    return 0;
+}
+
 const char *kiln_fe_suggest_op(const char *name)
 {
     const char *best = NULL;
     size_t best_d = 3;
     for (int i = 0; i < KILN_OP_COUNT; ++i) {
+        if (kiln_op_get((kiln_op)i)->flags & KILN_OPF_IR_ONLY)
+            continue;
         size_t d = distance(name, kiln_op_name((kiln_op)i));
         if (d < best_d) {
             best_d = d;

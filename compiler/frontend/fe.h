@@ -151,6 +151,9 @@ bool kiln_fe_is_layer_name(const char *s);  /* [A-Za-z0-9_.]+ */
 bool kiln_fe_is_identifier(const char *s);  /* [A-Za-z_][A-Za-z0-9_]* */
 /* The op name closest to a misspelt one, or NULL when none is close. */
 const char *kiln_fe_suggest_op(const char *name);
+/* kiln_op_lookup for the ops a model may use (FORMAT.md): ops the passes
+ * make (KILN_OPF_IR_ONLY, such as reorder) are unknown here. 0 when found. */
+int kiln_fe_lookup_op(const char *name, kiln_op *out);
 
 /* Resolves a value node of layer L (`$arg` substituted). */
 static inline kiln_yaml_node *kiln_fe_layer_get(const kiln_fe_layer *L, const char *key,

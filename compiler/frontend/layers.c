@@ -523,7 +523,7 @@ static bool read_activation(lctx *c, kiln_op *act, kiln_node *proto, bool *prese
     }
     if (v->kind == KILN_YAML_SCALAR && strcmp(opn->text, "none") == 0)
         return true;
-    if (kiln_op_lookup(opn->text, act) != 0) {
+    if (kiln_fe_lookup_op(opn->text, act) != 0) {
         lerr(c, opn, KILN_ERR_PARSE, "unknown activation op '%s'", opn->text);
         return false;
     }

@@ -60,6 +60,7 @@ static const kiln_interp_kernel kernels[] = {
     [KILN_OP_PAD] = kiln_interp_pad,
     [KILN_OP_IDENTITY] = kiln_interp_copy,
     [KILN_OP_DROPOUT] = kiln_interp_copy,
+    [KILN_OP_REORDER] = kiln_interp_copy, /* layouts are storage: the logical values pass unchanged */
     [KILN_OP_CONSTANT] = kiln_interp_constant,
 };
 _Static_assert(sizeof kernels / sizeof kernels[0] == KILN_OP_COUNT,
@@ -409,18 +410,6 @@ const double *kiln_interp_output(const kiln_interp *it, size_t output_index, siz
 /* Running                                                                   */
 /* ------------------------------------------------------------------------ */
 
-static kiln_status check_layout(const kiln_interp *it, const kiln_node *n, kiln_id v, kiln_diag *d)
-{
-    const kiln_type *t = &it->g->values[v].type;
-    if (t->layout == KILN_LAYOUT_PLAIN)
-        return KILN_OK;
-    char buf[160];
-    return node_fail(it->g, n, d, KILN_ERR_UNSUPPORTED,
-                     "value '%s' is %s; the reference interpreter handles only the plain layout "
-                     "(run it on the graph before the layout pass)",
-                     value_name(it->g, v), kiln_type_format(t, batch_name(it->g), buf, sizeof buf));
-}
-
 /* Reads parameter v into its buffer, or returns an error with a message. */
 static kiln_status load_param(kiln_interp *it, kiln_id v, char *err, size_t err_size)
 {
@@ -504,7 +493,7 @@ static kiln_status eval_node(kiln_interp *it, const kiln_node *n, kiln_diag *d)
             continue; /* an absent optional parameter */
         if (v >= g->n_values)
             return node_fail(g, n, d, KILN_ERR_INTERNAL, "operand %u refers to no value", j + 1);
-        if ((s = check_layout(it, n, v, d)) != KILN_OK || (s = ensure_operand(it, n, v, d)) != KILN_OK)
+        if ((s = ensure_operand(it, n, v, d)) != KILN_OK)
             return s;
         if (j < n_data)
             it->operands[j] = &it->values[v];
@@ -513,8 +502,6 @@ static kiln_status eval_node(kiln_interp *it, const kiln_node *n, kiln_diag *d)
     kiln_id o = n->output;
     if (o >= g->n_values)
         return node_fail(g, n, d, KILN_ERR_INTERNAL, "the output refers to no value");
-    if ((s = check_layout(it, n, o, d)) != KILN_OK)
-        return s;
     kiln_itensor *out = &it->values[o];
     value_free(it, o);
     char err[512];

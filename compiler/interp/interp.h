@@ -2,6 +2,8 @@
  * graph op by op in double precision, whatever the values' dtypes, with the
  * semantics of FORMAT.md (PyTorch's). It is the oracle for every numerical
  * test and for `kiln check`: clarity and correctness before speed.
+ * Values are logical tensors: a value's layout (ir/type.h) says how compiled
+ * code stores it, and the interpreter ignores it (reorder is a copy).
  *
  * Usage:
  *   kiln_interp *it;
@@ -53,8 +55,8 @@ kiln_status kiln_interp_set_input(kiln_interp *it, size_t input_index, const flo
 kiln_status kiln_interp_set_input_f64(kiln_interp *it, size_t input_index, const double *data);
 
 /* Evaluates every node in node order. Every error (an input not set, a
- * parameter that cannot be read, out of memory, a layout or op this
- * interpreter does not handle, a value whose type disagrees with its op's
+ * parameter that cannot be read, out of memory, an op this interpreter does
+ * not handle, a value whose type disagrees with its op's
  * rule) is reported to `d` at the node's location, naming the layer, and
  * returned as its status. `d` may be NULL (errors then only return a status).
  * Results of a previous run are discarded first. */

@@ -45,6 +45,7 @@ static bool is_noop(const kiln_graph *g, const kiln_node *n)
     switch (n->op) {
     case KILN_OP_IDENTITY:
     case KILN_OP_DROPOUT:
+    case KILN_OP_REORDER: /* between equal layouts: a copy */
     case KILN_OP_RESHAPE:
     case KILN_OP_FLATTEN:
         return true; /* same type: the same shape */

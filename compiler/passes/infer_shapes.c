@@ -19,11 +19,9 @@ kiln_status kiln_pass_infer_shapes(kiln_graph *g, kiln_diag *d)
                 first = st;
             continue;
         }
-        /* What passes decided stays: dtype, quantization, a blocked layout
-         * (whose physical shape the rule does not describe). */
+        /* What passes decided stays: dtype, quantization, layout (the shape
+         * is logical whatever the layout, so the rule's shape stands). */
         v = &g->values[n->output];
-        if (old.layout != KILN_LAYOUT_PLAIN)
-            v->type.shape = old.shape;
         v->type.dtype = old.dtype;
         v->type.layout = old.layout;
         v->type.block = old.block;

@@ -44,8 +44,8 @@ kiln_status kiln_pass_verify(kiln_graph *g, kiln_diag *d);
 
 /* Reruns every node's shape rule in order and stores the result (negative
  * axes become non-negative). The dtype, layout and quantization already on a
- * value stay: they are decisions of passes, not of shape rules; a value in a
- * blocked layout keeps its shape too. KILN_ERR_SHAPE names the layer. */
+ * value stay: they are decisions of passes, not of shape rules (shapes are
+ * logical in every layout). KILN_ERR_SHAPE names the layer. */
 kiln_status kiln_pass_infer_shapes(kiln_graph *g, kiln_diag *d);
 
 /* batchnorm(conv2d(x)) and batchnorm(dense(x)) (dense of rank-2 output, where
