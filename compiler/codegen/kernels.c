@@ -47,6 +47,7 @@ static const kiln_cg_kernel kernels[] = {
     [KILN_OP_IDENTITY] = ALIAS,
     [KILN_OP_DROPOUT] = ALIAS,
     [KILN_OP_CONSTANT] = ALIAS,
+    [KILN_OP_REORDER] = {kiln_cg_emit_reorder, NULL},
 };
 
 _Static_assert(sizeof kernels / sizeof kernels[0] == KILN_OP_COUNT, "one kernel emitter per op");

@@ -58,13 +58,7 @@ bool kiln_cg_is_keyword(const char *s)
 
 int64_t kiln_cg_storage_per_item(const kiln_type *t)
 {
-    const kiln_shape *s = &t->shape;
-    int64_t e = s->batched ? kiln_shape_elements_per_item(s) : kiln_shape_elements(s, 1);
-    if (t->layout != KILN_LAYOUT_NCHWXC || s->rank != 4 || t->block < 1 || e <= 0)
-        return e;
-    /* [N][ceil(C / B)][H][W][B]: C rounded up to whole blocks */
-    int64_t C = s->dims[1], padded = (C + t->block - 1) / t->block * t->block;
-    return e / C * padded;
+    return kiln_type_storage_elements_per_item(t);
 }
 
 bool kiln_cg_op_is_alias(kiln_op op)
