@@ -28,7 +28,7 @@ contains "$work/out" "--time-passes" "dump --help lists --time-passes"
 # usage errors
 expect 2 "unknown pass" -- "$kiln" dump "$mlp" --after fusion
 contains "$work/err" "unknown pass 'fusion'" "unknown pass message"
-contains "$work/err" "verify, infer_shapes, fold_batchnorm, fold_constants, dce, fuse, memory_plan, schedule" "the passes listed"
+contains "$work/err" "verify, infer_shapes, fold_batchnorm, fold_constants, dce, fuse, layout, memory_plan, schedule" "the passes listed"
 expect 2 "--after without a pass" -- "$kiln" dump "$mlp" --after
 expect 2 "--threads 0" -- "$kiln" dump "$mlp" --after schedule --threads 0
 
@@ -68,7 +68,7 @@ for name in mlp digits resnet20 transformer; do
 done
 
 # --dump-ir on kiln dump: after:PASS is --after PASS; all prints after every pass
-passes="verify infer_shapes fold_batchnorm fold_constants dce fuse memory_plan schedule"
+passes="verify infer_shapes fold_batchnorm fold_constants dce fuse layout memory_plan schedule"
 expect 0 "dump --help" -- "$kiln" dump --help
 contains "$work/out" "--dump-ir=all" "dump --help lists --dump-ir"
 expect 0 "dump --after fuse" -- "$kiln" dump "$mlp" --after fuse
@@ -84,10 +84,10 @@ expect 0 "dump --after schedule" -- "$kiln" dump "$mlp" --after schedule
 cmp -s "$work/out" "$work/all.schedule.kir" && ok || fail "dump --dump-ir=all: the last part is not the IR after schedule"
 expect 0 "read the last part of --dump-ir=all" -- "$kiln" dump "$work/all.schedule.kir"
 expect 0 "dump --dump-ir=all -o" -- "$kiln" dump "$mlp" --dump-ir=all -o "$work/all.kir"
-[ "$(grep -c '^# after ' "$work/all.kir" 2>/dev/null)" = 8 ] && ok || fail "dump --dump-ir=all -o: not 8 dumps in the file"
+[ "$(grep -c '^# after ' "$work/all.kir" 2>/dev/null)" = 9 ] && ok || fail "dump --dump-ir=all -o: not 9 dumps in the file"
 lacks "$work/out" "graph @" "dump --dump-ir=all -o: nothing on standard output"
 expect 2 "dump --dump-ir unknown pass" -- "$kiln" dump "$mlp" --dump-ir=after:fusion
-contains "$work/err" "kiln dump: error: --dump-ir: unknown pass 'fusion' (the passes, in order: verify, infer_shapes, fold_batchnorm, fold_constants, dce, fuse, memory_plan, schedule)" "dump --dump-ir unknown pass message"
+contains "$work/err" "kiln dump: error: --dump-ir: unknown pass 'fusion' (the passes, in order: verify, infer_shapes, fold_batchnorm, fold_constants, dce, fuse, layout, memory_plan, schedule)" "dump --dump-ir unknown pass message"
 expect 2 "dump --dump-ir and --after" -- "$kiln" dump "$mlp" --dump-ir=all --after fuse
 expect 2 "dump --dump-ir=all --format dot" -- "$kiln" dump "$mlp" --dump-ir=all --format dot
 expect 0 "dump --dump-ir=all --time-passes" -- "$kiln" dump "$mlp" --dump-ir=all --time-passes
@@ -116,7 +116,7 @@ if "$kiln" --help | grep -q compile; then
   contains "$work/err" " tasks " "compile --dump-ir=all reaches schedule"
   rm -f "$work/bad.o"
   expect 2 "compile --dump-ir unknown pass" -- "$kiln" compile "$mlp" -o "$work/bad.o" --dump-ir=after:fusion
-  contains "$work/err" "kiln compile: error: --dump-ir: unknown pass 'fusion' (the passes, in order: verify, infer_shapes, fold_batchnorm, fold_constants, dce, fuse, memory_plan, schedule)" "compile --dump-ir unknown pass message"
+  contains "$work/err" "kiln compile: error: --dump-ir: unknown pass 'fusion' (the passes, in order: verify, infer_shapes, fold_batchnorm, fold_constants, dce, fuse, layout, memory_plan, schedule)" "compile --dump-ir unknown pass message"
   [ -e "$work/bad.o" ] && fail "compile --dump-ir unknown pass wrote the object" || ok
   expect 2 "compile --dump-ir without after:" -- "$kiln" compile "$mlp" -o "$work/bad.o" --dump-ir=fuse
   contains "$work/err" "--dump-ir expects 'all' or 'after:PASS', got 'fuse'" "compile --dump-ir=fuse message"

@@ -56,7 +56,7 @@ static const char help[] =
     "  --dump-ir=after:PASS  print the IR text after pass PASS to standard error (what\n"
     "                      'kiln dump --after PASS' prints). The passes, in order: verify,\n"
     "                      infer_shapes, fold_batchnorm, fold_constants, dce, fuse,\n"
-    "                      memory_plan, schedule\n"
+    "                      layout, memory_plan, schedule\n"
     "  --dump-ir=all       print the IR after every pass, each headed by '# after PASS'\n"
     "  --time-passes       print to standard error the time of each pass, then of\n"
     "                      loading, tuning, code generation and emission\n"

@@ -19,7 +19,7 @@ static const char help[] =
     "\n"
     "  --after PASS    run the passes up to and including PASS, then print. In order:\n"
     "                  verify, infer_shapes, fold_batchnorm, fold_constants, dce,\n"
-    "                  fuse, memory_plan, schedule (see docs/passes.md)\n"
+    "                  fuse, layout, memory_plan, schedule (see docs/passes.md)\n"
     "  --dump-ir=after:PASS  the same as --after PASS\n"
     "  --dump-ir=all   run every pass and print the IR after each, each dump headed\n"
     "                  by a line '# after PASS' (text form; weights paths relative\n"
