@@ -16,13 +16,19 @@
  *   inside its region, no two values live at once overlap, and the planned
  *   size is at most 1.1x the lower bound (examples). A table of the figures
  *   is printed.
+ *   Both run twice: all plain, and with the layout pass blocking by 8.
  * - the plan and groups survive print/parse, and the pipeline run again on
- *   its own output changes nothing.
+ *   its own output changes nothing (plain and blocked).
+ * - the layout pass on hand-written graphs (MobileNetV2-, LeNet- and
+ *   ResNet-like, model outputs, branches): which values are blocked, where
+ *   the reorders go; each result verifies, round-trips, is unchanged by a
+ *   second run and computes the same outputs in the interpreter.
  * - the verifier and the reader reject broken groups and plans.
  * - the pipeline API: pass names, stop/dump/time options, unknown names.
  * - allocation failures: the N-th allocation fails (once, or from then on)
- *   for every N through the pipeline on a small model: a clean error, a
- *   graph that still verifies, no leak (run under ASan).
+ *   for every N through the pipeline on small models (also with the layout
+ *   pass): a clean error, a graph that still verifies, no leak (run under
+ *   ASan).
  *
  * Usage: test_passes [-v] (KILN_TEST_DIR, KILN_SOURCE_DIR, KILN_FIXTURE_DIR
  * are compiled in). */
@@ -38,6 +44,7 @@
 #include <string.h>
 
 #include "compiler/frontend/frontend.h"
+#include "compiler/frontend/weights.h"
 #include "compiler/interp/interp.h"
 #include "compiler/passes/passes.h"
 #include "ir/arena.h"
@@ -140,11 +147,13 @@ static char *read_text(const char *path, size_t *len)
     return buf;
 }
 
-static kiln_status run_pipeline(kiln_graph *g, const char *stop_after, const char *what)
+/* The pipeline up to stop_after (NULL: all), verifying after each pass, with
+ * the layout pass blocking channels by layout_block (0: plain). */
+static kiln_status run_pipeline_layout(kiln_graph *g, const char *stop_after, int layout_block, const char *what)
 {
     kiln_diag d;
     kiln_diag_init(&d);
-    kiln_pipeline_options o = {.stop_after = stop_after, .verify_each = true};
+    kiln_pipeline_options o = {.stop_after = stop_after, .verify_each = true, .layout_block = layout_block};
     kiln_status st = kiln_pipeline_run(g, &o, &d);
     if (st != KILN_OK || kiln_diag_has_errors(&d)) {
         kiln_diag_print(&d, stderr);
@@ -154,6 +163,11 @@ static kiln_status run_pipeline(kiln_graph *g, const char *stop_after, const cha
     }
     kiln_diag_release(&d);
     return st;
+}
+
+static kiln_status run_pipeline(kiln_graph *g, const char *stop_after, const char *what)
+{
+    return run_pipeline_layout(g, stop_after, 0, what);
 }
 
 static size_t count_op(const kiln_graph *g, kiln_op op)
@@ -226,6 +240,10 @@ static int check_plan(const kiln_graph *g, const char *what, plan_figures *fig)
         first[v] = last[v] = step[i];
         const kiln_type *t = &g->values[v].type;
         bytes[v] = (uint64_t)kiln_shape_elements_per_item(&t->shape) * kiln_dtype_size(t->dtype);
+        if (t->layout == KILN_LAYOUT_NCHWXC) { /* whole channel blocks are stored */
+            uint64_t c = (uint64_t)t->shape.dims[1], b = (uint64_t)t->block;
+            bytes[v] = bytes[v] / c * ((c + b - 1) / b * b);
+        }
     }
     for (size_t i = 0; i < nn; i++)
         for (uint32_t k = 0; k < g->nodes[i].n_inputs; k++) {
@@ -331,10 +349,17 @@ static void test_golden(void)
         else
             snprintf(input, sizeof input, "%s/%s.kir", GOLDEN_DIR, base);
         checked++;
+        /* "# test: layout_block N" in the input: the layout pass blocks by N */
+        int layout_block = 0;
+        char *src = read_text(input, NULL);
+        const char *directive = src ? strstr(src, "# test: layout_block ") : NULL;
+        if (directive)
+            layout_block = atoi(directive + strlen("# test: layout_block "));
+        free(src);
         kiln_graph *g = load(input);
         if (!g)
             continue;
-        if (run_pipeline(g, pass, name) != KILN_OK) {
+        if (run_pipeline_layout(g, pass, layout_block, name) != KILN_OK) {
             kiln_graph_destroy(g);
             continue;
         }
@@ -472,11 +497,14 @@ static double compare_outputs(const kiln_graph *g, const kiln_interp *before, co
 
 typedef struct model_report {
     size_t nodes_before, nodes_after, bn_before, bn_after, groups;
+    size_t blocked, reorders; /* with a layout block */
     plan_figures fig;
     double error;
 } model_report;
 
-static bool check_model(const char *path, const char *what, int64_t batch, model_report *r)
+static size_t count_blocked(const kiln_graph *g);
+
+static bool check_model(const char *path, const char *what, int64_t batch, int layout_block, model_report *r)
 {
     memset(r, 0, sizeof *r);
     kiln_graph *g = load(path);
@@ -484,16 +512,18 @@ static bool check_model(const char *path, const char *what, int64_t batch, model
         return false;
     kiln_graph *c = kiln_graph_clone(g);
     CU_ASSERT_FATAL(c != NULL);
-    bool ok = run_pipeline(c, NULL, what) == KILN_OK;
+    bool ok = run_pipeline_layout(c, NULL, layout_block, what) == KILN_OK;
     if (ok) {
+        r->reorders = count_op(c, KILN_OP_REORDER);
+        r->blocked = count_blocked(c);
         r->nodes_before = g->n_nodes;
-        r->nodes_after = c->n_nodes;
+        r->nodes_after = c->n_nodes - r->reorders; /* the reorders are the only nodes a pass adds */
         r->bn_before = count_op(g, KILN_OP_BATCHNORM);
         r->bn_after = count_op(c, KILN_OP_BATCHNORM);
         r->groups = count_groups(c);
         ok = check_plan(c, what, &r->fig) == 0;
         if (r->nodes_after > r->nodes_before) {
-            fail(what, "the pipeline added nodes: %zu -> %zu", r->nodes_before, r->nodes_after);
+            fail(what, "the pipeline added nodes other than reorders: %zu -> %zu", r->nodes_before, r->nodes_after);
             ok = false;
         }
         for (size_t i = 0; i < c->n_nodes; i++)
@@ -532,30 +562,43 @@ static const struct {
 
 static void test_examples(void)
 {
-    printf("\n  %-12s %13s %9s %7s %12s %12s %7s %9s\n", "example", "nodes", "bn", "groups", "planned",
-           "lower_bound", "ratio", "max_err");
-    for (size_t i = 0; i < sizeof examples / sizeof examples[0]; i++) {
-        char path[1024];
-        const char *name = examples[i].name;
-        snprintf(path, sizeof path, "%s/examples/%s/%s.yaml", KILN_SOURCE_DIR, name, name);
-        model_report r;
-        if (!check_model(path, name, examples[i].batch, &r))
-            continue;
-        double ratio = r.fig.lower_bound ? (double)r.fig.planned / (double)r.fig.lower_bound : 1.0;
-        printf("  %-12s %6zu->%-6zu %3zu->%-3zu %7zu %12llu %12llu %7.4f %9.2g\n", name, r.nodes_before,
-               r.nodes_after, r.bn_before, r.bn_after, r.groups, (unsigned long long)r.fig.planned,
-               (unsigned long long)r.fig.lower_bound, ratio, r.error);
-        if (r.bn_after != 0)
-            fail(name, "%zu batchnorm nodes left (of %zu)", r.bn_after, r.bn_before);
-        if (r.groups == 0)
-            fail(name, "no fusion groups");
-        if (r.nodes_after + r.bn_before > r.nodes_before)
-            fail(name, "%zu nodes after the pipeline, %zu before, %zu of them batchnorms", r.nodes_after,
-                 r.nodes_before, r.bn_before);
-        if (ratio > MAX_PLAN_RATIO)
-            fail(name, "planned %llu bytes, %.3fx the lower bound %llu (limit %.2fx)",
-                 (unsigned long long)r.fig.planned, ratio, (unsigned long long)r.fig.lower_bound,
-                 MAX_PLAN_RATIO);
+    /* Each example through the whole pipeline, keeping every value plain and
+     * blocking channels by 8 (no conv kept plain: every blocked kernel the
+     * policy allows). */
+    for (int layout_block = 0; layout_block <= 8; layout_block += 8) {
+        printf("\n  %-12s %13s %9s %7s %12s %12s %7s %9s %8s %8s\n", layout_block ? "nchw8c" : "example",
+               "nodes", "bn", "groups", "planned", "lower_bound", "ratio", "max_err", "blocked", "reorders");
+        for (size_t i = 0; i < sizeof examples / sizeof examples[0]; i++) {
+            char path[1024], what[64];
+            const char *name = examples[i].name;
+            snprintf(path, sizeof path, "%s/examples/%s/%s.yaml", KILN_SOURCE_DIR, name, name);
+            snprintf(what, sizeof what, "%s%s", name, layout_block ? " (nchw8c)" : "");
+            model_report r;
+            if (!check_model(path, what, examples[i].batch, layout_block, &r))
+                continue;
+            double ratio = r.fig.lower_bound ? (double)r.fig.planned / (double)r.fig.lower_bound : 1.0;
+            printf("  %-12s %6zu->%-6zu %3zu->%-3zu %7zu %12llu %12llu %7.4f %9.2g %8zu %8zu\n", name,
+                   r.nodes_before, r.nodes_after, r.bn_before, r.bn_after, r.groups,
+                   (unsigned long long)r.fig.planned, (unsigned long long)r.fig.lower_bound, ratio, r.error,
+                   r.blocked, r.reorders);
+            if (r.bn_after != 0)
+                fail(what, "%zu batchnorm nodes left (of %zu)", r.bn_after, r.bn_before);
+            if (r.groups == 0)
+                fail(what, "no fusion groups");
+            if (r.nodes_after + r.bn_before > r.nodes_before)
+                fail(what, "%zu nodes after the pipeline, %zu before, %zu of them batchnorms", r.nodes_after,
+                     r.nodes_before, r.bn_before);
+            if (ratio > MAX_PLAN_RATIO)
+                fail(what, "planned %llu bytes, %.3fx the lower bound %llu (limit %.2fx)",
+                     (unsigned long long)r.fig.planned, ratio, (unsigned long long)r.fig.lower_bound,
+                     MAX_PLAN_RATIO);
+            if (!layout_block && r.blocked + r.reorders)
+                fail(what, "%zu blocked values, %zu reorders without a layout block", r.blocked, r.reorders);
+            /* the models with a global_avgpool head have a blocked body */
+            bool gap_head = !strcmp(name, "resnet20") || !strcmp(name, "mobilenetv2") || !strcmp(name, "resnet18");
+            if (layout_block && gap_head && r.blocked == 0)
+                fail(what, "nothing blocked");
+        }
     }
     fflush(stdout);
 }
@@ -567,7 +610,7 @@ static void test_fixtures(void)
     FILE *f = fopen(path, "r");
     CU_ASSERT_PTR_NOT_NULL_FATAL(f);
     char line[512];
-    size_t cases = 0, passed = 0, folded = 0, fused = 0;
+    size_t cases = 0, passed = 0, folded = 0, fused = 0, blocked = 0, reorders = 0;
     double worst = 0;
     while (fgets(line, sizeof line, f)) {
         line[strcspn(line, "\r\n")] = 0;
@@ -576,10 +619,12 @@ static void test_fixtures(void)
         snprintf(path, sizeof path, "%s/%s/model.yaml", KILN_FIXTURE_DIR, line);
         model_report r;
         cases++;
-        if (check_model(path, line, 2, &r)) {
+        if (check_model(path, line, 2, 0, &r) && check_model(path, line, 2, 8, &r)) {
             passed++;
             folded += r.bn_before - r.bn_after;
             fused += r.groups;
+            blocked += r.blocked > 0;
+            reorders += r.reorders;
             if (r.error > worst)
                 worst = r.error;
             if (verbose)
@@ -588,9 +633,9 @@ static void test_fixtures(void)
         }
     }
     fclose(f);
-    printf("\n  fixtures: %zu of %zu agree before/after the pipeline (worst error %.2g); %zu batchnorms folded, "
-           "%zu fusion groups\n",
-           passed, cases, worst, folded, fused);
+    printf("\n  fixtures: %zu of %zu agree before/after the pipeline, plain and nchw8c (worst error %.2g); %zu "
+           "batchnorms folded, %zu fusion groups; nchw8c: %zu fixtures with blocked values, %zu reorders\n",
+           passed, cases, worst, folded, fused, blocked, reorders);
     CU_ASSERT(cases > 100);
 }
 
@@ -598,17 +643,19 @@ static void test_fixtures(void)
 
 static void test_rerun(void)
 {
-    for (size_t i = 0; i < sizeof examples / sizeof examples[0]; i++) {
-        char path[1024];
-        const char *name = examples[i].name;
-        if (strcmp(name, "resnet18") == 0 || strcmp(name, "mobilenetv2") == 0)
+    for (size_t k = 0; k < 2 * sizeof examples / sizeof examples[0]; k++) {
+        size_t i = k % (sizeof examples / sizeof examples[0]);
+        int layout_block = k < sizeof examples / sizeof examples[0] ? 0 : 8;
+        char path[1024], name[64];
+        snprintf(name, sizeof name, "%s%s", examples[i].name, layout_block ? " (nchw8c)" : "");
+        if (strcmp(examples[i].name, "resnet18") == 0 || strcmp(examples[i].name, "mobilenetv2") == 0)
             continue; /* their folded weights make hundreds of MB of text: the others cover it */
-        snprintf(path, sizeof path, "%s/examples/%s/%s.yaml", KILN_SOURCE_DIR, name, name);
+        snprintf(path, sizeof path, "%s/examples/%s/%s.yaml", KILN_SOURCE_DIR, examples[i].name, examples[i].name);
         kiln_graph *g = load(path);
         if (!g)
             continue;
         size_t len = 0;
-        char *first = run_pipeline(g, NULL, name) == KILN_OK ? print_graph(g, ".", &len) : NULL;
+        char *first = run_pipeline_layout(g, NULL, layout_block, name) == KILN_OK ? print_graph(g, ".", &len) : NULL;
         kiln_graph_destroy(g);
         if (!first) {
             fail(name, "no dump");
@@ -627,7 +674,7 @@ static void test_rerun(void)
             if (!same || strcmp(same, first) != 0)
                 fail(name, "the dump after the pipeline does not print back identically");
             free(same);
-            if (run_pipeline(back, NULL, name) == KILN_OK) {
+            if (run_pipeline_layout(back, NULL, layout_block, name) == KILN_OK) {
                 char *again = print_graph(back, ".", NULL);
                 if (!again || strcmp(again, first) != 0) {
                     char diff[1024];
@@ -640,6 +687,428 @@ static void test_rerun(void)
         kiln_graph_destroy(back);
         kiln_diag_release(&d);
         free(first);
+    }
+}
+
+/* ---- the layout pass --------------------------------------------------------- */
+
+/* IR text with random params (no weights files): the pass and the
+ * interpreter need no files. */
+static kiln_graph *parse_text(const char *text, const char *what)
+{
+    kiln_diag d;
+    kiln_diag_init(&d);
+    kiln_graph *g = NULL;
+    if (kiln_ir_parse(text, strlen(text), "layout.kir", &g, &d) != KILN_OK) {
+        kiln_diag_print(&d, stderr);
+        fail(what, "the test graph does not parse");
+    } else if (kiln_weights_bind(g, &d) != KILN_OK) { /* random params: the interpreter reads them */
+        kiln_diag_print(&d, stderr);
+        fail(what, "the test graph's params do not bind");
+        kiln_graph_destroy(g);
+        g = NULL;
+    }
+    kiln_diag_release(&d);
+    return g;
+}
+
+typedef struct keeps_3x3 {
+    int calls;
+} keeps_3x3;
+
+/* The test's stand-in for kiln_cg_conv_keeps_plain: every 3x3 groups-1 conv
+ * keeps NCHW (as if Winograd computed it). */
+static bool keeps_plain_3x3(const kiln_graph *g, const kiln_node *n, void *arg)
+{
+    (void)g;
+    ((keeps_3x3 *)arg)->calls++;
+    return n->op == KILN_OP_CONV2D && n->attrs[KILN_ATTR_KERNEL].ints[0] == 3 &&
+           n->attrs[KILN_ATTR_KERNEL].ints[1] == 3 && n->attrs[KILN_ATTR_GROUPS].i == 1;
+}
+
+/* The pipeline up to layout with these layout options (verify after each pass). */
+static kiln_status run_to_layout(kiln_graph *g, int block, keeps_3x3 *keeps, const char *what)
+{
+    kiln_diag d;
+    kiln_diag_init(&d);
+    kiln_pipeline_options o = {.stop_after = "layout", .verify_each = true, .layout_block = block,
+                               .conv_keeps_plain = keeps ? keeps_plain_3x3 : NULL, .conv_keeps_plain_arg = keeps};
+    kiln_status st = kiln_pipeline_run(g, &o, &d);
+    if (st != KILN_OK || kiln_diag_has_errors(&d)) {
+        kiln_diag_print(&d, stderr);
+        fail(what, "pipeline to layout: %s", kiln_status_string(st));
+        if (st == KILN_OK)
+            st = KILN_ERR_INTERNAL;
+    }
+    kiln_diag_release(&d);
+    return st;
+}
+
+static kiln_layout layout_of(const kiln_graph *g, const char *name, int *block)
+{
+    kiln_id v = kiln_graph_find_value(g, name);
+    CU_ASSERT_FATAL(v != KILN_NO_ID);
+    if (block)
+        *block = g->values[v].type.block;
+    return g->values[v].type.layout;
+}
+
+static size_t count_blocked(const kiln_graph *g)
+{
+    size_t n = 0;
+    for (size_t v = 0; v < g->n_values; v++)
+        n += g->values[v].type.layout != KILN_LAYOUT_PLAIN;
+    return n;
+}
+
+/* What must hold after any layout run: the IR verifies (the pipeline did
+ * that), the text round-trips, the pass run again changes nothing, and the
+ * interpreter computes the same outputs as on `before`. */
+static void check_layout_run(const kiln_graph *before, kiln_graph *g, int block, keeps_3x3 *keeps,
+                             const char *what)
+{
+    size_t len = 0;
+    char *text = print_graph(g, ".", &len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+    kiln_diag d;
+    kiln_diag_init(&d);
+    kiln_graph *back = NULL;
+    if (kiln_ir_parse(text, len, "layout.kir", &back, &d) != KILN_OK) {
+        kiln_diag_print(&d, stderr);
+        fail(what, "the dump after layout does not read back");
+    } else {
+        char *again = print_graph(back, ".", NULL);
+        if (!again || strcmp(again, text) != 0)
+            fail(what, "the dump after layout does not print back identically");
+        free(again);
+        /* the pass on its own output (and the whole front of the pipeline) */
+        if (run_to_layout(back, block, keeps, what) == KILN_OK) {
+            again = print_graph(back, ".", NULL);
+            if (!again || strcmp(again, text) != 0) {
+                char diff[1024];
+                first_difference(again ? again : "", text, diff, sizeof diff);
+                fail(what, "the layout pass run again changes the graph: %s", diff);
+            }
+            free(again);
+        }
+    }
+    kiln_graph_destroy(back);
+    kiln_diag_release(&d);
+    free(text);
+    kiln_interp *a = interpret(before, 2, 7, what), *b = a ? interpret(g, 2, 7, what) : NULL;
+    if (a && b) {
+        double err = compare_outputs(before, a, b, what);
+        if (!(err == 0))
+            fail(what, "the outputs change with the layout: worst error %.3g", err);
+    }
+    kiln_interp_destroy(a);
+    kiln_interp_destroy(b);
+}
+
+/* Runs text through the pipeline to layout; returns the graph (and checks
+ * it with check_layout_run). The caller destroys it. */
+static kiln_graph *layout_case(const char *text, int block, keeps_3x3 *keeps, const char *what)
+{
+    kiln_graph *g = parse_text(text, what);
+    if (!g)
+        return NULL;
+    kiln_graph *before = kiln_graph_clone(g);
+    CU_ASSERT_FATAL(before != NULL);
+    if (run_to_layout(g, block, keeps, what) != KILN_OK) {
+        kiln_graph_destroy(before);
+        kiln_graph_destroy(g);
+        return NULL;
+    }
+    check_layout_run(before, g, block, keeps, what);
+    kiln_graph_destroy(before);
+    return g;
+}
+
+/* The print of text after the pipeline to layout with block 0: what "the
+ * pass changes nothing" compares with. */
+static char *plain_print(const char *text, keeps_3x3 *keeps, const char *what)
+{
+    kiln_graph *g = parse_text(text, what);
+    if (!g)
+        return NULL;
+    char *out = run_to_layout(g, 0, keeps, what) == KILN_OK ? print_graph(g, ".", NULL) : NULL;
+    kiln_graph_destroy(g);
+    return out;
+}
+
+static char *golden_text(const char *name)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", GOLDEN_DIR, name);
+    char *t = read_text(path, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    return t;
+}
+
+/* MobileNetV2-like (tests/golden/passes/layout.kir): everything from the
+ * first conv to the residual add is blocked, global_avgpool reads it blocked;
+ * one reorder for the mean's plain read. */
+static void test_layout_mobilenet(void)
+{
+    char *text = golden_text("layout.kir");
+    static const char *const blocked[] = {"stem", "stem.act", "dw1", "dw1.act", "pw1", "exp",
+                                          "exp.act", "dw2", "dw2.act", "pw2", "res"};
+    static const char *const plain[] = {"image", "pool", "flat", "logits", "stats", "pw1.plain"};
+    static const int blocks[] = {8, 16, 4, 1};
+    for (size_t k = 0; k < sizeof blocks / sizeof blocks[0]; k++) {
+        char what[64];
+        snprintf(what, sizeof what, "mobilenet-like, block %d", blocks[k]);
+        kiln_graph *g = layout_case(text, blocks[k], NULL, what);
+        if (!g)
+            continue;
+        for (size_t i = 0; i < sizeof blocked / sizeof blocked[0]; i++) {
+            int b = 0;
+            if (layout_of(g, blocked[i], &b) != KILN_LAYOUT_NCHWXC || b != blocks[k])
+                fail(what, "'%s' is not nchw%dc", blocked[i], blocks[k]);
+        }
+        for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++)
+            if (layout_of(g, plain[i], NULL) != KILN_LAYOUT_PLAIN)
+                fail(what, "'%s' is not plain", plain[i]);
+        CU_ASSERT_EQUAL(count_blocked(g), sizeof blocked / sizeof blocked[0]);
+        CU_ASSERT_EQUAL(count_op(g, KILN_OP_REORDER), 1);
+        /* the reorder: right after pw1, with its layer, read by the mean only */
+        kiln_id r = kiln_graph_find_value(g, "pw1.plain"), pw1 = kiln_graph_find_value(g, "pw1");
+        const kiln_node *rn = &g->nodes[g->values[r].producer];
+        CU_ASSERT(rn->op == KILN_OP_REORDER && rn->inputs[0] == pw1);
+        CU_ASSERT_EQUAL(g->values[r].producer, g->values[pw1].producer + 1);
+        CU_ASSERT_STRING_EQUAL(rn->layer, "pw1");
+        const kiln_node *mean = &g->nodes[g->values[kiln_graph_find_value(g, "stats")].producer];
+        const kiln_node *res = &g->nodes[g->values[kiln_graph_find_value(g, "res")].producer];
+        CU_ASSERT(mean->inputs[0] == r);
+        CU_ASSERT(res->inputs[1] == pw1); /* the add reads it blocked */
+        CU_ASSERT(count_groups(g) >= 4);
+        kiln_graph_destroy(g);
+    }
+    /* without the mean, no reorder at all */
+    char *cut = strdup(text);
+    CU_ASSERT_FATAL(cut != NULL);
+    char *stats = strstr(cut, "  %stats = mean");
+    CU_ASSERT_FATAL(stats != NULL);
+    strcpy(stats, "}\n");
+    char *outs = strstr(cut, "-> (%logits, %stats)");
+    CU_ASSERT_FATAL(outs != NULL);
+    memcpy(outs, "-> (%logits)        ", strlen("-> (%logits, %stats)"));
+    kiln_graph *g = layout_case(cut, 8, NULL, "mobilenet-like without the mean");
+    if (g) {
+        CU_ASSERT_EQUAL(count_blocked(g), sizeof blocked / sizeof blocked[0]);
+        CU_ASSERT_EQUAL(count_op(g, KILN_OP_REORDER), 0);
+        kiln_graph_destroy(g);
+    }
+    /* block 0: exactly what the pipeline makes without the pass */
+    kiln_graph *g0 = parse_text(text, "block 0");
+    char *fused = NULL;
+    if (g0 && run_pipeline(g0, "fuse", "block 0") == KILN_OK)
+        fused = print_graph(g0, ".", NULL);
+    char *zero = plain_print(text, NULL, "block 0");
+    CU_ASSERT(fused && zero && strcmp(fused, zero) == 0);
+    free(fused);
+    free(zero);
+    kiln_graph_destroy(g0);
+    free(cut);
+    free(text);
+}
+
+/* LeNet-like: conv -> maxpool -> conv -> maxpool -> flatten -> dense. By hand:
+ * every conv and pool is a candidate, but pool2's only reader is flatten,
+ * which does not read blocked values (rule b): pool2 goes plain; then conv2's
+ * only reader is a pool with a plain output, so conv2 goes, then pool1 (read
+ * by conv2, now plain), then conv1. Nothing stays blocked, no reorder, and
+ * the graph is what the pipeline makes without the pass. */
+static const char lenet_kir[] =
+    "kiln 1\n"
+    "graph @lenet(%image: f32[batch,1,28,28]) -> (%logits) {\n"
+    "  param %c1.w: f32[6,1,5,5] = random 1 -0.5 0.5\n"
+    "  param %c2.w: f32[16,6,5,5] = random 2 -0.5 0.5\n"
+    "  param %fc.w: f32[10,256] = random 3 -0.1 0.1\n"
+    "  %c1 = conv2d(%image, %c1.w) {filters=6, kernel=[5,5]} : f32[batch,6,24,24]\n"
+    "  %r1 = relu(%c1) : f32[batch,6,24,24]\n"
+    "  %p1 = maxpool2d(%r1) {kernel=[2,2]} : f32[batch,6,12,12]\n"
+    "  %c2 = conv2d(%p1, %c2.w) {filters=16, kernel=[5,5]} : f32[batch,16,8,8]\n"
+    "  %r2 = relu(%c2) : f32[batch,16,8,8]\n"
+    "  %p2 = maxpool2d(%r2) {kernel=[2,2]} : f32[batch,16,4,4]\n"
+    "  %flat = flatten(%p2) : f32[batch,256]\n"
+    "  %logits = dense(%flat, %fc.w) {units=10} : f32[batch,10]\n"
+    "}\n";
+
+static void test_layout_lenet(void)
+{
+    kiln_graph *g = layout_case(lenet_kir, 8, NULL, "lenet-like");
+    char *plain = plain_print(lenet_kir, NULL, "lenet-like");
+    if (g && plain) {
+        CU_ASSERT_EQUAL(count_blocked(g), 0);
+        CU_ASSERT_EQUAL(count_op(g, KILN_OP_REORDER), 0);
+        char *got = print_graph(g, ".", NULL);
+        CU_ASSERT(got && strcmp(got, plain) == 0);
+        free(got);
+    }
+    free(plain);
+    kiln_graph_destroy(g);
+    /* The same chain ending in global_avgpool instead of flatten is blocked
+     * from end to end: every reader then uses its operand blocked. */
+    char gap[sizeof lenet_kir + 256];
+    const char *f = strstr(lenet_kir, "  %flat = flatten(%p2) : f32[batch,256]\n");
+    CU_ASSERT_FATAL(f != NULL);
+    snprintf(gap, sizeof gap, "%.*s%s", (int)(f - lenet_kir), lenet_kir,
+             "  %gap = global_avgpool(%p2) : f32[batch,16,1,1]\n"
+             "  %flat = flatten(%gap) : f32[batch,16]\n"
+             "  param %fc2.w: f32[10,16] = random 3 -0.1 0.1\n"
+             "  %logits = dense(%flat, %fc2.w) {units=10} : f32[batch,10]\n"
+             "}\n");
+    g = layout_case(gap, 8, NULL, "lenet-like with global_avgpool");
+    if (g) {
+        static const char *const blocked[] = {"c1", "r1", "p1", "c2", "r2", "p2"};
+        for (size_t i = 0; i < sizeof blocked / sizeof blocked[0]; i++)
+            if (layout_of(g, blocked[i], NULL) != KILN_LAYOUT_NCHWXC)
+                fail("lenet-like with global_avgpool", "'%s' is not blocked", blocked[i]);
+        CU_ASSERT_EQUAL(count_blocked(g), 6);
+        CU_ASSERT_EQUAL(count_op(g, KILN_OP_REORDER), 0);
+        kiln_graph_destroy(g);
+    }
+}
+
+/* ResNet-like basic block with a 1x1 projection shortcut; the callback keeps
+ * the 3x3 convs plain (Winograd). Rule a then unblocks the relus and the add
+ * (plain operands), rule b the 1x1 conv (its only reader, the add, is plain):
+ * nothing is blocked, no reorder, the graph is unchanged. */
+static const char resnet_kir[] =
+    "kiln 1\n"
+    "graph @resnet(%image: f32[batch,3,16,16]) -> (%logits) {\n"
+    "  param %stem.w: f32[16,3,3,3] = random 1 -0.5 0.5\n"
+    "  param %a.w: f32[32,16,3,3] = random 2 -0.5 0.5\n"
+    "  param %b.w: f32[32,32,3,3] = random 3 -0.5 0.5\n"
+    "  param %proj.w: f32[32,16,1,1] = random 4 -0.5 0.5\n"
+    "  param %fc.w: f32[10,32] = random 5 -0.5 0.5\n"
+    "  %stem = conv2d(%image, %stem.w) {filters=16, kernel=[3,3], padding=[1,1,1,1]} : f32[batch,16,16,16]\n"
+    "  %stem.act = relu(%stem) : f32[batch,16,16,16]\n"
+    "  %a = conv2d(%stem.act, %a.w) {filters=32, kernel=[3,3], stride=[2,2], padding=[1,1,1,1]} : "
+    "f32[batch,32,8,8]\n"
+    "  %a.act = relu(%a) : f32[batch,32,8,8]\n"
+    "  %b = conv2d(%a.act, %b.w) {filters=32, kernel=[3,3], padding=[1,1,1,1]} : f32[batch,32,8,8]\n"
+    "  %proj = conv2d(%stem.act, %proj.w) {filters=32, kernel=[1,1], stride=[2,2]} : f32[batch,32,8,8]\n"
+    "  %sum = add(%b, %proj) : f32[batch,32,8,8]\n"
+    "  %out = relu(%sum) : f32[batch,32,8,8]\n"
+    "  %pool = global_avgpool(%out) : f32[batch,32,1,1]\n"
+    "  %flat = flatten(%pool) : f32[batch,32]\n"
+    "  %logits = dense(%flat, %fc.w) {units=10} : f32[batch,10]\n"
+    "}\n";
+
+static void test_layout_resnet_keeps_plain(void)
+{
+    keeps_3x3 keeps = {0};
+    kiln_graph *g = layout_case(resnet_kir, 8, &keeps, "resnet-like, 3x3 convs plain");
+    char *plain = plain_print(resnet_kir, &keeps, "resnet-like");
+    if (g && plain) {
+        CU_ASSERT(keeps.calls >= 3); /* the pass asked about the convs */
+        CU_ASSERT_EQUAL(count_blocked(g), 0);
+        CU_ASSERT_EQUAL(count_op(g, KILN_OP_REORDER), 0);
+        char *got = print_graph(g, ".", NULL);
+        CU_ASSERT(got && strcmp(got, plain) == 0);
+        free(got);
+    }
+    free(plain);
+    kiln_graph_destroy(g);
+    /* Without the callback the same block is blocked from the stem to the
+     * global_avgpool: the callback is what keeps it plain. */
+    g = layout_case(resnet_kir, 8, NULL, "resnet-like, no callback");
+    if (g) {
+        CU_ASSERT_EQUAL(count_blocked(g), 8);
+        CU_ASSERT_EQUAL(layout_of(g, "out", NULL), KILN_LAYOUT_NCHWXC);
+        CU_ASSERT_EQUAL(layout_of(g, "pool", NULL), KILN_LAYOUT_PLAIN);
+        CU_ASSERT_EQUAL(count_op(g, KILN_OP_REORDER), 0);
+        kiln_graph_destroy(g);
+    }
+}
+
+/* A conv whose output is a model output stays plain, and so does the relu
+ * reading it (rule a); the groups-1 conv after them is blocked and reads
+ * its plain operand directly (no reorder). */
+static const char output_kir[] =
+    "kiln 1\n"
+    "graph @outs(%x: f32[batch,4,8,8]) -> (%c1, %logits) {\n"
+    "  param %c1.w: f32[8,4,1,1] = random 1 -0.5 0.5\n"
+    "  param %c2.w: f32[8,8,3,3] = random 2 -0.5 0.5\n"
+    "  %c1 = conv2d(%x, %c1.w) {filters=8, kernel=[1,1]} : f32[batch,8,8,8]\n"
+    "  %r1 = relu(%c1) : f32[batch,8,8,8]\n"
+    "  %c2 = conv2d(%r1, %c2.w) {filters=8, kernel=[3,3], padding=[1,1,1,1]} : f32[batch,8,8,8]\n"
+    "  %pool = global_avgpool(%c2) : f32[batch,8,1,1]\n"
+    "  %logits = flatten(%pool) : f32[batch,8]\n"
+    "}\n";
+
+/* Branches: a blocked value read by two plain readers and one blocked one
+ * gets one reorder shared by both; a name already taken gets a suffix; a
+ * broadcasting add and a dilated conv are never blocked. */
+static const char branch_kir[] =
+    "kiln 1\n"
+    "graph @branch(%x: f32[batch,3,8,8]) -> (%logits, %soft, %cat, %wide) {\n"
+    "  param %c1.w: f32[10,3,3,3] = random 1 -0.5 0.5\n"
+    "  param %c2.w: f32[10,10,1,1] = random 2 -0.5 0.5\n"
+    "  param %dil.w: f32[10,10,3,3] = random 3 -0.5 0.5\n"
+    "  param %bias: f32[10,1,1] = random 4 -0.5 0.5\n"
+    "  %c1 = conv2d(%x, %c1.w) {filters=10, kernel=[3,3], padding=[1,1,1,1]} : f32[batch,10,8,8]\n"
+    "  %r1 = relu(%c1) : f32[batch,10,8,8]\n"
+    "  %\"r1.plain\" = sigmoid(%x) : f32[batch,3,8,8]\n"
+    "  %c2 = conv2d(%r1, %c2.w) {filters=10, kernel=[1,1]} : f32[batch,10,8,8]\n"
+    "  %pool = global_avgpool(%c2) : f32[batch,10,1,1]\n"
+    "  %logits = flatten(%pool) : f32[batch,10]\n"
+    "  %soft = softmax(%r1) {axis=1} : f32[batch,10,8,8]\n"
+    "  %cat = concat(%r1, %\"r1.plain\") {axis=1} : f32[batch,13,8,8]\n"
+    "  %dil = conv2d(%r1, %dil.w) {filters=10, kernel=[3,3], padding=[2,2,2,2], dilation=[2,2]} : "
+    "f32[batch,10,8,8]\n"
+    "  %wide = add(%dil, %bias) : f32[batch,10,8,8]\n"
+    "}\n";
+
+static void test_layout_outputs_and_branches(void)
+{
+    kiln_graph *g = layout_case(output_kir, 8, NULL, "conv as a model output");
+    if (g) {
+        CU_ASSERT_EQUAL(layout_of(g, "c1", NULL), KILN_LAYOUT_PLAIN);
+        CU_ASSERT_EQUAL(layout_of(g, "r1", NULL), KILN_LAYOUT_PLAIN);
+        CU_ASSERT_EQUAL(layout_of(g, "c2", NULL), KILN_LAYOUT_NCHWXC);
+        CU_ASSERT_EQUAL(count_blocked(g), 1);
+        CU_ASSERT_EQUAL(count_op(g, KILN_OP_REORDER), 0);
+        kiln_graph_destroy(g);
+    }
+    g = layout_case(branch_kir, 8, NULL, "branches");
+    if (g) {
+        CU_ASSERT_EQUAL(layout_of(g, "c1", NULL), KILN_LAYOUT_NCHWXC);
+        CU_ASSERT_EQUAL(layout_of(g, "r1", NULL), KILN_LAYOUT_NCHWXC);
+        CU_ASSERT_EQUAL(layout_of(g, "c2", NULL), KILN_LAYOUT_NCHWXC);
+        CU_ASSERT_EQUAL(layout_of(g, "dil", NULL), KILN_LAYOUT_PLAIN);
+        CU_ASSERT_EQUAL(layout_of(g, "wide", NULL), KILN_LAYOUT_PLAIN);
+        CU_ASSERT_EQUAL(count_blocked(g), 3);
+        CU_ASSERT_EQUAL(count_op(g, KILN_OP_REORDER), 1);
+        kiln_id r = kiln_graph_find_value(g, "r1.plain.1"), r1 = kiln_graph_find_value(g, "r1");
+        CU_ASSERT_FATAL(r != KILN_NO_ID);
+        CU_ASSERT_EQUAL(g->values[r].producer, g->values[r1].producer + 1);
+        CU_ASSERT_STRING_EQUAL(g->nodes[g->values[r].producer].layer, "r1");
+        /* softmax, concat and the dilated conv read the reorder; c2 reads r1 */
+        static const char *const plain_readers[] = {"soft", "cat", "dil"};
+        for (size_t i = 0; i < 3; i++) {
+            const kiln_node *n = &g->nodes[g->values[kiln_graph_find_value(g, plain_readers[i])].producer];
+            CU_ASSERT(n->inputs[0] == r);
+        }
+        CU_ASSERT(g->nodes[g->values[kiln_graph_find_value(g, "c2")].producer].inputs[0] == r1);
+        kiln_graph_destroy(g);
+    }
+    /* a block outside 0..64 is refused before anything changes */
+    g = parse_text(branch_kir, "bad block");
+    if (g) {
+        kiln_diag d;
+        kiln_diag_init(&d);
+        kiln_layout_options lo = {.block = 65};
+        CU_ASSERT_EQUAL(kiln_pass_layout(g, &lo, &d), KILN_ERR_INVALID_ARGUMENT);
+        CU_ASSERT(d.count == 1 && strstr(d.entries[0].message, "channel block 65 is outside 1..64"));
+        lo.block = -1;
+        CU_ASSERT_EQUAL(kiln_pass_layout(g, &lo, &d), KILN_ERR_INVALID_ARGUMENT);
+        CU_ASSERT_EQUAL(count_blocked(g), 0);
+        CU_ASSERT_EQUAL(kiln_pass_layout(g, NULL, &d), KILN_OK);
+        kiln_diag_release(&d);
+        kiln_graph_destroy(g);
     }
 }
 
@@ -793,8 +1262,8 @@ static void test_verify_after_edit(void)
 static void test_pipeline_api(void)
 {
     const char *const *names = kiln_pipeline_pass_names();
-    static const char *const want[] = {"verify", "infer_shapes", "fold_batchnorm", "fold_constants",
-                                       "dce",    "fuse",         "memory_plan",    "schedule"};
+    static const char *const want[] = {"verify", "infer_shapes", "fold_batchnorm", "fold_constants", "dce",
+                                       "fuse",   "layout",       "memory_plan",    "schedule"};
     size_t n = 0;
     while (names[n])
         n++;
@@ -815,7 +1284,7 @@ static void test_pipeline_api(void)
     CU_ASSERT_EQUAL(kiln_pipeline_run(g, &bad, &d), KILN_ERR_INVALID_ARGUMENT);
     CU_ASSERT(d.count == 1 && strstr(d.entries[0].message, "unknown pass 'fusion'") &&
               strstr(d.entries[0].message, "verify, infer_shapes, fold_batchnorm, fold_constants, dce, fuse, "
-                                           "memory_plan, schedule"));
+                                           "layout, memory_plan, schedule"));
     bad = (kiln_pipeline_options){.dump_after = "nope"};
     CU_ASSERT_EQUAL(kiln_pipeline_run(g, &bad, &d), KILN_ERR_INVALID_ARGUMENT);
     CU_ASSERT_EQUAL(count_op(g, KILN_OP_BATCHNORM), 1);
@@ -859,10 +1328,13 @@ static void test_pipeline_api(void)
 
 /* ---- allocation failures --------------------------------------------------------- */
 
-static void sweep(const char *model, int sticky)
+static void sweep(const char *model, int sticky, int layout_block)
 {
     char path[1024];
-    snprintf(path, sizeof path, "%s/examples/%s/%s.yaml", KILN_SOURCE_DIR, model, model);
+    if (strchr(model, '/')) /* "./NAME.kir": a file of the golden directory */
+        snprintf(path, sizeof path, "%s/%s", GOLDEN_DIR, model);
+    else
+        snprintf(path, sizeof path, "%s/examples/%s/%s.yaml", KILN_SOURCE_DIR, model, model);
     kiln_graph *g = load(path);
     CU_ASSERT_PTR_NOT_NULL_FATAL(g);
     size_t failures = 0;
@@ -871,14 +1343,15 @@ static void sweep(const char *model, int sticky)
         CU_ASSERT_FATAL(c != NULL);
         kiln_diag d;
         kiln_diag_init(&d);
-        kiln_pipeline_options o = {.verify_each = true};
+        kiln_pipeline_options o = {.verify_each = true, .layout_block = layout_block};
         kiln_alloc_fail_after(n, sticky);
         kiln_status st = kiln_pipeline_run(c, &o, &d);
         long used = kiln_alloc_count();
         kiln_alloc_fail_after(0, 0);
         bool hit = used >= n;
         char what[64];
-        snprintf(what, sizeof what, "%s, allocation %ld%s", model, n, sticky ? " and after" : "");
+        snprintf(what, sizeof what, "%s%s, allocation %ld%s", model, layout_block ? " (nchw8c)" : "", n,
+                 sticky ? " and after" : "");
         if (!hit) {
             if (st != KILN_OK)
                 fail(what, "no allocation failed but the pipeline returned %s", kiln_status_string(st));
@@ -912,9 +1385,15 @@ static void sweep(const char *model, int sticky)
 
 static void test_alloc_failures(void)
 {
-    sweep("digits", 0);
-    sweep("digits", 1);
-    sweep("resnet20", 1);
+    sweep("digits", 0, 0);
+    sweep("digits", 1, 0);
+    sweep("resnet20", 1, 0);
+    /* the layout pass: resnet20 has a blocked body, layout.kir a reorder;
+     * its dump after layout makes the pass undo its own work first */
+    sweep("resnet20", 1, 8);
+    sweep("./layout.kir", 0, 8);
+    sweep("./layout.kir", 1, 8);
+    sweep("./layout.after-layout.kir", 0, 8);
 }
 
 /* ---- main -------------------------------------------------------------------------- */
@@ -934,6 +1413,10 @@ int main(int argc, char **argv)
         !CU_add_test(s, "examples: same outputs, structure, memory plan", test_examples) ||
         !CU_add_test(s, "fixtures: same outputs, memory plan", test_fixtures) ||
         !CU_add_test(s, "print/parse round trip; the pipeline on its own output", test_rerun) ||
+        !CU_add_test(s, "layout: a MobileNetV2-like block", test_layout_mobilenet) ||
+        !CU_add_test(s, "layout: a LeNet-like chain", test_layout_lenet) ||
+        !CU_add_test(s, "layout: a ResNet-like block with 3x3 convs kept plain", test_layout_resnet_keeps_plain) ||
+        !CU_add_test(s, "layout: model outputs, branches, shared reorders", test_layout_outputs_and_branches) ||
         !CU_add_test(s, "allocation failures through the pipeline", test_alloc_failures)) {
         CU_cleanup_registry();
         return 1;

@@ -148,7 +148,8 @@ static int parse_dump_ir(const char *cmd, const char *text, const char **out)
 void kiln_cli_options_init(kiln_cli_options *o, const char *cmd, const char *help, unsigned takes)
 {
     *o = (kiln_cli_options){
-        .cmd = cmd, .help = help, .takes = takes, .cg = KILN_CG_OPTIONS_INIT, .passes = "all", .batch = 1};
+        .cmd = cmd, .help = help, .takes = takes, .cg = KILN_CG_OPTIONS_INIT, .passes = "all", .batch = 1,
+        .layout = "plain"};
 }
 
 int kiln_cli_options_take(kiln_args *a, kiln_cli_options *o)
@@ -197,6 +198,14 @@ int kiln_cli_options_take(kiln_args *a, kiln_cli_options *o)
             }
         return kiln_cli_usage_error(o->cmd, "--winograd must be auto, off, f2 or f4, got '%s'", v);
     }
+    if ((o->takes & KILN_CLI_TAKES_LAYOUT) && (r = kiln_args_value(a, "--layout", &v))) {
+        if (r < 0)
+            return 2;
+        if (strcmp(v, "auto") != 0 && strcmp(v, "plain") != 0)
+            return kiln_cli_usage_error(o->cmd, "--layout must be 'auto' or 'plain', got '%s'", v);
+        o->layout = v;
+        return KILN_CLI_TAKEN;
+    }
     if ((o->takes & KILN_CLI_TAKES_DUMP_IR) && (r = kiln_args_value(a, "--dump-ir", &v)))
         return r < 0 || parse_dump_ir(o->cmd, v, &o->dump_ir) ? 2 : KILN_CLI_TAKEN;
     return KILN_CLI_OTHER;
@@ -240,6 +249,13 @@ static bool has_batched_input(const kiln_graph *g)
     return false;
 }
 
+/* The layout pass's question to the code generator (passes.h): arg is the
+ * command's kiln_cg_options. */
+static bool conv_keeps_plain(const kiln_graph *g, const kiln_node *n, void *arg)
+{
+    return kiln_cg_conv_keeps_plain(g, n, (const kiln_cg_options *)arg);
+}
+
 /* The pass pipeline as o says; prints its diagnostics. */
 static int run_passes(kiln_graph *g, const kiln_cli_options *o)
 {
@@ -259,6 +275,14 @@ static int run_passes(kiln_graph *g, const kiln_cli_options *o)
         .verify_each = KILN_PIPELINE_VERIFY_DEFAULT || o->stop_after != NULL || o->dump_ir != NULL,
         .threads_hint = (int)threads,
     };
+    if (strcmp(o->layout, "auto") == 0) {
+        po.layout_block = kiln_cg_layout_block(&o->cg);
+        po.conv_keeps_plain = conv_keeps_plain;
+        po.conv_keeps_plain_arg = (void *)&o->cg; /* read only, by conv_keeps_plain */
+        if (po.layout_block == 0)
+            fprintf(stderr, "kiln %s: note: no channel block is known for this target: --layout auto keeps every "
+                            "value plain\n", o->cmd);
+    }
     kiln_status st = kiln_pipeline_run(g, &po, &d);
     kiln_diag_print(&d, stderr);
     kiln_diag_release(&d);

@@ -53,6 +53,7 @@ enum {
     KILN_CLI_TAKES_TIME_PASSES = 1u << 4, /* --time-passes */
     KILN_CLI_TAKES_DUMP_IR = 1u << 5,     /* --dump-ir=all|after:PASS */
     KILN_CLI_TAKES_WINOGRAD = 1u << 6,    /* --winograd auto|off|f2|f4: cg.winograd */
+    KILN_CLI_TAKES_LAYOUT = 1u << 7,      /* --layout auto|plain: the layout pass */
 };
 
 /* The options the commands share, and what kiln_cli_model_open does with
@@ -67,6 +68,10 @@ typedef struct kiln_cli_options {
     int64_t threads;        /* the thread count the schedule plans for; 0 (default): one per core */
     int64_t batch;          /* the batch the model will run at (default 1; fixed shapes need 1) */
     const char *dump_ir;    /* --dump-ir: "all", the PASS of after:PASS, or NULL */
+    /* --layout: "plain" (default: every value plain) or "auto" (the layout
+     * pass blocks channels by the target's kiln_cg_layout_block, and asks
+     * kiln_cg_conv_keeps_plain which convs stay NCHW) */
+    const char *layout;
     bool time_passes;       /* the time of each pass to stderr */
     /* Set by the command itself, never from the command line: */
     const char *stop_after; /* the last pass to run (kiln dump --after); NULL: all of them */
@@ -109,7 +114,8 @@ typedef struct kiln_cli_model {
 
 /* Loads the .yaml or .kir model o->model (with the --max-elements limit),
  * refuses o->batch > 1 when no input is batched, then runs the passes as o
- * says (o->passes, stop_after, threads, dump_ir, time_passes); prints every
+ * says (o->passes, stop_after, threads, dump_ir, time_passes, layout with
+ * o->cg's target); prints every
  * diagnostic to stderr. Returns 0; 1 when the model is invalid or a pass
  * failed, 2 for the batch (a usage error), after reporting it; m->g is then
  * NULL. */

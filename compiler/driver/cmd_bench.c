@@ -12,7 +12,7 @@
 
 static const char help[] =
     "usage: kiln bench MODEL [--batch N] [--threads T] [--iterations K] [--warmup W] [--per-layer]\n"
-    "                  [--passes all|none] [-O0..3] [--winograd auto|off|f2|f4]\n"
+    "                  [--passes all|none] [-O0..3] [--winograd auto|off|f2|f4] [--layout auto|plain]\n"
     "\n"
     "Compiles MODEL for this machine (the code `kiln compile` would emit for\n"
     "the host), runs it W times to warm up, then K timed times on random\n"
@@ -29,7 +29,9 @@ static const char help[] =
     "                   the model as loaded, one kernel per layer)\n"
     "  -O0 .. -O3       optimization level (default -O2)\n"
     "  --winograd MODE  3x3 stride-1 convolutions: auto (default: Winograd F(4x4) or\n"
-    "                   F(2x2) where it pays, docs/codegen.md), off, f2, f4 (force)\n";
+    "                   F(2x2) where it pays, docs/codegen.md), off, f2, f4 (force)\n"
+    "  --layout auto    channel-blocked activations (nchw8c on AVX2) where the layout\n"
+    "                   pass finds they pay (docs/passes.md); 'plain' (default): NCHW\n";
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -162,8 +164,8 @@ int kiln_cmd_bench(int argc, char **argv)
     bool per_layer = false;
     kiln_cli_options o;
     kiln_cli_options_init(&o, "bench", help,
-                          KILN_CLI_TAKES_OPT_LEVEL | KILN_CLI_TAKES_WINOGRAD | KILN_CLI_TAKES_PASSES | KILN_CLI_TAKES_THREADS |
-                              KILN_CLI_TAKES_BATCH);
+                          KILN_CLI_TAKES_OPT_LEVEL | KILN_CLI_TAKES_WINOGRAD | KILN_CLI_TAKES_LAYOUT | KILN_CLI_TAKES_PASSES |
+                              KILN_CLI_TAKES_THREADS | KILN_CLI_TAKES_BATCH);
     for (; a.i < argc; a.i++) {
         int r = kiln_cli_options_take(&a, &o);
         if (r == KILN_CLI_TAKEN)

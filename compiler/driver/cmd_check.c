@@ -1,7 +1,8 @@
 /* compiler/driver/cmd_check.c: `kiln check MODEL [--batch N] [--tolerance X]`:
  * compiles the model (JIT) with every value kept in the workspace, runs it
  * and the reference interpreter on the same random inputs, and prints each
- * layer's error. */
+ * layer's error. A blocked value (nchw<B>c) is compared after converting its
+ * storage to the logical NCHW tensor the interpreter computes. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,10 +10,11 @@
 
 #include "cli.h"
 #include "compiler/interp/interp.h"
+#include "ir/convert.h"
 
 static const char help[] =
     "usage: kiln check MODEL [--batch N] [--tolerance X] [--threads T] [--seed S] [--passes all|none] [-O0..3]\n"
-    "                  [--winograd auto|off|f2|f4]\n"
+    "                  [--winograd auto|off|f2|f4] [--layout auto|plain]\n"
     "\n"
     "Compiles MODEL for this machine, runs it and the reference interpreter on\n"
     "the same random inputs (uniform in [-1, 1), a fixed seed) and prints, for\n"
@@ -32,7 +34,10 @@ static const char help[] =
     "                   values a fusion group keeps in registers show as 'fused')\n"
     "  -O0 .. -O3       optimization level (default -O2)\n"
     "  --winograd MODE  3x3 stride-1 convolutions: auto (default: Winograd F(4x4) or\n"
-    "                   F(2x2) where it pays, docs/codegen.md), off, f2, f4 (force)\n";
+    "                   F(2x2) where it pays, docs/codegen.md), off, f2, f4 (force)\n"
+    "  --layout auto    channel-blocked activations (nchw8c on AVX2) where the layout\n"
+    "                   pass finds they pay (docs/passes.md); 'plain' (default): NCHW.\n"
+    "                   A blocked value is converted to NCHW before it is compared\n";
 
 typedef struct errors {
     double abs, rel;
@@ -71,8 +76,8 @@ int kiln_cmd_check(int argc, char **argv)
     bool tolerance_given = false;
     kiln_cli_options o;
     kiln_cli_options_init(&o, "check", help,
-                          KILN_CLI_TAKES_OPT_LEVEL | KILN_CLI_TAKES_WINOGRAD | KILN_CLI_TAKES_PASSES | KILN_CLI_TAKES_THREADS |
-                              KILN_CLI_TAKES_BATCH);
+                          KILN_CLI_TAKES_OPT_LEVEL | KILN_CLI_TAKES_WINOGRAD | KILN_CLI_TAKES_LAYOUT | KILN_CLI_TAKES_PASSES |
+                              KILN_CLI_TAKES_THREADS | KILN_CLI_TAKES_BATCH);
     for (; a.i < argc; a.i++) {
         int r = kiln_cli_options_take(&a, &o);
         if (r == KILN_CLI_TAKEN)
@@ -108,6 +113,7 @@ int kiln_cmd_check(int argc, char **argv)
     void *inst = NULL, *ws = NULL;
     kiln_interp *it = NULL;
     kiln_cli_buffers io = {0};
+    float *plain = NULL; /* a blocked value, converted to NCHW */
     o.cg.expose_values = true;
     if (kiln_jit_model_open(&jm, g, "check", &o.cg) != 0)
         goto done;
@@ -206,6 +212,17 @@ int kiln_cmd_check(int argc, char **argv)
             printf("%-24s %-14s %-24s %12s %12s\n", layer, kiln_op_name(n->op), val->name, "-", "-");
             continue;
         }
+        if (val->type.layout != KILN_LAYOUT_PLAIN) {
+            /* the buffer is the value's storage: whole channel blocks */
+            float *p = realloc(plain, count * sizeof *plain);
+            if (!p) {
+                kiln_cli_error("check", "out of memory converting '%s' to NCHW", val->name);
+                goto done;
+            }
+            plain = p;
+            kiln_layout_to_plain(&val->type, batch, got, plain);
+            got = plain;
+        }
         errors e = compare(got, ref, count);
         printf("%-24s %-14s %-24s %12.3g %12.3g%s\n", layer, kiln_op_name(anchor->op), val->name, e.abs, e.rel,
                e.bad ? "  (NaN/inf mismatch)" : e.rel > tolerance ? "  <-- over tolerance" : "");
@@ -231,6 +248,7 @@ done:
     kiln_rt_aligned_free(ws);
     kiln_interp_destroy(it);
     kiln_cli_buffers_free(&io);
+    free(plain);
     kiln_cli_model_close(&cm);
     return rc;
 }

@@ -20,7 +20,7 @@ static const char help[] =
     "                    [--target TRIPLE] [--cpu NAME] [--features LIST] [-O0|-O1|-O2|-O3]\n"
     "                    [--weights embed|external] [--weights-path PATH] [--passes all|none]\n"
     "                    [--threads T] [--tune] [--tune-batch N] [--dump-ir=all|after:PASS]\n"
-    "                    [--time-passes] [--winograd auto|off|f2|f4] [--jobs J]\n"
+    "                    [--time-passes] [--winograd auto|off|f2|f4] [--layout auto|plain] [--jobs J]\n"
     "\n"
     "Compiles MODEL (.yaml or .kir) to native code for the model's C API\n"
     "(NAME_create, NAME_run, NAME_workspace_size, NAME_info, NAME_destroy).\n"
@@ -39,6 +39,10 @@ static const char help[] =
     "  --winograd MODE     3x3 stride-1 convolutions: auto (default: Winograd F(4x4) or\n"
     "                      F(2x2) where the estimate says it pays), off (implicit GEMM\n"
     "                      everywhere: the direct sum's rounding), f2 / f4 (force)\n"
+    "  --layout auto       channel-blocked activations (nchw<B>c, B = the target's f32\n"
+    "                      vector lanes: 8 on AVX2, 16 on AVX-512) in the regions where\n"
+    "                      the layout pass finds they pay (docs/passes.md); 'plain'\n"
+    "                      (default): every activation in NCHW\n"
     "  --weights embed     weights in the object's read-only data (default)\n"
     "  --weights external  weights in OUTPUT with its extension replaced by .weights;\n"
     "                      NAME_create maps that file (checking size and checksum)\n"
@@ -56,7 +60,7 @@ static const char help[] =
     "  --dump-ir=after:PASS  print the IR text after pass PASS to standard error (what\n"
     "                      'kiln dump --after PASS' prints). The passes, in order: verify,\n"
     "                      infer_shapes, fold_batchnorm, fold_constants, dce, fuse,\n"
-    "                      memory_plan, schedule\n"
+    "                      layout, memory_plan, schedule\n"
     "  --dump-ir=all       print the IR after every pass, each headed by '# after PASS'\n"
     "  --time-passes       print to standard error the time of each pass, then of\n"
     "                      loading, tuning, code generation and emission\n"
@@ -163,8 +167,8 @@ int kiln_cmd_compile(int argc, char **argv)
     bool tune = false;
     kiln_cli_options o;
     kiln_cli_options_init(&o, "compile", help,
-                          KILN_CLI_TAKES_OPT_LEVEL | KILN_CLI_TAKES_WINOGRAD | KILN_CLI_TAKES_PASSES | KILN_CLI_TAKES_THREADS |
-                              KILN_CLI_TAKES_TIME_PASSES | KILN_CLI_TAKES_DUMP_IR);
+                          KILN_CLI_TAKES_OPT_LEVEL | KILN_CLI_TAKES_WINOGRAD | KILN_CLI_TAKES_LAYOUT | KILN_CLI_TAKES_PASSES |
+                              KILN_CLI_TAKES_THREADS | KILN_CLI_TAKES_TIME_PASSES | KILN_CLI_TAKES_DUMP_IR);
     kiln_cg_options *opt = &o.cg;
     for (; a.i < argc; a.i++) {
         int r = kiln_cli_options_take(&a, &o);

@@ -1,6 +1,6 @@
 /* compiler/driver/cmd_dump.c: `kiln dump MODEL [--after PASS |
- * --dump-ir=all|after:PASS] [--time-passes] [--threads N] [--format text|dot]
- * [-o FILE]`. */
+ * --dump-ir=all|after:PASS] [--time-passes] [--threads N] [--layout auto|plain]
+ * [--format text|dot] [-o FILE]`. */
 #include <errno.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -12,20 +12,23 @@
 
 static const char help[] =
     "usage: kiln dump MODEL [--after PASS | --dump-ir=all|after:PASS] [--time-passes] [--threads N]\n"
-    "                 [--format text|dot] [-o FILE]\n"
+    "                 [--layout auto|plain] [--format text|dot] [-o FILE]\n"
     "\n"
     "Prints the IR of MODEL (a .yaml model or a .kir IR file): as loaded, or after\n"
     "the optimization passes up to PASS.\n"
     "\n"
     "  --after PASS    run the passes up to and including PASS, then print. In order:\n"
     "                  verify, infer_shapes, fold_batchnorm, fold_constants, dce,\n"
-    "                  fuse, memory_plan, schedule (see docs/passes.md)\n"
+    "                  fuse, layout, memory_plan, schedule (see docs/passes.md)\n"
     "  --dump-ir=after:PASS  the same as --after PASS\n"
     "  --dump-ir=all   run every pass and print the IR after each, each dump headed\n"
     "                  by a line '# after PASS' (text form; weights paths relative\n"
     "                  to the current directory)\n"
     "  --time-passes   print each pass's time to standard error\n"
     "  --threads N     the thread count the schedule pass plans for (default 8)\n"
+    "  --layout auto   the layout pass blocks channels (nchw8c on AVX2) where it\n"
+    "                  finds it pays, for this machine; 'plain' (default): it\n"
+    "                  changes nothing\n"
     "  --format text   the IR text form, which 'kiln dump' and 'kiln compile' read back (default)\n"
     "  --format dot    a Graphviz graph\n"
     "  -o FILE         write to FILE instead of standard output; weights paths are\n"
@@ -36,7 +39,7 @@ int kiln_cmd_dump(int argc, char **argv)
     kiln_args a = {argc, argv, 1, "dump"};
     const char *format = "text", *output = NULL, *after = NULL, *threads_text = NULL;
     kiln_cli_options o;
-    kiln_cli_options_init(&o, "dump", help, KILN_CLI_TAKES_TIME_PASSES | KILN_CLI_TAKES_DUMP_IR);
+    kiln_cli_options_init(&o, "dump", help, KILN_CLI_TAKES_TIME_PASSES | KILN_CLI_TAKES_DUMP_IR | KILN_CLI_TAKES_LAYOUT);
     for (; a.i < argc; a.i++) {
         int r = kiln_cli_options_take(&a, &o);
         if (r == KILN_CLI_TAKEN)
@@ -78,6 +81,8 @@ int kiln_cmd_dump(int argc, char **argv)
         return kiln_cli_usage_error("dump", "--threads must be at most 1024, got %lld", (long long)threads);
     if (o.time_passes && !after && !all)
         fprintf(stderr, "kiln dump: note: no passes run without --after PASS; nothing to time\n");
+    if (strcmp(o.layout, "auto") == 0 && !after && !all)
+        fprintf(stderr, "kiln dump: note: no passes run without --after PASS; --layout has no effect\n");
 
     FILE *out = stdout;
     char *dir = NULL;

@@ -12,7 +12,7 @@
 
 static const char help[] =
     "usage: kiln run MODEL --input NAME=FILE.npy ... --output DIR [--interp] [--threads T]\n"
-    "                [--passes all|none] [--winograd auto|off|f2|f4]\n"
+    "                [--passes all|none] [--winograd auto|off|f2|f4] [--layout auto|plain]\n"
     "\n"
     "Evaluates MODEL (.yaml or .kir) on the given inputs and writes one\n"
     "DIR/<output name>.npy (float32) per model output. By default the model is\n"
@@ -29,7 +29,10 @@ static const char help[] =
     "                        'none': compile the model as loaded). The interpreter\n"
     "                        always runs the model as loaded.\n"
     "  --winograd MODE       3x3 stride-1 convolutions: auto (default), off, f2, f4\n"
-    "                        (docs/codegen.md)\n";
+    "                        (docs/codegen.md)\n"
+    "  --layout auto         channel-blocked activations (nchw8c on AVX2) where the\n"
+    "                        layout pass finds they pay (docs/passes.md); 'plain'\n"
+    "                        (default): NCHW\n";
 
 typedef struct input_arg {
     const char *name;
@@ -123,7 +126,8 @@ int kiln_cmd_run(int argc, char **argv)
     const char *outdir = NULL;
     bool interp = false;
     kiln_cli_options o;
-    kiln_cli_options_init(&o, "run", help, KILN_CLI_TAKES_PASSES | KILN_CLI_TAKES_THREADS | KILN_CLI_TAKES_WINOGRAD);
+    kiln_cli_options_init(&o, "run", help,
+                          KILN_CLI_TAKES_PASSES | KILN_CLI_TAKES_THREADS | KILN_CLI_TAKES_WINOGRAD | KILN_CLI_TAKES_LAYOUT);
     input_arg *inputs = calloc((size_t)argc, sizeof *inputs);
     int n_inputs = 0, rc = 2;
     if (!inputs)

@@ -16,6 +16,8 @@
  *   fold_constants  identity/dropout and other no-op nodes removed
  *   dce             nodes and params no model output depends on removed
  *   fuse            fusion groups marked (kiln_node.group)
+ *   layout          channel-blocked values and reorders (kiln_type.layout),
+ *                   groups made again
  *   memory_plan     workspace offsets (kiln_value.mem, kiln_graph.mem_*)
  *   schedule        tasks per kernel (kiln_node.tasks)
  *
@@ -83,6 +85,26 @@ kiln_status kiln_pass_dce(kiln_graph *g, kiln_diag *d);
  * replaced and any memory plan dropped. */
 kiln_status kiln_pass_fuse(kiln_graph *g, kiln_diag *d);
 
+/* What the layout pass asks of the target (the driver answers with the code
+ * generator's kiln_cg_layout_block and kiln_cg_conv_keeps_plain). */
+typedef struct kiln_layout_options {
+    int block; /* the channel block B of nchw<B>c, 1..KILN_MAX_BLOCK; 0: the pass changes nothing */
+    /* Whether conv2d node n keeps the plain layout (its kernel reads and
+     * writes NCHW only); NULL: no conv does. */
+    bool (*conv_keeps_plain)(const kiln_graph *g, const kiln_node *n, void *arg);
+    void *conv_keeps_plain_arg;
+} kiln_layout_options;
+
+/* Blocks channels (nchw<B>c) in the regions where blocked kernels pay and
+ * inserts one `reorder` to plain per blocked value that a plain reader needs
+ * (named "<value>.plain", right after its producer); then recomputes the
+ * fusion groups (kiln_pass_fuse), dropping any plan. The policy is in
+ * layout.c's head comment and docs/passes.md. Any earlier layout decision is
+ * undone first, so the pass is idempotent. o == NULL or o->block == 0: the
+ * graph is not touched. KILN_ERR_INVALID_ARGUMENT for a block outside
+ * 0..KILN_MAX_BLOCK. */
+kiln_status kiln_pass_layout(kiln_graph *g, const kiln_layout_options *o, kiln_diag *d);
+
 /* Plans the workspace: every value that needs memory (ir/liveness.h) gets a
  * region (FIXED when unbatched, BATCH when batched, sizes per batch item)
  * and a 64-byte aligned offset; values whose live ranges do not meet share
@@ -114,6 +136,12 @@ typedef struct kiln_pipeline_options {
     FILE *time_to;          /* --time-passes: a table of per-pass times goes here, or NULL */
     bool verify_each;       /* kiln_ir_verify after every pass (tests, debug builds) */
     int threads_hint;       /* the schedule's thread count (kiln_schedule_options.threads) */
+    /* The layout pass (kiln_layout_options): the channel block, 0 (the
+     * default) to keep every value plain, and the callback for convolutions
+     * that keep NCHW (NULL: none does). */
+    int layout_block;
+    bool (*conv_keeps_plain)(const kiln_graph *g, const kiln_node *n, void *arg);
+    void *conv_keeps_plain_arg;
 } kiln_pipeline_options;
 
 /* Verification after each pass is on by default in debug builds. */

@@ -14,6 +14,14 @@ static kiln_status run_schedule(kiln_graph *g, const kiln_pipeline_options *o, k
     return kiln_pass_schedule(g, &so, d);
 }
 
+static kiln_status run_layout(kiln_graph *g, const kiln_pipeline_options *o, kiln_diag *d)
+{
+    kiln_layout_options lo = {.block = o->layout_block,
+                              .conv_keeps_plain = o->conv_keeps_plain,
+                              .conv_keeps_plain_arg = o->conv_keeps_plain_arg};
+    return kiln_pass_layout(g, &lo, d);
+}
+
 #define PLAIN(name)                                                                                   \
     static kiln_status run_##name(kiln_graph *g, const kiln_pipeline_options *o, kiln_diag *d)        \
     {                                                                                                 \
@@ -39,13 +47,15 @@ static const struct {
     {"fold_constants", run_fold_constants},
     {"dce", run_dce},
     {"fuse", run_fuse},
+    {"layout", run_layout},
     {"memory_plan", run_memory_plan},
     {"schedule", run_schedule},
 };
 #define N_PASSES (sizeof passes / sizeof passes[0])
 
 static const char *const pass_names[N_PASSES + 1] = {
-    "verify", "infer_shapes", "fold_batchnorm", "fold_constants", "dce", "fuse", "memory_plan", "schedule", NULL,
+    "verify", "infer_shapes", "fold_batchnorm", "fold_constants", "dce", "fuse", "layout", "memory_plan", "schedule",
+    NULL,
 };
 
 const char *const *kiln_pipeline_pass_names(void) { return pass_names; }
