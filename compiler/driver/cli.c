@@ -149,7 +149,7 @@ void kiln_cli_options_init(kiln_cli_options *o, const char *cmd, const char *hel
 {
     *o = (kiln_cli_options){
         .cmd = cmd, .help = help, .takes = takes, .cg = KILN_CG_OPTIONS_INIT, .passes = "all", .batch = 1,
-        .layout = "plain"};
+        .layout = "auto"};
 }
 
 int kiln_cli_options_take(kiln_args *a, kiln_cli_options *o)

@@ -30,8 +30,8 @@ static const char help[] =
     "  -O0 .. -O3       optimization level (default -O2)\n"
     "  --winograd MODE  3x3 stride-1 convolutions: auto (default: Winograd F(4x4) or\n"
     "                   F(2x2) where it pays, docs/codegen.md), off, f2, f4 (force)\n"
-    "  --layout auto    channel-blocked activations (nchw8c on AVX2) where the layout\n"
-    "                   pass finds they pay (docs/passes.md); 'plain' (default): NCHW\n";
+    "  --layout auto    (default) channel-blocked activations (nchw8c on AVX2) where the\n"
+    "                   layout pass finds they pay (docs/passes.md); 'plain': NCHW\n";
 
 static int cmp_double(const void *a, const void *b)
 {

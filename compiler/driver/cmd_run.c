@@ -30,9 +30,9 @@ static const char help[] =
     "                        always runs the model as loaded.\n"
     "  --winograd MODE       3x3 stride-1 convolutions: auto (default), off, f2, f4\n"
     "                        (docs/codegen.md)\n"
-    "  --layout auto         channel-blocked activations (nchw8c on AVX2) where the\n"
-    "                        layout pass finds they pay (docs/passes.md); 'plain'\n"
-    "                        (default): NCHW\n";
+    "  --layout auto         (default) channel-blocked activations (nchw8c on AVX2)\n"
+    "                        where the layout pass finds they pay (docs/passes.md);\n"
+    "                        'plain': NCHW\n";
 
 typedef struct input_arg {
     const char *name;
