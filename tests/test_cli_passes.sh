@@ -150,9 +150,8 @@ expect 0 "read the dump after layout" -- "$kiln" dump "$work/small.layout.kir" -
 cmp -s "$work/small.layout.kir" "$work/small.layout.2.kir" && ok || fail "the blocked dump does not round-trip"
 expect 0 "the layout pass on its own output" -- "$kiln" dump "$work/small.layout.kir" --layout auto --after layout -o "$work/small.layout.3.kir"
 cmp -s "$work/small.layout.kir" "$work/small.layout.3.kir" && ok || fail "--layout auto on its own output changes it"
-expect 0 "dump --after layout (default plain)" -- "$kiln" dump "$small" --after layout
-lacks_re "$work/out" 'nchw[0-9]+c' "the default keeps every value plain"
-lacks "$work/out" "reorder(" "the default inserts no reorder"
+expect 0 "dump --after layout (default auto)" -- "$kiln" dump "$small" --after layout -o "$work/small.default.kir"
+cmp -s "$work/small.layout.kir" "$work/small.default.kir" && ok || fail "the default is not --layout auto"
 expect 0 "dump --layout plain --after schedule" -- "$kiln" dump "$small" --layout plain --after schedule
 lacks_re "$work/out" 'nchw[0-9]+c' "--layout plain keeps every value plain"
 expect 0 "dump --layout auto --dump-ir=all" -- "$kiln" dump "$small" --layout=auto --dump-ir=all
