@@ -992,7 +992,8 @@ static void test_errors(void)
     kiln_id y = done(p);
     G->values[y].type.shape.dims[3] = 3;
     output(y);
-    CU_ASSERT_EQUAL(run_opt(1, false, (const double *[]){x}), KILN_ERR_INTERNAL);
+    static const double x16[16];
+    CU_ASSERT_EQUAL(run_opt(1, false, (const double *[]){x16}), KILN_ERR_INTERNAL);
     CU_ASSERT(D.count >= 1 && strstr(D.entries[0].message, "pool") != NULL);
     end();
 
@@ -1006,7 +1007,7 @@ static void test_errors(void)
     kiln_id d = node(KILN_OP_DENSE, IDS(input("x", DIMS(1, 2)), w), "fc");
     kiln_node_set_int(N(d), KILN_ATTR_UNITS, 2);
     output(done(d));
-    CU_ASSERT_EQUAL(run_opt(1, false, (const double *[]){x}), KILN_ERR_WEIGHTS);
+    CU_ASSERT_EQUAL(run_opt(1, false, (const double *[]){x16}), KILN_ERR_WEIGHTS);
     CU_ASSERT(D.count >= 1 && strstr(D.entries[0].message, "fc.weight") != NULL);
     end();
 }
