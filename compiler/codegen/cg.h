@@ -208,6 +208,8 @@ KILN_CG_HIDDEN LLVMValueRef kiln_cg_iota64(kiln_cg *cg);
 
 /* Arithmetic helpers that work on scalars or vectors alike. */
 KILN_CG_HIDDEN LLVMValueRef kiln_cg_fma(kiln_cg *cg, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c); /* a*b+c */
+/* A hint that the cache line at ptr is about to be written (no effect on results). */
+KILN_CG_HIDDEN void kiln_cg_prefetch_write(kiln_cg *cg, LLVMValueRef ptr);
 KILN_CG_HIDDEN LLVMValueRef kiln_cg_fabs(kiln_cg *cg, LLVMValueRef x);
 KILN_CG_HIDDEN LLVMValueRef kiln_cg_sqrt(kiln_cg *cg, LLVMValueRef x);
 KILN_CG_HIDDEN LLVMValueRef kiln_cg_copysign(kiln_cg *cg, LLVMValueRef mag, LLVMValueRef sign);
@@ -428,7 +430,8 @@ KILN_CG_HIDDEN void kiln_cg_pack_a(const kiln_cg_target *t, const float *src, in
                                    int64_t cs, float *dst);
 /* Task blocking for an M x N x K GEMM: rows per task (a multiple of mr) and
  * columns per task (a multiple of NR) for about `tasks` tasks (0: 16).
- * rows_grow: M is m times the batch (then rows per task are fixed and the
+ * rows_grow: M is m times the batch and A is row-major with K columns (then
+ * rows per task are fixed, unbounded when A's rows are copied, and the
  * columns are split); b_cost: the cost of reading one element of B relative
  * to one of A. */
 KILN_CG_HIDDEN void kiln_cg_gemm_blocking(const kiln_cg *cg, int64_t m, int64_t n, int64_t k, uint32_t tasks,

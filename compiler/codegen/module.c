@@ -373,6 +373,15 @@ LLVMValueRef kiln_cg_fma(kiln_cg *cg, LLVMValueRef a, LLVMValueRef b, LLVMValueR
     return kiln_cg_intrinsic(cg, "llvm.fmuladd", &t, 1, args, 3);
 }
 
+void kiln_cg_prefetch_write(kiln_cg *cg, LLVMValueRef ptr)
+{
+    /* llvm.prefetch(ptr, rw = write, locality = keep in all levels, data) */
+    LLVMTypeRef t = cg->t_ptr;
+    LLVMValueRef args[4] = {ptr, LLVMConstInt(cg->t_i32, 1, 0), LLVMConstInt(cg->t_i32, 3, 0),
+                            LLVMConstInt(cg->t_i32, 1, 0)};
+    kiln_cg_intrinsic(cg, "llvm.prefetch", &t, 1, args, 4);
+}
+
 LLVMValueRef kiln_cg_fabs(kiln_cg *cg, LLVMValueRef x) { return unary_intrinsic(cg, "llvm.fabs", x); }
 LLVMValueRef kiln_cg_sqrt(kiln_cg *cg, LLVMValueRef x) { return unary_intrinsic(cg, "llvm.sqrt", x); }
 
