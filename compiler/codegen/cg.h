@@ -100,9 +100,10 @@ typedef struct kiln_cg_unit {
     size_t insts;                     /* instructions emitted into it: the balance between units */
 } kiln_cg_unit;
 
-/* Number of tasks of a step: ceil((fixed + batch * per_batch) / div) * mult. */
+/* Number of tasks of a step: ceil((fixed + batch * per_batch) / div) * mult,
+ * at most max (0: no cap). */
 typedef struct kiln_cg_count {
-    int64_t fixed, per_batch, div, mult;
+    int64_t fixed, per_batch, div, mult, max;
 } kiln_cg_count;
 
 typedef struct kiln_cg_step {

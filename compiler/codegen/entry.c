@@ -114,7 +114,7 @@ static void return_status(kiln_cg *cg, V st)
 
 static V is_null(kiln_cg *cg, V p) { return LLVMBuildIsNull(cg->b, p, ""); }
 
-/* count = ceil((fixed + batch * per_batch) / div) * mult */
+/* count = min(ceil((fixed + batch * per_batch) / div) * mult, max) */
 static V step_count(kiln_cg *cg, V batch, const kiln_cg_count *c)
 {
     V v = i64c(cg, (uint64_t)c->fixed);
@@ -125,6 +125,8 @@ static V step_count(kiln_cg *cg, V batch, const kiln_cg_count *c)
                           "");
     if (c->mult > 1)
         v = LLVMBuildMul(cg->b, v, i64c(cg, (uint64_t)c->mult), "");
+    if (c->max > 0)
+        v = kiln_cg_smin(cg, v, i64c(cg, (uint64_t)c->max));
     return v;
 }
 

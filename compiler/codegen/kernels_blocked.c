@@ -88,7 +88,7 @@ static int64_t units_per_task(const kiln_cg *cg, const kiln_node *n, int64_t uni
 
 static kiln_cg_count unit_count(const kiln_shape *s, int64_t per_item, int64_t per_task)
 {
-    return (kiln_cg_count){s->batched ? 0 : per_item * s->dims[0], s->batched ? per_item : 0, per_task, 1};
+    return (kiln_cg_count){s->batched ? 0 : per_item * s->dims[0], s->batched ? per_item : 0, per_task, 1, 0};
 }
 
 /* Lanes at or past `valid` (a constant < vl) of the last block: the padding. */

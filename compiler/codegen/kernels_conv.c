@@ -215,17 +215,35 @@ static kiln_cg_count plane_tasks(const kiln_cg *cg, const kiln_node *n, bool bat
         t -= t % threads;
     if (t > 1 && (planes + t - 1) / t < *per_task)
         *per_task = (planes + t - 1) / t;
-    return (kiln_cg_count){batched ? 0 : planes, batched ? planes : 0, *per_task, 1};
+    return (kiln_cg_count){batched ? 0 : planes, batched ? planes : 0, *per_task, 1, 0};
 }
 
 /* ---- conv2d: direct kernel for C/groups == 1 ----------------------------------- */
 
+/* Filters computed together over one input plane: each input vector loaded
+ * for a tap feeds that many FMAs (a one-channel image into 6 filters, as in
+ * LeNet's first layer: 6x fewer loads and border masks than filter by
+ * filter). A divisor of the filters per group, so every block is whole. */
+#define DIRECT_MAX_FILTERS 8
+
+static int64_t direct_filters(int64_t Fg)
+{
+    for (int64_t fb = Fg < DIRECT_MAX_FILTERS ? Fg : DIRECT_MAX_FILTERS; fb > 1; fb--)
+        if (Fg % fb == 0)
+            return fb;
+    return 1;
+}
+
 typedef struct direct_arg {
     const window *w;
-    V x_plane, y_row, w_f, bias_f; /* weights of this filter, bias scalar or NULL */
-    V *wv;                         /* the filter's taps as splat vectors (loaded once per plane) */
-    V oy, col0;                    /* output row; its first pixel (the epilogue's column) */
-    V *offs;                       /* the epilogue's row offsets */
+    int64_t nf;                            /* filters of the block */
+    V x_plane;                             /* the group's input plane */
+    V w_f[DIRECT_MAX_FILTERS];             /* each filter's kh * kw weights */
+    V bias_f[DIRECT_MAX_FILTERS];          /* bias scalars or NULL */
+    V y_plane[DIRECT_MAX_FILTERS];         /* each filter's output plane */
+    V *wv;                                 /* one filter: its taps as splat vectors (loaded once per plane) */
+    V oy, col0;                            /* output row; its first pixel (the epilogue's column) */
+    V offs[DIRECT_MAX_FILTERS][KILN_CG_MAX_EPI]; /* the epilogue's row offsets, per filter */
     int64_t H, W;
 } direct_arg;
 
@@ -233,8 +251,8 @@ static void direct_body(kiln_cg *cg, V ox0, V mask, bool fast, void *p)
 {
     direct_arg *a = p;
     const window *w = a->w;
-    /* One partial sum per kernel row: chains of kw FMAs, not kh * kw. */
-    V total = NULL;
+    /* One partial sum per kernel row and filter: chains of kw FMAs, not kh * kw. */
+    V total[DIRECT_MAX_FILTERS] = {NULL};
     window_mask wm[KILN_CG_MAX_TAPS];
     const bool hoist = w->kw <= KILN_CG_MAX_TAPS; /* else a mask per tap */
     for (int64_t kx = 0; !fast && hoist && kx < w->kw; kx++)
@@ -247,27 +265,37 @@ static void direct_body(kiln_cg *cg, V ox0, V mask, bool fast, void *p)
         kiln_cg_if f;
         kiln_cg_if_begin(cg, &f, in);
         V row = kiln_cg_gep(cg, a->x_plane, mul64(cg, iy, a->W));
-        V sum = LLVMConstNull(cg->t_vf);
+        V sum[DIRECT_MAX_FILTERS];
+        for (int64_t i = 0; i < a->nf; i++)
+            sum[i] = LLVMConstNull(cg->t_vf);
         for (int64_t kx = 0; kx < w->kw; kx++) {
             V off = kiln_cg_i64(cg, kx * w->dw - w->pl);
             window_mask here = fast || hoist ? (window_mask){NULL, NULL, NULL} : window_mask_at(cg, ox0, w->sw, off, a->W, mask);
             V v = fast ? window_fast(cg, row, ox0, w->sw, off) : window_load(cg, row, ox0, w->sw, off, hoist ? &wm[kx] : &here, 0.0);
-            V wt = a->wv ? a->wv[ky * w->kw + kx] : kiln_cg_splat(cg, kiln_cg_load(cg, a->w_f, kiln_cg_i64(cg, ky * w->kw + kx)));
-            sum = kiln_cg_fma(cg, wt, v, sum);
+            V tap = kiln_cg_i64(cg, ky * w->kw + kx);
+            for (int64_t i = 0; i < a->nf; i++) {
+                V wt = a->wv ? a->wv[ky * w->kw + kx] : kiln_cg_splat(cg, kiln_cg_load(cg, a->w_f[i], tap));
+                sum[i] = kiln_cg_fma(cg, wt, v, sum[i]);
+            }
         }
         LLVMBasicBlockRef then_end = LLVMGetInsertBlock(cg->b);
         kiln_cg_if_end(cg, &f);
-        /* the row's sum, or 0 where the row lies in the padding */
-        V phi = LLVMBuildPhi(cg->b, cg->t_vf, "rowsum");
-        V zero = LLVMConstNull(cg->t_vf);
-        LLVMAddIncoming(phi, &sum, &then_end, 1);
-        LLVMAddIncoming(phi, &zero, &before, 1); /* the join is the else block */
-        total = total ? LLVMBuildFAdd(cg->b, total, phi, "") : phi;
+        /* the row's sums, or 0 where the row lies in the padding */
+        V zero = LLVMConstNull(cg->t_vf), phi[DIRECT_MAX_FILTERS];
+        for (int64_t i = 0; i < a->nf; i++) { /* the phis first: they head the join block */
+            phi[i] = LLVMBuildPhi(cg->b, cg->t_vf, "rowsum");
+            LLVMAddIncoming(phi[i], &sum[i], &then_end, 1);
+            LLVMAddIncoming(phi[i], &zero, &before, 1); /* the join is the else block */
+        }
+        for (int64_t i = 0; i < a->nf; i++)
+            total[i] = total[i] ? LLVMBuildFAdd(cg->b, total[i], phi[i], "") : phi[i];
     }
-    V val = a->bias_f ? LLVMBuildFAdd(cg->b, total, kiln_cg_splat(cg, a->bias_f), "") : total;
-    if (epilogue(cg))
-        val = kiln_cg_epi_apply(cg, cg->epi, val, a->offs, add64(cg, a->col0, ox0), mask);
-    kiln_cg_vstore(cg, val, a->y_row, ox0, mask);
+    for (int64_t i = 0; i < a->nf; i++) {
+        V val = a->bias_f[i] ? LLVMBuildFAdd(cg->b, total[i], kiln_cg_splat(cg, a->bias_f[i]), "") : total[i];
+        if (epilogue(cg))
+            val = kiln_cg_epi_apply(cg, cg->epi, val, a->offs[i], add64(cg, a->col0, ox0), mask);
+        kiln_cg_vstore(cg, val, kiln_cg_gep(cg, a->y_plane[i], a->col0), ox0, mask);
+    }
 }
 
 static kiln_status conv_direct(kiln_cg *cg, const kiln_node *n, const window *w, uint64_t w_off, bool has_bias,
@@ -277,9 +305,12 @@ static kiln_status conv_direct(kiln_cg *cg, const kiln_node *n, const window *w,
     const kiln_shape *ys = &kiln_graph_value(cg->g, n->output)->type.shape;
     const int64_t C = xs->dims[1], H = xs->dims[2], W = xs->dims[3];
     const int64_t F = ys->dims[1], OH = ys->dims[2], OW = ys->dims[3];
-    const int64_t groups = n->attrs[KILN_ATTR_GROUPS].i, Fg = F / groups;
+    const int64_t groups = n->attrs[KILN_ATTR_GROUPS].i, Fg = F / groups, nf = direct_filters(Fg);
+    /* A unit of work: nf filters of one group of one item. */
+    const int64_t units_per_item = F / nf;
     int64_t per_task;
-    kiln_cg_count count = plane_tasks(cg, n, xs->batched, xs->batched ? F : F * ys->dims[0], OH * OW, &per_task);
+    kiln_cg_count count = plane_tasks(cg, n, xs->batched, xs->batched ? units_per_item : units_per_item * ys->dims[0],
+                                      nf * OH * OW, &per_task);
     int64_t fast_lo, fast_hi;
     interior(cg, W, w->sw, -w->pl, (w->kw - 1) * w->dw - w->pl, &fast_lo, &fast_hi);
     char kernel[128], epi[64];
@@ -291,28 +322,31 @@ static kiln_status conv_direct(kiln_cg *cg, const kiln_node *n, const window *w,
     if (epilogue(cg))
         kiln_cg_epi_begin(cg, cg->epi);
     V lo, hi;
-    V total = LLVMBuildUDiv(cg->b, kiln_cg_value_elems(cg, n->output), kiln_cg_i64(cg, OH * OW), "planes");
+    V total = LLVMBuildUDiv(cg->b, kiln_cg_value_elems(cg, n->output), kiln_cg_i64(cg, nf * OH * OW), "units");
     kiln_cg_task_range(cg, total, per_task, &lo, &hi);
     kiln_cg_loop lp, ly;
-    V plane = kiln_cg_for_begin(cg, &lp, lo, hi, kiln_cg_i64(cg, 1));
-    V f = kiln_cg_urem(cg, plane, F), nb = kiln_cg_udiv(cg, plane, F);
-    V ch = kiln_cg_udiv(cg, f, Fg);
-    V offs[KILN_CG_MAX_EPI];
-    if (epilogue(cg))
-        kiln_cg_epi_row(cg, cg->epi, plane, offs); /* the view's rows are the planes */
-    direct_arg a = {w, kiln_cg_gep(cg, px, mul64(cg, add64(cg, mul64(cg, nb, C), ch), H * W)), NULL,
-                    kiln_cg_gep(cg, pw, mul64(cg, f, w->kh * w->kw)), pbias ? kiln_cg_load(cg, pbias, f) : NULL,
-                    NULL, NULL, NULL, offs, H, W};
+    V unit = kiln_cg_for_begin(cg, &lp, lo, hi, kiln_cg_i64(cg, 1));
+    V plane0 = mul64(cg, unit, nf); /* the block's first output plane: item * F + its first filter */
+    V f0 = kiln_cg_urem(cg, plane0, F), nb = kiln_cg_udiv(cg, plane0, F);
+    V ch = kiln_cg_udiv(cg, f0, Fg);
+    direct_arg a = {.w = w, .nf = nf, .H = H, .W = W};
+    a.x_plane = kiln_cg_gep(cg, px, mul64(cg, add64(cg, mul64(cg, nb, C), ch), H * W));
+    for (int64_t i = 0; i < nf; i++) {
+        V plane = add64(cg, plane0, kiln_cg_i64(cg, i)), f = add64(cg, f0, kiln_cg_i64(cg, i));
+        a.w_f[i] = kiln_cg_gep(cg, pw, mul64(cg, f, w->kh * w->kw));
+        a.bias_f[i] = pbias ? kiln_cg_load(cg, pbias, f) : NULL;
+        a.y_plane[i] = kiln_cg_gep(cg, py, mul64(cg, plane, OH * OW));
+        if (epilogue(cg))
+            kiln_cg_epi_row(cg, cg->epi, plane, a.offs[i]); /* the view's rows are the planes */
+    }
     V wv[64];
-    if (w->kh * w->kw <= 64) { /* registers (or one spill slot each) rather than a load per tap and pixel */
+    if (nf == 1 && w->kh * w->kw <= 64) { /* registers (or one spill slot each) rather than a load per tap and pixel */
         for (int64_t t = 0; t < w->kh * w->kw; t++)
-            wv[t] = kiln_cg_splat(cg, kiln_cg_load(cg, a.w_f, kiln_cg_i64(cg, t)));
+            wv[t] = kiln_cg_splat(cg, kiln_cg_load(cg, a.w_f[0], kiln_cg_i64(cg, t)));
         a.wv = wv;
     }
-    V y_plane = kiln_cg_gep(cg, py, mul64(cg, plane, OH * OW));
     a.oy = kiln_cg_for_begin(cg, &ly, kiln_cg_i64(cg, 0), kiln_cg_i64(cg, OH), kiln_cg_i64(cg, 1));
     a.col0 = mul64(cg, a.oy, OW);
-    a.y_row = kiln_cg_gep(cg, y_plane, a.col0);
     row_loop(cg, OW, fast_lo, fast_hi, direct_body, &a);
     kiln_cg_for_end(cg, &ly);
     kiln_cg_for_end(cg, &lp);
@@ -552,7 +586,7 @@ static kiln_status conv_1x1_blas(kiln_cg *cg, const kiln_node *n, kiln_id wid, k
     };
     kiln_cg_emit_blas(cg, &c);
     const int64_t items = xs->batched ? 1 : xs->dims[0];
-    kiln_cg_task_end(cg, (kiln_cg_count){xs->batched ? 0 : per_item * items, xs->batched ? per_item : 0, 1, 1});
+    kiln_cg_task_end(cg, (kiln_cg_count){xs->batched ? 0 : per_item * items, xs->batched ? per_item : 0, 1, 1, 0});
     return cg->status;
 }
 
@@ -654,7 +688,7 @@ kiln_status kiln_cg_emit_conv2d(kiln_cg *cg, const kiln_node *n)
         .pack_arg = &pack,
     };
     kiln_cg_emit_gemm(cg, &p);
-    kiln_cg_task_end(cg, (kiln_cg_count){xs->batched ? 0 : per_item * items, xs->batched ? per_item : 0, 1, 1});
+    kiln_cg_task_end(cg, (kiln_cg_count){xs->batched ? 0 : per_item * items, xs->batched ? per_item : 0, 1, 1, 0});
     return cg->status;
 }
 

@@ -273,7 +273,7 @@ static kiln_status emit_elementwise(kiln_cg *cg, const kiln_node *n)
         kiln_cg_task_range(cg, kiln_cg_value_elems(cg, n->output), CHUNK, &lo, &hi);
         kiln_cg_vloop(cg, lo, hi, chain_body, &c);
         int64_t e = kiln_cg_elems_per_item(cg, n->output);
-        kiln_cg_task_end(cg, (kiln_cg_count){out->batched ? 0 : e, out->batched ? e : 0, CHUNK, 1});
+        kiln_cg_task_end(cg, (kiln_cg_count){out->batched ? 0 : e, out->batched ? e : 0, CHUNK, 1, 0});
         return cg->status;
     }
 
@@ -354,7 +354,7 @@ static kiln_status emit_elementwise(kiln_cg *cg, const kiln_node *n)
     kiln_cg_vloop(cg, kiln_cg_i64(cg, 0), kiln_cg_i64(cg, inner), chain_body, &c);
     kiln_cg_for_end(cg, &row);
     int64_t rows_fixed = batched ? 0 : rows_per_item;
-    kiln_cg_task_end(cg, (kiln_cg_count){rows_fixed, batched ? rows_per_item : 0, rows_per_task, 1});
+    kiln_cg_task_end(cg, (kiln_cg_count){rows_fixed, batched ? rows_per_item : 0, rows_per_task, 1, 0});
     return cg->status;
 }
 

@@ -233,7 +233,7 @@ kiln_status kiln_cg_emit_dense(kiln_cg *cg, const kiln_node *n)
             .epi_col0 = c0,
         };
         kiln_cg_emit_blas(cg, &c);
-        kiln_cg_task_end(cg, (kiln_cg_count){xs->batched ? 0 : rows, xs->batched ? rows : 0, mb, n_col_blocks});
+        kiln_cg_task_end(cg, (kiln_cg_count){xs->batched ? 0 : rows, xs->batched ? rows : 0, mb, n_col_blocks, 0});
         return cg->status;
     }
     kiln_cg_gemm p = {
@@ -256,7 +256,7 @@ kiln_status kiln_cg_emit_dense(kiln_cg *cg, const kiln_node *n)
         .n_panels_hint = nb / ((int64_t)cg->target->gemm_nr * cg->vl),
     };
     kiln_cg_emit_gemm(cg, &p);
-    kiln_cg_task_end(cg, (kiln_cg_count){xs->batched ? 0 : rows, xs->batched ? rows : 0, mb, n_col_blocks});
+    kiln_cg_task_end(cg, (kiln_cg_count){xs->batched ? 0 : rows, xs->batched ? rows : 0, mb, n_col_blocks, 0});
     return cg->status;
 }
 
@@ -419,11 +419,11 @@ kiln_status kiln_cg_emit_matmul(kiln_cg *cg, const kiln_node *n)
     }
     kiln_cg_count count;
     if (m_is_batch)
-        count = (kiln_cg_count){0, 1, mb, n_col_blocks};
+        count = (kiln_cg_count){0, 1, mb, n_col_blocks, 0};
     else if (lead_batch)
-        count = (kiln_cg_count){0, mats_per_item * m_blocks * n_col_blocks, 1, 1};
+        count = (kiln_cg_count){0, mats_per_item * m_blocks * n_col_blocks, 1, 1, 0};
     else
-        count = (kiln_cg_count){mats_per_item * m_blocks * n_col_blocks, 0, 1, 1};
+        count = (kiln_cg_count){mats_per_item * m_blocks * n_col_blocks, 0, 1, 1, 0};
     kiln_cg_task_end(cg, count);
     return cg->status;
 }

@@ -112,7 +112,7 @@ kiln_status kiln_cg_emit_batchnorm(kiln_cg *cg, const kiln_node *n)
     }
     kiln_cg_vloop(cg, kiln_cg_i64(cg, 0), kiln_cg_i64(cg, unit), affine_body, &a);
     kiln_cg_for_end(cg, &l);
-    kiln_cg_task_end(cg, (kiln_cg_count){batched ? 0 : rows, batched ? rows : 0, per_task, 1});
+    kiln_cg_task_end(cg, (kiln_cg_count){batched ? 0 : rows, batched ? rows : 0, per_task, 1, 0});
     return cg->status;
 }
 
@@ -191,7 +191,7 @@ kiln_status kiln_cg_emit_layernorm(kiln_cg *cg, const kiln_node *n)
     a.pass = 2;
     kiln_cg_vloop(cg, zero, d, ln_body, &a);
     kiln_cg_for_end(cg, &l);
-    kiln_cg_task_end(cg, (kiln_cg_count){xs->batched ? 0 : rows, xs->batched ? rows : 0, per_task, 1});
+    kiln_cg_task_end(cg, (kiln_cg_count){xs->batched ? 0 : rows, xs->batched ? rows : 0, per_task, 1, 0});
     return cg->status;
 }
 
@@ -326,6 +326,6 @@ kiln_status kiln_cg_emit_softmax(kiln_cg *cg, const kiln_node *n)
         kiln_cg_vloop(cg, zero, kiln_cg_i64(cg, inner), col_body, &a);
     }
     kiln_cg_for_end(cg, &l);
-    kiln_cg_task_end(cg, (kiln_cg_count){xs->batched ? 0 : outer, xs->batched ? outer : 0, per_task, 1});
+    kiln_cg_task_end(cg, (kiln_cg_count){xs->batched ? 0 : outer, xs->batched ? outer : 0, per_task, 1, 0});
     return cg->status;
 }

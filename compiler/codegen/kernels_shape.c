@@ -37,7 +37,7 @@ static kiln_status emit_copy(kiln_cg *cg, const kiln_node *n, const char *kernel
     V lo, hi;
     kiln_cg_task_range(cg, total, COPY_CHUNK, &lo, &hi);
     kiln_cg_memcpy(cg, kiln_cg_gep(cg, pd, lo), kiln_cg_gep(cg, ps, lo), mul64(cg, LLVMBuildSub(cg->b, hi, lo, ""), 4));
-    kiln_cg_task_end(cg, (kiln_cg_count){batched ? 0 : elems, batched ? elems : 0, COPY_CHUNK, 1});
+    kiln_cg_task_end(cg, (kiln_cg_count){batched ? 0 : elems, batched ? elems : 0, COPY_CHUNK, 1, 0});
     return cg->status;
 }
 
@@ -102,7 +102,7 @@ kiln_status kiln_cg_emit_concat(kiln_cg *cg, const kiln_node *n)
     }
     kiln_cg_for_end(cg, &l);
     free(in);
-    kiln_cg_task_end(cg, (kiln_cg_count){ys->batched ? 0 : outer, ys->batched ? outer : 0, per_task, 1});
+    kiln_cg_task_end(cg, (kiln_cg_count){ys->batched ? 0 : outer, ys->batched ? outer : 0, per_task, 1, 0});
     return cg->status;
 }
 
@@ -194,7 +194,7 @@ kiln_status kiln_cg_emit_transpose(kiln_cg *cg, const kiln_node *n)
     tr_arg a = {kiln_cg_gep(cg, px, off), kiln_cg_gep(cg, py, mul64(cg, row, inner)), inner_stride};
     kiln_cg_vloop(cg, kiln_cg_i64(cg, 0), kiln_cg_i64(cg, inner), tr_body, &a);
     kiln_cg_for_end(cg, &l);
-    kiln_cg_task_end(cg, (kiln_cg_count){batched ? 0 : rows, batched ? rows : 0, per_task, 1});
+    kiln_cg_task_end(cg, (kiln_cg_count){batched ? 0 : rows, batched ? rows : 0, per_task, 1, 0});
     return cg->status;
 }
 
@@ -301,7 +301,7 @@ kiln_status kiln_cg_emit_mean(kiln_cg *cg, const kiln_node *n)
     a.dst = py;
     a.divisor = kiln_cg_splat(cg, kiln_cg_f32(cg, (double)count));
     kiln_cg_vloop(cg, zero, kiln_cg_i64(cg, out_per_item), mean_body, &a);
-    kiln_cg_task_end(cg, (kiln_cg_count){batched ? 0 : items, batched ? 1 : 0, 1, 1});
+    kiln_cg_task_end(cg, (kiln_cg_count){batched ? 0 : items, batched ? 1 : 0, 1, 1, 0});
     return cg->status;
 }
 
@@ -371,6 +371,6 @@ kiln_status kiln_cg_emit_pad(kiln_cg *cg, const kiln_node *n)
     kiln_cg_if_end(cg, &f);
     kiln_cg_for_end(cg, &ly);
     kiln_cg_for_end(cg, &lp);
-    kiln_cg_task_end(cg, (kiln_cg_count){xs->batched ? 0 : planes, xs->batched ? planes : 0, per_task, 1});
+    kiln_cg_task_end(cg, (kiln_cg_count){xs->batched ? 0 : planes, xs->batched ? planes : 0, per_task, 1, 0});
     return cg->status;
 }

@@ -29,10 +29,11 @@
  * whole number of vectors (TWp tiles); padded tiles compute harmless values
  * that are never stored.
  *
- * V and M of a block live in the workspace: the step has a fixed number K of
- * tasks (the node's schedule), task k handling blocks k, k + K, ... (all
- * items), each in its own scratch slot, so the scratch does not grow with the
- * batch and results do not depend on the thread count.
+ * V and M of a block live in the workspace: the step has one task per block
+ * up to a fixed number K (from the node's schedule), task k of n handling
+ * blocks k, k + n, ... (all items), each in its own scratch slot, so the
+ * scratch does not grow with the batch and results do not depend on the
+ * thread count.
  *
  * Accuracy: the transforms add and scale values by up to 5x (m = 4), so the
  * rounding error of F(4x4, 3x3) is larger than a direct sum's; measured
@@ -551,7 +552,7 @@ kiln_status kiln_cg_emit_conv2d_winograd(kiln_cg *cg, const kiln_node *n, int m)
     V items = xs->batched ? kiln_cg_batch(cg) : i64c(cg, items_fixed);
     V total = mul64(cg, items, p.blocks);
     kiln_cg_loop lb, lx;
-    V blk = kiln_cg_for_begin(cg, &lb, cg->arg_index, total, i64c(cg, K));
+    V blk = kiln_cg_for_begin(cg, &lb, cg->arg_index, total, cg->arg_count);
     V item = kiln_cg_udiv(cg, blk, p.blocks);
     V ty0 = mul64(cg, kiln_cg_urem(cg, blk, p.blocks), p.rows);
     V nrows = kiln_cg_smin(cg, i64c(cg, p.rows), LLVMBuildSub(cg->b, i64c(cg, p.TH), ty0, ""));
@@ -581,6 +582,9 @@ kiln_status kiln_cg_emit_conv2d_winograd(kiln_cg *cg, const kiln_node *n, int m)
 
     output_transform(cg, &p, &mx, mbuf, y_item, item, pbias, ty0, nrows);
     kiln_cg_for_end(cg, &lb);
-    kiln_cg_task_end(cg, (kiln_cg_count){K, 0, 1, 1});
+    /* One task per block, at most K (the scratch slots): at batch 1 a layer
+     * may have fewer blocks than slots, and empty tasks would let the pool
+     * hand every block to one thread in one chunk. */
+    kiln_cg_task_end(cg, (kiln_cg_count){xs->batched ? 0 : items_fixed * p.blocks, xs->batched ? p.blocks : 0, 1, 1, K});
     return cg->status;
 }

@@ -164,6 +164,19 @@ static void test_residual(void)
     }
 }
 
+/* One input channel into several filters (the direct kernel computes 6 at
+ * once) with a residual add and relu fused: each filter's plane gets its
+ * own epilogue rows. */
+static void test_one_channel_residual(void)
+{
+    kiln_graph *g = tg_new("one_channel");
+    kiln_id x = tg_input(g, "x", TG_DIMS(B, 1, 13, 17));
+    kiln_id r = tg_input(g, "r", TG_DIMS(B, 6, 13, 17));
+    kiln_id c = conv(g, x, "c1", 1, 6, 5, 1, 2, 1);
+    tg_output(g, unary(g, KILN_OP_RELU, binary(g, KILN_OP_ADD, c, r, "add"), "out"));
+    check_fused(g, 1);
+}
+
 /* Depthwise (stride 1 and 2) + relu6, pointwise + per-channel mul + add. */
 static void test_mobile_block(void)
 {
@@ -375,6 +388,7 @@ int main(void)
     CU_add_test(s, "conv_bn_relu", test_conv_bn_relu);
     CU_add_test(s, "residual", test_residual);
     CU_add_test(s, "mobile_block", test_mobile_block);
+    CU_add_test(s, "one_channel_residual", test_one_channel_residual);
     CU_add_test(s, "dense_chains", test_dense_chains);
     CU_add_test(s, "elementwise_chain", test_elementwise_chain);
     CU_add_test(s, "declined_member", test_declined_member);

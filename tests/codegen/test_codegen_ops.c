@@ -223,7 +223,10 @@ static void test_conv2d(void)
         {8, 16, 7, 9, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, true, true},    /* 1x1 */
         {8, 16, 7, 9, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, 1, true, true},    /* 1x1 stride 2 */
         {8, 12, 5, 6, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 2, false, true},   /* 1x1 grouped */
-        {1, 6, 28, 28, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 1, true, true},   /* lenet conv1 */
+        {1, 6, 28, 28, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 1, true, true},   /* lenet conv1: 6 filters per pass */
+        {1, 16, 12, 13, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, true, true},  /* one channel: two passes of 8 filters */
+        {2, 12, 10, 11, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 2, true, false}, /* groups 2 of 6 filters, fixed shapes */
+        {2, 22, 9, 10, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 2, false, true},  /* groups of 11 filters: one per pass */
         {3, 5, 9, 9, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1, false, false},   /* fixed shapes */
         {3, 17, 20, 19, 7, 7, 2, 2, 3, 3, 3, 3, 1, 1, 1, true, true},  /* stem-like */
         {16, 33, 6, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, true, true},   /* filters 33 */
