@@ -1062,8 +1062,30 @@ static const char branch_kir[] =
     "  %wide = add(%dil, %bias) : f32[batch,10,8,8]\n"
     "}\n";
 
+/* The one-operand (scalar) form of a binary op is elementwise like a unary
+ * op: it keeps a region blocked. */
+static const char scalar_kir[] =
+    "kiln 1\n"
+    "graph @scalar(%x: f32[batch,5,6,6]) -> (%y) {\n"
+    "  param %c1.w: f32[5,5,1,1] = random 1 -0.5 0.5\n"
+    "  param %c2.w: f32[5,5,1,1] = random 2 -0.5 0.5\n"
+    "  %c1 = conv2d(%x, %c1.w) {filters=5, kernel=[1,1]} : f32[batch,5,6,6]\n"
+    "  %half = mul(%c1) {scalar=0.5} : f32[batch,5,6,6]\n"
+    "  %c2 = conv2d(%half, %c2.w) {filters=5, kernel=[1,1]} : f32[batch,5,6,6]\n"
+    "  %pool = global_avgpool(%c2) : f32[batch,5,1,1]\n"
+    "  %y = flatten(%pool) : f32[batch,5]\n"
+    "}\n";
+
 static void test_layout_outputs_and_branches(void)
 {
+    kiln_graph *sg = layout_case(scalar_kir, 8, NULL, "scalar mul");
+    if (sg) {
+        CU_ASSERT_EQUAL(layout_of(sg, "half", NULL), KILN_LAYOUT_NCHWXC);
+        CU_ASSERT_EQUAL(count_blocked(sg), 3);
+        CU_ASSERT_EQUAL(count_op(sg, KILN_OP_REORDER), 0);
+        kiln_graph_destroy(sg);
+    }
+
     kiln_graph *g = layout_case(output_kir, 8, NULL, "conv as a model output");
     if (g) {
         CU_ASSERT_EQUAL(layout_of(g, "c1", NULL), KILN_LAYOUT_PLAIN);
