@@ -27,7 +27,8 @@
  * shuffles with stride m), and the m x m outputs of each lane are
  * interleaved back into contiguous output rows. Tile rows are padded to a
  * whole number of vectors (TWp tiles); padded tiles compute harmless values
- * that are never stored.
+ * that are never stored. The GEMM columns of a tile row are TWp, or, for
+ * F(2x2) on rows of fewer tiles than lanes, just the TW real tiles (plan).
  *
  * V and M of a block live in the workspace: the step has one task per block
  * up to a fixed number K (from the node's schedule), task k of n handling
@@ -107,9 +108,10 @@ typedef struct plan {
     int m, a;
     int64_t C, H, W, F, OH, OW, pt, pl;
     int64_t TH, TW, TWp;  /* tile rows, tiles per row, padded to whole vectors */
+    int64_t TWc;          /* GEMM columns per tile row: TWp, or TW when a row is under one vector */
     int64_t rows;         /* tile rows per block */
     int64_t blocks;       /* blocks per item */
-    int64_t cols;         /* GEMM columns of a block: rows * TWp */
+    int64_t cols;         /* GEMM columns of a block: rows * TWc */
     int64_t panels;       /* packed-B panels of a block */
     int64_t v_floats;     /* V of one position: panels * NR * C, + 16 */
     int64_t m_floats;     /* M of one position: F * cols, + 16 */
@@ -168,16 +170,33 @@ static bool make_plan(const kiln_graph *g, const kiln_node *n, int m, const kiln
     p->TH = (p->OH + m - 1) / m;
     p->TW = (p->OW + m - 1) / m;
     p->TWp = (p->TW + vl - 1) / vl * vl;
+    /* F(2x2): a tile row of fewer tiles than lanes (planes under 2 vl wide:
+     * ResNet's 8x8 and 7x7 maps) takes only TW GEMM columns, not a padded
+     * vector's: the transforms still work on whole vectors, but store only
+     * TW lanes and read the next row's columns in the others (never
+     * stored). Needs TW to divide NR, so a row's columns never straddle two
+     * panels. Measured per layer (AVX2, batch 1, best of 5): 512 channels
+     * at 7x7 2.3 ms against 3.9 for the implicit GEMM (ResNet-18's last
+     * stage: 13% of the model at batch 1). Only over 128 channels or more:
+     * on 64 at 8x8 it won alone (41 us against 52) but only tied in
+     * ResNet-20, where the weights come from L3 and the transforms weigh
+     * 8 (1/C + 1/F) = 25% of the GEMMs. F(4x4) keeps padded rows:
+     * compacted, its transforms (a stride-4 lane shuffle over half-empty
+     * vectors) cost more than the estimate below says (32 channels at 16x16:
+     * 41 us against F(2x2)'s 36), though it won on 256 channels at 14x14
+     * (1.18 ms against 1.51). */
+    p->TWc = m == 2 && p->C >= 128 && p->F >= 128 && p->TW < vl && NR % p->TW == 0 ? p->TW : p->TWp;
     /* Blocks of about 64 GEMM columns: wide enough for the micro-kernel,
      * small enough that V and M of a block stay near the L2; and at least
-     * two per item. */
-    p->rows = 64 / p->TWp;
-    if (p->rows > (p->TH + 1) / 2) /* two blocks at least, for two threads at batch 1 */
-        p->rows = (p->TH + 1) / 2;
+     * two per item while a block still fills a panel. */
+    p->rows = 64 / p->TWc;
+    int64_t half = (p->TH + 1) / 2, fill = (NR + p->TWc - 1) / p->TWc;
+    if (p->rows > half) /* two blocks, for two threads at batch 1, unless they would leave panels half empty */
+        p->rows = half * p->TWc >= NR ? half : (fill < p->TH ? fill : p->TH);
     if (p->rows < 1)
         p->rows = 1;
     p->blocks = (p->TH + p->rows - 1) / p->rows;
-    p->cols = p->rows * p->TWp;
+    p->cols = p->rows * p->TWc;
     p->panels = (p->cols + NR - 1) / NR;
     /* One cache line more than the data: the a^2 positions, read or written
      * together, then fall into different L1 sets (at a multiple of 4 KiB
@@ -201,20 +220,21 @@ int kiln_cg_winograd_tile(const kiln_graph *g, const kiln_node *n, const kiln_cg
         return ok2 ? 2 : 0;
     if (mode == KILN_CG_WINOGRAD_F4)
         return ok4 ? 4 : 0;
-    /* AUTO (docs/codegen.md): the GEMMs' multiplications, a^2 per tile
-     * (tiles padded to whole vectors), against 9 per output pixel; the
-     * transforms cost about 8 (1/C + 1/F) of the GEMMs (fitted to single
-     * layers on AVX2, 16 to 512 channels); Winograd when the estimate is
-     * under 0.9 of the direct sum. */
+    /* AUTO (docs/codegen.md): the GEMMs' multiplications, a^2 per GEMM
+     * column computed (whole panels of every block), against 9 per output
+     * pixel; the transforms cost about 8 (1/C + 1/F) of the GEMMs (fitted to
+     * single layers on AVX2, 16 to 512 channels); Winograd when the estimate
+     * is under 0.9 of the direct sum. */
     const double C = (double)p4.C, F = (double)p4.F;
     const double overhead = 1.0 + 8.0 * (1.0 / C + 1.0 / F);
+    const double NR = (double)t->gemm_nr * lanes(t);
     double best = 0.9 * 9.0 * (double)p4.OH * (double)p4.OW;
     int tile = 0;
-    if (ok4 && 36.0 * (double)(p4.TH * p4.TWp) * overhead < best) {
-        best = 36.0 * (double)(p4.TH * p4.TWp) * overhead;
+    if (ok4 && 36.0 * (double)(p4.blocks * p4.panels) * NR * overhead < best) {
+        best = 36.0 * (double)(p4.blocks * p4.panels) * NR * overhead;
         tile = 4;
     }
-    if (ok2 && 16.0 * (double)(p2.TH * p2.TWp) * overhead < best)
+    if (ok2 && 16.0 * (double)(p2.blocks * p2.panels) * NR * overhead < best)
         tile = 2;
     return tile;
 }
@@ -231,6 +251,17 @@ int kiln_cg_winograd_used(const kiln_cg_module *m, kiln_id node)
 
 
 static int64_t slots(const kiln_node *n) { return n->tasks > 0 ? ((int64_t)n->tasks + 1) / 2 : 4; }
+
+/* In how many parts a block's filters may be split: the schedule's threads
+ * when the layer has fewer blocks per item than threads and each part keeps
+ * at least two row tiles of filters; else 1. */
+static int64_t filter_parts(const kiln_cg *cg, const plan *p)
+{
+    const int64_t threads = cg->g->sched_threads > 0 ? (int64_t)cg->g->sched_threads : 1;
+    if (threads < 2 || p->blocks >= threads || p->F < threads * 2 * cg->target->gemm_mr)
+        return 1;
+    return threads;
+}
 
 void kiln_cg_winograd_scratch(const kiln_graph *g, const kiln_node *n, const kiln_cg_target *t,
                               const kiln_cg_options *opt, uint64_t *fixed, uint64_t *per_batch)
@@ -437,7 +468,8 @@ static void input_transform(kiln_cg *cg, const plan *p, const matrices *mx, V x_
     V rr = kiln_cg_for_begin(cg, &lr, i64c(cg, 0), nrows, i64c(cg, 1));
     V h0 = kiln_cg_gep(cg, hbuf, mul64(cg, rr, (int64_t)m * h_row));
     V q2 = kiln_cg_for_begin(cg, &lq2, i64c(cg, 0), i64c(cg, p->TWp), i64c(cg, vl));
-    V jcol = add64(cg, mul64(cg, rr, p->TWp), q2); /* the block's column: its panel and lane */
+    V jcol = add64(cg, mul64(cg, rr, p->TWc), q2); /* the block's column: its panel and lane */
+    V lanes_kept = p->TWc < vl ? kiln_cg_tail_mask(cg, i64c(cg, p->TWc)) : NULL;
     V dst = kiln_cg_gep(cg, vbuf, add64(cg, add64(cg, mul64(cg, kiln_cg_udiv(cg, jcol, NR), NR * p->C), kiln_cg_urem(cg, jcol, NR)),
                                         mul64(cg, c, NR)));
     for (int j = 0; j < a; j++) {
@@ -445,7 +477,7 @@ static void input_transform(kiln_cg *cg, const plan *p, const matrices *mx, V x_
         for (int r = 0; r < a; r++)
             h[r] = kiln_cg_vload(cg, h0, add64(cg, q2, i64c(cg, (int64_t)r * h_row + (int64_t)j * p->TWp)), NULL, 0.0);
         for (int i = 0; i < a; i++)
-            kiln_cg_vstore(cg, lincomb(cg, mx->bt[i], h, a), dst, i64c(cg, (int64_t)(i * a + j) * p->v_floats), NULL);
+            kiln_cg_vstore(cg, lincomb(cg, mx->bt[i], h, a), dst, i64c(cg, (int64_t)(i * a + j) * p->v_floats), lanes_kept);
     }
     kiln_cg_for_end(cg, &lq2);
     kiln_cg_for_end(cg, &lr);
@@ -456,11 +488,11 @@ static void input_transform(kiln_cg *cg, const plan *p, const matrices *mx, V x_
  * output row of the tiles at a time (its a sums down the columns, then m
  * along the row), so few vectors are live. */
 static void output_transform(kiln_cg *cg, const plan *p, const matrices *mx, V mbuf, V y_item, V item, V pbias,
-                             V ty0, V nrows)
+                             V ty0, V nrows, V f0, V f1)
 {
     const int m = p->m, a = p->a, vl = cg->vl;
     kiln_cg_loop lf, lr, lq;
-    V f = kiln_cg_for_begin(cg, &lf, i64c(cg, 0), i64c(cg, p->F), i64c(cg, 1));
+    V f = kiln_cg_for_begin(cg, &lf, f0, f1, i64c(cg, 1));
     V offs[KILN_CG_MAX_EPI];
     const kiln_cg_epilogue *epi = cg->epi && cg->epi->n > 0 ? cg->epi : NULL;
     if (epi)
@@ -471,7 +503,7 @@ static void output_transform(kiln_cg *cg, const plan *p, const matrices *mx, V m
     V rr = kiln_cg_for_begin(cg, &lr, i64c(cg, 0), nrows, i64c(cg, 1));
     V ty = add64(cg, ty0, rr);
     V q = kiln_cg_for_begin(cg, &lq, i64c(cg, 0), i64c(cg, p->TWp), i64c(cg, vl));
-    V j = add64(cg, mul64(cg, rr, p->TWp), q);
+    V j = add64(cg, mul64(cg, rr, p->TWc), q);
     V x0 = mul64(cg, q, m); /* output column of lane 0's tile */
     for (int i = 0; i < m; i++) {
         V oy = add64(cg, mul64(cg, ty, m), i64c(cg, i));
@@ -551,8 +583,25 @@ kiln_status kiln_cg_emit_conv2d_winograd(kiln_cg *cg, const kiln_node *n, int m)
     V vbuf = slot, mbuf = kiln_cg_gep(cg, slot, i64c(cg, (int64_t)a * a * p.v_floats));
     V items = xs->batched ? kiln_cg_batch(cg) : i64c(cg, items_fixed);
     V total = mul64(cg, items, p.blocks);
+    /* When the step has more tasks than blocks (batch 1 on small maps: one
+     * block per item), each block's filters are split in FP parts of whole
+     * row tiles, one task each; every part redoes the block's input
+     * transform (8/C of its GEMMs' work, by the estimate above). */
+    const int64_t FP = filter_parts(cg, &p);
+    V fp = i64c(cg, 1), fsize = i64c(cg, p.F);
+    if (FP > 1) {
+        V split = LLVMBuildICmp(cg->b, LLVMIntUGT, cg->arg_count, total, "split");
+        const int64_t mr = cg->target->gemm_mr, part = ((p.F + FP - 1) / FP + mr - 1) / mr * mr;
+        fp = LLVMBuildSelect(cg->b, split, i64c(cg, FP), fp, "");
+        fsize = LLVMBuildSelect(cg->b, split, i64c(cg, part), fsize, "");
+    }
     kiln_cg_loop lb, lx;
-    V blk = kiln_cg_for_begin(cg, &lb, cg->arg_index, total, cg->arg_count);
+    V unit = kiln_cg_for_begin(cg, &lb, cg->arg_index, LLVMBuildMul(cg->b, total, fp, ""), cg->arg_count);
+    V blk = LLVMBuildUDiv(cg->b, unit, fp, "");
+    V f0 = LLVMBuildMul(cg->b, LLVMBuildURem(cg->b, unit, fp, ""), fsize, "");
+    V f1 = kiln_cg_smin(cg, LLVMBuildAdd(cg->b, f0, fsize, ""), i64c(cg, p.F));
+    kiln_cg_if some;
+    kiln_cg_if_begin(cg, &some, LLVMBuildICmp(cg->b, LLVMIntSLT, f0, f1, "filters"));
     V item = kiln_cg_udiv(cg, blk, p.blocks);
     V ty0 = mul64(cg, kiln_cg_urem(cg, blk, p.blocks), p.rows);
     V nrows = kiln_cg_smin(cg, i64c(cg, p.rows), LLVMBuildSub(cg->b, i64c(cg, p.TH), ty0, ""));
@@ -563,28 +612,31 @@ kiln_status kiln_cg_emit_conv2d_winograd(kiln_cg *cg, const kiln_node *n, int m)
 
     V xi = kiln_cg_for_begin(cg, &lx, i64c(cg, 0), i64c(cg, (int64_t)a * a), i64c(cg, 1));
     kiln_cg_gemm gm = {
-        .a = kiln_cg_gep(cg, pu, mul64(cg, xi, (int64_t)per_xi)),
+        /* U's panels of mr filters: filter f0 (a multiple of mr) starts at f0 * C */
+        .a = kiln_cg_gep(cg, pu, add64(cg, mul64(cg, xi, (int64_t)per_xi), mul64(cg, f0, p.C))),
         .b = kiln_cg_gep(cg, vbuf, mul64(cg, xi, p.v_floats)),
-        .c = kiln_cg_gep(cg, mbuf, mul64(cg, xi, p.m_floats)),
+        .c = kiln_cg_gep(cg, mbuf, add64(cg, mul64(cg, xi, p.m_floats), mul64(cg, f0, p.cols))),
         .a_packed = true,
         .b_packed = true,
         .lda = 0,
         .ldb = 0,
         .ldc = p.cols,
-        .m = i64c(cg, p.F),
+        .m = LLVMBuildSub(cg->b, f1, f0, ""),
         .n0 = i64c(cg, 0),
-        .n1 = mul64(cg, nrows, p.TWp),
+        .n1 = mul64(cg, nrows, p.TWc),
         .k = p.C,
         .n_panels_hint = p.panels,
     };
     kiln_cg_emit_gemm(cg, &gm);
     kiln_cg_for_end(cg, &lx);
 
-    output_transform(cg, &p, &mx, mbuf, y_item, item, pbias, ty0, nrows);
+    output_transform(cg, &p, &mx, mbuf, y_item, item, pbias, ty0, nrows, f0, f1);
+    kiln_cg_if_end(cg, &some);
     kiln_cg_for_end(cg, &lb);
     /* One task per block, at most K (the scratch slots): at batch 1 a layer
      * may have fewer blocks than slots, and empty tasks would let the pool
      * hand every block to one thread in one chunk. */
-    kiln_cg_task_end(cg, (kiln_cg_count){xs->batched ? 0 : items_fixed * p.blocks, xs->batched ? p.blocks : 0, 1, 1, K});
+    kiln_cg_task_end(cg, (kiln_cg_count){xs->batched ? 0 : items_fixed * p.blocks * FP, xs->batched ? p.blocks * FP : 0,
+                                         1, 1, K});
     return cg->status;
 }
