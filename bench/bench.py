@@ -513,10 +513,22 @@ class Bench:
             kiln = self.kiln["kiln"]
             obj = os.path.join(d, kname + ".o")
             self.quiet()
-            rc, out, err, dt, oth = run_measured([kiln, "compile", kiln_yaml, "-o", obj, "--header",
-                                                  os.path.join(d, kname + ".h"), "--emit", "obj", a.opt],
-                                                 timeout=self.timeout)
-            comp = {"ok": rc == 0, "seconds": round(dt, 3), "opt": a.opt, "others_cpu": oth}
+            cmd = [kiln, "compile", kiln_yaml, "-o", obj, "--header", os.path.join(d, kname + ".h"), "--emit", "obj",
+                   a.opt]
+            rc, out, err, dt, oth = run_measured(cmd, timeout=self.timeout)
+            # The median of three compiles: a single one moves by 20-30% on the
+            # shared machine (cold page cache for the weights, a busy core).
+            times = [dt]
+            while rc == 0 and len(times) < 3:
+                self.quiet()
+                rc_n, _, _, dt_n, oth_n = run_measured(cmd, timeout=self.timeout)
+                if rc_n != 0:
+                    break
+                times.append(dt_n)
+                oth = max(oth, oth_n) if oth is not None and oth_n is not None else oth
+            dt = sorted(times)[len(times) // 2]
+            comp = {"ok": rc == 0, "seconds": round(dt, 3), "runs_s": [round(t, 3) for t in times], "opt": a.opt,
+                    "others_cpu": oth}
             if rc == 0:
                 comp.update(parse_compile_output(out + err))
                 comp["sections"] = object_sections(obj)
