@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "compiler/interp/interp.h"
 
@@ -94,6 +95,152 @@ bool tg_finish(kiln_graph *g)
 
 void tg_output(kiln_graph *g, kiln_id v) { kiln_graph_add_output(g, v); }
 
+/* ---- target rows ------------------------------------------------------------------- */
+
+#if defined(__x86_64__)
+static tg_target rows[] = {
+    {"avx512", "x86-64-v4", 16, false},
+    {"avx2", "x86-64-v3", 8, false},
+    {"sse", "x86-64-v2", 4, false},
+};
+#elif defined(__aarch64__)
+static tg_target rows[] = {{"neon", NULL, 4, true}};
+#else
+static tg_target rows[] = {{"generic", NULL, 4, true}};
+#endif
+#define N_ROWS ((int)(sizeof rows / sizeof rows[0]))
+
+static int current = -1;              /* the selected row, -1: none (the host) */
+static bool rows_ready;
+static int ran[N_ROWS], compiled[N_ROWS]; /* checks per row, for the summary */
+
+/* Which rows the host executes, and which one is its own (the host CPU). */
+static void rows_init(void)
+{
+    if (rows_ready)
+        return;
+    rows_ready = true;
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    rows[0].runnable = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                       __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("avx512dq") &&
+                       __builtin_cpu_supports("avx512vl");
+    rows[1].runnable = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                       __builtin_cpu_supports("bmi2") && __builtin_cpu_supports("f16c");
+    rows[2].runnable = __builtin_cpu_supports("sse4.2") && __builtin_cpu_supports("popcnt");
+    /* KILN_TEST_COMPILE_ONLY=avx512,avx2 treats those rows as not
+     * executable (to exercise the compile-only path on any host). */
+    const char *only = getenv("KILN_TEST_COMPILE_ONLY");
+    for (int i = 0; only && i < N_ROWS; i++) {
+        size_t n = strlen(rows[i].name);
+        for (const char *p = strstr(only, rows[i].name); p; p = strstr(p + 1, rows[i].name))
+            if ((p == only || p[-1] == ',') && (p[n] == ',' || p[n] == '\0'))
+                rows[i].runnable = false;
+    }
+    /* The host's own row is the one `kiln compile` picks without --cpu. */
+    int host_lanes = kiln_cg_layout_block(NULL);
+    for (int i = 0; i < N_ROWS; i++)
+        if (rows[i].runnable && rows[i].lanes == host_lanes) {
+            rows[i].cpu = NULL;
+            break;
+        }
+#endif
+}
+
+int tg_target_count(void) { return N_ROWS; }
+
+const tg_target *tg_target_at(int i)
+{
+    rows_init();
+    return i >= 0 && i < N_ROWS ? &rows[i] : NULL;
+}
+
+const tg_target *tg_current_target(void) { return current >= 0 ? tg_target_at(current) : NULL; }
+
+kiln_cg_options tg_target_options(void)
+{
+    kiln_cg_options o = KILN_CG_OPTIONS_INIT;
+    const tg_target *t = tg_current_target();
+    if (t)
+        o.cpu = t->cpu;
+    return o;
+}
+
+static void summary(void)
+{
+    char done[256] = "", only[256] = "";
+    for (int i = 0; i < N_ROWS; i++) {
+        char *dst = ran[i] ? done : compiled[i] ? only : NULL;
+        if (!dst)
+            continue;
+        size_t len = strlen(dst);
+        snprintf(dst + len, 256 - len, "%s%s (%s)", len ? ", " : "", rows[i].name,
+                 rows[i].cpu ? rows[i].cpu : "host cpu");
+    }
+    printf("\ntargets run and compared with the interpreter: %s\ntargets compiled only (not executable here): %s\n",
+           *done ? done : "none", *only ? only : "none");
+}
+
+static int select_row(int i)
+{
+    rows_init();
+    if (i >= N_ROWS)
+        return 1;
+    current = i;
+    return 0;
+}
+static int select_row0(void) { return select_row(0); }
+static int select_row1(void) { return select_row(1); }
+static int select_row2(void) { return select_row(2); }
+static int select_row3(void) { return select_row(3); }
+static int select_none(void)
+{
+    current = -1;
+    return 0;
+}
+
+void tg_add_suites(const char *name, void (*add)(CU_pSuite s))
+{
+    static int (*const init[])(void) = {select_row0, select_row1, select_row2, select_row3};
+    _Static_assert(N_ROWS <= (int)(sizeof init / sizeof init[0]), "a selector per target row");
+    static bool registered;
+    rows_init();
+    if (!registered && atexit(summary) == 0)
+        registered = true;
+    for (int i = 0; i < N_ROWS; i++) {
+        char title[128];
+        snprintf(title, sizeof title, "%s [%s%s]", name, rows[i].name, rows[i].runnable ? "" : ", compile only");
+        CU_pSuite s = CU_add_suite(title, init[i], select_none);
+        if (s)
+            add(s);
+    }
+}
+
+/* Compiles g for a row the host cannot run: the whole pipeline to an
+ * object (LLVM verifies and lowers every kernel). 0 on success, -1 after
+ * printing the failure. */
+static double compile_only(const kiln_graph *g, const kiln_cg_options *o)
+{
+    kiln_diag d;
+    kiln_diag_init(&d);
+    kiln_cg_module *m = NULL;
+    char path[] = "/tmp/kiln_tg_XXXXXX";
+    int fd = mkstemp(path);
+    double r = 0.0;
+    if (fd < 0 || kiln_cg_compile(g, o, &m, &d) != KILN_OK || kiln_cg_emit(m, KILN_CG_EMIT_OBJ, path, &d) != KILN_OK) {
+        fprintf(stderr, "model '%s': compilation for %s failed\n", g->name, o->cpu ? o->cpu : "the host");
+        kiln_diag_print(&d, stderr);
+        r = -1.0;
+    }
+    if (fd >= 0) {
+        close(fd);
+        unlink(path);
+    }
+    kiln_cg_module_destroy(m);
+    kiln_diag_release(&d);
+    return r;
+}
+
 double tg_check_default(const kiln_graph *g)
 {
     static const int64_t batches[] = {1, 3, 17};
@@ -115,6 +262,15 @@ double tg_check(const kiln_graph *g, const kiln_cg_options *opt, const int64_t *
     kiln_cg_options o = KILN_CG_OPTIONS_INIT;
     if (opt)
         o = *opt;
+    const tg_target *row = tg_current_target();
+    if (row && !o.cpu && !o.triple && !o.features)
+        o.cpu = row->cpu;
+    if (row && !row->runnable) {
+        compiled[current]++;
+        return compile_only(g, &o);
+    }
+    if (row)
+        ran[current]++;
     o.jit = true;
     kiln_cg_module *m = NULL;
     kiln_cg_jit *j = NULL;

@@ -7,6 +7,7 @@
 #ifndef KILN_TEST_CG_UTIL_H
 #define KILN_TEST_CG_UTIL_H
 
+#include <CUnit/CUnit.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -38,6 +39,36 @@ double tg_check(const kiln_graph *g, const kiln_cg_options *opt, const int64_t *
                 const int *threads, int n_threads);
 /* tg_check with batches {1, 3, 17} and threads {1, 2, 3}. */
 double tg_check_default(const kiln_graph *g);
+
+/* ---- target rows ---------------------------------------------------------------
+ *
+ * The numeric suites run once per row of the code generator's target table
+ * that this architecture has (x86_64: sse, avx2, avx512; aarch64: neon):
+ * each row is a CUnit suite of its own whose init selects the row, and
+ * tg_check compiles for it. Rows the host can execute are run and compared
+ * with the interpreter; the others are compiled to an object only (LLVM
+ * still verifies and lowers every kernel). The host's own row uses the
+ * host CPU (as `kiln compile` does by default), the others a portable CPU
+ * that implies exactly the row's instruction set (x86-64-v2/v3/v4). */
+typedef struct tg_target {
+    const char *name;  /* the target table row: "avx512", "avx2", "sse", "neon" */
+    const char *cpu;   /* NULL: the host CPU (the host's own row) */
+    int lanes;         /* f32 lanes of its vectors: the channel block of the blocked layout */
+    bool runnable;     /* the host executes its instructions */
+} tg_target;
+
+/* The rows of this architecture, widest first. */
+int tg_target_count(void);
+const tg_target *tg_target_at(int i);
+/* The row tg_check compiles for (NULL until a row is selected: the host). */
+const tg_target *tg_current_target(void);
+/* Options for the current row: cpu (and nothing else) set; jit off for
+ * rows that cannot run. */
+kiln_cg_options tg_target_options(void);
+/* Adds one copy of the suite per row, named "NAME [row]" or "NAME [row,
+ * compile only]"; add(s) adds the tests to each. At exit, a line naming the
+ * rows that ran numerically and those only compiled is printed. */
+void tg_add_suites(const char *name, void (*add)(CU_pSuite s));
 
 /* Random floats in [lo, hi] from a seed. */
 void tg_fill(float *x, size_t n, uint64_t seed, double lo, double hi);

@@ -23,13 +23,13 @@
 #define B (-1)
 #define TOL 1e-4
 
-static int block;
 static double worst;
 
+/* Values are blocked by the lanes of the target row being tested. */
 static void blocked(kiln_graph *g, kiln_id v)
 {
     g->values[v].type.layout = KILN_LAYOUT_NCHWXC;
-    g->values[v].type.block = block;
+    g->values[v].type.block = tg_current_target()->lanes;
 }
 
 static void set_ints(kiln_node *n, kiln_attr_id id, const int64_t *v, int count) { kiln_node_set_ints(n, id, v, count); }
@@ -227,21 +227,21 @@ static void test_reorder(void)
 
 static void report(void) { fprintf(stderr, "\n  largest error of the blocked kernels: %.3g\n", worst); }
 
-int main(void)
+static void add_tests(CU_pSuite s)
 {
-    kiln_cg_options o = KILN_CG_OPTIONS_INIT;
-    block = kiln_cg_layout_block(&o);
-    if (block < 1)
-        return 1;
-    if (CU_initialize_registry() != CUE_SUCCESS)
-        return 1;
-    CU_pSuite s = CU_add_suite("codegen_blocked", NULL, NULL);
     CU_add_test(s, "mobile block", test_mobile_block);
     CU_add_test(s, "conv shapes", test_conv_shapes);
     CU_add_test(s, "pools", test_pools);
     CU_add_test(s, "padding lanes", test_padding_lanes);
     CU_add_test(s, "reorder", test_reorder);
     CU_add_test(s, "report", report);
+}
+
+int main(void)
+{
+    if (CU_initialize_registry() != CUE_SUCCESS)
+        return 1;
+    tg_add_suites("codegen_blocked", add_tests);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();

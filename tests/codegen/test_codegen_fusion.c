@@ -17,20 +17,28 @@
 #include "compiler/passes/passes.h"
 
 #define TOL 1e-4
+#define TOL_WINOGRAD4 5e-4 /* where the AUTO heuristic picks F(4x4, 3x3): test_codegen_winograd.c */
 #define B (-1)
 
 static void set_ints(kiln_node *n, kiln_attr_id id, const int64_t *v, int count) { kiln_node_set_ints(n, id, v, count); }
 
-static size_t steps_of(const kiln_graph *g)
+/* The steps of g compiled for the current target row; *tol (may be NULL):
+ * the tolerance its kernels allow. */
+static size_t steps_of(const kiln_graph *g, double *tol)
 {
     kiln_diag d;
     kiln_diag_init(&d);
-    kiln_cg_options o = KILN_CG_OPTIONS_INIT;
+    kiln_cg_options o = tg_target_options();
     kiln_cg_module *m = NULL;
     size_t n = 0;
-    if (kiln_cg_compile(g, &o, &m, &d) == KILN_OK)
+    if (tol)
+        *tol = TOL;
+    if (kiln_cg_compile(g, &o, &m, &d) == KILN_OK) {
         n = kiln_cg_step_count(m);
-    else
+        for (size_t i = 0; tol && i < g->n_nodes; i++)
+            if (kiln_cg_winograd_used(m, (kiln_id)i) == 4)
+                *tol = TOL_WINOGRAD4;
+    } else
         kiln_diag_print(&d, stderr);
     kiln_cg_module_destroy(m);
     kiln_diag_release(&d);
@@ -50,11 +58,12 @@ static uint32_t groups_of(const kiln_graph *g)
  * must form. Destroys g. */
 static void check_fused(kiln_graph *g, uint32_t min_groups)
 {
+    double tol0, tol1;
+    size_t unfused_steps = steps_of(g, &tol0);
     double e0 = tg_check_default(g);
-    if (!(e0 >= 0 && e0 <= TOL))
+    if (!(e0 >= 0 && e0 <= tol0))
         fprintf(stderr, "  model '%s' (unfused): max error %g\n", g->name, e0);
-    CU_ASSERT(e0 >= 0 && e0 <= TOL);
-    size_t unfused_steps = steps_of(g);
+    CU_ASSERT(e0 >= 0 && e0 <= tol0);
 
     kiln_graph *f = kiln_graph_clone(g);
     CU_ASSERT_FATAL(f != NULL);
@@ -70,11 +79,11 @@ static void check_fused(kiln_graph *g, uint32_t min_groups)
     if (groups < min_groups)
         fprintf(stderr, "  model '%s': %u fusion groups, expected at least %u\n", g->name, groups, min_groups);
     CU_ASSERT(groups >= min_groups);
+    size_t fused_steps = steps_of(f, &tol1);
     double e1 = tg_check_default(f);
-    if (!(e1 >= 0 && e1 <= TOL))
+    if (!(e1 >= 0 && e1 <= tol1))
         fprintf(stderr, "  model '%s' (fused): max error %g\n", g->name, e1);
-    CU_ASSERT(e1 >= 0 && e1 <= TOL);
-    size_t fused_steps = steps_of(f);
+    CU_ASSERT(e1 >= 0 && e1 <= tol1);
     if (groups > 0) {
         if (!(fused_steps < unfused_steps))
             fprintf(stderr, "  model '%s': %zu steps fused, %zu unfused\n", g->name, fused_steps, unfused_steps);
@@ -286,9 +295,13 @@ static void test_profile_hook(void)
     kiln_graph *g = tg_new("profiled");
     kiln_id x = tg_input(g, "x", TG_DIMS(B, 3, 8, 8));
     tg_output(g, unary(g, KILN_OP_RELU, conv(g, x, "c", 3, 5, 3, 1, 1, 1), "r"));
+    if (!tg_current_target()->runnable) { /* nothing to run */
+        kiln_graph_destroy(g);
+        return;
+    }
     kiln_diag d;
     kiln_diag_init(&d);
-    kiln_cg_options o = KILN_CG_OPTIONS_INIT;
+    kiln_cg_options o = tg_target_options();
     o.jit = true;
     kiln_cg_module *m = NULL;
     kiln_cg_jit *j = NULL;
@@ -333,7 +346,7 @@ static void check_blas(kiln_graph *g)
         candidates += kiln_cg_gemm_candidate(g, &g->nodes[i]);
     }
     CU_ASSERT(candidates > 0);
-    kiln_cg_options o = KILN_CG_OPTIONS_INIT;
+    kiln_cg_options o = tg_target_options();
     o.gemm_impl = impl;
     static const int64_t batches[] = {1, 3, 17};
     static const int threads[] = {1, 2, 3};
@@ -341,6 +354,12 @@ static void check_blas(kiln_graph *g)
     if (!(e >= 0 && e <= TOL))
         fprintf(stderr, "  model '%s' (OpenBLAS): max error %g\n", g->name, e);
     CU_ASSERT(e >= 0 && e <= TOL);
+    if (tg_current_target()->cpu) { /* what follows runs on the host's own row only */
+        free(impl);
+        kiln_diag_release(&d);
+        kiln_graph_destroy(g);
+        return;
+    }
     kiln_cg_module *m = NULL;
     o.jit = true;
     CU_ASSERT_FATAL(kiln_cg_compile(g, &o, &m, &d) == KILN_OK);
@@ -380,11 +399,8 @@ static void test_blas(void)
     check_blas(g);
 }
 
-int main(void)
+static void add_tests(CU_pSuite s)
 {
-    if (CU_initialize_registry() != CUE_SUCCESS)
-        return 2;
-    CU_pSuite s = CU_add_suite("codegen_fusion", NULL, NULL);
     CU_add_test(s, "conv_bn_relu", test_conv_bn_relu);
     CU_add_test(s, "residual", test_residual);
     CU_add_test(s, "mobile_block", test_mobile_block);
@@ -395,6 +411,13 @@ int main(void)
     CU_add_test(s, "aliases_planned", test_aliases_planned);
     CU_add_test(s, "profile_hook", test_profile_hook);
     CU_add_test(s, "blas", test_blas);
+}
+
+int main(void)
+{
+    if (CU_initialize_registry() != CUE_SUCCESS)
+        return 2;
+    tg_add_suites("codegen_fusion", add_tests);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();

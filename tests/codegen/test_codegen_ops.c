@@ -1,7 +1,8 @@
 /* tests/codegen/test_codegen_ops.c: every op and attribute combination,
  * compiled (JIT) and compared with the reference interpreter at batch 1, 3
  * and 17 on 1, 2 and 3 threads (results must also be identical across
- * thread counts), with sizes around the vector width (15, 16, 17, 33). */
+ * thread counts), with sizes around the vector width (15, 16, 17, 33) and
+ * around each target's GEMM tile. One suite per target row (cg_util.h). */
 #include <CUnit/Basic.h>
 #include <stdio.h>
 #include <string.h>
@@ -161,6 +162,42 @@ typedef struct mcase {
     int64_t a[5], b[5];
     bool tb, b_param;
 } mcase;
+
+/* Sizes around every target's GEMM tile (rows: 4 SSE, 6 AVX2, 14 AVX-512;
+ * columns: panels of 8, 16 or 32 and the one-row kernel's wider tiles), so
+ * each row's micro-kernel variants and masked flushes run whatever row the
+ * suite is on: rows tile-1, tile, tile+1 and 2 x tile; columns likewise. */
+static void test_gemm_tiles(void)
+{
+    static const int64_t rows[] = {3, 4, 5, 6, 7, 8, 12, 13, 14, 15, 28, 29};
+    static const int64_t cols[] = {7, 8, 9, 15, 16, 17, 31, 32, 33, 47, 63, 64, 65, 97, 129};
+    for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++)
+        dense_case(2, (const int64_t[]){rows[r], 40}, 33, r % 2 == 0);
+    for (size_t c = 0; c < sizeof cols / sizeof cols[0]; c++) {
+        dense_case(2, (const int64_t[]){15, 24}, cols[c], true);
+        dense_case(2, (const int64_t[]){1, 24}, cols[c], false);
+    }
+    /* convolution filters are the packed A's rows */
+    static const int64_t filters[] = {3, 5, 7, 13, 14, 15, 29};
+    for (size_t f = 0; f < sizeof filters / sizeof filters[0]; f++)
+        for (int64_t k = 1; k <= 3; k += 2) {
+            char name[64];
+            snprintf(name, sizeof name, "tile_conv_%lld_%lld", (long long)filters[f], (long long)k);
+            kiln_graph *g = tg_new(name);
+            kiln_id in[3] = {tg_input(g, "x", TG_DIMS(B, 6, 7, 9)),
+                             tg_param(g, "conv.weight", TG_DIMS(filters[f], 6, k, k), -0.5, 0.5),
+                             tg_param(g, "conv.bias", TG_DIMS(filters[f]), -0.5, 0.5)};
+            kiln_id y = tg_node(g, KILN_OP_CONV2D, in, 3, "y");
+            kiln_node *n = tg_last(g);
+            kiln_node_set_int(n, KILN_ATTR_FILTERS, filters[f]);
+            set_ints(n, KILN_ATTR_KERNEL, (const int64_t[]){k, k}, 2);
+            set_ints(n, KILN_ATTR_STRIDE, (const int64_t[]){1, 1}, 2);
+            set_ints(n, KILN_ATTR_PADDING, (const int64_t[]){k / 2, k / 2, k / 2, k / 2}, 4);
+            CU_ASSERT_FATAL(tg_finish(g));
+            tg_output(g, y);
+            expect_ok(g);
+        }
+}
 
 static void test_matmul(void)
 {
@@ -526,20 +563,25 @@ static void test_network(void)
     }
 }
 
-int main(void)
+static void add_tests(CU_pSuite s)
 {
-    if (CU_initialize_registry() != CUE_SUCCESS)
-        return 2;
-    CU_pSuite s = CU_add_suite("codegen_ops", NULL, NULL);
     CU_add_test(s, "unary", test_unary);
     CU_add_test(s, "binary", test_binary);
     CU_add_test(s, "dense", test_dense);
+    CU_add_test(s, "gemm tiles", test_gemm_tiles);
     CU_add_test(s, "matmul", test_matmul);
     CU_add_test(s, "conv2d", test_conv2d);
     CU_add_test(s, "pools", test_pools);
     CU_add_test(s, "norm", test_norm);
     CU_add_test(s, "shape", test_shape);
     CU_add_test(s, "network", test_network);
+}
+
+int main(void)
+{
+    if (CU_initialize_registry() != CUE_SUCCESS)
+        return 2;
+    tg_add_suites("codegen_ops", add_tests);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
