@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "codegen.h"
+#include "compiler/target/target.h"
 #include "layout.h"
 
 #if defined(__GNUC__) || defined(__clang__)
@@ -45,28 +46,31 @@ typedef struct kiln_cg_target {
     int vector_bits;    /* width of the f32 vectors the kernels use */
     int gemm_mr;        /* GEMM micro-kernel: rows ... */
     int gemm_nr;        /* ... times vectors; one packed B panel is gemm_nr vectors wide */
-    int gemm_kc;        /* K block: a KC x panel slice of B stays in L1 */
+    int gemm_kc;        /* K block: a KC x panel slice of B fills half of L1 (from caches) */
     int gemv_panels;    /* panels the one-row (batch 1) kernel streams at once */
     bool native_masks;  /* masked loads/stores are single instructions */
+    kiln_caches caches; /* of the CPU compiled for (the host's, the --cpu table's, or defaults) */
 } kiln_cg_target;
 
 typedef struct kiln_cg_machine {
     LLVMTargetMachineRef tm;       /* owned */
-    const kiln_cg_target *target;  /* static table entry */
+    kiln_cg_target row;            /* the target table's row, blocking sized from the caches */
+    const kiln_cg_target *target;  /* &row */
     char *triple, *cpu, *features; /* malloc'd */
+    char required[512];            /* extensions the code may use: NAME_create checks the CPU has them */
     int opt_level;
     bool host;                     /* triple is the host's */
     bool elf;                      /* objects are ELF64 little-endian (elf.c can merge the units') */
-    char description[256];
+    char description[384];
 } kiln_cg_machine;
 
 KILN_CG_HIDDEN kiln_status kiln_cg_machine_create(const kiln_cg_options *opt, kiln_cg_machine *out, kiln_diag *d);
 /* Another target machine like m's (the JIT takes ownership of one). */
 KILN_CG_HIDDEN LLVMTargetMachineRef kiln_cg_machine_clone_tm(const kiln_cg_machine *m);
 KILN_CG_HIDDEN void kiln_cg_machine_release(kiln_cg_machine *m);
-/* The target table entry opt (NULL: the host) selects, without a target
- * machine; NULL if the names cannot be resolved. */
-KILN_CG_HIDDEN const kiln_cg_target *kiln_cg_target_for(const kiln_cg_options *opt);
+/* The target opt (NULL: the host) selects, without a target machine:
+ * false if the names cannot be resolved. */
+KILN_CG_HIDDEN bool kiln_cg_target_for(const kiln_cg_options *opt, kiln_cg_target *out);
 
 /* ---- weights.c: the weights blob ----------------------------------------- */
 

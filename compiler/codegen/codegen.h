@@ -185,8 +185,12 @@ typedef struct kiln_cg_report {
 } kiln_cg_report;
 void kiln_cg_get_report(const kiln_cg_module *m, kiln_cg_report *out);
 
-/* "x86_64 avx512: 16 x f32, cpu znver4" (for reports). */
+/* "x86_64-pc-linux-gnu, cpu znver4, avx512 (16 x f32), caches ..." (for reports). */
 const char *kiln_cg_target_description(const kiln_cg_module *m);
+/* The instruction-set extensions the code may use, comma-separated (LLVM's
+ * names; "" for none): NAME_create returns KILN_ERR_UNSUPPORTED on a CPU
+ * without one of them. */
+const char *kiln_cg_required_features(const kiln_cg_module *m);
 
 /* ---- running compiled code in this process (ORC LLJIT) ------------------- */
 

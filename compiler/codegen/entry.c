@@ -181,13 +181,17 @@ kiln_status kiln_cg_emit_entry(kiln_cg *cg, V weights_global, uint64_t checksum)
     V info = private_const(cg, LLVMConstNamedStruct(t_model, mi, 9), name);
 
     bool external = cg->opt.weights == KILN_CG_WEIGHTS_EXTERNAL;
-    LLVMTypeRef desc_fields[9] = {I32, I32, P, I64, I64, I64, P, P, I64};
+    LLVMTypeRef desc_fields[10] = {I32, I32, P, I64, I64, I64, P, P, I64, P};
     LLVMTypeRef t_desc = LLVMStructCreateNamed(cg->ctx, "kiln_rt_model_desc");
-    LLVMStructSetBody(t_desc, desc_fields, 9, 0);
+    LLVMStructSetBody(t_desc, desc_fields, 10, 0);
     snprintf(name, sizeof name, "%s.weights_path", cg->prefix);
     V path = external && cg->opt.weights_path ? cstring(cg, cg->opt.weights_path, name) : LLVMConstNull(P);
     uint32_t flags = (lay->batched ? 1u : 0u) | (external ? 2u : 0u);
-    V di[9] = {i32c(cg, 1 /* KILN_RT_MODEL_DESC_VERSION */),
+    /* NAME_create refuses a CPU without the extensions the code may use,
+     * instead of dying on an illegal instruction. */
+    snprintf(name, sizeof name, "%s.cpu_features", cg->prefix);
+    V cpu = cg->machine->required[0] ? cstring(cg, cg->machine->required, name) : LLVMConstNull(P);
+    V di[10] = {i32c(cg, 2 /* KILN_RT_MODEL_DESC_VERSION */),
                i32c(cg, flags),
                model_name,
                i64c(cg, lay->fixed_bytes),
@@ -195,9 +199,10 @@ kiln_status kiln_cg_emit_entry(kiln_cg *cg, V weights_global, uint64_t checksum)
                i64c(cg, cg->blob->size),
                external ? LLVMConstNull(P) : weights_global,
                path,
-               i64c(cg, external ? checksum : 0)};
+               i64c(cg, external ? checksum : 0),
+               cpu};
     snprintf(name, sizeof name, "%s.desc", cg->prefix);
-    V desc = private_const(cg, LLVMConstNamedStruct(t_desc, di, 9), name);
+    V desc = private_const(cg, LLVMConstNamedStruct(t_desc, di, 10), name);
 
     /* ---- runtime functions ---- */
     LLVMTypeRef p3[3] = {P, P, P}, prep[5] = {P, I64, P, P, P}, pfor[4] = {P, I64, P, P}, pws[2] = {P, I64};

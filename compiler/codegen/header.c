@@ -125,7 +125,9 @@ kiln_status kiln_cg_write_header(const kiln_cg_module *m, const char *path, kiln
             " * workspace allocated and grown by the instance, the recorded weights path).\n"
             " * *out is owned by the caller (%s_destroy) and set to NULL on failure.\n"
             " * A workspace given in opt must be 64-byte aligned and hold batch 1 (else\n"
-            " * KILN_ERR_WORKSPACE), stays the caller's and must outlive the instance. */\n"
+            " * KILN_ERR_WORKSPACE), stays the caller's and must outlive the instance.\n"
+            " * KILN_ERR_UNSUPPORTED: this CPU lacks an instruction-set extension the\n"
+            " * code was compiled for (kiln compile's report lists them). */\n"
             "kiln_status %s_create(%s **out, const kiln_options *opt);\n\n",
             N, N, N);
     fprintf(f, "/* Runs the model on `%s` items: inputs, then outputs, in model order. */\n", bp);

@@ -10,54 +10,27 @@
 #include <unistd.h>
 
 /* The kernels read these values; adding a target is adding a row (and a rule
- * in pick_target). */
+ * in pick_row). */
 /* The GEMM micro-kernel keeps mr x nr vector accumulators in registers, plus
  * nr vectors of B and a broadcast of A: AVX2 6 x 2 ymm = 12 of 16 registers
  * (a 6 x 16 tile); AVX-512 14 x 2 zmm = 28 of 32 (14 x 32; the broadcasts of
  * A fold into the FMAs' memory operands); NEON 8 x 3 q = 24 of 32 (8 x 12).
- * kc: a kc x (nr * lanes) slice of packed B is 16 KiB (AVX2, NEON) or 24 KiB
- * (AVX-512), half an L1 data cache, reused by every row tile. */
+ * kc is set from the L1 data cache when the target is resolved (size_row):
+ * a kc x (nr * lanes) slice of packed B fills half of it, reused by every
+ * row tile (AVX2 with 32 KiB: 256; AVX-512 with 48 KiB: 192). */
 static const kiln_cg_target targets[] = {
     /* name      bits  mr  nr   kc  gemv  native masks */
-    {"avx512", 512, 14, 2, 192, 4, true},
-    {"avx2", 256, 6, 2, 256, 4, true}, /* vmaskmovps */
-    {"sse", 128, 4, 2, 256, 4, false},
-    {"neon", 128, 8, 3, 256, 2, false},
-    {"generic", 128, 4, 2, 256, 4, false},
+    {"avx512", 512, 14, 2, 192, 4, true, {0}},
+    {"avx2", 256, 6, 2, 256, 4, true, {0}}, /* vmaskmovps */
+    {"sse", 128, 4, 2, 256, 4, false, {0}},
+    {"neon", 128, 8, 3, 256, 2, false, {0}},
+    {"generic", 128, 4, 2, 256, 4, false, {0}},
 };
 
 enum { T_AVX512, T_AVX2, T_SSE, T_NEON, T_GENERIC };
 
-/* CPUs that imply a vector width when no feature string is given. */
-static const struct {
-    const char *cpu;
-    int target;
-} cpu_table[] = {
-    {"skylake-avx512", T_AVX512}, {"cascadelake", T_AVX512}, {"cooperlake", T_AVX512}, {"cannonlake", T_AVX512},
-    {"icelake-client", T_AVX512}, {"icelake-server", T_AVX512}, {"tigerlake", T_AVX512},
-    {"rocketlake", T_AVX512}, {"sapphirerapids", T_AVX512}, {"emeraldrapids", T_AVX512},
-    {"graniterapids", T_AVX512}, {"graniterapids-d", T_AVX512}, {"znver4", T_AVX512}, {"znver5", T_AVX512},
-    {"x86-64-v4", T_AVX512}, {"knl", T_AVX512}, {"knm", T_AVX512},
-    {"haswell", T_AVX2}, {"broadwell", T_AVX2}, {"skylake", T_AVX2}, {"alderlake", T_AVX2},
-    {"raptorlake", T_AVX2}, {"meteorlake", T_AVX2}, {"arrowlake", T_AVX2}, {"gracemont", T_AVX2},
-    {"znver1", T_AVX2}, {"znver2", T_AVX2}, {"znver3", T_AVX2}, {"x86-64-v3", T_AVX2}, {"bdver4", T_AVX2},
-};
-
-/* True when the comma-separated feature list enables `name` ("+name"). */
-static bool has_feature(const char *features, const char *name)
-{
-    size_t n = strlen(name);
-    for (const char *p = features; p && *p;) {
-        const char *end = strchr(p, ',');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        if (len == n + 1 && p[0] == '+' && strncmp(p + 1, name, n) == 0)
-            return true;
-        p = end ? end + 1 : p + len;
-    }
-    return false;
-}
-
-static const kiln_cg_target *pick_target(const char *triple, const char *cpu, const char *features)
+/* The row for a triple and the extensions the code may use. */
+static const kiln_cg_target *pick_row(const char *triple, const char *required)
 {
     bool x86 = strncmp(triple, "x86_64", 6) == 0 || strncmp(triple, "amd64", 5) == 0;
     bool arm64 = strncmp(triple, "aarch64", 7) == 0 || strncmp(triple, "arm64", 5) == 0;
@@ -65,14 +38,21 @@ static const kiln_cg_target *pick_target(const char *triple, const char *cpu, co
         return &targets[T_NEON];
     if (!x86)
         return &targets[T_GENERIC];
-    if (features && *features)
-        return has_feature(features, "avx512f")                               ? &targets[T_AVX512]
-               : has_feature(features, "avx2") && has_feature(features, "fma") ? &targets[T_AVX2]
-                                                                                : &targets[T_SSE];
-    for (size_t i = 0; cpu && i < sizeof cpu_table / sizeof cpu_table[0]; i++)
-        if (strcmp(cpu_table[i].cpu, cpu) == 0)
-            return &targets[cpu_table[i].target];
+    if (kiln_target_list_has(required, "avx512f"))
+        return &targets[T_AVX512];
+    if (kiln_target_list_has(required, "avx2") && kiln_target_list_has(required, "fma"))
+        return &targets[T_AVX2];
     return &targets[T_SSE];
+}
+
+/* The row with its blocking sized from the caches. */
+static void size_row(const kiln_cg_target *row, const kiln_caches *caches, kiln_cg_target *out)
+{
+    *out = *row;
+    out->caches = *caches;
+    int64_t panel_bytes = (int64_t)row->gemm_nr * (row->vector_bits / 32) * 4;
+    int64_t kc = (int64_t)caches->l1d / 2 / panel_bytes / 16 * 16;
+    out->gemm_kc = (int)(kc < 64 ? 64 : kc > 512 ? 512 : kc);
 }
 
 #include "target_names.inc"
@@ -211,21 +191,41 @@ static void resolve_names(const kiln_cg_options *opt, kiln_cg_machine *out)
     }
 }
 
-const kiln_cg_target *kiln_cg_target_for(const kiln_cg_options *opt)
+/* The extensions, target row and caches of resolved names (m->triple,
+ * cpu, features, host); host_cpu: the CPU is the host's own. */
+static void resolve_target(kiln_cg_machine *m, bool host_cpu)
+{
+    const char *implied = kiln_target_cpu_features(m->cpu);
+    kiln_target_effective_features(implied ? implied : "", m->features, m->required, sizeof m->required);
+    const kiln_cg_target *row = pick_row(m->triple, m->required);
+    kiln_caches caches;
+    if (!(host_cpu && kiln_target_host_caches(&caches)) && !kiln_target_cpu_caches(m->cpu, &caches))
+        kiln_target_default_caches(row->vector_bits, &caches);
+    size_row(row, &caches, &m->row);
+    m->target = &m->row;
+}
+
+bool kiln_cg_target_for(const kiln_cg_options *opt, kiln_cg_target *out)
 {
     kiln_cg_options defaults = KILN_CG_OPTIONS_INIT;
     kiln_cg_machine m = {0};
     pthread_once(&init_once, init_llvm);
-    resolve_names(opt ? opt : &defaults, &m);
-    const kiln_cg_target *t = m.triple && m.cpu && m.features ? pick_target(m.triple, m.cpu, m.features) : NULL;
+    if (!opt)
+        opt = &defaults;
+    resolve_names(opt, &m);
+    bool ok = m.triple && m.cpu && m.features;
+    if (ok) {
+        resolve_target(&m, m.host && !opt->cpu);
+        *out = m.row;
+    }
     kiln_cg_machine_release(&m);
-    return t;
+    return ok;
 }
 
 int kiln_cg_layout_block(const kiln_cg_options *opt)
 {
-    const kiln_cg_target *t = kiln_cg_target_for(opt);
-    return t ? t->vector_bits / 32 : 0;
+    kiln_cg_target t;
+    return kiln_cg_target_for(opt, &t) ? t.vector_bits / 32 : 0;
 }
 
 kiln_status kiln_cg_machine_create(const kiln_cg_options *opt, kiln_cg_machine *out, kiln_diag *d)
@@ -270,14 +270,17 @@ kiln_status kiln_cg_machine_create(const kiln_cg_options *opt, kiln_cg_machine *
         kiln_cg_machine_release(out);
         return KILN_ERR_UNSUPPORTED;
     }
-    out->target = pick_target(out->triple, out->cpu, out->features);
+    resolve_target(out, out->host && !opt->cpu);
     /* ELF64 little-endian objects (elf.c merges them): not Mach-O, COFF or big-endian AArch64. */
     out->elf = strncmp(out->triple, "aarch64_be", 10) != 0;
     static const char *const not_elf[] = {"apple", "darwin", "macos", "ios", "windows", "win32", "mingw", "cygwin", "uefi"};
     for (size_t i = 0; i < sizeof not_elf / sizeof not_elf[0]; i++)
         if (strstr(out->triple, not_elf[i]))
             out->elf = false;
-    snprintf(out->description, sizeof out->description, "%s, cpu %s, %s (%d x f32)", out->triple, out->cpu,
-             out->target->name, out->target->vector_bits / 32);
+    const kiln_caches *c = &out->target->caches;
+    snprintf(out->description, sizeof out->description,
+             "%s, cpu %s%s, %s (%d x f32), caches L1d %u KiB, L2 %u KiB, L3 %llu MiB (%s)", out->triple, out->cpu,
+             out->host && !opt->cpu ? " (the host's)" : "", out->target->name, out->target->vector_bits / 32,
+             c->l1d / 1024, c->l2 / 1024, (unsigned long long)(c->l3 >> 20), c->source);
     return KILN_OK;
 }

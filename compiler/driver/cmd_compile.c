@@ -290,6 +290,8 @@ int kiln_cmd_compile(int argc, char **argv)
     static const char *const kind_names[] = {"obj", "asm", "llvm", "bc", "lib", "so"};
     printf("wrote %s (%s)%s%s%s%s\n  target    %s\n", output, kind_names[kind], header ? ", " : "", header ? header : "",
            external ? ", " : "", external ? wfile : "", kiln_cg_target_description(m));
+    const char *required = kiln_cg_required_features(m);
+    printf("  requires  %s (NAME_create checks the CPU)\n", *required ? required : "no extension beyond the baseline");
     printf("  compile   %.2f s (loading %.2f s, passes %.2f s, %scode generation and emission %.2f s)\n",
            t_end - t_start, cm.load_s, cm.passes_s, tune ? "tuning " : "", t_end - t_tuned);
     if (tune)

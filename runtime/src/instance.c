@@ -59,8 +59,10 @@ KILN_RT_API kiln_status kiln_rt_instance_create(const kiln_rt_model_desc *desc, 
     if (out == NULL)
         return KILN_ERR_INVALID_ARGUMENT;
     *out = NULL;
-    if (desc == NULL || desc->version != KILN_RT_MODEL_DESC_VERSION)
+    if (desc == NULL || desc->version < 1 || desc->version > KILN_RT_MODEL_DESC_VERSION)
         return KILN_ERR_INVALID_ARGUMENT;
+    if (desc->version >= 2 && kiln_rt_cpu_check(desc->required_cpu_features, NULL, 0) != KILN_OK)
+        return KILN_ERR_UNSUPPORTED;
     if (opt == NULL)
         opt = &defaults;
     if (opt->num_threads < 0)

@@ -25,6 +25,7 @@
 
 #include "cg_util.h"
 #include "compiler/interp/interp.h"
+#include "compiler/target/target.h"
 
 #ifndef KILN_RT_LIBDIR
 #error "KILN_RT_LIBDIR must name the directory of libkiln_rt"
@@ -555,6 +556,64 @@ static void test_emit(void)
     kiln_graph_destroy(g);
 }
 
+/* NAME_create checks that the running CPU has the extensions the code was
+ * generated for. The runtime's check (CPUID, XGETBV) agrees with LLVM's own
+ * detection of the host for every extension kiln checks; a model built for
+ * an extension this host lacks is refused with KILN_ERR_UNSUPPORTED before
+ * any of its code runs. */
+static void test_cpu_check(void)
+{
+    kiln_graph *g = small_model("cpucheck", true, 0);
+    kiln_diag d;
+    kiln_diag_init(&d);
+    kiln_cg_options o = KILN_CG_OPTIONS_INIT;
+    kiln_cg_module *m = NULL;
+    CU_ASSERT_FATAL(kiln_cg_compile(g, &o, &m, &d) == KILN_OK);
+    char host[512];
+    snprintf(host, sizeof host, "%s", kiln_cg_required_features(m));
+    kiln_cg_module_destroy(m);
+    CU_ASSERT(kiln_rt_cpu_check(host, NULL, 0) == KILN_OK);
+    const char *lacking = NULL;
+    for (const char *const *f = kiln_target_checkable_features(); *f; f++) {
+        bool llvm = kiln_target_list_has(host, *f);
+        bool rt = kiln_rt_cpu_check(*f, NULL, 0) == KILN_OK;
+        if (llvm != rt)
+            fprintf(stderr, "  extension %s: LLVM says %s, the runtime says %s\n", *f, llvm ? "yes" : "no",
+                    rt ? "yes" : "no");
+        CU_ASSERT(llvm == rt);
+        if (!rt && !lacking)
+            lacking = *f;
+    }
+    char missing[64];
+    CU_ASSERT(kiln_rt_cpu_check("avx2,no-such-extension", missing, sizeof missing) == KILN_ERR_UNSUPPORTED);
+    CU_ASSERT(strstr(missing, "no-such-extension") != NULL);
+    CU_ASSERT(kiln_rt_cpu_check("", NULL, 0) == KILN_OK && kiln_rt_cpu_check(NULL, NULL, 0) == KILN_OK);
+#if defined(__x86_64__)
+    if (!lacking) {
+        printf("\n  this host has every extension kiln checks: no refusal to test ");
+    } else {
+        char features[64];
+        snprintf(features, sizeof features, "+%s", lacking);
+        o.cpu = "x86-64-v2";
+        o.features = features;
+        o.jit = true;
+        kiln_cg_jit *j = NULL;
+        kiln_cg_entry e;
+        CU_ASSERT_FATAL(kiln_cg_compile(g, &o, &m, &d) == KILN_OK);
+        CU_ASSERT(kiln_target_list_has(kiln_cg_required_features(m), lacking));
+        CU_ASSERT_FATAL(kiln_cg_jit_create(m, &j, &d) == KILN_OK && kiln_cg_jit_entry(j, &e, &d) == KILN_OK);
+        void *inst = (void *)1;
+        CU_ASSERT(e.create(&inst, NULL) == KILN_ERR_UNSUPPORTED);
+        CU_ASSERT(inst == NULL);
+        printf("\n  a model for +%s is refused on this host ", lacking);
+        kiln_cg_jit_destroy(j);
+        kiln_cg_module_destroy(m);
+    }
+#endif
+    kiln_diag_release(&d);
+    kiln_graph_destroy(g);
+}
+
 /* The model as 1 to 4 code generation units: an object that exports what a
  * single module's does and leaves no unit's glue undefined; LLVM IR and
  * assembly joined into one module again. (test_aot runs them.) */
@@ -825,6 +884,7 @@ int main(void)
     CU_add_test(s, "external weights", test_external_weights);
     CU_add_test(s, "emit", test_emit);
     CU_add_test(s, "units", test_units);
+    CU_add_test(s, "cpu check", test_cpu_check);
     CU_add_test(s, "aot", test_aot);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();

@@ -870,6 +870,34 @@ static int suite_clean(void)
     return rmdir(tmp_dir) == 0 ? 0 : -1;
 }
 
+/* Descriptor versions: 1 (before the CPU check) and 2 are accepted, a newer
+ * one refused; version 2's required extensions are checked. */
+static void test_instance_versions(void)
+{
+    kiln_rt_model_desc d;
+    memset(&d, 0, sizeof d);
+    d.name = "versions";
+    d.workspace_fixed_bytes = 64;
+    kiln_options o = KILN_OPTIONS_INIT;
+    o.num_threads = 1;
+    kiln_rt_instance *m = NULL;
+    for (uint32_t v = 1; v <= KILN_RT_MODEL_DESC_VERSION; v++) {
+        d.version = v;
+        CU_ASSERT(kiln_rt_instance_create(&d, &o, &m) == KILN_OK);
+        kiln_rt_instance_destroy(m);
+    }
+    d.version = KILN_RT_MODEL_DESC_VERSION + 1;
+    m = (kiln_rt_instance *)1;
+    CU_ASSERT(kiln_rt_instance_create(&d, &o, &m) == KILN_ERR_INVALID_ARGUMENT && m == NULL);
+    d.version = 2;
+    d.required_cpu_features = "sse3,no-such-extension";
+    m = (kiln_rt_instance *)1;
+    CU_ASSERT(kiln_rt_instance_create(&d, &o, &m) == KILN_ERR_UNSUPPORTED && m == NULL);
+    d.version = 1; /* a version-1 descriptor has no such field: not read */
+    CU_ASSERT(kiln_rt_instance_create(&d, &o, &m) == KILN_OK);
+    kiln_rt_instance_destroy(m);
+}
+
 int main(void)
 {
     static const struct {
@@ -896,6 +924,7 @@ int main(void)
         {"checksum vectors", test_checksum_vectors},
         {"map_file", test_map_file},
         {"NULL arguments", test_null_arguments},
+        {"instance descriptor versions", test_instance_versions},
     };
 
     /* OpenBLAS runs single-threaded under the pool (see kiln/runtime.h); this

@@ -23,10 +23,12 @@
 extern "C" {
 #endif
 
-/* Version of kiln_rt_model_desc; a descriptor of another version is refused
- * (KILN_ERR_INVALID_ARGUMENT), so an object compiled against a newer runtime
- * fails cleanly. */
-#define KILN_RT_MODEL_DESC_VERSION 1u
+/* Version of kiln_rt_model_desc. The runtime accepts this version and every
+ * older one; a newer descriptor is refused (KILN_ERR_INVALID_ARGUMENT), so
+ * an object compiled against a newer runtime fails cleanly.
+ *   1  the fields up to weights_checksum
+ *   2  required_cpu_features */
+#define KILN_RT_MODEL_DESC_VERSION 2u
 
 /* kiln_rt_model_desc.flags */
 #define KILN_RT_MODEL_BATCHED 1u          /* inputs have a symbolic batch dimension */
@@ -45,6 +47,8 @@ typedef struct kiln_rt_model_desc {
     const void *weights;              /* embedded weights, 64-byte aligned; NULL when external or empty */
     const char *weights_path;         /* external: the path recorded at compile time */
     uint64_t weights_checksum;        /* external: kiln_rt_checksum of the whole file */
+    /* version >= 2 */
+    const char *required_cpu_features; /* extensions the code uses (kiln_rt_cpu_check); NULL: none */
 } kiln_rt_model_desc;
 
 /* One instance of a model: thread pool, workspace, weights. Opaque. */
@@ -63,8 +67,10 @@ typedef struct kiln_rt_instance kiln_rt_instance;
  *                (KILN_ERR_IO, KILN_ERR_WEIGHTS).
  * out: receives the instance (owned by the caller: kiln_rt_instance_destroy);
  * NULL on failure.
- * Errors: KILN_ERR_INVALID_ARGUMENT (NULL desc/out, wrong version, bad
- * option), KILN_ERR_WORKSPACE, KILN_ERR_IO, KILN_ERR_WEIGHTS,
+ * Errors: KILN_ERR_UNSUPPORTED (the running CPU lacks an extension in
+ * desc->required_cpu_features: the code would die on an illegal
+ * instruction), KILN_ERR_INVALID_ARGUMENT (NULL desc/out, a newer version,
+ * bad option), KILN_ERR_WORKSPACE, KILN_ERR_IO, KILN_ERR_WEIGHTS,
  * KILN_ERR_OUT_OF_MEMORY, KILN_ERR_THREAD. */
 KILN_RT_API kiln_status kiln_rt_instance_create(const kiln_rt_model_desc *desc, const kiln_options *opt,
                                                 kiln_rt_instance **out);

@@ -48,6 +48,20 @@ extern "C" {
 KILN_RT_API const char *kiln_status_string(kiln_status status);
 
 /* ------------------------------------------------------------------------ */
+/* The processor                                                             */
+/* ------------------------------------------------------------------------ */
+
+/* Whether the running CPU, and the operating system's saved register state,
+ * support every instruction-set extension in `features`: LLVM's names,
+ * comma-separated ("avx2,fma,avx512f"; "" or NULL: none). A compiled model
+ * calls this in NAME_create with the extensions it was generated for.
+ * Returns KILN_OK, or KILN_ERR_UNSUPPORTED when one is missing or is a name
+ * this runtime does not know; then the missing names, comma-separated, are
+ * written to `missing` (may be NULL; always terminated when size > 0).
+ * Thread-safe. */
+KILN_RT_API kiln_status kiln_rt_cpu_check(const char *features, char *missing, size_t missing_size);
+
+/* ------------------------------------------------------------------------ */
 /* Types shared with generated model code                                    */
 /* ------------------------------------------------------------------------ */
 
