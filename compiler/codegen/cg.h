@@ -100,7 +100,7 @@ typedef struct kiln_cg_unit {
     LLVMModuleRef mod;
     LLVMBuilderRef b;
     LLVMTypeRef t_void, t_i1, t_i8, t_i32, t_i64, t_f32, t_ptr, t_vf, t_vi32, t_vi64, t_vmask, t_ctx, t_task;
-    LLVMValueRef ukernels[2][17][17]; /* kernels_gemm.c: micro-kernels (defined or declared here) */
+    LLVMValueRef ukernels[3][17][17]; /* kernels_gemm.c: micro-kernels by kind, rows, vectors (defined or declared here) */
     size_t insts;                     /* instructions emitted into it: the balance between units */
 } kiln_cg_unit;
 
@@ -149,7 +149,7 @@ typedef struct kiln_cg {
 
     kiln_cg_unit units[KILN_CG_MAX_UNITS]; /* ctx, mod, b and the types above are units[unit]'s */
     int n_units, unit;
-    int8_t ukernel_home[2][17][17]; /* 1 + the unit defining each micro-kernel, 0: none yet */
+    int8_t ukernel_home[3][17][17]; /* 1 + the unit defining each micro-kernel, 0: none yet */
 
     kiln_cg_step *steps;
     size_t n_steps, cap_steps;

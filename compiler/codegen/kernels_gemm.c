@@ -198,10 +198,28 @@ static V buf_slot(kiln_cg *cg, gemm_ctx *x, V r, int v)
 /* Rows [i, i + mr) x nv vectors of one panel (or, nv > nr: of consecutive
  * panels, the one-row kernel), over k in [k0, k1). The sums go to the tile
  * buffer. */
+/* How the micro-kernel reads A:
+ *   UK_ROWS    row-major, rows rs apart (a run-time argument), k steps of 1;
+ *   UK_PACKED  packed panels, k steps of mr;
+ *   UK_COPY    the copy of a row tile that the copy-A path makes, rows a
+ *              compile-time constant copy_ld() apart: every broadcast is
+ *              then an offset from one pointer (with a run-time stride LLVM
+ *              keeps a register per row, and the k loop spends about a
+ *              dozen integer operations on addresses), and packed B, which
+ *              streams from L2 there, is prefetched a few KiB ahead. */
+enum { UK_ROWS, UK_PACKED, UK_COPY, UK_KINDS };
+
+/* The copy-A path's K block (twice the target's: the copy sits in L1, B
+ * streams from L2) and its copy's row stride (kc + 16 floats, so that rows
+ * do not alias in L1). */
+static int64_t copy_kc(const kiln_cg_target *t) { return 2 * (int64_t)t->gemm_kc; }
+static int64_t copy_ld(const kiln_cg_target *t) { return copy_kc(t) + 16; }
+
 /* Where the micro-kernel reads A: row r, column k at base + r * rs + k * ks. */
 typedef struct a_access {
     V base;
     int64_t rs, ks;
+    int kind;
 } a_access;
 
 /* Where it reads B: vector v at k is at base + (v / nr) * panel + (v % nr) * lanes + k * ks. */
@@ -218,25 +236,37 @@ typedef struct direct_out {
     bool final;    /* the last K block: apply the epilogue */
 } direct_out;
 
+/* A hint that the line at ptr will be read soon (no effect on results). */
+static void prefetch_read(kiln_cg *cg, V ptr)
+{
+    LLVMTypeRef t = cg->t_ptr;
+    V args[4] = {ptr, LLVMConstInt(cg->t_i32, 0, 0), LLVMConstInt(cg->t_i32, 3, 0), LLVMConstInt(cg->t_i32, 1, 0)};
+    kiln_cg_intrinsic(cg, "llvm.prefetch", &t, 1, args, 4);
+}
+
+/* How far ahead (bytes) UK_COPY kernels prefetch packed B. */
+#define COPY_B_PREFETCH 2048
+
 /* The micro-kernels, shared by every GEMM of the module (private, not
  * inlined: one copy per shape instead of one per layer):
  *
- *   void kiln.ukernel.f32_<mr>x<nv>_<a>(ptr a, i64 rs, ptr b, i64 panel, i64 n, ptr out)
+ *   void kiln.ukernel.f32_<mr>x<nv>_<kind>(ptr a, i64 rs, ptr b, i64 panel, i64 n, ptr out)
  *
  * sums over k in [0, n): A row r at a + r * rs + k * ks (ks = mr for packed
- * A, 1 for row-major A), B vector v at b + (v / nr) * panel + (v % nr) *
- * lanes + k * NR; writes the mr x nv vector sums to out[r * MAX_NV + v]. */
-static V ukernel(kiln_cg *cg, gemm_ctx *x, int mr, int nv, bool a_packed)
+ * A, 1 for row-major A; UK_COPY ignores rs for its constant), B vector v at
+ * b + (v / nr) * panel + (v % nr) * lanes + k * NR; writes the mr x nv
+ * vector sums to out[r * MAX_NV + v]. */
+static V ukernel(kiln_cg *cg, gemm_ctx *x, int mr, int nv, int kind)
 {
-    V *slot = &cg->units[cg->unit].ukernels[a_packed][mr][nv];
+    V *slot = &cg->units[cg->unit].ukernels[kind][mr][nv];
     if (*slot)
         return *slot;
+    static const char *const kind_names[UK_KINDS] = {"arows", "apacked", "acopy"};
     char name[96];
-    snprintf(name, sizeof name, "kiln.ukernel.f32_%dx%d_%s_%s", mr, nv * cg->vl, a_packed ? "apacked" : "arows",
-             cg->target->name);
+    snprintf(name, sizeof name, "kiln.ukernel.f32_%dx%d_%s_%s", mr, nv * cg->vl, kind_names[kind], cg->target->name);
     LLVMTypeRef params[6] = {cg->t_ptr, cg->t_i64, cg->t_ptr, cg->t_i64, cg->t_i64, cg->t_ptr};
     LLVMTypeRef ft = LLVMFunctionType(cg->t_void, params, 6, 0);
-    int8_t *home = &cg->ukernel_home[a_packed][mr][nv];
+    int8_t *home = &cg->ukernel_home[kind][mr][nv];
     if (*home) /* another unit has it: one copy per module, not per unit */
         return *slot = kiln_cg_declare_in(cg, cg->unit, name, ft);
     *home = (int8_t)(cg->unit + 1);
@@ -261,14 +291,19 @@ static V ukernel(kiln_cg *cg, gemm_ctx *x, int mr, int nv, bool a_packed)
             LLVMBuildStore(cg->b, LLVMConstNull(cg->t_vf), acc[r][v]);
         }
     for (int r = 0; r < mr; r++)
-        ap[r] = a_packed ? kiln_cg_gep(cg, a, i64c(cg, r)) : kiln_cg_gep(cg, a, mul64(cg, rs, r));
+        ap[r] = kind == UK_PACKED ? kiln_cg_gep(cg, a, i64c(cg, r))
+                : kind == UK_COPY ? kiln_cg_gep(cg, a, i64c(cg, r * copy_ld(cg->target)))
+                                  : kiln_cg_gep(cg, a, mul64(cg, rs, r));
     for (int v = 0; v < nv; v++)
         bp[v] = kiln_cg_gep(cg, b, add64(cg, v >= x->nr ? mul64(cg, panel, v / x->nr) : i64c(cg, 0),
                                          i64c(cg, (int64_t)(v % x->nr) * cg->vl)));
     kiln_cg_loop l;
     V k = kiln_cg_for_begin(cg, &l, i64c(cg, 0), n, i64c(cg, 1));
     V bv[MAX_NV];
-    V bo = mul64(cg, k, x->nr_cols), ao = mul64(cg, k, a_packed ? x->mr : 1);
+    V bo = mul64(cg, k, x->nr_cols), ao = mul64(cg, k, kind == UK_PACKED ? x->mr : 1);
+    if (kind == UK_COPY) /* one line per 64 bytes of the k step's B */
+        for (int64_t off = 0; off < (int64_t)nv * cg->vl * 4; off += 64)
+            prefetch_read(cg, kiln_cg_gep(cg, bp[0], add64(cg, bo, i64c(cg, (COPY_B_PREFETCH + off) / 4))));
     for (int v = 0; v < nv; v++)
         bv[v] = kiln_cg_vload(cg, bp[v], bo, NULL, 0.0);
     for (int r = 0; r < mr; r++) {
@@ -298,8 +333,7 @@ static V ukernel(kiln_cg *cg, gemm_ctx *x, int mr, int nv, bool a_packed)
 
 static void tile(kiln_cg *cg, gemm_ctx *x, a_access A, int mr, b_access B, int nv, V k0, V k1, direct_out out)
 {
-    const bool a_packed = A.ks != 1;
-    V fn = ukernel(cg, x, mr, nv, a_packed);
+    V fn = ukernel(cg, x, mr, nv, A.kind);
     V args[6] = {kiln_cg_gep(cg, A.base, mul64(cg, k0, A.ks)), i64c(cg, A.rs), kiln_cg_gep(cg, B.base, mul64(cg, k0, B.ks)),
                  i64c(cg, B.panel), LLVMBuildSub(cg->b, k1, k0, ""), x->buf};
     LLVMBuildCall2(cg->b, LLVMGlobalGetValueType(fn), fn, args, 6, "");
@@ -378,8 +412,8 @@ static a_access a_direct(kiln_cg *cg, gemm_ctx *x, V i)
 {
     const kiln_cg_gemm *p = x->p;
     if (p->a_packed) /* i is a multiple of mr: its panel starts at i * K */
-        return (a_access){kiln_cg_gep(cg, p->a, mul64(cg, i, p->k)), 1, x->mr};
-    return (a_access){kiln_cg_gep(cg, p->a, mul64(cg, i, p->lda)), p->lda, 1};
+        return (a_access){kiln_cg_gep(cg, p->a, mul64(cg, i, p->k)), 1, x->mr, UK_PACKED};
+    return (a_access){kiln_cg_gep(cg, p->a, mul64(cg, i, p->lda)), p->lda, 1, UK_ROWS};
 }
 
 /* Stores rows [i, i + mr) x nv vectors from column j (ncols of them valid)
@@ -497,43 +531,49 @@ static void tile_panel(kiln_cg *cg, gemm_ctx *x, V i, V mr, a_access A, b_access
         kiln_cg_if_end(cg, &g);
 }
 
-void kiln_cg_emit_gemm(kiln_cg *cg, const kiln_cg_gemm *p)
-{
-    gemm_ctx x = {p, tile_mr(cg->target), cg->target->gemm_nr, cg->target->gemm_nr * cg->vl,
-                  p->kc > 0 ? (int)p->kc : cg->target->gemm_kc, NULL, NULL};
-    if (x.nr > MAX_NV)
-        x.nr = MAX_NV;
-    x.nr_cols = x.nr * cg->vl;
-    int wide = cg->target->gemv_panels * x.nr;
-    if (wide > MAX_NV)
-        wide = cg->target->gemv_panels > 1 ? (MAX_NV / x.nr) * x.nr : x.nr;
-    x.buf_t = LLVMArrayType2(cg->t_vf, (uint64_t)MAX_MR * MAX_NV);
-    x.buf = kiln_cg_alloca(cg, x.buf_t, "tile");
-    if (p->epi && p->epi->n > 0)
-        kiln_cg_epi_begin(cg, (kiln_cg_epilogue *)p->epi);
+/* The K blocks of x.kc: begins the loop (when there is more than one block)
+ * and sets k0, k1 and the first / last flags (constants for one block). */
+typedef struct k_blocks {
+    kiln_cg_loop l;
+    bool blocked;
+    V k0, k1, first, last;
+} k_blocks;
 
-    /* Copying A's row tiles pays when its rows alias in L1 (a stride of a
-     * multiple of 4 KiB) or are far apart, and many panels reuse each copy.
-     * The copy sits in L1 and the panels stream from L2, so its K block can
-     * be twice as long: half the passes over C (measured: 6-8% on a 256 x
-     * 4096 x 4096 dense layer, AVX2). */
-    const bool copy_a = !p->a_packed && p->b_packed && !p->pack_b && p->n_panels_hint >= 4 && a_rows_far(p->lda);
-    if (copy_a && p->kc <= 0)
-        x.kc = 2 * cg->target->gemm_kc;
-    /* K blocks: one when k <= kc (then first and last are constants). */
-    kiln_cg_loop kl;
-    V k0 = i64c(cg, 0), k1 = i64c(cg, p->k);
-    V first = LLVMConstInt(cg->t_i1, 1, 0), last = first;
-    const bool blocked = p->k > x.kc;
-    if (blocked) {
-        k0 = kiln_cg_for_begin(cg, &kl, i64c(cg, 0), i64c(cg, p->k), i64c(cg, x.kc));
-        k1 = kiln_cg_smin(cg, add64(cg, k0, i64c(cg, x.kc)), i64c(cg, p->k));
-        first = LLVMBuildICmp(cg->b, LLVMIntEQ, k0, i64c(cg, 0), "first");
-        last = LLVMBuildICmp(cg->b, LLVMIntEQ, k1, i64c(cg, p->k), "last");
+static void k_blocks_begin(kiln_cg *cg, const gemm_ctx *x, k_blocks *kb)
+{
+    const kiln_cg_gemm *p = x->p;
+    kb->k0 = i64c(cg, 0);
+    kb->k1 = i64c(cg, p->k);
+    kb->first = kb->last = LLVMConstInt(cg->t_i1, 1, 0);
+    kb->blocked = p->k > x->kc;
+    if (kb->blocked) {
+        kb->k0 = kiln_cg_for_begin(cg, &kb->l, i64c(cg, 0), i64c(cg, p->k), i64c(cg, x->kc));
+        kb->k1 = kiln_cg_smin(cg, add64(cg, kb->k0, i64c(cg, x->kc)), i64c(cg, p->k));
+        kb->first = LLVMBuildICmp(cg->b, LLVMIntEQ, kb->k0, i64c(cg, 0), "first");
+        kb->last = LLVMBuildICmp(cg->b, LLVMIntEQ, kb->k1, i64c(cg, p->k), "last");
     }
+}
+
+static void k_blocks_end(kiln_cg *cg, k_blocks *kb)
+{
+    if (kb->blocked)
+        kiln_cg_for_end(cg, &kb->l);
+}
+
+/* The general loop nest: K blocks outer, then (one row: wide tiles over
+ * whole groups of panels first) panels, then row tiles. */
+static void gemm_panels(kiln_cg *cg, gemm_ctx *x)
+{
+    const kiln_cg_gemm *p = x->p;
+    int wide = cg->target->gemv_panels * x->nr;
+    if (wide > MAX_NV)
+        wide = cg->target->gemv_panels > 1 ? (MAX_NV / x->nr) * x->nr : x->nr;
+    k_blocks kb;
+    k_blocks_begin(cg, x, &kb);
+    V k0 = kb.k0, k1 = kb.k1, first = kb.first, last = kb.last;
     /* One row: wide tiles over whole groups of panels first. */
     V j_start = p->n0;
-    if (wide > x.nr && p->b_packed && !p->pack_b) {
+    if (wide > x->nr && p->b_packed && !p->pack_b) {
         const int64_t w = (int64_t)wide * cg->vl;
         V span = LLVMBuildSub(cg->b, p->n1, p->n0, "");
         V wide_end = add64(cg, p->n0, mul64(cg, kiln_cg_udiv(cg, span, w), w));
@@ -541,68 +581,115 @@ void kiln_cg_emit_gemm(kiln_cg *cg, const kiln_cg_gemm *p)
         j_start = LLVMBuildSelect(cg->b, one_row, wide_end, p->n0, "");
         kiln_cg_loop wl;
         V j = kiln_cg_for_begin(cg, &wl, p->n0, j_start, i64c(cg, w));
-        tile(cg, &x, a_direct(cg, &x, i64c(cg, 0)), 1, b_packed_at(cg, &x, j), wide, k0, k1, (direct_out){0});
-        flush(cg, &x, i64c(cg, 0), i64c(cg, 1), j, i64c(cg, w), wide, first, last);
+        tile(cg, x, a_direct(cg, x, i64c(cg, 0)), 1, b_packed_at(cg, x, j), wide, k0, k1, (direct_out){0});
+        flush(cg, x, i64c(cg, 0), i64c(cg, 1), j, i64c(cg, w), wide, first, last);
         kiln_cg_for_end(cg, &wl);
     }
-    kiln_cg_loop il, jl;
-    if (!copy_a) {
-        /* Panels outer: a kc x NR slice of B stays in L1 for every row tile
-         * (copied or computed there first when B is not packed). */
-        V bbuf = NULL;
-        if (!p->b_packed || p->pack_b) {
-            bbuf = kiln_cg_alloca(cg, LLVMArrayType2(cg->t_f32, (uint64_t)x.kc * (uint64_t)x.nr_cols), "bpanel");
-            LLVMSetAlignment(bbuf, 64);
-        }
-        V j = kiln_cg_for_begin(cg, &jl, j_start, p->n1, i64c(cg, x.nr_cols));
-        V ncols = kiln_cg_smin(cg, LLVMBuildSub(cg->b, p->n1, j, ""), i64c(cg, x.nr_cols));
-        b_access B;
-        if (p->pack_b) {
-            p->pack_b(cg, p->pack_arg, bbuf, j, ncols, k0, k1);
-            B = (b_access){kiln_cg_gep(cg, bbuf, LLVMBuildNeg(cg->b, mul64(cg, k0, x.nr_cols), "")), 0, x.nr_cols};
-        } else {
-            B = p->b_packed ? b_packed_at(cg, &x, j) : b_copy(cg, &x, bbuf, j, ncols, k0, k1);
-        }
-        V i = kiln_cg_for_begin(cg, &il, i64c(cg, 0), p->m, i64c(cg, x.mr));
-        V mr = kiln_cg_smin(cg, LLVMBuildSub(cg->b, p->m, i, ""), i64c(cg, x.mr));
-        tile_panel(cg, &x, i, mr, a_direct(cg, &x, i), B, j, ncols, k0, k1, first, last);
-        kiln_cg_for_end(cg, &il);
-        kiln_cg_for_end(cg, &jl);
-    } else {
-        /* Row tiles outer: the tile's rows of this K block are copied to a
-         * contiguous buffer (rows of A are often 4 KiB multiples apart, which
-         * alias in L1 and touch a page per row), then every panel of packed B
-         * streams past it. The copy's rows are kc + 16 floats apart, so that
-         * they do not alias either. */
-        const int64_t lda_c = x.kc + 16;
-        LLVMTypeRef abuf_t = LLVMArrayType2(cg->t_f32, (uint64_t)x.mr * (uint64_t)lda_c);
-        V abuf = kiln_cg_alloca(cg, abuf_t, "atile");
-        LLVMSetAlignment(abuf, 64);
-        V i = kiln_cg_for_begin(cg, &il, i64c(cg, 0), p->m, i64c(cg, x.mr));
-        V mr = kiln_cg_smin(cg, LLVMBuildSub(cg->b, p->m, i, ""), i64c(cg, x.mr));
-        kiln_cg_if any;
-        kiln_cg_if_begin(cg, &any, LLVMBuildICmp(cg->b, LLVMIntSLT, j_start, p->n1, ""));
-        kiln_cg_loop rl, cl;
-        V r = kiln_cg_for_begin(cg, &rl, i64c(cg, 0), mr, i64c(cg, 1));
-        V src = kiln_cg_gep(cg, p->a, add64(cg, mul64(cg, add64(cg, i, r), p->lda), k0));
-        V dst = kiln_cg_gep(cg, abuf, mul64(cg, r, lda_c));
-        V len = LLVMBuildSub(cg->b, k1, k0, "");
-        V vend = mul64(cg, kiln_cg_udiv(cg, len, cg->vl), cg->vl);
-        V c = kiln_cg_for_begin(cg, &cl, i64c(cg, 0), vend, i64c(cg, cg->vl));
-        kiln_cg_vstore(cg, kiln_cg_vload(cg, src, c, NULL, 0.0), dst, c, NULL);
-        kiln_cg_for_end(cg, &cl);
-        c = kiln_cg_for_begin(cg, &cl, vend, len, i64c(cg, 1));
-        kiln_cg_store(cg, kiln_cg_load(cg, src, c), dst, c);
-        kiln_cg_for_end(cg, &cl);
-        kiln_cg_for_end(cg, &rl);
-        a_access A = {kiln_cg_gep(cg, abuf, LLVMBuildNeg(cg->b, k0, "")), lda_c, 1};
-        V j = kiln_cg_for_begin(cg, &jl, j_start, p->n1, i64c(cg, x.nr_cols));
-        V ncols = kiln_cg_smin(cg, LLVMBuildSub(cg->b, p->n1, j, ""), i64c(cg, x.nr_cols));
-        tile_panel(cg, &x, i, mr, A, b_packed_at(cg, &x, j), j, ncols, k0, k1, first, last);
-        kiln_cg_for_end(cg, &jl);
-        kiln_cg_if_end(cg, &any);
-        kiln_cg_for_end(cg, &il);
+    /* Panels outer: a kc x NR slice of B stays in L1 for every row tile
+     * (copied or computed there first when B is not packed). */
+    V bbuf = NULL;
+    if (!p->b_packed || p->pack_b) {
+        bbuf = kiln_cg_alloca(cg, LLVMArrayType2(cg->t_f32, (uint64_t)x->kc * (uint64_t)x->nr_cols), "bpanel");
+        LLVMSetAlignment(bbuf, 64);
     }
-    if (blocked)
-        kiln_cg_for_end(cg, &kl);
+    kiln_cg_loop il, jl;
+    V j = kiln_cg_for_begin(cg, &jl, j_start, p->n1, i64c(cg, x->nr_cols));
+    V ncols = kiln_cg_smin(cg, LLVMBuildSub(cg->b, p->n1, j, ""), i64c(cg, x->nr_cols));
+    b_access B;
+    if (p->pack_b) {
+        p->pack_b(cg, p->pack_arg, bbuf, j, ncols, k0, k1);
+        B = (b_access){kiln_cg_gep(cg, bbuf, LLVMBuildNeg(cg->b, mul64(cg, k0, x->nr_cols), "")), 0, x->nr_cols};
+    } else {
+        B = p->b_packed ? b_packed_at(cg, x, j) : b_copy(cg, x, bbuf, j, ncols, k0, k1);
+    }
+    V i = kiln_cg_for_begin(cg, &il, i64c(cg, 0), p->m, i64c(cg, x->mr));
+    V mr = kiln_cg_smin(cg, LLVMBuildSub(cg->b, p->m, i, ""), i64c(cg, x->mr));
+    tile_panel(cg, x, i, mr, a_direct(cg, x, i), B, j, ncols, k0, k1, first, last);
+    kiln_cg_for_end(cg, &il);
+    kiln_cg_for_end(cg, &jl);
+    k_blocks_end(cg, &kb);
+}
+
+/* Row-major A whose rows are far apart, packed B (dense layers at large
+ * batches). BLIS's loop order with A's row tiles copied:
+ *   column blocks: the kc x nb slice of packed B fills half of L2, so every
+ *       row tile reads it from L2 instead of L3 or memory (with all of N in
+ *       one block, a 4096-column layer re-read a 6 MiB slice per row tile);
+ *       the block's C stays in L2 across the K blocks;
+ *     K blocks of copy_kc (twice the target's kc: the copy sits in L1 and
+ *       B streams from L2, so half the passes over C);
+ *       row tiles: the tile's rows of this K block are copied to a
+ *           contiguous buffer, copy_ld() floats apart (rows of A are often
+ *           4 KiB multiples apart, which alias in L1 and touch a page per
+ *           row); UK_COPY micro-kernels read it with constant offsets;
+ *         panels of the column block. */
+static void gemm_copy_a(kiln_cg *cg, gemm_ctx *x)
+{
+    const kiln_cg_gemm *p = x->p;
+    const kiln_cg_target *t = cg->target;
+    int64_t nb = (int64_t)t->caches.l2 / 2 / (x->kc * 4) / x->nr_cols * x->nr_cols;
+    if (nb < x->nr_cols)
+        nb = x->nr_cols;
+    const int64_t lda_c = copy_ld(t);
+    LLVMTypeRef abuf_t = LLVMArrayType2(cg->t_f32, (uint64_t)x->mr * (uint64_t)lda_c);
+    V abuf = kiln_cg_alloca(cg, abuf_t, "atile");
+    LLVMSetAlignment(abuf, 64);
+    kiln_cg_loop cl, il, jl;
+    V jc = kiln_cg_for_begin(cg, &cl, p->n0, p->n1, i64c(cg, nb));
+    V jc_end = kiln_cg_smin(cg, add64(cg, jc, i64c(cg, nb)), p->n1);
+    k_blocks kb;
+    k_blocks_begin(cg, x, &kb);
+    V i = kiln_cg_for_begin(cg, &il, i64c(cg, 0), p->m, i64c(cg, x->mr));
+    V mr = kiln_cg_smin(cg, LLVMBuildSub(cg->b, p->m, i, ""), i64c(cg, x->mr));
+    kiln_cg_loop rl, el;
+    V r = kiln_cg_for_begin(cg, &rl, i64c(cg, 0), mr, i64c(cg, 1));
+    V src = kiln_cg_gep(cg, p->a, add64(cg, mul64(cg, add64(cg, i, r), p->lda), kb.k0));
+    V dst = kiln_cg_gep(cg, abuf, mul64(cg, r, lda_c));
+    V len = LLVMBuildSub(cg->b, kb.k1, kb.k0, "");
+    V vend = mul64(cg, kiln_cg_udiv(cg, len, cg->vl), cg->vl);
+    V c = kiln_cg_for_begin(cg, &el, i64c(cg, 0), vend, i64c(cg, cg->vl));
+    kiln_cg_vstore(cg, kiln_cg_vload(cg, src, c, NULL, 0.0), dst, c, NULL);
+    kiln_cg_for_end(cg, &el);
+    c = kiln_cg_for_begin(cg, &el, vend, len, i64c(cg, 1));
+    kiln_cg_store(cg, kiln_cg_load(cg, src, c), dst, c);
+    kiln_cg_for_end(cg, &el);
+    kiln_cg_for_end(cg, &rl);
+    a_access A = {kiln_cg_gep(cg, abuf, LLVMBuildNeg(cg->b, kb.k0, "")), lda_c, 1, UK_COPY};
+    V j = kiln_cg_for_begin(cg, &jl, jc, jc_end, i64c(cg, x->nr_cols));
+    V ncols = kiln_cg_smin(cg, LLVMBuildSub(cg->b, p->n1, j, ""), i64c(cg, x->nr_cols));
+    tile_panel(cg, x, i, mr, A, b_packed_at(cg, x, j), j, ncols, kb.k0, kb.k1, kb.first, kb.last);
+    kiln_cg_for_end(cg, &jl);
+    kiln_cg_for_end(cg, &il);
+    k_blocks_end(cg, &kb);
+    kiln_cg_for_end(cg, &cl);
+}
+
+void kiln_cg_emit_gemm(kiln_cg *cg, const kiln_cg_gemm *p)
+{
+    gemm_ctx x = {p, tile_mr(cg->target), cg->target->gemm_nr, cg->target->gemm_nr * cg->vl,
+                  p->kc > 0 ? (int)p->kc : cg->target->gemm_kc, NULL, NULL};
+    if (x.nr > MAX_NV)
+        x.nr = MAX_NV;
+    x.nr_cols = x.nr * cg->vl;
+    x.buf_t = LLVMArrayType2(cg->t_vf, (uint64_t)MAX_MR * MAX_NV);
+    x.buf = kiln_cg_alloca(cg, x.buf_t, "tile");
+    if (p->epi && p->epi->n > 0)
+        kiln_cg_epi_begin(cg, (kiln_cg_epilogue *)p->epi);
+
+    /* Copying A's row tiles pays when its rows alias in L1 (a stride of a
+     * multiple of 4 KiB) or are far apart, and many panels reuse each copy;
+     * one row (batch 1) keeps the general nest and its wide tiles. */
+    const bool copy_a = !p->a_packed && p->b_packed && !p->pack_b && p->n_panels_hint >= 4 &&
+                        a_rows_far(p->lda) && p->kc <= 0;
+    if (!copy_a) {
+        gemm_panels(cg, &x);
+        return;
+    }
+    kiln_cg_if one;
+    kiln_cg_if_begin(cg, &one, LLVMBuildICmp(cg->b, LLVMIntEQ, p->m, i64c(cg, 1), ""));
+    gemm_panels(cg, &x);
+    kiln_cg_if_else(cg, &one);
+    x.kc = (int)copy_kc(cg->target);
+    gemm_copy_a(cg, &x);
+    kiln_cg_if_end(cg, &one);
 }

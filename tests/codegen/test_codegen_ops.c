@@ -155,6 +155,11 @@ static void test_dense(void)
     dense_case(2, (const int64_t[]){B, 256}, 64, true);
     dense_case(2, (const int64_t[]){B, 257}, 65, true);
     dense_case(2, (const int64_t[]){B, 513}, 129, false);
+    /* rows far apart (K a multiple of 1024, or >= 2048): the copy-A nest with
+     * column blocks (several of them at 700 columns), a partial last K block */
+    dense_case(2, (const int64_t[]){B, 1024}, 300, true);
+    dense_case(2, (const int64_t[]){B, 2050}, 2100, false);
+    dense_case(3, (const int64_t[]){B, 5, 1024}, 129, true);
 }
 
 typedef struct mcase {
