@@ -259,6 +259,7 @@ int kiln_cli_options_take(kiln_args *a, kiln_cli_options *o)
         if (strcmp(v, "auto") != 0 && strcmp(v, "plain") != 0)
             return kiln_cli_usage_error(o->cmd, "--layout must be 'auto' or 'plain', got '%s'", v);
         o->layout = v;
+        o->layout_given = true;
         return KILN_CLI_TAKEN;
     }
     if ((o->takes & KILN_CLI_TAKES_DUMP_IR) && (r = kiln_args_value(a, "--dump-ir", &v)))

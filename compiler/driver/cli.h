@@ -80,6 +80,7 @@ typedef struct kiln_cli_options {
      * pass blocks channels by the target's kiln_cg_layout_block, and asks
      * kiln_cg_conv_keeps_plain which convs stay NCHW) */
     const char *layout;
+    bool layout_given;      /* --layout was on the command line */
     bool time_passes;       /* the time of each pass to stderr */
     const char *name;       /* kiln compile --name: replaces the model's name (the symbol prefix), or NULL */
     const char *precision;  /* kiln compile --precision: the model's default precision, or NULL */
