@@ -56,9 +56,8 @@ static bool bytes_names_collide(const kiln_graph *g, const kiln_cg_layout *l)
     return false;
 }
 
-static void bytes_name(const kiln_cg_layout *l, bool collide, size_t k, const char *buffer, char *out, size_t size)
+static void bytes_name(bool collide, size_t k, const char *buffer, char *out, size_t size)
 {
-    (void)l;
     if (collide)
         snprintf(out, size, "kiln_bytes%zu", k);
     else
@@ -182,20 +181,20 @@ kiln_status kiln_cg_write_header(const kiln_cg_module *m, const char *path, kiln
     bool collide = bytes_names_collide(g, l);
     char bn[300];
     for (size_t i = 0; i < g->n_inputs; i++) {
-        bytes_name(l, collide, i, l->names.inputs[i], bn, sizeof bn);
+        bytes_name(collide, i, l->names.inputs[i], bn, sizeof bn);
         fprintf(f, ",\n    const float *%s, size_t %s", l->names.inputs[i], bn);
     }
     for (size_t i = 0; i < g->n_outputs; i++) {
-        bytes_name(l, collide, g->n_inputs + i, l->names.outputs[i], bn, sizeof bn);
+        bytes_name(collide, g->n_inputs + i, l->names.outputs[i], bn, sizeof bn);
         fprintf(f, ",\n    float *%s, size_t %s", l->names.outputs[i], bn);
     }
     fputs(");\n\n", f);
     fprintf(f,
             "/* What the last failing call on the instance (run, run_checked) got wrong,\n"
-            " * e.g. \"batch 4 but model '%s' has fixed shapes ...\"; \"\" after a call that\n"
-            " * succeeded. Valid until the next call on it; never NULL. */\n"
+            " * e.g. \"input 0 '%s' is NULL\"; \"\" after a call that succeeded. Valid\n"
+            " * until the next call on the instance; never NULL. */\n"
             "const char *%s_last_error(const %s *%s);\n\n",
-            N, N, N, mp);
+            g->n_inputs ? l->names.inputs[0] : "x", N, N, mp);
     fprintf(f,
             "/* Workspace bytes for a batch (%s_WORKSPACE_FIXED_BYTES + batch *\n"
             " * %s_WORKSPACE_PER_BATCH_BYTES); SIZE_MAX on overflow, 0 for batch < 1. */\n"

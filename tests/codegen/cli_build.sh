@@ -61,6 +61,22 @@ if nm --version >/dev/null 2>&1; then
     | sort >"$work/want"
   if cmp -s "$work/syms" "$work/want"; then ok; else fail "--name: exported symbols"; diff "$work/want" "$work/syms"; fi
 fi
+# size parameters that would collide with a buffer's name get neutral names
+cat >"$work/clash.yaml" <<'YAML'
+kiln: 1
+name: clash
+inputs:
+  - {name: x, shape: [batch, 4]}
+  - {name: x_bytes, shape: [batch, 4]}
+layers:
+  - {name: y, op: add, inputs: [x, x_bytes]}
+YAML
+expect_rc 0 "$kiln" compile "$work/clash.yaml" -o "$work/clash.o" --header "$work/clash.h"
+has "$work/clash.h" "const float \*x, size_t kiln_bytes0" "run_checked: renamed size parameters"
+if ${CC:-cc} --version >/dev/null 2>&1; then
+  echo '#include "clash.h"' | ${CC:-cc} -std=c99 -pedantic -Wall -Werror -fsyntax-only -I"$work" -I"$src/runtime/include" -x c - \
+    >"$work/cc.log" 2>&1 && ok || { fail "clash.h does not compile"; head -5 "$work/cc.log"; }
+fi
 expect_rc 2 "$kiln" compile "$lenet" -o "$work/a.o" --name 2fast
 has "$work/err" "--name must be a C identifier" "--name: bad identifier"
 expect_rc 1 "$kiln" compile "$lenet" -o "$work/a.o" --name int

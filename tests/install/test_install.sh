@@ -111,6 +111,24 @@ check "make-app: make after touching the weights" -- make -C "$mapp" CC="$CC" "C
 has_match "kiln compile" "$work/log" "make-app: editing the weights file recompiles the model (depfile)"
 check "make-app: predictions after the rebuild" -- predictions "$mapp/digits_app"
 
+# ---- the runtime built on its own (as for another machine), used by make-app ----------
+rtb=$work/build-runtime
+check "runtime alone: configure" -- cmake -S "$src/runtime" -B "$rtb" -DKILN_RT_WITH_BLAS=OFF \
+  "-DCMAKE_C_FLAGS=$cflags" "-DCMAKE_SHARED_LINKER_FLAGS=$cflags"
+check "runtime alone: build" -- cmake --build "$rtb"
+check "runtime alone: install" -- cmake --install "$rtb" --prefix "$work/rt-prefix"
+if [ -e "$work/rt-prefix/lib/libkiln_rt_blas.so" ] || [ -e "$work/rt-prefix/bin/kiln" ]; then
+  fail "the runtime alone installed more than the runtime"
+else
+  ok
+fi
+cp -r "$src/examples/make-app" "$work/examples/make-app-rt"
+check "make-app against the runtime alone" -- env PKG_CONFIG_PATH="$work/rt-prefix/lib/pkgconfig" \
+  make -C "$work/examples/make-app-rt" CC="$CC" "CFLAGS=-O2 -Wall $cflags" "LDFLAGS=$cflags"
+check "make-app against the runtime alone: predictions" -- predictions "$work/examples/make-app-rt/digits_app"
+readelf -d "$work/examples/make-app-rt/digits_app" >"$work/rt.app.dyn" 2>&1
+has_match "RUNPATH.*rt-prefix" "$work/rt.app.dyn" "make-app uses the runtime alone's libkiln_rt"
+
 # ---- a model that calls OpenBLAS ------------------------------------------------------
 bapp=$work/build-blas
 check "blas app: configure" -- cmake -S "$work/blas" -B "$bapp" -DCMAKE_BUILD_TYPE= \
@@ -124,7 +142,7 @@ has_match "NEEDED.*libkiln_rt_blas" "$work/blas_app.dyn" "the sgemm model's app 
 
 # ---- no path into the source or the build tree ---------------------------------------
 : >"$work/leaks"
-for d in "$capp" "$mapp" "$bapp"; do
+for d in "$capp" "$mapp" "$bapp" "$work/examples/make-app-rt"; do
   grep -rl --binary-files=text -e "$src" -e "$build" "$d" >>"$work/leaks" 2>/dev/null
 done
 if [ -s "$work/leaks" ]; then fail "the apps' builds refer to the source or build tree:"; head -5 "$work/leaks"; else ok; fi
