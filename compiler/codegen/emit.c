@@ -381,8 +381,9 @@ kiln_status kiln_cg_emit(kiln_cg_module *m, kiln_cg_emit_kind kind, const char *
         return KILN_ERR_INVALID_ARGUMENT;
     }
     if (kind == KILN_CG_EMIT_SO && !m->machine.host && !m->cc) {
-        kiln_diag_error(d, (kiln_loc){0}, "--emit so links with the host's C compiler; for target '%s' give one "
-                        "explicitly (CC or the cc option)", m->machine.triple);
+        kiln_diag_error(d, (kiln_loc){0}, "--emit so links with the host's C compiler and runtime; for target '%s' "
+                        "emit obj or lib and link it with that target's toolchain and libkiln_rt",
+                        m->machine.triple);
         return KILN_ERR_UNSUPPORTED;
     }
     LLVMMemoryBufferRef mb;
