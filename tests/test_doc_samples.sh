@@ -17,7 +17,11 @@
 # masked on both sides before comparing (see mask() below): durations,
 # throughputs, the target triple's vendor, the host's CPU where kiln chose
 # it (JIT reports), error magnitudes, the vector width in layouts and
-# kernel names. Samples that depend on the target give --cpu. Any other block that starts with
+# kernel names, and the code size in a compile report (a kiln built by
+# another C compiler emits the same instructions in another order: the
+# kernels pass LLVM builder calls as arguments of other calls, whose
+# evaluation order C leaves open). Samples that depend on the target give
+# --cpu. Any other block that starts with
 # a `$ ` line must be marked too, so that no unchecked sample creeps in.
 #
 # Regenerate a sample by running its command from the repository root and
@@ -42,6 +46,7 @@ mask() {
     -e 's/[0-9]+(\.[0-9]+)?e[-+][0-9]+/<e>/g' \
     -e 's/^([A-Za-z0-9_.+:-]+ +[a-z0-9_]+ +[A-Za-z0-9_.:+-]+) +[0-9.<>e]+ +[0-9.<>e]+$/\1 <e> <e>/' \
     -e 's/nchw[0-9]+c/nchw<B>c/g' \
+    -e 's/object +[0-9.]+ (B|KiB|MiB): code [0-9.]+ (B|KiB|MiB)/object <size>: code <size>/' \
     -e 's/_(avx512|avx2|sse|neon|generic)(_[0-9]+x[0-9]+)?\b/_<isa>/g' \
     -e 's/ +/ /g' -e 's/ $//'
 }
