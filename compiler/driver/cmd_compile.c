@@ -216,7 +216,7 @@ static int write_depfile(const char *path, const char *output, const kiln_graph 
 static void print_portability(const kiln_cg_module *m, const kiln_cg_options *opt, int64_t threads, bool threads_given,
                               const kiln_graph *g)
 {
-    if (!opt->cpu && !opt->triple && !opt->features)
+    if (!opt->cpu && !opt->triple)
         printf("  cpu       this machine's (the default): the object needs a CPU with the same features;\n"
                "            --cpu x86-64-v2, x86-64-v3 or x86-64-v4 gives portable code\n");
     printf("  threads   tasks planned for %lld threads%s; the pool's size is chosen at run time\n", (long long)threads,
