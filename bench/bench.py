@@ -190,7 +190,7 @@ def build_tools(work, kiln):
         rt = kiln["rt_dir"]
         cc_build("kiln_timer", [os.path.join(HERE, "kiln_timer.c")],
                  ["-I", os.path.join(ROOT, "runtime", "include"), "-L", rt, "-Wl,-rpath," + rt,
-                  "-lkiln_rt", "-ldl", "-lm"])
+                  "-lkiln_rt_blas", "-lkiln_rt", "-ldl", "-lm"])
     return paths, why
 
 
@@ -551,7 +551,7 @@ class Bench:
                     rc3, out3, err3, _ = run([os.environ.get("CC", "cc"), "-O2", "-rdynamic", "-o", exe,
                                               os.path.join(HERE, "kiln_timer.c"), obj,
                                               "-I", os.path.join(ROOT, "runtime", "include"), "-L", rt,
-                                              "-Wl,-rpath," + rt, "-lkiln_rt", "-ldl", "-lm"])
+                                              "-Wl,-rpath," + rt, "-lkiln_rt_blas", "-lkiln_rt", "-ldl", "-lm"])
                     if rc3 == 0:
                         so = ("exe", exe)
                     else:

@@ -1,7 +1,10 @@
 /* ir/dot.c: the graph as Graphviz DOT, for looking at (`kiln dump --format
  * dot | dot -Tsvg`). One box per node (op, layer, result type), model inputs
  * and outputs as house shapes, parameters as small grey notes with dashed
- * edges; edges follow the operands. Not read back by anything. */
+ * edges; edges follow the operands. The members of a fusion group (after
+ * the fuse pass: kiln_node.group) sit in one cluster, a dashed frame
+ * labelled with the group and its layers: what runs as one kernel. Not read
+ * back by anything. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -41,6 +44,29 @@ static void put_source(FILE *out, const kiln_graph *g, kiln_id v)
         fprintf(out, "v%" PRIu32, v);
 }
 
+/* Opens the cluster of the fusion group that starts at node `first`:
+ * "group G: layer+layer+..." (consecutive members with the same layer, such
+ * as an `activation:`, named once). */
+static void put_cluster_head(FILE *out, const kiln_graph *g, size_t first)
+{
+    uint32_t group = g->nodes[first].group;
+    fprintf(out, "  subgraph cluster_g%" PRIu32 " {\n    style=dashed; color=\"#3d85c6\"; fontsize=9; label=\"group %" PRIu32 ":",
+            group, group);
+    const char *prev = NULL;
+    size_t members = 0;
+    for (size_t k = first; k < g->n_nodes && g->nodes[k].group == group; k++) {
+        const char *name = g->nodes[k].layer;
+        if (name == NULL && g->nodes[k].output < g->n_values)
+            name = g->values[g->nodes[k].output].name;
+        if (name == NULL || (prev != NULL && strcmp(prev, name) == 0))
+            continue;
+        fputs(members++ ? "+" : " ", out);
+        put_label_text(out, name);
+        prev = name;
+    }
+    fputs("\";\n", out);
+}
+
 kiln_status kiln_ir_print_dot(const kiln_graph *g, FILE *out)
 {
     if (g == NULL || out == NULL)
@@ -71,8 +97,16 @@ kiln_status kiln_ir_print_dot(const kiln_graph *g, FILE *out)
         fputs("\"];\n", out);
     }
 
+    uint32_t open_group = 0; /* the cluster being written, 0: none */
     for (size_t i = 0; i < g->n_nodes; i++) {
         const kiln_node *n = &g->nodes[i];
+        if (n->group != open_group) {
+            if (open_group != 0)
+                fputs("  }\n", out);
+            open_group = n->group;
+            if (open_group != 0)
+                put_cluster_head(out, g, i);
+        }
         fprintf(out, "  n%zu [shape=box, style=rounded, label=\"", i);
         put_label_text(out, kiln_op_name(n->op));
         fputs("\\n", out);
@@ -107,6 +141,9 @@ kiln_status kiln_ir_print_dot(const kiln_graph *g, FILE *out)
             fputs(";\n", out);
         }
     }
+
+    if (open_group != 0)
+        fputs("  }\n", out);
 
     for (size_t i = 0; i < g->n_outputs; i++) {
         kiln_id v = g->outputs[i];

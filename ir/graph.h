@@ -232,6 +232,17 @@ kiln_status kiln_ir_verify_annotations(const kiln_graph *g, kiln_diag *d);
 /* Text form (docs/ir.md). Weight file paths are printed relative to the
  * directory `relative_to` (NULL: as stored). parse(print(g)) prints identically. */
 kiln_status kiln_ir_print(const kiln_graph *g, FILE *out, const char *relative_to);
+/* kiln_ir_print with options. sidecar_path: when the graph has parameters
+ * with inline data (folded weights), write them to this safetensors file
+ * (keys: the values' names) and refer to it from the text (one more
+ * `weights` line, `file N "name"`) instead of printing the data as hex; the
+ * text then reads back with the sidecar beside it. NULL: inline hex, as
+ * kiln_ir_print. KILN_ERR_IO when the sidecar cannot be written. */
+typedef struct kiln_ir_print_options {
+    const char *relative_to;
+    const char *sidecar_path;
+} kiln_ir_print_options;
+kiln_status kiln_ir_print_opts(const kiln_graph *g, FILE *out, const kiln_ir_print_options *o);
 /* Parses IR text. `filename` is used for locations and to resolve weights file
  * paths (relative to its directory). Weights are not loaded: see
  * kiln_weights_bind in the frontend. */

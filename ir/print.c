@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -17,6 +18,9 @@ typedef struct printer {
     FILE *out;
     bool bad; /* something in g cannot be written so that it reads back */
     bool oom;
+    /* Inline data goes to a sidecar safetensors file: `file sidecar "key"`. */
+    bool sidecar;
+    uint32_t sidecar_file; /* its index among the weights lines */
 } printer;
 
 /* ---- strings and names -------------------------------------------------- */
@@ -401,7 +405,12 @@ static void put_param(printer *p, const kiln_value *v)
         put_double(p, prm->hi);
         break;
     case KILN_PARAM_INLINE:
-        put_inline_data(p, v);
+        if (p->sidecar) {
+            fprintf(out, "file %" PRIu32 " ", p->sidecar_file);
+            put_quoted(out, v->name);
+        } else {
+            put_inline_data(p, v);
+        }
         break;
     default:
         fputs("?", out);
@@ -477,11 +486,132 @@ static void put_node(printer *p, const kiln_node *n)
 
 /* ---- the graph ---------------------------------------------------------- */
 
+/* ---- the sidecar: inline data as safetensors ------------------------------ */
+
+static const char *safetensors_dtype(kiln_dtype t)
+{
+    switch (t) {
+    case KILN_F32: return "F32";
+    case KILN_F64: return "F64";
+    case KILN_F16: return "F16";
+    case KILN_BF16: return "BF16";
+    default: return NULL;
+    }
+}
+
+static bool has_inline_data(const kiln_graph *g)
+{
+    for (size_t i = 0; i < g->n_values; i++)
+        if (g->values[i].kind == KILN_VALUE_PARAM && g->values[i].param.source == KILN_PARAM_INLINE)
+            return true;
+    return false;
+}
+
+/* A JSON string (the key): quotes, backslashes and control bytes escaped. */
+static void put_json_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        if (*c == '"' || *c == '\\')
+            fprintf(f, "\\%c", *c);
+        else if (*c < 0x20)
+            fprintf(f, "\\u%04x", *c);
+        else
+            fputc(*c, f);
+    }
+    fputc('"', f);
+}
+
+/* Writes every parameter with inline data to `path` as safetensors: the key
+ * is the value's name, the dtype and bytes are the data's own. */
+static kiln_status write_sidecar(const kiln_graph *g, const char *path)
+{
+    char *json = NULL;
+    size_t json_len = 0;
+    FILE *hdr = open_memstream(&json, &json_len); /* the JSON header, measured before it is written */
+    if (hdr == NULL)
+        return KILN_ERR_OUT_OF_MEMORY;
+    uint64_t offset = 0;
+    bool first = true, bad = false;
+    fputc('{', hdr);
+    for (size_t i = 0; i < g->n_values; i++) {
+        const kiln_value *v = &g->values[i];
+        if (v->kind != KILN_VALUE_PARAM || v->param.source != KILN_PARAM_INLINE)
+            continue;
+        const char *dt = safetensors_dtype(v->param.data_dtype);
+        int64_t count = kiln_shape_elements(&v->type.shape, 1);
+        if (dt == NULL || count < 0 || v->param.data == NULL || v->type.shape.batched) {
+            bad = true;
+            continue;
+        }
+        uint64_t bytes = (uint64_t)count * kiln_dtype_size(v->param.data_dtype);
+        if (!first)
+            fputc(',', hdr);
+        first = false;
+        put_json_string(hdr, v->name);
+        fprintf(hdr, ":{\"dtype\":\"%s\",\"shape\":[", dt);
+        for (int k = 0; k < v->type.shape.rank; k++)
+            fprintf(hdr, "%s%" PRId64, k ? "," : "", v->type.shape.dims[k]);
+        fprintf(hdr, "],\"data_offsets\":[%" PRIu64 ",%" PRIu64 "]}", offset, offset + bytes);
+        offset += bytes;
+    }
+    fputc('}', hdr);
+    bool hdr_failed = ferror(hdr) != 0;
+    if (fclose(hdr) != 0 || hdr_failed || bad || json == NULL) {
+        free(json);
+        return bad ? KILN_ERR_INVALID_ARGUMENT : KILN_ERR_OUT_OF_MEMORY;
+    }
+    /* header padded with spaces to a multiple of 8 bytes */
+    uint64_t padded = ((uint64_t)json_len + 7) & ~(uint64_t)7;
+    FILE *f = fopen(path, "wb");
+    if (f == NULL) {
+        free(json);
+        return KILN_ERR_IO;
+    }
+    unsigned char le[8];
+    for (int k = 0; k < 8; k++)
+        le[k] = (unsigned char)(padded >> (8 * k));
+    fwrite(le, 1, 8, f);
+    fwrite(json, 1, json_len, f);
+    free(json);
+    for (uint64_t k = (uint64_t)json_len; k < padded; k++)
+        fputc(' ', f);
+    for (size_t i = 0; i < g->n_values; i++) {
+        const kiln_value *v = &g->values[i];
+        if (v->kind != KILN_VALUE_PARAM || v->param.source != KILN_PARAM_INLINE)
+            continue;
+        size_t bytes = (size_t)kiln_shape_elements(&v->type.shape, 1) * kiln_dtype_size(v->param.data_dtype);
+        if (bytes > 0)
+            fwrite(v->param.data, 1, bytes, f);
+    }
+    bool failed = ferror(f) != 0;
+    if (fclose(f) != 0 || failed) {
+        remove(path);
+        return KILN_ERR_IO;
+    }
+    return KILN_OK;
+}
+
 kiln_status kiln_ir_print(const kiln_graph *g, FILE *out, const char *relative_to)
 {
+    kiln_ir_print_options o = {.relative_to = relative_to};
+    return kiln_ir_print_opts(g, out, &o);
+}
+
+kiln_status kiln_ir_print_opts(const kiln_graph *g, FILE *out, const kiln_ir_print_options *o)
+{
+    const char *relative_to = o ? o->relative_to : NULL;
+    const char *sidecar_path = o ? o->sidecar_path : NULL;
     if (g == NULL || out == NULL)
         return KILN_ERR_INVALID_ARGUMENT;
-    printer p = {.g = g, .out = out};
+    if (sidecar_path != NULL && has_inline_data(g)) {
+        kiln_status st = write_sidecar(g, sidecar_path);
+        if (st != KILN_OK)
+            return st;
+    } else {
+        sidecar_path = NULL;
+    }
+    printer p = {.g = g, .out = out, .sidecar = sidecar_path != NULL, .sidecar_file = (uint32_t)g->n_weight_files};
 
     fputs("kiln 1\ngraph @", out);
     if (is_c_identifier(g->name)) {
@@ -539,6 +669,14 @@ kiln_status kiln_ir_print(const kiln_graph *g, FILE *out, const char *relative_t
         if (relative_to == NULL || path[0] == 0)
             put_quoted(out, path);
         else if (put_relative_path(out, path, relative_to) < 0)
+            p.oom = true;
+        fputc('\n', out);
+    }
+    if (p.sidecar) {
+        fputs("  weights ", out);
+        if (relative_to == NULL)
+            put_quoted(out, sidecar_path);
+        else if (put_relative_path(out, sidecar_path, relative_to) < 0)
             p.oom = true;
         fputc('\n', out);
     }

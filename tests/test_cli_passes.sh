@@ -55,18 +55,29 @@ done
 lacks "$work/err" "fuse" "--time-passes stops with the pipeline"
 lacks "$work/out" "pass times" "times stay off standard output"
 
-# dumps after any pass read back unchanged; the pipeline on its own output changes nothing
+# dumps after any pass read back unchanged; the pipeline on its own output
+# changes nothing. The dumps go to standard output (folded weights inline, as
+# hex; `-o` would put them in a sidecar file named after each dump, which
+# tests/codegen/cli_build.sh checks), from $work so that the weights paths,
+# relative to the current directory, hold for files read back from there.
+here=$(pwd)
+cd "$work" || exit 1
+dump_to() { # FILE DESCRIPTION -- kiln dump ARGS...: the dump's standard output into FILE
+  local file=$1 what=$2; shift 3
+  expect 0 "$what" -- "$@" && cp "$work/out" "$file"
+}
 for name in mlp digits resnet20 transformer; do
   model=$src/examples/$name/$name.yaml
-  expect 0 "$name: dump --after schedule" -- "$kiln" dump "$model" --after schedule -o "$work/$name.kir"
+  dump_to "$name.kir" "$name: dump --after schedule" -- "$kiln" dump "$model" --after schedule
   for p in fold_batchnorm fuse memory_plan schedule; do
-    expect 0 "$name: dump --after $p" -- "$kiln" dump "$model" --after $p -o "$work/$name.$p.kir"
-    expect 0 "$name: read the dump after $p" -- "$kiln" dump "$work/$name.$p.kir" -o "$work/$name.$p.2.kir"
-    cmp -s "$work/$name.$p.kir" "$work/$name.$p.2.kir" && ok || fail "$name: the dump after $p does not round-trip"
-    expect 0 "$name: the pipeline again after $p" -- "$kiln" dump "$work/$name.$p.kir" --after schedule -o "$work/$name.$p.3.kir"
-    cmp -s "$work/$name.kir" "$work/$name.$p.3.kir" && ok || fail "$name: the pipeline on the dump after $p differs"
+    dump_to "$name.$p.kir" "$name: dump --after $p" -- "$kiln" dump "$model" --after $p
+    dump_to "$name.$p.2.kir" "$name: read the dump after $p" -- "$kiln" dump "$name.$p.kir"
+    cmp -s "$name.$p.kir" "$name.$p.2.kir" && ok || fail "$name: the dump after $p does not round-trip"
+    dump_to "$name.$p.3.kir" "$name: the pipeline again after $p" -- "$kiln" dump "$name.$p.kir" --after schedule
+    cmp -s "$name.kir" "$name.$p.3.kir" && ok || fail "$name: the pipeline on the dump after $p differs"
   done
 done
+cd "$here" || exit 1
 
 # --dump-ir on kiln dump: after:PASS is --after PASS; all prints after every pass
 passes="verify infer_shapes fold_batchnorm fold_constants dce fuse layout memory_plan schedule"

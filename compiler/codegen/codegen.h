@@ -70,15 +70,17 @@ typedef struct kiln_cg_options {
     bool expose_values;       /* every node output gets its own workspace region (kiln check) */
     bool jit;                 /* build for kiln_cg_jit_create (host only; exports NAME_run_array) */
     const char *cc;           /* EMIT_SO: the C compiler driver; NULL = $CC or "cc" */
-    const char *rt_libdir;    /* EMIT_SO: directory of libkiln_rt; NULL = the linker's search path */
+    const char *rt_libdir;    /* EMIT_SO: directory of libkiln_rt.so (and libkiln_rt_blas.so); NULL = the
+                                 linker's search path */
     const kiln_cg_gemm_impl *gemm_impl; /* per node (g->n_nodes entries; borrowed), or NULL: all AUTO */
     kiln_cg_winograd winograd;
     int jobs;                 /* not jit: LLVM modules (1..4; 0: 2) optimized and compiled on as many
                                  threads, then one object (docs/codegen.md "Compile time") */
+    const char *rpath;        /* EMIT_SO: a run path to record in the library; NULL = none */
 } kiln_cg_options;
 
 #define KILN_CG_OPTIONS_INIT                                                                                      \
-    {NULL, NULL, NULL, 2, KILN_CG_WEIGHTS_EMBED, NULL, false, false, NULL, NULL, NULL, KILN_CG_WINOGRAD_AUTO, 0}
+    {NULL, NULL, NULL, 2, KILN_CG_WEIGHTS_EMBED, NULL, false, false, NULL, NULL, NULL, KILN_CG_WINOGRAD_AUTO, 0, NULL}
 
 typedef struct kiln_cg_module kiln_cg_module;
 
@@ -104,7 +106,10 @@ void kiln_cg_module_destroy(kiln_cg_module *m);
 
 /* Writes the module as `kind` to path. Machine code (OBJ, ASM, LIB, SO) can
  * be emitted once per module (LLVM's code generator changes the module).
- * SO runs `cc -shared` (see opt->cc, rt_libdir) and needs the host target. */
+ * SO runs `cc -shared` (see opt->cc, rt_libdir, rpath) and needs the host
+ * target (or opt->cc): SONAME the file name of path, linked against the
+ * shared libkiln_rt (never the static one), and libkiln_rt_blas when the
+ * code calls sgemm. */
 kiln_status kiln_cg_emit(kiln_cg_module *m, kiln_cg_emit_kind kind, const char *path, kiln_diag *d);
 /* The generated C header (docs/generated-api.md). */
 kiln_status kiln_cg_write_header(const kiln_cg_module *m, const char *path, kiln_diag *d);
@@ -185,6 +190,10 @@ typedef struct kiln_cg_report {
 } kiln_cg_report;
 void kiln_cg_get_report(const kiln_cg_module *m, kiln_cg_report *out);
 
+/* Whether the module's code calls the BLAS glue (kiln_rt_sgemm): then the
+ * object needs libkiln_rt_blas (and OpenBLAS) besides libkiln_rt. */
+bool kiln_cg_uses_blas(const kiln_cg_module *m);
+
 /* "x86_64-pc-linux-gnu, cpu znver4, avx512 (16 x f32), caches ..." (for reports). */
 const char *kiln_cg_target_description(const kiln_cg_module *m);
 /* The instruction-set extensions the code may use, comma-separated (LLVM's
@@ -209,6 +218,11 @@ typedef struct kiln_cg_entry {
     size_t (*workspace_size)(int64_t batch);
     const kiln_model_info *(*info)(void);
     void (*destroy)(void *m);
+    /* NAME_last_error, and NAME_run_checked with the buffers and their sizes
+     * (bytes) in arrays. */
+    const char *(*last_error)(const void *m);
+    kiln_status (*run_checked_array)(void *m, int64_t batch, const float *const *inputs, const size_t *input_bytes,
+                                     float *const *outputs, const size_t *output_bytes);
 } kiln_cg_entry;
 
 typedef struct kiln_cg_jit kiln_cg_jit;

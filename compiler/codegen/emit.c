@@ -202,8 +202,10 @@ static size_t even(size_t n) { return n + (n & 1); }
 
 static kiln_status write_archive(kiln_cg_module *m, const char *path, const void *obj, size_t obj_size, kiln_diag *d)
 {
-    static const char *const suffixes[] = {"_create", "_run", "_workspace_size", "_info", "_destroy", "_run_array"};
-    const size_t n_syms = m->opt.jit ? 6 : 5;
+    /* what entry.c exports (JIT builds are never archived) */
+    static const char *const suffixes[] = {"_create",         "_run",  "_run_checked", "_last_error",
+                                           "_workspace_size", "_info", "_destroy"};
+    const size_t n_syms = sizeof suffixes / sizeof suffixes[0];
     const char *name = m->g->name;
     char member[300];
     snprintf(member, sizeof member, "%s.o/", name);
@@ -256,8 +258,34 @@ static kiln_status write_archive(kiln_cg_module *m, const char *path, const void
 
 /* ---- shared libraries --------------------------------------------------------------- */
 
+/* The shared library `name` (libkiln_rt.so, libkiln_rt_blas.so) for the link
+ * line: its path in rt_libdir, or `-l:name` (the linker's search path) when
+ * there is no rt_libdir. A missing file is an error: the static library
+ * must never be linked into a shared model in its place. */
+static kiln_status rt_library(const kiln_cg_module *m, const char *name, char *buf, size_t size, kiln_diag *d)
+{
+    if (!m->rt_libdir) {
+        snprintf(buf, size, "-l:%s", name);
+        return KILN_OK;
+    }
+    snprintf(buf, size, "%s/%s", m->rt_libdir, name);
+    if (access(buf, R_OK) != 0) {
+        kiln_diag_error(d, (kiln_loc){0}, "cannot link a shared model: '%s' is missing (build or install the shared "
+                        "runtime)", buf);
+        return KILN_ERR_IO;
+    }
+    return KILN_OK;
+}
+
 static kiln_status link_shared(kiln_cg_module *m, const char *path, const void *obj, size_t obj_size, kiln_diag *d)
 {
+    bool blas = kiln_cg_uses_blas(m);
+    char rt[4200], rt_blas[4200], soname[4200], rpath_flag[4200];
+    kiln_status st = rt_library(m, "libkiln_rt.so", rt, sizeof rt, d);
+    if (st == KILN_OK && blas)
+        st = rt_library(m, "libkiln_rt_blas.so", rt_blas, sizeof rt_blas, d);
+    if (st != KILN_OK)
+        return st;
     const char *tmpdir = getenv("TMPDIR");
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s/kiln-XXXXXX.o", tmpdir && *tmpdir ? tmpdir : "/tmp");
@@ -267,7 +295,7 @@ static kiln_status link_shared(kiln_cg_module *m, const char *path, const void *
         return KILN_ERR_IO;
     }
     close(fd);
-    kiln_status st = write_file(tmp, obj, obj_size, d);
+    st = write_file(tmp, obj, obj_size, d);
     if (st != KILN_OK) {
         remove(tmp);
         return st;
@@ -275,21 +303,23 @@ static kiln_status link_shared(kiln_cg_module *m, const char *path, const void *
     const char *cc = m->cc ? m->cc : getenv("CC");
     if (!cc || !*cc)
         cc = "cc";
-    char libdir_flag[4200], rpath_flag[4200];
+    const char *base = strrchr(path, '/');
+    snprintf(soname, sizeof soname, "-Wl,-soname,%s", base ? base + 1 : path);
     char *argv[16];
     int argc = 0;
     argv[argc++] = (char *)cc;
     argv[argc++] = "-shared";
+    argv[argc++] = soname;
     argv[argc++] = "-o";
     argv[argc++] = (char *)path;
     argv[argc++] = tmp;
-    if (m->rt_libdir) {
-        snprintf(libdir_flag, sizeof libdir_flag, "-L%s", m->rt_libdir);
-        snprintf(rpath_flag, sizeof rpath_flag, "-Wl,-rpath,%s", m->rt_libdir);
-        argv[argc++] = libdir_flag;
+    if (blas)
+        argv[argc++] = rt_blas;
+    argv[argc++] = rt;
+    if (m->opt.rpath) {
+        snprintf(rpath_flag, sizeof rpath_flag, "-Wl,-rpath,%s", m->opt.rpath);
         argv[argc++] = rpath_flag;
     }
-    argv[argc++] = "-lkiln_rt";
     argv[argc] = NULL;
     pid_t pid;
     int rc = posix_spawnp(&pid, cc, NULL, NULL, argv, environ);
@@ -298,8 +328,8 @@ static kiln_status link_shared(kiln_cg_module *m, const char *path, const void *
         kiln_diag_error(d, (kiln_loc){0}, "cannot run '%s' to link '%s': %s", cc, path, strerror(rc));
         st = KILN_ERR_IO;
     } else if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        kiln_diag_error(d, (kiln_loc){0}, "'%s -shared -o %s ... -lkiln_rt' failed%s", cc, path,
-                        m->rt_libdir ? "" : " (is libkiln_rt on the linker's search path?)");
+        kiln_diag_error(d, (kiln_loc){0}, "'%s -shared -o %s ... %s' failed%s", cc, path, rt,
+                        m->rt_libdir ? "" : " (is libkiln_rt.so on the linker's search path?)");
         st = KILN_ERR_IO;
     }
     remove(tmp);
@@ -351,8 +381,9 @@ kiln_status kiln_cg_emit(kiln_cg_module *m, kiln_cg_emit_kind kind, const char *
         return KILN_ERR_INVALID_ARGUMENT;
     }
     if (kind == KILN_CG_EMIT_SO && !m->machine.host && !m->cc) {
-        kiln_diag_error(d, (kiln_loc){0}, "--emit so links with the host's C compiler; for target '%s' give one "
-                        "explicitly (CC or the cc option)", m->machine.triple);
+        kiln_diag_error(d, (kiln_loc){0}, "--emit so links with the host's C compiler and runtime; for target '%s' "
+                        "emit obj or lib and link it with that target's toolchain and libkiln_rt",
+                        m->machine.triple);
         return KILN_ERR_UNSUPPORTED;
     }
     LLVMMemoryBufferRef mb;
@@ -389,4 +420,32 @@ kiln_status kiln_cg_write_weights(const kiln_cg_module *m, const char *path, kil
         return KILN_ERR_INVALID_ARGUMENT;
     }
     return write_file(path, m->blob.data, m->blob.size, d);
+}
+
+/* Whether function `name` is called in the module (a declaration LLVM kept,
+ * with a use). */
+static bool module_calls(LLVMModuleRef mod, const char *name)
+{
+    LLVMValueRef f = mod ? LLVMGetNamedFunction(mod, name) : NULL;
+    return f && LLVMGetFirstUse(f) != NULL;
+}
+
+bool kiln_cg_uses_blas(const kiln_cg_module *m)
+{
+    if (!m)
+        return false;
+    /* The code itself decides: a call of the BLAS glue in any unit. */
+    if (m->mod) {
+        if (module_calls(m->mod, "kiln_rt_sgemm"))
+            return true;
+        for (int u = 1; u < m->n_units; u++)
+            if (module_calls(m->unit_mod[u], "kiln_rt_sgemm"))
+                return true;
+        return false;
+    }
+    /* Given to the JIT: what the kernels chose. */
+    for (size_t i = 0; m->g && m->gemm_used && i < m->g->n_nodes; i++)
+        if (m->gemm_used[i] == KILN_CG_GEMM_BLAS)
+            return true;
+    return false;
 }

@@ -3,14 +3,25 @@
  *
  *   NAME_create / NAME_destroy   call kiln_rt_instance_create / _destroy with
  *                                the constant descriptor NAME.desc;
- *   NAME_run                     checks its arguments, asks the instance for
- *                                workspace, weights and pool
- *                                (kiln_rt_instance_prepare), then runs every
- *                                step: kiln_rt_parallel_for(pool, count(batch),
- *                                task, &ctx);
+ *   NAME_run, NAME_run_checked   hand their buffers (and, checked, their
+ *                                sizes) to kiln_rt_instance_begin, which
+ *                                checks them against the model's info
+ *                                (leaving a message on the instance) and
+ *                                hands out the workspace and the weights;
+ *                                then every step runs as
+ *                                kiln_rt_instance_parallel_for(m,
+ *                                count(batch), task, &ctx) (the instance's
+ *                                pool, a shared one, or the application's
+ *                                threads);
+ *   NAME_last_error              kiln_rt_instance_last_error;
  *   NAME_workspace_size, NAME_info
- *   NAME_run_array               (JIT builds only) NAME_run with the buffers
- *                                in two arrays.
+ *   NAME_run_array, NAME_run_checked_array, NAME_run_profiled
+ *                                (JIT builds only) the run functions with the
+ *                                buffers in arrays.
+ *
+ * Each group is built by a function of its own below (constant data, create
+ * and destroy, the run implementation, the run wrappers), so that a check
+ * can be added to one without touching the others.
  *
  * Everything but these functions has private linkage, so several models link
  * into one program. The generated code keeps no mutable global state: all
@@ -90,17 +101,6 @@ static V define(kiln_cg *cg, const char *suffix, LLVMTypeRef ret, LLVMTypeRef *p
     return f;
 }
 
-/* return `status` when cond holds. */
-static void return_if(kiln_cg *cg, V cond, kiln_status status)
-{
-    LLVMBasicBlockRef fail = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "fail");
-    LLVMBasicBlockRef ok = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "ok");
-    LLVMBuildCondBr(cg->b, cond, fail, ok);
-    LLVMPositionBuilderAtEnd(cg->b, fail);
-    LLVMBuildRet(cg->b, i32c(cg, status));
-    LLVMPositionBuilderAtEnd(cg->b, ok);
-}
-
 /* return st when it is not KILN_OK. */
 static void return_status(kiln_cg *cg, V st)
 {
@@ -111,8 +111,6 @@ static void return_status(kiln_cg *cg, V st)
     LLVMBuildRet(cg->b, st);
     LLVMPositionBuilderAtEnd(cg->b, ok);
 }
-
-static V is_null(kiln_cg *cg, V p) { return LLVMBuildIsNull(cg->b, p, ""); }
 
 /* count = min(ceil((fixed + batch * per_batch) / div) * mult, max) */
 static V step_count(kiln_cg *cg, V batch, const kiln_cg_count *c)
@@ -130,16 +128,16 @@ static V step_count(kiln_cg *cg, V batch, const kiln_cg_count *c)
     return v;
 }
 
-kiln_status kiln_cg_emit_entry(kiln_cg *cg, V weights_global, uint64_t checksum)
+/* ---- constant data: NAME.info (kiln_model_info) and NAME.desc
+ * (kiln_rt_model_desc, version 2) ---- */
+static kiln_status emit_constant_data(kiln_cg *cg, V weights_global, uint64_t checksum, V *info_out, V *desc_out)
 {
     const kiln_graph *g = cg->g;
     const kiln_cg_layout *lay = cg->layout;
     const size_t ni = g->n_inputs, no = g->n_outputs;
     LLVMTypeRef P = cg->t_ptr, I32 = cg->t_i32, I64 = cg->t_i64;
     char name[160];
-    cg->node = NULL;
 
-    /* ---- constant data ---- */
     LLVMTypeRef info_fields[5] = {P, P, I32, I32, P};
     LLVMTypeRef t_info = LLVMStructCreateNamed(cg->ctx, "kiln_tensor_info");
     LLVMStructSetBody(t_info, info_fields, 5, 0);
@@ -181,38 +179,47 @@ kiln_status kiln_cg_emit_entry(kiln_cg *cg, V weights_global, uint64_t checksum)
     V info = private_const(cg, LLVMConstNamedStruct(t_model, mi, 9), name);
 
     bool external = cg->opt.weights == KILN_CG_WEIGHTS_EXTERNAL;
-    LLVMTypeRef desc_fields[10] = {I32, I32, P, I64, I64, I64, P, P, I64, P};
+    LLVMTypeRef desc_fields[12] = {I32, I32, P, I64, I64, I64, P, P, I64, P, I64, P};
     LLVMTypeRef t_desc = LLVMStructCreateNamed(cg->ctx, "kiln_rt_model_desc");
-    LLVMStructSetBody(t_desc, desc_fields, 10, 0);
+    LLVMStructSetBody(t_desc, desc_fields, 12, 0);
     snprintf(name, sizeof name, "%s.weights_path", cg->prefix);
     V path = external && cg->opt.weights_path ? cstring(cg, cg->opt.weights_path, name) : LLVMConstNull(P);
     uint32_t flags = (lay->batched ? 1u : 0u) | (external ? 2u : 0u);
+    /* Every batched buffer's byte size must fit an int64_t. */
+    uint64_t max_batch = lay->max_item_bytes ? (uint64_t)INT64_MAX / 2 / lay->max_item_bytes : (uint64_t)INT64_MAX;
     /* NAME_create refuses a CPU without the extensions the code may use,
      * instead of dying on an illegal instruction. */
     snprintf(name, sizeof name, "%s.cpu_features", cg->prefix);
     V cpu = cg->machine->required[0] ? cstring(cg, cg->machine->required, name) : LLVMConstNull(P);
-    V di[10] = {i32c(cg, 2 /* KILN_RT_MODEL_DESC_VERSION */),
-               i32c(cg, flags),
-               model_name,
-               i64c(cg, lay->fixed_bytes),
-               i64c(cg, lay->per_batch_bytes),
-               i64c(cg, cg->blob->size),
-               external ? LLVMConstNull(P) : weights_global,
-               path,
-               i64c(cg, external ? checksum : 0),
-               cpu};
+    V di[12] = {i32c(cg, 2 /* KILN_RT_MODEL_DESC_VERSION */),
+                i32c(cg, flags),
+                model_name,
+                i64c(cg, lay->fixed_bytes),
+                i64c(cg, lay->per_batch_bytes),
+                i64c(cg, cg->blob->size),
+                external ? LLVMConstNull(P) : weights_global,
+                path,
+                i64c(cg, external ? checksum : 0),
+                info,
+                i64c(cg, max_batch),
+                cpu};
     snprintf(name, sizeof name, "%s.desc", cg->prefix);
-    V desc = private_const(cg, LLVMConstNamedStruct(t_desc, di, 10), name);
+    *desc_out = private_const(cg, LLVMConstNamedStruct(t_desc, di, 12), name);
+    *info_out = info;
+    return KILN_OK;
+}
 
-    /* ---- runtime functions ---- */
-    LLVMTypeRef p3[3] = {P, P, P}, prep[5] = {P, I64, P, P, P}, pfor[4] = {P, I64, P, P}, pws[2] = {P, I64};
+/* ---- NAME_info, NAME_workspace_size, NAME_create, NAME_destroy,
+ * NAME_last_error ---- */
+static void emit_lifecycle(kiln_cg *cg, V info, V desc)
+{
+    LLVMTypeRef P = cg->t_ptr, I32 = cg->t_i32, I64 = cg->t_i64;
+    LLVMTypeRef p3[3] = {P, P, P}, pws[2] = {P, I64};
     V rt_create = declare(cg, "kiln_rt_instance_create", I32, p3, 3);
-    V rt_prepare = declare(cg, "kiln_rt_instance_prepare", I32, prep, 5);
     V rt_destroy = declare(cg, "kiln_rt_instance_destroy", cg->t_void, &P, 1);
     V rt_ws = declare(cg, "kiln_rt_model_workspace_size", I64, pws, 2);
-    V rt_for = declare(cg, "kiln_rt_parallel_for", I32, pfor, 4);
+    V rt_error = declare(cg, "kiln_rt_instance_last_error", P, &P, 1);
 
-    /* ---- NAME_info, NAME_workspace_size, NAME_create, NAME_destroy ---- */
     define(cg, "_info", P, NULL, 0, true);
     LLVMBuildRet(cg->b, info);
 
@@ -237,41 +244,40 @@ kiln_status kiln_cg_emit_entry(kiln_cg *cg, V weights_global, uint64_t checksum)
     call(cg, rt_destroy, &arg, 1);
     LLVMBuildRetVoid(cg->b);
 
-    /* ---- the run implementation: (m, batch, inputs[], outputs[], hook, arg);
-     * hook (JIT builds' NAME_run_profiled only) is called after each step ---- */
-    LLVMTypeRef pimpl[6] = {P, I64, P, P, P, P};
-    V impl = define(cg, ".run_impl", I32, pimpl, 6, false);
+    f = define(cg, "_last_error", P, &P, 1, true);
+    arg = LLVMGetParam(f, 0);
+    LLVMBuildRet(cg->b, call(cg, rt_error, &arg, 1));
+}
+
+/* ---- the run implementation: (m, batch, inputs[], outputs[], input_bytes[]
+ * or NULL, output_bytes[] or NULL, hook, arg); hook (JIT builds'
+ * NAME_run_profiled only) is called after each step ---- */
+static V emit_run_impl(kiln_cg *cg)
+{
+    LLVMTypeRef P = cg->t_ptr, I32 = cg->t_i32, I64 = cg->t_i64;
+    LLVMTypeRef pbegin[8] = {P, I64, P, P, P, P, P, P}, pfor[4] = {P, I64, P, P};
+    V rt_begin = declare(cg, "kiln_rt_instance_begin", I32, pbegin, 8);
+    V rt_for = declare(cg, "kiln_rt_instance_parallel_for", I32, pfor, 4);
+
+    LLVMTypeRef pimpl[8] = {P, I64, P, P, P, P, P, P};
+    V impl = define(cg, ".run_impl", I32, pimpl, 8, false);
     V m = LLVMGetParam(impl, 0), batch = LLVMGetParam(impl, 1);
     V ins = LLVMGetParam(impl, 2), outs = LLVMGetParam(impl, 3);
-    V hook = LLVMGetParam(impl, 4), hook_arg = LLVMGetParam(impl, 5);
+    V hook = LLVMGetParam(impl, 6), hook_arg = LLVMGetParam(impl, 7);
     LLVMTypeRef hook_params[2] = {P, I64};
     LLVMTypeRef hook_t = LLVMFunctionType(cg->t_void, hook_params, 2, 0);
-    return_if(cg, is_null(cg, m), KILN_ERR_INVALID_ARGUMENT);
-    return_if(cg, LLVMBuildICmp(cg->b, LLVMIntSLT, batch, i64c(cg, 1), ""), KILN_ERR_INVALID_ARGUMENT);
-    if (!lay->batched)
-        return_if(cg, LLVMBuildICmp(cg->b, LLVMIntNE, batch, i64c(cg, 1), ""), KILN_ERR_INVALID_ARGUMENT);
-    /* Every batched buffer's byte size must fit an int64_t. */
-    uint64_t max_batch = lay->max_item_bytes ? (uint64_t)INT64_MAX / 2 / lay->max_item_bytes : (uint64_t)INT64_MAX;
-    return_if(cg, LLVMBuildICmp(cg->b, LLVMIntUGT, batch, i64c(cg, max_batch), ""), KILN_ERR_INVALID_ARGUMENT);
-    for (int k = 0; k < 2; k++) {
-        size_t count = k ? no : ni;
-        for (size_t i = 0; i < count; i++) {
-            V idx = i64c(cg, i);
-            V p = LLVMBuildLoad2(cg->b, P, LLVMBuildGEP2(cg->b, P, k ? outs : ins, &idx, 1, ""), "");
-            return_if(cg, is_null(cg, p), KILN_ERR_INVALID_ARGUMENT);
-        }
-    }
-    V ws = kiln_cg_alloca(cg, P, "ws"), wts = kiln_cg_alloca(cg, P, "weights"), pool = kiln_cg_alloca(cg, P, "pool");
-    V pargs[5] = {m, batch, ws, wts, pool};
-    return_status(cg, call(cg, rt_prepare, pargs, 5));
+    /* The arguments are checked by the runtime, which also grows the
+     * workspace: every failure leaves a message on the instance. */
+    V ws = kiln_cg_alloca(cg, P, "ws"), wts = kiln_cg_alloca(cg, P, "weights");
+    V bargs[8] = {m, batch, ins, outs, LLVMGetParam(impl, 4), LLVMGetParam(impl, 5), ws, wts};
+    return_status(cg, call(cg, rt_begin, bargs, 8));
     V ctx = kiln_cg_alloca(cg, cg->t_ctx, "ctx");
     V fields[5] = {batch, LLVMBuildLoad2(cg->b, P, ws, ""), LLVMBuildLoad2(cg->b, P, wts, ""), ins, outs};
     for (unsigned i = 0; i < 5; i++)
         LLVMBuildStore(cg->b, fields[i], LLVMBuildStructGEP2(cg->b, cg->t_ctx, ctx, i, ""));
-    V pool_v = LLVMBuildLoad2(cg->b, P, pool, "");
     for (size_t s = 0; s < cg->n_steps; s++) {
         V count = step_count(cg, batch, &cg->steps[s].count);
-        V fargs[4] = {pool_v, count, cg->steps[s].fn, ctx};
+        V fargs[4] = {m, count, cg->steps[s].fn, ctx};
         return_status(cg, call(cg, rt_for, fargs, 4));
         if (cg->opt.jit) {
             kiln_cg_if f;
@@ -282,42 +288,84 @@ kiln_status kiln_cg_emit_entry(kiln_cg *cg, V weights_global, uint64_t checksum)
         }
     }
     LLVMBuildRet(cg->b, i32c(cg, KILN_OK));
+    return impl;
+}
 
-    /* ---- NAME_run(m, batch, in..., out...) ---- */
-    size_t np = 2 + ni + no;
-    LLVMTypeRef params[2 + 512];
-    if (np > sizeof params / sizeof params[0])
-        return kiln_cg_fail(cg, KILN_ERR_UNSUPPORTED, "more than 510 inputs and outputs");
-    params[0] = P, params[1] = I64;
-    for (size_t i = 2; i < np; i++)
-        params[i] = P;
-    f = define(cg, "_run", I32, params, (unsigned)np, true);
-    V in_arr = kiln_cg_alloca(cg, LLVMArrayType2(P, ni ? ni : 1), "inputs");
-    V out_arr = kiln_cg_alloca(cg, LLVMArrayType2(P, no ? no : 1), "outputs");
-    for (size_t i = 0; i < ni + no; i++) {
-        V idx = i64c(cg, i < ni ? i : i - ni);
-        V slot = LLVMBuildGEP2(cg->b, P, i < ni ? in_arr : out_arr, &idx, 1, "");
-        LLVMBuildStore(cg->b, LLVMGetParam(f, (unsigned)(2 + i)), slot);
+/* ---- NAME_run(m, batch, in..., out...) and NAME_run_checked(m, batch, in,
+ * in_bytes, ..., out, out_bytes, ...): the buffers (and sizes) into arrays
+ * for the implementation ---- */
+static kiln_status emit_run_wrappers(kiln_cg *cg, V impl)
+{
+    const kiln_graph *g = cg->g;
+    const size_t ni = g->n_inputs, no = g->n_outputs;
+    LLVMTypeRef P = cg->t_ptr, I32 = cg->t_i32, I64 = cg->t_i64;
+    for (int checked = 0; checked < 2; checked++) {
+        size_t per = checked ? 2 : 1, np = 2 + per * (ni + no);
+        LLVMTypeRef params[2 + 2 * 512];
+        if (ni + no > 510)
+            return kiln_cg_fail(cg, KILN_ERR_UNSUPPORTED, "more than 510 inputs and outputs");
+        params[0] = P, params[1] = I64;
+        for (size_t i = 0; i < ni + no; i++) {
+            params[2 + per * i] = P;
+            if (checked)
+                params[3 + per * i] = I64; /* size_t */
+        }
+        V f = define(cg, checked ? "_run_checked" : "_run", I32, params, (unsigned)np, true);
+        V in_arr = kiln_cg_alloca(cg, LLVMArrayType2(P, ni ? ni : 1), "inputs");
+        V out_arr = kiln_cg_alloca(cg, LLVMArrayType2(P, no ? no : 1), "outputs");
+        V in_sz = checked ? kiln_cg_alloca(cg, LLVMArrayType2(I64, ni ? ni : 1), "input_bytes") : LLVMConstNull(P);
+        V out_sz = checked ? kiln_cg_alloca(cg, LLVMArrayType2(I64, no ? no : 1), "output_bytes") : LLVMConstNull(P);
+        for (size_t i = 0; i < ni + no; i++) {
+            V idx = i64c(cg, i < ni ? i : i - ni);
+            V slot = LLVMBuildGEP2(cg->b, P, i < ni ? in_arr : out_arr, &idx, 1, "");
+            LLVMBuildStore(cg->b, LLVMGetParam(f, (unsigned)(2 + per * i)), slot);
+            if (checked) {
+                V sslot = LLVMBuildGEP2(cg->b, I64, i < ni ? in_sz : out_sz, &idx, 1, "");
+                LLVMBuildStore(cg->b, LLVMGetParam(f, (unsigned)(3 + per * i)), sslot);
+            }
+        }
+        V rargs[8] = {LLVMGetParam(f, 0), LLVMGetParam(f, 1), in_arr, out_arr, in_sz, out_sz, LLVMConstNull(P),
+                      LLVMConstNull(P)};
+        LLVMBuildRet(cg->b, call(cg, impl, rargs, 8));
     }
-    V rargs[6] = {LLVMGetParam(f, 0), LLVMGetParam(f, 1), in_arr, out_arr, LLVMConstNull(P), LLVMConstNull(P)};
-    LLVMBuildRet(cg->b, call(cg, impl, rargs, 6));
+    return KILN_OK;
+}
 
-    /* ---- NAME_run_array(m, batch, inputs, outputs) ---- */
-    if (cg->opt.jit) {
-        f = define(cg, "_run_array", I32, pimpl, 4, true);
-        return_if(cg, LLVMBuildOr(cg->b, is_null(cg, LLVMGetParam(f, 2)), is_null(cg, LLVMGetParam(f, 3)), ""),
-                  KILN_ERR_INVALID_ARGUMENT);
-        V aargs[6] = {LLVMGetParam(f, 0), LLVMGetParam(f, 1), LLVMGetParam(f, 2), LLVMGetParam(f, 3),
-                      LLVMConstNull(P), LLVMConstNull(P)};
-        LLVMBuildRet(cg->b, call(cg, impl, aargs, 6));
-        /* NAME_run_profiled(m, batch, inputs, outputs, hook, arg) */
-        f = define(cg, "_run_profiled", I32, pimpl, 6, true);
-        return_if(cg, LLVMBuildOr(cg->b, is_null(cg, LLVMGetParam(f, 2)), is_null(cg, LLVMGetParam(f, 3)), ""),
-                  KILN_ERR_INVALID_ARGUMENT);
-        V pargs6[6];
-        for (unsigned k = 0; k < 6; k++)
-            pargs6[k] = LLVMGetParam(f, k);
-        LLVMBuildRet(cg->b, call(cg, impl, pargs6, 6));
-    }
+/* ---- JIT builds: NAME_run_array(m, batch, inputs, outputs),
+ * NAME_run_checked_array(m, batch, inputs, input_bytes, outputs,
+ * output_bytes), NAME_run_profiled(m, batch, inputs, outputs, hook, arg) ---- */
+static void emit_jit_entries(kiln_cg *cg, V impl)
+{
+    LLVMTypeRef P = cg->t_ptr, I32 = cg->t_i32, I64 = cg->t_i64;
+    LLVMTypeRef p6[6] = {P, I64, P, P, P, P};
+    V f = define(cg, "_run_array", I32, p6, 4, true);
+    V a[8] = {LLVMGetParam(f, 0), LLVMGetParam(f, 1), LLVMGetParam(f, 2), LLVMGetParam(f, 3),
+              LLVMConstNull(P),   LLVMConstNull(P),   LLVMConstNull(P),   LLVMConstNull(P)};
+    LLVMBuildRet(cg->b, call(cg, impl, a, 8));
+
+    f = define(cg, "_run_checked_array", I32, p6, 6, true);
+    V c[8] = {LLVMGetParam(f, 0), LLVMGetParam(f, 1), LLVMGetParam(f, 2), LLVMGetParam(f, 4),
+              LLVMGetParam(f, 3), LLVMGetParam(f, 5), LLVMConstNull(P),   LLVMConstNull(P)};
+    LLVMBuildRet(cg->b, call(cg, impl, c, 8));
+
+    f = define(cg, "_run_profiled", I32, p6, 6, true);
+    V p[8] = {LLVMGetParam(f, 0), LLVMGetParam(f, 1), LLVMGetParam(f, 2), LLVMGetParam(f, 3),
+              LLVMConstNull(P),   LLVMConstNull(P),   LLVMGetParam(f, 4), LLVMGetParam(f, 5)};
+    LLVMBuildRet(cg->b, call(cg, impl, p, 8));
+}
+
+kiln_status kiln_cg_emit_entry(kiln_cg *cg, V weights_global, uint64_t checksum)
+{
+    cg->node = NULL;
+    V info, desc;
+    kiln_status st = emit_constant_data(cg, weights_global, checksum, &info, &desc);
+    if (st != KILN_OK)
+        return st;
+    emit_lifecycle(cg, info, desc);
+    V impl = emit_run_impl(cg);
+    if ((st = emit_run_wrappers(cg, impl)) != KILN_OK)
+        return st;
+    if (cg->opt.jit)
+        emit_jit_entries(cg, impl);
     return cg->status;
 }

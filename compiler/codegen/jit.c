@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kiln/blas.h"
 #include "kiln/instance.h"
 
 struct kiln_cg_jit {
@@ -43,7 +44,8 @@ static kiln_status define_runtime(LLVMOrcLLJITRef jit, LLVMOrcJITDylibRef jd, ki
         RT(kiln_rt_instance_prepare),    RT(kiln_rt_instance_destroy), RT(kiln_rt_model_workspace_size),
         RT(kiln_rt_aligned_alloc),       RT(kiln_rt_aligned_free),    RT(kiln_rt_sgemm),
         RT(kiln_rt_checksum),            RT(kiln_rt_map_file),        RT(kiln_rt_unmap_file),
-        RT(kiln_rt_blas_set_threads),
+        RT(kiln_rt_blas_set_threads),    RT(kiln_rt_instance_begin),  RT(kiln_rt_instance_parallel_for),
+        RT(kiln_rt_instance_last_error),
     };
     enum { N = sizeof syms / sizeof syms[0] };
     LLVMOrcCSymbolMapPair pairs[N];
@@ -143,10 +145,10 @@ kiln_status kiln_cg_jit_entry(kiln_cg_jit *j, kiln_cg_entry *out, kiln_diag *d)
     if (!j || !out || !d)
         return KILN_ERR_INVALID_ARGUMENT;
     memset(out, 0, sizeof *out);
-    LLVMOrcExecutorAddress a[6];
-    static const char *const names[6] = {"_create",  "_run_array", "_workspace_size",
-                                         "_info",    "_destroy",   "_run_profiled"};
-    for (int i = 0; i < 6; i++) {
+    LLVMOrcExecutorAddress a[8];
+    static const char *const names[8] = {"_create",  "_run_array", "_workspace_size", "_info",
+                                         "_destroy", "_run_profiled", "_last_error", "_run_checked_array"};
+    for (int i = 0; i < 8; i++) {
         kiln_status st = lookup(j, names[i], &a[i], d);
         if (st != KILN_OK)
             return st;
@@ -159,6 +161,9 @@ kiln_status kiln_cg_jit_entry(kiln_cg_jit *j, kiln_cg_entry *out, kiln_diag *d)
     out->destroy = (void (*)(void *))(uintptr_t)a[4];
     out->run_profiled = (kiln_status(*)(void *, int64_t, const float *const *, float *const *, kiln_cg_profile_fn,
                                         void *))(uintptr_t)a[5];
+    out->last_error = (const char *(*)(const void *))(uintptr_t)a[6];
+    out->run_checked_array = (kiln_status(*)(void *, int64_t, const float *const *, const size_t *, float *const *,
+                                             const size_t *))(uintptr_t)a[7];
     return KILN_OK;
 }
 

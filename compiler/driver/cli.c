@@ -2,7 +2,9 @@
  * share, and model loading (frontend, then the pass pipeline). */
 #include "cli.h"
 
+#include <limits.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -76,14 +78,20 @@ int kiln_cli_parse_count(const char *cmd, const char *flag, const char *text, in
     return 0;
 }
 
-/* --max-elements, taken out of the command line by kiln_cli_take_global_options. */
+/* --max-elements and -v, taken out of the command line by
+ * kiln_cli_take_global_options (the process's settings: one command runs). */
 static int64_t max_elements = KILN_DEFAULT_MAX_ELEMENTS;
+static bool verbose = false;
 
 int kiln_cli_take_global_options(int *argc, char **argv)
 {
     int out = 1;
     for (int i = 1; i < *argc; i++) {
         const char *arg = argv[i], *value = NULL;
+        if (strcmp(arg, "-v") == 0 || strcmp(arg, "--verbose") == 0) {
+            verbose = true;
+            continue;
+        }
         if (strcmp(arg, "--max-elements") == 0) {
             if (i + 1 >= *argc)
                 return kiln_cli_usage_error(argv[0], "option '--max-elements' needs a value");
@@ -107,6 +115,53 @@ double kiln_cli_seconds(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+bool kiln_cli_verbose(void) { return verbose; }
+
+void kiln_cli_stage(const char *cmd, double seconds, const char *fmt, ...)
+{
+    if (!verbose)
+        return;
+    char what[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    if (seconds < 0)
+        fprintf(stderr, "kiln %s: %s\n", cmd, what);
+    else
+        fprintf(stderr, "kiln %s: %-52s %10.3f ms\n", cmd, what, seconds * 1e3);
+}
+
+#ifndef KILN_RT_INSTALL_LIBDIR_REL
+#define KILN_RT_INSTALL_LIBDIR_REL "../lib"
+#endif
+#ifndef KILN_RT_BUILD_LIBDIR_REL
+#define KILN_RT_BUILD_LIBDIR_REL "../runtime"
+#endif
+
+const char *kiln_cli_rt_libdir(void)
+{
+    static char dir[PATH_MAX];
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return NULL;
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (!slash)
+        return NULL;
+    *slash = '\0';
+    static const char *const rel[] = {KILN_RT_INSTALL_LIBDIR_REL, KILN_RT_BUILD_LIBDIR_REL};
+    for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
+        char candidate[PATH_MAX + 64], lib[PATH_MAX + 96];
+        snprintf(candidate, sizeof candidate, "%s/%s", exe, rel[i]);
+        snprintf(lib, sizeof lib, "%s/libkiln_rt.so", candidate);
+        if (access(lib, R_OK) == 0 && realpath(candidate, dir))
+            return dir;
+    }
+    return NULL;
 }
 
 /* "verify, infer_shapes, ..., schedule" */
@@ -204,6 +259,7 @@ int kiln_cli_options_take(kiln_args *a, kiln_cli_options *o)
         if (strcmp(v, "auto") != 0 && strcmp(v, "plain") != 0)
             return kiln_cli_usage_error(o->cmd, "--layout must be 'auto' or 'plain', got '%s'", v);
         o->layout = v;
+        o->layout_given = true;
         return KILN_CLI_TAKEN;
     }
     if ((o->takes & KILN_CLI_TAKES_DUMP_IR) && (r = kiln_args_value(a, "--dump-ir", &v)))
@@ -271,7 +327,7 @@ static int run_passes(kiln_graph *g, const kiln_cli_options *o)
         .stop_after = o->stop_after,
         .dump_after = o->dump_ir,
         .dump_to = o->dump_to ? o->dump_to : stderr,
-        .time_to = o->time_passes ? stderr : NULL,
+        .time_to = o->time_passes || verbose ? stderr : NULL,
         .verify_each = KILN_PIPELINE_VERIFY_DEFAULT || o->stop_after != NULL || o->dump_ir != NULL,
         .threads_hint = (int)threads,
     };
@@ -291,6 +347,34 @@ static int run_passes(kiln_graph *g, const kiln_cli_options *o)
     return 0;
 }
 
+static bool is_identifier(const char *s)
+{
+    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_'))
+        return false;
+    for (s++; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '_'))
+            return false;
+    return true;
+}
+
+/* --name and --precision: what the command line changes in the model. */
+static int apply_overrides(kiln_graph *g, const kiln_cli_options *o)
+{
+    if (o->name) {
+        if (!is_identifier(o->name))
+            return kiln_cli_usage_error(o->cmd, "--name must be a C identifier ([A-Za-z_][A-Za-z0-9_]*), got '%s'",
+                                        o->name);
+        char *copy = kiln_arena_strdup(&g->arena, o->name);
+        if (!copy)
+            return kiln_cli_error(o->cmd, "out of memory");
+        g->name = copy;
+    }
+    if (o->precision && kiln_precision_parse(o->precision, &g->precision) != 0)
+        return kiln_cli_usage_error(o->cmd, "--precision must be one of f32, bf16, f16, int8, auto, got '%s'",
+                                    o->precision);
+    return 0;
+}
+
 int kiln_cli_model_open(kiln_cli_model *m, const kiln_cli_options *o)
 {
     *m = (kiln_cli_model){0};
@@ -299,7 +383,13 @@ int kiln_cli_model_open(kiln_cli_model *m, const kiln_cli_options *o)
     if (!g)
         return 1;
     double t1 = kiln_cli_seconds();
-    int rc = 0;
+    kiln_cli_stage(o->cmd, t1 - t0, "load %s (%zu nodes, %zu weights files)", o->model, g->n_nodes,
+                   g->n_weight_files);
+    int rc = apply_overrides(g, o);
+    if (rc != 0) {
+        kiln_graph_destroy(g);
+        return rc;
+    }
     if (o->batch != 1 && !has_batched_input(g))
         rc = kiln_cli_usage_error(o->cmd, "the model has fixed shapes: --batch must be 1");
     else if (strcmp(o->passes, "none") != 0)
@@ -311,6 +401,9 @@ int kiln_cli_model_open(kiln_cli_model *m, const kiln_cli_options *o)
     m->g = g;
     m->load_s = t1 - t0;
     m->passes_s = kiln_cli_seconds() - t1;
+    if (strcmp(o->passes, "none") != 0)
+        kiln_cli_stage(o->cmd, m->passes_s, "passes%s%s", o->stop_after ? " up to " : "",
+                       o->stop_after ? o->stop_after : "");
     return 0;
 }
 

@@ -38,10 +38,18 @@ int kiln_cli_parse_count(const char *cmd, const char *flag, const char *text, in
 int kiln_cli_check_pass(const char *cmd, const char *flag, const char *name);
 /* A monotonic clock, in seconds. */
 double kiln_cli_seconds(void);
+/* -v / --verbose (any command): each stage and its time to stderr. */
+bool kiln_cli_verbose(void);
+/* With -v: prints `kiln CMD: WHAT    T ms` to stderr (seconds < 0: no time). */
+void kiln_cli_stage(const char *cmd, double seconds, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The directory of the shared libkiln_rt that belongs to this kiln: the
+ * install's libdir next to bin/, or the build tree's runtime/ (both relative
+ * to the executable); NULL when neither holds libkiln_rt.so. Static buffer. */
+const char *kiln_cli_rt_libdir(void);
 
 /* Removes the options every command takes (--max-elements N: the per-tensor
- * element limit, default 2^32) from argv[1..]; returns 0, or 2 after a usage
- * error. argv[0] names the command in messages. */
+ * element limit, default 2^32; -v / --verbose) from argv[1..]; returns 0, or
+ * 2 after a usage error. argv[0] names the command in messages. */
 int kiln_cli_take_global_options(int *argc, char **argv);
 
 /* Which of the shared options a command takes (kiln_cli_options.takes). */
@@ -72,7 +80,10 @@ typedef struct kiln_cli_options {
      * pass blocks channels by the target's kiln_cg_layout_block, and asks
      * kiln_cg_conv_keeps_plain which convs stay NCHW) */
     const char *layout;
+    bool layout_given;      /* --layout was on the command line */
     bool time_passes;       /* the time of each pass to stderr */
+    const char *name;       /* kiln compile --name: replaces the model's name (the symbol prefix), or NULL */
+    const char *precision;  /* kiln compile --precision: the model's default precision, or NULL */
     /* Set by the command itself, never from the command line: */
     const char *stop_after; /* the last pass to run (kiln dump --after); NULL: all of them */
     FILE *dump_to;          /* where --dump-ir writes the IR; NULL: stderr */

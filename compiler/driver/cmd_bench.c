@@ -207,18 +207,29 @@ int kiln_cmd_bench(int argc, char **argv)
     if (!times || kiln_jit_model_open(&jm, g, "bench", &o.cg) != 0)
         goto done;
     double compile_s = cm.passes_s + (kiln_cli_seconds() - t0);
+    char why[512] = "";
     kiln_options ko = KILN_OPTIONS_INIT;
     ko.num_threads = (int)threads;
+    ko.error = why;
+    ko.error_size = sizeof why;
     kiln_status st = jm.e.create(&inst, &ko);
     if (st == KILN_OK)
         st = kiln_cli_buffers_alloc(&io, g, batch, 7);
+    double t_warm = kiln_cli_seconds();
     for (int64_t i = 0; st == KILN_OK && i < warmup; i++)
         st = jm.e.run_array(inst, batch, (const float *const *)io.in, io.out);
+    double t_timed = kiln_cli_seconds();
+    if (st == KILN_OK)
+        kiln_cli_stage("bench", t_timed - t_warm, "%lld warm-up runs", (long long)warmup);
     for (int64_t i = 0; st == KILN_OK && i < iterations; i++) {
         double s = kiln_cli_seconds();
         st = jm.e.run_array(inst, batch, (const float *const *)io.in, io.out);
         times[i] = kiln_cli_seconds() - s;
     }
+    if (st == KILN_OK)
+        kiln_cli_stage("bench", kiln_cli_seconds() - t_timed, "%lld timed runs", (long long)iterations);
+    if (st != KILN_OK && inst && !why[0])
+        snprintf(why, sizeof why, "%s", jm.e.last_error(inst));
     if (st == KILN_OK && per_layer) {
         prof.n_steps = (int64_t)kiln_cg_step_count(jm.module);
         prof.sum = calloc((size_t)prof.n_steps + 1, sizeof *prof.sum);
@@ -230,7 +241,8 @@ int kiln_cmd_bench(int argc, char **argv)
         }
     }
     if (st != KILN_OK) {
-        kiln_cli_error("bench", "running the compiled model failed: %s", kiln_status_string(st));
+        kiln_cli_error("bench", "running the compiled model failed: %s%s%s", kiln_status_string(st),
+                       why[0] ? ": " : "", why);
         goto done;
     }
     qsort(times, (size_t)iterations, sizeof *times, cmp_double);

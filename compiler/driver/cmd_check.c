@@ -135,10 +135,14 @@ int kiln_cmd_check(int argc, char **argv)
         kiln_cli_error("check", "out of memory for a workspace of %zu bytes", ws_size);
         goto done;
     }
+    char why[512] = "";
     kiln_options ko = KILN_OPTIONS_INIT;
     ko.num_threads = (int)o.threads;
     ko.workspace = ws;
     ko.workspace_size = ws_size;
+    ko.error = why;
+    ko.error_size = sizeof why;
+    double t_run = kiln_cli_seconds();
     kiln_status st = jm.e.create(&inst, &ko);
     kiln_interp_options iopt = {.keep_all = true};
     if (st == KILN_OK)
@@ -147,17 +151,24 @@ int kiln_cmd_check(int argc, char **argv)
         st = kiln_cli_buffers_alloc(&io, g, batch, (uint64_t)seed * 1000003u);
     for (size_t k = 0; st == KILN_OK && k < g->n_inputs; k++)
         st = kiln_interp_set_input(it, k, io.in[k]);
-    if (st == KILN_OK)
+    if (st == KILN_OK) {
         st = jm.e.run_array(inst, batch, (const float *const *)io.in, io.out);
+        if (st != KILN_OK)
+            snprintf(why, sizeof why, "%s", jm.e.last_error(inst));
+    }
     if (st != KILN_OK) {
-        kiln_cli_error("check", "running the compiled model failed: %s", kiln_status_string(st));
+        kiln_cli_error("check", "running the compiled model failed: %s%s%s", kiln_status_string(st),
+                       why[0] ? ": " : "", why);
         goto done;
     }
+    double t_interp = kiln_cli_seconds();
+    kiln_cli_stage("check", t_interp - t_run, "run the compiled model, batch %lld", (long long)batch);
     st = kiln_cli_interp_run(it);
     if (st != KILN_OK) {
         kiln_cli_error("check", "the interpreter failed: %s", kiln_status_string(st));
         goto done;
     }
+    kiln_cli_stage("check", kiln_cli_seconds() - t_interp, "reference interpreter, batch %lld", (long long)batch);
 
     printf("model %s, batch %lld, target %s\n", g->name, (long long)batch, kiln_cg_target_description(jm.module));
     printf("%-24s %-14s %-24s %12s %12s\n", "layer", "op", "value", "max abs err", "max rel err");

@@ -1,6 +1,7 @@
 /* compiler/driver/cmd_compile.c: `kiln compile MODEL -o OUT [--header H]
  * [--emit KIND] [--target T] [--cpu C] [-O0..3] [--weights embed|external]
- * [--dump-ir=all|after:PASS] [--time-passes]`. */
+ * [--name PREFIX] [--depfile FILE] [--dump-ir=all|after:PASS] [--time-passes]`
+ * and the compile report. */
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
@@ -10,10 +11,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-
-#ifndef KILN_RT_LIBDIR
-#define KILN_RT_LIBDIR NULL
-#endif
+#include "compiler/passes/passes.h"
 
 static const char help[] =
     "usage: kiln compile MODEL -o OUTPUT [--header FILE.h] [--emit obj|asm|llvm|bc|lib|so]\n"
@@ -21,19 +19,33 @@ static const char help[] =
     "                    [--weights embed|external] [--weights-path PATH] [--passes all|none]\n"
     "                    [--threads T] [--tune] [--tune-batch N] [--dump-ir=all|after:PASS]\n"
     "                    [--time-passes] [--winograd auto|off|f2|f4] [--layout auto|plain] [--jobs J]\n"
+    "                    [--name PREFIX] [--precision P] [--depfile FILE] [--rpath DIR] [-v]\n"
     "\n"
     "Compiles MODEL (.yaml or .kir) to native code for the model's C API\n"
-    "(NAME_create, NAME_run, NAME_workspace_size, NAME_info, NAME_destroy).\n"
+    "(NAME_create, NAME_run, NAME_run_checked, NAME_last_error, NAME_workspace_size,\n"
+    "NAME_info, NAME_destroy). The same command writes the same object on any\n"
+    "machine, except that the default CPU is this machine's (--cpu to choose).\n"
     "\n"
     "  -o OUTPUT           the file to write\n"
     "  --header FILE.h     also write the C header of the generated API\n"
+    "  --name PREFIX       the symbol prefix (PREFIX_create, ...; default: the model's\n"
+    "                      name), also the name in NAME_info()\n"
+    "  --precision P       the model's default precision: f32, bf16, f16, int8, auto\n"
+    "                      (as the YAML's precision: key; this version computes in f32)\n"
+    "  --depfile FILE      also write a Makefile-syntax dependency file: OUTPUT depends\n"
+    "                      on MODEL and every file kiln read for it (weights); for\n"
+    "                      build systems (CMake's DEPFILE, make's include)\n"
     "  --emit KIND         obj (default), asm, llvm (IR text), bc (bitcode), lib (a\n"
     "                      static archive), so (a shared library linked by `cc -shared`\n"
-    "                      against libkiln_rt); without --emit, an OUTPUT ending in .s,\n"
-    "                      .ll, .bc, .a or .so selects the kind\n"
+    "                      against the libkiln_rt next to kiln, SONAME the file's name);\n"
+    "                      without --emit, an OUTPUT ending in .s, .ll, .bc, .a or .so\n"
+    "                      selects the kind\n"
+    "  --rpath DIR         --emit so: record DIR as the library's run path (default: none)\n"
     "  --target TRIPLE     e.g. aarch64-linux-gnu (default: the host)\n"
-    "  --cpu NAME          e.g. znver4, skylake-avx512, cortex-a76 (default: the host CPU\n"
-    "                      with its features, or 'generic' for another target)\n"
+    "  --cpu NAME          e.g. x86-64-v3 (AVX2+FMA, portable), x86-64-v4 (AVX-512),\n"
+    "                      x86-64-v2 (SSE4.2), znver4, skylake-avx512, cortex-a76\n"
+    "                      (default: this machine's CPU with its features, named in\n"
+    "                      the report; 'generic' for another target)\n"
     "  --features LIST     LLVM feature string, e.g. +avx2,+fma (default: the CPU's)\n"
     "  -O0 .. -O3          optimization level (default -O2)\n"
     "  --winograd MODE     3x3 stride-1 convolutions: auto (default: Winograd F(4x4) or\n"
@@ -51,8 +63,10 @@ static const char help[] =
     "  --passes all        run the optimization passes first (default): batch norm\n"
     "                      folding, dead code, fusion, memory plan, schedule;\n"
     "                      'none' compiles the model as loaded\n"
-    "  --threads T         the thread count the schedule plans for and --tune measures\n"
-    "                      with (default: one per core)\n"
+    "  --threads T         the thread count the schedule plans each kernel's tasks for\n"
+    "                      (default 8, whatever this machine has; the number of threads\n"
+    "                      that run them is chosen when the model runs), and the one\n"
+    "                      --tune measures with (default: one per core)\n"
     "  --tune              for each dense and 1x1 convolution layer, time the generated\n"
     "                      GEMM and OpenBLAS sgemm on this machine and keep the faster\n"
     "                      (the host target only; without it a fixed heuristic picks)\n"
@@ -66,7 +80,8 @@ static const char help[] =
     "                      loading, tuning, code generation and emission\n"
     "  --jobs J            LLVM optimizes and compiles the model as J modules on J\n"
     "                      threads (1 to 4, default 2; the object depends on J, not on\n"
-    "                      the machine)\n";
+    "                      the machine)\n"
+    "  -v                  print each stage and its time to standard error\n";
 
 static int parse_emit(const char *s, kiln_cg_emit_kind *out)
 {
@@ -159,21 +174,89 @@ static void print_times(const kiln_cli_model *cm, bool tune, double tuning, doub
     fprintf(stderr, "  %-16s %10.3f ms\n", "total", (cm->load_s + cm->passes_s + tuning + codegen + emission) * 1e3);
 }
 
+/* Writes `path` into a Makefile rule: spaces and '#' escaped with a
+ * backslash, '$' doubled. */
+static void put_make_path(FILE *f, const char *path)
+{
+    for (const char *p = path; *p; p++) {
+        if (*p == ' ' || *p == '#' || *p == '\\')
+            fputc('\\', f);
+        else if (*p == '$')
+            fputc('$', f);
+        fputc(*p, f);
+    }
+}
+
+/* --depfile: `OUTPUT: MODEL WEIGHTS...` (every file the frontend read). */
+static int write_depfile(const char *path, const char *output, const kiln_graph *g, const char *model)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return kiln_cli_error("compile", "cannot write the dependency file '%s': %s", path, strerror(errno));
+    put_make_path(f, output);
+    fputs(":", f);
+    fputs(" \\\n  ", f);
+    put_make_path(f, model);
+    for (size_t i = 0; i < g->n_weight_files; i++) {
+        if (!g->weight_files[i] || !*g->weight_files[i])
+            continue;
+        fputs(" \\\n  ", f);
+        put_make_path(f, g->weight_files[i]);
+    }
+    fputs("\n", f);
+    if (ferror(f) | (fclose(f) != 0)) {
+        remove(path);
+        return kiln_cli_error("compile", "cannot write the dependency file '%s': %s", path, strerror(errno));
+    }
+    return 0;
+}
+
+/* The report's lines about portability: where the CPU came from, how the
+ * tasks were planned, and which libraries the object needs. */
+static void print_portability(const kiln_cg_module *m, const kiln_cg_options *opt, int64_t threads, bool threads_given,
+                              const kiln_graph *g)
+{
+    if (!opt->cpu && !opt->triple)
+        printf("  cpu       this machine's (the default): the object needs a CPU with the same features;\n"
+               "            --cpu x86-64-v2, x86-64-v3 or x86-64-v4 gives portable code\n");
+    printf("  threads   tasks planned for %lld threads%s; the pool's size is chosen at run time\n", (long long)threads,
+           threads_given ? " (--threads)" : " (the default, whatever this machine has)");
+    if (kiln_cg_uses_blas(m)) {
+        printf("  links     libkiln_rt and libkiln_rt_blas (OpenBLAS sgemm in");
+        int shown = 0;
+        for (size_t i = 0; i < g->n_nodes; i++)
+            if (kiln_cg_gemm_used(m, (kiln_id)i) == KILN_CG_GEMM_BLAS) {
+                const kiln_node *n = kiln_graph_node(g, (kiln_id)i);
+                if (shown < 4)
+                    printf("%s%s", shown ? ", " : " ", n->layer ? n->layer : "?");
+                shown++;
+            }
+        if (shown > 4)
+            printf(" and %d more", shown - 4);
+        printf("): pkg-config kiln-rt-blas, CMake kiln::runtime_blas\n");
+    } else {
+        printf("  links     libkiln_rt only (no OpenBLAS): pkg-config kiln-rt, CMake kiln::runtime\n");
+    }
+}
+
 int kiln_cmd_compile(int argc, char **argv)
 {
     kiln_args a = {argc, argv, 1, "compile"};
     const char *output = NULL, *header = NULL, *emit = NULL, *weights = "embed";
-    const char *weights_path = NULL, *tune_batch_text = NULL, *jobs_text = NULL;
-    bool tune = false;
+    const char *weights_path = NULL, *tune_batch_text = NULL, *jobs_text = NULL, *depfile = NULL;
+    bool tune = false, threads_given = false;
     kiln_cli_options o;
     kiln_cli_options_init(&o, "compile", help,
                           KILN_CLI_TAKES_OPT_LEVEL | KILN_CLI_TAKES_WINOGRAD | KILN_CLI_TAKES_LAYOUT | KILN_CLI_TAKES_PASSES |
                               KILN_CLI_TAKES_THREADS | KILN_CLI_TAKES_TIME_PASSES | KILN_CLI_TAKES_DUMP_IR);
     kiln_cg_options *opt = &o.cg;
     for (; a.i < argc; a.i++) {
+        bool threads_arg = strncmp(argv[a.i], "--threads", 9) == 0;
         int r = kiln_cli_options_take(&a, &o);
-        if (r == KILN_CLI_TAKEN)
+        if (r == KILN_CLI_TAKEN) {
+            threads_given |= threads_arg;
             continue;
+        }
         if (r != KILN_CLI_OTHER)
             return r;
         if (kiln_args_flag(&a, "--tune")) {
@@ -184,10 +267,12 @@ int kiln_cmd_compile(int argc, char **argv)
             (r = kiln_args_value(&a, "--header", &header)) || (r = kiln_args_value(&a, "--emit", &emit)) ||
             (r = kiln_args_value(&a, "--target", &opt->triple)) || (r = kiln_args_value(&a, "--cpu", &opt->cpu)) ||
             (r = kiln_args_value(&a, "--features", &opt->features)) ||
-            (r = kiln_args_value(&a, "--weights", &weights)) ||
             (r = kiln_args_value(&a, "--weights-path", &weights_path)) ||
+            (r = kiln_args_value(&a, "--weights", &weights)) ||
             (r = kiln_args_value(&a, "--tune-batch", &tune_batch_text)) ||
-            (r = kiln_args_value(&a, "--jobs", &jobs_text))) {
+            (r = kiln_args_value(&a, "--jobs", &jobs_text)) || (r = kiln_args_value(&a, "--name", &o.name)) ||
+            (r = kiln_args_value(&a, "--precision", &o.precision)) ||
+            (r = kiln_args_value(&a, "--depfile", &depfile)) || (r = kiln_args_value(&a, "--rpath", &opt->rpath))) {
             if (r < 0)
                 return 2;
             continue;
@@ -198,9 +283,15 @@ int kiln_cmd_compile(int argc, char **argv)
         return 2;
     if (!output)
         return kiln_cli_usage_error("compile", "-o OUTPUT is required");
+    if (!*output)
+        return kiln_cli_usage_error("compile", "-o needs a file name");
+    if (depfile && !*depfile)
+        return kiln_cli_usage_error("compile", "--depfile needs a file name");
     kiln_cg_emit_kind kind = kind_from_name(output);
     if (emit && parse_emit(emit, &kind) != 0)
         return kiln_cli_usage_error("compile", "--emit must be obj, asm, llvm, bc, lib or so, got '%s'", emit);
+    if (opt->rpath && kind != KILN_CG_EMIT_SO)
+        return kiln_cli_usage_error("compile", "--rpath is for --emit so");
     bool external = strcmp(weights, "external") == 0;
     if (!external && strcmp(weights, "embed") != 0)
         return kiln_cli_usage_error("compile", "--weights must be embed or external, got '%s'", weights);
@@ -220,6 +311,12 @@ int kiln_cmd_compile(int argc, char **argv)
     if (tune && (opt->triple || opt->cpu || opt->features))
         return kiln_cli_usage_error("compile", "--tune measures on this machine: it cannot be combined with "
                                                "--target, --cpu or --features");
+    /* The schedule plans for a fixed thread count unless told otherwise: the
+     * object must not depend on the machine that compiles it. --tune still
+     * measures with this machine's threads. */
+    int64_t tune_threads = o.threads;
+    if (o.threads == 0)
+        o.threads = KILN_SCHEDULE_DEFAULT_THREADS;
 
     double t_start = kiln_cli_seconds();
     kiln_cli_model cm;
@@ -244,7 +341,8 @@ int kiln_cmd_compile(int argc, char **argv)
         opt->weights = KILN_CG_WEIGHTS_EXTERNAL;
         opt->weights_path = weights_path ? weights_path : wabs;
     }
-    opt->rt_libdir = KILN_RT_LIBDIR;
+    if (kind == KILN_CG_EMIT_SO)
+        opt->rt_libdir = kiln_cli_rt_libdir();
     double t_passes = kiln_cli_seconds();
     kiln_status st = KILN_OK;
     choice = calloc(g->n_nodes ? g->n_nodes : 1, sizeof *choice);
@@ -256,24 +354,43 @@ int kiln_cmd_compile(int argc, char **argv)
     }
     if (tune) {
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
-        st = kiln_cg_tune(g, opt, tune_batch, o.threads ? (int)o.threads : (int)(cores > 0 ? cores : 1), 15, choice,
-                          t_gen, t_blas, &d);
+        st = kiln_cg_tune(g, opt, tune_batch, tune_threads ? (int)tune_threads : (int)(cores > 0 ? cores : 1), 15,
+                          choice, t_gen, t_blas, &d);
         opt->gemm_impl = choice;
+        kiln_cli_stage("compile", kiln_cli_seconds() - t_passes, "tune");
     }
     double t_tuned = kiln_cli_seconds();
     if (st == KILN_OK)
         st = kiln_cg_compile(g, opt, &m, &d);
     double t_codegen = kiln_cli_seconds();
     if (st == KILN_OK)
+        kiln_cli_stage("compile", t_codegen - t_tuned, "code generation (LLVM IR, optimization)");
+    if (st == KILN_OK)
         st = kiln_cg_emit(m, kind, output, &d);
-    if (st == KILN_OK && header)
+    double t_emitted = kiln_cli_seconds();
+    if (st == KILN_OK)
+        kiln_cli_stage("compile", t_emitted - t_codegen, "emit %s", output);
+    if (st == KILN_OK && header) {
         st = kiln_cg_write_header(m, header, &d);
-    if (st == KILN_OK && external)
+        if (st == KILN_OK)
+            kiln_cli_stage("compile", kiln_cli_seconds() - t_emitted, "header %s", header);
+    }
+    if (st == KILN_OK && external) {
+        double t0 = kiln_cli_seconds();
         st = kiln_cg_write_weights(m, wfile, &d);
+        if (st == KILN_OK)
+            kiln_cli_stage("compile", kiln_cli_seconds() - t0, "weights %s", wfile);
+    }
     kiln_diag_print(&d, stderr);
     if (st != KILN_OK) {
         kiln_cli_error("compile", "%s: %s", o.model, kiln_status_string(st));
         goto done;
+    }
+    if (depfile) {
+        double t0 = kiln_cli_seconds();
+        if (write_depfile(depfile, output, g, o.model) != 0)
+            goto done;
+        kiln_cli_stage("compile", kiln_cli_seconds() - t0, "dependency file %s", depfile);
     }
     double t_end = kiln_cli_seconds();
     if (o.time_passes)
@@ -292,6 +409,7 @@ int kiln_cmd_compile(int argc, char **argv)
            external ? ", " : "", external ? wfile : "", kiln_cg_target_description(m));
     const char *required = kiln_cg_required_features(m);
     printf("  requires  %s (NAME_create checks the CPU)\n", *required ? required : "no extension beyond the baseline");
+    print_portability(m, opt, o.threads, threads_given, g);
     printf("  compile   %.2f s (loading %.2f s, passes %.2f s, %scode generation and emission %.2f s)\n",
            t_end - t_start, cm.load_s, cm.passes_s, tune ? "tuning " : "", t_end - t_tuned);
     if (tune)

@@ -3,6 +3,7 @@
  * [--format text|dot] [-o FILE]`. */
 #include <errno.h>
 #include <libgen.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,9 +31,53 @@ static const char help[] =
     "                  where it finds it pays, for this machine; 'plain': it\n"
     "                  changes nothing\n"
     "  --format text   the IR text form, which 'kiln dump' and 'kiln compile' read back (default)\n"
-    "  --format dot    a Graphviz graph\n"
+    "  --format dot    a Graphviz graph (fusion groups drawn as clusters)\n"
     "  -o FILE         write to FILE instead of standard output; weights paths are\n"
-    "                  then written relative to FILE's directory\n";
+    "                  then written relative to FILE's directory, and folded weights\n"
+    "                  (after fold_batchnorm) go to FILE.safetensors beside it instead\n"
+    "                  of being printed as hex: FILE reads back as long as both stay\n"
+    "                  together\n"
+    "  -v              print each stage and its time to standard error\n";
+
+/* -o FILE: folded weights go to FILE.safetensors. NULL (after an error)
+ * when that is a weights file the model itself reads. */
+static char *sidecar_name(const char *output, const kiln_graph *g)
+{
+    size_t n = strlen(output);
+    char *p = malloc(n + sizeof ".safetensors");
+    if (!p) {
+        kiln_cli_error("dump", "out of memory");
+        return NULL;
+    }
+    memcpy(p, output, n);
+    memcpy(p + n, ".safetensors", sizeof ".safetensors");
+    char want[PATH_MAX], have[PATH_MAX];
+    for (size_t i = 0; i < g->n_weight_files; i++)
+        if (g->weight_files[i] && realpath(g->weight_files[i], have) && realpath(p, want) && strcmp(want, have) == 0) {
+            kiln_cli_error("dump", "-o %s would write the folded weights over %s, a weights file of the model; "
+                                   "choose another name", output, p);
+            free(p);
+            return NULL;
+        }
+    return p;
+}
+
+/* Standard output has no place for a sidecar: folded weights are printed as
+ * hex there. Say so when that is large. */
+static void note_inline_size(const kiln_graph *g)
+{
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < g->n_values; i++) {
+        const kiln_value *v = &g->values[i];
+        if (v->kind == KILN_VALUE_PARAM && v->param.source == KILN_PARAM_INLINE) {
+            int64_t n = kiln_shape_elements(&v->type.shape, 1);
+            bytes += n > 0 ? (uint64_t)n * kiln_dtype_size(v->param.data_dtype) : 0;
+        }
+    }
+    if (bytes >= (1u << 20))
+        fprintf(stderr, "kiln dump: note: %.1f MiB of folded weights were printed as hex; with -o FILE they go "
+                        "to FILE.safetensors instead\n", (double)bytes / (1 << 20));
+}
 
 int kiln_cmd_dump(int argc, char **argv)
 {
@@ -81,7 +126,7 @@ int kiln_cmd_dump(int argc, char **argv)
         return kiln_cli_usage_error("dump", "--threads must be at most 1024, got %lld", (long long)threads);
     if (o.time_passes && !after && !all)
         fprintf(stderr, "kiln dump: note: no passes run without --after PASS; nothing to time\n");
-    if (strcmp(o.layout, "auto") == 0 && !after && !all)
+    if (o.layout_given && !after && !all)
         fprintf(stderr, "kiln dump: note: no passes run without --after PASS; --layout has no effect\n");
 
     FILE *out = stdout;
@@ -109,9 +154,23 @@ int kiln_cmd_dump(int argc, char **argv)
         rc = kiln_cli_error("dump", "cannot write '%s': %s", output, strerror(errno));
         goto done;
     }
-    kiln_status st = dot ? kiln_ir_print_dot(cm.g, out) : kiln_ir_print(cm.g, out, output ? dir : ".");
+    double t0 = kiln_cli_seconds();
+    char *sidecar = NULL;
+    if (output && !dot && (sidecar = sidecar_name(output, cm.g)) == NULL) {
+        rc = 1;
+        goto done;
+    }
+    kiln_ir_print_options po = {.relative_to = output ? dir : ".", .sidecar_path = sidecar};
+    kiln_status st = dot ? kiln_ir_print_dot(cm.g, out) : kiln_ir_print_opts(cm.g, out, &po);
     if (st != KILN_OK)
-        rc = kiln_cli_error("dump", "%s", kiln_status_string(st));
+        rc = kiln_cli_error("dump", "%s%s%s", kiln_status_string(st), sidecar ? " (writing " : "",
+                            sidecar ? sidecar : "");
+    else
+        kiln_cli_stage("dump", kiln_cli_seconds() - t0, "print %s%s%s", dot ? "DOT" : "text",
+                       output ? " to " : "", output ? output : "");
+    if (st == KILN_OK && !output && !dot)
+        note_inline_size(cm.g);
+    free(sidecar);
 done:
     if (out != stdout && fclose(out) != 0)
         rc = kiln_cli_error("dump", "cannot write '%s': %s", output, strerror(errno));

@@ -237,6 +237,8 @@ int kiln_cmd_run(int argc, char **argv)
             goto outputs;
         }
     }
+    kiln_cli_stage("run", -1, "inputs read: batch %lld", (long long)batch);
+    double t_eval = kiln_cli_seconds();
     if (interp) {
         kiln_status st = kiln_interp_create(g, batch, NULL, &it);
         for (size_t k = 0; st == KILN_OK && k < g->n_inputs; k++)
@@ -256,33 +258,49 @@ int kiln_cmd_run(int argc, char **argv)
             for (size_t i = 0; y && i < count && i < counts[k]; i++)
                 outs[k][i] = (float)y[i];
         }
+        kiln_cli_stage("run", kiln_cli_seconds() - t_eval, "reference interpreter");
     } else {
         /* Compiled code, through the JIT. */
         kiln_jit_model jm = {0};
         if (kiln_jit_model_open(&jm, g, "run", &o.cg) != 0)
             goto outputs;
+        char why[512] = "";
         kiln_options ko = KILN_OPTIONS_INIT;
         ko.num_threads = (int)o.threads;
+        ko.error = why;
+        ko.error_size = sizeof why;
         void *inst = NULL;
         const float **ins = calloc(g->n_inputs ? g->n_inputs : 1, sizeof *ins);
+        double t_create = kiln_cli_seconds();
         kiln_status st = ins ? jm.e.create(&inst, &ko) : KILN_ERR_OUT_OF_MEMORY;
         for (size_t k = 0; ins && k < g->n_inputs; k++)
             ins[k] = arrays[k].data;
-        if (st == KILN_OK)
+        if (st == KILN_OK) {
+            double t_run = kiln_cli_seconds();
+            kiln_cli_stage("run", t_run - t_create, "create the instance");
             st = jm.e.run_array(inst, batch, ins, outs);
+            if (st != KILN_OK)
+                snprintf(why, sizeof why, "%s", jm.e.last_error(inst));
+            else
+                kiln_cli_stage("run", kiln_cli_seconds() - t_run, "run the compiled model");
+        }
         if (inst)
             jm.e.destroy(inst);
         free(ins);
         kiln_jit_model_close(&jm);
         if (st != KILN_OK) {
-            kiln_cli_error("run", "running the compiled model failed: %s", kiln_status_string(st));
+            kiln_cli_error("run", "running the compiled model failed: %s%s%s", kiln_status_string(st), why[0] ? ": " : "",
+                           why);
             goto outputs;
         }
     }
     rc = 0;
+    double t_write = kiln_cli_seconds();
     for (size_t k = 0; k < g->n_outputs; k++)
         if (write_output(g, outs[k], counts[k], k, batch, outdir))
             rc = 1;
+    kiln_cli_stage("run", kiln_cli_seconds() - t_write, "write %zu output%s to %s", g->n_outputs,
+                   g->n_outputs == 1 ? "" : "s", outdir);
 outputs:
     for (size_t k = 0; outs && k < g->n_outputs; k++)
         free(outs[k]);

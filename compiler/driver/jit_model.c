@@ -17,11 +17,17 @@ int kiln_jit_model_open(kiln_jit_model *jm, const kiln_graph *g, const char *cmd
     if (opt)
         o = *opt;
     o.jit = true;
+    double t0 = kiln_cli_seconds();
     kiln_status st = kiln_cg_compile(g, &o, &jm->module, &d);
-    if (st == KILN_OK)
+    double t1 = kiln_cli_seconds();
+    if (st == KILN_OK) {
+        kiln_cli_stage(cmd, t1 - t0, "code generation (LLVM IR, optimization)");
         st = kiln_cg_jit_create(jm->module, &jm->jit, &d);
+    }
     if (st == KILN_OK)
         st = kiln_cg_jit_entry(jm->jit, &jm->e, &d);
+    if (st == KILN_OK)
+        kiln_cli_stage(cmd, kiln_cli_seconds() - t1, "JIT: machine code for %s", kiln_cg_target_description(jm->module));
     kiln_diag_print(&d, stderr);
     kiln_diag_release(&d);
     if (st != KILN_OK) {

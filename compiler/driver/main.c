@@ -16,13 +16,19 @@ static const char usage[] =
     "\n"
     "'kiln COMMAND --help' describes each command. Every command also takes\n"
     "--max-elements N: the largest tensor (in elements) a model may have\n"
-    "(default 4294967296).\n";
+    "(default 4294967296), and -v (--verbose): print each stage and its time\n"
+    "to standard error. 'kiln --version' prints the version.\n";
 
 int main(int argc, char **argv)
 {
     if (argc < 2) {
         fputs(usage, stderr);
         return 2;
+    }
+    /* `kiln -v COMMAND ...` as well as `kiln COMMAND -v ...` */
+    if ((strcmp(argv[1], "-v") == 0 || strcmp(argv[1], "--verbose") == 0) && argc > 2) {
+        argv[1] = argv[2];
+        argv[2] = (char *)"-v";
     }
     const char *cmd = argv[1];
     int sub_argc = argc - 1;
@@ -34,7 +40,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(cmd, "--version") == 0) {
-        puts("kiln 0.1.0");
+        printf("kiln %s\n", KILN_VERSION_STRING);
         return 0;
     }
     if (strcmp(cmd, "dump") == 0)

@@ -2,9 +2,12 @@
  * classifier (examples/digits/digits.yaml) and nothing but libkiln_rt.
  *
  *   kiln compile examples/digits/digits.yaml -o digits.o --header digits.h
- *   cc -I. -Iruntime/include examples/app/digits_app.c digits.o \
- *      -Lbuild/release/runtime -lkiln_rt -lopenblas -lpthread -lm -o digits_app
+ *   cc -I. $(pkg-config --cflags kiln-rt) examples/app/digits_app.c digits.o \
+ *      $(pkg-config --libs kiln-rt) -o digits_app
  *   ./digits_app examples/digits/samples/digit_*.npy
+ *
+ * (tools/demo.sh builds it by hand from the build tree; examples/cmake-app
+ * and examples/make-app build it against an installed kiln.)
  *
  * Each argument is a float32 .npy image of shape (1, 1, 28, 28), values in
  * [0, 1]. The program draws each image and prints the class the model picks. */
@@ -68,10 +71,18 @@ int main(int argc, char **argv)
     const kiln_model_info *info = digits_info();
     printf("model '%s': %s\n", info->name, info->description ? info->description : "");
 
+    printf("libkiln_rt %s\n", kiln_version());
+
+    /* The defaults (one thread per core), and a place for create's reason
+     * should it fail. */
+    char why[256];
+    kiln_options opt = KILN_OPTIONS_INIT;
+    opt.error = why;
+    opt.error_size = sizeof why;
     digits *model = NULL;
-    kiln_status st = digits_create(&model, NULL);
+    kiln_status st = digits_create(&model, &opt);
     if (st != KILN_OK) {
-        fprintf(stderr, "digits_create: %s\n", kiln_status_string(st));
+        fprintf(stderr, "digits_create: %s: %s\n", kiln_status_string(st), why);
         return 1;
     }
     int rc = 0;
@@ -83,9 +94,10 @@ int main(int argc, char **argv)
             rc = 1;
             continue;
         }
-        st = digits_run(model, 1, image, logits, probs);
+        /* The checked run compares each buffer's size with what batch 1 needs. */
+        st = digits_run_checked(model, 1, image, sizeof image, logits, sizeof logits, probs, sizeof probs);
         if (st != KILN_OK) {
-            fprintf(stderr, "digits_run: %s\n", kiln_status_string(st));
+            fprintf(stderr, "digits_run: %s: %s\n", kiln_status_string(st), digits_last_error(model));
             rc = 1;
             break;
         }

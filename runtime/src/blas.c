@@ -1,5 +1,6 @@
-/* blas.c: row-major sgemm and thread control on top of OpenBLAS's CBLAS. */
-#include "kiln/runtime.h"
+/* blas.c: row-major sgemm and thread control on top of OpenBLAS's CBLAS:
+ * libkiln_rt_blas, the only part of the runtime that links OpenBLAS. */
+#include "kiln/blas.h"
 
 #include <limits.h>
 

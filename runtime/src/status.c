@@ -19,3 +19,8 @@ KILN_RT_API const char *kiln_status_string(kiln_status status)
     }
     return "unknown status";
 }
+
+KILN_RT_API const char *kiln_version(void)
+{
+    return KILN_VERSION_STRING;
+}

@@ -40,10 +40,18 @@ for ex in "${examples[@]}"; do
     if ! "$kiln" compile "$yaml" -o "$d/$name.o" --header "$d/$name.h" --weights "$mode" >/dev/null; then
       echo "FAIL: kiln compile $ex"; failed=1; continue
     fi
+    # libkiln_rt_blas only when the header says the code calls sgemm: a wrong
+    # NEEDS_BLAS 0 fails to link, a wrong 1 shows in nm.
+    blas=""
+    if grep -q "^#define ${name}_NEEDS_BLAS 1" "$d/$name.h"; then
+      blas=-lkiln_rt_blas
+    elif nm -u "$d/$name.o" 2>/dev/null | grep -q kiln_rt_sgemm; then
+      echo "FAIL: $ex: ${name}_NEEDS_BLAS is 0 but the object calls kiln_rt_sgemm"; failed=1
+    fi
     # shellcheck disable=SC2086
     if ! "$cc" $cflags -std=c99 -O1 -Wall -Werror -DKILN_MODEL="$name" -include "$d/$name.h" \
         -I"$src/runtime/include" -o "$d/app" "$src/tests/codegen/aot_app.c" "$d/$name.o" \
-        -L"$rtlib" -Wl,-rpath,"$rtlib" -lkiln_rt -lm; then
+        -L"$rtlib" -Wl,-rpath,"$rtlib" $blas -lkiln_rt -lm; then
       echo "FAIL: building the app for $ex"; failed=1; continue
     fi
     if ! (cd "$work" && "$d/app" "$d"); then

@@ -119,6 +119,16 @@ static void jit_close(jitted *t)
 
 /* ---- bad arguments and workspace rules -------------------------------------------- */
 
+/* An application's parallel_for: every task on the calling thread, last
+ * index first; counts the kernels it ran. */
+static kiln_status backwards_parallel_for(void *arg, int64_t count, kiln_rt_task_fn task, void *ctx)
+{
+    ++*(int *)arg;
+    for (int64_t i = count - 1; i >= 0; i--)
+        task(ctx, i, count);
+    return KILN_OK;
+}
+
 static void test_bad_arguments(void)
 {
     kiln_graph *g = small_model("api", true, 0);
@@ -147,8 +157,67 @@ static void test_bad_arguments(void)
     CU_ASSERT_EQUAL(t.e.run_array(m, 1, NULL, outs), KILN_ERR_INVALID_ARGUMENT);
     CU_ASSERT_EQUAL(t.e.run_array(m, 1, ins, NULL), KILN_ERR_INVALID_ARGUMENT);
     CU_ASSERT_EQUAL(t.e.run_array(m, 3, ins, outs), KILN_OK);
+    CU_ASSERT_STRING_EQUAL(t.e.last_error(m), "");
+    /* Each failure leaves its message on the instance. */
+    CU_ASSERT_EQUAL(t.e.run_array(m, 0, ins, outs), KILN_ERR_INVALID_ARGUMENT);
+    CU_ASSERT_STRING_EQUAL(t.e.last_error(m), "batch 0: the batch must be at least 1");
+    CU_ASSERT_EQUAL(t.e.run_array(m, 1, ins, bad_outs), KILN_ERR_INVALID_ARGUMENT);
+    CU_ASSERT_STRING_EQUAL(t.e.last_error(m), "output 1 'pool.out' is NULL");
+    CU_ASSERT_EQUAL(t.e.run_array(m, INT64_MAX, ins, outs), KILN_ERR_INVALID_ARGUMENT);
+    CU_ASSERT(strstr(t.e.last_error(m), "too large") != NULL);
+    CU_ASSERT(strlen(t.e.last_error(NULL)) > 0);
+    /* The checked run: sizes in bytes; batch 3 of [batch,5,4,5] is 300 floats. */
+    size_t in_bytes[1] = {sizeof in}, out_bytes[2] = {sizeof out0, sizeof out1};
+    CU_ASSERT_EQUAL(t.e.run_checked_array(m, 3, ins, in_bytes, outs, out_bytes), KILN_OK);
+    out_bytes[1] = 3 * 100 * sizeof(float) - 1;
+    CU_ASSERT_EQUAL(t.e.run_checked_array(m, 3, ins, in_bytes, outs, out_bytes), KILN_ERR_INVALID_ARGUMENT);
+    CU_ASSERT_STRING_EQUAL(t.e.last_error(m), "output 1 'pool.out' is 1199 bytes; batch 3 of [batch,5,4,5] needs 1200 (300 floats)");
+    CU_ASSERT_EQUAL(t.e.run_checked_array(m, 2, ins, in_bytes, outs, out_bytes), KILN_OK);
+    in_bytes[0] = 180 * sizeof(float);
+    CU_ASSERT_EQUAL(t.e.run_checked_array(m, 2, ins, in_bytes, outs, out_bytes), KILN_ERR_INVALID_ARGUMENT);
+    CU_ASSERT(strstr(t.e.last_error(m), "input 0 'image' is 720 bytes; batch 2") != NULL);
     t.e.destroy(m);
     t.e.destroy(NULL);
+    /* create's reason, through the options. */
+    char why[200];
+    o.num_threads = 0;
+    o.error = why;
+    o.error_size = sizeof why;
+    kiln_rt_pool *shared = NULL;
+    CU_ASSERT_EQUAL_FATAL(kiln_rt_pool_create(2, &shared), KILN_OK);
+    o.pool = shared;
+    o.num_threads = 3;
+    CU_ASSERT_EQUAL(t.e.create(&m, &o), KILN_ERR_INVALID_ARGUMENT);
+    CU_ASSERT(strstr(why, "num_threads is 3 with a shared pool") != NULL);
+    o.num_threads = 0;
+    /* Two instances on the shared pool give the own pool's results. */
+    void *m2 = NULL;
+    float r0[3 * 7], r1[3 * 100];
+    float *routs[2] = {r0, r1};
+    CU_ASSERT_EQUAL_FATAL(t.e.create(&m, &o), KILN_OK);
+    CU_ASSERT_EQUAL_FATAL(t.e.create(&m2, &o), KILN_OK);
+    CU_ASSERT_EQUAL(t.e.run_array(m, 3, ins, outs), KILN_OK);
+    CU_ASSERT_EQUAL(t.e.run_array(m2, 3, ins, routs), KILN_OK);
+    CU_ASSERT(memcmp(out0, r0, sizeof r0) == 0 && memcmp(out1, r1, sizeof r1) == 0);
+    t.e.destroy(m);
+    t.e.destroy(m2);
+    kiln_rt_pool_destroy(shared);
+    o.pool = NULL;
+    /* The application's threads: every kernel goes through its callback. */
+    int jobs = 0;
+    o.parallel_for = backwards_parallel_for;
+    o.parallel_for_arg = &jobs;
+    CU_ASSERT_EQUAL_FATAL(t.e.create(&m, &o), KILN_OK);
+    memset(r0, 0, sizeof r0);
+    memset(r1, 0, sizeof r1);
+    CU_ASSERT_EQUAL(t.e.run_array(m, 3, ins, routs), KILN_OK);
+    CU_ASSERT(memcmp(out0, r0, sizeof r0) == 0 && memcmp(out1, r1, sizeof r1) == 0);
+    CU_ASSERT_EQUAL((size_t)jobs, kiln_cg_step_count(t.m));
+    t.e.destroy(m);
+    o.parallel_for = NULL;
+    o.parallel_for_arg = NULL;
+    o.error = NULL;
+    o.error_size = 0;
 
     /* Workspace sizes and the caller's workspace. */
     size_t fixed, per, wbytes;
@@ -201,12 +270,14 @@ static void test_bad_arguments(void)
     jit_close(&t);
     kiln_graph_destroy(g);
 
-    /* A model with fixed shapes runs with batch 1 only. */
+    /* A model with fixed shapes runs with batch 1 only, and says so. */
     g = small_model("fixed", false, 0);
     CU_ASSERT_FATAL(jit_open(&t, g, NULL));
     CU_ASSERT_EQUAL(t.e.create(&m, NULL), KILN_OK);
     CU_ASSERT_EQUAL(t.e.run_array(m, 2, ins, outs), KILN_ERR_INVALID_ARGUMENT);
+    CU_ASSERT_STRING_EQUAL(t.e.last_error(m), "batch 2 but model 'fixed' has fixed shapes [1,2,9,10]; run it with batch 1");
     CU_ASSERT_EQUAL(t.e.run_array(m, 1, ins, outs), KILN_OK);
+    CU_ASSERT_STRING_EQUAL(t.e.last_error(m), "");
     t.e.destroy(m);
     jit_close(&t);
     kiln_graph_destroy(g);
@@ -473,7 +544,7 @@ static void test_emit(void)
     int ok = exported_symbols_ok(path, "emit", &count);
     if (ok >= 0) {
         CU_ASSERT_EQUAL(ok, 1);
-        CU_ASSERT_EQUAL(count, 5); /* create, run, workspace_size, info, destroy */
+        CU_ASSERT_EQUAL(count, 7); /* create, run, run_checked, last_error, workspace_size, info, destroy */
     }
     path_in_tmp(path, sizeof path, "emit.s");
     CU_ASSERT_EQUAL(emit_one(g, &o, KILN_CG_EMIT_ASM, path), KILN_OK);
@@ -643,7 +714,7 @@ static void test_units(void)
             continue;
         int count = 0;
         CU_ASSERT_EQUAL(exported_symbols_ok(path, "units", &count), 1);
-        CU_ASSERT_EQUAL(count, 5);
+        CU_ASSERT_EQUAL(count, 7);
         /* undefined: the runtime (and libc) only */
         snprintf(cmd, sizeof cmd, "nm -u '%s' | grep -v ' kiln_rt_' | grep -q 'kiln\\.'", path);
         CU_ASSERT_NOT_EQUAL(system(cmd), 0);
@@ -666,7 +737,7 @@ static void test_units(void)
     if (have_nm) {
         int count = 0;
         CU_ASSERT_EQUAL(exported_symbols_ok(path, "units", &count), 1);
-        CU_ASSERT_EQUAL(count, 5);
+        CU_ASSERT_EQUAL(count, 7);
     }
     kiln_graph_destroy(g);
 }
@@ -696,6 +767,7 @@ static kiln_status compile_to(const kiln_graph *g, kiln_cg_emit_kind kind, const
     kiln_cg_options o = KILN_CG_OPTIONS_INIT;
     o.jobs = jobs;
     o.rt_libdir = KILN_RT_LIBDIR;
+    o.rpath = KILN_RT_LIBDIR; /* the shared library finds libkiln_rt.so there when loaded */
     o.cc = KILN_TEST_CC;
     kiln_status st = kiln_cg_compile(g, &o, &m, &d);
     if (st == KILN_OK)
@@ -766,6 +838,13 @@ static const char app_source[] =
     "  if (alpha_run(NULL, 1, in, NULL, NULL) != KILN_ERR_INVALID_ARGUMENT) return 4;\n"
     "  if (alpha_workspace_size(2) != alpha_WORKSPACE_FIXED_BYTES + 2 * alpha_WORKSPACE_PER_BATCH_BYTES) return 5;\n"
     "  if (strcmp(beta_info()->name, \"beta\") != 0 || alpha_info()->weight_bytes != alpha_WEIGHT_BYTES) return 6;\n"
+    "  { alpha *m; float probs[BATCH * 7], pool[BATCH * 100];\n"
+    "    if (alpha_create(&m, NULL) != KILN_OK) return 8;\n"
+    "    if (alpha_run_checked(m, BATCH, in, sizeof in, probs, sizeof probs, pool, sizeof pool) != KILN_OK) return 9;\n"
+    "    if (alpha_run_checked(m, BATCH, in, sizeof in, probs, sizeof probs - 1, pool, sizeof pool) != KILN_ERR_INVALID_ARGUMENT\n"
+    "        || strstr(alpha_last_error(m), \"output 0 'probs'\") == NULL) return 10;\n"
+    "    if (strcmp(kiln_version(), KILN_VERSION_STRING) != 0 || alpha_NEEDS_BLAS != 0) return 11;\n"
+    "    alpha_destroy(m); }\n"
     "  job jobs[4] = {{0, 0}, {1, 0}, {0, 0}, {1, 0}}; pthread_t t[4];\n"
     "  for (int i = 0; i < 4; i++) pthread_create(&t[i], NULL, work, &jobs[i]);\n"
     "  for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);\n"

@@ -5,6 +5,7 @@
  * record into atomics that the main thread checks afterwards. */
 #define _POSIX_C_SOURCE 200809L
 #include "kiln/runtime.h"
+#include "kiln/blas.h"
 
 #include <CUnit/Basic.h>
 #include <CUnit/CUnit.h>
@@ -858,6 +859,328 @@ static void test_public_types(void)
     CU_ASSERT_EQUAL(KILN_DTYPE_I32, 5);
 }
 
+/* ---- model instances (kiln/instance.h) ----------------------------------------- */
+
+/* A model described by hand, as generated code describes itself: one
+ * batched input [batch,2,3], one output [batch,4], a small workspace. */
+static const int64_t inst_in_dims[3] = {-1, 2, 3};
+static const int64_t inst_out_dims[2] = {-1, 4};
+static const kiln_tensor_info inst_inputs[1] = {{"image", "image", KILN_DTYPE_F32, 3, inst_in_dims}};
+static const kiln_tensor_info inst_outputs[1] = {{"logits", "logits", KILN_DTYPE_F32, 2, inst_out_dims}};
+static const kiln_model_info inst_info = {"tiny", "", 1, inst_inputs, 1, inst_outputs, 0, 64, 128};
+static const int64_t fixed_dims[4] = {1, 3, 32, 32};
+static const kiln_tensor_info fixed_inputs[1] = {{"image", "image", KILN_DTYPE_F32, 4, fixed_dims}};
+static const kiln_model_info fixed_info = {"tinyres", "", 1, fixed_inputs, 1, inst_outputs, 0, 64, 0};
+
+static kiln_rt_model_desc inst_desc(int batched, const kiln_model_info *info)
+{
+    kiln_rt_model_desc d;
+    memset(&d, 0, sizeof d);
+    d.version = KILN_RT_MODEL_DESC_VERSION;
+    d.flags = batched ? KILN_RT_MODEL_BATCHED : 0;
+    d.name = info->name;
+    d.workspace_fixed_bytes = 64;
+    d.workspace_per_batch_bytes = batched ? 128 : 0;
+    d.info = info;
+    d.max_batch = 1000;
+    return d;
+}
+
+static void test_version(void)
+{
+    CU_ASSERT_STRING_EQUAL(kiln_version(), KILN_VERSION_STRING);
+    char expect[32];
+    snprintf(expect, sizeof expect, "%d.%d.%d", KILN_VERSION_MAJOR, KILN_VERSION_MINOR, KILN_VERSION_PATCH);
+    CU_ASSERT_STRING_EQUAL(kiln_version(), expect);
+}
+
+/* Every failing call explains itself: create through opt->error, a run
+ * through kiln_rt_instance_last_error. */
+static void test_instance_messages(void)
+{
+    kiln_rt_model_desc d = inst_desc(1, &inst_info);
+    kiln_rt_instance *m = NULL;
+    char why[256];
+    kiln_options o = KILN_OPTIONS_INIT;
+    CU_ASSERT_EQUAL(o.size, sizeof(kiln_options));
+    o.error = why;
+    o.error_size = sizeof why;
+    o.num_threads = -2;
+    CU_ASSERT_EQUAL(kiln_rt_instance_create(&d, &o, &m), KILN_ERR_INVALID_ARGUMENT);
+    CU_ASSERT_PTR_NULL(m);
+    CU_ASSERT(strstr(why, "num_threads is -2") != NULL);
+    /* Options that were not initialised with KILN_OPTIONS_INIT. */
+    kiln_options raw;
+    memset(&raw, 0, sizeof raw);
+    raw.error = why;
+    raw.error_size = sizeof why;
+    CU_ASSERT_EQUAL(kiln_rt_instance_create(&d, &raw, &m), KILN_ERR_INVALID_ARGUMENT);
+    /* size 0: error_size lies beyond it, so nothing may be written there */
+    CU_ASSERT(strstr(why, "num_threads is -2") != NULL);
+    /* An older caller's struct (only the first five fields) works. */
+    kiln_options old = KILN_OPTIONS_INIT;
+    old.size = offsetof(kiln_options, weights_path) + sizeof(const char *);
+    old.pool = (kiln_rt_pool *)(uintptr_t)1; /* beyond its size: must not be read */
+    CU_ASSERT_EQUAL_FATAL(kiln_rt_instance_create(&d, &old, &m), KILN_OK);
+    kiln_rt_instance_destroy(m);
+    m = NULL;
+    /* Misaligned and too small workspaces. */
+    o.num_threads = 1;
+    unsigned char *ws = kiln_rt_aligned_alloc(4096);
+    o.workspace = ws + 8;
+    o.workspace_size = 1000;
+    CU_ASSERT_EQUAL(kiln_rt_instance_create(&d, &o, &m), KILN_ERR_WORKSPACE);
+    CU_ASSERT(strstr(why, "not 64-byte aligned") != NULL);
+    o.workspace = ws;
+    o.workspace_size = 100;
+    CU_ASSERT_EQUAL(kiln_rt_instance_create(&d, &o, &m), KILN_ERR_WORKSPACE);
+    CU_ASSERT(strstr(why, "holds 100 bytes") != NULL && strstr(why, "needs 192") != NULL);
+    o.workspace_size = 64 + 3 * 128;
+    CU_ASSERT_EQUAL_FATAL(kiln_rt_instance_create(&d, &o, &m), KILN_OK);
+    CU_ASSERT_STRING_EQUAL(why, "");
+
+    float in[4 * 6], out[4 * 4];
+    const float *ins[1] = {in};
+    float *outs[1] = {out};
+    size_t in_bytes[1] = {sizeof in}, out_bytes[1] = {sizeof out};
+    void *wsp;
+    const void *wts;
+    CU_ASSERT_EQUAL(kiln_rt_instance_begin(m, 3, ins, outs, in_bytes, out_bytes, &wsp, &wts), KILN_OK);
+    CU_ASSERT_PTR_EQUAL(wsp, ws);
+    CU_ASSERT_STRING_EQUAL(kiln_rt_instance_last_error(m), "");
+    CU_ASSERT_EQUAL(kiln_rt_instance_begin(m, 0, ins, outs, NULL, NULL, &wsp, &wts), KILN_ERR_INVALID_ARGUMENT);
+    CU_ASSERT(strstr(kiln_rt_instance_last_error(m), "batch 0") != NULL);
+    CU_ASSERT_PTR_NULL(wsp);
+    /* the caller's workspace holds batch 3, not 4 */
+    CU_ASSERT_EQUAL(kiln_rt_instance_begin(m, 4, ins, outs, NULL, NULL, &wsp, &wts), KILN_ERR_WORKSPACE);
+    CU_ASSERT(strstr(kiln_rt_instance_last_error(m), "batch 4 needs 576") != NULL);
+    CU_ASSERT_EQUAL(kiln_rt_instance_begin(m, 1001, ins, outs, NULL, NULL, &wsp, &wts), KILN_ERR_INVALID_ARGUMENT);
+    CU_ASSERT(strstr(kiln_rt_instance_last_error(m), "too large") != NULL);
+    const float *no_in[1] = {NULL};
+    CU_ASSERT_EQUAL(kiln_rt_instance_begin(m, 1, no_in, outs, NULL, NULL, &wsp, &wts), KILN_ERR_INVALID_ARGUMENT);
+    CU_ASSERT_STRING_EQUAL(kiln_rt_instance_last_error(m), "input 0 'image' is NULL");
+    CU_ASSERT_EQUAL(kiln_rt_instance_begin(m, 1, ins, NULL, NULL, NULL, &wsp, &wts), KILN_ERR_INVALID_ARGUMENT);
+    CU_ASSERT_STRING_EQUAL(kiln_rt_instance_last_error(m), "the array of outputs is NULL");
+    /* Checked sizes: the output of batch 3 needs 48 bytes. */
+    out_bytes[0] = 47;
+    CU_ASSERT_EQUAL(kiln_rt_instance_begin(m, 3, ins, outs, in_bytes, out_bytes, &wsp, &wts),
+                    KILN_ERR_INVALID_ARGUMENT);
+    CU_ASSERT_STRING_EQUAL(kiln_rt_instance_last_error(m),
+                           "output 0 'logits' is 47 bytes; batch 3 of [batch,4] needs 48 (12 floats)");
+    out_bytes[0] = 48;
+    CU_ASSERT_EQUAL(kiln_rt_instance_begin(m, 3, ins, outs, in_bytes, out_bytes, &wsp, &wts), KILN_OK);
+    CU_ASSERT_STRING_EQUAL(kiln_rt_instance_last_error(m), "");
+    kiln_rt_instance_destroy(m);
+    kiln_rt_aligned_free(ws);
+    CU_ASSERT(strlen(kiln_rt_instance_last_error(NULL)) > 0);
+    CU_ASSERT_EQUAL(kiln_rt_instance_begin(NULL, 1, ins, outs, NULL, NULL, &wsp, &wts), KILN_ERR_INVALID_ARGUMENT);
+
+    /* Fixed shapes: the example. */
+    kiln_rt_model_desc f = inst_desc(0, &fixed_info);
+    CU_ASSERT_EQUAL_FATAL(kiln_rt_instance_create(&f, NULL, &m), KILN_OK);
+    CU_ASSERT_EQUAL(kiln_rt_instance_begin(m, 4, ins, outs, NULL, NULL, &wsp, &wts), KILN_ERR_INVALID_ARGUMENT);
+    CU_ASSERT_STRING_EQUAL(kiln_rt_instance_last_error(m),
+                           "batch 4 but model 'tinyres' has fixed shapes [1,3,32,32]; run it with batch 1");
+    CU_ASSERT_EQUAL(kiln_rt_instance_begin(m, 1, ins, outs, NULL, NULL, &wsp, &wts), KILN_OK);
+    kiln_rt_instance_destroy(m);
+
+    /* A descriptor from a newer kiln. */
+    kiln_rt_model_desc newer = inst_desc(1, &inst_info);
+    newer.version = KILN_RT_MODEL_DESC_VERSION + 1;
+    CU_ASSERT_EQUAL(kiln_rt_instance_create(&newer, &o, &m), KILN_ERR_INVALID_ARGUMENT);
+    CU_ASSERT(strstr(why, "newer runtime") != NULL);
+}
+
+static void test_instance_weights_messages(void)
+{
+    char path[512], why[300];
+    snprintf(path, sizeof path, "%s/inst.weights", tmp_dir);
+    unsigned char bytes[100];
+    for (int i = 0; i < 100; i++)
+        bytes[i] = (unsigned char)i;
+    write_file(path, bytes, sizeof bytes);
+    kiln_rt_model_desc d = inst_desc(1, &inst_info);
+    d.flags |= KILN_RT_MODEL_EXTERNAL_WEIGHTS;
+    d.weight_bytes = 100;
+    d.weights_checksum = kiln_rt_checksum(bytes, 100);
+    d.weights_path = path;
+    kiln_options o = KILN_OPTIONS_INIT;
+    o.num_threads = 1;
+    o.error = why;
+    o.error_size = sizeof why;
+    kiln_rt_instance *m = NULL;
+    CU_ASSERT_EQUAL_FATAL(kiln_rt_instance_create(&d, &o, &m), KILN_OK);
+    kiln_rt_instance_destroy(m);
+    d.weight_bytes = 99;
+    CU_ASSERT_EQUAL(kiln_rt_instance_create(&d, &o, &m), KILN_ERR_WEIGHTS);
+    CU_ASSERT(strstr(why, "is 100 bytes, the model was compiled with 99") != NULL);
+    d.weight_bytes = 100;
+    d.weights_checksum ^= 1;
+    CU_ASSERT_EQUAL(kiln_rt_instance_create(&d, &o, &m), KILN_ERR_WEIGHTS);
+    CU_ASSERT(strstr(why, "checksum") != NULL);
+    o.weights_path = "/nonexistent/kiln.weights";
+    CU_ASSERT_EQUAL(kiln_rt_instance_create(&d, &o, &m), KILN_ERR_IO);
+    CU_ASSERT_STRING_EQUAL(why, "weights file '/nonexistent/kiln.weights': no such file");
+    /* a buffer of one byte gets the empty string, never an overflow */
+    o.error_size = 1;
+    CU_ASSERT_EQUAL(kiln_rt_instance_create(&d, &o, &m), KILN_ERR_IO);
+    CU_ASSERT_EQUAL(why[0], '\0');
+    remove(path);
+}
+
+/* Task counter for the threading tests. */
+typedef struct hits {
+    _Atomic int64_t sum;
+    _Atomic int calls;
+} hits;
+
+static void count_task(void *ctx, int64_t i, int64_t count)
+{
+    hits *h = (hits *)ctx;
+    atomic_fetch_add(&h->sum, i + 1);
+    atomic_fetch_add(&h->calls, 1);
+    (void)count;
+}
+
+/* The application's own parallel_for: runs the tasks on two threads. */
+typedef struct app_pf {
+    _Atomic int jobs;
+    kiln_status result;
+} app_pf;
+
+typedef struct app_half {
+    kiln_rt_task_fn task;
+    void *ctx;
+    int64_t lo, hi, count;
+} app_half;
+
+static void *app_half_run(void *p)
+{
+    app_half *h = (app_half *)p;
+    for (int64_t i = h->lo; i < h->hi; i++)
+        h->task(h->ctx, i, h->count);
+    return NULL;
+}
+
+static kiln_status app_parallel_for(void *arg, int64_t count, kiln_rt_task_fn task, void *task_ctx)
+{
+    app_pf *a = (app_pf *)arg;
+    atomic_fetch_add(&a->jobs, 1);
+    if (a->result != KILN_OK)
+        return a->result;
+    app_half h[2] = {{task, task_ctx, 0, count / 2, count}, {task, task_ctx, count / 2, count, count}};
+    pthread_t t;
+    if (pthread_create(&t, NULL, app_half_run, &h[1]) != 0)
+        return KILN_ERR_THREAD;
+    app_half_run(&h[0]);
+    pthread_join(t, NULL);
+    return KILN_OK;
+}
+
+static void test_instance_threads(void)
+{
+    kiln_rt_model_desc d = inst_desc(1, &inst_info);
+    kiln_rt_instance *m = NULL;
+    char why[256];
+    kiln_options o = KILN_OPTIONS_INIT;
+    o.error = why;
+    o.error_size = sizeof why;
+
+    /* The application's threads. */
+    app_pf app = {0, KILN_OK};
+    o.parallel_for = app_parallel_for;
+    o.parallel_for_arg = &app;
+    o.num_threads = 2;
+    CU_ASSERT_EQUAL(kiln_rt_instance_create(&d, &o, &m), KILN_ERR_INVALID_ARGUMENT);
+    CU_ASSERT(strstr(why, "leave num_threads 0") != NULL);
+    o.num_threads = 0;
+    CU_ASSERT_EQUAL_FATAL(kiln_rt_instance_create(&d, &o, &m), KILN_OK);
+    hits h = {0, 0};
+    CU_ASSERT_EQUAL(kiln_rt_instance_parallel_for(m, 100, count_task, &h), KILN_OK);
+    CU_ASSERT_EQUAL(atomic_load(&h.sum), 5050);
+    CU_ASSERT_EQUAL(atomic_load(&h.calls), 100);
+    CU_ASSERT_EQUAL(atomic_load(&app.jobs), 1);
+    app.result = KILN_ERR_THREAD;
+    CU_ASSERT_EQUAL(kiln_rt_instance_parallel_for(m, 10, count_task, &h), KILN_ERR_THREAD);
+    CU_ASSERT(strstr(kiln_rt_instance_last_error(m), "application's parallel_for failed") != NULL);
+    kiln_rt_instance_destroy(m);
+
+    /* A shared pool; both given is an error. */
+    kiln_rt_pool *pool = NULL;
+    CU_ASSERT_EQUAL_FATAL(kiln_rt_pool_create(2, &pool), KILN_OK);
+    o.pool = pool;
+    CU_ASSERT_EQUAL(kiln_rt_instance_create(&d, &o, &m), KILN_ERR_INVALID_ARGUMENT);
+    CU_ASSERT(strstr(why, "both pool and parallel_for") != NULL);
+    o.parallel_for = NULL;
+    kiln_rt_instance *a = NULL, *b = NULL;
+    CU_ASSERT_EQUAL_FATAL(kiln_rt_instance_create(&d, &o, &a), KILN_OK);
+    CU_ASSERT_EQUAL_FATAL(kiln_rt_instance_create(&d, &o, &b), KILN_OK);
+    hits ha = {0, 0}, hb = {0, 0};
+    CU_ASSERT_EQUAL(kiln_rt_instance_parallel_for(a, 64, count_task, &ha), KILN_OK);
+    CU_ASSERT_EQUAL(kiln_rt_instance_parallel_for(b, 64, count_task, &hb), KILN_OK);
+    CU_ASSERT_EQUAL(atomic_load(&ha.sum), 64 * 65 / 2);
+    CU_ASSERT_EQUAL(atomic_load(&hb.sum), 64 * 65 / 2);
+    kiln_rt_instance_destroy(a); /* does not stop the shared pool */
+    CU_ASSERT_EQUAL(kiln_rt_parallel_for(pool, 8, count_task, &hb), KILN_OK);
+    kiln_rt_instance_destroy(b);
+    kiln_rt_pool_destroy(pool);
+}
+
+/* Two instances on one shared pool, run from two threads at once: the one
+ * that finds the pool busy runs its tasks itself; every task runs once. */
+typedef struct shared_job {
+    kiln_rt_instance *m;
+    hits h;
+    int rounds;
+    kiln_status st;
+} shared_job;
+
+static void slow_task(void *ctx, int64_t i, int64_t count)
+{
+    hits *h = (hits *)ctx;
+    volatile double x = 0;
+    for (int k = 0; k < 2000; k++)
+        x += (double)k * 1e-9;
+    atomic_fetch_add(&h->sum, i + 1);
+    atomic_fetch_add(&h->calls, 1);
+    (void)count;
+}
+
+static void *shared_worker(void *p)
+{
+    shared_job *j = (shared_job *)p;
+    for (int r = 0; r < j->rounds && j->st == KILN_OK; r++)
+        j->st = kiln_rt_instance_parallel_for(j->m, 37, slow_task, &j->h);
+    return NULL;
+}
+
+static void test_instance_shared_pool_concurrent(void)
+{
+    kiln_rt_model_desc d = inst_desc(1, &inst_info);
+    kiln_rt_pool *pool = NULL;
+    CU_ASSERT_EQUAL_FATAL(kiln_rt_pool_create(2, &pool), KILN_OK);
+    kiln_options o = KILN_OPTIONS_INIT;
+    o.pool = pool;
+    static shared_job jobs[2];
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++) {
+        memset(&jobs[i], 0, sizeof jobs[i]);
+        jobs[i].rounds = 200;
+        CU_ASSERT_EQUAL_FATAL(kiln_rt_instance_create(&d, &o, &jobs[i].m), KILN_OK);
+    }
+    for (int i = 0; i < 2; i++)
+        pthread_create(&t[i], NULL, shared_worker, &jobs[i]);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < 2; i++) {
+        CU_ASSERT_EQUAL(jobs[i].st, KILN_OK);
+        CU_ASSERT_EQUAL(atomic_load(&jobs[i].h.calls), 200 * 37);
+        CU_ASSERT_EQUAL(atomic_load(&jobs[i].h.sum), 200 * (37 * 38 / 2));
+        kiln_rt_instance_destroy(jobs[i].m);
+    }
+    kiln_rt_pool_destroy(pool);
+}
+
 /* ---- main --------------------------------------------------------------------- */
 
 static int suite_init(void)
@@ -925,9 +1248,14 @@ int main(void)
         {"map_file", test_map_file},
         {"NULL arguments", test_null_arguments},
         {"instance descriptor versions", test_instance_versions},
+        {"version", test_version},
+        {"instance messages", test_instance_messages},
+        {"instance weights messages", test_instance_weights_messages},
+        {"instance threads: app parallel_for, shared pool", test_instance_threads},
+        {"shared pool from two threads", test_instance_shared_pool_concurrent},
     };
 
-    /* OpenBLAS runs single-threaded under the pool (see kiln/runtime.h); this
+    /* OpenBLAS runs single-threaded under the pool (see kiln/blas.h); this
      * also keeps its own threads from spinning during the idle-CPU test. */
     kiln_rt_blas_set_threads(1);
 

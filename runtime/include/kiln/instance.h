@@ -23,11 +23,10 @@
 extern "C" {
 #endif
 
-/* Version of kiln_rt_model_desc. The runtime accepts this version and every
- * older one; a newer descriptor is refused (KILN_ERR_INVALID_ARGUMENT), so
- * an object compiled against a newer runtime fails cleanly.
- *   1  the fields up to weights_checksum
- *   2  required_cpu_features */
+/* Version of kiln_rt_model_desc. The runtime accepts this version and the
+ * older ones (version 1 lacks the fields marked "v2"); a descriptor of a
+ * newer version is refused (KILN_ERR_INVALID_ARGUMENT), so an object
+ * compiled for a newer runtime fails cleanly. */
 #define KILN_RT_MODEL_DESC_VERSION 2u
 
 /* kiln_rt_model_desc.flags */
@@ -47,7 +46,9 @@ typedef struct kiln_rt_model_desc {
     const void *weights;              /* embedded weights, 64-byte aligned; NULL when external or empty */
     const char *weights_path;         /* external: the path recorded at compile time */
     uint64_t weights_checksum;        /* external: kiln_rt_checksum of the whole file */
-    /* version >= 2 */
+    /* v2: */
+    const kiln_model_info *info;      /* names and shapes of inputs and outputs (for messages, size checks) */
+    int64_t max_batch;                /* the largest batch whose buffers' byte sizes fit an int64_t */
     const char *required_cpu_features; /* extensions the code uses (kiln_rt_cpu_check); NULL: none */
 } kiln_rt_model_desc;
 
@@ -56,8 +57,12 @@ typedef struct kiln_rt_instance kiln_rt_instance;
 
 /* Creates an instance of the model described by desc (static data of the
  * generated code: borrowed for the instance's lifetime).
- * opt: NULL for the defaults (KILN_OPTIONS_INIT); read during the call only.
+ * opt: NULL for the defaults (KILN_OPTIONS_INIT); read during the call only
+ *   (only the fields within opt->size, see kiln_options).
  *   num_threads  workers of the instance's pool (0 = one per core);
+ *   pool         a shared pool instead (borrowed);
+ *   parallel_for the application's threads instead (borrowed);
+ *   error        receives the reason of a failure;
  *   workspace    NULL: the instance allocates (and grows) its own; else the
  *                caller's memory: 64-byte aligned and at least
  *                fixed + per_batch bytes (batch 1), else KILN_ERR_WORKSPACE;
@@ -75,7 +80,41 @@ typedef struct kiln_rt_instance kiln_rt_instance;
 KILN_RT_API kiln_status kiln_rt_instance_create(const kiln_rt_model_desc *desc, const kiln_options *opt,
                                                 kiln_rt_instance **out);
 
-/* Makes the instance ready to run a batch of `batch` items and hands out what
+/* Checks the arguments of a run and makes the instance ready for it: the
+ * entry of NAME_run (desc version 2). `inputs` and `outputs` hold the
+ * model's buffers in model order; input_bytes / output_bytes their sizes
+ * in bytes (NAME_run_checked), or NULL when unknown (NAME_run). A problem
+ * is returned as a status with its message in kiln_rt_instance_last_error:
+ *   KILN_ERR_INVALID_ARGUMENT  m NULL (no message then), batch < 1, batch
+ *                              != 1 for fixed shapes, batch > max_batch, a
+ *                              NULL array or buffer, a buffer smaller than
+ *                              the batch needs;
+ *   KILN_ERR_WORKSPACE         the caller's workspace cannot hold the batch;
+ *   KILN_ERR_OUT_OF_MEMORY     growing the instance's workspace failed.
+ * On success the message is cleared and *workspace (NULL when the model
+ * needs none) and *weights are what the kernels use, valid until the next
+ * call or destroy; both are NULL on failure. */
+KILN_RT_API kiln_status kiln_rt_instance_begin(kiln_rt_instance *m, int64_t batch, const float *const *inputs,
+                                               float *const *outputs, const size_t *input_bytes,
+                                               const size_t *output_bytes, void **workspace,
+                                               const void **weights);
+
+/* Runs fn(ctx, i, count) for every i in [0, count) on the instance's
+ * threads: its own pool, the shared pool (on the calling thread alone when
+ * another instance holds it), or the application's parallel_for. A failure
+ * (the application's callback returned an error) is returned with a
+ * message in kiln_rt_instance_last_error. */
+KILN_RT_API kiln_status kiln_rt_instance_parallel_for(kiln_rt_instance *m, int64_t count, kiln_rt_task_fn fn,
+                                                      void *ctx);
+
+/* The message of the last failing call on m (NAME_run, NAME_run_checked),
+ * or "" after a successful one. Static text for m == NULL. Valid until the
+ * next call on m; never NULL. */
+KILN_RT_API const char *kiln_rt_instance_last_error(const kiln_rt_instance *m);
+
+/* (Objects compiled for desc version 1 call this instead of
+ * kiln_rt_instance_begin; kept for them.)
+ * Makes the instance ready to run a batch of `batch` items and hands out what
  * the kernels use: the workspace (at least fixed + batch * per_batch bytes,
  * 64-byte aligned; NULL when the model needs none), the weights and the pool.
  * Grows an instance-owned workspace when needed (the old contents are lost).

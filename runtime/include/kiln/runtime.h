@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "kiln/status.h"
+#include "kiln/version.h"
 
 /* Marks the symbols libkiln_rt exports. The library is built with hidden
  * visibility by default; only what this header declares is exported. */
@@ -48,6 +49,14 @@ extern "C" {
 KILN_RT_API const char *kiln_status_string(kiln_status status);
 
 /* ------------------------------------------------------------------------ */
+/* Version                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* The version of this libkiln_rt, "MAJOR.MINOR.PATCH" (KILN_VERSION_STRING of
+ * the kiln/version.h it was built with). Static string. Thread-safe. */
+KILN_RT_API const char *kiln_version(void);
+
+/* ------------------------------------------------------------------------ */
 /* The processor                                                             */
 /* ------------------------------------------------------------------------ */
 
@@ -65,12 +74,40 @@ KILN_RT_API kiln_status kiln_rt_cpu_check(const char *features, char *missing, s
 /* Types shared with generated model code                                    */
 /* ------------------------------------------------------------------------ */
 
+/* A fixed set of worker threads that run parallel_for jobs (see "Thread
+ * pool" below). Declared here because kiln_options can name one. */
+typedef struct kiln_rt_pool kiln_rt_pool;
+
+/* A task: called once for each index in [0, count). ctx is the pointer given
+ * to kiln_rt_parallel_for. Tasks of one job run concurrently on different
+ * threads and in no particular order. */
+typedef void (*kiln_rt_task_fn)(void *ctx, int64_t index, int64_t count);
+
+/* An application's own parallel loop (kiln_options.parallel_for): must call
+ * task(task_ctx, i, count) exactly once for every i in [0, count), on any
+ * threads and in any order, and return only when every call has returned
+ * (their writes then visible to the caller). Return KILN_OK, or another
+ * status to make the model's run fail with it. `arg` is
+ * kiln_options.parallel_for_arg. Called on the thread that runs the model,
+ * once per kernel; never concurrently for one instance. */
+typedef kiln_status (*kiln_parallel_for_fn)(void *arg, int64_t count, kiln_rt_task_fn task, void *task_ctx);
+
 /* Options for creating a model instance. Initialise with KILN_OPTIONS_INIT
  * and change only the fields you need. The struct is read during the create
- * call only; the caller keeps ownership of every pointer in it. */
+ * call only; the caller keeps ownership of every pointer in it.
+ *
+ * ABI: `size` is the size of the struct the caller was compiled with
+ * (KILN_OPTIONS_INIT sets it). Fields are only ever added at the end; a
+ * runtime reads only the fields that lie within `size`, and takes the
+ * defaults for the others, so an application built against an older
+ * header keeps working with a newer runtime. A size smaller than this
+ * version's first five fields (e.g. 0: a struct that was not initialised
+ * with KILN_OPTIONS_INIT) is refused with KILN_ERR_INVALID_ARGUMENT. */
 typedef struct kiln_options {
-    /* Worker threads for the instance, counting the calling thread.
-     * 0 = one per online core; 1 = run everything on the calling thread. */
+    size_t size;
+    /* Worker threads for the instance's own pool, counting the calling
+     * thread. 0 = one per online core; 1 = run everything on the calling
+     * thread. Must be 0 when `pool` or `parallel_for` is given. */
     int num_threads;
     /* Scratch memory for the instance. NULL = the instance allocates its own.
      * Otherwise: must be 64-byte aligned and at least the size the model
@@ -84,11 +121,30 @@ typedef struct kiln_options {
      * NULL = the default path recorded at compile time. Copied or consumed
      * during create; need not outlive the call. */
     const char *weights_path;
+    /* A pool to share with other instances instead of one of the
+     * instance's own (kiln_rt_pool_create). Borrowed: it must outlive the
+     * instance. Instances that share a pool may run on different threads at
+     * the same time: a run that finds the pool busy with another one's
+     * kernel runs that kernel's tasks on its own calling thread instead
+     * (never an error, never a wait). NULL = an own pool of num_threads. */
+    kiln_rt_pool *pool;
+    /* Run the kernels on the application's threads instead of a pool: the
+     * instance then starts no thread at all, and calls
+     * parallel_for(parallel_for_arg, count, task, ctx) for each kernel (see
+     * kiln_parallel_for_fn). Borrowed, like pool. NULL = a pool. */
+    kiln_parallel_for_fn parallel_for;
+    void *parallel_for_arg;
+    /* Where create writes a message saying why it failed (NUL-terminated,
+     * cut to error_size bytes), or "" when it succeeds. NULL = nowhere.
+     * Once an instance exists, NAME_last_error(m) has the message of each
+     * failing call on it. */
+    char *error;
+    size_t error_size;
 } kiln_options;
 
 /* Default options: usable as an initialiser in C99 and C++
  * (kiln_options o = KILN_OPTIONS_INIT;). */
-#define KILN_OPTIONS_INIT {0, NULL, 0, NULL}
+#define KILN_OPTIONS_INIT {sizeof(kiln_options), 0, NULL, 0, NULL, NULL, NULL, NULL, NULL, 0}
 
 /* Element types of model inputs and outputs. */
 typedef enum kiln_dtype_code {
@@ -137,7 +193,6 @@ typedef struct kiln_model_info {
  * Idle behaviour: a worker that finishes a job spins for a few tens of
  * microseconds waiting for the next one, then sleeps in the kernel. An idle
  * pool uses no CPU. */
-typedef struct kiln_rt_pool kiln_rt_pool;
 
 /* Creates a pool of num_threads workers. The calling thread of
  * kiln_rt_parallel_for counts as one of them, so num_threads - 1 threads are
@@ -158,11 +213,6 @@ KILN_RT_API void kiln_rt_pool_destroy(kiln_rt_pool *p);
 /* Number of workers, including the calling thread; 1 for p == NULL.
  * Safe to call concurrently with anything except kiln_rt_pool_destroy. */
 KILN_RT_API int kiln_rt_pool_size(const kiln_rt_pool *p);
-
-/* A task: called once for each index in [0, count). ctx is the pointer given
- * to kiln_rt_parallel_for. Tasks of one job run concurrently on different
- * threads and in no particular order. */
-typedef void (*kiln_rt_task_fn)(void *ctx, int64_t index, int64_t count);
 
 /* Runs fn(ctx, i, count) exactly once for every i in [0, count), spread over
  * the pool's workers (the calling thread takes part), and returns once all
@@ -210,35 +260,6 @@ KILN_RT_API void kiln_rt_arena_init(kiln_rt_arena *a, void *base, size_t size);
  * whatever the alignment of base), or NULL when the arena is full or
  * a == NULL. size 0 returns an aligned pointer without consuming space. */
 KILN_RT_API void *kiln_rt_arena_alloc(kiln_rt_arena *a, size_t size);
-
-/* ------------------------------------------------------------------------ */
-/* BLAS glue                                                                 */
-/* ------------------------------------------------------------------------ */
-
-/* C = alpha * op(A) * op(B) + beta * C, all row-major (wraps cblas_sgemm).
- * op(A) is m x k: A is m x k (trans_a == 0) or k x m (trans_a != 0), with
- * leading dimension lda; likewise op(B) is k x n and C is m x n. As in BLAS,
- * beta == 0 overwrites C without reading it.
- * Arguments are not validated beyond this: negative sizes, leading
- * dimensions that are too small, or NULL matrices make the call a no-op
- * (C untouched) rather than an error. a, b, c are borrowed; c must not
- * overlap a or b.
- * Thread-safe for distinct c. Generated kernels call this from inside
- * kiln_rt_parallel_for tasks, so OpenBLAS must not start threads of its own:
- * call kiln_rt_blas_set_threads(1) before running kernels on a pool (the
- * runtime never does this by itself; see kiln_rt_blas_set_threads). Sizes
- * above INT_MAX are handled by a slow portable fallback. */
-KILN_RT_API void kiln_rt_sgemm(int trans_a, int trans_b,
-                               int64_t m, int64_t n, int64_t k,
-                               float alpha, const float *a, int64_t lda,
-                               const float *b, int64_t ldb,
-                               float beta, float *c, int64_t ldc);
-
-/* Sets the number of threads OpenBLAS uses internally
- * (openblas_set_num_threads); n < 1 is treated as 1. This is OpenBLAS's
- * process-wide setting, not state of the runtime: it affects every user of
- * OpenBLAS in the process. Do not call it while an sgemm is running. */
-KILN_RT_API void kiln_rt_blas_set_threads(int n);
 
 /* ------------------------------------------------------------------------ */
 /* External weights                                                          */
