@@ -674,8 +674,13 @@ static void test_cpu_check(void)
         CU_ASSERT(kiln_target_list_has(kiln_cg_required_features(m), lacking));
         CU_ASSERT_FATAL(kiln_cg_jit_create(m, &j, &d) == KILN_OK && kiln_cg_jit_entry(j, &e, &d) == KILN_OK);
         void *inst = (void *)1;
-        CU_ASSERT(e.create(&inst, NULL) == KILN_ERR_UNSUPPORTED);
+        char why[256] = "";
+        kiln_options ko = KILN_OPTIONS_INIT;
+        ko.error = why;
+        ko.error_size = sizeof why;
+        CU_ASSERT(e.create(&inst, &ko) == KILN_ERR_UNSUPPORTED);
         CU_ASSERT(inst == NULL);
+        CU_ASSERT(strstr(why, lacking) != NULL && strstr(why, "cpucheck") != NULL);
         printf("\n  a model for +%s is refused on this host ", lacking);
         kiln_cg_jit_destroy(j);
         kiln_cg_module_destroy(m);
