@@ -398,8 +398,10 @@ KILN_CG_HIDDEN void kiln_cg_bcast_strides(const kiln_shape *s, const kiln_shape 
  *
  *   C[i, j] = epilogue(bias + sum_k A[i, k] B[k, j]),  i in [0, m), j in [n0, n1)
  *
- * A is row-major (lda) or packed at compile time in panels of gemm_mr rows
- * ([ceil(M / mr)][K][mr], zero-padded; `a` at a panel boundary); B is
+ * A is row-major (lda) or packed at compile time in panels of gemm_mr rows,
+ * K-block-major: for each K block of kc, [ceil(M / mr)][kcb][mr] (kcb: the
+ * block's length), zero-padded, so that the row tiles of one K block are
+ * one stream (kiln_cg_pack_a; a_row0 and a_rows locate a task's rows); B is
  * row-major (ldb) or packed in panels of NR = gemm_nr * lanes columns
  * ([ceil(N / NR)][K][NR], zero-padded; `b` at column 0, n0 a multiple of
  * NR). The sum over k runs in blocks of gemm_kc added to C; the epilogue is
@@ -407,6 +409,8 @@ KILN_CG_HIDDEN void kiln_cg_bcast_strides(const kiln_shape *s, const kiln_shape 
 typedef struct kiln_cg_gemm {
     LLVMValueRef a, b, c;
     bool a_packed, b_packed;
+    LLVMValueRef a_row0;    /* packed A: the first row (a multiple of mr) of the matrix at `a`; NULL: 0 */
+    int64_t a_rows;         /* packed A: the matrix's rows padded to mr */
     bool b_padded;          /* row-major B readable up to a whole panel past n1 (no masked loads) */
     int64_t lda, ldb, ldc;
     LLVMValueRef m, n0, n1; /* i64 */
@@ -415,7 +419,7 @@ typedef struct kiln_cg_gemm {
     bool bias_per_row;
     const kiln_cg_epilogue *epi; /* NULL or no ops: none */
     LLVMValueRef epi_row0;       /* the view row of C's row 0 */
-    int64_t kc;                  /* K block; 0: the target's gemm_kc */
+    int64_t kc;                  /* K block; 0: the target's gemm_kc (packed A must be packed with this kc) */
     int64_t n_panels_hint;       /* panels per call (n1 - n0 over NR), roughly */
     /* Implicit B (convolutions): fills dst[(k - k0) * NR + c] with B[k][j + c]
      * for k in [k0, k1) and c < NR (0 for c >= ncols) instead of reading b. */
@@ -429,10 +433,14 @@ KILN_CG_HIDDEN void kiln_cg_emit_gemm(kiln_cg *cg, const kiln_cg_gemm *p);
 KILN_CG_HIDDEN size_t kiln_cg_packed_b_count(const kiln_cg_target *t, int64_t k, int64_t n);
 KILN_CG_HIDDEN void kiln_cg_pack_b(const kiln_cg_target *t, const float *src, int64_t k, int64_t n, int64_t rs,
                                    int64_t cs, float *dst);
-/* Likewise an M x K matrix A (element (m, k) at src[m * rs + k * cs]) in panels of mr rows. */
+/* Likewise an M x K matrix A (element (m, k) at src[m * rs + k * cs]) in
+ * panels of mr rows, K-block-major for K blocks of kc (the kc the GEMM
+ * runs with: kiln_cg_gemm_kc of its kiln_cg_gemm.kc). */
 KILN_CG_HIDDEN size_t kiln_cg_packed_a_count(const kiln_cg_target *t, int64_t m, int64_t k);
 KILN_CG_HIDDEN void kiln_cg_pack_a(const kiln_cg_target *t, const float *src, int64_t m, int64_t k, int64_t rs,
-                                   int64_t cs, float *dst);
+                                   int64_t cs, int64_t kc, float *dst);
+/* The K block a GEMM with kiln_cg_gemm.kc = kc runs with. */
+KILN_CG_HIDDEN int64_t kiln_cg_gemm_kc(const kiln_cg_target *t, int64_t kc);
 /* Task blocking for an M x N x K GEMM: rows per task (a multiple of mr) and
  * columns per task (a multiple of NR) for about `tasks` tasks (0: 16).
  * rows_grow: M is m times the batch and A is row-major with K columns (then

@@ -624,11 +624,14 @@ kiln_status kiln_cg_emit_conv2d(kiln_cg *cg, const kiln_node *n)
     float *wt = kiln_cg_param_f32(cg, wid, &count);
     if (!wt)
         return cg->status;
+    const int64_t khw = kh * kw;
+    /* K blocks of whole input channels; A is packed for them */
+    const int64_t kc = khw <= cg->target->gemm_kc ? cg->target->gemm_kc / khw * khw : khw;
     const size_t per_group = kiln_cg_packed_a_count(cg->target, Fg, J);
     float *packed = count == (size_t)(F * J) ? kiln_cg_blob_alloc(cg, per_group * (size_t)groups, &w_off) : NULL;
     if (packed)
         for (int64_t g = 0; g < groups; g++)
-            kiln_cg_pack_a(cg->target, wt + g * Fg * J, Fg, J, J, 1, packed + (size_t)g * per_group);
+            kiln_cg_pack_a(cg->target, wt + g * Fg * J, Fg, J, J, 1, kc, packed + (size_t)g * per_group);
     free(wt);
     if (!packed)
         return cg->status != KILN_OK ? cg->status : kiln_cg_fail(cg, KILN_ERR_INTERNAL, "weight size mismatch");
@@ -659,13 +662,14 @@ kiln_status kiln_cg_emit_conv2d(kiln_cg *cg, const kiln_node *n)
     V c0 = mul64(cg, cb, nb), c1 = kiln_cg_smin(cg, add64(cg, c0, kiln_cg_i64(cg, nb)), kiln_cg_i64(cg, P));
     V frow = add64(cg, mul64(cg, g, Fg), r0); /* first output channel of the block */
     V bmat = kiln_cg_gep(cg, px, mul64(cg, gi, Cg * H * W)); /* x[item][g*Cg..]: [Cg, H*W] for 1x1 */
-    const int64_t khw = kh * kw;
     conv_pack pack = {&w, H, W, OW, khw, bmat};
     /* item * F + frow = (gi / groups) * F + frow: the output row, and the view row */
     V out_ch = add64(cg, mul64(cg, kiln_cg_udiv(cg, gi, groups), F), frow);
-    V apanel = kiln_cg_gep(cg, kiln_cg_weights_ptr(cg, w_off), add64(cg, mul64(cg, g, (int64_t)per_group), mul64(cg, r0, J)));
+    V agroup = kiln_cg_gep(cg, kiln_cg_weights_ptr(cg, w_off), mul64(cg, g, (int64_t)per_group));
     kiln_cg_gemm p = {
-        .a = apanel,
+        .a = agroup,
+        .a_row0 = r0,
+        .a_rows = (int64_t)per_group / J,
         .b = bmat,
         .c = kiln_cg_gep(cg, py, mul64(cg, out_ch, P)),
         .a_packed = true,
@@ -682,8 +686,7 @@ kiln_status kiln_cg_emit_conv2d(kiln_cg *cg, const kiln_node *n)
         .bias_per_row = true,
         .epi = epilogue(cg),
         .epi_row0 = out_ch,
-        /* K blocks of whole input channels */
-        .kc = khw <= cg->target->gemm_kc ? cg->target->gemm_kc / khw * khw : khw,
+        .kc = kc,
         .pack_b = one_by_one ? NULL : conv_pack_b,
         .pack_arg = &pack,
     };

@@ -382,7 +382,8 @@ static bool pack_filters(kiln_cg *cg, const kiln_node *n, const plan *p, const m
     float *dst = kiln_cg_blob_alloc(cg, *per_xi * (size_t)(a * a), off);
     if (dst)
         for (int xi = 0; xi < a * a; xi++)
-            kiln_cg_pack_a(cg->target, u + (size_t)xi * (size_t)FC, p->F, p->C, p->C, 1, dst + (size_t)xi * *per_xi);
+            kiln_cg_pack_a(cg->target, u + (size_t)xi * (size_t)FC, p->F, p->C, p->C, 1, kiln_cg_gemm_kc(cg->target, 0),
+                           dst + (size_t)xi * *per_xi);
     free(u);
     return dst != NULL;
 }
@@ -612,8 +613,10 @@ kiln_status kiln_cg_emit_conv2d_winograd(kiln_cg *cg, const kiln_node *n, int m)
 
     V xi = kiln_cg_for_begin(cg, &lx, i64c(cg, 0), i64c(cg, (int64_t)a * a), i64c(cg, 1));
     kiln_cg_gemm gm = {
-        /* U's panels of mr filters: filter f0 (a multiple of mr) starts at f0 * C */
-        .a = kiln_cg_gep(cg, pu, add64(cg, mul64(cg, xi, (int64_t)per_xi), mul64(cg, f0, p.C))),
+        /* U's panels of mr filters, from filter f0 (a multiple of mr) */
+        .a = kiln_cg_gep(cg, pu, mul64(cg, xi, (int64_t)per_xi)),
+        .a_row0 = f0,
+        .a_rows = (int64_t)per_xi / p.C,
         .b = kiln_cg_gep(cg, vbuf, mul64(cg, xi, p.v_floats)),
         .c = kiln_cg_gep(cg, mbuf, add64(cg, mul64(cg, xi, p.m_floats), mul64(cg, f0, p.cols))),
         .a_packed = true,

@@ -262,6 +262,9 @@ int kiln_cli_options_take(kiln_args *a, kiln_cli_options *o)
         o->layout_given = true;
         return KILN_CLI_TAKEN;
     }
+    if ((o->takes & KILN_CLI_TAKES_CPU) &&
+        ((r = kiln_args_value(a, "--cpu", &o->cg.cpu)) || (r = kiln_args_value(a, "--features", &o->cg.features))))
+        return r < 0 ? 2 : KILN_CLI_TAKEN;
     if ((o->takes & KILN_CLI_TAKES_DUMP_IR) && (r = kiln_args_value(a, "--dump-ir", &v)))
         return r < 0 || parse_dump_ir(o->cmd, v, &o->dump_ir) ? 2 : KILN_CLI_TAKEN;
     return KILN_CLI_OTHER;

@@ -62,6 +62,7 @@ enum {
     KILN_CLI_TAKES_DUMP_IR = 1u << 5,     /* --dump-ir=all|after:PASS */
     KILN_CLI_TAKES_WINOGRAD = 1u << 6,    /* --winograd auto|off|f2|f4: cg.winograd */
     KILN_CLI_TAKES_LAYOUT = 1u << 7,      /* --layout auto|plain: the layout pass */
+    KILN_CLI_TAKES_CPU = 1u << 8,         /* --cpu NAME, --features LIST (JIT: this machine must have them) */
 };
 
 /* The options the commands share, and what kiln_cli_model_open does with

@@ -284,6 +284,9 @@ static void test_conv2d(void)
         {6, 6, 14, 28, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 6, true, true},   /* depthwise, stride 2, 14 wide: borders */
         {4, 4, 9, 40, 3, 36, 1, 1, 1, 2, 1, 2, 1, 1, 4, true, true},   /* depthwise, 36 wide kernel: masks per tap */
         {5, 5, 11, 19, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1, 5, false, true},  /* depthwise, stride 3: gathers */
+        /* implicit GEMM with several K blocks and several row tiles of the K-block-major weights */
+        {40, 33, 9, 10, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, true, true},
+        {70, 45, 6, 7, 3, 3, 1, 1, 1, 1, 1, 1, 2, 2, 1, false, true},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const ccase *c = &cases[i];

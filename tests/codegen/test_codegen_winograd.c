@@ -105,6 +105,7 @@ static void test_shapes(void)
         {40, 20, 7, 7, {1, 1, 1, 1}, true, false},   /* fixed shapes */
         {24, 16, 20, 70, {2, 2, 2, 2}, false, true}, /* wide rows: one tile row per block, padding 2 */
         {300, 10, 6, 5, {1, 1, 1, 1}, true, true},   /* K over two GEMM blocks */
+        {200, 30, 6, 6, {1, 1, 1, 1}, true, true},   /* two K blocks of several row tiles each */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const wcase *c = &cases[i];
