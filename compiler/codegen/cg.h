@@ -49,6 +49,7 @@ typedef struct kiln_cg_target {
     int gemm_kc;        /* K block: a KC x panel slice of B fills half of L1 (from caches) */
     int gemv_panels;    /* panels the one-row (batch 1) kernel streams at once */
     bool native_masks;  /* masked loads/stores are single instructions */
+    double winograd_margin; /* AUTO picks Winograd under this fraction of the implicit GEMM's estimate */
     kiln_caches caches; /* of the CPU compiled for (the host's, the --cpu table's, or defaults) */
 } kiln_cg_target;
 

@@ -41,6 +41,8 @@
  * against the double interpreter in tests/codegen and docs/codegen.md. */
 #include "cg.h"
 
+#include <math.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,14 +223,18 @@ int kiln_cg_winograd_tile(const kiln_graph *g, const kiln_node *n, const kiln_cg
     if (mode == KILN_CG_WINOGRAD_F4)
         return ok4 ? 4 : 0;
     /* AUTO (docs/codegen.md): the GEMMs' multiplications, a^2 per GEMM
-     * column computed (whole panels of every block), against 9 per output
-     * pixel; the transforms cost about 8 (1/C + 1/F) of the GEMMs (fitted to
-     * single layers on AVX2, 16 to 512 channels); Winograd when the estimate
-     * is under 0.9 of the direct sum. */
+     * column computed (whole panels of every block), against 9 per column
+     * the implicit GEMM computes; the transforms cost about 8 (1/C + 1/F)
+     * of the GEMMs (fitted to single layers on AVX2, 16 to 512 channels);
+     * Winograd when the estimate is under the target's margin of the
+     * implicit GEMM's (0.9 on AVX2, 1.0 on AVX-512). */
     const double C = (double)p4.C, F = (double)p4.F;
     const double overhead = 1.0 + 8.0 * (1.0 / C + 1.0 / F);
     const double NR = (double)t->gemm_nr * lanes(t);
-    double best = 0.9 * 9.0 * (double)p4.OH * (double)p4.OW;
+    /* the implicit GEMM computes whole panels of pixels too (49 pixels take
+     * 64 columns on AVX-512 and on AVX2) */
+    const double igemm_cols = ceil((double)p4.OH * (double)p4.OW / NR) * NR;
+    double best = t->winograd_margin * 9.0 * igemm_cols;
     int tile = 0;
     if (ok4 && 36.0 * (double)(p4.blocks * p4.panels) * NR * overhead < best) {
         best = 36.0 * (double)(p4.blocks * p4.panels) * NR * overhead;

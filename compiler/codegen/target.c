@@ -18,13 +18,18 @@
  * kc is set from the L1 data cache when the target is resolved (size_row):
  * a kc x (nr * lanes) slice of packed B fills half of it, reused by every
  * row tile (AVX2 with 32 KiB: 256; AVX-512 with 48 KiB: 192). */
+/* winograd_margin: AUTO takes Winograd when its estimate is under this
+ * fraction of the implicit GEMM's (kernels_winograd.c). Fitted per row on
+ * single layers: 0.9 on AVX2 (Zen 3); 1.0 on AVX-512 (Xeon), where the
+ * implicit GEMM's im2col packing costs more on small maps (512 channels at
+ * 7x7: F(2x2) 1.54 ms against 2.11, estimated at 0.92 of it). */
 static const kiln_cg_target targets[] = {
-    /* name      bits  mr  nr   kc  gemv  native masks */
-    {"avx512", 512, 14, 2, 192, 4, true, {0}},
-    {"avx2", 256, 6, 2, 256, 4, true, {0}}, /* vmaskmovps */
-    {"sse", 128, 4, 2, 256, 4, false, {0}},
-    {"neon", 128, 8, 3, 256, 2, false, {0}},
-    {"generic", 128, 4, 2, 256, 4, false, {0}},
+    /* name      bits  mr  nr   kc  gemv  native masks  winograd */
+    {"avx512", 512, 14, 2, 192, 4, true, 1.0, {0}},
+    {"avx2", 256, 6, 2, 256, 4, true, 0.9, {0}}, /* vmaskmovps */
+    {"sse", 128, 4, 2, 256, 4, false, 0.9, {0}},
+    {"neon", 128, 8, 3, 256, 2, false, 0.9, {0}},
+    {"generic", 128, 4, 2, 256, 4, false, 0.9, {0}},
 };
 
 enum { T_AVX512, T_AVX2, T_SSE, T_NEON, T_GENERIC };
