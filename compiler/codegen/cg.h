@@ -267,6 +267,11 @@ typedef struct kiln_cg_loop {
      * difference in run time; the micro-kernels' k loops turn it on.
      * Unrolling by a constant trip count is unaffected. */
     bool runtime_unroll;
+    /* Unroll by exactly this many (0: LLVM decides). A loop whose body has
+     * many independent loads (a blocked convolution's channels) fully
+     * unrolled lets the scheduler hoist every load ahead of the arithmetic
+     * and spill them all. */
+    int unroll_count;
 } kiln_cg_loop;
 /* for (i = start; i < end; i += step) -- i64; the builder is in the body. */
 KILN_CG_HIDDEN LLVMValueRef kiln_cg_for_begin(kiln_cg *cg, kiln_cg_loop *l, LLVMValueRef start, LLVMValueRef end,

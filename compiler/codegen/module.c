@@ -571,20 +571,33 @@ LLVMValueRef kiln_cg_for_begin(kiln_cg *cg, kiln_cg_loop *l, LLVMValueRef start,
     LLVMPositionBuilderAtEnd(cg->b, l->body);
     l->i = l->phi;
     l->runtime_unroll = false;
+    l->unroll_count = 0;
     return l->phi;
 }
 
 /* The loop's id with "llvm.loop.unroll.runtime.disable": a node whose first
  * operand is itself (LLVM's loop metadata); made self-referential by
  * replacing a temporary node, which also makes it distinct. */
-static LLVMValueRef no_runtime_unroll(kiln_cg *cg)
+/* The loop's metadata: no runtime unrolling (unless asked for), and an
+ * unroll count when one is set. */
+static LLVMValueRef loop_metadata(kiln_cg *cg, const kiln_cg_loop *l)
 {
-    static const char key[] = "llvm.loop.unroll.runtime.disable";
-    LLVMMetadataRef opt = LLVMMDStringInContext2(cg->ctx, key, sizeof key - 1);
-    LLVMMetadataRef option = LLVMMDNodeInContext2(cg->ctx, &opt, 1);
+    LLVMMetadataRef ops[3];
+    unsigned n = 1;
+    if (!l->runtime_unroll) {
+        static const char key[] = "llvm.loop.unroll.runtime.disable";
+        LLVMMetadataRef opt = LLVMMDStringInContext2(cg->ctx, key, sizeof key - 1);
+        ops[n++] = LLVMMDNodeInContext2(cg->ctx, &opt, 1);
+    }
+    if (l->unroll_count > 0) {
+        static const char key[] = "llvm.loop.unroll.count";
+        LLVMMetadataRef pair[2] = {LLVMMDStringInContext2(cg->ctx, key, sizeof key - 1),
+                                   LLVMValueAsMetadata(LLVMConstInt(cg->t_i32, (unsigned)l->unroll_count, 0))};
+        ops[n++] = LLVMMDNodeInContext2(cg->ctx, pair, 2);
+    }
     LLVMMetadataRef tmp = LLVMTemporaryMDNode(cg->ctx, NULL, 0);
-    LLVMMetadataRef ops[2] = {tmp, option};
-    LLVMMetadataRef id = LLVMMDNodeInContext2(cg->ctx, ops, 2);
+    ops[0] = tmp;
+    LLVMMetadataRef id = LLVMMDNodeInContext2(cg->ctx, ops, n);
     LLVMMetadataReplaceAllUsesWith(tmp, id); /* frees tmp */
     return LLVMMetadataAsValue(cg->ctx, id);
 }
@@ -594,9 +607,9 @@ void kiln_cg_for_end(kiln_cg *cg, kiln_cg_loop *l)
     LLVMBasicBlockRef latch = LLVMGetInsertBlock(cg->b);
     LLVMValueRef next = LLVMBuildAdd(cg->b, l->phi, l->step, "next");
     LLVMValueRef br = LLVMBuildBr(cg->b, l->header);
-    if (!l->runtime_unroll) {
+    if (!l->runtime_unroll || l->unroll_count > 0) {
         static const char kind[] = "llvm.loop";
-        LLVMSetMetadata(br, LLVMGetMDKindIDInContext(cg->ctx, kind, sizeof kind - 1), no_runtime_unroll(cg));
+        LLVMSetMetadata(br, LLVMGetMDKindIDInContext(cg->ctx, kind, sizeof kind - 1), loop_metadata(cg, l));
     }
     LLVMAddIncoming(l->phi, &next, &latch, 1);
     LLVMPositionBuilderAtEnd(cg->b, l->exit);
