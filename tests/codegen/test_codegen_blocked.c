@@ -160,6 +160,11 @@ static void test_conv_shapes(void)
         {24, 5, 5, true, {7, 5, 5, 1, 1, {2, 2, 2, 2}, 1, 1, true}},
         {1, 20, 20, false, {16, 7, 7, 2, 2, {3, 3, 3, 3}, 1, 1, true}},
         {70, 3, 4, true, {70, 1, 1, 1, 1, {0, 0, 0, 0}, 1, 1, true}},
+        /* remainders after whole tiles: a half tile then single pixels
+         * (49 = 3 x 14 + 7 on AVX-512; 10 = 6 + 3 + 1 on AVX2, 2 x 4 + 2 on SSE) */
+        {40, 7, 7, true, {36, 1, 1, 1, 1, {0, 0, 0, 0}, 1, 1, true}},
+        {20, 7, 7, true, {20, 3, 3, 1, 1, {1, 1, 1, 1}, 1, 1, false}},
+        {33, 5, 2, true, {18, 1, 1, 1, 1, {0, 0, 0, 0}, 1, 1, true}},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         kiln_graph *g = tg_new("blocked_conv");
