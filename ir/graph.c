@@ -298,7 +298,7 @@ kiln_id kiln_node_param(const kiln_graph *g, const kiln_node *n, const char *rol
 void kiln_node_set_attr(kiln_node *n, kiln_attr_id id, const kiln_attr *v)
 {
     n->attrs[id] = *v;
-    n->attr_set |= 1u << id;
+    n->attr_set |= (uint64_t)1 << id;
 }
 
 void kiln_node_set_int(kiln_node *n, kiln_attr_id id, int64_t v)
@@ -426,6 +426,9 @@ static int check_node_form(const kiln_graph *g, const kiln_node *n, char *err, s
     return 0;
 }
 
+static kiln_status node_type(const kiln_graph *g, const kiln_node *n, const kiln_op_def *d, const kiln_type **types,
+                             kiln_type *out, char *err, size_t err_size);
+
 kiln_status kiln_ir_node_type(const kiln_graph *g, const kiln_node *n, kiln_type *out, char *err, size_t err_size)
 {
     if ((unsigned)n->op >= KILN_OP_COUNT) {
@@ -434,9 +437,47 @@ kiln_status kiln_ir_node_type(const kiln_graph *g, const kiln_node *n, kiln_type
     }
     if (check_node_form(g, n, err, err_size))
         return KILN_ERR_SHAPE;
+    const kiln_op_def *d = kiln_op_get(n->op);
+    const kiln_type *few[16];
+    const kiln_type **types = n->n_inputs <= 16 ? few : malloc(sizeof *types * n->n_inputs);
+    if (!types) {
+        snprintf(err, err_size, "out of memory");
+        return KILN_ERR_OUT_OF_MEMORY;
+    }
+    for (uint32_t i = 0; i < n->n_inputs; i++)
+        types[i] = &g->values[n->inputs[i]].type;
+    kiln_status st = node_type(g, n, d, types, out, err, err_size);
+    if (types != few)
+        free(types);
+    return st;
+}
+
+/* The shape rule, then the parameters' shapes against the op's. */
+static kiln_status node_type(const kiln_graph *g, const kiln_node *n, const kiln_op_def *d, const kiln_type **types,
+                             kiln_type *out, char *err, size_t err_size)
+{
+    kiln_infer_in in = {n->op, types, kiln_node_data_inputs(g, n), n->n_inputs, n->attrs, n->attr_set,
+                        g->batch_name, g->max_elements};
     memset(out, 0, sizeof *out);
-    if (kiln_op_get(n->op)->infer(g, n, out, err, err_size))
+    if (d->infer(&in, out, err, err_size))
         return KILN_ERR_SHAPE;
+    if (d->param_shapes && in.n_inputs > in.n_data) {
+        kiln_shape want[KILN_MAX_OP_PARAMS];
+        memset(want, 0, sizeof want);
+        if (d->param_shapes(&in, want, err, err_size))
+            return KILN_ERR_SHAPE;
+        for (uint32_t i = in.n_data; i < in.n_inputs; i++) {
+            const kiln_value *p = &g->values[n->inputs[i]];
+            const kiln_shape *w = &want[i - in.n_data];
+            if (w->rank == 0 || kiln_shape_equal(&p->type.shape, w))
+                continue;
+            char a[128], b[128];
+            snprintf(err, err_size, "parameter '%s' (%s) must have shape %s, has %s", d->params[i - in.n_data],
+                     p->param.key ? p->param.key : p->name, kiln_shape_format(w, g->batch_name, a, sizeof a),
+                     kiln_shape_format(&p->type.shape, g->batch_name, b, sizeof b));
+            return KILN_ERR_SHAPE;
+        }
+    }
     return KILN_OK;
 }
 

@@ -80,7 +80,7 @@ typedef struct kiln_node {
     kiln_id *inputs;      /* data operands, then parameters in the op's role order */
     uint32_t n_inputs;
     kiln_id output;
-    uint32_t attr_set;    /* bit (1u << id) for each attribute present */
+    uint64_t attr_set;    /* bit (1 << id) for each attribute present */
     kiln_attr attrs[KILN_ATTR_COUNT];
     kiln_precision precision;
     kiln_loc loc;

@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "graph.h"
 
 static const char *const approximate_words[] = {"none", "tanh", NULL};
 
@@ -43,25 +42,22 @@ static int fail(char *err, size_t size, const char *fmt, ...)
     return -1;
 }
 
-static const kiln_type *in_type(const kiln_graph *g, const kiln_node *n, uint32_t i)
-{
-    return &g->values[n->inputs[i]].type;
-}
+#define IN(io, i) ((io)->inputs[i])
 
-static const char *shp(const kiln_graph *g, const kiln_shape *s, char *buf, size_t size)
+static const char *shp(const kiln_infer_in *io, const kiln_shape *s, char *buf, size_t size)
 {
-    return kiln_shape_format(s, g->batch_name, buf, size);
+    return kiln_shape_format(s, io->batch_name, buf, size);
 }
 
 /* Checks dims and element count of an inferred shape against the limits. */
-static int check_limits(const kiln_graph *g, const kiln_shape *s, char *err, size_t size)
+static int check_limits(const kiln_infer_in *io, const kiln_shape *s, char *err, size_t size)
 {
     for (int i = s->batched ? 1 : 0; i < s->rank; i++)
         if (s->dims[i] < 1 || s->dims[i] > KILN_MAX_DIM)
             return fail(err, size, "dimension %d of the result is %lld, outside 1..2147483647", i,
                         (long long)s->dims[i]);
     int64_t n = kiln_shape_elements_per_item(s);
-    int64_t limit = g->max_elements > 0 ? g->max_elements : KILN_DEFAULT_MAX_ELEMENTS;
+    int64_t limit = io->max_elements > 0 ? io->max_elements : KILN_DEFAULT_MAX_ELEMENTS;
     if (n < 0 || n > limit)
         return fail(err, size, "the result has more than %lld elements per batch item",
                     (long long)limit);
@@ -76,43 +72,28 @@ static kiln_type same_as(const kiln_type *t)
     return out;
 }
 
-/* A parameter's shape must be exactly `want`. */
-static int expect_param(const kiln_graph *g, const kiln_node *n, const char *role, int rank,
-                        const int64_t *want, char *err, size_t size)
+/* shapes[i] = a shape of rank r with the given dims. */
+static void set_shape(kiln_shape *s, int rank, const int64_t *dims)
 {
-    kiln_id id = kiln_node_param(g, n, role);
-    if (id == KILN_NO_ID)
-        return 0;
-    kiln_shape s = {.rank = rank};
-    memcpy(s.dims, want, sizeof(int64_t) * (size_t)rank);
-    const kiln_shape *have = &g->values[id].type.shape;
-    if (!kiln_shape_equal(have, &s)) {
-        char a[128], b[128];
-        return fail(err, size, "parameter '%s' (%s) must have shape %s, has %s", role,
-                    g->values[id].param.key ? g->values[id].param.key : g->values[id].name,
-                    shp(g, &s, a, sizeof a), shp(g, have, b, sizeof b));
-    }
-    return 0;
+    memset(s, 0, sizeof *s);
+    s->rank = rank;
+    memcpy(s->dims, dims, sizeof(int64_t) * (size_t)rank);
 }
 
-static int infer_dense(const kiln_graph *g, const kiln_node *n, kiln_type *out, char *err, size_t size)
+static int infer_dense(const kiln_infer_in *io, kiln_type *out, char *err, size_t size)
 {
-    const kiln_type *x = in_type(g, n, 0);
+    const kiln_type *x = IN(io, 0);
     char a[128];
     if (x->shape.rank < 2)
-        return fail(err, size, "dense needs an input of rank >= 2, got %s", shp(g, &x->shape, a, sizeof a));
-    int64_t in = x->shape.dims[x->shape.rank - 1];
+        return fail(err, size, "dense needs an input of rank >= 2, got %s", shp(io, &x->shape, a, sizeof a));
     if (x->shape.batched && x->shape.rank == 1)
         return fail(err, size, "dense cannot contract over the batch dimension");
-    int64_t units = n->attrs[KILN_ATTR_UNITS].i;
+    int64_t units = io->attrs[KILN_ATTR_UNITS].i;
     if (units < 1 || units > KILN_MAX_DIM)
         return fail(err, size, "units must be in 1..2147483647, got %lld", (long long)units);
-    int64_t w[2] = {units, in}, b[1] = {units};
-    if (expect_param(g, n, "weight", 2, w, err, size) || expect_param(g, n, "bias", 1, b, err, size))
-        return -1;
     *out = same_as(x);
     out->shape.dims[out->shape.rank - 1] = units;
-    return check_limits(g, &out->shape, err, size);
+    return check_limits(io, &out->shape, err, size);
 }
 
 /* Output size of a sliding window along one axis, PyTorch's rule. Returns -1
@@ -139,15 +120,15 @@ static int window_out(int64_t in, int64_t k, int64_t s, int64_t d, int64_t p0, i
     return 0;
 }
 
-static int infer_conv2d(const kiln_graph *g, const kiln_node *n, kiln_type *out, char *err, size_t size)
+static int infer_conv2d(const kiln_infer_in *io, kiln_type *out, char *err, size_t size)
 {
-    const kiln_type *x = in_type(g, n, 0);
+    const kiln_type *x = IN(io, 0);
     char a[128];
     if (x->shape.rank != 4)
-        return fail(err, size, "conv2d needs an input of rank 4 [N,C,H,W], got %s", shp(g, &x->shape, a, sizeof a));
-    const int64_t *k = n->attrs[KILN_ATTR_KERNEL].ints, *s = n->attrs[KILN_ATTR_STRIDE].ints,
-                  *p = n->attrs[KILN_ATTR_PADDING].ints, *d = n->attrs[KILN_ATTR_DILATION].ints;
-    int64_t groups = n->attrs[KILN_ATTR_GROUPS].i, filters = n->attrs[KILN_ATTR_FILTERS].i;
+        return fail(err, size, "conv2d needs an input of rank 4 [N,C,H,W], got %s", shp(io, &x->shape, a, sizeof a));
+    const int64_t *k = io->attrs[KILN_ATTR_KERNEL].ints, *s = io->attrs[KILN_ATTR_STRIDE].ints,
+                  *p = io->attrs[KILN_ATTR_PADDING].ints, *d = io->attrs[KILN_ATTR_DILATION].ints;
+    int64_t groups = io->attrs[KILN_ATTR_GROUPS].i, filters = io->attrs[KILN_ATTR_FILTERS].i;
     int64_t c = x->shape.dims[1];
     if (groups < 1 || c % groups != 0)
         return fail(err, size, "groups (%lld) must divide the input channels (%lld)", (long long)groups, (long long)c);
@@ -158,28 +139,25 @@ static int infer_conv2d(const kiln_graph *g, const kiln_node *n, kiln_type *out,
     if (window_out(x->shape.dims[2], k[0], s[0], d[0], p[0], p[2], false, "height", &oh, err, size) ||
         window_out(x->shape.dims[3], k[1], s[1], d[1], p[1], p[3], false, "width", &ow, err, size))
         return -1;
-    int64_t w[4] = {filters, c / groups, k[0], k[1]}, b[1] = {filters};
-    if (expect_param(g, n, "weight", 4, w, err, size) || expect_param(g, n, "bias", 1, b, err, size))
-        return -1;
     *out = same_as(x);
     out->shape.dims[1] = filters;
     out->shape.dims[2] = oh;
     out->shape.dims[3] = ow;
-    return check_limits(g, &out->shape, err, size);
+    return check_limits(io, &out->shape, err, size);
 }
 
-static int infer_pool(const kiln_graph *g, const kiln_node *n, kiln_type *out, char *err, size_t size)
+static int infer_pool(const kiln_infer_in *io, kiln_type *out, char *err, size_t size)
 {
-    const kiln_type *x = in_type(g, n, 0);
+    const kiln_type *x = IN(io, 0);
     char a[128];
     if (x->shape.rank != 4)
-        return fail(err, size, "%s needs an input of rank 4 [N,C,H,W], got %s", kiln_op_name(n->op),
-                    shp(g, &x->shape, a, sizeof a));
-    const int64_t *k = n->attrs[KILN_ATTR_KERNEL].ints, *s = n->attrs[KILN_ATTR_STRIDE].ints,
-                  *p = n->attrs[KILN_ATTR_PADDING].ints;
+        return fail(err, size, "%s needs an input of rank 4 [N,C,H,W], got %s", kiln_op_name(io->op),
+                    shp(io, &x->shape, a, sizeof a));
+    const int64_t *k = io->attrs[KILN_ATTR_KERNEL].ints, *s = io->attrs[KILN_ATTR_STRIDE].ints,
+                  *p = io->attrs[KILN_ATTR_PADDING].ints;
     int64_t one[2] = {1, 1};
-    const int64_t *d = kiln_node_has(n, KILN_ATTR_DILATION) ? n->attrs[KILN_ATTR_DILATION].ints : one;
-    bool ceil_mode = n->attrs[KILN_ATTR_CEIL_MODE].i != 0;
+    const int64_t *d = kiln_infer_has(io, KILN_ATTR_DILATION) ? io->attrs[KILN_ATTR_DILATION].ints : one;
+    bool ceil_mode = io->attrs[KILN_ATTR_CEIL_MODE].i != 0;
     for (int i = 0; i < 2; i++) {
         if (k[i] < 1 || d[i] < 1 || k[i] > KILN_MAX_DIM || d[i] > KILN_MAX_DIM || p[i] < 0 || p[i + 2] < 0 ||
             p[i] > KILN_MAX_DIM || p[i + 2] > KILN_MAX_DIM || s[i] < 1 || s[i] > KILN_MAX_DIM)
@@ -196,68 +174,60 @@ static int infer_pool(const kiln_graph *g, const kiln_node *n, kiln_type *out, c
     *out = same_as(x);
     out->shape.dims[2] = oh;
     out->shape.dims[3] = ow;
-    return check_limits(g, &out->shape, err, size);
+    return check_limits(io, &out->shape, err, size);
 }
 
-static int infer_global_avgpool(const kiln_graph *g, const kiln_node *n, kiln_type *out, char *err, size_t size)
+static int infer_global_avgpool(const kiln_infer_in *io, kiln_type *out, char *err, size_t size)
 {
-    const kiln_type *x = in_type(g, n, 0);
+    const kiln_type *x = IN(io, 0);
     char a[128];
     if (x->shape.rank != 4)
         return fail(err, size, "global_avgpool needs an input of rank 4 [N,C,H,W], got %s",
-                    shp(g, &x->shape, a, sizeof a));
+                    shp(io, &x->shape, a, sizeof a));
     *out = same_as(x);
     out->shape.dims[2] = out->shape.dims[3] = 1;
     return 0;
 }
 
-static int infer_batchnorm(const kiln_graph *g, const kiln_node *n, kiln_type *out, char *err, size_t size)
+static int infer_batchnorm(const kiln_infer_in *io, kiln_type *out, char *err, size_t size)
 {
-    const kiln_type *x = in_type(g, n, 0);
+    const kiln_type *x = IN(io, 0);
     char a[128];
     if (x->shape.rank < 2)
         return fail(err, size, "batchnorm needs an input of rank >= 2 (channels on axis 1), got %s",
-                    shp(g, &x->shape, a, sizeof a));
-    if (!(n->attrs[KILN_ATTR_EPS].f >= 0))
+                    shp(io, &x->shape, a, sizeof a));
+    if (!(io->attrs[KILN_ATTR_EPS].f >= 0))
         return fail(err, size, "eps must be >= 0");
-    int64_t c[1] = {x->shape.dims[1]};
-    static const char *const roles[] = {"weight", "bias", "running_mean", "running_var"};
-    for (int i = 0; i < 4; i++)
-        if (expect_param(g, n, roles[i], 1, c, err, size))
-            return -1;
     *out = same_as(x);
     return 0;
 }
 
-static int infer_layernorm(const kiln_graph *g, const kiln_node *n, kiln_type *out, char *err, size_t size)
+static int infer_layernorm(const kiln_infer_in *io, kiln_type *out, char *err, size_t size)
 {
-    const kiln_type *x = in_type(g, n, 0);
+    const kiln_type *x = IN(io, 0);
     if (x->shape.rank < 1 || (x->shape.batched && x->shape.rank == 1))
         return fail(err, size, "layernorm cannot normalize over the batch dimension");
-    if (!(n->attrs[KILN_ATTR_EPS].f >= 0))
+    if (!(io->attrs[KILN_ATTR_EPS].f >= 0))
         return fail(err, size, "eps must be >= 0");
-    int64_t c[1] = {x->shape.dims[x->shape.rank - 1]};
-    if (expect_param(g, n, "weight", 1, c, err, size) || expect_param(g, n, "bias", 1, c, err, size))
-        return -1;
     *out = same_as(x);
     return 0;
 }
 
-static int infer_unary(const kiln_graph *g, const kiln_node *n, kiln_type *out, char *err, size_t size)
+static int infer_unary(const kiln_infer_in *io, kiln_type *out, char *err, size_t size)
 {
-    if (n->op == KILN_OP_CLIP) {
-        bool lo = kiln_node_has(n, KILN_ATTR_MIN), hi = kiln_node_has(n, KILN_ATTR_MAX);
+    if (io->op == KILN_OP_CLIP) {
+        bool lo = kiln_infer_has(io, KILN_ATTR_MIN), hi = kiln_infer_has(io, KILN_ATTR_MAX);
         if (!lo && !hi)
             return fail(err, size, "clip needs 'min', 'max' or both");
-        if (lo && hi && n->attrs[KILN_ATTR_MIN].f > n->attrs[KILN_ATTR_MAX].f)
-            return fail(err, size, "clip: min (%g) is greater than max (%g)", n->attrs[KILN_ATTR_MIN].f,
-                        n->attrs[KILN_ATTR_MAX].f);
+        if (lo && hi && io->attrs[KILN_ATTR_MIN].f > io->attrs[KILN_ATTR_MAX].f)
+            return fail(err, size, "clip: min (%g) is greater than max (%g)", io->attrs[KILN_ATTR_MIN].f,
+                        io->attrs[KILN_ATTR_MAX].f);
     }
-    *out = same_as(in_type(g, n, 0));
+    *out = same_as(IN(io, 0));
     return 0;
 }
 
-static int check_axis(const kiln_graph *g, const kiln_shape *s, int64_t axis, const char *what, char *err,
+static int check_axis(const kiln_infer_in *io, const kiln_shape *s, int64_t axis, const char *what, char *err,
                       size_t size)
 {
     if (axis < 0 || axis >= s->rank)
@@ -268,10 +238,10 @@ static int check_axis(const kiln_graph *g, const kiln_shape *s, int64_t axis, co
     return 0;
 }
 
-static int infer_softmax(const kiln_graph *g, const kiln_node *n, kiln_type *out, char *err, size_t size)
+static int infer_softmax(const kiln_infer_in *io, kiln_type *out, char *err, size_t size)
 {
-    const kiln_type *x = in_type(g, n, 0);
-    if (check_axis(g, &x->shape, n->attrs[KILN_ATTR_AXIS].i, "axis", err, size))
+    const kiln_type *x = IN(io, 0);
+    if (check_axis(io, &x->shape, io->attrs[KILN_ATTR_AXIS].i, "axis", err, size))
         return -1;
     *out = same_as(x);
     return 0;
@@ -279,7 +249,7 @@ static int infer_softmax(const kiln_graph *g, const kiln_node *n, kiln_type *out
 
 /* NumPy broadcasting of a and b into out. The batch dimension may broadcast
  * against 1 only, and must land on axis 0 of the result. */
-static int broadcast(const kiln_graph *g, const kiln_shape *a, const kiln_shape *b, kiln_shape *out, char *err,
+static int broadcast(const kiln_infer_in *io, const kiln_shape *a, const kiln_shape *b, kiln_shape *out, char *err,
                      size_t size)
 {
     char x[128], y[128];
@@ -292,10 +262,10 @@ static int broadcast(const kiln_graph *g, const kiln_shape *a, const kiln_shape 
         if (ba || bb) {
             if ((ba && !bb && db != 1) || (bb && !ba && da != 1))
                 return fail(err, size, "cannot broadcast %s with %s: the batch dimension meets a fixed size",
-                            shp(g, a, x, sizeof x), shp(g, b, y, sizeof y));
+                            shp(io, a, x, sizeof x), shp(io, b, y, sizeof y));
             if (i != 0)
                 return fail(err, size, "cannot broadcast %s with %s: the batch dimension would move off axis 0",
-                            shp(g, a, x, sizeof x), shp(g, b, y, sizeof y));
+                            shp(io, a, x, sizeof x), shp(io, b, y, sizeof y));
             r.batched = true;
             r.dims[i] = KILN_DIM_BATCH;
         } else if (da == db || db == 1) {
@@ -304,33 +274,33 @@ static int broadcast(const kiln_graph *g, const kiln_shape *a, const kiln_shape 
             r.dims[i] = db;
         } else {
             return fail(err, size, "cannot broadcast %s with %s: dimension %d is %lld vs %lld",
-                        shp(g, a, x, sizeof x), shp(g, b, y, sizeof y), i, (long long)da, (long long)db);
+                        shp(io, a, x, sizeof x), shp(io, b, y, sizeof y), i, (long long)da, (long long)db);
         }
     }
     *out = r;
     return 0;
 }
 
-static int infer_binary(const kiln_graph *g, const kiln_node *n, kiln_type *out, char *err, size_t size)
+static int infer_binary(const kiln_infer_in *io, kiln_type *out, char *err, size_t size)
 {
-    bool scalar = kiln_node_has(n, KILN_ATTR_SCALAR);
-    if (scalar != (n->n_inputs == 1))
-        return fail(err, size, "%s takes two inputs, or one input and 'scalar'", kiln_op_name(n->op));
-    if (kiln_node_has(n, KILN_ATTR_REVERSE) && n->attrs[KILN_ATTR_REVERSE].i && !scalar)
+    bool scalar = kiln_infer_has(io, KILN_ATTR_SCALAR);
+    if (scalar != (io->n_data == 1))
+        return fail(err, size, "%s takes two inputs, or one input and 'scalar'", kiln_op_name(io->op));
+    if (kiln_infer_has(io, KILN_ATTR_REVERSE) && io->attrs[KILN_ATTR_REVERSE].i && !scalar)
         return fail(err, size, "'reverse' applies only to the one-input form with 'scalar'");
-    const kiln_type *a = in_type(g, n, 0);
+    const kiln_type *a = IN(io, 0);
     *out = same_as(a);
     if (scalar)
         return 0;
-    if (broadcast(g, &a->shape, &in_type(g, n, 1)->shape, &out->shape, err, size))
+    if (broadcast(io, &a->shape, &IN(io, 1)->shape, &out->shape, err, size))
         return -1;
-    return check_limits(g, &out->shape, err, size);
+    return check_limits(io, &out->shape, err, size);
 }
 
-static int infer_matmul(const kiln_graph *g, const kiln_node *n, kiln_type *out, char *err, size_t size)
+static int infer_matmul(const kiln_infer_in *io, kiln_type *out, char *err, size_t size)
 {
-    const kiln_shape *a = &in_type(g, n, 0)->shape, *b = &in_type(g, n, 1)->shape;
-    bool tb = n->attrs[KILN_ATTR_TRANSPOSE_B].i != 0;
+    const kiln_shape *a = &IN(io, 0)->shape, *b = &IN(io, 1)->shape;
+    bool tb = io->attrs[KILN_ATTR_TRANSPOSE_B].i != 0;
     char x[128], y[128];
     if (a->rank < 1 || b->rank < 1)
         return fail(err, size, "matmul needs operands of rank >= 1");
@@ -359,10 +329,10 @@ static int infer_matmul(const kiln_graph *g, const kiln_node *n, kiln_type *out,
     bool a_batch_in_mat = pa.batched && pa.rank == 2;
     if (pb.batched && pb.rank == 2)
         return fail(err, size, "matmul of %s and %s would contract over or move the batch dimension",
-                    shp(g, a, x, sizeof x), shp(g, b, y, sizeof y));
+                    shp(io, a, x, sizeof x), shp(io, b, y, sizeof y));
     if (k != kb)
         return fail(err, size, "matmul of %s and %s: inner dimensions %lld and %lld differ%s",
-                    shp(g, a, x, sizeof x), shp(g, b, y, sizeof y), (long long)k, (long long)kb,
+                    shp(io, a, x, sizeof x), shp(io, b, y, sizeof y), (long long)k, (long long)kb,
                     tb ? " (transpose_b)" : "");
     /* Broadcast the leading (batch-of-matrices) dimensions. */
     kiln_shape ba = {.rank = pa.rank - 2, .batched = pa.batched && pa.rank > 2};
@@ -370,11 +340,11 @@ static int infer_matmul(const kiln_graph *g, const kiln_node *n, kiln_type *out,
     memcpy(ba.dims, pa.dims, sizeof(int64_t) * (size_t)ba.rank);
     memcpy(bb.dims, pb.dims, sizeof(int64_t) * (size_t)bb.rank);
     kiln_shape lead;
-    if (broadcast(g, &ba, &bb, &lead, err, size))
+    if (broadcast(io, &ba, &bb, &lead, err, size))
         return -1;
     if (a_batch_in_mat && lead.rank > 0)
         return fail(err, size, "matmul of %s and %s would move the batch dimension off axis 0",
-                    shp(g, a, x, sizeof x), shp(g, b, y, sizeof y));
+                    shp(io, a, x, sizeof x), shp(io, b, y, sizeof y));
     kiln_shape r = lead;
     if (r.rank + 2 > KILN_MAX_RANK)
         return fail(err, size, "matmul result rank exceeds %d", KILN_MAX_RANK);
@@ -390,43 +360,43 @@ static int infer_matmul(const kiln_graph *g, const kiln_node *n, kiln_type *out,
         r.rank--;
     if (r.batched && r.rank == 0)
         return fail(err, size, "matmul result lost the batch dimension");
-    *out = same_as(in_type(g, n, 0));
+    *out = same_as(IN(io, 0));
     out->shape = r;
-    return check_limits(g, &out->shape, err, size);
+    return check_limits(io, &out->shape, err, size);
 }
 
-static int infer_concat(const kiln_graph *g, const kiln_node *n, kiln_type *out, char *err, size_t size)
+static int infer_concat(const kiln_infer_in *io, kiln_type *out, char *err, size_t size)
 {
-    const kiln_shape *s0 = &in_type(g, n, 0)->shape;
-    int64_t axis = n->attrs[KILN_ATTR_AXIS].i;
+    const kiln_shape *s0 = &IN(io, 0)->shape;
+    int64_t axis = io->attrs[KILN_ATTR_AXIS].i;
     char x[128], y[128];
     if (axis < 0 || axis >= s0->rank)
         return fail(err, size, "axis %lld is out of range for rank %d", (long long)axis, s0->rank);
     if (axis == 0 && s0->batched)
         return fail(err, size, "cannot concatenate along axis 0, the batch dimension");
     kiln_shape r = *s0;
-    for (uint32_t i = 1; i < n->n_inputs; i++) {
-        const kiln_shape *s = &in_type(g, n, i)->shape;
+    for (uint32_t i = 1; i < io->n_data; i++) {
+        const kiln_shape *s = &IN(io, i)->shape;
         bool same = s->rank == s0->rank && s->batched == s0->batched;
         for (int d = 0; same && d < s->rank; d++)
             if (d != axis && s->dims[d] != s0->dims[d])
                 same = false;
         if (!same)
             return fail(err, size, "input %u has shape %s, which does not match %s outside axis %lld", i + 1,
-                        shp(g, s, x, sizeof x), shp(g, s0, y, sizeof y), (long long)axis);
+                        shp(io, s, x, sizeof x), shp(io, s0, y, sizeof y), (long long)axis);
         r.dims[axis] += s->dims[axis];
         if (r.dims[axis] > KILN_MAX_DIM)
             return fail(err, size, "the concatenated axis exceeds 2147483647");
     }
-    *out = same_as(in_type(g, n, 0));
+    *out = same_as(IN(io, 0));
     out->shape = r;
-    return check_limits(g, &out->shape, err, size);
+    return check_limits(io, &out->shape, err, size);
 }
 
-static int infer_flatten(const kiln_graph *g, const kiln_node *n, kiln_type *out, char *err, size_t size)
+static int infer_flatten(const kiln_infer_in *io, kiln_type *out, char *err, size_t size)
 {
-    const kiln_shape *s = &in_type(g, n, 0)->shape;
-    int64_t axis = n->attrs[KILN_ATTR_AXIS].i;
+    const kiln_shape *s = &IN(io, 0)->shape;
+    int64_t axis = io->attrs[KILN_ATTR_AXIS].i;
     if (axis < 0 || axis >= s->rank + (s->rank == 0))
         return fail(err, size, "axis %lld is out of range for rank %d", (long long)axis, s->rank);
     if (axis == 0 && s->batched)
@@ -440,15 +410,15 @@ static int infer_flatten(const kiln_graph *g, const kiln_node *n, kiln_type *out
         p *= s->dims[i];
     }
     r.dims[axis] = p;
-    *out = same_as(in_type(g, n, 0));
+    *out = same_as(IN(io, 0));
     out->shape = r;
-    return check_limits(g, &out->shape, err, size);
+    return check_limits(io, &out->shape, err, size);
 }
 
-static int infer_reshape(const kiln_graph *g, const kiln_node *n, kiln_type *out, char *err, size_t size)
+static int infer_reshape(const kiln_infer_in *io, kiln_type *out, char *err, size_t size)
 {
-    const kiln_shape *s = &in_type(g, n, 0)->shape;
-    const kiln_attr *a = &n->attrs[KILN_ATTR_SHAPE];
+    const kiln_shape *s = &IN(io, 0)->shape;
+    const kiln_attr *a = &io->attrs[KILN_ATTR_SHAPE];
     char x[128];
     if (a->n < 1 || a->n > KILN_MAX_RANK)
         return fail(err, size, "shape must have 1 to %d entries", KILN_MAX_RANK);
@@ -471,17 +441,17 @@ static int infer_reshape(const kiln_graph *g, const kiln_node *n, kiln_type *out
     if (!s->batched && r.batched)
         r.batched = false;
     if (have != want || (r.batched != s->batched))
-        return fail(err, size, "cannot reshape %s (%lld elements) to %lld elements", shp(g, s, x, sizeof x),
+        return fail(err, size, "cannot reshape %s (%lld elements) to %lld elements", shp(io, s, x, sizeof x),
                     (long long)have, (long long)want);
-    *out = same_as(in_type(g, n, 0));
+    *out = same_as(IN(io, 0));
     out->shape = r;
-    return check_limits(g, &out->shape, err, size);
+    return check_limits(io, &out->shape, err, size);
 }
 
-static int infer_transpose(const kiln_graph *g, const kiln_node *n, kiln_type *out, char *err, size_t size)
+static int infer_transpose(const kiln_infer_in *io, kiln_type *out, char *err, size_t size)
 {
-    const kiln_shape *s = &in_type(g, n, 0)->shape;
-    const kiln_attr *p = &n->attrs[KILN_ATTR_PERM];
+    const kiln_shape *s = &IN(io, 0)->shape;
+    const kiln_attr *p = &io->attrs[KILN_ATTR_PERM];
     if (p->n != s->rank)
         return fail(err, size, "perm has %d entries for an input of rank %d", p->n, s->rank);
     bool seen[KILN_MAX_RANK] = {false};
@@ -494,21 +464,21 @@ static int infer_transpose(const kiln_graph *g, const kiln_node *n, kiln_type *o
     }
     if (s->batched && p->ints[0] != 0)
         return fail(err, size, "perm must start with 0: the batch dimension stays on axis 0");
-    *out = same_as(in_type(g, n, 0));
+    *out = same_as(IN(io, 0));
     out->shape = r;
     return 0;
 }
 
-static int infer_mean(const kiln_graph *g, const kiln_node *n, kiln_type *out, char *err, size_t size)
+static int infer_mean(const kiln_infer_in *io, kiln_type *out, char *err, size_t size)
 {
-    const kiln_shape *s = &in_type(g, n, 0)->shape;
-    const kiln_attr *a = &n->attrs[KILN_ATTR_AXES];
-    bool keep = n->attrs[KILN_ATTR_KEEPDIMS].i != 0;
+    const kiln_shape *s = &IN(io, 0)->shape;
+    const kiln_attr *a = &io->attrs[KILN_ATTR_AXES];
+    bool keep = io->attrs[KILN_ATTR_KEEPDIMS].i != 0;
     if (a->n < 1)
         return fail(err, size, "axes must name at least one axis");
     bool reduce[KILN_MAX_RANK] = {false};
     for (int i = 0; i < a->n; i++) {
-        if (check_axis(g, s, a->ints[i], "axis", err, size))
+        if (check_axis(io, s, a->ints[i], "axis", err, size))
             return -1;
         if (reduce[a->ints[i]])
             return fail(err, size, "axis %lld is listed twice", (long long)a->ints[i]);
@@ -521,15 +491,15 @@ static int infer_mean(const kiln_graph *g, const kiln_node *n, kiln_type *out, c
         else if (keep)
             r.dims[r.rank++] = 1;
     }
-    *out = same_as(in_type(g, n, 0));
+    *out = same_as(IN(io, 0));
     out->shape = r;
     return 0;
 }
 
-static int infer_pad(const kiln_graph *g, const kiln_node *n, kiln_type *out, char *err, size_t size)
+static int infer_pad(const kiln_infer_in *io, kiln_type *out, char *err, size_t size)
 {
-    const kiln_shape *s = &in_type(g, n, 0)->shape;
-    const kiln_attr *p = &n->attrs[KILN_ATTR_PADS];
+    const kiln_shape *s = &IN(io, 0)->shape;
+    const kiln_attr *p = &io->attrs[KILN_ATTR_PADS];
     if (p->n != 4)
         return fail(err, size, "pads must be [top, left, bottom, right]");
     if (s->rank < 2 || (s->batched && s->rank < 3))
@@ -540,22 +510,66 @@ static int infer_pad(const kiln_graph *g, const kiln_node *n, kiln_type *out, ch
             return fail(err, size, "pads must be non-negative");
     r.dims[r.rank - 2] += p->ints[0] + p->ints[2];
     r.dims[r.rank - 1] += p->ints[1] + p->ints[3];
-    *out = same_as(in_type(g, n, 0));
+    *out = same_as(IN(io, 0));
     out->shape = r;
-    return check_limits(g, &out->shape, err, size);
+    return check_limits(io, &out->shape, err, size);
 }
 
-static int infer_same(const kiln_graph *g, const kiln_node *n, kiln_type *out, char *err, size_t size)
+static int infer_same(const kiln_infer_in *io, kiln_type *out, char *err, size_t size)
 {
-    *out = same_as(in_type(g, n, 0));
+    *out = same_as(IN(io, 0));
     return 0;
 }
 
-static int infer_constant(const kiln_graph *g, const kiln_node *n, kiln_type *out, char *err, size_t size)
+static int infer_constant(const kiln_infer_in *io, kiln_type *out, char *err, size_t size)
 {
-    if (g->values[n->inputs[0]].kind != KILN_VALUE_PARAM)
-        return fail(err, size, "constant's operand must be a parameter");
-    *out = same_as(in_type(g, n, 0));
+    *out = same_as(IN(io, 0)); /* the graph checks that the operand is a parameter */
+    return 0;
+}
+
+/* ---- parameter shapes (valid attributes: the shape rule ran first) ------ */
+
+static int params_dense(const kiln_infer_in *io, kiln_shape *shapes, char *err, size_t size)
+{
+    const kiln_shape *x = &IN(io, 0)->shape;
+    int64_t units = io->attrs[KILN_ATTR_UNITS].i;
+    if (x->rank < 1)
+        return fail(err, size, "dense needs an input of rank >= 1");
+    set_shape(&shapes[0], 2, (const int64_t[]){units, x->dims[x->rank - 1]});
+    set_shape(&shapes[1], 1, (const int64_t[]){units});
+    return 0;
+}
+
+static int params_conv2d(const kiln_infer_in *io, kiln_shape *shapes, char *err, size_t size)
+{
+    const kiln_shape *x = &IN(io, 0)->shape;
+    const int64_t *k = io->attrs[KILN_ATTR_KERNEL].ints;
+    int64_t groups = io->attrs[KILN_ATTR_GROUPS].i, filters = io->attrs[KILN_ATTR_FILTERS].i;
+    if (x->rank != 4 || groups < 1)
+        return fail(err, size, "conv2d needs an input of rank 4 and groups >= 1");
+    set_shape(&shapes[0], 4, (const int64_t[]){filters, x->dims[1] / groups, k[0], k[1]});
+    set_shape(&shapes[1], 1, (const int64_t[]){filters});
+    return 0;
+}
+
+/* Every role a vector over axis 1 (channels). */
+static int params_channels(const kiln_infer_in *io, kiln_shape *shapes, char *err, size_t size)
+{
+    if (IN(io, 0)->shape.rank < 2)
+        return fail(err, size, "the channels are axis 1 of an input of rank >= 2");
+    for (int i = 0; i < KILN_MAX_OP_PARAMS; i++)
+        set_shape(&shapes[i], 1, &IN(io, 0)->shape.dims[1]);
+    return 0;
+}
+
+/* Every role a vector over the last axis. */
+static int params_last_axis(const kiln_infer_in *io, kiln_shape *shapes, char *err, size_t size)
+{
+    const kiln_shape *x = &IN(io, 0)->shape;
+    if (x->rank < 1)
+        return fail(err, size, "the input has no last axis");
+    for (int i = 0; i < KILN_MAX_OP_PARAMS; i++)
+        set_shape(&shapes[i], 1, &x->dims[x->rank - 1]);
     return 0;
 }
 
@@ -563,30 +577,38 @@ static int infer_constant(const kiln_graph *g, const kiln_node *n, kiln_type *ou
 
 #define A(id, use, text) {KILN_ATTR_##id, KILN_USE_##use, text, 0}
 #define FROM(id, src) {KILN_ATTR_##id, KILN_USE_FROM, NULL, KILN_ATTR_##src}
-#define UNARY(ID, nm) [KILN_OP_##ID] = {nm, 1, 1, {0}, 0, {{0}}, 0, KILN_OPF_UNARY, infer_unary}
+#define UNARY(ID, nm) [KILN_OP_##ID] = {nm, 1, 1, {0}, 0, {{0}}, 0, 0, infer_unary, NULL}
 #define BINARY(ID, nm)                                                                           \
     [KILN_OP_##ID] = {nm, 1, 2, {0}, 0, {A(SCALAR, OPTIONAL, NULL), A(REVERSE, DEFAULT, "false")}, 2, \
-                      KILN_OPF_BINARY, infer_binary}
+                      0, infer_binary, NULL}
+
+const kiln_op_facts kiln_op_fact_table[KILN_OP_COUNT] = {
+#define KILN_OP(id, name, pattern, layout, cost) \
+    [KILN_OP_##id] = {KILN_PAT_##pattern, KILN_LAYR_##layout, KILN_COST_##cost},
+#include "ops.def"
+#undef KILN_OP
+};
 
 const kiln_op_def kiln_op_defs[KILN_OP_COUNT] = {
-    [KILN_OP_DENSE] = {"dense", 1, 1, {"weight", "bias"}, 1, {A(UNITS, REQUIRED, NULL)}, 1, 0, infer_dense},
+    [KILN_OP_DENSE] = {"dense", 1, 1, {"weight", "bias"}, 1, {A(UNITS, REQUIRED, NULL)}, 1, 0, infer_dense,
+                       params_dense},
     [KILN_OP_CONV2D] = {"conv2d", 1, 1, {"weight", "bias"}, 1,
                         {A(FILTERS, REQUIRED, NULL), A(KERNEL, REQUIRED, NULL), A(STRIDE, DEFAULT, "1"),
                          A(PADDING, DEFAULT, "0"), A(DILATION, DEFAULT, "1"), A(GROUPS, DEFAULT, "1")},
-                        6, 0, infer_conv2d},
+                        6, 0, infer_conv2d, params_conv2d},
     [KILN_OP_MAXPOOL2D] = {"maxpool2d", 1, 1, {0}, 0,
                            {A(KERNEL, REQUIRED, NULL), FROM(STRIDE, KERNEL), A(PADDING, DEFAULT, "0"),
                             A(DILATION, DEFAULT, "1"), A(CEIL_MODE, DEFAULT, "false")},
-                           5, 0, infer_pool},
+                           5, 0, infer_pool, NULL},
     [KILN_OP_AVGPOOL2D] = {"avgpool2d", 1, 1, {0}, 0,
                            {A(KERNEL, REQUIRED, NULL), FROM(STRIDE, KERNEL), A(PADDING, DEFAULT, "0"),
                             A(CEIL_MODE, DEFAULT, "false"), A(COUNT_INCLUDE_PAD, DEFAULT, "true")},
-                           5, 0, infer_pool},
-    [KILN_OP_GLOBAL_AVGPOOL] = {"global_avgpool", 1, 1, {0}, 0, {{0}}, 0, 0, infer_global_avgpool},
+                           5, 0, infer_pool, NULL},
+    [KILN_OP_GLOBAL_AVGPOOL] = {"global_avgpool", 1, 1, {0}, 0, {{0}}, 0, 0, infer_global_avgpool, NULL},
     [KILN_OP_BATCHNORM] = {"batchnorm", 1, 1, {"weight", "bias", "running_mean", "running_var"}, 4,
-                           {A(EPS, DEFAULT, "1e-5")}, 1, 0, infer_batchnorm},
+                           {A(EPS, DEFAULT, "1e-5")}, 1, 0, infer_batchnorm, params_channels},
     [KILN_OP_LAYERNORM] = {"layernorm", 1, 1, {"weight", "bias"}, 0, {A(EPS, DEFAULT, "1e-5")}, 1, 0,
-                           infer_layernorm},
+                           infer_layernorm, params_last_axis},
     UNARY(RELU, "relu"),
     UNARY(RELU6, "relu6"),
     UNARY(SIGMOID, "sigmoid"),
@@ -597,39 +619,39 @@ const kiln_op_def kiln_op_defs[KILN_OP_COUNT] = {
     UNARY(EXP, "exp"),
     UNARY(SQRT, "sqrt"),
     UNARY(NEG, "neg"),
-    [KILN_OP_GELU] = {"gelu", 1, 1, {0}, 0, {A(APPROXIMATE, DEFAULT, "none")}, 1, KILN_OPF_UNARY, infer_unary},
-    [KILN_OP_LEAKY_RELU] = {"leaky_relu", 1, 1, {0}, 0, {A(ALPHA, DEFAULT, "0.01")}, 1, KILN_OPF_UNARY,
-                            infer_unary},
-    [KILN_OP_ELU] = {"elu", 1, 1, {0}, 0, {A(ALPHA, DEFAULT, "1.0")}, 1, KILN_OPF_UNARY, infer_unary},
-    [KILN_OP_CLIP] = {"clip", 1, 1, {0}, 0, {A(MIN, OPTIONAL, NULL), A(MAX, OPTIONAL, NULL)}, 2, KILN_OPF_UNARY,
-                      infer_unary},
-    [KILN_OP_SOFTMAX] = {"softmax", 1, 1, {0}, 0, {A(AXIS, DEFAULT, "-1")}, 1, 0, infer_softmax},
-    [KILN_OP_LOG_SOFTMAX] = {"log_softmax", 1, 1, {0}, 0, {A(AXIS, DEFAULT, "-1")}, 1, 0, infer_softmax},
+    [KILN_OP_GELU] = {"gelu", 1, 1, {0}, 0, {A(APPROXIMATE, DEFAULT, "none")}, 1, 0, infer_unary, NULL},
+    [KILN_OP_LEAKY_RELU] = {"leaky_relu", 1, 1, {0}, 0, {A(ALPHA, DEFAULT, "0.01")}, 1, 0, infer_unary, NULL},
+    [KILN_OP_ELU] = {"elu", 1, 1, {0}, 0, {A(ALPHA, DEFAULT, "1.0")}, 1, 0, infer_unary, NULL},
+    [KILN_OP_CLIP] = {"clip", 1, 1, {0}, 0, {A(MIN, OPTIONAL, NULL), A(MAX, OPTIONAL, NULL)}, 2, 0, infer_unary,
+                      NULL},
+    [KILN_OP_SOFTMAX] = {"softmax", 1, 1, {0}, 0, {A(AXIS, DEFAULT, "-1")}, 1, 0, infer_softmax, NULL},
+    [KILN_OP_LOG_SOFTMAX] = {"log_softmax", 1, 1, {0}, 0, {A(AXIS, DEFAULT, "-1")}, 1, 0, infer_softmax, NULL},
     BINARY(ADD, "add"),
     BINARY(SUB, "sub"),
     BINARY(MUL, "mul"),
     BINARY(DIV, "div"),
     BINARY(MAX, "max"),
     BINARY(MIN, "min"),
-    [KILN_OP_MATMUL] = {"matmul", 2, 2, {0}, 0, {A(TRANSPOSE_B, DEFAULT, "false")}, 1, 0, infer_matmul},
-    [KILN_OP_CONCAT] = {"concat", 1, -1, {0}, 0, {A(AXIS, DEFAULT, "1")}, 1, 0, infer_concat},
-    [KILN_OP_FLATTEN] = {"flatten", 1, 1, {0}, 0, {A(AXIS, DEFAULT, "1")}, 1, 0, infer_flatten},
-    [KILN_OP_RESHAPE] = {"reshape", 1, 1, {0}, 0, {A(SHAPE, REQUIRED, NULL)}, 1, 0, infer_reshape},
-    [KILN_OP_TRANSPOSE] = {"transpose", 1, 1, {0}, 0, {A(PERM, REQUIRED, NULL)}, 1, 0, infer_transpose},
+    [KILN_OP_MATMUL] = {"matmul", 2, 2, {0}, 0, {A(TRANSPOSE_B, DEFAULT, "false")}, 1, 0, infer_matmul, NULL},
+    [KILN_OP_CONCAT] = {"concat", 1, -1, {0}, 0, {A(AXIS, DEFAULT, "1")}, 1, 0, infer_concat, NULL},
+    [KILN_OP_FLATTEN] = {"flatten", 1, 1, {0}, 0, {A(AXIS, DEFAULT, "1")}, 1, 0, infer_flatten, NULL},
+    [KILN_OP_RESHAPE] = {"reshape", 1, 1, {0}, 0, {A(SHAPE, REQUIRED, NULL)}, 1, 0, infer_reshape, NULL},
+    [KILN_OP_TRANSPOSE] = {"transpose", 1, 1, {0}, 0, {A(PERM, REQUIRED, NULL)}, 1, 0, infer_transpose, NULL},
     [KILN_OP_MEAN] = {"mean", 1, 1, {0}, 0, {A(AXES, REQUIRED, NULL), A(KEEPDIMS, DEFAULT, "true")}, 2, 0,
-                      infer_mean},
-    [KILN_OP_PAD] = {"pad", 1, 1, {0}, 0, {A(PADS, REQUIRED, NULL), A(VALUE, DEFAULT, "0")}, 2, 0, infer_pad},
-    [KILN_OP_IDENTITY] = {"identity", 1, 1, {0}, 0, {{0}}, 0, KILN_OPF_PASS, infer_same},
-    [KILN_OP_DROPOUT] = {"dropout", 1, 1, {0}, 0, {{0}}, 0, KILN_OPF_PASS, infer_same},
+                      infer_mean, NULL},
+    [KILN_OP_PAD] = {"pad", 1, 1, {0}, 0, {A(PADS, REQUIRED, NULL), A(VALUE, DEFAULT, "0")}, 2, 0, infer_pad, NULL},
+    [KILN_OP_IDENTITY] = {"identity", 1, 1, {0}, 0, {{0}}, 0, KILN_OPF_PASS, infer_same, NULL},
+    [KILN_OP_DROPOUT] = {"dropout", 1, 1, {0}, 0, {{0}}, 0, KILN_OPF_PASS, infer_same, NULL},
     /* The layout pass's conversion between layouts: the logical values pass
      * unchanged, only their storage differs (not KILN_OPF_PASS: removing it
      * would change what its readers find in memory). */
-    [KILN_OP_REORDER] = {"reorder", 1, 1, {0}, 0, {{0}}, 0, KILN_OPF_IR_ONLY, infer_same},
-    [KILN_OP_CONSTANT] = {"constant", 0, 0, {"value"}, 1, {{0}}, 0, KILN_OPF_NO_DATA, infer_constant},
+    [KILN_OP_REORDER] = {"reorder", 1, 1, {0}, 0, {{0}}, 0, KILN_OPF_IR_ONLY, infer_same, NULL},
+    [KILN_OP_CONSTANT] = {"constant", 0, 0, {"value"}, 1, {{0}}, 0, KILN_OPF_NO_DATA, infer_constant, NULL},
 };
 
 _Static_assert(sizeof kiln_op_defs / sizeof kiln_op_defs[0] == KILN_OP_COUNT, "one definition per op");
-_Static_assert(KILN_ATTR_COUNT <= 32, "attr_set is a 32-bit mask");
+_Static_assert(sizeof kiln_op_fact_table / sizeof kiln_op_fact_table[0] == KILN_OP_COUNT, "facts per op");
+_Static_assert(KILN_ATTR_COUNT <= 64, "attr_set is a 64-bit mask");
 
 const char *kiln_op_name(kiln_op op)
 {
@@ -672,6 +694,18 @@ int kiln_op_param_index(kiln_op op, const char *role)
         if (strcmp(d->params[i], role) == 0)
             return i;
     return -1;
+}
+
+bool kiln_op_param_shapes(kiln_op op, const kiln_type *const *data, uint32_t n_data, const kiln_attr *attrs,
+                          uint64_t attr_set, kiln_shape shapes[KILN_MAX_OP_PARAMS])
+{
+    const kiln_op_def *d = &kiln_op_defs[op];
+    memset(shapes, 0, sizeof(kiln_shape) * KILN_MAX_OP_PARAMS);
+    if (!d->param_shapes || n_data < 1)
+        return false;
+    kiln_infer_in in = {op, data, n_data, n_data, attrs, attr_set, NULL, 0};
+    char err[128];
+    return d->param_shapes(&in, shapes, err, sizeof err) == 0;
 }
 
 /* ---- scalars ----------------------------------------------------------- */

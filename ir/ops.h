@@ -11,11 +11,62 @@
 #include "type.h"
 
 typedef enum kiln_op {
-#define KILN_OP(id, name) KILN_OP_##id,
+#define KILN_OP(id, name, pattern, layout, cost) KILN_OP_##id,
 #include "ops.def"
 #undef KILN_OP
     KILN_OP_COUNT
 } kiln_op;
+
+/* The facts ops.def states for every op (its header says what each means). */
+typedef enum kiln_op_pattern {
+    KILN_PAT_ELEMWISE,
+    KILN_PAT_BROADCAST,
+    KILN_PAT_INJECTIVE,
+    KILN_PAT_VIEW,
+    KILN_PAT_REDUCTION,
+    KILN_PAT_OUT_FUSABLE,
+    KILN_PAT_OPAQUE,
+} kiln_op_pattern;
+
+typedef enum kiln_op_layout_rule {
+    KILN_LAYR_PLAIN,
+    KILN_LAYR_KEEP,
+    KILN_LAYR_CONV,
+    KILN_LAYR_READ_ANY,
+    KILN_LAYR_CONVERT,
+} kiln_op_layout_rule;
+
+typedef enum kiln_op_cost {
+    KILN_COST_MOVE,
+    KILN_COST_CHEAP,
+    KILN_COST_MEDIUM,
+    KILN_COST_TRANSCENDENTAL,
+    KILN_COST_NORM,
+    KILN_COST_REDUCE,
+    KILN_COST_WINDOW,
+    KILN_COST_CONTRACT,
+} kiln_op_cost;
+
+typedef struct kiln_op_facts {
+    kiln_op_pattern pattern;
+    kiln_op_layout_rule layout;
+    kiln_op_cost cost;
+} kiln_op_facts;
+
+extern const kiln_op_facts kiln_op_fact_table[KILN_OP_COUNT];
+static inline const kiln_op_facts *kiln_op_facts_of(kiln_op op) { return &kiln_op_fact_table[op]; }
+/* One input, elementwise (usable as `activation:`). */
+static inline bool kiln_op_is_unary(kiln_op op) { return kiln_op_fact_table[op].pattern == KILN_PAT_ELEMWISE; }
+/* Two inputs with broadcasting, or one and `scalar`. */
+static inline bool kiln_op_is_binary(kiln_op op) { return kiln_op_fact_table[op].pattern == KILN_PAT_BROADCAST; }
+static inline bool kiln_op_is_elementwise(kiln_op op) { return kiln_op_is_unary(op) || kiln_op_is_binary(op); }
+/* The output is the operand's storage reinterpreted (no copy). */
+static inline bool kiln_op_is_view(kiln_op op) { return kiln_op_fact_table[op].pattern == KILN_PAT_VIEW; }
+/* Can start a fusion group: a contraction, or an elementwise op (a chain). */
+static inline bool kiln_op_can_anchor(kiln_op op)
+{
+    return kiln_op_fact_table[op].pattern == KILN_PAT_OUT_FUSABLE || kiln_op_is_elementwise(op);
+}
 
 typedef enum kiln_attr_id {
 #define KILN_ATTR(id, name, type) KILN_ATTR_##id,
@@ -33,6 +84,8 @@ typedef enum kiln_attr_type {
 } kiln_attr_type;
 
 #define KILN_MAX_INTS 8
+#define KILN_MAX_OP_ATTRS 8
+#define KILN_MAX_OP_PARAMS 4
 
 /* An attribute value. Which member is meaningful follows the attribute's type:
  * INT, BOOL (0/1) and WORD (index into the attribute's word list) use `i`;
@@ -64,26 +117,39 @@ typedef struct kiln_op_attr {
     kiln_attr_id from;        /* KILN_USE_FROM */
 } kiln_op_attr;
 
-/* Op properties. */
+/* Op properties beyond ops.def's columns. */
 enum {
-    KILN_OPF_UNARY = 1u << 0,    /* one-input elementwise: usable as `activation:` */
-    KILN_OPF_BINARY = 1u << 1,   /* two-input elementwise with broadcasting, or one input + scalar */
     KILN_OPF_NO_DATA = 1u << 2,  /* no data operand (constant) */
     KILN_OPF_PASS = 1u << 3,     /* output equals the operand (identity, dropout) */
     KILN_OPF_IR_ONLY = 1u << 4,  /* made by passes, not a model op: the YAML frontend refuses it (reorder) */
 };
 
-#define KILN_MAX_OP_ATTRS 8
-#define KILN_MAX_OP_PARAMS 4
+/* What a shape rule sees: the operands' types and the attributes, nothing
+ * of the graph. */
+typedef struct kiln_infer_in {
+    kiln_op op;
+    const kiln_type *const *inputs; /* the data operands, then the parameters */
+    uint32_t n_data, n_inputs;
+    const kiln_attr *attrs;         /* KILN_ATTR_COUNT entries; present: attr_set bit */
+    uint64_t attr_set;
+    const char *batch_name;         /* for messages (NULL: "batch") */
+    int64_t max_elements;           /* elements per batch item (0: KILN_DEFAULT_MAX_ELEMENTS) */
+} kiln_infer_in;
 
-struct kiln_graph;
-struct kiln_node;
+static inline bool kiln_infer_has(const kiln_infer_in *in, kiln_attr_id id) { return (in->attr_set >> id) & 1u; }
 
-/* A shape rule: computes the output type of node `n` from its operands and
- * attributes. On failure returns -1 and writes a message that names the shapes
- * and the rule broken (the caller adds the layer name and location). */
-typedef int (*kiln_infer_fn)(const struct kiln_graph *g, const struct kiln_node *n,
-                             kiln_type *out, char *err, size_t err_size);
+/* A shape rule: the output type from the operands and attributes. On
+ * failure returns -1 and writes a message that names the shapes and the rule
+ * broken (the caller adds the layer name and location). */
+typedef int (*kiln_infer_fn)(const kiln_infer_in *in, kiln_type *out, char *err, size_t err_size);
+
+/* The shape each parameter role must have (shapes[i] for params[i]), from
+ * the data operands and attributes; the frontend sizes random parameters by
+ * it and the graph checks given ones against it. NULL in the table: the op
+ * has no parameters with a fixed shape. Only in->inputs[0 .. n_data) are
+ * read. Returns 0, or -1 with a message. */
+typedef int (*kiln_param_shapes_fn)(const kiln_infer_in *in, kiln_shape shapes[KILN_MAX_OP_PARAMS], char *err,
+                                    size_t err_size);
 
 typedef struct kiln_op_def {
     const char *name;
@@ -94,6 +160,7 @@ typedef struct kiln_op_def {
     int n_attrs;
     unsigned flags;
     kiln_infer_fn infer;
+    kiln_param_shapes_fn param_shapes;
 } kiln_op_def;
 
 extern const kiln_attr_def kiln_attr_defs[KILN_ATTR_COUNT];
@@ -108,6 +175,11 @@ const kiln_op_attr *kiln_op_find_attr(kiln_op op, kiln_attr_id id);
 /* WORD attributes: the NULL-terminated list of allowed words (the value's
  * `i` indexes it); NULL for other attributes. */
 const char *const *kiln_attr_words(kiln_attr_id id);
+/* The shapes op's parameter roles must have (shapes[i] for params[i]; rank
+ * 0: any), from its data operands and attributes; false when the op has no
+ * fixed parameter shapes or the operands cannot have any. */
+bool kiln_op_param_shapes(kiln_op op, const kiln_type *const *data, uint32_t n_data, const kiln_attr *attrs,
+                          uint64_t attr_set, kiln_shape shapes[KILN_MAX_OP_PARAMS]);
 /* Index of a parameter role in the op's params, or -1. */
 int kiln_op_param_index(kiln_op op, const char *role);
 

@@ -1336,7 +1336,7 @@ static bool parse_node(parser *p)
     kiln_op op = KILN_OP_COUNT;
     uint32_t op_line = 0, op_col = 0;
     size_t n_ops = 0;
-    uint32_t attr_set = 0;
+    uint64_t attr_set = 0;
     kiln_attr attrs[KILN_ATTR_COUNT];
     kiln_type type;
     uint32_t type_line = 0, type_col = 0;
@@ -1413,7 +1413,7 @@ static bool parse_node(parser *p)
                          kiln_op_name(op));
                 goto fail;
             }
-            if (attr_set & (1u << aid)) {
+            if ((attr_set >> aid) & 1u) {
                 error_at(p, aline, acol, "attribute '%s' given twice", kiln_attr_defs[aid].name);
                 goto fail;
             }
@@ -1422,7 +1422,7 @@ static bool parse_node(parser *p)
                 goto fail;
             if (!parse_attr_value(p, aid, &attrs[aid]))
                 goto fail;
-            attr_set |= 1u << aid;
+            attr_set |= (uint64_t)1 << aid;
             skip_nl(p);
         }
         advance(p); /* '}' */
@@ -1467,7 +1467,7 @@ static bool parse_node(parser *p)
         goto fail;
     }
     for (int i = 0; i < def->n_attrs; i++) {
-        if (def->attrs[i].use == KILN_USE_REQUIRED && !(attr_set & (1u << def->attrs[i].id))) {
+        if (def->attrs[i].use == KILN_USE_REQUIRED && !((attr_set >> def->attrs[i].id) & 1u)) {
             error_at(p, op_line, op_col, "%s needs attribute '%s'", kiln_op_name(op),
                      kiln_attr_defs[def->attrs[i].id].name);
             goto fail;
@@ -1488,7 +1488,7 @@ static bool parse_node(parser *p)
     }
     kiln_node *n = kiln_graph_node(p->g, nid);
     for (int i = 0; i < KILN_ATTR_COUNT; i++)
-        if (attr_set & (1u << i))
+        if ((attr_set >> i) & 1u)
             kiln_node_set_attr(n, (kiln_attr_id)i, &attrs[i]);
     n->precision = prec;
     n->loc = (kiln_loc){p->gfile, line, col};

@@ -149,22 +149,17 @@ int kiln_ir_check_node_layout(const kiln_graph *g, const kiln_node *n, char *err
     if (!any)
         return 0;
     char a[32], b[32];
-    unsigned f = kiln_op_get(n->op)->flags;
-    switch (n->op) {
-    case KILN_OP_CONV2D:  /* any layout in, any out: the kernel reads and writes both */
-    case KILN_OP_REORDER: /* its purpose */
+    switch (kiln_op_facts_of(n->op)->layout) {
+    case KILN_LAYR_CONV:    /* any layout in, any out: the kernel reads and writes both */
+    case KILN_LAYR_CONVERT: /* its purpose */
         return 0;
-    case KILN_OP_GLOBAL_AVGPOOL:
+    case KILN_LAYR_READ_ANY:
         if (!is_blocked(out))
             return 0;
-        snprintf(err, err_size, "global_avgpool reads any layout but writes a plain output, not %s",
+        snprintf(err, err_size, "%s reads any layout but writes a plain output, not %s", kiln_op_name(n->op),
                  layout_text(out, a, sizeof a));
         return -1;
-    default:
-        break;
-    }
-    bool pool = n->op == KILN_OP_MAXPOOL2D || n->op == KILN_OP_AVGPOOL2D;
-    if (!pool && !(f & (KILN_OPF_UNARY | KILN_OPF_BINARY))) {
+    case KILN_LAYR_PLAIN:
         for (uint32_t k = 0; k < data; k++) {
             const kiln_value *v = &g->values[n->inputs[k]];
             if (is_blocked(&v->type)) {
@@ -176,6 +171,8 @@ int kiln_ir_check_node_layout(const kiln_graph *g, const kiln_node *n, char *err
         snprintf(err, err_size, "%s writes the plain layout only, not %s", kiln_op_name(n->op),
                  layout_text(out, a, sizeof a));
         return -1;
+    case KILN_LAYR_KEEP:
+        break;
     }
     /* pools and elementwise ops keep their operands' layout; a binary op
      * with a blocked value does not broadcast */
@@ -186,7 +183,7 @@ int kiln_ir_check_node_layout(const kiln_graph *g, const kiln_node *n, char *err
                      kiln_op_name(n->op), v->name, layout_text(&v->type, a, sizeof a), layout_text(out, b, sizeof b));
             return -1;
         }
-        if ((f & KILN_OPF_BINARY) && data == 2 && !kiln_shape_equal(&v->type.shape, &out->shape)) {
+        if (kiln_op_is_binary(n->op) && data == 2 && !kiln_shape_equal(&v->type.shape, &out->shape)) {
             char s1[128], s2[128];
             snprintf(err, err_size, "%s on blocked values does not broadcast: operand '%s' is %s, the output %s",
                      kiln_op_name(n->op), v->name, kiln_shape_format(&v->type.shape, g->batch_name, s1, sizeof s1),
@@ -199,21 +196,13 @@ int kiln_ir_check_node_layout(const kiln_graph *g, const kiln_node *n, char *err
 
 /* ---- fusion groups (kiln_node.group) ----------------------------------- */
 
-static bool can_anchor(kiln_op op)
-{
-    unsigned f = kiln_op_get(op)->flags;
-    return op == KILN_OP_CONV2D || op == KILN_OP_DENSE || op == KILN_OP_MATMUL ||
-           (f & (KILN_OPF_UNARY | KILN_OPF_BINARY));
-}
-
 /* The chain rule of graph.h, for the member at node i (not the first of its
  * group, which starts at node `start`). */
 static void check_member(const kiln_graph *g, const uint32_t *uses, size_t start, size_t i, kiln_diag *d)
 {
     const kiln_node *n = &g->nodes[i];
     char err[512];
-    unsigned f = kiln_op_get(n->op)->flags;
-    if (!(f & (KILN_OPF_UNARY | KILN_OPF_BINARY))) {
+    if (!kiln_op_is_elementwise(n->op)) {
         snprintf(err, sizeof err, "fusion group %u: %s cannot follow another member (only one-input or binary "
                  "elementwise ops can)", n->group, kiln_op_name(n->op));
         node_error(d, g, i, err);
@@ -273,7 +262,7 @@ static kiln_status check_groups(const kiln_graph *g, kiln_diag *d)
                 node_error(d, g, i, err);
             }
             last_group = n->group;
-            if (!can_anchor(n->op)) {
+            if (!kiln_op_can_anchor(n->op)) {
                 snprintf(err, sizeof err, "fusion group %u cannot start with %s (only conv2d, dense, matmul "
                          "or an elementwise op)", n->group, kiln_op_name(n->op));
                 node_error(d, g, i, err);

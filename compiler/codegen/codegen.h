@@ -258,6 +258,10 @@ typedef void (*kiln_cg_math_kernel)(const float *x, float *y, int64_t n);
 kiln_status kiln_cg_math_jit(const kiln_cg_options *opt, kiln_cg_jit **out,
                              kiln_cg_math_kernel fns[KILN_CG_MATH_COUNT], kiln_diag *d);
 
+/* Whether the code generator has a kernel emitter for op (every op of
+ * ir/ops.def should: tests/codegen/test_codegen_ops.c checks it). */
+bool kiln_cg_supports(kiln_op op);
+
 /* The C spelling of a value name (FORMAT.md "Generated names"), into buf
  * (always NUL-terminated). */
 void kiln_cg_c_name(const char *name, char *buf, size_t size);

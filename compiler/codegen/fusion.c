@@ -43,10 +43,7 @@ void kiln_cg_bcast_strides(const kiln_shape *s, const kiln_shape *out, int64_t *
     }
 }
 
-static bool is_elementwise(kiln_op op)
-{
-    return (kiln_op_get(op)->flags & (KILN_OPF_UNARY | KILN_OPF_BINARY)) != 0;
-}
+static bool is_elementwise(kiln_op op) { return kiln_op_is_elementwise(op); }
 
 int kiln_cg_epi_view_split(const kiln_graph *g, const kiln_node *a)
 {
@@ -123,10 +120,9 @@ static bool member_op(const kiln_graph *g, const kiln_node *n, kiln_id prev, int
     memset(op, 0, sizeof *op);
     op->n = n;
     op->other = KILN_NO_ID;
-    unsigned f = kiln_op_get(n->op)->flags;
-    if (f & KILN_OPF_UNARY)
+    if (kiln_op_is_unary(n->op))
         return n->n_inputs >= 1 && n->inputs[0] == prev;
-    if (!(f & KILN_OPF_BINARY))
+    if (!kiln_op_is_binary(n->op))
         return false;
     op->binary = true;
     if (n->n_inputs == 1) {

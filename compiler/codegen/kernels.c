@@ -52,6 +52,8 @@ static const kiln_cg_kernel kernels[] = {
 
 _Static_assert(sizeof kernels / sizeof kernels[0] == KILN_OP_COUNT, "one kernel emitter per op");
 
+bool kiln_cg_supports(kiln_op op) { return (unsigned)op < KILN_OP_COUNT && kernels[op].emit != NULL; }
+
 const kiln_cg_kernel *kiln_cg_kernel_for(kiln_op op)
 {
     static const kiln_cg_kernel none = {NULL, NULL};

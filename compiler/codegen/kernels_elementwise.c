@@ -194,7 +194,7 @@ static kiln_status emit_elementwise(kiln_cg *cg, const kiln_node *n)
 {
     const kiln_shape *out = &kiln_graph_value(cg->g, n->output)->type.shape;
     const kiln_cg_epilogue *epi = cg->epi && cg->epi->n > 0 ? cg->epi : NULL;
-    const bool unary = (kiln_op_get(n->op)->flags & KILN_OPF_UNARY) != 0;
+    const bool unary = kiln_op_is_unary(n->op);
     chain c;
     memset(&c, 0, sizeof c);
     c.n = n;

@@ -61,11 +61,6 @@ int64_t kiln_cg_storage_per_item(const kiln_type *t)
     return kiln_type_storage_elements_per_item(t);
 }
 
-bool kiln_cg_op_is_alias(kiln_op op)
-{
-    return op == KILN_OP_FLATTEN || op == KILN_OP_RESHAPE || op == KILN_OP_IDENTITY || op == KILN_OP_DROPOUT;
-}
-
 void kiln_cg_layout_release(kiln_cg_layout *l)
 {
     if (!l)
@@ -278,7 +273,7 @@ kiln_status kiln_cg_layout_plan(const kiln_graph *g, bool expose, const bool *st
         const kiln_node *n = kiln_graph_node(g, (kiln_id)i);
         if (l.values[n->output].kind != KILN_CG_BUF_NONE || n->n_inputs < 1 || unstored[n->inputs[0]])
             continue;
-        if (!(kiln_cg_op_is_alias(n->op) || n->op == KILN_OP_CONSTANT))
+        if (!(kiln_op_is_view(n->op) || n->op == KILN_OP_CONSTANT))
             continue;
         kiln_id r = root[n->inputs[0]];
         if (plan && g->values[r].kind == KILN_VALUE_NODE && l.values[r].kind == KILN_CG_BUF_NONE) {

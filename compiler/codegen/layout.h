@@ -69,7 +69,4 @@ bool kiln_cg_is_keyword(const char *s);
  * blocks ([N][ceil(C / B)][H][W][B]). -1 on overflow. */
 int64_t kiln_cg_storage_per_item(const kiln_type *t);
 
-/* Ops whose output is their operand's elements unchanged (aliases). */
-bool kiln_cg_op_is_alias(kiln_op op);
-
 #endif

@@ -527,7 +527,7 @@ static bool read_activation(lctx *c, kiln_op *act, kiln_node *proto, bool *prese
         lerr(c, opn, KILN_ERR_PARSE, "unknown activation op '%s'", opn->text);
         return false;
     }
-    if (!(kiln_op_get(*act)->flags & KILN_OPF_UNARY)) {
+    if (!kiln_op_is_unary(*act)) {
         lerr(c, opn, KILN_ERR_PARSE, "'%s' cannot be an activation: only one-input elementwise ops can", opn->text);
         return false;
     }
@@ -656,7 +656,7 @@ void kiln_fe_lower(kiln_fe *fe, size_t index)
 
     /* Operand forms. */
     uint32_t n = L->n_operands;
-    if (def->flags & KILN_OPF_BINARY) {
+    if (kiln_op_is_binary(L->op)) {
         bool scalar = kiln_node_has(&proto, KILN_ATTR_SCALAR);
         if (n == 2 && scalar) {
             lerr(&c, NULL, KILN_ERR_PARSE,

@@ -37,40 +37,16 @@ static const char *fresh_name(kiln_fe *fe, const char *key)
     }
 }
 
-/* The shape the layer needs for role `role`; false when it has none fixed
- * (constant's value). */
-static bool needed_shape(const kiln_node *n, const kiln_type *x, const char *role, kiln_shape *out)
+/* The shape the layer needs for parameter role i (the op table's
+ * param_shapes); false when it has none fixed (constant's value). */
+static bool needed_shape(const kiln_node *n, const kiln_type *x, int i, kiln_shape *out)
 {
+    kiln_shape all[KILN_MAX_OP_PARAMS];
     memset(out, 0, sizeof *out);
-    bool weight = strcmp(role, "weight") == 0;
-    switch (n->op) {
-    case KILN_OP_DENSE: {
-        int64_t units = n->attrs[KILN_ATTR_UNITS].i;
-        out->rank = weight ? 2 : 1;
-        out->dims[0] = units;
-        out->dims[1] = x->shape.dims[x->shape.rank - 1];
-        return true;
-    }
-    case KILN_OP_CONV2D: {
-        int64_t filters = n->attrs[KILN_ATTR_FILTERS].i;
-        out->rank = weight ? 4 : 1;
-        out->dims[0] = filters;
-        out->dims[1] = x->shape.dims[1] / n->attrs[KILN_ATTR_GROUPS].i;
-        out->dims[2] = n->attrs[KILN_ATTR_KERNEL].ints[0];
-        out->dims[3] = n->attrs[KILN_ATTR_KERNEL].ints[1];
-        return true;
-    }
-    case KILN_OP_BATCHNORM:
-        out->rank = 1;
-        out->dims[0] = x->shape.dims[1];
-        return true;
-    case KILN_OP_LAYERNORM:
-        out->rank = 1;
-        out->dims[0] = x->shape.dims[x->shape.rank - 1];
-        return true;
-    default:
+    if (!kiln_op_param_shapes(n->op, &x, 1, n->attrs, n->attr_set, all) || all[i].rank == 0)
         return false;
-    }
+    *out = all[i];
+    return true;
 }
 
 /* The uniform range of `init: {random: SEED}` for a role (docs/format.md). */
@@ -78,7 +54,7 @@ static void random_range(const kiln_node *n, const kiln_type *x, const char *rol
 {
     if (n->op == KILN_OP_DENSE || n->op == KILN_OP_CONV2D) {
         kiln_shape w;
-        needed_shape(n, x, "weight", &w);
+        needed_shape(n, x, kiln_op_param_index(n->op, "weight"), &w);
         double fan_in = 1;
         for (int i = 1; i < w.rank; ++i)
             fan_in *= (double)w.dims[i];
@@ -190,7 +166,7 @@ bool kiln_fe_bind_params(kiln_fe *fe, const kiln_fe_layer *L, const kiln_node *p
         kiln_type type;
         memset(&type, 0, sizeof type);
         type.dtype = KILN_F32;
-        bool fixed = x != NULL && needed_shape(proto, x, role, &type.shape);
+        bool fixed = x != NULL && needed_shape(proto, x, i, &type.shape);
         if (fixed) {
             int64_t count = kiln_shape_elements_per_item(&type.shape);
             if (count < 0 || count > limit) {

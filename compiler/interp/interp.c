@@ -66,6 +66,8 @@ static const kiln_interp_kernel kernels[] = {
 _Static_assert(sizeof kernels / sizeof kernels[0] == KILN_OP_COUNT,
                "the interpreter needs one kernel per op of ir/ops.def");
 
+bool kiln_interp_supports(kiln_op op) { return (unsigned)op < KILN_OP_COUNT && kernels[op] != NULL; }
+
 /* ------------------------------------------------------------------------ */
 /* Helpers shared with the kernels                                           */
 /* ------------------------------------------------------------------------ */

@@ -43,6 +43,10 @@ typedef struct kiln_interp_options {
  * allocated here: parameters are read and values computed by kiln_interp_run.
  * Errors: KILN_ERR_INVALID_ARGUMENT (NULL pointer, batch < 1),
  * KILN_ERR_OUT_OF_MEMORY. *out is NULL on failure. */
+/* Whether the interpreter has a kernel for op (every op of ir/ops.def
+ * should: tests/codegen/test_codegen_ops.c checks it). */
+bool kiln_interp_supports(kiln_op op);
+
 kiln_status kiln_interp_create(const kiln_graph *g, int64_t batch, const kiln_interp_options *opt,
                                kiln_interp **out);
 

@@ -94,7 +94,7 @@ KILN_INTERP_HIDDEN kiln_status kiln_interp_batchnorm(const kiln_icall *c);
 KILN_INTERP_HIDDEN kiln_status kiln_interp_layernorm(const kiln_icall *c);
 KILN_INTERP_HIDDEN kiln_status kiln_interp_softmax(const kiln_icall *c); /* and log_softmax */
 /* interp_elementwise.c */
-KILN_INTERP_HIDDEN kiln_status kiln_interp_unary(const kiln_icall *c);  /* every KILN_OPF_UNARY op */
+KILN_INTERP_HIDDEN kiln_status kiln_interp_unary(const kiln_icall *c);  /* every ELEMWISE op (ops.def) */
 KILN_INTERP_HIDDEN kiln_status kiln_interp_binary(const kiln_icall *c); /* add sub mul div max min */
 /* interp_shape.c */
 KILN_INTERP_HIDDEN kiln_status kiln_interp_concat(const kiln_icall *c);

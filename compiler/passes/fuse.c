@@ -22,19 +22,11 @@
 #include "ir/rewrite.h"
 #include "passes.h"
 
-static bool can_anchor(kiln_op op)
-{
-    unsigned f = kiln_op_get(op)->flags;
-    return op == KILN_OP_CONV2D || op == KILN_OP_DENSE || op == KILN_OP_MATMUL ||
-           (f & (KILN_OPF_UNARY | KILN_OPF_BINARY));
-}
-
 /* Whether node u (reading chained value v) can join the chain that occupies
  * nodes [start, end]. */
 static bool can_join(const kiln_graph *g, const kiln_node *u, kiln_id v, size_t start, size_t end)
 {
-    unsigned f = kiln_op_get(u->op)->flags;
-    if (!(f & (KILN_OPF_UNARY | KILN_OPF_BINARY)))
+    if (!kiln_op_is_elementwise(u->op))
         return false;
     const kiln_type *vt = &g->values[v].type, *ot = &g->values[u->output].type;
     if (!kiln_shape_equal(&vt->shape, &ot->shape) || vt->dtype != ot->dtype || vt->layout != ot->layout)
@@ -64,7 +56,7 @@ static bool claimed(const kiln_graph *g, const uint32_t *uses, const kiln_node *
         return false;
     kiln_id a = u->inputs[0];
     const kiln_value *av = &g->values[a];
-    return av->kind == KILN_VALUE_NODE && uses[a] == 1 && can_anchor(g->nodes[av->producer].op) &&
+    return av->kind == KILN_VALUE_NODE && uses[a] == 1 && kiln_op_can_anchor(g->nodes[av->producer].op) &&
            can_join(g, u, a, SIZE_MAX, SIZE_MAX);
 }
 
@@ -100,7 +92,7 @@ kiln_status kiln_pass_fuse(kiln_graph *g, kiln_diag *d)
             continue;
         }
         taken[n->output] = true;
-        if (!can_anchor(n->op))
+        if (!kiln_op_can_anchor(n->op))
             continue;
         size_t start = i, end = i;
         for (;;) {

@@ -51,12 +51,9 @@
 #include "ir/rewrite.h"
 #include "passes.h"
 
-static bool is_pool(kiln_op op) { return op == KILN_OP_MAXPOOL2D || op == KILN_OP_AVGPOOL2D; }
-
-static bool is_elementwise(kiln_op op)
-{
-    return (kiln_op_get(op)->flags & (KILN_OPF_UNARY | KILN_OPF_BINARY)) != 0;
-}
+/* Ops whose blocked output keeps its operands' layout (pools, elementwise
+ * ops: ops.def's KEEP). */
+static bool keeps_layout(kiln_op op) { return kiln_op_facts_of(op)->layout == KILN_LAYR_KEEP; }
 
 /* groups == C_in == C_out with a [C,1,kh,kw] weight. */
 static bool is_depthwise(const kiln_graph *g, const kiln_node *n)
@@ -76,7 +73,7 @@ static bool is_candidate(const kiln_graph *g, const kiln_layout_options *o, cons
     const kiln_type *t = &g->values[n->output].type;
     if (is_output[n->output] || t->shape.rank != 4 || t->dtype != KILN_F32 || t->quantized)
         return false;
-    if (n->op == KILN_OP_CONV2D) {
+    if (kiln_op_facts_of(n->op)->layout == KILN_LAYR_CONV) {
         const int64_t *dil = n->attrs[KILN_ATTR_DILATION].ints;
         if (dil[0] != 1 || dil[1] != 1)
             return false;
@@ -84,9 +81,9 @@ static bool is_candidate(const kiln_graph *g, const kiln_layout_options *o, cons
             return false;
         return !o->conv_keeps_plain || !o->conv_keeps_plain(g, n, o->conv_keeps_plain_arg);
     }
-    if (is_pool(n->op) || (kiln_op_get(n->op)->flags & KILN_OPF_UNARY))
+    if (keeps_layout(n->op) && !kiln_op_is_binary(n->op))
         return true;
-    if (kiln_op_get(n->op)->flags & KILN_OPF_BINARY) {
+    if (kiln_op_is_binary(n->op)) {
         uint32_t data = kiln_node_data_inputs(g, n);
         for (uint32_t k = 0; k < data; k++)
             if (!kiln_shape_equal(&g->values[n->inputs[k]].type.shape, &t->shape))
@@ -99,18 +96,22 @@ static bool is_candidate(const kiln_graph *g, const kiln_layout_options *o, cons
 /* Rule a: ops whose blocked output needs blocked data operands. */
 static bool needs_blocked_inputs(const kiln_graph *g, const kiln_node *n)
 {
-    return is_pool(n->op) || is_elementwise(n->op) || (n->op == KILN_OP_CONV2D && is_depthwise(g, n));
+    return keeps_layout(n->op) || (kiln_op_facts_of(n->op)->layout == KILN_LAYR_CONV && is_depthwise(g, n));
 }
 
 /* Whether node n reads its data operands in the blocked layout, given the
  * current decisions. */
 static bool reads_blocked(const kiln_node *n, const bool *blocked)
 {
-    if (n->op == KILN_OP_GLOBAL_AVGPOOL)
+    switch (kiln_op_facts_of(n->op)->layout) {
+    case KILN_LAYR_READ_ANY:
         return true;
-    if (n->op == KILN_OP_CONV2D || is_pool(n->op) || is_elementwise(n->op))
+    case KILN_LAYR_CONV:
+    case KILN_LAYR_KEEP:
         return blocked[n->output];
-    return false;
+    default:
+        return false;
+    }
 }
 
 /* Removes the reorders an earlier run made and makes every value plain.

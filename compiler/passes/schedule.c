@@ -42,62 +42,47 @@ static double elements(const kiln_graph *g, kiln_id v)
     return n < 0 ? 0 : (double)n;
 }
 
-static double elementwise_cost(kiln_op op)
+/* The contraction length of a CONTRACT op: the product of the weight's
+ * dimensions after the first (dense [units, in]: in; conv2d [F, C/groups,
+ * kh, kw]: C/groups kh kw), or the last axis of the first operand (matmul). */
+static double contraction(const kiln_graph *g, const kiln_node *n)
 {
-    switch (op) {
-    case KILN_OP_EXP:
-    case KILN_OP_TANH:
-    case KILN_OP_SIGMOID:
-    case KILN_OP_SILU:
-    case KILN_OP_GELU:
-    case KILN_OP_ELU:
-        return 16;
-    case KILN_OP_SQRT:
-    case KILN_OP_DIV:
-    case KILN_OP_HARDSWISH:
-    case KILN_OP_HARDSIGMOID:
-        return 4;
-    default:
-        return 1;
+    kiln_id w = kiln_node_param(g, n, "weight");
+    if (w != KILN_NO_ID) {
+        const kiln_shape *ws = &g->values[w].type.shape;
+        double k = 1;
+        for (int i = 1; i < ws->rank; i++)
+            k *= (double)ws->dims[i];
+        return k;
     }
+    const kiln_shape *s0 = n->n_inputs > 0 ? &g->values[n->inputs[0]].type.shape : NULL;
+    return s0 && s0->rank > 0 ? (double)s0->dims[s0->rank - 1] : 1;
 }
 
+/* The work of one node, by its op's cost class (ops.def). */
 static double node_work(const kiln_graph *g, const kiln_node *n)
 {
     double out = elements(g, n->output);
     double in = n->n_inputs > 0 ? elements(g, n->inputs[0]) : out;
-    const kiln_shape *s0 = n->n_inputs > 0 ? &g->values[n->inputs[0]].type.shape : NULL;
-    unsigned f = kiln_op_get(n->op)->flags;
-    switch (n->op) {
-    case KILN_OP_CONV2D: {
-        double c = s0 && s0->rank == 4 ? (double)s0->dims[1] : 1;
-        double groups = n->attrs[KILN_ATTR_GROUPS].i > 0 ? (double)n->attrs[KILN_ATTR_GROUPS].i : 1;
-        const int64_t *k = n->attrs[KILN_ATTR_KERNEL].ints;
-        return 2 * out * (c / groups) * (double)k[0] * (double)k[1];
-    }
-    case KILN_OP_DENSE:
-        return 2 * out * (s0 && s0->rank > 0 ? (double)s0->dims[s0->rank - 1] : 1);
-    case KILN_OP_MATMUL:
-        /* K: the last axis of a (a 1-D a is all K) */
-        return 2 * out * (s0 && s0->rank > 0 ? (double)s0->dims[s0->rank - 1] : 1);
-    case KILN_OP_MAXPOOL2D:
-    case KILN_OP_AVGPOOL2D: {
+    switch (kiln_op_facts_of(n->op)->cost) {
+    case KILN_COST_CONTRACT:
+        return 2 * out * contraction(g, n);
+    case KILN_COST_WINDOW: {
         const int64_t *k = n->attrs[KILN_ATTR_KERNEL].ints;
         return out * (double)k[0] * (double)k[1];
     }
-    case KILN_OP_GLOBAL_AVGPOOL:
-    case KILN_OP_MEAN:
+    case KILN_COST_REDUCE:
         return in;
-    case KILN_OP_SOFTMAX:
-    case KILN_OP_LOG_SOFTMAX:
-    case KILN_OP_LAYERNORM:
-    case KILN_OP_BATCHNORM:
+    case KILN_COST_NORM:
+    case KILN_COST_TRANSCENDENTAL:
         return 16 * out;
-    default:
-        if (f & (KILN_OPF_UNARY | KILN_OPF_BINARY))
-            return out * elementwise_cost(n->op);
-        return out; /* data movement */
+    case KILN_COST_MEDIUM:
+        return 4 * out;
+    case KILN_COST_CHEAP:
+    case KILN_COST_MOVE:
+        return out;
     }
+    return out;
 }
 
 static uint32_t tasks_for(double work, double out_elements, int threads)
