@@ -12,6 +12,21 @@ static const char *const precision_names[KILN_PREC_COUNT] = {
     [KILN_PREC_F16] = "f16",         [KILN_PREC_INT8] = "int8", [KILN_PREC_AUTO] = "auto",
 };
 
+static const char *const impl_names[KILN_IMPL_COUNT] = {"none", "gemm", "igemm", "winograd2", "winograd4",
+                                                         "direct", "blocked", "blas", "dot"};
+
+const char *kiln_impl_name(kiln_impl i) { return (unsigned)i < KILN_IMPL_COUNT ? impl_names[i] : "?"; }
+
+int kiln_impl_lookup(const char *name, kiln_impl *out)
+{
+    for (int i = 1; i < KILN_IMPL_COUNT; i++)
+        if (strcmp(impl_names[i], name) == 0) {
+            *out = (kiln_impl)i;
+            return 0;
+        }
+    return -1;
+}
+
 const char *kiln_precision_name(kiln_precision p)
 {
     return (unsigned)p < KILN_PREC_COUNT ? precision_names[p] : "?";

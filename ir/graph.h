@@ -74,6 +74,25 @@ typedef struct kiln_value {
     uint64_t mem_offset;  /* bytes; per batch item in KILN_MEM_BATCH */
 } kiln_value;
 
+/* How a node is computed: the select pass decides (compiler/target/
+ * select.c), the code generator obeys. Printed as `impl NAME` in the text
+ * form. Only conv2d, dense and matmul have more than one. */
+typedef enum kiln_impl {
+    KILN_IMPL_NONE,      /* not decided yet (the code generator applies the same rules) */
+    KILN_IMPL_GEMM,      /* the packed GEMM: dense, matmul, a 1x1 conv2d */
+    KILN_IMPL_IGEMM,     /* conv2d as an implicit GEMM (im2col panels packed as it runs) */
+    KILN_IMPL_WINOGRAD2, /* conv2d 3x3 stride 1 by Winograd F(2x2, 3x3) */
+    KILN_IMPL_WINOGRAD4, /* ... F(4x4, 3x3) */
+    KILN_IMPL_DIRECT,    /* conv2d with one input channel per group (depthwise, one-channel images) */
+    KILN_IMPL_BLOCKED,   /* conv2d reading or writing the channel-blocked layout */
+    KILN_IMPL_BLAS,      /* OpenBLAS sgemm: dense, a 1x1 conv2d */
+    KILN_IMPL_DOT,       /* matmul as dot products along k (a run-time B transposed, a 1-D B) */
+    KILN_IMPL_COUNT
+} kiln_impl;
+
+const char *kiln_impl_name(kiln_impl i);          /* "winograd4"; "none" for NONE */
+int kiln_impl_lookup(const char *name, kiln_impl *out); /* 0 when found (not "none") */
+
 typedef struct kiln_node {
     kiln_op op;
     const char *layer;    /* the YAML layer name(s) it stands for, kept through every pass */
@@ -94,6 +113,8 @@ typedef struct kiln_node {
     /* Schedule: how many parallel_for tasks this node's kernel splits into
      * (0 = not scheduled yet; 1 = serial). Results never depend on it. */
     uint32_t tasks;
+    /* Select: the implementation (KILN_IMPL_NONE: not selected). */
+    kiln_impl impl;
 } kiln_node;
 
 typedef struct kiln_resource {

@@ -1217,11 +1217,12 @@ static void arity_text(char *buf, size_t size, int lo, int hi)
         snprintf(buf, size, "%d to %d operands", lo, hi);
 }
 
-/* What the passes write after a node: group, tasks, memory. */
+/* What the passes write after a node: group, implementation, tasks, memory. */
 typedef struct node_annotations {
     uint32_t group, tasks;
     kiln_mem_region mem;
     uint64_t mem_offset;
+    kiln_impl impl;
 } node_annotations;
 
 /* A count in 1..UINT32_MAX after `word`. */
@@ -1241,13 +1242,23 @@ static bool parse_count32(parser *p, const char *word, uint32_t *out)
     return true;
 }
 
-/* [group N] [tasks N] [mem fixed|batch OFFSET] */
+/* [group N] [impl NAME] [tasks N] [mem fixed|batch OFFSET] */
 static bool parse_annotations(parser *p, node_annotations *a)
 {
     if (tok_is(p, "group")) {
         advance(p);
         if (!parse_count32(p, "group", &a->group))
             return false;
+    }
+    if (tok_is(p, "impl")) {
+        advance(p);
+        char word[32];
+        if (p->tok.kind != T_IDENT || kiln_impl_lookup(tok_word(p, word, sizeof word), &a->impl) != 0) {
+            expected(p, "an implementation after 'impl' (gemm, igemm, winograd2, winograd4, direct, blocked, "
+                        "blas, dot)");
+            return false;
+        }
+        advance(p);
     }
     if (tok_is(p, "tasks")) {
         advance(p);
@@ -1342,7 +1353,7 @@ static bool parse_node(parser *p)
     uint32_t type_line = 0, type_col = 0;
     const char *layer = out_name;
     kiln_precision prec = KILN_PREC_DEFAULT;
-    node_annotations annot = {0, 0, KILN_MEM_NONE, 0};
+    node_annotations annot = {0, 0, KILN_MEM_NONE, 0, KILN_IMPL_NONE};
 
     if (!expect(p, T_EQ, "'=' after the value's name"))
         goto fail;
@@ -1528,6 +1539,7 @@ static bool parse_node(parser *p)
         return false;
     }
     n->group = annot.group;
+    n->impl = annot.impl;
     n->tasks = annot.tasks;
     v->mem = annot.mem;
     v->mem_offset = annot.mem_offset;

@@ -470,6 +470,11 @@ static void put_node(printer *p, const kiln_node *n)
     /* The passes' annotations, each only when set. */
     if (n->group != 0)
         fprintf(out, " group %" PRIu32, n->group);
+    if (n->impl != KILN_IMPL_NONE) {
+        if ((unsigned)n->impl >= KILN_IMPL_COUNT)
+            p->bad = true;
+        fprintf(out, " impl %s", kiln_impl_name(n->impl));
+    }
     if (n->tasks != 0)
         fprintf(out, " tasks %" PRIu32, n->tasks);
     if (n->output < g->n_values && g->values[n->output].mem != KILN_MEM_NONE) {

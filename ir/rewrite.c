@@ -149,6 +149,8 @@ void kiln_graph_clear_annotations(kiln_graph *g, unsigned what)
             g->nodes[i].group = 0;
         if (what & KILN_ANNOT_TASKS)
             g->nodes[i].tasks = 0;
+        if (what & KILN_ANNOT_IMPL)
+            g->nodes[i].impl = KILN_IMPL_NONE;
     }
     if (what & KILN_ANNOT_TASKS)
         g->sched_threads = 0;

@@ -52,7 +52,8 @@ enum {
     KILN_ANNOT_GROUPS = 1u << 0, /* kiln_node.group */
     KILN_ANNOT_TASKS = 1u << 1,  /* kiln_node.tasks */
     KILN_ANNOT_MEMORY = 1u << 2, /* kiln_value.mem/mem_offset, kiln_graph.mem_* */
-    KILN_ANNOT_ALL = 7u,
+    KILN_ANNOT_IMPL = 1u << 3,   /* kiln_node.impl */
+    KILN_ANNOT_ALL = 15u,
 };
 void kiln_graph_clear_annotations(kiln_graph *g, unsigned what);
 

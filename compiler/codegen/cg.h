@@ -39,26 +39,12 @@
 
 /* ---- target.c: the target table and the target machine ----------------- */
 
-/* Everything target-specific the kernels may depend on, as values. Kernels
- * read cg->target; nothing else in the code generator tests for a target. */
-typedef struct kiln_cg_target {
-    const char *name;   /* "avx512", "avx2", "sse", "neon", "generic" */
-    int vector_bits;    /* width of the f32 vectors the kernels use */
-    int gemm_mr;        /* GEMM micro-kernel: rows ... */
-    int gemm_nr;        /* ... times vectors; one packed B panel is gemm_nr vectors wide */
-    int gemm_kc;        /* K block: a KC x panel slice of B fills half of L1 (from caches) */
-    int gemv_panels;    /* panels the one-row (batch 1) kernel streams at once */
-    bool native_masks;  /* masked loads/stores are single instructions */
-    double winograd_margin; /* AUTO picks Winograd under this fraction of the implicit GEMM's estimate */
-    kiln_caches caches; /* of the CPU compiled for (the host's, the --cpu table's, or defaults) */
-} kiln_cg_target;
 
 typedef struct kiln_cg_machine {
     LLVMTargetMachineRef tm;       /* owned */
-    kiln_cg_target row;            /* the target table's row, blocking sized from the caches */
-    const kiln_cg_target *target;  /* &row */
+    kiln_target row;               /* the target (compiler/target/): the table's row sized for the CPU */
+    const kiln_target *target;     /* &row */
     char *triple, *cpu, *features; /* malloc'd */
-    char required[512];            /* extensions the code may use: NAME_create checks the CPU has them */
     int opt_level;
     bool host;                     /* triple is the host's */
     bool elf;                      /* objects are ELF64 little-endian (elf.c can merge the units') */
@@ -71,7 +57,7 @@ KILN_CG_HIDDEN LLVMTargetMachineRef kiln_cg_machine_clone_tm(const kiln_cg_machi
 KILN_CG_HIDDEN void kiln_cg_machine_release(kiln_cg_machine *m);
 /* The target opt (NULL: the host) selects, without a target machine:
  * false if the names cannot be resolved. */
-KILN_CG_HIDDEN bool kiln_cg_target_for(const kiln_cg_options *opt, kiln_cg_target *out);
+KILN_CG_HIDDEN bool kiln_cg_target_for(const kiln_cg_options *opt, kiln_target *out);
 
 /* ---- weights.c: the weights blob ----------------------------------------- */
 
@@ -122,7 +108,7 @@ typedef struct kiln_cg {
     kiln_cg_options opt;
     kiln_diag *d;
     const kiln_cg_machine *machine;
-    const kiln_cg_target *target;
+    const kiln_target *target;
     kiln_cg_layout *layout;
     kiln_cg_blob *blob;
     const char *prefix; /* the model's name: prefix of exported symbols */
@@ -325,7 +311,7 @@ typedef struct kiln_cg_kernel {
     /* Emits the node's steps (none for aliases). */
     kiln_status (*emit)(kiln_cg *cg, const kiln_node *n);
     /* Scratch the node needs in the shared scratch region (bytes), or NULL. */
-    void (*scratch)(const kiln_graph *g, const kiln_node *n, const kiln_cg_target *t, const kiln_cg_options *opt,
+    void (*scratch)(const kiln_graph *g, const kiln_node *n, const kiln_target *t, const kiln_cg_options *opt,
                     uint64_t *fixed, uint64_t *per_batch);
 } kiln_cg_kernel;
 
@@ -436,17 +422,17 @@ typedef struct kiln_cg_gemm {
 KILN_CG_HIDDEN void kiln_cg_emit_gemm(kiln_cg *cg, const kiln_cg_gemm *p);
 /* Packs a K x N matrix B (element (k, n) at src[k * rs + n * cs]) into
  * panels of NR columns: dst has kiln_cg_packed_b_count floats. */
-KILN_CG_HIDDEN size_t kiln_cg_packed_b_count(const kiln_cg_target *t, int64_t k, int64_t n);
-KILN_CG_HIDDEN void kiln_cg_pack_b(const kiln_cg_target *t, const float *src, int64_t k, int64_t n, int64_t rs,
+KILN_CG_HIDDEN size_t kiln_cg_packed_b_count(const kiln_target *t, int64_t k, int64_t n);
+KILN_CG_HIDDEN void kiln_cg_pack_b(const kiln_target *t, const float *src, int64_t k, int64_t n, int64_t rs,
                                    int64_t cs, float *dst);
 /* Likewise an M x K matrix A (element (m, k) at src[m * rs + k * cs]) in
  * panels of mr rows, K-block-major for K blocks of kc (the kc the GEMM
  * runs with: kiln_cg_gemm_kc of its kiln_cg_gemm.kc). */
-KILN_CG_HIDDEN size_t kiln_cg_packed_a_count(const kiln_cg_target *t, int64_t m, int64_t k);
-KILN_CG_HIDDEN void kiln_cg_pack_a(const kiln_cg_target *t, const float *src, int64_t m, int64_t k, int64_t rs,
+KILN_CG_HIDDEN size_t kiln_cg_packed_a_count(const kiln_target *t, int64_t m, int64_t k);
+KILN_CG_HIDDEN void kiln_cg_pack_a(const kiln_target *t, const float *src, int64_t m, int64_t k, int64_t rs,
                                    int64_t cs, int64_t kc, float *dst);
 /* The K block a GEMM with kiln_cg_gemm.kc = kc runs with. */
-KILN_CG_HIDDEN int64_t kiln_cg_gemm_kc(const kiln_cg_target *t, int64_t kc);
+KILN_CG_HIDDEN int64_t kiln_cg_gemm_kc(const kiln_target *t, int64_t kc);
 /* Task blocking for an M x N x K GEMM: rows per task (a multiple of mr) and
  * columns per task (a multiple of NR) for about `tasks` tasks (0: 16).
  * rows_grow: M is m times the batch and A is row-major with K columns (then
@@ -479,8 +465,8 @@ KILN_CG_HIDDEN void kiln_cg_blas_blocking(const kiln_cg *cg, int64_t n, uint32_t
 /* kernels_winograd.c: the tile m (4 or 2) Winograd computes node n with
  * under opt (0: not Winograd), the scratch it needs, and the kernel. */
 KILN_CG_HIDDEN int kiln_cg_winograd_tile(const kiln_graph *g, const kiln_node *n, const kiln_cg_options *opt,
-                                         const kiln_cg_target *t);
-KILN_CG_HIDDEN void kiln_cg_winograd_scratch(const kiln_graph *g, const kiln_node *n, const kiln_cg_target *t,
+                                         const kiln_target *t);
+KILN_CG_HIDDEN void kiln_cg_winograd_scratch(const kiln_graph *g, const kiln_node *n, const kiln_target *t,
                                              const kiln_cg_options *opt, uint64_t *fixed, uint64_t *per_batch);
 KILN_CG_HIDDEN kiln_status kiln_cg_emit_conv2d_winograd(kiln_cg *cg, const kiln_node *n, int m);
 

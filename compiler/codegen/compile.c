@@ -507,7 +507,7 @@ void kiln_cg_footprint(const kiln_cg_module *m, size_t *workspace_fixed, size_t 
 
 const char *kiln_cg_target_description(const kiln_cg_module *m) { return m ? m->machine.description : ""; }
 
-const char *kiln_cg_required_features(const kiln_cg_module *m) { return m ? m->machine.required : ""; }
+const char *kiln_cg_required_features(const kiln_cg_module *m) { return m && m->machine.target ? m->machine.target->features : ""; }
 
 size_t kiln_cg_step_count(const kiln_cg_module *m) { return m ? m->n_steps : 0; }
 

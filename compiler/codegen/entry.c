@@ -190,7 +190,7 @@ static kiln_status emit_constant_data(kiln_cg *cg, V weights_global, uint64_t ch
     /* NAME_create refuses a CPU without the extensions the code may use,
      * instead of dying on an illegal instruction. */
     snprintf(name, sizeof name, "%s.cpu_features", cg->prefix);
-    V cpu = cg->machine->required[0] ? cstring(cg, cg->machine->required, name) : LLVMConstNull(P);
+    V cpu = cg->target->features[0] ? cstring(cg, cg->target->features, name) : LLVMConstNull(P);
     V di[12] = {i32c(cg, 2 /* KILN_RT_MODEL_DESC_VERSION */),
                 i32c(cg, flags),
                 model_name,

@@ -831,7 +831,7 @@ bool kiln_cg_conv_keeps_plain(const kiln_graph *g, const kiln_node *n, const kil
         return false; /* depthwise */
     if (groups != 1)
         return true;
-    kiln_cg_target t;
+    kiln_target t;
     if (!kiln_cg_target_for(opt, &t) || kiln_cg_winograd_tile(g, n, opt, &t) != 0)
         return true;
     return !(ws->dims[2] == 1 && ws->dims[3] == 1) && C > 4;

@@ -50,18 +50,18 @@ static V i64c(kiln_cg *cg, int64_t v) { return kiln_cg_i64(cg, v); }
 static V mul64(kiln_cg *cg, V a, int64_t b) { return b == 1 ? a : LLVMBuildMul(cg->b, a, i64c(cg, b), ""); }
 static V add64(kiln_cg *cg, V a, V b) { return LLVMBuildAdd(cg->b, a, b, ""); }
 
-static int lanes(const kiln_cg_target *t) { return t->vector_bits / 32; }
-static int tile_mr(const kiln_cg_target *t) { return t->gemm_mr > MAX_MR ? MAX_MR : t->gemm_mr; }
+static int lanes(const kiln_target *t) { return t->vector_bits / 32; }
+static int tile_mr(const kiln_target *t) { return t->gemm_mr > MAX_MR ? MAX_MR : t->gemm_mr; }
 
 /* ---- packing (at compile time) ------------------------------------------------ */
 
-size_t kiln_cg_packed_b_count(const kiln_cg_target *t, int64_t k, int64_t n)
+size_t kiln_cg_packed_b_count(const kiln_target *t, int64_t k, int64_t n)
 {
     int64_t nr = (int64_t)t->gemm_nr * lanes(t);
     return (size_t)((n + nr - 1) / nr * k * nr);
 }
 
-void kiln_cg_pack_b(const kiln_cg_target *t, const float *src, int64_t k, int64_t n, int64_t rs, int64_t cs,
+void kiln_cg_pack_b(const kiln_target *t, const float *src, int64_t k, int64_t n, int64_t rs, int64_t cs,
                     float *dst)
 {
     int64_t nr = (int64_t)t->gemm_nr * lanes(t), panels = (n + nr - 1) / nr;
@@ -73,13 +73,13 @@ void kiln_cg_pack_b(const kiln_cg_target *t, const float *src, int64_t k, int64_
             }
 }
 
-size_t kiln_cg_packed_a_count(const kiln_cg_target *t, int64_t m, int64_t k)
+size_t kiln_cg_packed_a_count(const kiln_target *t, int64_t m, int64_t k)
 {
     int64_t mr = tile_mr(t);
     return (size_t)((m + mr - 1) / mr * k * mr);
 }
 
-void kiln_cg_pack_a(const kiln_cg_target *t, const float *src, int64_t m, int64_t k, int64_t rs, int64_t cs,
+void kiln_cg_pack_a(const kiln_target *t, const float *src, int64_t m, int64_t k, int64_t rs, int64_t cs,
                     int64_t kc, float *dst)
 {
     int64_t mr = tile_mr(t), panels = (m + mr - 1) / mr;
@@ -95,7 +95,7 @@ void kiln_cg_pack_a(const kiln_cg_target *t, const float *src, int64_t m, int64_
     }
 }
 
-int64_t kiln_cg_gemm_kc(const kiln_cg_target *t, int64_t kc) { return kc > 0 ? kc : t->gemm_kc; }
+int64_t kiln_cg_gemm_kc(const kiln_target *t, int64_t kc) { return kc > 0 ? kc : t->gemm_kc; }
 
 /* ---- task blocking ------------------------------------------------------------ */
 
@@ -106,7 +106,7 @@ static bool a_rows_far(int64_t lda) { return lda % 1024 == 0 || lda >= 2048; }
 void kiln_cg_gemm_blocking(const kiln_cg *cg, int64_t m, int64_t n, int64_t k, uint32_t tasks, bool rows_grow,
                            double b_cost, int64_t *mb, int64_t *nb)
 {
-    const kiln_cg_target *t = cg->target;
+    const kiln_target *t = cg->target;
     const int64_t mr = tile_mr(t), nr = (int64_t)t->gemm_nr * lanes(t);
     /* Rows per task: the task's rows x kc of A stay in L2 (240 rows of 256
      * floats). When A's row tiles are copied (rows of the batch, far apart)
@@ -218,8 +218,8 @@ enum { UK_ROWS, UK_PACKED, UK_COPY, UK_KINDS };
 /* The copy-A path's K block (twice the target's: the copy sits in L1, B
  * streams from L2) and its copy's row stride (kc + 16 floats, so that rows
  * do not alias in L1). */
-static int64_t copy_kc(const kiln_cg_target *t) { return 2 * (int64_t)t->gemm_kc; }
-static int64_t copy_ld(const kiln_cg_target *t) { return copy_kc(t) + 16; }
+static int64_t copy_kc(const kiln_target *t) { return 2 * (int64_t)t->gemm_kc; }
+static int64_t copy_ld(const kiln_target *t) { return copy_kc(t) + 16; }
 
 /* Where the micro-kernel reads A for one K block [k0, k1): row r, column k0
  * + k at base + r * rs + k * ks. */
@@ -647,7 +647,7 @@ static void gemm_panels(kiln_cg *cg, gemm_ctx *x)
 static void gemm_copy_a(kiln_cg *cg, gemm_ctx *x)
 {
     const kiln_cg_gemm *p = x->p;
-    const kiln_cg_target *t = cg->target;
+    const kiln_target *t = cg->target;
     int64_t nb = (int64_t)t->caches.l2 / 2 / (x->kc * 4) / x->nr_cols * x->nr_cols;
     if (nb < x->nr_cols)
         nb = x->nr_cols;

@@ -121,7 +121,7 @@ typedef struct plan {
     int64_t h_floats;     /* the input rows of a block transformed along x (stack) */
 } plan;
 
-static int lanes(const kiln_cg_target *t) { return t->vector_bits / 32; }
+static int lanes(const kiln_target *t) { return t->vector_bits / 32; }
 
 /* Whether n is a convolution Winograd computes: one group, 3x3, stride 1,
  * no dilation, NCHW f32 with known sizes. */
@@ -152,7 +152,7 @@ static bool eligible(const kiln_graph *g, const kiln_node *n)
     return true;
 }
 
-static bool make_plan(const kiln_graph *g, const kiln_node *n, int m, const kiln_cg_target *t, plan *p)
+static bool make_plan(const kiln_graph *g, const kiln_node *n, int m, const kiln_target *t, plan *p)
 {
     const kiln_shape *xs = &kiln_graph_value(g, n->inputs[0])->type.shape;
     const kiln_shape *ys = &kiln_graph_value(g, n->output)->type.shape;
@@ -211,7 +211,7 @@ static bool make_plan(const kiln_graph *g, const kiln_node *n, int m, const kiln
 }
 
 int kiln_cg_winograd_tile(const kiln_graph *g, const kiln_node *n, const kiln_cg_options *opt,
-                          const kiln_cg_target *t)
+                          const kiln_target *t)
 {
     kiln_cg_winograd mode = opt ? opt->winograd : KILN_CG_WINOGRAD_AUTO;
     plan p4, p2;
@@ -269,7 +269,7 @@ static int64_t filter_parts(const kiln_cg *cg, const plan *p)
     return threads;
 }
 
-void kiln_cg_winograd_scratch(const kiln_graph *g, const kiln_node *n, const kiln_cg_target *t,
+void kiln_cg_winograd_scratch(const kiln_graph *g, const kiln_node *n, const kiln_target *t,
                               const kiln_cg_options *opt, uint64_t *fixed, uint64_t *per_batch)
 {
     *fixed = *per_batch = 0;

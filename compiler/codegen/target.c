@@ -9,57 +9,6 @@
 #include <string.h>
 #include <unistd.h>
 
-/* The kernels read these values; adding a target is adding a row (and a rule
- * in pick_row). */
-/* The GEMM micro-kernel keeps mr x nr vector accumulators in registers, plus
- * nr vectors of B and a broadcast of A: AVX2 6 x 2 ymm = 12 of 16 registers
- * (a 6 x 16 tile); AVX-512 14 x 2 zmm = 28 of 32 (14 x 32; the broadcasts of
- * A fold into the FMAs' memory operands); NEON 8 x 3 q = 24 of 32 (8 x 12).
- * kc is set from the L1 data cache when the target is resolved (size_row):
- * a kc x (nr * lanes) slice of packed B fills half of it, reused by every
- * row tile (AVX2 with 32 KiB: 256; AVX-512 with 48 KiB: 192). */
-/* winograd_margin: AUTO takes Winograd when its estimate is under this
- * fraction of the implicit GEMM's (kernels_winograd.c). Fitted per row on
- * single layers: 0.9 on AVX2 (Zen 3); 1.0 on AVX-512 (Xeon), where the
- * implicit GEMM's im2col packing costs more on small maps (512 channels at
- * 7x7: F(2x2) 1.54 ms against 2.11, estimated at 0.92 of it). */
-static const kiln_cg_target targets[] = {
-    /* name      bits  mr  nr   kc  gemv  native masks  winograd */
-    {"avx512", 512, 14, 2, 192, 4, true, 1.0, {0}},
-    {"avx2", 256, 6, 2, 256, 4, true, 0.9, {0}}, /* vmaskmovps */
-    {"sse", 128, 4, 2, 256, 4, false, 0.9, {0}},
-    {"neon", 128, 8, 3, 256, 2, false, 0.9, {0}},
-    {"generic", 128, 4, 2, 256, 4, false, 0.9, {0}},
-};
-
-enum { T_AVX512, T_AVX2, T_SSE, T_NEON, T_GENERIC };
-
-/* The row for a triple and the extensions the code may use. */
-static const kiln_cg_target *pick_row(const char *triple, const char *required)
-{
-    bool x86 = strncmp(triple, "x86_64", 6) == 0 || strncmp(triple, "amd64", 5) == 0;
-    bool arm64 = strncmp(triple, "aarch64", 7) == 0 || strncmp(triple, "arm64", 5) == 0;
-    if (arm64)
-        return &targets[T_NEON];
-    if (!x86)
-        return &targets[T_GENERIC];
-    if (kiln_target_list_has(required, "avx512f"))
-        return &targets[T_AVX512];
-    if (kiln_target_list_has(required, "avx2") && kiln_target_list_has(required, "fma"))
-        return &targets[T_AVX2];
-    return &targets[T_SSE];
-}
-
-/* The row with its blocking sized from the caches. */
-static void size_row(const kiln_cg_target *row, const kiln_caches *caches, kiln_cg_target *out)
-{
-    *out = *row;
-    out->caches = *caches;
-    int64_t panel_bytes = (int64_t)row->gemm_nr * (row->vector_bits / 32) * 4;
-    int64_t kc = (int64_t)caches->l1d / 2 / panel_bytes / 16 * 16;
-    out->gemm_kc = (int)(kc < 64 ? 64 : kc > 512 ? 512 : kc);
-}
-
 #include "target_names.inc"
 
 static bool known_name(const char *const *list, const char *name, size_t len)
@@ -196,21 +145,20 @@ static void resolve_names(const kiln_cg_options *opt, kiln_cg_machine *out)
     }
 }
 
-/* The extensions, target row and caches of resolved names (m->triple,
- * cpu, features, host); host_cpu: the CPU is the host's own. */
+/* The target (compiler/target/) of resolved names (m->triple, cpu,
+ * features); host_cpu: the CPU is the host's own (its caches are read). */
 static void resolve_target(kiln_cg_machine *m, bool host_cpu)
 {
     const char *implied = kiln_target_cpu_features(m->cpu);
-    kiln_target_effective_features(implied ? implied : "", m->features, m->required, sizeof m->required);
-    const kiln_cg_target *row = pick_row(m->triple, m->required);
+    char features[sizeof m->row.features];
+    kiln_target_effective_features(implied ? implied : "", m->features, features, sizeof features);
     kiln_caches caches;
-    if (!(host_cpu && kiln_target_host_caches(&caches)) && !kiln_target_cpu_caches(m->cpu, &caches))
-        kiln_target_default_caches(row->vector_bits, &caches);
-    size_row(row, &caches, &m->row);
+    bool known = (host_cpu && kiln_target_host_caches(&caches)) || kiln_target_cpu_caches(m->cpu, &caches);
+    kiln_target_describe(m->triple, features, known ? &caches : NULL, &m->row);
     m->target = &m->row;
 }
 
-bool kiln_cg_target_for(const kiln_cg_options *opt, kiln_cg_target *out)
+bool kiln_cg_target_for(const kiln_cg_options *opt, kiln_target *out)
 {
     kiln_cg_options defaults = KILN_CG_OPTIONS_INIT;
     kiln_cg_machine m = {0};
@@ -229,7 +177,7 @@ bool kiln_cg_target_for(const kiln_cg_options *opt, kiln_cg_target *out)
 
 int kiln_cg_layout_block(const kiln_cg_options *opt)
 {
-    kiln_cg_target t;
+    kiln_target t;
     return kiln_cg_target_for(opt, &t) ? t.vector_bits / 32 : 0;
 }
 

@@ -21,6 +21,30 @@ typedef struct kiln_caches {
     const char *source; /* where they come from: "host", "cpu table", "default" (static text) */
 } kiln_caches;
 
+/* What the kernels may depend on about a target, as values (rows.c):
+ * kernels read a kiln_target; nothing else in the code generator tests for
+ * an instruction set. */
+typedef struct kiln_target {
+    const char *name;       /* the row: "avx512", "avx2", "sse", "neon", "generic" */
+    int vector_bits;        /* width of the f32 vectors the kernels use */
+    int gemm_mr;            /* GEMM micro-kernel: rows ... */
+    int gemm_nr;            /* ... times vectors; one packed B panel is gemm_nr vectors wide */
+    int gemm_kc;            /* K block: a kc x panel slice of B fills half of L1 (from the caches) */
+    int gemv_panels;        /* panels the one-row (batch 1) kernel streams at once */
+    bool native_masks;      /* masked loads/stores are single instructions */
+    double winograd_margin; /* AUTO picks Winograd under this fraction of the implicit GEMM's estimate */
+    kiln_caches caches;     /* of the CPU compiled for (the host's, the table's, or defaults) */
+    char features[512];     /* the extensions the code may use (NAME_create checks them) */
+} kiln_target;
+
+/* f32 lanes of the target's vectors: the channel block of the blocked layout. */
+static inline int kiln_target_lanes(const kiln_target *t) { return t->vector_bits / 32; }
+
+/* The target for a triple (its architecture) whose code may use the
+ * extensions in `features` (a list), with its blocking sized for `caches`
+ * (NULL: conservative defaults for its vector width). */
+void kiln_target_describe(const char *triple, const char *features, const kiln_caches *caches, kiln_target *out);
+
 /* The extensions an x86-64 CPU name implies (as LLVM sees them), or NULL
  * for a name this table does not hold ("generic", another architecture). */
 const char *kiln_target_cpu_features(const char *cpu);
