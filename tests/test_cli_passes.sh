@@ -29,7 +29,7 @@ contains "$work/out" "--time-passes" "dump --help lists --time-passes"
 # usage errors
 expect 2 "unknown pass" -- "$kiln" dump "$mlp" --after fusion
 contains "$work/err" "unknown pass 'fusion'" "unknown pass message"
-contains "$work/err" "verify, infer_shapes, fold_batchnorm, fold_constants, dce, fuse, layout, memory_plan, schedule" "the passes listed"
+contains "$work/err" "verify, infer_shapes, fold_batchnorm, fold_constants, dce, fuse, layout, precision, select, schedule, memory_plan" "the passes listed"
 expect 2 "--after without a pass" -- "$kiln" dump "$mlp" --after
 expect 2 "--threads 0" -- "$kiln" dump "$mlp" --after schedule --threads 0
 
@@ -40,12 +40,15 @@ contains "$work/out" 'layer "conv1+bn1"' "the folded node keeps both layer names
 expect 0 "dump --after fuse" -- "$kiln" dump "$mlp" --after fuse
 contains "$work/out" " group 1" "groups after fuse"
 lacks "$work/out" " mem " "no plan after fuse"
-expect 0 "dump --after memory_plan" -- "$kiln" dump "$mlp" --after memory_plan
-contains "$work/out" "  memory fixed 0 batch " "the plan's sizes"
-contains "$work/out" " mem batch 0" "offsets"
+expect 0 "dump --after select" -- "$kiln" dump "$mlp" --after select
+contains "$work/out" " impl gemm" "implementations after select"
 lacks "$work/out" " tasks " "no tasks before schedule"
 expect 0 "dump --after schedule --threads 2" -- "$kiln" dump "$mlp" --after schedule --threads 2
 contains "$work/out" " tasks 1" "tasks after schedule"
+lacks "$work/out" " mem " "no plan before memory_plan"
+expect 0 "dump --after memory_plan" -- "$kiln" dump "$mlp" --after memory_plan
+contains "$work/out" "  memory fixed 0 batch " "the plan's sizes"
+contains "$work/out" " mem batch 0" "offsets"
 
 # --time-passes: a line per pass run, on standard error
 expect 0 "--time-passes" -- "$kiln" dump "$mlp" --after dce --time-passes
@@ -80,7 +83,7 @@ done
 cd "$here" || exit 1
 
 # --dump-ir on kiln dump: after:PASS is --after PASS; all prints after every pass
-passes="verify infer_shapes fold_batchnorm fold_constants dce fuse layout memory_plan schedule"
+passes="verify infer_shapes fold_batchnorm fold_constants dce fuse layout precision select schedule memory_plan"
 expect 0 "dump --help" -- "$kiln" dump --help
 contains "$work/out" "--dump-ir=all" "dump --help lists --dump-ir"
 expect 0 "dump --after fuse" -- "$kiln" dump "$mlp" --after fuse
@@ -90,16 +93,16 @@ cmp -s "$work/out" "$work/mlp.after-fuse.kir" && ok || fail "dump --dump-ir=afte
 expect 0 "dump --dump-ir all" -- "$kiln" dump "$mlp" --dump-ir all
 [ "$(grep '^# after ' "$work/out" | cut -d' ' -f3 | tr '\n' ' ')" = "$passes " ] && ok ||
   fail "dump --dump-ir=all: the headers are not every pass in order: $(grep '^# after ' "$work/out" | tr '\n' ' ')"
-# the part after schedule is the IR after the last pass, and reads back
-sed -n '/^# after schedule$/,$p' "$work/out" | tail -n +2 >"$work/all.schedule.kir"
-expect 0 "dump --after schedule" -- "$kiln" dump "$mlp" --after schedule
-cmp -s "$work/out" "$work/all.schedule.kir" && ok || fail "dump --dump-ir=all: the last part is not the IR after schedule"
-expect 0 "read the last part of --dump-ir=all" -- "$kiln" dump "$work/all.schedule.kir"
+# the part after memory_plan is the IR after the last pass, and reads back
+sed -n '/^# after memory_plan$/,$p' "$work/out" | tail -n +2 >"$work/all.last.kir"
+expect 0 "dump --after memory_plan" -- "$kiln" dump "$mlp" --after memory_plan
+cmp -s "$work/out" "$work/all.last.kir" && ok || fail "dump --dump-ir=all: the last part is not the IR after memory_plan"
+expect 0 "read the last part of --dump-ir=all" -- "$kiln" dump "$work/all.last.kir"
 expect 0 "dump --dump-ir=all -o" -- "$kiln" dump "$mlp" --dump-ir=all -o "$work/all.kir"
-[ "$(grep -c '^# after ' "$work/all.kir" 2>/dev/null)" = 9 ] && ok || fail "dump --dump-ir=all -o: not 9 dumps in the file"
+[ "$(grep -c '^# after ' "$work/all.kir" 2>/dev/null)" = 11 ] && ok || fail "dump --dump-ir=all -o: not 11 dumps in the file"
 lacks "$work/out" "graph @" "dump --dump-ir=all -o: nothing on standard output"
 expect 2 "dump --dump-ir unknown pass" -- "$kiln" dump "$mlp" --dump-ir=after:fusion
-contains "$work/err" "kiln dump: error: --dump-ir: unknown pass 'fusion' (the passes, in order: verify, infer_shapes, fold_batchnorm, fold_constants, dce, fuse, layout, memory_plan, schedule)" "dump --dump-ir unknown pass message"
+contains "$work/err" "kiln dump: error: --dump-ir: unknown pass 'fusion' (the passes, in order: verify, infer_shapes, fold_batchnorm, fold_constants, dce, fuse, layout, precision, select, schedule, memory_plan)" "dump --dump-ir unknown pass message"
 expect 2 "dump --dump-ir and --after" -- "$kiln" dump "$mlp" --dump-ir=all --after fuse
 expect 2 "dump --dump-ir=all --format dot" -- "$kiln" dump "$mlp" --dump-ir=all --format dot
 expect 0 "dump --dump-ir=all --time-passes" -- "$kiln" dump "$mlp" --dump-ir=all --time-passes
@@ -128,7 +131,7 @@ if "$kiln" --help | grep -q compile; then
   contains "$work/err" " tasks " "compile --dump-ir=all reaches schedule"
   rm -f "$work/bad.o"
   expect 2 "compile --dump-ir unknown pass" -- "$kiln" compile "$mlp" -o "$work/bad.o" --dump-ir=after:fusion
-  contains "$work/err" "kiln compile: error: --dump-ir: unknown pass 'fusion' (the passes, in order: verify, infer_shapes, fold_batchnorm, fold_constants, dce, fuse, layout, memory_plan, schedule)" "compile --dump-ir unknown pass message"
+  contains "$work/err" "kiln compile: error: --dump-ir: unknown pass 'fusion' (the passes, in order: verify, infer_shapes, fold_batchnorm, fold_constants, dce, fuse, layout, precision, select, schedule, memory_plan)" "compile --dump-ir unknown pass message"
   [ -e "$work/bad.o" ] && fail "compile --dump-ir unknown pass wrote the object" || ok
   expect 2 "compile --dump-ir without after:" -- "$kiln" compile "$mlp" -o "$work/bad.o" --dump-ir=fuse
   contains "$work/err" "--dump-ir expects 'all' or 'after:PASS', got 'fuse'" "compile --dump-ir=fuse message"

@@ -149,11 +149,25 @@ static char *read_text(const char *path, size_t *len)
 
 /* The pipeline up to stop_after (NULL: all), verifying after each pass, with
  * the layout pass blocking channels by layout_block (0: plain). */
-static kiln_status run_pipeline_layout(kiln_graph *g, const char *stop_after, int layout_block, const char *what)
+/* An AVX2 target (compiler/target/): its rule keeps 3x3 convolutions over
+ * more than 4 channels plain (kiln_target_conv_blocks). */
+static const kiln_target *avx2_target(void)
+{
+    static kiln_target t;
+    if (!t.name)
+        kiln_target_describe("x86_64-linux-gnu", "avx,avx2,fma", NULL, &t);
+    return &t;
+}
+
+/* The pipeline up to stop_after with the layout pass blocking by layout_block
+ * and, when target is given, the target's rules (layout, select, scratch). */
+static kiln_status run_pipeline_target(kiln_graph *g, const char *stop_after, int layout_block,
+                                       const kiln_target *target, const char *what)
 {
     kiln_diag d;
     kiln_diag_init(&d);
-    kiln_pipeline_options o = {.stop_after = stop_after, .verify_each = true, .layout_block = layout_block};
+    kiln_pipeline_options o = {
+        .stop_after = stop_after, .verify_each = true, .layout_block = layout_block, .target = target};
     kiln_status st = kiln_pipeline_run(g, &o, &d);
     if (st != KILN_OK || kiln_diag_has_errors(&d)) {
         kiln_diag_print(&d, stderr);
@@ -163,6 +177,11 @@ static kiln_status run_pipeline_layout(kiln_graph *g, const char *stop_after, in
     }
     kiln_diag_release(&d);
     return st;
+}
+
+static kiln_status run_pipeline_layout(kiln_graph *g, const char *stop_after, int layout_block, const char *what)
+{
+    return run_pipeline_target(g, stop_after, layout_block, NULL, what);
 }
 
 static kiln_status run_pipeline(kiln_graph *g, const char *stop_after, const char *what)
@@ -355,11 +374,13 @@ static void test_golden(void)
         const char *directive = src ? strstr(src, "# test: layout_block ") : NULL;
         if (directive)
             layout_block = atoi(directive + strlen("# test: layout_block "));
+        /* "# test: target avx2": the passes plan for an AVX2 target */
+        const kiln_target *target = src && strstr(src, "# test: target avx2") ? avx2_target() : NULL;
         free(src);
         kiln_graph *g = load(input);
         if (!g)
             continue;
-        if (run_pipeline_layout(g, pass, layout_block, name) != KILN_OK) {
+        if (run_pipeline_target(g, pass, layout_block, target, name) != KILN_OK) {
             kiln_graph_destroy(g);
             continue;
         }
@@ -712,27 +733,13 @@ static kiln_graph *parse_text(const char *text, const char *what)
     return g;
 }
 
-typedef struct keeps_3x3 {
-    int calls;
-} keeps_3x3;
-
-/* The test's stand-in for kiln_cg_conv_keeps_plain: every 3x3 groups-1 conv
- * keeps NCHW (as if Winograd computed it). */
-static bool keeps_plain_3x3(const kiln_graph *g, const kiln_node *n, void *arg)
-{
-    (void)g;
-    ((keeps_3x3 *)arg)->calls++;
-    return n->op == KILN_OP_CONV2D && n->attrs[KILN_ATTR_KERNEL].ints[0] == 3 &&
-           n->attrs[KILN_ATTR_KERNEL].ints[1] == 3 && n->attrs[KILN_ATTR_GROUPS].i == 1;
-}
 
 /* The pipeline up to layout with these layout options (verify after each pass). */
-static kiln_status run_to_layout(kiln_graph *g, int block, keeps_3x3 *keeps, const char *what)
+static kiln_status run_to_layout(kiln_graph *g, int block, const kiln_target *target, const char *what)
 {
     kiln_diag d;
     kiln_diag_init(&d);
-    kiln_pipeline_options o = {.stop_after = "layout", .verify_each = true, .layout_block = block,
-                               .conv_keeps_plain = keeps ? keeps_plain_3x3 : NULL, .conv_keeps_plain_arg = keeps};
+    kiln_pipeline_options o = {.stop_after = "layout", .verify_each = true, .layout_block = block, .target = target};
     kiln_status st = kiln_pipeline_run(g, &o, &d);
     if (st != KILN_OK || kiln_diag_has_errors(&d)) {
         kiln_diag_print(&d, stderr);
@@ -764,7 +771,7 @@ static size_t count_blocked(const kiln_graph *g)
 /* What must hold after any layout run: the IR verifies (the pipeline did
  * that), the text round-trips, the pass run again changes nothing, and the
  * interpreter computes the same outputs as on `before`. */
-static void check_layout_run(const kiln_graph *before, kiln_graph *g, int block, keeps_3x3 *keeps,
+static void check_layout_run(const kiln_graph *before, kiln_graph *g, int block, const kiln_target *target,
                              const char *what)
 {
     size_t len = 0;
@@ -782,7 +789,7 @@ static void check_layout_run(const kiln_graph *before, kiln_graph *g, int block,
             fail(what, "the dump after layout does not print back identically");
         free(again);
         /* the pass on its own output (and the whole front of the pipeline) */
-        if (run_to_layout(back, block, keeps, what) == KILN_OK) {
+        if (run_to_layout(back, block, target, what) == KILN_OK) {
             again = print_graph(back, ".", NULL);
             if (!again || strcmp(again, text) != 0) {
                 char diff[1024];
@@ -807,31 +814,31 @@ static void check_layout_run(const kiln_graph *before, kiln_graph *g, int block,
 
 /* Runs text through the pipeline to layout; returns the graph (and checks
  * it with check_layout_run). The caller destroys it. */
-static kiln_graph *layout_case(const char *text, int block, keeps_3x3 *keeps, const char *what)
+static kiln_graph *layout_case(const char *text, int block, const kiln_target *target, const char *what)
 {
     kiln_graph *g = parse_text(text, what);
     if (!g)
         return NULL;
     kiln_graph *before = kiln_graph_clone(g);
     CU_ASSERT_FATAL(before != NULL);
-    if (run_to_layout(g, block, keeps, what) != KILN_OK) {
+    if (run_to_layout(g, block, target, what) != KILN_OK) {
         kiln_graph_destroy(before);
         kiln_graph_destroy(g);
         return NULL;
     }
-    check_layout_run(before, g, block, keeps, what);
+    check_layout_run(before, g, block, target, what);
     kiln_graph_destroy(before);
     return g;
 }
 
 /* The print of text after the pipeline to layout with block 0: what "the
  * pass changes nothing" compares with. */
-static char *plain_print(const char *text, keeps_3x3 *keeps, const char *what)
+static char *plain_print(const char *text, const kiln_target *target, const char *what)
 {
     kiln_graph *g = parse_text(text, what);
     if (!g)
         return NULL;
-    char *out = run_to_layout(g, 0, keeps, what) == KILN_OK ? print_graph(g, ".", NULL) : NULL;
+    char *out = run_to_layout(g, 0, target, what) == KILN_OK ? print_graph(g, ".", NULL) : NULL;
     kiln_graph_destroy(g);
     return out;
 }
@@ -971,9 +978,10 @@ static void test_layout_lenet(void)
     }
 }
 
-/* ResNet-like basic block with a 1x1 projection shortcut; the callback keeps
- * the 3x3 convs plain (Winograd). Rule a then unblocks the relus and the add
- * (plain operands), rule b the 1x1 conv (its only reader, the add, is plain):
+/* ResNet-like basic block with a 1x1 projection shortcut; the AVX2 target's
+ * rule keeps the 3x3 convs over 16 and 32 channels plain. Rule a then
+ * unblocks the relus and the add (plain operands), rule b the 1x1 conv (its
+ * only reader, the add, is plain) and then the stem (its readers are plain):
  * nothing is blocked, no reorder, the graph is unchanged. */
 static const char resnet_kir[] =
     "kiln 1\n"
@@ -999,11 +1007,9 @@ static const char resnet_kir[] =
 
 static void test_layout_resnet_keeps_plain(void)
 {
-    keeps_3x3 keeps = {0};
-    kiln_graph *g = layout_case(resnet_kir, 8, &keeps, "resnet-like, 3x3 convs plain");
-    char *plain = plain_print(resnet_kir, &keeps, "resnet-like");
+    kiln_graph *g = layout_case(resnet_kir, 8, avx2_target(), "resnet-like, 3x3 convs plain");
+    char *plain = plain_print(resnet_kir, avx2_target(), "resnet-like");
     if (g && plain) {
-        CU_ASSERT(keeps.calls >= 3); /* the pass asked about the convs */
         CU_ASSERT_EQUAL(count_blocked(g), 0);
         CU_ASSERT_EQUAL(count_op(g, KILN_OP_REORDER), 0);
         char *got = print_graph(g, ".", NULL);
@@ -1012,9 +1018,10 @@ static void test_layout_resnet_keeps_plain(void)
     }
     free(plain);
     kiln_graph_destroy(g);
-    /* Without the callback the same block is blocked from the stem to the
-     * global_avgpool: the callback is what keeps it plain. */
-    g = layout_case(resnet_kir, 8, NULL, "resnet-like, no callback");
+    /* Without a target every convolution the blocked kernels compute may be
+     * blocked, and the same block is blocked from the stem to the
+     * global_avgpool: the target's rule is what keeps it plain. */
+    g = layout_case(resnet_kir, 8, NULL, "resnet-like, no target");
     if (g) {
         CU_ASSERT_EQUAL(count_blocked(g), 8);
         CU_ASSERT_EQUAL(layout_of(g, "out", NULL), KILN_LAYOUT_NCHWXC);
@@ -1284,8 +1291,9 @@ static void test_verify_after_edit(void)
 static void test_pipeline_api(void)
 {
     const char *const *names = kiln_pipeline_pass_names();
-    static const char *const want[] = {"verify", "infer_shapes", "fold_batchnorm", "fold_constants", "dce",
-                                       "fuse",   "layout",       "memory_plan",    "schedule"};
+    static const char *const want[] = {"verify", "infer_shapes", "fold_batchnorm", "fold_constants",
+                                       "dce",    "fuse",         "layout",         "precision",
+                                       "select", "schedule",     "memory_plan"};
     size_t n = 0;
     while (names[n])
         n++;
@@ -1306,7 +1314,7 @@ static void test_pipeline_api(void)
     CU_ASSERT_EQUAL(kiln_pipeline_run(g, &bad, &d), KILN_ERR_INVALID_ARGUMENT);
     CU_ASSERT(d.count == 1 && strstr(d.entries[0].message, "unknown pass 'fusion'") &&
               strstr(d.entries[0].message, "verify, infer_shapes, fold_batchnorm, fold_constants, dce, fuse, "
-                                           "layout, memory_plan, schedule"));
+                                           "layout, precision, select, schedule, memory_plan"));
     bad = (kiln_pipeline_options){.dump_after = "nope"};
     CU_ASSERT_EQUAL(kiln_pipeline_run(g, &bad, &d), KILN_ERR_INVALID_ARGUMENT);
     CU_ASSERT_EQUAL(count_op(g, KILN_OP_BATCHNORM), 1);

@@ -28,7 +28,6 @@
 #include <stdint.h>
 
 #include "codegen.h"
-#include "compiler/target/target.h"
 #include "layout.h"
 
 #if defined(__GNUC__) || defined(__clang__)
@@ -131,7 +130,7 @@ typedef struct kiln_cg {
     const kiln_node *node; /* for messages; NULL outside a node */
     kiln_cg_epilogue *epi; /* the fused members of the node being emitted (n == 0: none) */
     const bool *fused;     /* per node: runs inside the kernel of the node before it */
-    kiln_cg_gemm_impl *gemm_used; /* per node (the module's) */
+    const kiln_impl *impl; /* per node: how it is computed (the IR's, or the target's rules) */
     bool uses_blas;        /* a kernel calls kiln_rt_sgemm: NAME_create sets OpenBLAS to one thread */
 
     kiln_cg_unit units[KILN_CG_MAX_UNITS]; /* ctx, mod, b and the types above are units[unit]'s */
@@ -310,9 +309,6 @@ KILN_CG_HIDDEN uint64_t kiln_cg_blob_checksum(const kiln_cg_blob *b);
 typedef struct kiln_cg_kernel {
     /* Emits the node's steps (none for aliases). */
     kiln_status (*emit)(kiln_cg *cg, const kiln_node *n);
-    /* Scratch the node needs in the shared scratch region (bytes), or NULL. */
-    void (*scratch)(const kiln_graph *g, const kiln_node *n, const kiln_target *t, const kiln_cg_options *opt,
-                    uint64_t *fixed, uint64_t *per_batch);
 } kiln_cg_kernel;
 
 /* kernels.c: the entry of an op (empty for an unknown op). */
@@ -442,6 +438,9 @@ KILN_CG_HIDDEN int64_t kiln_cg_gemm_kc(const kiln_target *t, int64_t kc);
 KILN_CG_HIDDEN void kiln_cg_gemm_blocking(const kiln_cg *cg, int64_t m, int64_t n, int64_t k, uint32_t tasks,
                                           bool rows_grow, double b_cost, int64_t *mb, int64_t *nb);
 
+/* The implementation node n is compiled with (cg->impl). */
+static inline kiln_impl kiln_cg_impl_of(const kiln_cg *cg, const kiln_node *n) { return cg->impl[n - cg->g->nodes]; }
+
 /* kernels_linear.c: which implementation node n gets (records it), and the
  * BLAS path's call: C[m x n] = A[m x k] op(B) (row-major, leading dims)
  * followed by bias and the epilogue over the block (rows from row0 in the
@@ -462,12 +461,7 @@ KILN_CG_HIDDEN void kiln_cg_emit_blas(kiln_cg *cg, const kiln_cg_blas_call *c);
 /* Blocks of the BLAS path: all rows, the columns in `tasks` blocks (0: 4). */
 KILN_CG_HIDDEN void kiln_cg_blas_blocking(const kiln_cg *cg, int64_t n, uint32_t tasks, int64_t *mb, int64_t *nb);
 
-/* kernels_winograd.c: the tile m (4 or 2) Winograd computes node n with
- * under opt (0: not Winograd), the scratch it needs, and the kernel. */
-KILN_CG_HIDDEN int kiln_cg_winograd_tile(const kiln_graph *g, const kiln_node *n, const kiln_cg_options *opt,
-                                         const kiln_target *t);
-KILN_CG_HIDDEN void kiln_cg_winograd_scratch(const kiln_graph *g, const kiln_node *n, const kiln_target *t,
-                                             const kiln_cg_options *opt, uint64_t *fixed, uint64_t *per_batch);
+/* kernels_winograd.c: F(m x m, 3 x 3) (the geometry: compiler/target/). */
 KILN_CG_HIDDEN kiln_status kiln_cg_emit_conv2d_winograd(kiln_cg *cg, const kiln_node *n, int m);
 
 /* kernels_linear.c */
@@ -519,7 +513,7 @@ struct kiln_cg_module {
     uint64_t checksum;
     bool code_emitted;
     bool *fused;                   /* the fusion plan, per node */
-    kiln_cg_gemm_impl *gemm_used;  /* per node: what a GEMM layer got */
+    kiln_impl *impl;               /* per node: the implementation each node is compiled with */
     uint64_t code_bytes, data_bytes; /* the emitted object's sections (0 before emitting one) */
     kiln_cg_step_info *steps;      /* what each step of the run function computes */
     size_t n_steps;

@@ -26,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "compiler/target/target.h"
 #include "ir/diag.h"
 #include "ir/graph.h"
 #include "kiln/runtime.h"
@@ -52,13 +53,6 @@ typedef enum kiln_cg_gemm_impl {
     KILN_CG_GEMM_BLAS,      /* OpenBLAS sgemm (kiln_rt_sgemm) per task block, then the epilogue */
 } kiln_cg_gemm_impl;
 
-/* Which 3x3 stride-1 convolutions use Winograd's F(m x m, 3 x 3). */
-typedef enum kiln_cg_winograd {
-    KILN_CG_WINOGRAD_AUTO, /* the documented heuristic (docs/codegen.md): F(4x4) on wide layers */
-    KILN_CG_WINOGRAD_OFF,  /* none: implicit GEMM (the direct sum's rounding) */
-    KILN_CG_WINOGRAD_F2,   /* every eligible layer, F(2x2, 3x3) */
-    KILN_CG_WINOGRAD_F4,   /* every eligible layer, F(4x4, 3x3) */
-} kiln_cg_winograd;
 
 typedef struct kiln_cg_options {
     const char *triple;       /* target triple; NULL = the host's */
@@ -73,26 +67,25 @@ typedef struct kiln_cg_options {
     const char *rt_libdir;    /* EMIT_SO: directory of libkiln_rt.so (and libkiln_rt_blas.so); NULL = the
                                  linker's search path */
     const kiln_cg_gemm_impl *gemm_impl; /* per node (g->n_nodes entries; borrowed), or NULL: all AUTO */
-    kiln_cg_winograd winograd;
+    kiln_winograd_mode winograd;
     int jobs;                 /* not jit: LLVM modules (1..4; 0: 2) optimized and compiled on as many
                                  threads, then one object (docs/codegen.md "Compile time") */
     const char *rpath;        /* EMIT_SO: a run path to record in the library; NULL = none */
 } kiln_cg_options;
 
 #define KILN_CG_OPTIONS_INIT                                                                                      \
-    {NULL, NULL, NULL, 2, KILN_CG_WEIGHTS_EMBED, NULL, false, false, NULL, NULL, NULL, KILN_CG_WINOGRAD_AUTO, 0, NULL}
+    {NULL, NULL, NULL, 2, KILN_CG_WEIGHTS_EMBED, NULL, false, false, NULL, NULL, NULL, KILN_WINOGRAD_AUTO, 0, NULL}
 
 typedef struct kiln_cg_module kiln_cg_module;
 
-/* The channel block of the blocked activation layout on opt's target (NULL:
- * the host): the f32 lanes of the vectors its kernels use (16 AVX-512, 8
- * AVX2, 4 SSE, NEON and generic); 0 if the target cannot be resolved. The
- * layout pass (compiler/passes/layout.c) blocks channels by this. */
+/* The target (compiler/target/) that opt's triple, CPU and features name
+ * (NULL: the host), resolved as kiln_cg_compile resolves them: the passes
+ * plan for it (layout, select, scratch). False when the names cannot be
+ * resolved (kiln_cg_compile then reports why). */
+bool kiln_cg_target_for_options(const kiln_cg_options *opt, kiln_target *out);
+/* The channel block of the blocked layout on opt's target: its f32 lanes
+ * (16 AVX-512, 8 AVX2, 4 SSE, NEON and generic); 0 when unresolved. */
 int kiln_cg_layout_block(const kiln_cg_options *opt);
-/* Whether conv2d node n of g keeps the plain NCHW layout under opt: the
- * kernel this code generator picks for it (Winograd) reads and writes NCHW
- * only. The layout pass asks this before blocking a convolution. */
-bool kiln_cg_conv_keeps_plain(const kiln_graph *g, const kiln_node *n, const kiln_cg_options *opt);
 
 /* Compiles graph g to an optimized, verified LLVM module. Every problem is
  * reported to d (which must not be NULL) and returned as a status:
@@ -153,6 +146,9 @@ kiln_cg_gemm_impl kiln_cg_gemm_used(const kiln_cg_module *m, kiln_id node);
 /* The Winograd tile (4 or 2) node `node` is computed with, or 0 (not a
  * Winograd convolution). */
 int kiln_cg_winograd_used(const kiln_cg_module *m, kiln_id node);
+/* The implementation node `node` was compiled with (KILN_IMPL_NONE for ops
+ * with one). */
+kiln_impl kiln_cg_impl_used(const kiln_cg_module *m, kiln_id node);
 /* Whether node n of g can take either implementation. */
 bool kiln_cg_gemm_candidate(const kiln_graph *g, const kiln_node *n);
 

@@ -100,7 +100,7 @@ void kiln_cg_module_destroy(kiln_cg_module *m)
         free(m->steps[k].kernel);
     free(m->steps);
     free(m->fused);
-    free(m->gemm_used);
+    free(m->impl);
     free(m->weights_path);
     free(m->cc);
     free(m->rt_libdir);
@@ -303,6 +303,38 @@ static kiln_status record_steps(kiln_cg_module *m, const kiln_cg *cg)
     return KILN_OK;
 }
 
+/* Each node's implementation into impl: the IR's (kiln_node.impl), or the
+ * target's choice under opt (tests and `--passes none` compile graphs the
+ * select pass never saw). One that cannot compute its node is an error. */
+static kiln_status choose_impls(const kiln_graph *g, const kiln_cg_options *opt, const kiln_target *t,
+                                kiln_impl *impl, kiln_diag *d)
+{
+    kiln_impl *prefer = NULL;
+    if (opt->gemm_impl) {
+        prefer = calloc(g->n_nodes ? g->n_nodes : 1, sizeof *prefer);
+        if (!prefer)
+            return KILN_ERR_OUT_OF_MEMORY;
+        for (size_t i = 0; i < g->n_nodes; i++)
+            prefer[i] = opt->gemm_impl[i] == KILN_CG_GEMM_BLAS        ? KILN_IMPL_BLAS
+                        : opt->gemm_impl[i] == KILN_CG_GEMM_GENERATED ? KILN_IMPL_GEMM
+                                                                      : KILN_IMPL_NONE;
+    }
+    kiln_select_options so = {opt->winograd, prefer};
+    kiln_status st = KILN_OK;
+    for (size_t i = 0; i < g->n_nodes && st == KILN_OK; i++) {
+        const kiln_node *n = &g->nodes[i];
+        impl[i] = n->impl != KILN_IMPL_NONE ? n->impl : kiln_target_select(t, g, n, &so);
+        char why[256];
+        if (!kiln_target_impl_applies(t, g, n, impl[i], why, sizeof why)) {
+            kiln_diag_error(d, n->loc, "layer '%s' (%s): implementation '%s' cannot compute it: %s",
+                            n->layer ? n->layer : "?", kiln_op_name(n->op), kiln_impl_name(impl[i]), why);
+            st = KILN_ERR_UNSUPPORTED;
+        }
+    }
+    free(prefer);
+    return st;
+}
+
 kiln_status kiln_cg_compile(const kiln_graph *g, const kiln_cg_options *opt_in, kiln_cg_module **out, kiln_diag *d)
 {
     if (out)
@@ -364,25 +396,25 @@ kiln_status kiln_cg_compile(const kiln_graph *g, const kiln_cg_options *opt_in, 
         }
     }
 
+    /* How each node is computed: what the IR says (the select pass), else
+     * the target's rules with opt's Winograd mode and GEMM preferences (a
+     * graph that did not go through the passes). */
+    m->impl = calloc(g->n_nodes ? g->n_nodes : 1, sizeof *m->impl);
+    if (!m->impl) {
+        st = KILN_ERR_OUT_OF_MEMORY;
+        goto fail;
+    }
+    if ((st = choose_impls(g, &opt, m->machine.target, m->impl, d)) != KILN_OK)
+        goto fail;
     /* The kernels' shared scratch: the largest any node asks for. */
     uint64_t scratch_fixed = 0, scratch_batched = 0;
     for (size_t i = 0; i < g->n_nodes; i++) {
-        const kiln_node *n = &g->nodes[i];
-        if (!kiln_cg_kernel_for(n->op)->scratch)
-            continue;
-        uint64_t f = 0, b = 0;
-        kiln_cg_kernel_for(n->op)->scratch(g, n, m->machine.target, &opt, &f, &b);
+        uint64_t f = kiln_target_scratch(m->machine.target, g, &g->nodes[i], m->impl[i]);
         scratch_fixed = f > scratch_fixed ? f : scratch_fixed;
-        scratch_batched = b > scratch_batched ? b : scratch_batched;
     }
     /* Fusion groups: which nodes run inside the kernel of the node before
      * them, and so which values never reach memory. */
     m->fused = calloc(g->n_nodes ? g->n_nodes : 1, sizeof *m->fused);
-    m->gemm_used = calloc(g->n_nodes ? g->n_nodes : 1, sizeof *m->gemm_used);
-    if (!m->gemm_used) {
-        st = KILN_ERR_OUT_OF_MEMORY;
-        goto fail;
-    }
     bool *stored = malloc((g->n_values ? g->n_values : 1) * sizeof *stored);
     if (!m->fused || !stored) {
         free(stored);
@@ -424,7 +456,7 @@ kiln_status kiln_cg_compile(const kiln_graph *g, const kiln_cg_options *opt_in, 
     }
     kiln_cg_unit_select(&cg, 0);
     cg.fused = m->fused;
-    cg.gemm_used = m->gemm_used;
+    cg.impl = m->impl;
     kiln_cg_epilogue epi;
     for (size_t i = 0; i < g->n_nodes && cg.status == KILN_OK; i++) {
         const kiln_node *n = &g->nodes[i];
@@ -541,5 +573,12 @@ void kiln_cg_get_report(const kiln_cg_module *m, kiln_cg_report *out)
 
 kiln_cg_gemm_impl kiln_cg_gemm_used(const kiln_cg_module *m, kiln_id node)
 {
-    return m && m->g && m->gemm_used && node < m->g->n_nodes ? m->gemm_used[node] : KILN_CG_GEMM_AUTO;
+    if (!m || !m->g || !m->impl || node >= m->g->n_nodes || !kiln_cg_gemm_candidate(m->g, &m->g->nodes[node]))
+        return KILN_CG_GEMM_AUTO;
+    return m->impl[node] == KILN_IMPL_BLAS ? KILN_CG_GEMM_BLAS : KILN_CG_GEMM_GENERATED;
+}
+
+kiln_impl kiln_cg_impl_used(const kiln_cg_module *m, kiln_id node)
+{
+    return m && m->g && m->impl && node < m->g->n_nodes ? m->impl[node] : KILN_IMPL_NONE;
 }

@@ -444,8 +444,8 @@ bool kiln_cg_uses_blas(const kiln_cg_module *m)
         return false;
     }
     /* Given to the JIT: what the kernels chose. */
-    for (size_t i = 0; m->g && m->gemm_used && i < m->g->n_nodes; i++)
-        if (m->gemm_used[i] == KILN_CG_GEMM_BLAS)
+    for (size_t i = 0; m->g && m->impl && i < m->g->n_nodes; i++)
+        if (m->impl[i] == KILN_IMPL_BLAS)
             return true;
     return false;
 }

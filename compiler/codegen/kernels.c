@@ -3,18 +3,18 @@
  * refuses a graph with an op whose entry is empty). */
 #include "cg.h"
 
-#define UNARY {kiln_cg_emit_unary, NULL}
-#define BINARY {kiln_cg_emit_binary, NULL}
-#define ALIAS {kiln_cg_emit_alias, NULL}
+#define UNARY {kiln_cg_emit_unary}
+#define BINARY {kiln_cg_emit_binary}
+#define ALIAS {kiln_cg_emit_alias}
 
 static const kiln_cg_kernel kernels[] = {
-    [KILN_OP_DENSE] = {kiln_cg_emit_dense, NULL},
-    [KILN_OP_CONV2D] = {kiln_cg_emit_conv2d, kiln_cg_winograd_scratch},
-    [KILN_OP_MAXPOOL2D] = {kiln_cg_emit_pool, NULL},
-    [KILN_OP_AVGPOOL2D] = {kiln_cg_emit_pool, NULL},
-    [KILN_OP_GLOBAL_AVGPOOL] = {kiln_cg_emit_global_avgpool, NULL},
-    [KILN_OP_BATCHNORM] = {kiln_cg_emit_batchnorm, NULL},
-    [KILN_OP_LAYERNORM] = {kiln_cg_emit_layernorm, NULL},
+    [KILN_OP_DENSE] = {kiln_cg_emit_dense},
+    [KILN_OP_CONV2D] = {kiln_cg_emit_conv2d},
+    [KILN_OP_MAXPOOL2D] = {kiln_cg_emit_pool},
+    [KILN_OP_AVGPOOL2D] = {kiln_cg_emit_pool},
+    [KILN_OP_GLOBAL_AVGPOOL] = {kiln_cg_emit_global_avgpool},
+    [KILN_OP_BATCHNORM] = {kiln_cg_emit_batchnorm},
+    [KILN_OP_LAYERNORM] = {kiln_cg_emit_layernorm},
     [KILN_OP_RELU] = UNARY,
     [KILN_OP_RELU6] = UNARY,
     [KILN_OP_SIGMOID] = UNARY,
@@ -29,25 +29,25 @@ static const kiln_cg_kernel kernels[] = {
     [KILN_OP_LEAKY_RELU] = UNARY,
     [KILN_OP_ELU] = UNARY,
     [KILN_OP_CLIP] = UNARY,
-    [KILN_OP_SOFTMAX] = {kiln_cg_emit_softmax, NULL},
-    [KILN_OP_LOG_SOFTMAX] = {kiln_cg_emit_softmax, NULL},
+    [KILN_OP_SOFTMAX] = {kiln_cg_emit_softmax},
+    [KILN_OP_LOG_SOFTMAX] = {kiln_cg_emit_softmax},
     [KILN_OP_ADD] = BINARY,
     [KILN_OP_SUB] = BINARY,
     [KILN_OP_MUL] = BINARY,
     [KILN_OP_DIV] = BINARY,
     [KILN_OP_MAX] = BINARY,
     [KILN_OP_MIN] = BINARY,
-    [KILN_OP_MATMUL] = {kiln_cg_emit_matmul, NULL},
-    [KILN_OP_CONCAT] = {kiln_cg_emit_concat, NULL},
+    [KILN_OP_MATMUL] = {kiln_cg_emit_matmul},
+    [KILN_OP_CONCAT] = {kiln_cg_emit_concat},
     [KILN_OP_FLATTEN] = ALIAS,
     [KILN_OP_RESHAPE] = ALIAS,
-    [KILN_OP_TRANSPOSE] = {kiln_cg_emit_transpose, NULL},
-    [KILN_OP_MEAN] = {kiln_cg_emit_mean, NULL},
-    [KILN_OP_PAD] = {kiln_cg_emit_pad, NULL},
+    [KILN_OP_TRANSPOSE] = {kiln_cg_emit_transpose},
+    [KILN_OP_MEAN] = {kiln_cg_emit_mean},
+    [KILN_OP_PAD] = {kiln_cg_emit_pad},
     [KILN_OP_IDENTITY] = ALIAS,
     [KILN_OP_DROPOUT] = ALIAS,
     [KILN_OP_CONSTANT] = ALIAS,
-    [KILN_OP_REORDER] = {kiln_cg_emit_reorder, NULL},
+    [KILN_OP_REORDER] = {kiln_cg_emit_reorder},
 };
 
 _Static_assert(sizeof kernels / sizeof kernels[0] == KILN_OP_COUNT, "one kernel emitter per op");
@@ -56,6 +56,6 @@ bool kiln_cg_supports(kiln_op op) { return (unsigned)op < KILN_OP_COUNT && kerne
 
 const kiln_cg_kernel *kiln_cg_kernel_for(kiln_op op)
 {
-    static const kiln_cg_kernel none = {NULL, NULL};
+    static const kiln_cg_kernel none = {NULL};
     return (unsigned)op < KILN_OP_COUNT ? &kernels[op] : &none;
 }

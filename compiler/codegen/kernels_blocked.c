@@ -809,34 +809,6 @@ kiln_status kiln_cg_emit_reorder(kiln_cg *cg, const kiln_node *n)
     return cg->status;
 }
 
-/* ---- which convolutions keep the plain layout --------------------------------------- */
-
-/* Measured on AVX2 (docs/codegen.md, "Blocked layout"): the blocked kernels
- * win on depthwise convolutions (MobileNetV2 0.69x the time at batch 1) and
- * on 1x1 convolutions, and on convolutions over an image (few input
- * channels); on 3x3 and larger kernels over many channels the plain kernels
- * (implicit GEMM, Winograd) are faster (ResNet-18 all blocked: 1.6x the
- * implicit GEMM's time), so those keep NCHW. */
-bool kiln_cg_conv_keeps_plain(const kiln_graph *g, const kiln_node *n, const kiln_cg_options *opt)
-{
-    if (n->op != KILN_OP_CONV2D || n->n_inputs < 2)
-        return true;
-    const kiln_shape *xs = &g->values[n->inputs[0]].type.shape, *ys = &g->values[n->output].type.shape;
-    kiln_id wid = kiln_node_param(g, n, "weight");
-    if (xs->rank != 4 || ys->rank != 4 || wid == KILN_NO_ID || g->values[wid].type.shape.rank != 4)
-        return true;
-    const int64_t groups = n->attrs[KILN_ATTR_GROUPS].i, C = xs->dims[1], F = ys->dims[1];
-    const kiln_shape *ws = &g->values[wid].type.shape;
-    if (groups == C && F == C && ws->dims[1] == 1)
-        return false; /* depthwise */
-    if (groups != 1)
-        return true;
-    kiln_target t;
-    if (!kiln_cg_target_for(opt, &t) || kiln_cg_winograd_tile(g, n, opt, &t) != 0)
-        return true;
-    return !(ws->dims[2] == 1 && ws->dims[3] == 1) && C > 4;
-}
-
 /* ---- dispatch ------------------------------------------------------------------------------ */
 
 bool kiln_cg_blocked_node(const kiln_graph *g, const kiln_node *n)

@@ -592,7 +592,8 @@ static kiln_status conv_1x1_blas(kiln_cg *cg, const kiln_node *n, kiln_id wid, k
 
 kiln_status kiln_cg_emit_conv2d(kiln_cg *cg, const kiln_node *n)
 {
-    if (kiln_cg_blocked_node(cg->g, n))
+    const kiln_impl impl = kiln_cg_impl_of(cg, n);
+    if (impl == KILN_IMPL_BLOCKED)
         return kiln_cg_emit_blocked(cg, n);
     const kiln_shape *xs = &kiln_graph_value(cg->g, n->inputs[0])->type.shape;
     const kiln_shape *ys = &kiln_graph_value(cg->g, n->output)->type.shape;
@@ -605,13 +606,12 @@ kiln_status kiln_cg_emit_conv2d(kiln_cg *cg, const kiln_node *n)
     const int64_t groups = n->attrs[KILN_ATTR_GROUPS].i, Cg = wsh->dims[1], kh = wsh->dims[2], kw = wsh->dims[3];
     const int64_t Fg = F / groups, J = Cg * kh * kw;
     window w = read_window(n, kh, kw, true);
-    const int wino = kiln_cg_winograd_tile(cg->g, n, &cg->opt, cg->target);
-    if (wino)
-        return kiln_cg_emit_conv2d_winograd(cg, n, wino);
+    if (impl == KILN_IMPL_WINOGRAD2 || impl == KILN_IMPL_WINOGRAD4)
+        return kiln_cg_emit_conv2d_winograd(cg, n, impl == KILN_IMPL_WINOGRAD4 ? 4 : 2);
     uint64_t w_off, b_off = 0;
     if (bid != KILN_NO_ID && kiln_cg_blob_param(cg, bid, &b_off) != KILN_OK)
         return cg->status;
-    if (Cg == 1) {
+    if (impl == KILN_IMPL_DIRECT) {
         if (kiln_cg_blob_param(cg, wid, &w_off) != KILN_OK)
             return cg->status;
         return conv_direct(cg, n, &w, w_off, bid != KILN_NO_ID, b_off);

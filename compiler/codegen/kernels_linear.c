@@ -33,61 +33,16 @@ static const kiln_cg_epilogue *epilogue(kiln_cg *cg) { return cg->epi && cg->epi
 
 /* ---- the OpenBLAS candidate -------------------------------------------------------- */
 
-bool kiln_cg_gemm_candidate(const kiln_graph *g, const kiln_node *n)
-{
-    if (n->op == KILN_OP_DENSE)
-        return kiln_node_param(g, n, "weight") != KILN_NO_ID;
-    if (n->op != KILN_OP_CONV2D || n->attrs[KILN_ATTR_GROUPS].i != 1)
-        return false;
-    kiln_id w = kiln_node_param(g, n, "weight");
-    if (w == KILN_NO_ID || g->values[w].type.shape.rank != 4)
-        return false;
-    const kiln_shape *ws = &g->values[w].type.shape;
-    const kiln_attr *st = &n->attrs[KILN_ATTR_STRIDE], *pd = &n->attrs[KILN_ATTR_PADDING];
-    return ws->dims[2] == 1 && ws->dims[3] == 1 && st->n >= 2 && st->ints[0] == 1 && st->ints[1] == 1 && pd->n >= 4 &&
-           !pd->ints[0] && !pd->ints[1] && !pd->ints[2] && !pd->ints[3];
-}
+bool kiln_cg_gemm_candidate(const kiln_graph *g, const kiln_node *n) { return kiln_target_gemm_candidate(g, n); }
 
-/* The heuristic (docs/codegen.md, "Performance"): the generated GEMM,
- * whose weights are packed at compile time, unless a batch item alone is a
- * very large GEMM (at least 512 rows, and N and K of at least 2048), the
- * only size class where OpenBLAS's kernel (which packs both operands per
- * call) came close on the development machine: on every example layer, and
- * on 256 x 1024 x 1024 per item, the generated one was faster at 1 and 2
- * threads. Rows: the leading axes of a dense layer's input per item (the
- * batch is not known at compile time), the output channels of a 1x1
- * convolution; N: units or pixels; K: input features or channels.
- * `kiln compile --tune` measures instead. */
-static bool blas_preferred(const kiln_graph *g, const kiln_node *n)
-{
-    const kiln_shape *ys = &g->values[n->output].type.shape, *xs = &g->values[n->inputs[0]].type.shape;
-    int64_t rows = 1, cols, depth;
-    if (n->op == KILN_OP_DENSE) {
-        for (int i = xs->batched ? 1 : 0; i < xs->rank - 1; i++)
-            rows *= xs->dims[i];
-        cols = ys->dims[ys->rank - 1];
-        depth = xs->dims[xs->rank - 1];
-    } else { /* 1x1 conv: rows = output channels, columns = pixels, depth = input channels */
-        rows = ys->dims[1];
-        cols = ys->dims[2] * ys->dims[3];
-        depth = xs->dims[1];
-    }
-    return rows >= 512 && cols >= 2048 && depth >= 2048;
-}
-
+/* The implementation the node was compiled with decides (compile.c: the
+ * IR's, or the target's rules). */
 kiln_cg_gemm_impl kiln_cg_gemm_pick(kiln_cg *cg, const kiln_node *n)
 {
-    size_t idx = (size_t)(n - cg->g->nodes);
-    kiln_cg_gemm_impl impl = cg->opt.gemm_impl && idx < cg->g->n_nodes ? cg->opt.gemm_impl[idx] : KILN_CG_GEMM_AUTO;
-    if (!kiln_cg_gemm_candidate(cg->g, n))
-        impl = KILN_CG_GEMM_GENERATED;
-    else if (impl == KILN_CG_GEMM_AUTO)
-        impl = blas_preferred(cg->g, n) ? KILN_CG_GEMM_BLAS : KILN_CG_GEMM_GENERATED;
-    if (cg->gemm_used && idx < cg->g->n_nodes)
-        cg->gemm_used[idx] = impl;
-    if (impl == KILN_CG_GEMM_BLAS)
-        cg->uses_blas = true;
-    return impl;
+    if (kiln_cg_impl_of(cg, n) != KILN_IMPL_BLAS)
+        return KILN_CG_GEMM_GENERATED;
+    cg->uses_blas = true;
+    return KILN_CG_GEMM_BLAS;
 }
 
 void kiln_cg_blas_blocking(const kiln_cg *cg, int64_t n, uint32_t tasks, int64_t *mb, int64_t *nb)
@@ -347,8 +302,10 @@ kiln_status kiln_cg_emit_matmul(kiln_cg *cg, const kiln_node *n)
      * done here, once; on a run-time value the dot kernel reads [N, K]. */
     const kiln_cg_buffer *bbuf = &cg->layout->values[n->inputs[1]];
     bool b_const = bbuf->kind == KILN_CG_BUF_PARAM;
-    bool use_dot = (tb && !b_const) || b_vec;
-    bool packed_b = b_const && !b_vec;
+    bool use_dot = kiln_cg_impl_of(cg, n) == KILN_IMPL_DOT;
+    if (!use_dot && (b_vec || (tb && !b_const)))
+        return kiln_cg_fail(cg, KILN_ERR_INTERNAL, "gemm needs a B of rank >= 2, constant when transposed");
+    bool packed_b = b_const && !b_vec && !use_dot;
     uint64_t b_off = 0;
     size_t per_mat = kiln_cg_packed_b_count(cg->target, K, N);
     if (packed_b) {

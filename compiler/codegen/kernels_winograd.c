@@ -51,8 +51,6 @@ typedef LLVMValueRef V;
 
 #define MAX_A 6
 #define MAX_LANES 16
-#define MAX_SLOT_FLOATS ((int64_t)1 << 24) /* 64 MiB of scratch per task at most, else the implicit GEMM */
-#define MAX_H_FLOATS 16384 /* 64 KiB of stack for the row pass (images up to ~2700 wide) */
 
 /* F(4x4, 3x3) with the points 0, 1, -1, 1/2, -2 and infinity. The usual
  * 0, +-1, +-2 have the same cost; these mixed points halve the worst
@@ -104,159 +102,19 @@ static matrices matrices_for(int m)
     return x;
 }
 
-/* ---- the plan: which layers, tiles, blocks, scratch -------------------------- */
+/* ---- the plan (compiler/target/winograd.c) ----------------------------------------- */
 
-typedef struct plan {
-    int m, a;
-    int64_t C, H, W, F, OH, OW, pt, pl;
-    int64_t TH, TW, TWp;  /* tile rows, tiles per row, padded to whole vectors */
-    int64_t TWc;          /* GEMM columns per tile row: TWp, or TW when a row is under one vector */
-    int64_t rows;         /* tile rows per block */
-    int64_t blocks;       /* blocks per item */
-    int64_t cols;         /* GEMM columns of a block: rows * TWc */
-    int64_t panels;       /* packed-B panels of a block */
-    int64_t v_floats;     /* V of one position: panels * NR * C, + 16 */
-    int64_t m_floats;     /* M of one position: F * cols, + 16 */
-    int64_t slot_floats;  /* one task's scratch: a^2 (V + M), rounded to 16 */
-    int64_t h_floats;     /* the input rows of a block transformed along x (stack) */
-} plan;
+typedef kiln_winograd_plan plan;
 
-static int lanes(const kiln_target *t) { return t->vector_bits / 32; }
 
-/* Whether n is a convolution Winograd computes: one group, 3x3, stride 1,
- * no dilation, NCHW f32 with known sizes. */
-static bool eligible(const kiln_graph *g, const kiln_node *n)
-{
-    if (n->op != KILN_OP_CONV2D || n->n_inputs < 2)
-        return false;
-    const kiln_shape *xs = &kiln_graph_value(g, n->inputs[0])->type.shape;
-    const kiln_shape *ys = &kiln_graph_value(g, n->output)->type.shape;
-    if (xs->rank != 4 || ys->rank != 4 || n->attrs[KILN_ATTR_GROUPS].i != 1)
-        return false;
-    if (kiln_graph_value(g, n->inputs[0])->type.layout != KILN_LAYOUT_PLAIN ||
-        kiln_graph_value(g, n->output)->type.layout != KILN_LAYOUT_PLAIN)
-        return false; /* the transforms read and write NCHW */
-    const kiln_attr *k = &n->attrs[KILN_ATTR_KERNEL], *s = &n->attrs[KILN_ATTR_STRIDE];
-    if (k->n < 2 || k->ints[0] != 3 || k->ints[1] != 3 || s->n < 2 || s->ints[0] != 1 || s->ints[1] != 1)
-        return false;
-    if (kiln_node_has(n, KILN_ATTR_DILATION)) {
-        const kiln_attr *d = &n->attrs[KILN_ATTR_DILATION];
-        if (d->n < 2 || d->ints[0] != 1 || d->ints[1] != 1)
-            return false;
-    }
-    if (n->attrs[KILN_ATTR_PADDING].n < 4)
-        return false;
-    for (int i = 1; i < 4; i++)
-        if (xs->dims[i] < 1 || ys->dims[i] < 1)
-            return false;
-    return true;
-}
-
-static bool make_plan(const kiln_graph *g, const kiln_node *n, int m, const kiln_target *t, plan *p)
-{
-    const kiln_shape *xs = &kiln_graph_value(g, n->inputs[0])->type.shape;
-    const kiln_shape *ys = &kiln_graph_value(g, n->output)->type.shape;
-    const int vl = lanes(t);
-    const int64_t NR = (int64_t)t->gemm_nr * vl;
-    memset(p, 0, sizeof *p);
-    p->m = m;
-    p->a = m + 2;
-    p->C = xs->dims[1];
-    p->H = xs->dims[2];
-    p->W = xs->dims[3];
-    p->F = ys->dims[1];
-    p->OH = ys->dims[2];
-    p->OW = ys->dims[3];
-    p->pt = n->attrs[KILN_ATTR_PADDING].ints[0];
-    p->pl = n->attrs[KILN_ATTR_PADDING].ints[1];
-    p->TH = (p->OH + m - 1) / m;
-    p->TW = (p->OW + m - 1) / m;
-    p->TWp = (p->TW + vl - 1) / vl * vl;
-    /* F(2x2): a tile row of fewer tiles than lanes (planes under 2 vl wide:
-     * ResNet's 8x8 and 7x7 maps) takes only TW GEMM columns, not a padded
-     * vector's: the transforms still work on whole vectors, but store only
-     * TW lanes and read the next row's columns in the others (never
-     * stored). Needs TW to divide NR, so a row's columns never straddle two
-     * panels. Measured per layer (AVX2, batch 1, best of 5): 512 channels
-     * at 7x7 2.3 ms against 3.9 for the implicit GEMM (ResNet-18's last
-     * stage: 13% of the model at batch 1). Only over 128 channels or more:
-     * on 64 at 8x8 it won alone (41 us against 52) but only tied in
-     * ResNet-20, where the weights come from L3 and the transforms weigh
-     * 8 (1/C + 1/F) = 25% of the GEMMs. F(4x4) keeps padded rows:
-     * compacted, its transforms (a stride-4 lane shuffle over half-empty
-     * vectors) cost more than the estimate below says (32 channels at 16x16:
-     * 41 us against F(2x2)'s 36), though it won on 256 channels at 14x14
-     * (1.18 ms against 1.51). */
-    p->TWc = m == 2 && p->C >= 128 && p->F >= 128 && p->TW < vl && NR % p->TW == 0 ? p->TW : p->TWp;
-    /* Blocks of about 64 GEMM columns: wide enough for the micro-kernel,
-     * small enough that V and M of a block stay near the L2; and at least
-     * two per item while a block still fills a panel. */
-    p->rows = 64 / p->TWc;
-    int64_t half = (p->TH + 1) / 2, fill = (NR + p->TWc - 1) / p->TWc;
-    if (p->rows > half) /* two blocks, for two threads at batch 1, unless they would leave panels half empty */
-        p->rows = half * p->TWc >= NR ? half : (fill < p->TH ? fill : p->TH);
-    if (p->rows < 1)
-        p->rows = 1;
-    p->blocks = (p->TH + p->rows - 1) / p->rows;
-    p->cols = p->rows * p->TWc;
-    p->panels = (p->cols + NR - 1) / NR;
-    /* One cache line more than the data: the a^2 positions, read or written
-     * together, then fall into different L1 sets (at a multiple of 4 KiB
-     * apart they would all take one set). */
-    p->v_floats = p->panels * NR * p->C + 16;
-    p->m_floats = p->F * p->cols + 16;
-    p->slot_floats = ((int64_t)p->a * p->a * (p->v_floats + p->m_floats) + 15) / 16 * 16;
-    p->h_floats = (p->rows * m + p->a - m) * p->a * p->TWp;
-    return p->slot_floats <= MAX_SLOT_FLOATS && p->h_floats <= MAX_H_FLOATS;
-}
-
-int kiln_cg_winograd_tile(const kiln_graph *g, const kiln_node *n, const kiln_cg_options *opt,
-                          const kiln_target *t)
-{
-    kiln_cg_winograd mode = opt ? opt->winograd : KILN_CG_WINOGRAD_AUTO;
-    plan p4, p2;
-    if (mode == KILN_CG_WINOGRAD_OFF || !eligible(g, n))
-        return 0;
-    const bool ok4 = make_plan(g, n, 4, t, &p4), ok2 = make_plan(g, n, 2, t, &p2);
-    if (mode == KILN_CG_WINOGRAD_F2)
-        return ok2 ? 2 : 0;
-    if (mode == KILN_CG_WINOGRAD_F4)
-        return ok4 ? 4 : 0;
-    /* AUTO (docs/codegen.md): the GEMMs' multiplications, a^2 per GEMM
-     * column computed (whole panels of every block), against 9 per column
-     * the implicit GEMM computes; the transforms cost about 8 (1/C + 1/F)
-     * of the GEMMs (fitted to single layers on AVX2, 16 to 512 channels);
-     * Winograd when the estimate is under the target's margin of the
-     * implicit GEMM's (0.9 on AVX2, 1.0 on AVX-512). */
-    const double C = (double)p4.C, F = (double)p4.F;
-    const double overhead = 1.0 + 8.0 * (1.0 / C + 1.0 / F);
-    const double NR = (double)t->gemm_nr * lanes(t);
-    /* the implicit GEMM computes whole panels of pixels too (49 pixels take
-     * 64 columns on AVX-512 and on AVX2) */
-    const double igemm_cols = ceil((double)p4.OH * (double)p4.OW / NR) * NR;
-    double best = t->winograd_margin * 9.0 * igemm_cols;
-    int tile = 0;
-    if (ok4 && 36.0 * (double)(p4.blocks * p4.panels) * NR * overhead < best) {
-        best = 36.0 * (double)(p4.blocks * p4.panels) * NR * overhead;
-        tile = 4;
-    }
-    if (ok2 && 16.0 * (double)(p2.blocks * p2.panels) * NR * overhead < best)
-        tile = 2;
-    return tile;
-}
-
-/* Tasks of the step, each with its scratch slot: half the schedule's count
- * (which plans up to four tasks per thread; a block is long enough that two
- * per thread balance the load), 4 without a schedule. */
 int kiln_cg_winograd_used(const kiln_cg_module *m, kiln_id node)
 {
-    if (!m || !m->g || node >= m->g->n_nodes || !m->machine.target)
+    if (!m || !m->g || !m->impl || node >= m->g->n_nodes)
         return 0;
-    return kiln_cg_winograd_tile(m->g, &m->g->nodes[node], &m->opt, m->machine.target);
+    return m->impl[node] == KILN_IMPL_WINOGRAD4 ? 4 : m->impl[node] == KILN_IMPL_WINOGRAD2 ? 2 : 0;
 }
 
-
-static int64_t slots(const kiln_node *n) { return n->tasks > 0 ? ((int64_t)n->tasks + 1) / 2 : 4; }
+static int64_t slots(const kiln_node *n) { return kiln_target_winograd_slots(n); }
 
 /* In how many parts a block's filters may be split: the schedule's threads
  * when the layer has fewer blocks per item than threads and each part keeps
@@ -269,15 +127,6 @@ static int64_t filter_parts(const kiln_cg *cg, const plan *p)
     return threads;
 }
 
-void kiln_cg_winograd_scratch(const kiln_graph *g, const kiln_node *n, const kiln_target *t,
-                              const kiln_cg_options *opt, uint64_t *fixed, uint64_t *per_batch)
-{
-    *fixed = *per_batch = 0;
-    int m = kiln_cg_winograd_tile(g, n, opt, t);
-    plan p;
-    if (m && make_plan(g, n, m, t, &p))
-        *fixed = (uint64_t)slots(n) * (uint64_t)p.slot_floats * sizeof(float);
-}
 
 /* ---- emission helpers ------------------------------------------------------------ */
 
@@ -558,7 +407,7 @@ static void output_transform(kiln_cg *cg, const plan *p, const matrices *mx, V m
 kiln_status kiln_cg_emit_conv2d_winograd(kiln_cg *cg, const kiln_node *n, int m)
 {
     plan p;
-    if ((m != 2 && m != 4) || !eligible(cg->g, n) || !make_plan(cg->g, n, m, cg->target, &p))
+    if ((m != 2 && m != 4) || !kiln_target_winograd_eligible(cg->g, n) || !kiln_target_winograd_plan(cg->target, cg->g, n, m, &p))
         return kiln_cg_fail(cg, KILN_ERR_INTERNAL, "conv2d cannot take Winograd F(%dx%d, 3x3)", m, m);
     if (cg->vl > MAX_LANES)
         return kiln_cg_fail(cg, KILN_ERR_UNSUPPORTED, "vectors wider than %d lanes", MAX_LANES);

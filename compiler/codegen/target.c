@@ -175,6 +175,8 @@ bool kiln_cg_target_for(const kiln_cg_options *opt, kiln_target *out)
     return ok;
 }
 
+bool kiln_cg_target_for_options(const kiln_cg_options *opt, kiln_target *out) { return kiln_cg_target_for(opt, out); }
+
 int kiln_cg_layout_block(const kiln_cg_options *opt)
 {
     kiln_target t;

@@ -242,8 +242,8 @@ int kiln_cli_options_take(kiln_args *a, kiln_cli_options *o)
     }
     if ((o->takes & KILN_CLI_TAKES_WINOGRAD) && (r = kiln_args_value(a, "--winograd", &v))) {
         static const char *const names[] = {"auto", "off", "f2", "f4"};
-        static const kiln_cg_winograd modes[] = {KILN_CG_WINOGRAD_AUTO, KILN_CG_WINOGRAD_OFF, KILN_CG_WINOGRAD_F2,
-                                                 KILN_CG_WINOGRAD_F4};
+        static const kiln_winograd_mode modes[] = {KILN_WINOGRAD_AUTO, KILN_WINOGRAD_OFF, KILN_WINOGRAD_F2,
+                                                 KILN_WINOGRAD_F4};
         if (r < 0)
             return 2;
         for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
@@ -308,13 +308,6 @@ static bool has_batched_input(const kiln_graph *g)
     return false;
 }
 
-/* The layout pass's question to the code generator (passes.h): arg is the
- * command's kiln_cg_options. */
-static bool conv_keeps_plain(const kiln_graph *g, const kiln_node *n, void *arg)
-{
-    return kiln_cg_conv_keeps_plain(g, n, (const kiln_cg_options *)arg);
-}
-
 /* The pass pipeline as o says; prints its diagnostics. */
 static int run_passes(kiln_graph *g, const kiln_cli_options *o)
 {
@@ -334,10 +327,16 @@ static int run_passes(kiln_graph *g, const kiln_cli_options *o)
         .verify_each = KILN_PIPELINE_VERIFY_DEFAULT || o->stop_after != NULL || o->dump_ir != NULL,
         .threads_hint = (int)threads,
     };
+    /* The target the passes plan for: the one the code generator will
+     * compile for (its names resolved as kiln compile resolves them). */
+    kiln_target target;
+    if (kiln_cg_target_for_options(&o->cg, &target)) {
+        po.target = &target;
+        po.select.winograd = o->cg.winograd;
+        po.select.prefer = o->prefer;
+    }
     if (strcmp(o->layout, "auto") == 0) {
-        po.layout_block = kiln_cg_layout_block(&o->cg);
-        po.conv_keeps_plain = conv_keeps_plain;
-        po.conv_keeps_plain_arg = (void *)&o->cg; /* read only, by conv_keeps_plain */
+        po.layout_block = po.target ? kiln_target_lanes(po.target) : 0;
         if (po.layout_block == 0)
             fprintf(stderr, "kiln %s: note: no channel block is known for this target: --layout auto keeps every "
                             "value plain\n", o->cmd);

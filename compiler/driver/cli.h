@@ -73,6 +73,7 @@ typedef struct kiln_cli_options {
     unsigned takes;         /* KILN_CLI_TAKES_*: what kiln_cli_options_take accepts */
     const char *model;      /* MODEL, the one argument that is not an option */
     kiln_cg_options cg;     /* code generation; -O sets cg.opt_level */
+    const kiln_impl *prefer; /* the select pass's preferences per node (--tune), or NULL */
     const char *passes;     /* "all" (default) or "none": skip the passes */
     int64_t threads;        /* the thread count the schedule plans for; 0 (default): one per core */
     int64_t batch;          /* the batch the model will run at (default 1; fixed shapes need 1) */

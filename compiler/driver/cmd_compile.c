@@ -356,7 +356,11 @@ int kiln_cmd_compile(int argc, char **argv)
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         st = kiln_cg_tune(g, opt, tune_batch, tune_threads ? (int)tune_threads : (int)(cores > 0 ? cores : 1), 15,
                           choice, t_gen, t_blas, &d);
-        opt->gemm_impl = choice;
+        /* The measurement is the select pass's decision for these layers:
+         * written into the IR (a dump after compile keeps it). */
+        for (size_t i = 0; st == KILN_OK && i < g->n_nodes; i++)
+            if (choice[i] != KILN_CG_GEMM_AUTO)
+                cm.g->nodes[i].impl = choice[i] == KILN_CG_GEMM_BLAS ? KILN_IMPL_BLAS : KILN_IMPL_GEMM;
         kiln_cli_stage("compile", kiln_cli_seconds() - t_passes, "tune");
     }
     double t_tuned = kiln_cli_seconds();

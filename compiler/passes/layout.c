@@ -79,7 +79,7 @@ static bool is_candidate(const kiln_graph *g, const kiln_layout_options *o, cons
             return false;
         if (n->attrs[KILN_ATTR_GROUPS].i != 1 && !is_depthwise(g, n))
             return false;
-        return !o->conv_keeps_plain || !o->conv_keeps_plain(g, n, o->conv_keeps_plain_arg);
+        return !o->target || kiln_target_conv_blocks(o->target, g, n, o->winograd);
     }
     if (keeps_layout(n->op) && !kiln_op_is_binary(n->op))
         return true;

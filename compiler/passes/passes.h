@@ -18,8 +18,15 @@
  *   fuse            fusion groups marked (kiln_node.group)
  *   layout          channel-blocked values and reorders (kiln_type.layout),
  *                   groups made again
- *   memory_plan     workspace offsets (kiln_value.mem, kiln_graph.mem_*)
+ *   precision       each layer's precision (f32 everywhere for now)
+ *   select          each node's implementation (kiln_node.impl)
  *   schedule        tasks per kernel (kiln_node.tasks)
+ *   memory_plan     workspace offsets (kiln_value.mem, kiln_graph.mem_*),
+ *                   kernels' scratch included (kiln_node.scratch_*)
+ *
+ * The schedule runs before the memory plan (ARCHITECTURE.md lists them the
+ * other way round): a kernel's scratch (Winograd's slots) depends on its
+ * task count, and the plan must hold the scratch that runs.
  *
  * Usage (what `kiln dump --after PASS` and `kiln compile --dump-ir` do):
  *
@@ -35,6 +42,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "compiler/target/target.h"
 #include "ir/diag.h"
 #include "ir/graph.h"
 #include "kiln/status.h"
@@ -85,14 +93,14 @@ kiln_status kiln_pass_dce(kiln_graph *g, kiln_diag *d);
  * replaced and any memory plan dropped. */
 kiln_status kiln_pass_fuse(kiln_graph *g, kiln_diag *d);
 
-/* What the layout pass asks of the target (the driver answers with the code
- * generator's kiln_cg_layout_block and kiln_cg_conv_keeps_plain). */
+/* The layout pass's options. */
 typedef struct kiln_layout_options {
     int block; /* the channel block B of nchw<B>c, 1..KILN_MAX_BLOCK; 0: the pass changes nothing */
-    /* Whether conv2d node n keeps the plain layout (its kernel reads and
-     * writes NCHW only); NULL: no conv does. */
-    bool (*conv_keeps_plain)(const kiln_graph *g, const kiln_node *n, void *arg);
-    void *conv_keeps_plain_arg;
+    /* Which convolutions the blocked layout may hold: the target's rule
+     * (kiln_target_conv_blocks, under `winograd`); NULL: every one the
+     * blocked kernels compute (tests). */
+    const kiln_target *target;
+    kiln_winograd_mode winograd;
 } kiln_layout_options;
 
 /* Blocks channels (nchw<B>c) in the regions where blocked kernels pay and
@@ -115,6 +123,19 @@ kiln_status kiln_pass_layout(kiln_graph *g, const kiln_layout_options *o, kiln_d
  * over the two regions (so it compares with fixed + batch at batch 1). */
 kiln_status kiln_pass_memory_plan(kiln_graph *g, kiln_diag *d);
 
+/* Precision: every layer computes in f32 for now (the pass is where bf16,
+ * f16 and int8 lowering will happen). */
+kiln_status kiln_pass_precision(kiln_graph *g, kiln_diag *d);
+
+typedef struct kiln_select_pass_options {
+    const kiln_target *target; /* NULL: the pass changes nothing */
+    kiln_select_options select;
+} kiln_select_pass_options;
+
+/* Sets kiln_node.impl of every node by the target's rules (KILN_IMPL_NONE
+ * for ops with one implementation). */
+kiln_status kiln_pass_select(kiln_graph *g, const kiln_select_pass_options *o, kiln_diag *d);
+
 typedef struct kiln_schedule_options {
     int threads; /* the thread count to plan for; <= 0: KILN_SCHEDULE_DEFAULT_THREADS */
 } kiln_schedule_options;
@@ -136,12 +157,13 @@ typedef struct kiln_pipeline_options {
     FILE *time_to;          /* --time-passes: a table of per-pass times goes here, or NULL */
     bool verify_each;       /* kiln_ir_verify after every pass (tests, debug builds) */
     int threads_hint;       /* the schedule's thread count (kiln_schedule_options.threads) */
-    /* The layout pass (kiln_layout_options): the channel block, 0 (the
-     * default) to keep every value plain, and the callback for convolutions
-     * that keep NCHW (NULL: none does). */
+    /* The target the passes plan for (layout, select, the memory plan's
+     * scratch); NULL: no layout change, no implementation recorded. */
+    const kiln_target *target;
+    /* The layout pass's channel block: 0 (the default) keeps every value
+     * plain; the driver gives the target's lanes (--layout auto). */
     int layout_block;
-    bool (*conv_keeps_plain)(const kiln_graph *g, const kiln_node *n, void *arg);
-    void *conv_keeps_plain_arg;
+    kiln_select_options select; /* the Winograd mode and --tune's preferences */
 } kiln_pipeline_options;
 
 /* Verification after each pass is on by default in debug builds. */

@@ -16,10 +16,14 @@ static kiln_status run_schedule(kiln_graph *g, const kiln_pipeline_options *o, k
 
 static kiln_status run_layout(kiln_graph *g, const kiln_pipeline_options *o, kiln_diag *d)
 {
-    kiln_layout_options lo = {.block = o->layout_block,
-                              .conv_keeps_plain = o->conv_keeps_plain,
-                              .conv_keeps_plain_arg = o->conv_keeps_plain_arg};
+    kiln_layout_options lo = {.block = o->layout_block, .target = o->target, .winograd = o->select.winograd};
     return kiln_pass_layout(g, &lo, d);
+}
+
+static kiln_status run_select(kiln_graph *g, const kiln_pipeline_options *o, kiln_diag *d)
+{
+    kiln_select_pass_options so = {.target = o->target, .select = o->select};
+    return kiln_pass_select(g, &so, d);
 }
 
 #define PLAIN(name)                                                                                   \
@@ -34,29 +38,30 @@ PLAIN(fold_batchnorm)
 PLAIN(fold_constants)
 PLAIN(dce)
 PLAIN(fuse)
+PLAIN(precision)
 PLAIN(memory_plan)
 #undef PLAIN
+
+/* The pipeline, in order: one list, from which both tables below come. */
+#define KILN_PASSES(X)                                                                                  \
+    X(verify) X(infer_shapes) X(fold_batchnorm) X(fold_constants) X(dce) X(fuse) X(layout) X(precision) \
+        X(select) X(schedule) X(memory_plan)
 
 static const struct {
     const char *name;
     pass_fn run;
 } passes[] = {
-    {"verify", run_verify},
-    {"infer_shapes", run_infer_shapes},
-    {"fold_batchnorm", run_fold_batchnorm},
-    {"fold_constants", run_fold_constants},
-    {"dce", run_dce},
-    {"fuse", run_fuse},
-    {"layout", run_layout},
-    {"memory_plan", run_memory_plan},
-    {"schedule", run_schedule},
+#define ENTRY(name) {#name, run_##name},
+    KILN_PASSES(ENTRY)
+#undef ENTRY
 };
 #define N_PASSES (sizeof passes / sizeof passes[0])
 
-static const char *const pass_names[N_PASSES + 1] = {
-    "verify", "infer_shapes", "fold_batchnorm", "fold_constants", "dce", "fuse", "layout", "memory_plan", "schedule",
-    NULL,
-};
+static const char *const pass_names[] = {
+#define NAME(name) #name,
+    KILN_PASSES(NAME)
+#undef NAME
+    NULL};
 
 const char *const *kiln_pipeline_pass_names(void) { return pass_names; }
 

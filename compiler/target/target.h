@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ir/graph.h"
+
 /* Cache sizes in bytes: per core for L1 data and L2, the whole L3. */
 typedef struct kiln_caches {
     uint32_t l1d, l2;
@@ -71,5 +73,74 @@ bool kiln_target_host_caches(kiln_caches *out);
 /* Conservative sizes for a target whose CPU is not known, by the width of
  * its vectors. */
 void kiln_target_default_caches(int vector_bits, kiln_caches *out);
+
+/* ---- Winograd (winograd.c) ----------------------------------------------- */
+
+/* Which 3x3 stride-1 convolutions use Winograd's F(m x m, 3 x 3). */
+typedef enum kiln_winograd_mode {
+    KILN_WINOGRAD_AUTO, /* the documented heuristic (docs/codegen.md): F(4x4) on wide layers */
+    KILN_WINOGRAD_OFF,  /* none: implicit GEMM (the direct sum's rounding) */
+    KILN_WINOGRAD_F2,   /* every eligible layer, F(2x2, 3x3) */
+    KILN_WINOGRAD_F4,   /* every eligible layer, F(4x4, 3x3) */
+} kiln_winograd_mode;
+
+/* The geometry of a Winograd convolution's blocks on a target. */
+typedef struct kiln_winograd_plan {
+    int m, a;
+    int64_t C, H, W, F, OH, OW, pt, pl;
+    int64_t TH, TW, TWp;  /* tile rows, tiles per row, padded to whole vectors */
+    int64_t TWc;          /* GEMM columns per tile row: TWp, or TW when a row is under one vector */
+    int64_t rows;         /* tile rows per block */
+    int64_t blocks;       /* blocks per item */
+    int64_t cols;         /* GEMM columns of a block: rows * TWc */
+    int64_t panels;       /* packed-B panels of a block */
+    int64_t v_floats;     /* V of one position: panels * NR * C, + 16 */
+    int64_t m_floats;     /* M of one position: F * cols, + 16 */
+    int64_t slot_floats;  /* one task's scratch: a^2 (V + M), rounded to 16 */
+    int64_t h_floats;     /* the input rows of a block transformed along x (stack) */
+} kiln_winograd_plan;
+
+/* Whether Winograd can compute conv2d n: one group, 3x3, stride 1, no
+ * dilation, plain f32 with known sizes. */
+bool kiln_target_winograd_eligible(const kiln_graph *g, const kiln_node *n);
+/* The plan of F(m x m) for n on t; false when its scratch would be too large. */
+bool kiln_target_winograd_plan(const kiln_target *t, const kiln_graph *g, const kiln_node *n, int m,
+                               kiln_winograd_plan *p);
+/* The tile m (4 or 2) Winograd computes n with under `mode`, 0: not Winograd. */
+int kiln_target_winograd_choice(const kiln_target *t, const kiln_graph *g, const kiln_node *n,
+                                kiln_winograd_mode mode);
+/* The step's tasks, each with its scratch slot (from the schedule's count). */
+int64_t kiln_target_winograd_slots(const kiln_node *n);
+/* Scratch bytes of F(m x m) on n (0 when m is 0 or has no plan). */
+uint64_t kiln_target_winograd_scratch(const kiln_target *t, const kiln_graph *g, const kiln_node *n, int m);
+
+/* ---- implementations (select.c) --------------------------------------------- */
+
+typedef struct kiln_select_options {
+    kiln_winograd_mode winograd;
+    /* Per node (g->n_nodes entries; borrowed), or NULL: KILN_IMPL_BLAS or
+     * KILN_IMPL_GEMM where a layer has both (kiln compile --tune measured
+     * them), KILN_IMPL_NONE: the heuristic. */
+    const kiln_impl *prefer;
+} kiln_select_options;
+
+/* The implementation of node n of g on t (KILN_IMPL_NONE for ops with only
+ * one). The select pass writes it into the IR; the code generator computes
+ * the same for a node without one. o may be NULL (AUTO, no preferences). */
+kiln_impl kiln_target_select(const kiln_target *t, const kiln_graph *g, const kiln_node *n,
+                             const kiln_select_options *o);
+/* Whether n has both the generated GEMM and OpenBLAS (dense with a weight,
+ * a 1x1 stride-1 unpadded conv2d of one group). */
+bool kiln_target_gemm_candidate(const kiln_graph *g, const kiln_node *n);
+/* Whether the blocked layout may hold conv2d n's output (its kernels pay
+ * there): depthwise, 1x1 and few-channel convolutions that Winograd does
+ * not take; dilation 1. The layout pass asks this. */
+bool kiln_target_conv_blocks(const kiln_target *t, const kiln_graph *g, const kiln_node *n, kiln_winograd_mode mode);
+/* Whether implementation impl can compute n on t; else why (a message). */
+bool kiln_target_impl_applies(const kiln_target *t, const kiln_graph *g, const kiln_node *n, kiln_impl impl,
+                              char *why, size_t size);
+/* The scratch bytes node n's kernel needs with implementation impl (fixed:
+ * it does not grow with the batch). */
+uint64_t kiln_target_scratch(const kiln_target *t, const kiln_graph *g, const kiln_node *n, kiln_impl impl);
 
 #endif

@@ -52,7 +52,7 @@ static double check_tile(const kiln_graph *g, int m)
     static const int64_t batches[] = {1, 3, 17};
     static const int threads[] = {1, 2, 3};
     kiln_cg_options o = KILN_CG_OPTIONS_INIT;
-    o.winograd = m == 4 ? KILN_CG_WINOGRAD_F4 : KILN_CG_WINOGRAD_F2;
+    o.winograd = m == 4 ? KILN_WINOGRAD_F4 : KILN_WINOGRAD_F2;
     return tg_check(g, &o, batches, 3, threads, 3);
 }
 
@@ -158,7 +158,7 @@ static void test_fused(void)
         kiln_diag_release(&d);
         CU_ASSERT_FATAL(st == KILN_OK);
         kiln_cg_options o = tg_target_options();
-        o.winograd = m == 4 ? KILN_CG_WINOGRAD_F4 : KILN_CG_WINOGRAD_F2;
+        o.winograd = m == 4 ? KILN_WINOGRAD_F4 : KILN_WINOGRAD_F2;
         char names[1024];
         kernels_of(g, &o, names, sizeof names);
         /* two kernels, both Winograd, the second with the residual add and relu fused */
@@ -212,7 +212,7 @@ static void test_auto_choice(void)
                 fprintf(stderr, "  %s: %lld channels at %lldx%lld: kernels '%s', expected %s\n", targets[t].row,
                         (long long)cases[i].c, (long long)cases[i].hw, (long long)cases[i].hw, names, want);
             CU_ASSERT(strstr(names, want) != NULL && strstr(names, targets[t].row) != NULL);
-            o.winograd = KILN_CG_WINOGRAD_OFF;
+            o.winograd = KILN_WINOGRAD_OFF;
             kernels_of(g, &o, names, sizeof names);
             CU_ASSERT(strstr(names, "winograd") == NULL);
             kiln_graph_destroy(g);
@@ -229,7 +229,7 @@ static void test_auto_choice(void)
     CU_ASSERT_FATAL(tg_finish(g));
     tg_output(g, y);
     kiln_cg_options o = KILN_CG_OPTIONS_INIT;
-    o.winograd = KILN_CG_WINOGRAD_F4;
+    o.winograd = KILN_WINOGRAD_F4;
     char names[512];
     kernels_of(g, &o, names, sizeof names);
     CU_ASSERT(strstr(names, "winograd") == NULL && strstr(names, "igemm") != NULL);
