@@ -157,5 +157,6 @@ int kiln_cmd_run(int argc, char **argv);
 int kiln_cmd_compile(int argc, char **argv);
 int kiln_cmd_check(int argc, char **argv);
 int kiln_cmd_bench(int argc, char **argv);
+int kiln_cmd_import(int argc, char **argv);
 
 #endif
