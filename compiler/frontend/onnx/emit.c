@@ -100,10 +100,83 @@ const char *ox_claim(ox_ctx *x, const char *want) { return first_free(x, want, f
 
 const char *ox_claim_io(ox_ctx *x, const char *want) { return first_free(x, want, true); }
 
+/* The scope of a PyTorch node name: everything before its last '/'. */
+static char *scope_of(ox_ctx *x, const char *name)
+{
+    const char *slash = strrchr(name, '/');
+    if (name[0] != '/' || !slash || slash == name)
+        return NULL;
+    return kiln_arena_strndup(&x->arena, name, (size_t)(slash - name));
+}
+
+void ox_count_scopes(ox_ctx *x)
+{
+    for (size_t j = 0; j < x->graph->n_node; j++) {
+        const char *name = x->graph->node[j]->name;
+        char *scope = name ? scope_of(x, name) : NULL;
+        if (!scope)
+            continue;
+        uintptr_t c = (uintptr_t)kiln_strmap_get(&x->scopes, scope);
+        if (kiln_strmap_put(&x->scopes, scope, (void *)(c + 1)) != 0) {
+            ox_oom(x);
+            return;
+        }
+    }
+}
+
+const char *ox_node_name(ox_ctx *x, const Onnx__NodeProto *p)
+{
+    const char *name = p->name;
+    if (!name || !name[0])
+        return NULL;
+    char *scope = scope_of(x, name);
+    if (!scope)
+        return ox_sanitize(x, name);
+    /* "/features/features.1/block/block.0" is the module features.1.block.0:
+     * a component that extends the one before it by ".N" adds only ".N". */
+    size_t len = strlen(name);
+    char *path = kiln_arena_alloc(&x->arena, len + 2);
+    if (!path) {
+        ox_oom(x);
+        return "v";
+    }
+    path[0] = '\0';
+    const char *prev = NULL;
+    size_t prev_len = 0;
+    for (const char *c = scope + 1; *c;) {
+        const char *end = strchr(c, '/');
+        size_t clen = end ? (size_t)(end - c) : strlen(c);
+        if (clen) {
+            const char *part = c;
+            size_t plen = clen;
+            if (prev && clen > prev_len + 1 && strncmp(c, prev, prev_len) == 0 && c[prev_len] == '.') {
+                part = c + prev_len + 1;
+                plen = clen - prev_len - 1;
+            }
+            if (path[0])
+                strcat(path, ".");
+            strncat(path, part, plen);
+            prev = c;
+            prev_len = clen;
+        }
+        c = end ? end + 1 : c + clen;
+    }
+    uintptr_t count = (uintptr_t)kiln_strmap_get(&x->scopes, scope);
+    const char *op = strrchr(name, '/') + 1;
+    if (!path[0])
+        return ox_sanitize(x, op);
+    if (count > 1 || !*op) {
+        char *both = kiln_arena_printf(&x->arena, "%s.%s", path, op);
+        return both ? ox_sanitize(x, both) : "v";
+    }
+    return ox_sanitize(x, path);
+}
+
 static const char *node_own_name(ox_ctx *x, ox_node *n, size_t k)
 {
-    if (k == 0 && n->p->name && n->p->name[0])
-        return ox_sanitize(x, n->p->name);
+    const char *own = k == 0 ? ox_node_name(x, n->p) : NULL;
+    if (own)
+        return own;
     return ox_sanitize(x, n->out[k] ? n->out[k]->name : n->base);
 }
 

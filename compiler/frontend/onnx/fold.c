@@ -194,23 +194,49 @@ static int fold_cast(ox_ctx *x, ox_node *n, ox_tensor *s, int to)
     return 1;
 }
 
-/* The symbolic batch through a binary op: returns 1 (result is the batch),
- * 0 (no symbol involved), -1 (refused). */
-static int sym_binary(ox_ctx *x, ox_node *n, const char *t, bool sa, double a, bool sb, double b)
+/* The symbolic batch through a binary op: 1 (the result is the batch), 2
+ * (the result is *known whatever the batch: comparisons, knowing it is at
+ * least 1), 0 (no symbol involved), -1 (refused). */
+static int sym_binary(ox_ctx *x, ox_node *n, const char *t, bool sa, double a, bool sb, double b, int64_t *known)
 {
     if (!sa && !sb)
         return 0;
-    if (sa && sb)
-        return strcmp(t, "Max") == 0 || strcmp(t, "Min") == 0 ? 1 : no_sym(x, n, in_const(x, n, 0)) - 1;
-    double other = sa ? b : a;
-    if ((strcmp(t, "Add") == 0 || strcmp(t, "Sum") == 0) && other == 0)
-        return 1;
-    if (strcmp(t, "Sub") == 0 && sa && other == 0)
-        return 1;
-    if (strcmp(t, "Mul") == 0 && other == 1)
-        return 1;
-    if (strcmp(t, "Div") == 0 && sa && other == 1)
-        return 1;
+    if (sa && sb) {
+        if (strcmp(t, "Max") == 0 || strcmp(t, "Min") == 0)
+            return 1;
+        if (strcmp(t, "Equal") == 0 || strcmp(t, "LessOrEqual") == 0 || strcmp(t, "GreaterOrEqual") == 0)
+            return *known = 1, 2;
+        if (strcmp(t, "Less") == 0 || strcmp(t, "Greater") == 0)
+            return *known = 0, 2;
+    } else {
+        double other = sa ? b : a;
+        if ((strcmp(t, "Add") == 0 || strcmp(t, "Sum") == 0) && other == 0)
+            return 1;
+        if (strcmp(t, "Sub") == 0 && sa && other == 0)
+            return 1;
+        if (strcmp(t, "Mul") == 0 && other == 1)
+            return 1;
+        if (strcmp(t, "Div") == 0 && sa && other == 1)
+            return 1;
+        /* batch >= 1 decides some comparisons with a constant: write them as batch OP c */
+        const char *op = t;
+        if (sb) { /* c OP batch == batch OP' c */
+            if (strcmp(t, "Less") == 0)
+                op = "Greater";
+            else if (strcmp(t, "Greater") == 0)
+                op = "Less";
+            else if (strcmp(t, "LessOrEqual") == 0)
+                op = "GreaterOrEqual";
+            else if (strcmp(t, "GreaterOrEqual") == 0)
+                op = "LessOrEqual";
+        }
+        if (strcmp(op, "Equal") == 0 && other < 1)
+            return *known = 0, 2;
+        if ((strcmp(op, "Less") == 0 && other <= 1) || (strcmp(op, "LessOrEqual") == 0 && other < 1))
+            return *known = 0, 2;
+        if ((strcmp(op, "Greater") == 0 && other < 1) || (strcmp(op, "GreaterOrEqual") == 0 && other <= 1))
+            return *known = 1, 2;
+    }
     return ox_refuse(n, x, "it computes with the batch size (%s), which kiln chooses only at run time (pin the batch "
                            "with --input NAME=1x...)", t);
 }
@@ -312,9 +338,14 @@ static ox_tensor *fold_binary(ox_ctx *x, ox_node *n, const char *t, const ox_ten
     for (int64_t i = 0; i < o->count; i++) {
         int64_t ka = bcast_index(a, r, od, i), kb = bcast_index(b, r, od, i);
         double fa = ox_get_f(a, ka), fb = ox_get_f(b, kb);
-        int s = sym_binary(x, n, t, ox_is_sym(a, ka), fa, ox_is_sym(b, kb), fb);
+        int64_t known = 0;
+        int s = sym_binary(x, n, t, ox_is_sym(a, ka), fa, ox_is_sym(b, kb), fb, &known);
         if (s < 0)
             return NULL;
+        if (s == 2) {
+            ox_set_i(o, i, known);
+            continue;
+        }
         if (s == 1) {
             if (ox_set_sym(x, o, i) != 0)
                 return NULL;
@@ -982,6 +1013,9 @@ int ox_fold_shape_op(ox_ctx *x, ox_node *n)
     }
     if (is(n, "Expand") || is(n, "Tile")) {
         int64_t sh[OX_MAX_RANK], od[OX_MAX_RANK];
+        ox_tensor *shape = in_const(x, n, 1);
+        if (shape && ox_has_sym(shape))
+            return 0; /* a batched result: the lowering says what it needs */
         int ns = ox_input_ints(x, n, 1, is(n, "Tile") ? "repeats" : "shape", sh, OX_MAX_RANK);
         if (ns < 0)
             return -1;

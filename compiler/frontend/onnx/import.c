@@ -645,11 +645,29 @@ static void report(ox_ctx *x, ox_node *n)
                n->why ? n->why : "(no reason given)");
 }
 
+/* Whether n's outputs would be constants: its operands all are (or would
+ * have been), or it is Shape/Size, which folds whatever its operand. */
+static bool would_be_const(const ox_node *n)
+{
+    const char *t = ox_str(n->p->op_type);
+    if (strcmp(t, "Shape") == 0 || strcmp(t, "Size") == 0)
+        return true;
+    for (size_t k = 0; k < n->n_in; k++) {
+        const ox_value *v = n->in[k];
+        if (v && (v->kind == OX_DYN || (v->kind == OX_BAD && !v->bad_const) || v->graph_input))
+            return false;
+    }
+    return true;
+}
+
 static void mark_outputs_bad(ox_node *n)
 {
+    bool c = would_be_const(n);
     for (size_t k = 0; k < n->n_out; k++)
-        if (n->out[k] && n->out[k]->kind == OX_NONE)
+        if (n->out[k] && n->out[k]->kind == OX_NONE) {
             n->out[k]->kind = OX_BAD;
+            n->out[k]->bad_const = c;
+        }
 }
 
 bool ox_node_at(ox_ctx *x, int j, ox_node *n)
@@ -660,7 +678,9 @@ bool ox_node_at(ox_ctx *x, int j, ox_node *n)
     n->p = p;
     n->index = j;
     n->label = kiln_arena_strdup(&x->arena, node_label(p, (size_t)j, buf, sizeof buf));
-    n->base = ox_sanitize(x, p->name && p->name[0] ? p->name : (p->n_output && p->output[0] ? p->output[0] : ""));
+    n->base = ox_node_name(x, p);
+    if (!n->base)
+        n->base = ox_sanitize(x, p->n_output && p->output[0] ? p->output[0] : "");
     n->in = kiln_arena_alloc(&x->arena, (p->n_input + 1) * sizeof *n->in);
     n->out = kiln_arena_alloc(&x->arena, (p->n_output + 1) * sizeof *n->out);
     if (!n->label || !n->in || !n->out) {
@@ -715,7 +735,20 @@ static void lower_node(ox_ctx *x, size_t j, bool constants_only)
             ox_refuse(&n, x, "attribute '%s' is not supported", ox_str(a->name));
     }
     if (!n.refused && poisoned) {
-        mark_outputs_bad(&n); /* its operand's problem was reported: stay silent */
+        /* Its operand's problem was reported. An op kiln can only fold is
+         * refused all the same (a computed operand cannot be folded); the
+         * rest stay silent. */
+        if (would_be_const(&n))
+            ;
+        else if (op->needs)
+            OX_NEEDS(x, &n, op->needs);
+        else if (!op->lower && op->none)
+            ox_refuse(&n, x, "%s", op->none);
+        else if (!op->lower)
+            ox_refuse(&n, x, "kiln has no operation that computes ONNX's %s", ox_str(p->op_type));
+        if (n.refused)
+            report(x, &n);
+        mark_outputs_bad(&n);
         return;
     }
     int r = 0;
@@ -935,6 +968,7 @@ static kiln_status import(ox_ctx *x, const void *bytes, size_t size, kiln_onnx_r
     }
     if (x->oom || order_nodes(x) != 0)
         goto done;
+    ox_count_scopes(x);
     x->pattern = kiln_arena_alloc(&x->arena, (x->n_nodes + 1) * sizeof *x->pattern);
     if (!x->pattern) {
         ox_oom(x);
@@ -978,6 +1012,7 @@ kiln_status kiln_onnx_import(const void *bytes, size_t size, const kiln_onnx_opt
     kiln_strmap_init(&x.values, &x.arena);
     kiln_strmap_init(&x.names, &x.arena);
     kiln_strmap_init(&x.cnames, &x.arena);
+    kiln_strmap_init(&x.scopes, &x.arena);
     kiln_status st = import(&x, bytes, size, &impl->r);
     /* The result keeps the arena (YAML, tensors, problem texts). */
     impl->arena = x.arena;

@@ -3,7 +3,9 @@
  * is written in kiln layers, or why it cannot be (a kiln op of format 1.1
  * it waits for, or the reason kiln has no equivalent). An op missing here is
  * refused as one kiln has no operation for. docs/import.md has the same
- * list for readers. */
+ * list for readers. `needs` with a `lower` function: the function writes
+ * the cases kiln can already express (a slice that keeps everything), the
+ * rest wait for that op. */
 #include <string.h>
 
 #include "ox.h"
@@ -117,9 +119,9 @@ static const ox_op ops[] = {
     {"Tile", "", SH, ox_lower_tile, NULL, NULL},
     {"DepthToSpace", "blocksize,mode", NULL, ox_lower_depth_space, NULL, NULL},
     {"SpaceToDepth", "blocksize", NULL, ox_lower_depth_space, NULL, NULL},
-    {"Slice", "starts,ends,axes", SH, ox_lower_slice_like, NULL, NULL},
-    {"Split", "axis,split,num_outputs", SH, ox_lower_slice_like, NULL, NULL},
-    {"Gather", "axis", SH, ox_lower_slice_like, NULL, NULL},
+    {"Slice", "starts,ends,axes", SH, ox_lower_slice_like, "slice", NULL},
+    {"Split", "axis,split,num_outputs", SH, ox_lower_slice_like, "slice", NULL},
+    {"Gather", "axis", SH, ox_lower_slice_like, "slice", NULL},
     /* what kiln's model cannot hold */
     {"If", "then_branch,else_branch", NULL, NULL, NULL, "control flow (If, Loop, Scan) is not supported"},
     {"Loop", "body", NULL, NULL, NULL, "control flow (If, Loop, Scan) is not supported"},

@@ -114,6 +114,7 @@ typedef struct ox_value {
     kiln_id kv;           /* OX_DYN: its kiln value; OX_CONST: a `constant` layer made for it, or KILN_NO_ID */
     kiln_id param;        /* OX_CONST: the parameter made from it unchanged (shared), or KILN_NO_ID */
     bool scalar0;         /* OX_DYN: rank 0 in ONNX, shape [1] in kiln */
+    bool bad_const;       /* OX_BAD: it would have been a constant (its operands were) */
     bool graph_input;     /* a graph input without initializer */
     bool is_output;       /* a graph output */
     const char *out_name; /* is_output: its reserved kiln name */
@@ -172,6 +173,7 @@ struct ox_ctx {
     kiln_graph *g;            /* the scratch graph */
     kiln_strmap names;        /* kiln value names in use */
     kiln_strmap cnames;       /* C spellings of input and output names */
+    kiln_strmap scopes;       /* PyTorch's node name scopes ("/layer1/layer1.0/conv1") -> nodes in them */
     uint32_t *explicit_attrs; /* per scratch node: the attributes the importer wrote */
     size_t cap_explicit;
     kiln_onnx_problem *problems;
@@ -226,6 +228,13 @@ int ox_shape(ox_ctx *x, ox_value *v, int64_t *dims, bool *batched);
 /* A name with every character outside [A-Za-z0-9_.] replaced ('/' by '.',
  * runs of '_' and '.' collapsed); never empty. */
 char *ox_sanitize(ox_ctx *x, const char *s);
+/* The layer name a node suggests: for PyTorch's scoped names
+ * ("/layer1/layer1.0/conv1/Conv") the module path ("layer1.0.conv1"), with
+ * the op's part when the module holds several nodes ("layer1.0.Add");
+ * otherwise the sanitized name. NULL for a node without a name. */
+const char *ox_node_name(ox_ctx *x, const Onnx__NodeProto *p);
+/* Counts the nodes of each PyTorch scope (for ox_node_name). */
+void ox_count_scopes(ox_ctx *x);
 /* Claims a unique kiln value name close to `want` (`want`, `want_2`, ...). */
 const char *ox_claim(ox_ctx *x, const char *want);
 /* Claims a name for a model input or output: also unique in its C spelling. */

@@ -93,8 +93,8 @@ static void ints(buf *b, const int64_t *v, int n)
 static bool attr_equal(kiln_attr_type t, const kiln_attr *a, const kiln_attr *b)
 {
     switch (t) {
-    case KILN_ATTR_T_FLOAT:
-        return a->f == b->f;
+    case KILN_ATTR_T_FLOAT: /* as the ONNX float it came from */
+        return (float)a->f == (float)b->f;
     case KILN_ATTR_T_INTS:
         if (a->n != b->n) {
             /* "1" stands for [1, 1]: compare entry by entry with the single value repeated */
