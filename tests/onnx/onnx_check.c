@@ -6,10 +6,11 @@
  *       pytorch-converted,pytorch-operator,simple}/TEST/model.onnx with
  *       test_data_set_N/input_K.pb and output_K.pb). Every input is pinned to
  *       the shape of its test data. Tolerance: |got - want| <= 1e-5 + 1e-4 |want|.
- *   onnx_check torch FIXTURE_DIR EXPECT [--update] [--only SUBSTRING] [-v]
- *       PyTorch models exported by tools/export_torch_onnx.py: FIXTURE_DIR/
- *       NAME/model.onnx, in0.npy ... and PyTorch's outputs out0.npy ...
- *       (computed in float64). Inputs stay unpinned: a leading dynamic
+ *   onnx_check cases FIXTURE_DIR EXPECT [--update] [--only SUBSTRING] [-v]
+ *       Models with their inputs and expected outputs: FIXTURE_DIR/NAME/
+ *       model.onnx, in0.npy ... and out0.npy ..., computed in float64 by
+ *       PyTorch (tools/export_torch_onnx.py) or from ONNX's definitions
+ *       (tools/gen_onnx_fixtures.py). Inputs stay unpinned: a leading dynamic
  *       dimension is the batch, run at the batch of in0.npy. Error measure
  *       (that of `kiln check`): |got - want| / max(|want|, 0.01 max|WANT|),
  *       at most 1e-5 interpreted, 1e-4 compiled.
@@ -212,7 +213,7 @@ static void data_set_free(data_set *s)
 }
 
 typedef struct config {
-    bool torch;          /* the torch fixtures' tolerances and batch rules */
+    bool torch;          /* `cases` (not the conformance suite): the cases' tolerances and batch rules */
     double rtol_interp, rtol_compiled, atol;
     int opt_level;
     bool verbose;
@@ -795,11 +796,11 @@ static const char *outcome_line(const result *r, char *buf, size_t size)
 
 int main(int argc, char **argv)
 {
-    if (argc < 4 || (strcmp(argv[1], "conformance") != 0 && strcmp(argv[1], "torch") != 0)) {
-        fprintf(stderr, "usage: %s conformance|torch DIR EXPECT [--update] [--only SUBSTRING] [-v]\n", argv[0]);
+    if (argc < 4 || (strcmp(argv[1], "conformance") != 0 && strcmp(argv[1], "cases") != 0)) {
+        fprintf(stderr, "usage: %s conformance|cases DIR EXPECT [--update] [--only SUBSTRING] [-v]\n", argv[0]);
         return 2;
     }
-    config c = {.torch = strcmp(argv[1], "torch") == 0, .opt_level = 1};
+    config c = {.torch = strcmp(argv[1], "cases") == 0, .opt_level = 1};
     if (c.torch) {
         c.rtol_interp = 1e-5;
         c.rtol_compiled = 1e-4;
@@ -824,7 +825,7 @@ int main(int argc, char **argv)
     struct stat st;
     if (stat(root, &st) != 0 || !S_ISDIR(st.st_mode)) {
         printf("SKIPPED: %s is not there (%s)\n", root,
-               c.torch ? "run tools/export_torch_onnx.py" : "install Debian's libonnx-testdata");
+               c.torch ? "run tools/export_torch_onnx.py --full" : "install Debian's libonnx-testdata");
         return 77;
     }
     expect x = {0};

@@ -38,6 +38,17 @@ static ox_tensor *need_const(ox_ctx *x, ox_node *n, size_t i, const char *role)
     return t;
 }
 
+/* The name of a tensor computed from constant v (transposed, scaled, ...):
+ * never taken for PyTorch's key of v itself. */
+static const char *derived(ox_ctx *x, const ox_value *v, const char *how)
+{
+    const char *base = v->hint ? v->hint : v->name;
+    const char *d = kiln_arena_printf(&x->arena, "%s.%s", base, how);
+    if (!d)
+        ox_oom(x);
+    return d ? d : base;
+}
+
 /* The spatial attributes of Conv and the pools, resolved to explicit pads. */
 typedef struct window {
     int spatial;              /* 1 or 2 */
@@ -405,7 +416,7 @@ static kiln_id norm_param(ox_ctx *x, ox_node *n, ox_value *v, const char *role, 
             return ox_oom(x), ox_refuse(n, x, "out of memory"), KILN_NO_ID;
         for (int64_t i = 0; i < count; i++)
             data[i] = (float)ox_get_f(t, 0);
-        return ox_param_data(x, n, v->hint, 1, &count, data);
+        return ox_param_data(x, n, derived(x, v, "expanded"), 1, &count, data);
     }
     return ox_param(x, n, v, role, 1, &count);
 }
@@ -590,6 +601,16 @@ static float *row_bias(ox_ctx *x, ox_value *c, int64_t units, double scale)
     return data;
 }
 
+/* The name of a row bias made from constant c: c's own when its values are
+ * unchanged (a [N] vector, not scaled). */
+static const char *bias_hint(ox_ctx *x, ox_value *c, int64_t units, double scale)
+{
+    ox_tensor *t = ox_const(x, NULL, c);
+    if (t && t->rank == 1 && t->count == units && scale == 1.0)
+        return c->hint ? c->hint : c->name;
+    return derived(x, c, "row");
+}
+
 /* dense: in · Wᵀ (+ bias) with W = (trans ? B : Bᵀ) · alpha, as name. */
 static kiln_id dense_of(ox_ctx *x, ox_node *n, kiln_id in, ox_value *bv, bool trans, double alpha, const float *bias,
                         const char *bias_hint, const char *name)
@@ -612,7 +633,7 @@ static kiln_id dense_of(ox_ctx *x, ox_node *n, kiln_id in, ox_value *bv, bool tr
     if (trans && alpha == 1.0)
         ins[1] = ox_param(x, n, bv, "weight", 2, wd);
     else
-        ins[1] = ox_param_data(x, n, bv->hint ? bv->hint : bv->name, 2, wd, w);
+        ins[1] = ox_param_data(x, n, derived(x, bv, trans ? "scaled" : "transposed"), 2, wd, w);
     if (bias)
         ins[n_in++] = ox_param_data(x, n, bias_hint, 1, &units, bias);
     kiln_node a = {0};
@@ -649,7 +670,7 @@ int ox_lower_gemm(ox_ctx *x, ox_node *n)
     if (n->in[1]->kind == OX_CONST) {
         float *bias = c ? row_bias(x, c, units, beta) : NULL;
         bool separate = c && !bias;
-        y = dense_of(x, n, a, n->in[1], tb, alpha, bias, c ? (c->hint ? c->hint : c->name) : NULL,
+        y = dense_of(x, n, a, n->in[1], tb, alpha, bias, c ? bias_hint(x, c, units, beta) : NULL,
                      separate ? inner_name(x, n, hint, "mm") : ox_out_name(x, n, 0, hint));
         if (!separate)
             goto done;
@@ -701,7 +722,7 @@ static int matmul(ox_ctx *x, ox_node *n, ox_value *bias, ox_value *result)
         const char *bhint = NULL, *hint = NULL;
         if (bias) {
             bdata = row_bias(x, bias, bd[1], 1.0);
-            bhint = bias->hint ? bias->hint : bias->name;
+            bhint = bias_hint(x, bias, bd[1], 1.0);
             hint = ox_module_hint(x, bias, "bias");
         }
         y = dense_of(x, &out, a, n->in[1], false, 1.0, bdata, bhint, ox_out_name(x, &out, 0, hint));

@@ -183,6 +183,20 @@ static bool shows_attrs(const kiln_node *n, uint32_t written)
     return any;
 }
 
+/* Whether an initializer's name can be a tensor's key for role `role`: a
+ * PyTorch state_dict key (`features.0.weight`) for that role. */
+static bool hint_for(const char *hint, const char *role)
+{
+    size_t len = strlen(hint), rl = strlen(role);
+    if (len <= rl + 1 || hint[len - rl - 1] != '.' || strcmp(hint + len - rl, role) != 0 || hint[0] == '.')
+        return false;
+    for (const char *p = hint; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_' ||
+              *p == '.'))
+            return false;
+    return true;
+}
+
 kiln_status ox_write_yaml(ox_ctx *x, kiln_onnx_result *r)
 {
     kiln_graph *g = x->g;
@@ -199,6 +213,7 @@ kiln_status ox_write_yaml(ox_ctx *x, kiln_onnx_result *r)
     kiln_strmap_init(&keys, &x->arena);
     buf b = {0};
     kiln_status st = KILN_OK;
+    const char **dflt = NULL;
     if (!uses || !pname || !merged || !skip || !key || !puses || !tensors || !emitted) {
         st = KILN_ERR_OUT_OF_MEMORY;
         goto done;
@@ -230,26 +245,60 @@ kiln_status ox_write_yaml(ox_ctx *x, kiln_onnx_result *r)
         }
     }
     memset(emitted, 0, sizeof *emitted * (nv ? nv : 1));
-    /* parameter keys: LAYER.ROLE when one layer reads it, a shared key otherwise */
+    /* Parameter keys. A tensor one layer reads is LAYER.ROLE, or the
+     * initializer's own name when that is a PyTorch state_dict key for the
+     * same role (`fc.weight` read by the layer `logits`); a tensor several
+     * layers share gets its initializer's name. Either way unique. */
+    dflt = kiln_calloc(nv ? nv : 1, sizeof *dflt); /* param -> LAYER.ROLE of its one reader */
+    if (!dflt) {
+        st = KILN_ERR_OUT_OF_MEMORY;
+        goto done;
+    }
     for (size_t i = 0; i < nn; i++) {
         const kiln_node *n = &g->nodes[i];
         for (uint32_t k = kiln_node_data_inputs(g, n); k < n->n_inputs; k++)
             puses[n->inputs[k]]++;
     }
-    for (size_t i = 0; i < nn; i++) {
-        const kiln_node *n = &g->nodes[i];
-        uint32_t nd = kiln_node_data_inputs(g, n);
-        const char *layer = pname[merged[i] && skip[merged[i] - 1] ? n->output : n->output];
-        for (uint32_t k = nd; k < n->n_inputs; k++) {
-            const char *role = kiln_op_get(n->op)->params[k - nd];
-            char *dk = kiln_arena_printf(&x->arena, "%s.%s", layer, role);
-            if (!dk || kiln_strmap_put(&keys, dk, (void *)1) != 0) {
-                st = KILN_ERR_OUT_OF_MEMORY;
-                goto done;
+    for (int pass = 0; pass < 3 && st == KILN_OK; pass++) {
+        for (size_t i = 0; i < nn && st == KILN_OK; i++) {
+            const kiln_node *n = &g->nodes[i];
+            uint32_t nd = kiln_node_data_inputs(g, n);
+            for (uint32_t k = nd; k < n->n_inputs && st == KILN_OK; k++) {
+                kiln_id p = n->inputs[k];
+                const char *role = kiln_op_get(n->op)->params[k - nd];
+                const char *hint = g->values[p].param.key;
+                bool usable = hint && hint_for(hint, role);
+                if (puses[p] != 1 || (pass == 0) == usable || (pass == 2))
+                    continue;
+                /* pass 0: tensors without a usable hint take LAYER.ROLE; pass 1: hinted ones */
+                char *d = kiln_arena_printf(&x->arena, "%s.%s", pname[n->output], role);
+                const char *want[3] = {usable ? hint : NULL, d, d};
+                for (int w = 0; w < 3 && !key[p]; w++) {
+                    if (!want[w])
+                        continue;
+                    const char *cand = w < 2 ? want[w] : NULL;
+                    for (unsigned u = 2; !cand; u++) {
+                        char *c = kiln_arena_printf(&x->arena, "%s_%u", d, u);
+                        if (!c || !kiln_strmap_get(&keys, c))
+                            cand = c;
+                    }
+                    if (!cand || !d) {
+                        st = KILN_ERR_OUT_OF_MEMORY;
+                        break;
+                    }
+                    if (kiln_strmap_get(&keys, cand))
+                        continue;
+                    if (kiln_strmap_put(&keys, cand, (void *)1) != 0) {
+                        st = KILN_ERR_OUT_OF_MEMORY;
+                        break;
+                    }
+                    key[p] = cand;
+                    dflt[p] = d;
+                }
             }
         }
     }
-    for (size_t v = 0; v < nv; v++) {
+    for (size_t v = 0; v < nv && st == KILN_OK; v++) {
         if (g->values[v].kind != KILN_VALUE_PARAM || puses[v] < 2)
             continue;
         const char *want = ox_sanitize(x, g->values[v].param.key ? g->values[v].param.key : "param");
@@ -257,18 +306,20 @@ kiln_status ox_write_yaml(ox_ctx *x, kiln_onnx_result *r)
             char *cand = k == 1 ? kiln_arena_strdup(&x->arena, want) : kiln_arena_printf(&x->arena, "%s_%u", want, k);
             if (!cand) {
                 st = KILN_ERR_OUT_OF_MEMORY;
-                goto done;
+                break;
             }
             if (kiln_strmap_get(&keys, cand))
                 continue;
             if (kiln_strmap_put(&keys, cand, (void *)1) != 0) {
                 st = KILN_ERR_OUT_OF_MEMORY;
-                goto done;
+                break;
             }
             key[v] = cand;
             break;
         }
     }
+    if (st != KILN_OK)
+        goto done;
     /* the text */
     const kiln_onnx_options *o = x->opt;
     puts_(&b, "# Imported by `kiln import`");
@@ -349,14 +400,15 @@ kiln_status ox_write_yaml(ox_ctx *x, kiln_onnx_result *r)
                 printf_(&b, ", activation: %s", kiln_op_name(act->op));
             }
         }
-        bool shared = false;
+        bool named = false;
         for (uint32_t k = nd; k < n->n_inputs; k++)
-            shared = shared || key[n->inputs[k]];
-        if (shared) {
+            named = named || !dflt[n->inputs[k]] || strcmp(key[n->inputs[k]], dflt[n->inputs[k]]) != 0;
+        if (named) {
             puts_(&b, ", params: {");
             bool first = true;
             for (uint32_t k = nd; k < n->n_inputs; k++) {
-                if (!key[n->inputs[k]])
+                kiln_id p = n->inputs[k];
+                if (dflt[p] && strcmp(key[p], dflt[p]) == 0)
                     continue;
                 printf_(&b, "%s%s: ", first ? "" : ", ", def->params[k - nd]);
                 name_(&b, key[n->inputs[k]]);
@@ -375,7 +427,7 @@ kiln_status ox_write_yaml(ox_ctx *x, kiln_onnx_result *r)
             emitted[p] = true;
             const kiln_value *pv = &g->values[p];
             kiln_onnx_tensor *t = &tensors[r->n_tensors++];
-            t->key = key[p] ? key[p] : kiln_arena_printf(&x->arena, "%s.%s", layer, def->params[k - nd]);
+            t->key = key[p];
             t->rank = pv->type.shape.rank;
             memcpy(t->dims, pv->type.shape.dims, sizeof t->dims);
             t->data = pv->param.data;
@@ -398,6 +450,8 @@ kiln_status ox_write_yaml(ox_ctx *x, kiln_onnx_result *r)
     r->yaml_len = b.n;
     r->tensors = tensors;
     r->n_layers = n_layers;
+    kiln_free(dflt);
+    dflt = NULL;
 done:
     if (st != KILN_OK)
         r->n_tensors = 0;
@@ -409,5 +463,6 @@ done:
     kiln_free(key);
     kiln_free(puses);
     kiln_free(emitted);
+    kiln_free(dflt);
     return st;
 }
