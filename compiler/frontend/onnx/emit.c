@@ -6,6 +6,7 @@
  * YAML frontend will accept, and a layer kiln refuses refuses the ONNX node
  * with the rule's message. yaml.c prints the graph at the end. */
 #include <ctype.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -239,6 +240,12 @@ kiln_id ox_emit(ox_ctx *x, ox_node *n, kiln_op op, const kiln_id *ins, uint32_t 
     tmp.inputs = (kiln_id *)ins;
     tmp.n_inputs = n_in;
     uint32_t written = tmp.attr_set;
+    for (int id = 0; id < KILN_ATTR_COUNT; id++)
+        if (((written >> id) & 1u) && kiln_attr_defs[id].type == KILN_ATTR_T_FLOAT && !isfinite(tmp.attrs[id].f)) {
+            ox_refuse(n, x, "its %s %g cannot be written in a kiln model (only finite numbers)",
+                      kiln_attr_defs[id].name, tmp.attrs[id].f);
+            return KILN_NO_ID;
+        }
     kiln_node_apply_defaults(&tmp);
     kiln_type type;
     char err[512];
