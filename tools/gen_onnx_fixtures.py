@@ -266,6 +266,13 @@ def cases():
               [init("shape", np.array([-1, 6], np.int64))])
     case("reshape_minus1_batch", m, [x], [x.reshape(2, 6)])
 
+    # a graph output that is a constant: a `constant` layer under the output's name
+    x, c = rand(2, 3), rand(2, 2)
+    m = model([helper.make_node("Relu", ["x"], ["y"]),
+               helper.make_node("Constant", [], ["c"], value=numpy_helper.from_array(c))],
+              [vi("x", [2, 3])], [vi("y", [2, 3]), vi("c", [2, 2])])
+    case("constant_output", m, [x], [np.maximum(x, 0), c])
+
     # GlobalAveragePool on [N, C, L]
     x = rand(2, 3, 5)
     m = model([helper.make_node("GlobalAveragePool", ["x"], ["y"])], [vi("x", ["N", 3, 5])], [vi("y", ["N", 3, 1])])

@@ -142,5 +142,9 @@ contains "$work/c.yaml" "op: conv2d, filters: 4, kernel: [1, 3], padding: [0, 1]
 expect 0 "Softmax before opset 13" -- "$kiln" import "$cases/softmax_opset11_axis1/model.onnx" -o "$work/sm.yaml"
 contains "$work/sm.yaml" "op: reshape, shape: [2, 12]" "Softmax at opset 11 flattens to 2-D"
 
+expect 0 "a constant output" -- "$kiln" import "$cases/constant_output/model.onnx" -o "$work/co.yaml"
+has "$work/co.yaml" "outputs: [y, c]" "a constant output keeps its name"
+has "$work/co.yaml" "  - {name: c, op: constant}" "a constant output is a constant layer"
+
 echo "import_cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -814,13 +814,18 @@ static void make_outputs(ox_ctx *x)
             continue; /* its producer's problem was reported */
         kiln_id id = KILN_NO_ID;
         if (v->kind == OX_CONST) {
+            /* a constant output: a `constant` layer under the output's name */
             ox_tensor *t = ox_const(x, &n, v);
+            int64_t one = 1;
             if (t && !ox_dtype_is_float(t->dtype))
                 ox_refuse(&n, x, "it is %s (kiln's outputs are float32)", ox_dtype_name(t->dtype));
+            else if (t && t->count == 0)
+                ox_refuse(&n, x, "it is an empty tensor");
             else if (t) {
-                v->kv = KILN_NO_ID;
-                v->hint = kname ? kname : name;
-                id = ox_data_value(x, &n, v);
+                kiln_id p = t->rank == 0 ? ox_param(x, &n, v, "value", 1, &one)
+                                         : ox_param(x, &n, v, "value", t->rank, t->dims);
+                id = ox_emit(x, &n, KILN_OP_CONSTANT, &p, 1, NULL,
+                             kname ? kname : ox_claim_io(x, ox_sanitize(x, name)));
             }
         } else {
             id = v->kv;
