@@ -95,8 +95,8 @@ static const ox_op ops[] = {
      "conv_transpose2d", NULL},
     {"Resize", "antialias,axes,coordinate_transformation_mode,cubic_coeff_a,exclude_outside,extrapolation_value,"
                "keep_aspect_ratio_policy,mode,nearest_mode",
-     NULL, NULL, "resize", NULL},
-    {"Upsample", "mode,scales,height_scale,width_scale", NULL, NULL, "resize", NULL},
+     NULL, ox_lower_resize, NULL, NULL},
+    {"Upsample", "mode,scales", NULL, ox_lower_resize, NULL, NULL},
     {"ArgMax", "axis,keepdims,select_last_index", NULL, NULL, NULL,
      "it computes integer indices (kiln's values are float32)"},
     {"ArgMin", "axis,keepdims,select_last_index", NULL, NULL, NULL,

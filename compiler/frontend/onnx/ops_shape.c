@@ -558,3 +558,103 @@ int ox_lower_slice_like(ox_ctx *x, ox_node *n)
     }
     return OX_NEEDS(x, n, "slice");
 }
+
+/* Resize and Upsample: kiln's `resize` (format 1.1) will take the modes that
+ * equal PyTorch's interpolate on the last two axes: nearest (ONNX's
+ * asymmetric coordinates with floor), nearest_exact (half_pixel with
+ * round_prefer_ceil), bilinear and bicubic (cubic coefficient -0.75) with
+ * half_pixel / pytorch_half_pixel coordinates or align_corners. Those wait
+ * for the op; every other combination is refused for what it is. */
+int ox_lower_resize(ox_ctx *x, ox_node *n)
+{
+    int64_t xd[OX_MAX_RANK];
+    bool xb;
+    int xr = shape_in(x, n, 0, xd, &xb);
+    if (xr < 0)
+        return -1;
+    bool upsample = is(n, "Upsample");
+    const char *mode = ox_attr_s(x, n, "mode", "nearest");
+    const char *ctm = ox_attr_s(x, n, "coordinate_transformation_mode",
+                                upsample || x->opset < 11 ? "asymmetric" : "half_pixel");
+    const char *nearest = ox_attr_s(x, n, "nearest_mode", "round_prefer_floor");
+    double coeff = ox_attr_f(x, n, "cubic_coeff_a", -0.75);
+    int64_t exclude = ox_attr_i(x, n, "exclude_outside", 0), antialias = ox_attr_i(x, n, "antialias", 0);
+    const char *policy = ox_attr_s(x, n, "keep_aspect_ratio_policy", "stretch");
+    if (n->refused)
+        return -1;
+    if (xr != 4)
+        return ox_refuse(n, x, "a resize of a rank-%d value (kiln's resize works on [N, C, H, W])", xr);
+    if (antialias)
+        return ox_refuse(n, x, "an antialiased resize (kiln's resize has none)");
+    if (strcmp(policy, "stretch") != 0)
+        return ox_refuse(n, x, "keep_aspect_ratio_policy '%s'", policy);
+    if (strcmp(ctm, "tf_crop_and_resize") == 0)
+        return ox_refuse(n, x, "coordinate_transformation_mode 'tf_crop_and_resize' (kiln's resize has no crop)");
+    /* the mode kiln's resize would use */
+    bool half = strcmp(ctm, "half_pixel") == 0 || strcmp(ctm, "pytorch_half_pixel") == 0;
+    bool corners = strcmp(ctm, "align_corners") == 0;
+    if (strcmp(mode, "nearest") == 0) {
+        bool torch_nearest = strcmp(ctm, "asymmetric") == 0 && (strcmp(nearest, "floor") == 0 || upsample ||
+                                                                 x->opset < 11);
+        bool exact = half && strcmp(nearest, "round_prefer_ceil") == 0;
+        if (!torch_nearest && !exact)
+            return ox_refuse(n, x, "nearest with coordinates '%s' and rounding '%s' (kiln's resize has PyTorch's "
+                                   "nearest: asymmetric and floor, and nearest-exact: half_pixel and round_prefer_ceil)",
+                             ctm, nearest);
+    } else if (strcmp(mode, "linear") == 0 || strcmp(mode, "bilinear") == 0) {
+        if (!half && !corners)
+            return ox_refuse(n, x, "linear with coordinates '%s' (kiln's bilinear is half_pixel or align_corners)", ctm);
+    } else if (strcmp(mode, "cubic") == 0) {
+        if (!half && !corners)
+            return ox_refuse(n, x, "cubic with coordinates '%s' (kiln's bicubic is half_pixel or align_corners)", ctm);
+        if ((float)coeff != -0.75f || exclude)
+            return ox_refuse(n, x, "cubic with coefficient %g%s (kiln's bicubic is PyTorch's: -0.75, outside "
+                                   "included)", coeff, exclude ? " excluding the outside" : "");
+    } else {
+        return ox_refuse(n, x, "mode '%s'", mode);
+    }
+    /* the target: scales or sizes, constant, changing H and W only */
+    size_t si = upsample ? 1 : x->opset < 11 ? 1 : 2, zi = 3;
+    ox_value *sv = si < n->n_in ? n->in[si] : NULL, *zv = !upsample && x->opset >= 11 && zi < n->n_in ? n->in[zi] : NULL;
+    ox_tensor *st = sv && sv->kind == OX_CONST ? ox_const(x, n, sv) : NULL;
+    ox_tensor *zt = zv && zv->kind == OX_CONST ? ox_const(x, n, zv) : NULL;
+    if (n->refused)
+        return -1;
+    if (st && st->count == 0)
+        st = NULL;
+    if (zt && zt->count == 0)
+        zt = NULL;
+    int64_t sc_n = -1;
+    double scales[4] = {1, 1, 1, 1};
+    if (upsample && x->opset < 9 && !sv) {
+        const Onnx__AttributeProto *a = ox_attr(n, "scales");
+        if (!a || a->n_floats != 4)
+            return ox_refuse(n, x, "its scales are missing or not four");
+        for (int k = 0; k < 4; k++)
+            scales[k] = a->floats[k];
+        sc_n = 4;
+    } else if (st) {
+        if (!ox_dtype_is_float(st->dtype) || st->count != 4)
+            return ox_refuse(n, x, "its scales are not four numbers");
+        for (int k = 0; k < 4; k++)
+            scales[k] = ox_get_f(st, k);
+        sc_n = 4;
+    } else if (zt) {
+        if (!ox_dtype_is_int(zt->dtype) || zt->count != 4)
+            return ox_refuse(n, x, "its sizes are not four integers");
+        for (int k = 0; k < 4; k++) {
+            if (ox_is_sym(zt, k) && !(k == 0 && xb))
+                return ox_refuse(n, x, "its sizes use the batch size off axis 0");
+            /* the batch (symbolic, or the input's own) keeps its size */
+            scales[k] = ox_is_sym(zt, k) ? 1.0 : (double)zt->i[k] / (double)(xd[k] < 0 ? 1 : xd[k]);
+        }
+    } else if ((sv && sv->kind != OX_CONST) || (zv && zv->kind != OX_CONST)) {
+        return ox_refuse(n, x, "its scales or sizes are computed at run time (kiln needs them constant)");
+    } else {
+        return ox_refuse(n, x, "it has neither scales nor sizes");
+    }
+    (void)sc_n;
+    if (scales[0] != 1 || scales[1] != 1)
+        return ox_refuse(n, x, "it resizes the batch or channel axis (kiln's resize works on H and W)");
+    return OX_NEEDS(x, n, "resize");
+}

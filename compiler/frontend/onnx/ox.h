@@ -338,6 +338,7 @@ int ox_lower_expand(ox_ctx *x, ox_node *n);
 int ox_lower_tile(ox_ctx *x, ox_node *n);
 int ox_lower_depth_space(ox_ctx *x, ox_node *n);
 int ox_lower_slice_like(ox_ctx *x, ox_node *n);
+int ox_lower_resize(ox_ctx *x, ox_node *n);
 
 /* Reshapes dynamic value `in` (ONNX shape in_dims/in_rank, batched when the
  * kiln value is) to the ONNX shape out_dims/out_rank (a -1 entry: the batch),
