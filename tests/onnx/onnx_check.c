@@ -130,16 +130,26 @@ static int read_pb(const char *path, tensor *t, char *why, size_t why_size)
         fmt(why, why_size, "%s has rank %zu", path, tp->n_dims);
         goto done;
     }
+    if (tp->data_type != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT && tp->data_type != ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE) {
+        fmt(why, why_size, "its test data is not float (ONNX type %d)", tp->data_type);
+        goto done;
+    }
     t->rank = (int)tp->n_dims;
     for (size_t k = 0; k < tp->n_dims; k++) {
         t->dims[k] = tp->dims[k];
+        if (tp->dims[k] < 0 || (tp->dims[k] > 0 && count > ((size_t)1 << 28) / (size_t)tp->dims[k])) {
+            fmt(why, why_size, "%s: a shape past 2^28 elements", path);
+            goto done;
+        }
         count *= (size_t)tp->dims[k];
     }
     t->count = count;
     t->data = malloc((count ? count : 1) * sizeof(float));
     if (!t->data)
         goto done;
-    if (tp->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT) {
+    if (count == 0) {
+        /* an empty tensor: nothing to copy */
+    } else if (tp->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT) {
         if (tp->has_raw_data && tp->raw_data.len == count * 4)
             memcpy(t->data, tp->raw_data.data, count * 4);
         else if (tp->n_float_data == count)

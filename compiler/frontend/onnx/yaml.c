@@ -271,8 +271,9 @@ kiln_status ox_write_yaml(ox_ctx *x, kiln_onnx_result *r)
                 if (puses[p] != 1 || (pass == 0) == usable || (pass == 2))
                     continue;
                 /* pass 0: tensors without a usable hint take LAYER.ROLE; pass 1: hinted ones */
+                /* (strings of the scratch graph die with it: the result's keys live in x's arena) */
                 char *d = kiln_arena_printf(&x->arena, "%s.%s", pname[n->output], role);
-                const char *want[3] = {usable ? hint : NULL, d, d};
+                const char *want[3] = {usable ? kiln_arena_strdup(&x->arena, hint) : NULL, d, d};
                 for (int w = 0; w < 3 && !key[p]; w++) {
                     if (!want[w])
                         continue;
