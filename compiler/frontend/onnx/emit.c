@@ -79,10 +79,13 @@ static char *c_spelling(ox_ctx *x, const char *name)
     return isdigit((unsigned char)c[1]) ? c : c + 1;
 }
 
-/* `want`, else `want_2`, `want_3`, ...: the first for which ok() holds. */
+/* `want`, else `want_2`, `want_3`, ...: the first free one (also in its C
+ * spelling for io). The last suffix tried for each `want` is remembered, so
+ * a thousand nodes of one name do not cost a million lookups. */
 static const char *first_free(ox_ctx *x, const char *want, bool io)
 {
-    for (unsigned k = 1;; k++) {
+    uintptr_t last = (uintptr_t)kiln_strmap_get(&x->suffixes, want);
+    for (unsigned k = last > 1 ? (unsigned)last + 1 : 1;; k++) {
         char *name = k == 1 ? kiln_arena_strdup(&x->arena, want) : kiln_arena_printf(&x->arena, "%s_%u", want, k);
         char *c = name && io ? c_spelling(x, name) : NULL;
         if (!name || (io && !c)) {
@@ -93,6 +96,11 @@ static const char *first_free(ox_ctx *x, const char *want, bool io)
             continue;
         if (put(x, &x->names, name) != 0 || (io && put(x, &x->cnames, c) != 0))
             return "v";
+        if (k > 1) {
+            char *key = kiln_arena_strdup(&x->arena, want);
+            if (!key || kiln_strmap_put(&x->suffixes, key, (void *)(uintptr_t)k) != 0)
+                ox_oom(x);
+        }
         return name;
     }
 }

@@ -1018,6 +1018,7 @@ kiln_status kiln_onnx_import(const void *bytes, size_t size, const kiln_onnx_opt
     kiln_strmap_init(&x.names, &x.arena);
     kiln_strmap_init(&x.cnames, &x.arena);
     kiln_strmap_init(&x.scopes, &x.arena);
+    kiln_strmap_init(&x.suffixes, &x.arena);
     kiln_status st = import(&x, bytes, size, &impl->r);
     /* The result keeps the arena (YAML, tensors, problem texts). */
     impl->arena = x.arena;

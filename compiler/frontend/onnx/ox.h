@@ -173,6 +173,7 @@ struct ox_ctx {
     kiln_graph *g;            /* the scratch graph */
     kiln_strmap names;        /* kiln value names in use */
     kiln_strmap cnames;       /* C spellings of input and output names */
+    kiln_strmap suffixes;     /* a wanted name -> the last _N suffix given for it */
     kiln_strmap scopes;       /* PyTorch's node name scopes ("/layer1/layer1.0/conv1") -> nodes in them */
     uint32_t *explicit_attrs; /* per scratch node: the attributes the importer wrote */
     size_t cap_explicit;
