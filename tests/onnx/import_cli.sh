@@ -60,6 +60,12 @@ has "$work/a/m.yaml" "weights: ../b/w.safetensors" "weights path relative to the
 has "$work/a/m.yaml" "name: clf" "--name"
 expect 0 "the model loads from another directory" -- bash -c "cd / && '$kiln' dump '$work/a/m.yaml'"
 
+# a weights file name that YAML must quote
+expect 0 "a weights file name with ': ' and '#'" -- "$kiln" import "$fx/classifier.onnx" -o "$work/a/q.yaml" \
+  --weights "$work/a/w: #1.safetensors"
+has "$work/a/q.yaml" 'weights: "w: #1.safetensors"' "the path is quoted"
+expect 0 "the quoted path loads" -- "$kiln" dump "$work/a/q.yaml"
+
 # ---- pins
 expect 0 "pin the batch" -- "$kiln" import "$fx/classifier.onnx" -o "$work/p.yaml" --input input=2x3x4x4
 has "$work/p.yaml" "  - {name: input, shape: [2, 3, 4, 4]}" "pinned shape"

@@ -68,6 +68,30 @@ static void name_(buf *b, const char *s)
         puts_(b, s);
 }
 
+/* A file path as a YAML scalar: plain when it is made of safe characters,
+ * else double-quoted with escapes. */
+static void path_(buf *b, const char *s)
+{
+    bool plain = *s != '\0';
+    for (const char *p = s; *p && plain; p++)
+        plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_' ||
+                *p == '.' || *p == '/' || *p == '-';
+    if (plain && strcmp(s, "null") != 0 && strcmp(s, "Null") != 0 && strcmp(s, "NULL") != 0) {
+        puts_(b, s);
+        return;
+    }
+    puts_(b, "\"");
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            printf_(b, "\\%c", *p);
+        else if (*p < 0x20 || *p == 0x7f)
+            printf_(b, "\\x%02x", *p);
+        else
+            put(b, (const char *)p, 1);
+    }
+    puts_(b, "\"");
+}
+
 /* The shortest decimal that reads back as v (as the float v is, when it is one). */
 static void number(buf *b, double v)
 {
@@ -338,7 +362,7 @@ kiln_status ox_write_yaml(ox_ctx *x, kiln_onnx_result *r)
             n_tensors++;
     if (n_tensors) {
         puts_(&b, "weights: ");
-        name_(&b, o->weights_ref ? o->weights_ref : "weights.safetensors");
+        path_(&b, o->weights_ref ? o->weights_ref : "weights.safetensors");
         puts_(&b, "\n");
     }
     puts_(&b, "inputs:\n");
