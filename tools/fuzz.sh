@@ -19,6 +19,8 @@ for t in "${targets[@]}"; do
     done
   fi
   echo "-- $name for ${seconds}s"
-  "$t" -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=2048 -timeout=10 "$work" 2>&1 | tail -3
+  # undefined behaviour stops the run like a crash (the build lets UBSan recover)
+  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    "$t" -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=2048 -timeout=10 "$work" 2>&1 | tail -3
   rm -rf "$work"
 done

@@ -403,6 +403,8 @@ int ox_lower_expand(ox_ctx *x, ox_node *n)
     bool t_batched = false;
     for (int k = 0; k < tr; k++) {
         t[k] = st->i[k];
+        if (!ox_is_sym(st, k) && (t[k] < 1 || t[k] > KILN_MAX_DIM))
+            return ox_refuse(n, x, "shape entry %d is %lld", k, (long long)t[k]);
         if (ox_is_sym(st, k)) {
             if (k != tr - xr || !xb)
                 return OX_NEEDS(x, n, "expand");
@@ -435,10 +437,10 @@ int ox_lower_expand(ox_ctx *x, ox_node *n)
         int kx = k - (r - xr);
         int64_t have = kx >= 0 ? xd[kx] : 1;
         zd[k] = (od[k] < 0 || have == od[k]) ? 1 : od[k];
+        if (zd[k] > x->max_elements || count > x->max_elements / zd[k])
+            return ox_refuse(n, x, "the expansion is too large");
         count *= zd[k];
     }
-    if (count > x->max_elements)
-        return ox_refuse(n, x, "the expansion is too large");
     float *zeros = kiln_arena_alloc_aligned(&x->arena, (size_t)count * sizeof(float));
     if (!zeros)
         return ox_oom(x), ox_refuse(n, x, "out of memory");
