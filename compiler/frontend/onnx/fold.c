@@ -986,7 +986,6 @@ int ox_fold_shape_op(ox_ctx *x, ox_node *n)
         else if (np != a->rank)
             return ox_refuse(n, x, "perm has %d entries for rank %d", np, a->rank);
         int64_t od[OX_MAX_RANK], st[OX_MAX_RANK];
-        slice_axis sl[OX_MAX_RANK];
         strides_of(a->rank, a->dims, st);
         bool seen[OX_MAX_RANK] = {false};
         for (int k = 0; k < a->rank; k++) {
@@ -998,7 +997,6 @@ int ox_fold_shape_op(ox_ctx *x, ox_node *n)
         ox_tensor *t = ox_tensor_new(x, n, a->dtype, a->rank, od);
         if (!t)
             return -1;
-        (void)sl;
         for (int64_t i = 0; i < t->count; i++) {
             int64_t flat = i, src = 0;
             for (int k = a->rank - 1; k >= 0; k--) {
@@ -1146,8 +1144,6 @@ int ox_fold_reduce(ox_ctx *x, ox_node *n)
     double *acc = kiln_arena_alloc(&x->arena, sizeof(double) * (size_t)(t->count ? t->count : 1));
     if (!acc)
         return ox_oom(x), -1;
-    bool first = true;
-    (void)first;
     double init = strcmp(type, "ReduceMax") == 0 ? -INFINITY : strcmp(type, "ReduceMin") == 0 ? INFINITY
                   : strcmp(type, "ReduceProd") == 0 ? 1.0 : 0.0;
     for (int64_t i = 0; i < t->count; i++)

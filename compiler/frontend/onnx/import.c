@@ -167,11 +167,8 @@ static ox_value *value_make(ox_ctx *x, const char *name)
     v->kv = KILN_NO_ID;
     v->param = KILN_NO_ID;
     v->producer = -1;
-    v->consumer = -1;
     return v;
 }
-
-bool ox_is_const(const ox_value *v) { return v && v->kind == OX_CONST; }
 
 ox_tensor *ox_const(ox_ctx *x, ox_node *n, ox_value *v)
 {
@@ -611,10 +608,8 @@ static int order_nodes(ox_ctx *x)
         }
         for (size_t k = 0; k < p->n_input; k++) {
             ox_value *v = p->input[k] && p->input[k][0] ? value_get(x, p->input[k]) : NULL;
-            if (v) {
+            if (v)
                 v->n_uses++;
-                v->consumer = (int)j;
-            }
         }
     }
 done:

@@ -400,7 +400,6 @@ int ox_lower_expand(ox_ctx *x, ox_node *n)
     if (!ox_dtype_is_int(st->dtype) || st->rank != 1 || st->count > OX_MAX_RANK)
         return ox_refuse(n, x, "its shape is not a list of at most %d integers", OX_MAX_RANK);
     int tr = (int)st->count;
-    bool t_batched = false;
     for (int k = 0; k < tr; k++) {
         t[k] = st->i[k];
         if (!ox_is_sym(st, k) && (t[k] < 1 || t[k] > KILN_MAX_DIM))
@@ -408,7 +407,6 @@ int ox_lower_expand(ox_ctx *x, ox_node *n)
         if (ox_is_sym(st, k)) {
             if (k != tr - xr || !xb)
                 return OX_NEEDS(x, n, "expand");
-            t_batched = true;
             t[k] = 1;
         }
     }
@@ -424,7 +422,6 @@ int ox_lower_expand(ox_ctx *x, ox_node *n)
             return ox_refuse(n, x, "the expanded value would move the batch dimension off axis 0 " BATCH_HINT);
         od[0] = -1;
     }
-    (void)t_batched;
     bool same = r == xr;
     for (int k = 0; same && k < r; k++)
         same = od[k] == xd[k];
@@ -626,7 +623,6 @@ int ox_lower_resize(ox_ctx *x, ox_node *n)
         st = NULL;
     if (zt && zt->count == 0)
         zt = NULL;
-    int64_t sc_n = -1;
     double scales[4] = {1, 1, 1, 1};
     if (upsample && x->opset < 9 && !sv) {
         const Onnx__AttributeProto *a = ox_attr(n, "scales");
@@ -634,13 +630,11 @@ int ox_lower_resize(ox_ctx *x, ox_node *n)
             return ox_refuse(n, x, "its scales are missing or not four");
         for (int k = 0; k < 4; k++)
             scales[k] = a->floats[k];
-        sc_n = 4;
     } else if (st) {
         if (!ox_dtype_is_float(st->dtype) || st->count != 4)
             return ox_refuse(n, x, "its scales are not four numbers");
         for (int k = 0; k < 4; k++)
             scales[k] = ox_get_f(st, k);
-        sc_n = 4;
     } else if (zt) {
         if (!ox_dtype_is_int(zt->dtype) || zt->count != 4)
             return ox_refuse(n, x, "its sizes are not four integers");
@@ -655,7 +649,6 @@ int ox_lower_resize(ox_ctx *x, ox_node *n)
     } else {
         return ox_refuse(n, x, "it has neither scales nor sizes");
     }
-    (void)sc_n;
     if (scales[0] != 1 || scales[1] != 1)
         return ox_refuse(n, x, "it resizes the batch or channel axis (kiln's resize works on H and W)");
     return OX_NEEDS(x, n, "resize");

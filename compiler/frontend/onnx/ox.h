@@ -120,7 +120,6 @@ typedef struct ox_value {
     const char *out_name; /* is_output: its reserved kiln name */
     int producer;         /* index of the producing node, -1 for none */
     int n_uses;           /* operand slots of live nodes that read it */
-    int consumer;         /* when n_uses == 1: that node's index */
     int *users;           /* patterns.c: the nodes that read it (n_uses entries, a node once per slot) */
 } ox_value;
 
@@ -207,7 +206,6 @@ int ox_attr_ints(ox_ctx *x, ox_node *n, const char *name, int64_t *out, int max)
 /* The constant of a value (decoding an initializer on first use), or NULL
  * when it is not constant or cannot be decoded (then n is refused when not NULL). */
 ox_tensor *ox_const(ox_ctx *x, ox_node *n, ox_value *v);
-bool ox_is_const(const ox_value *v);
 /* A constant with one element (any rank): its value. */
 bool ox_const_scalar(ox_ctx *x, ox_value *v, double *out);
 /* Input i as a constant list of integers (e.g. axes, pads, shape), at most
