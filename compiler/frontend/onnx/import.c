@@ -113,11 +113,11 @@ const char *ox_attr_s(ox_ctx *x, ox_node *n, const char *name, const char *def)
     const Onnx__AttributeProto *a = ox_attr(n, name);
     if (!a)
         return def;
-    if (attr_type(a) != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING || memchr(a->s.data, 0, a->s.len)) {
+    if (attr_type(a) != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING || (a->s.len && memchr(a->s.data, 0, a->s.len))) {
         ox_refuse(n, x, "attribute '%s' is not a string", name);
         return def;
     }
-    char *s = kiln_arena_strndup(&x->arena, (const char *)a->s.data, a->s.len);
+    char *s = kiln_arena_strndup(&x->arena, a->s.len ? (const char *)a->s.data : "", a->s.len);
     if (!s) {
         ox_oom(x);
         return def;
