@@ -278,7 +278,7 @@ static double binary(const char *t, double a, double b, bool ints, int64_t ia, i
     }
     if (strcmp(t, "Pow") == 0) {
         double p = pow(a, b);
-        *iout = p >= 9.2e18 ? INT64_MAX : p <= -9.2e18 ? INT64_MIN : (int64_t)p;
+        *iout = p != p ? 0 : p >= 9.2e18 ? INT64_MAX : p <= -9.2e18 ? INT64_MIN : (int64_t)p;
         return p;
     }
     if (strcmp(t, "Max") == 0) {
@@ -398,10 +398,13 @@ int ox_fold_elementwise(ox_ctx *x, ox_node *n)
             return ox_refuse(n, x, "%s takes one input", t);
         ox_tensor *o = ox_tensor_new(x, n, a->dtype, a->rank, a->dims);
         for (int64_t i = 0; o && i < o->count; i++) {
+            /* integer negation wraps (INT64_MIN stays), as in two's complement */
+            int64_t v = ox_dtype_is_int(a->dtype) ? ox_get_i(a, i) : 0;
+            int64_t neg = (int64_t)(UINT64_C(0) - (uint64_t)v);
             if (ox_dtype_is_int(a->dtype) && is(n, "Neg"))
-                ox_set_i(o, i, -ox_get_i(a, i));
+                ox_set_i(o, i, neg);
             else if (ox_dtype_is_int(a->dtype) && is(n, "Abs"))
-                ox_set_i(o, i, ox_get_i(a, i) < 0 ? -ox_get_i(a, i) : ox_get_i(a, i));
+                ox_set_i(o, i, v < 0 ? neg : v);
             else
                 ox_set_f(o, i, fn(ox_get_f(a, i)));
         }
@@ -895,8 +898,8 @@ static int fold_range(ox_ctx *x, ox_node *n)
     if (!t)
         return -1;
     for (int64_t k = 0; k < count; k++) {
-        if (t->i)
-            ox_set_i(t, k, s->i[0] + k * d->i[0]);
+        if (t->i) /* wrapping, like the integers it counts in */
+            ox_set_i(t, k, (int64_t)((uint64_t)s->i[0] + (uint64_t)k * (uint64_t)d->i[0]));
         else
             ox_set_f(t, k, fs + (double)k * fd);
     }
