@@ -652,13 +652,14 @@ static int slice_params(ox_ctx *x, ox_node *n, int rank, const int64_t *dims, sl
         if (step > 0) {
             s = s > d ? d : s;
             e = e > d ? d : e;
-            count = e > s ? (e - s + step - 1) / step : 0;
+            count = e > s ? (e - s - 1) / step + 1 : 0;
         } else {
             s = s > d - 1 ? d - 1 : s;
             e = e > d - 1 ? d - 1 : e;
             if (ends[k] < -d)
                 e = -1;
-            count = s > e ? (s - e + (-step) - 1) / (-step) : 0;
+            uint64_t back = UINT64_C(0) - (uint64_t)step; /* |step|, also for INT64_MIN */
+            count = s > e ? (int64_t)((uint64_t)(s - e - 1) / back) + 1 : 0;
         }
         sl[a] = (slice_axis){s, step, count};
     }

@@ -174,7 +174,7 @@ int ox_lower_conv(ox_ctx *x, ox_node *n)
     int64_t group = ox_attr_i(x, n, "group", 1), ks[2];
     if (n->refused)
         return -1;
-    if (group < 1 || xd[1] != w->dims[1] * group)
+    if (group < 1 || group > xd[1] || xd[1] != w->dims[1] * group)
         return ox_refuse(n, x, "%lld input channels do not match a weight of %lld channels in %lld groups",
                          (long long)xd[1], (long long)w->dims[1], (long long)group);
     int c = ox_attr_ints(x, n, "kernel_shape", ks, 2);
