@@ -273,6 +273,18 @@ def cases():
               [vi("x", [2, 3])], [vi("y", [2, 3]), vi("c", [2, 2])])
     case("constant_output", m, [x], [np.maximum(x, 0), c])
 
+    # GELU's tanh approximation written out (PyTorch's export): gelu with approximate tanh
+    x = rand(2, 6, lo=-3, hi=3)
+    nodes = [helper.make_node("Mul", ["x", "x"], ["sq"]), helper.make_node("Mul", ["x", "sq"], ["cube"]),
+             helper.make_node("Mul", ["cube", "k1"], ["cs"]), helper.make_node("Add", ["x", "cs"], ["inner"]),
+             helper.make_node("Mul", ["inner", "k2"], ["arg"]), helper.make_node("Tanh", ["arg"], ["t"]),
+             helper.make_node("Add", ["t", "one"], ["o"]), helper.make_node("Mul", ["x", "o"], ["m"]),
+             helper.make_node("Mul", ["m", "half"], ["y"])]
+    m = model(nodes, [vi("x", ["N", 6])], [vi("y", ["N", 6])],
+              [init("k1", np.float32(0.044715)), init("k2", np.float32(0.7978845608028654)),
+               init("one", np.float32(1.0)), init("half", np.float32(0.5))])
+    case("gelu_tanh_pattern", m, [x], [F.gelu(t64(x), approximate="tanh").numpy()])
+
     # GlobalAveragePool on [N, C, L]
     x = rand(2, 3, 5)
     m = model([helper.make_node("GlobalAveragePool", ["x"], ["y"])], [vi("x", ["N", 3, 5])], [vi("y", ["N", 3, 1])])

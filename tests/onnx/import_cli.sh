@@ -138,6 +138,8 @@ has "$work/err" "$work/empty.onnx: unsupported: the file is empty" "empty file m
 cases=$src/tests/fixtures/onnx_cases
 expect 0 "gelu pattern" -- "$kiln" import "$cases/gelu_pattern/model.onnx" -o "$work/g.yaml"
 contains "$work/g.yaml" "activation: gelu" "GELU written out is one gelu"
+expect 0 "gelu tanh pattern" -- "$kiln" import "$cases/gelu_tanh_pattern/model.onnx" -o "$work/gt.yaml"
+has "$work/gt.yaml" "  - {name: y, op: gelu, approximate: tanh}" "GELU's tanh form written out is one gelu"
 expect 0 "layernorm pattern" -- "$kiln" import "$cases/layernorm_pattern/model.onnx" -o "$work/l.yaml"
 contains "$work/l.yaml" "op: layernorm" "LayerNorm written out is one layernorm"
 [ "$(sed -n '/^layers:/,$p' "$work/l.yaml" | grep -c '^  - {')" -eq 1 ] && ok || fail "layernorm pattern: more than one layer"

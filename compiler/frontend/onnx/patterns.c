@@ -2,6 +2,8 @@
  * primitive ONNX ops, recognized as the one kiln layer they compute:
  *
  *   GELU        x * 0.5 * (1 + erf(x / sqrt(2)))          -> gelu
+ *               x * 0.5 * (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+ *                                                         -> gelu, approximate tanh
  *               (and the orders of the products PyTorch and others use)
  *   LayerNorm   d = x - mean(x); d / sqrt(mean(d^2) + eps) [* gamma + beta]
  *               over the last axis                          -> layernorm
@@ -13,6 +15,7 @@
  * the reductions, the operand ranks) is checked when the pattern's first node
  * is reached (ox_pattern_check); a pattern that fails there is lowered node
  * by node. */
+#define _XOPEN_SOURCE 700 /* M_PI */
 #include <math.h>
 #include <string.h>
 
@@ -96,6 +99,45 @@ static void commit(ox_ctx *x, const ox_pattern *p)
 
 /* ---- GELU ------------------------------------------------------------------- */
 
+/* The part both GELU forms share, from the Erf or Tanh node `core` on:
+ * (1 + core) multiplied by x and by 0.5, in any of the orders exporters
+ * write. Completes and registers p. */
+static void gelu_tail(ox_ctx *x, int core, ox_value *xv, ox_pattern *p)
+{
+    int a = only_user(out(x, core));
+    if (!op_is(x, a, "Add") || !const_near(x, other(x, a, out(x, core)), 1.0, 1e-6))
+        return;
+    ox_value *ao = out(x, a);
+    int m1 = only_user(ao);
+    if (!op_is(x, m1, "Mul"))
+        return;
+    ox_value *q = other(x, m1, ao);
+    add_member(p, core);
+    add_member(p, a);
+    add_member(p, m1);
+    if (q == xv || const_near(x, q, 0.5, 1e-6)) {
+        /* (x * (1 + core)) * 0.5, or x * ((1 + core) * 0.5) */
+        int m2 = only_user(out(x, m1));
+        ox_value *want = q == xv ? NULL : xv;
+        ox_value *r = m2 >= 0 ? other(x, m2, out(x, m1)) : NULL;
+        if (!op_is(x, m2, "Mul") || !r || (want ? r != want : !const_near(x, r, 0.5, 1e-6)))
+            return;
+        add_member(p, m2);
+        p->emit = m2;
+    } else {
+        /* (x * 0.5) * (1 + core) */
+        int h = q ? q->producer : -1;
+        if (!op_is(x, h, "Mul") || only_user(q) != m1 || !const_near(x, other(x, h, xv), 0.5, 1e-6))
+            return;
+        add_member(p, h);
+        p->emit = m1;
+    }
+    p->x = xv;
+    p->result = out(x, p->emit);
+    commit(x, p);
+}
+
+/* x * 0.5 * (1 + erf(x / sqrt(2))) */
 static void match_gelu(ox_ctx *x, int e)
 {
     ox_pattern p = {.kind = OX_PAT_GELU};
@@ -112,38 +154,55 @@ static void match_gelu(ox_ctx *x, int e)
         xv = in(x, pu, 1);
     if (!xv || xv->kind == OX_CONST)
         return;
-    int a = only_user(out(x, e));
-    if (!op_is(x, a, "Add") || !const_near(x, other(x, a, out(x, e)), 1.0, 1e-6))
-        return;
-    ox_value *ao = out(x, a);
-    int m1 = only_user(ao);
-    if (!op_is(x, m1, "Mul"))
-        return;
-    ox_value *q = other(x, m1, ao);
     add_member(&p, pu);
-    add_member(&p, e);
-    add_member(&p, a);
-    add_member(&p, m1);
-    if (q == xv || const_near(x, q, 0.5, 1e-6)) {
-        /* (x * (1 + erf)) * 0.5, or x * ((1 + erf) * 0.5) */
-        int m2 = only_user(out(x, m1));
-        ox_value *want = q == xv ? NULL : xv;
-        ox_value *r = m2 >= 0 ? other(x, m2, out(x, m1)) : NULL;
-        if (!op_is(x, m2, "Mul") || !r || (want ? r != want : !const_near(x, r, 0.5, 1e-6)))
-            return;
-        add_member(&p, m2);
-        p.emit = m2;
-    } else {
-        /* (x * 0.5) * (1 + erf) */
-        int h = q ? q->producer : -1;
-        if (!op_is(x, h, "Mul") || only_user(q) != m1 || !const_near(x, other(x, h, xv), 0.5, 1e-6))
-            return;
-        add_member(&p, h);
-        p.emit = m1;
+    gelu_tail(x, e, xv, &p);
+}
+
+/* x * 0.5 * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3))), x^3 as Pow(x, 3),
+ * x * (x * x) or (x * x) * x */
+static void match_gelu_tanh(ox_ctx *x, int t)
+{
+    ox_pattern p = {.kind = OX_PAT_GELU, .approximate = 1};
+    ox_value *u = in(x, t, 0);
+    int sc = u && only_user(u) == t ? u->producer : -1;
+    if (!op_is(x, sc, "Mul"))
+        return;
+    ox_value *inner = const_near(x, in(x, sc, 1), sqrt(2.0 / M_PI), 1e-5)   ? in(x, sc, 0)
+                      : const_near(x, in(x, sc, 0), sqrt(2.0 / M_PI), 1e-5) ? in(x, sc, 1)
+                                                                             : NULL;
+    int ad = inner && only_user(inner) == sc ? inner->producer : -1;
+    if (!op_is(x, ad, "Add"))
+        return;
+    /* one operand of the Add is x, the other 0.044715 * x^3 */
+    for (int side = 0; side < 2; side++) {
+        ox_value *xv = in(x, ad, (size_t)side), *cube_scaled = in(x, ad, (size_t)(1 - side));
+        int cm = cube_scaled && only_user(cube_scaled) == ad ? cube_scaled->producer : -1;
+        if (!xv || xv->kind == OX_CONST || !op_is(x, cm, "Mul"))
+            continue;
+        ox_value *cube = const_near(x, in(x, cm, 1), 0.044715, 1e-5)   ? in(x, cm, 0)
+                         : const_near(x, in(x, cm, 0), 0.044715, 1e-5) ? in(x, cm, 1)
+                                                                        : NULL;
+        int c3 = cube && only_user(cube) == cm ? cube->producer : -1;
+        int sq = -1;
+        if (op_is(x, c3, "Pow") && in(x, c3, 0) == xv && const_near(x, in(x, c3, 1), 3.0, 0)) {
+            /* x^3 directly */
+        } else if (op_is(x, c3, "Mul") && (in(x, c3, 0) == xv || in(x, c3, 1) == xv)) {
+            ox_value *s2 = other(x, c3, xv);
+            sq = s2 && only_user(s2) == c3 ? s2->producer : -1;
+            if (!op_is(x, sq, "Mul") || in(x, sq, 0) != xv || in(x, sq, 1) != xv)
+                continue;
+        } else {
+            continue;
+        }
+        if (sq >= 0)
+            add_member(&p, sq);
+        add_member(&p, c3);
+        add_member(&p, cm);
+        add_member(&p, ad);
+        add_member(&p, sc);
+        gelu_tail(x, t, xv, &p);
+        return;
     }
-    p.x = xv;
-    p.result = out(x, p.emit);
-    commit(x, &p);
 }
 
 /* ---- LayerNorm ---------------------------------------------------------------- */
@@ -257,6 +316,8 @@ void ox_find_patterns(ox_ctx *x)
         int i = (int)j;
         if (op_is(x, i, "Erf") && n_inputs(x, i) == 1)
             match_gelu(x, i);
+        else if (op_is(x, i, "Tanh") && n_inputs(x, i) == 1)
+            match_gelu_tanh(x, i);
         else if (op_is(x, i, "ReduceMean"))
             match_layernorm(x, i);
         else if (op_is(x, i, "MatMul"))
