@@ -889,7 +889,7 @@ static int fold_range(ox_ctx *x, ox_node *n)
     double cnt = ceil((fl - fs) / fd);
     int64_t count = cnt > 0 ? (cnt > 9e18 ? INT64_MAX : (int64_t)cnt) : 0;
     if (ox_dtype_is_int(s->dtype)) {
-        int64_t is = s->i[0], il = l->i[0], id = d->i[0];
+        int64_t is = ox_get_i(s, 0), il = ox_get_i(l, 0), id = ox_get_i(d, 0);
         if (id == 0)
             return ox_refuse(n, x, "a Range with step 0");
         double c2 = ceil(((double)il - (double)is) / (double)id);
@@ -900,7 +900,7 @@ static int fold_range(ox_ctx *x, ox_node *n)
         return -1;
     for (int64_t k = 0; k < count; k++) {
         if (t->i) /* wrapping, like the integers it counts in */
-            ox_set_i(t, k, (int64_t)((uint64_t)s->i[0] + (uint64_t)k * (uint64_t)d->i[0]));
+            ox_set_i(t, k, (int64_t)((uint64_t)ox_get_i(s, 0) + (uint64_t)k * (uint64_t)ox_get_i(d, 0)));
         else
             ox_set_f(t, k, fs + (double)k * fd);
     }
