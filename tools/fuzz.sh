@@ -12,7 +12,15 @@ for t in "${targets[@]}"; do
   work=$(mktemp -d)
   seeds=tests/fuzz/corpus/${name#fuzz_}
   [ -d "$seeds" ] && cp -r "$seeds"/. "$work"/
+  # the ONNX importer also starts from ONNX's conformance models, when installed
+  if [ "$name" = fuzz_onnx ] && [ -d /usr/share/libonnx-testdata/data ]; then
+    for m in /usr/share/libonnx-testdata/data/*/*/model.onnx; do
+      [ "$(stat -c %s "$m")" -le 65536 ] && cp "$m" "$work/$(basename "$(dirname "$m")").onnx"
+    done
+  fi
   echo "-- $name for ${seconds}s"
-  "$t" -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=2048 -timeout=10 "$work" 2>&1 | tail -3
+  # undefined behaviour stops the run like a crash (the build lets UBSan recover)
+  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    "$t" -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=2048 -timeout=10 "$work" 2>&1 | tail -3
   rm -rf "$work"
 done

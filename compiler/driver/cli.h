@@ -79,8 +79,8 @@ typedef struct kiln_cli_options {
     int64_t batch;          /* the batch the model will run at (default 1; fixed shapes need 1) */
     const char *dump_ir;    /* --dump-ir: "all", the PASS of after:PASS, or NULL */
     /* --layout: "plain" (default: every value plain) or "auto" (the layout
-     * pass blocks channels by the target's kiln_cg_layout_block, and asks
-     * kiln_cg_conv_keeps_plain which convs stay NCHW) */
+     * pass blocks channels by the target's lanes, and asks the target which
+     * convolutions may be blocked: kiln_target_conv_blocks) */
     const char *layout;
     bool layout_given;      /* --layout was on the command line */
     bool time_passes;       /* the time of each pass to stderr */
@@ -170,5 +170,6 @@ int kiln_cmd_run(int argc, char **argv);
 int kiln_cmd_compile(int argc, char **argv);
 int kiln_cmd_check(int argc, char **argv);
 int kiln_cmd_bench(int argc, char **argv);
+int kiln_cmd_import(int argc, char **argv);
 
 #endif

@@ -13,6 +13,7 @@ static const char usage[] =
     "  run MODEL       evaluate a model on .npy inputs (compiled, or --interp)\n"
     "  check MODEL     compare compiled code with the reference interpreter, layer by layer\n"
     "  bench MODEL     measure the compiled model's latency and throughput\n"
+    "  import M.onnx   write an ONNX model as a kiln model and its weights\n"
     "\n"
     "'kiln COMMAND --help' describes each command. Every command also takes\n"
     "--max-elements N: the largest tensor (in elements) a model may have\n"
@@ -53,6 +54,8 @@ int main(int argc, char **argv)
         return kiln_cmd_check(argc - 1, argv + 1);
     if (strcmp(cmd, "bench") == 0)
         return kiln_cmd_bench(argc - 1, argv + 1);
+    if (strcmp(cmd, "import") == 0)
+        return kiln_cmd_import(argc - 1, argv + 1);
     fprintf(stderr, "kiln: error: unknown command '%s'\n\n%s", cmd, usage);
     return 2;
 }

@@ -2,16 +2,17 @@
  * where the code generator's blocked kernels pay, with reorders only where a
  * blocked value meets a reader that needs it plain.
  *
- * B is kiln_layout_options.block: the target's f32 lanes (the driver asks
- * kiln_cg_layout_block). With B = 0 the pass changes nothing at all.
+ * B is kiln_layout_options.block: the target's f32 lanes (the driver gives
+ * kiln_target_lanes). With B = 0 the pass changes nothing at all.
  *
  * Policy. A value is a CANDIDATE when it is a rank-4 f32 node output that is
  * no model output (model inputs, outputs and params are always plain), and
  * its producer is
  *   - a conv2d with dilation 1 that is either ordinary (groups 1) or
  *     depthwise (groups == C_in == C_out, weight [C,1,kh,kw]), and that the
- *     conv_keeps_plain callback does not keep in NCHW (a Winograd conv; no
- *     callback: none does);
+ *     target's rule lets the blocked layout hold (kiln_target_conv_blocks:
+ *     depthwise, 1x1 and few-channel convolutions Winograd does not take;
+ *     no target: every such conv);
  *   - a maxpool2d or avgpool2d;
  *   - a one-input elementwise op;
  *   - a binary elementwise op whose two data operands have the output's
