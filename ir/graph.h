@@ -115,6 +115,10 @@ typedef struct kiln_node {
     uint32_t tasks;
     /* Select: the implementation (KILN_IMPL_NONE: not selected). */
     kiln_impl impl;
+    /* Memory plan: the scratch this node's kernel needs while it runs (bytes,
+     * 0: none), at scratch_offset in the fixed region. Live at the node's
+     * step only (ir/liveness.h). */
+    uint64_t scratch_bytes, scratch_offset;
 } kiln_node;
 
 typedef struct kiln_resource {

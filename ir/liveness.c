@@ -101,6 +101,11 @@ kiln_status kiln_liveness_lower_bound(const kiln_graph *g, const kiln_liveness *
             dr[l->first[v]] += l->bytes[v];
             dr[l->last[v] + 1] -= l->bytes[v];
         }
+        for (size_t i = 0; region == KILN_MEM_FIXED && i < g->n_nodes; i++) {
+            uint32_t s = l->node_step[i];
+            dr[s] += g->nodes[i].scratch_bytes;
+            dr[s + 1] -= g->nodes[i].scratch_bytes;
+        }
         uint64_t cur = 0;
         for (uint32_t s = 0; s < l->n_steps; s++) {
             cur += dr[s];

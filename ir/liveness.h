@@ -13,7 +13,10 @@
  *
  * A value that needs memory is live from the step of its producer to the
  * last step that reads it (its producer's step when nothing reads it): both
- * ends included, so a kernel's inputs and output never share memory. */
+ * ends included, so a kernel's inputs and output never share memory.
+ *
+ * A node's scratch (kiln_node.scratch_bytes, set by the memory plan from the
+ * target) lives in the fixed region at the node's step only. */
 #ifndef KILN_IR_LIVENESS_H
 #define KILN_IR_LIVENESS_H
 
@@ -41,7 +44,7 @@ kiln_status kiln_liveness_compute(const kiln_graph *g, kiln_liveness *out);
 void kiln_liveness_release(kiln_liveness *l);
 
 /* The least memory any plan needs, per region: the most bytes (unaligned)
- * of that region's values live at one step. kiln_graph.mem_lower_bound_bytes
+ * of that region's values (and scratch) live at one step. kiln_graph.mem_lower_bound_bytes
  * is their sum (the two regions at batch 1). KILN_ERR_OUT_OF_MEMORY. */
 kiln_status kiln_liveness_lower_bound(const kiln_graph *g, const kiln_liveness *l, uint64_t *fixed,
                                       uint64_t *batch);

@@ -1223,6 +1223,7 @@ typedef struct node_annotations {
     kiln_mem_region mem;
     uint64_t mem_offset;
     kiln_impl impl;
+    uint64_t scratch_bytes, scratch_offset;
 } node_annotations;
 
 /* A count in 1..UINT32_MAX after `word`. */
@@ -1242,7 +1243,7 @@ static bool parse_count32(parser *p, const char *word, uint32_t *out)
     return true;
 }
 
-/* [group N] [impl NAME] [tasks N] [mem fixed|batch OFFSET] */
+/* [group N] [impl NAME] [tasks N] [scratch BYTES at OFFSET] [mem fixed|batch OFFSET] */
 static bool parse_annotations(parser *p, node_annotations *a)
 {
     if (tok_is(p, "group")) {
@@ -1263,6 +1264,23 @@ static bool parse_annotations(parser *p, node_annotations *a)
     if (tok_is(p, "tasks")) {
         advance(p);
         if (!parse_count32(p, "tasks", &a->tasks))
+            return false;
+    }
+    if (tok_is(p, "scratch")) {
+        advance(p);
+        uint32_t line = p->tok.line, col = p->tok.col;
+        if (!num_uint64(p, &a->scratch_bytes, "the scratch size in bytes (an unsigned integer)"))
+            return false;
+        if (a->scratch_bytes == 0) {
+            error_at(p, line, col, "'scratch' must be a positive size (leave it out for none)");
+            return false;
+        }
+        if (!tok_is(p, "at")) {
+            expected(p, "'at' and the scratch's offset");
+            return false;
+        }
+        advance(p);
+        if (!num_uint64(p, &a->scratch_offset, "the scratch's offset in bytes (an unsigned integer)"))
             return false;
     }
     if (tok_is(p, "mem")) {
@@ -1353,7 +1371,7 @@ static bool parse_node(parser *p)
     uint32_t type_line = 0, type_col = 0;
     const char *layer = out_name;
     kiln_precision prec = KILN_PREC_DEFAULT;
-    node_annotations annot = {0, 0, KILN_MEM_NONE, 0, KILN_IMPL_NONE};
+    node_annotations annot = {0, 0, KILN_MEM_NONE, 0, KILN_IMPL_NONE, 0, 0};
 
     if (!expect(p, T_EQ, "'=' after the value's name"))
         goto fail;
@@ -1540,6 +1558,8 @@ static bool parse_node(parser *p)
     }
     n->group = annot.group;
     n->impl = annot.impl;
+    n->scratch_bytes = annot.scratch_bytes;
+    n->scratch_offset = annot.scratch_offset;
     n->tasks = annot.tasks;
     v->mem = annot.mem;
     v->mem_offset = annot.mem_offset;

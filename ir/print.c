@@ -477,6 +477,8 @@ static void put_node(printer *p, const kiln_node *n)
     }
     if (n->tasks != 0)
         fprintf(out, " tasks %" PRIu32, n->tasks);
+    if (n->scratch_bytes != 0)
+        fprintf(out, " scratch %" PRIu64 " at %" PRIu64, n->scratch_bytes, n->scratch_offset);
     if (n->output < g->n_values && g->values[n->output].mem != KILN_MEM_NONE) {
         const kiln_value *v = &g->values[n->output];
         const char *rn = v->mem == KILN_MEM_FIXED ? "fixed" : v->mem == KILN_MEM_BATCH ? "batch" : NULL;

@@ -155,6 +155,8 @@ void kiln_graph_clear_annotations(kiln_graph *g, unsigned what)
     if (what & KILN_ANNOT_TASKS)
         g->sched_threads = 0;
     if (what & KILN_ANNOT_MEMORY) {
+        for (size_t i = 0; i < g->n_nodes; i++)
+            g->nodes[i].scratch_bytes = g->nodes[i].scratch_offset = 0;
         for (size_t v = 0; v < g->n_values; v++) {
             g->values[v].mem = KILN_MEM_NONE;
             g->values[v].mem_offset = 0;

@@ -47,12 +47,17 @@ kiln_status kiln_graph_rename_value(kiln_graph *g, kiln_id v, const char *name);
 const char *kiln_graph_fresh_name(kiln_graph *g, const char *base);
 
 /* Annotations that later passes compute from the graph's structure. A pass
- * that changes the structure drops the ones it invalidates. */
+ * that changes the structure drops the ones it invalidates: groups, tasks
+ * and the memory plan (KILN_ANNOT_PLANS) whenever nodes come, go or move.
+ * A node's implementation belongs to the node and survives that (removing
+ * or folding other nodes does not change what computes it); the select pass
+ * checks it still applies. */
 enum {
     KILN_ANNOT_GROUPS = 1u << 0, /* kiln_node.group */
     KILN_ANNOT_TASKS = 1u << 1,  /* kiln_node.tasks */
-    KILN_ANNOT_MEMORY = 1u << 2, /* kiln_value.mem/mem_offset, kiln_graph.mem_* */
+    KILN_ANNOT_MEMORY = 1u << 2, /* kiln_value.mem/mem_offset, kiln_node.scratch_*, kiln_graph.mem_* */
     KILN_ANNOT_IMPL = 1u << 3,   /* kiln_node.impl */
+    KILN_ANNOT_PLANS = 7u, /* groups, tasks, memory */
     KILN_ANNOT_ALL = 15u,
 };
 void kiln_graph_clear_annotations(kiln_graph *g, unsigned what);

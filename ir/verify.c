@@ -298,11 +298,24 @@ static int by_offset(const void *a, const void *b)
 
 static const char *region_name(kiln_mem_region r) { return r == KILN_MEM_BATCH ? "batch" : "fixed"; }
 
+/* What a placed item is called in messages: a value, or (ids past the
+ * values) a node's scratch. */
+static void item_name(const kiln_graph *g, kiln_id v, char *buf, size_t size)
+{
+    if (v < g->n_values)
+        snprintf(buf, size, "'%s'", g->values[v].name);
+    else
+        snprintf(buf, size, "the scratch of IR node %zu (layer '%s')", (size_t)(v - g->n_values),
+                 g->nodes[v - g->n_values].layer ? g->nodes[v - g->n_values].layer : "?");
+}
+
 static kiln_status check_memory(const kiln_graph *g, kiln_diag *d)
 {
     bool planned = g->mem_fixed_bytes || g->mem_batch_bytes || g->mem_lower_bound_bytes;
     for (size_t v = 0; v < g->n_values && !planned; v++)
         planned = g->values[v].mem != KILN_MEM_NONE;
+    for (size_t i = 0; i < g->n_nodes && !planned; i++)
+        planned = g->nodes[i].scratch_bytes != 0;
     if (!planned)
         return KILN_OK;
     kiln_liveness lv;
@@ -315,7 +328,7 @@ static kiln_status check_memory(const kiln_graph *g, kiln_diag *d)
         kiln_diag_error(d, (kiln_loc){0}, "IR memory plan: a value's size overflows");
         return KILN_OK;
     }
-    placed *items = kiln_malloc(sizeof *items * (g->n_values ? g->n_values : 1));
+    placed *items = kiln_malloc(sizeof *items * (g->n_values + g->n_nodes + 1));
     if (!items) {
         kiln_liveness_release(&lv);
         kiln_diag_error(d, (kiln_loc){0}, "out of memory while verifying the IR");
@@ -359,14 +372,31 @@ static kiln_status check_memory(const kiln_graph *g, kiln_diag *d)
             placed *p = &list[r][n_items[r]++];
             *p = (placed){val->mem_offset, val->mem_offset + bytes, lv.first[v], lv.last[v], (kiln_id)v};
         }
+        for (size_t i = 0; region == KILN_MEM_FIXED && i < g->n_nodes; i++) {
+            const kiln_node *n = &g->nodes[i];
+            if (n->scratch_bytes == 0)
+                continue;
+            if (n->scratch_offset % KILN_MEM_ALIGN != 0 || n->scratch_offset > size ||
+                n->scratch_bytes > size - n->scratch_offset)
+                kiln_diag_error(d, n->loc, "IR node %zu (layer '%s'): its scratch [%llu, %llu) is not a 64-byte "
+                                "aligned range of the fixed region (%llu bytes)", i, n->layer ? n->layer : "?",
+                                (unsigned long long)n->scratch_offset,
+                                (unsigned long long)(n->scratch_offset + n->scratch_bytes), (unsigned long long)size);
+            placed *p = &list[r][n_items[r]++];
+            *p = (placed){n->scratch_offset, n->scratch_offset + n->scratch_bytes, lv.node_step[i], lv.node_step[i],
+                          (kiln_id)(g->n_values + i)};
+        }
         qsort(list[r], n_items[r], sizeof *items, by_offset);
         for (size_t a = 0; a < n_items[r]; a++) {
             for (size_t b = a + 1; b < n_items[r] && list[r][b].offset < list[r][a].end; b++) {
                 const placed *x = &list[r][a], *y = &list[r][b];
                 if (x->first <= y->last && y->first <= x->last) {
-                    const kiln_value *yv = &g->values[y->v];
-                    kiln_diag_error(d, yv->loc, "IR values '%s' and '%s' are live at the same time and overlap in "
-                                    "the %s region", g->values[x->v].name, yv->name, region_name(region));
+                    char xn[160], yn[160];
+                    item_name(g, x->v, xn, sizeof xn);
+                    item_name(g, y->v, yn, sizeof yn);
+                    kiln_loc loc = y->v < g->n_values ? g->values[y->v].loc : g->nodes[y->v - g->n_values].loc;
+                    kiln_diag_error(d, loc, "IR %s and %s are live at the same time and overlap in the %s region",
+                                    xn, yn, region_name(region));
                 }
             }
         }

@@ -43,6 +43,38 @@ lacks "$work/out" " mem " "no plan after fuse"
 expect 0 "dump --after select" -- "$kiln" dump "$mlp" --after select
 contains "$work/out" " impl gemm" "implementations after select"
 lacks "$work/out" " tasks " "no tasks before schedule"
+# --cpu: the passes plan for that CPU (the channel block is its f32 lanes);
+# an unknown one is an error, not a silent plan for the host
+cat >"$work/pw.yaml" <<'YAML'
+kiln: 1
+name: pw
+init: {random: 1}
+inputs:
+  - {name: x, shape: [batch, 3, 16, 16]}
+outputs: [y]
+layers:
+  - {name: stem, op: conv2d, filters: 32, kernel: 3, padding: 1, activation: relu}
+  - {name: c1, op: conv2d, filters: 32, kernel: 3, padding: 1, activation: relu}
+  - {name: pw, op: conv2d, filters: 32, kernel: 1, activation: relu}
+  - {name: pool, op: global_avgpool}
+  - {name: y, op: flatten}
+YAML
+expect 0 "dump --cpu x86-64-v3" -- "$kiln" dump "$work/pw.yaml" --after select --cpu x86-64-v3
+contains "$work/out" " nchw8c" "dump --cpu x86-64-v3: blocks of 8"
+expect 0 "dump --cpu x86-64-v4" -- "$kiln" dump "$work/pw.yaml" --after select --cpu x86-64-v4
+contains "$work/out" " nchw16c" "dump --cpu x86-64-v4: blocks of 16"
+expect 1 "dump --cpu nosuch" -- "$kiln" dump "$work/pw.yaml" --after select --cpu nosuch
+contains "$work/err" "unknown cpu 'nosuch'" "dump --cpu nosuch: message"
+# an implementation edited in a dump: kept when it can compute the layer,
+# an error at the layer's line when it cannot
+expect 0 "dump pw after select" -- "$kiln" dump "$work/pw.yaml" --after select --cpu x86-64-v3 --layout plain -o "$work/pw.kir"
+line=$(grep -n '^  %"c1:pre" = conv2d' "$work/pw.kir" | cut -d: -f1)
+sed -E '/^  %"c1:pre" = conv2d/s/ impl [a-z0-9]+/ impl igemm/' "$work/pw.kir" >"$work/pw-igemm.kir"
+expect 0 "dump an edited impl" -- "$kiln" dump "$work/pw-igemm.kir" --after memory_plan --cpu x86-64-v3 --layout plain
+contains "$work/out" 'layer "c1" group 2 impl igemm' "an edited impl survives the passes"
+sed -E '/^  %"c1:pre" = conv2d/s/ impl [a-z0-9]+/ impl direct/' "$work/pw.kir" >"$work/pw-direct.kir"
+expect 1 "an impossible impl" -- "$kiln" dump "$work/pw-direct.kir" --after memory_plan --cpu x86-64-v3
+contains "$work/err" "pw-direct.kir:$line:3: error: layer 'c1' (conv2d): the IR asks for implementation 'direct'" "an impossible impl: file:line:col"
 expect 0 "dump --after schedule --threads 2" -- "$kiln" dump "$mlp" --after schedule --threads 2
 contains "$work/out" " tasks 1" "tasks after schedule"
 lacks "$work/out" " mem " "no plan before memory_plan"

@@ -228,6 +228,7 @@ static void first_difference(const char *a, const char *b, char *out, size_t siz
 typedef struct plan_figures {
     uint64_t planned, lower_bound;
     size_t planned_values;
+    size_t scratch_nodes; /* nodes whose kernel scratch the plan placed */
 } plan_figures;
 
 /* Checks the plan of g from first principles (not through ir/liveness.c):
@@ -308,7 +309,32 @@ static int check_plan(const kiln_graph *g, const char *what, plan_figures *fig)
             }
         }
     }
-    /* the lower bound, per region, summed */
+    /* kernel scratch: a fixed-region item live at its node's step, apart
+     * from the fixed values and the other scratch live then */
+    for (size_t i = 0; i < nn; i++) {
+        const kiln_node *n = &g->nodes[i];
+        if (n->scratch_bytes == 0)
+            continue;
+        uint64_t at = n->scratch_offset, end = at + n->scratch_bytes;
+        if (at % 64 != 0 || end > g->mem_fixed_bytes) {
+            fail(what, "node %zu: scratch [%llu, %llu) misaligned or outside the fixed region of %llu bytes", i,
+                 (unsigned long long)at, (unsigned long long)end, (unsigned long long)g->mem_fixed_bytes);
+            problems++;
+        }
+        for (size_t v = 0; v < nv; v++)
+            if (g->values[v].mem == KILN_MEM_FIXED && first[v] <= step[i] && step[i] <= last[v] &&
+                g->values[v].mem_offset < end && at < g->values[v].mem_offset + bytes[v]) {
+                fail(what, "node %zu: scratch overlaps '%s', live at its step", i, g->values[v].name);
+                problems++;
+            }
+        for (size_t j = i + 1; j < nn; j++)
+            if (g->nodes[j].scratch_bytes && step[j] == step[i] && g->nodes[j].scratch_offset < end &&
+                at < g->nodes[j].scratch_offset + g->nodes[j].scratch_bytes) {
+                fail(what, "nodes %zu and %zu: scratch overlaps in one step", i, j);
+                problems++;
+            }
+    }
+    /* the lower bound, per region (scratch in the fixed one), summed */
     uint64_t lb = 0;
     for (int r = KILN_MEM_FIXED; r <= KILN_MEM_BATCH; r++) {
         uint64_t peak = 0;
@@ -317,6 +343,9 @@ static int check_plan(const kiln_graph *g, const char *what, plan_figures *fig)
             for (size_t v = 0; v < nv; v++)
                 if (g->values[v].mem == (kiln_mem_region)r && first[v] <= t && t <= last[v])
                     live += bytes[v];
+            for (size_t i = 0; r == KILN_MEM_FIXED && i < nn; i++)
+                if (step[i] == t)
+                    live += g->nodes[i].scratch_bytes;
             if (live > peak)
                 peak = live;
         }
@@ -331,8 +360,11 @@ static int check_plan(const kiln_graph *g, const char *what, plan_figures *fig)
         fig->planned = g->mem_fixed_bytes + g->mem_batch_bytes;
         fig->lower_bound = lb;
         fig->planned_values = 0;
+        fig->scratch_nodes = 0;
         for (size_t v = 0; v < nv; v++)
             fig->planned_values += g->values[v].mem != KILN_MEM_NONE;
+        for (size_t i = 0; i < nn; i++)
+            fig->scratch_nodes += g->nodes[i].scratch_bytes != 0;
     }
     free(step);
     free(first);
@@ -525,7 +557,8 @@ typedef struct model_report {
 
 static size_t count_blocked(const kiln_graph *g);
 
-static bool check_model(const char *path, const char *what, int64_t batch, int layout_block, model_report *r)
+static bool check_model(const char *path, const char *what, int64_t batch, int layout_block,
+                        const kiln_target *target, model_report *r)
 {
     memset(r, 0, sizeof *r);
     kiln_graph *g = load(path);
@@ -533,7 +566,7 @@ static bool check_model(const char *path, const char *what, int64_t batch, int l
         return false;
     kiln_graph *c = kiln_graph_clone(g);
     CU_ASSERT_FATAL(c != NULL);
-    bool ok = run_pipeline_layout(c, NULL, layout_block, what) == KILN_OK;
+    bool ok = run_pipeline_target(c, NULL, layout_block, target, what) == KILN_OK;
     if (ok) {
         r->reorders = count_op(c, KILN_OP_REORDER);
         r->blocked = count_blocked(c);
@@ -583,25 +616,29 @@ static const struct {
 
 static void test_examples(void)
 {
-    /* Each example through the whole pipeline, keeping every value plain and
-     * blocking channels by 8 (no conv kept plain: every blocked kernel the
-     * policy allows). */
-    for (int layout_block = 0; layout_block <= 8; layout_block += 8) {
-        printf("\n  %-12s %13s %9s %7s %12s %12s %7s %9s %8s %8s\n", layout_block ? "nchw8c" : "example",
-               "nodes", "bn", "groups", "planned", "lower_bound", "ratio", "max_err", "blocked", "reorders");
+    /* Each example through the whole pipeline: keeping every value plain;
+     * blocking channels by 8 with no target (no conv kept plain: every
+     * blocked kernel the policy allows); for the AVX2 target as kiln compile
+     * runs it (its layout rules, implementations, Winograd scratch). */
+    for (int config = 0; config < 3; config++) {
+        const int layout_block = config ? 8 : 0;
+        const kiln_target *target = config == 2 ? avx2_target() : NULL;
+        const char *label = config == 0 ? "example" : config == 1 ? "nchw8c" : "avx2";
+        printf("\n  %-12s %13s %9s %7s %12s %12s %7s %9s %8s %8s %7s\n", label, "nodes", "bn", "groups",
+               "planned", "lower_bound", "ratio", "max_err", "blocked", "reorders", "scratch");
         for (size_t i = 0; i < sizeof examples / sizeof examples[0]; i++) {
             char path[1024], what[64];
             const char *name = examples[i].name;
             snprintf(path, sizeof path, "%s/examples/%s/%s.yaml", KILN_SOURCE_DIR, name, name);
-            snprintf(what, sizeof what, "%s%s", name, layout_block ? " (nchw8c)" : "");
+            snprintf(what, sizeof what, "%s%s%s", name, config ? " " : "", config ? label : "");
             model_report r;
-            if (!check_model(path, what, examples[i].batch, layout_block, &r))
+            if (!check_model(path, what, examples[i].batch, layout_block, target, &r))
                 continue;
             double ratio = r.fig.lower_bound ? (double)r.fig.planned / (double)r.fig.lower_bound : 1.0;
-            printf("  %-12s %6zu->%-6zu %3zu->%-3zu %7zu %12llu %12llu %7.4f %9.2g %8zu %8zu\n", name,
+            printf("  %-12s %6zu->%-6zu %3zu->%-3zu %7zu %12llu %12llu %7.4f %9.2g %8zu %8zu %7zu\n", name,
                    r.nodes_before, r.nodes_after, r.bn_before, r.bn_after, r.groups,
                    (unsigned long long)r.fig.planned, (unsigned long long)r.fig.lower_bound, ratio, r.error,
-                   r.blocked, r.reorders);
+                   r.blocked, r.reorders, r.fig.scratch_nodes);
             if (r.bn_after != 0)
                 fail(what, "%zu batchnorm nodes left (of %zu)", r.bn_after, r.bn_before);
             if (r.groups == 0)
@@ -617,8 +654,12 @@ static void test_examples(void)
                 fail(what, "%zu blocked values, %zu reorders without a layout block", r.blocked, r.reorders);
             /* the models with a global_avgpool head have a blocked body */
             bool gap_head = !strcmp(name, "resnet20") || !strcmp(name, "mobilenetv2") || !strcmp(name, "resnet18");
-            if (layout_block && gap_head && r.blocked == 0)
+            if (config == 1 && gap_head && r.blocked == 0)
                 fail(what, "nothing blocked");
+            /* the ResNets' wide 3x3 layers run on Winograd for AVX2 */
+            bool resnet = !strcmp(name, "resnet20") || !strcmp(name, "resnet18");
+            if ((target && resnet) != (r.fig.scratch_nodes > 0))
+                fail(what, "%zu nodes with planned scratch", r.fig.scratch_nodes);
         }
     }
     fflush(stdout);
@@ -640,7 +681,7 @@ static void test_fixtures(void)
         snprintf(path, sizeof path, "%s/%s/model.yaml", KILN_FIXTURE_DIR, line);
         model_report r;
         cases++;
-        if (check_model(path, line, 2, 0, &r) && check_model(path, line, 2, 8, &r)) {
+        if (check_model(path, line, 2, 0, NULL, &r) && check_model(path, line, 2, 8, NULL, &r)) {
             passed++;
             folded += r.bn_before - r.bn_after;
             fused += r.groups;
@@ -1141,6 +1182,84 @@ static void test_layout_outputs_and_branches(void)
     }
 }
 
+/* ---- implementations written in the IR ------------------------------------ */
+
+/* A dump edited by hand: the wide 3x3 convolution (Winograd by the AVX2
+ * rules) asks for the implicit GEMM, the 1x1 one (blocked by the rules)
+ * for the packed GEMM; a batchnorm makes fold_batchnorm change the
+ * structure under them. */
+static const char written_kir[] =
+    "kiln 1\n"
+    "graph @written(%x: f32[batch,64,28,28]) -> (%out) {\n"
+    "  param %wide.w: f32[64,64,3,3] = random 1 -0.1 0.1\n"
+    "  param %bn.scale: f32[64] = random 2 0.5 1.5\n"
+    "  param %bn.bias: f32[64] = random 3 -0.1 0.1\n"
+    "  param %bn.mean: f32[64] = random 4 -0.1 0.1\n"
+    "  param %bn.var: f32[64] = random 5 0.5 1.5\n"
+    "  param %pw.w: f32[32,64,1,1] = random 6 -0.1 0.1\n"
+    "  %wide = conv2d(%x, %wide.w) {filters=64, kernel=[3,3], padding=[1,1,1,1]} : f32[batch,64,28,28] impl igemm\n"
+    "  %bn = batchnorm(%wide, %bn.scale, %bn.bias, %bn.mean, %bn.var) : f32[batch,64,28,28]\n"
+    "  %r = relu(%bn) : f32[batch,64,28,28]\n"
+    "  %pw = conv2d(%r, %pw.w) {filters=32, kernel=[1,1]} : f32[batch,32,28,28] impl @@@@@@\n"
+    "  %pool = global_avgpool(%pw) : f32[batch,32,1,1]\n"
+    "  %out = flatten(%pool) : f32[batch,32]\n"
+    "}\n";
+
+/* written_kir with the 1x1 convolution's implementation (six letters) */
+static void written_text(char *text, const char *impl)
+{
+    strcpy(text, written_kir);
+    memcpy(strstr(text, "@@@@@@"), impl, 6);
+}
+
+static void test_written_impls(void)
+{
+    char text[sizeof written_kir];
+    written_text(text, "gemm  ");
+    kiln_graph *g = parse_text(text, "written impls");
+    if (g && run_pipeline_target(g, NULL, 8, avx2_target(), "written impls") == KILN_OK) {
+        const kiln_node *pw = &g->nodes[g->values[kiln_graph_find_value(g, "pw")].producer];
+        const kiln_node *wide = &g->nodes[g->values[pw->inputs[0]].producer];
+        if (wide->op != KILN_OP_CONV2D) /* the relu may run fused after it */
+            wide = &g->nodes[g->values[wide->inputs[0]].producer];
+        CU_ASSERT_EQUAL(count_op(g, KILN_OP_BATCHNORM), 0);
+        CU_ASSERT_EQUAL(wide->op, KILN_OP_CONV2D);
+        CU_ASSERT_EQUAL(wide->impl, KILN_IMPL_IGEMM);
+        CU_ASSERT_EQUAL(pw->impl, KILN_IMPL_GEMM);
+        CU_ASSERT_EQUAL(count_blocked(g), 0);
+        CU_ASSERT_EQUAL(count_op(g, KILN_OP_REORDER), 0);
+    }
+    kiln_graph_destroy(g);
+    /* the same graph without the written choices: the rules pick Winograd
+     * and block the 1x1 convolution (so the test above can fail) */
+    g = parse_text(text, "rules' impls");
+    if (g) {
+        for (size_t i = 0; i < g->n_nodes; i++)
+            g->nodes[i].impl = KILN_IMPL_NONE;
+        if (run_pipeline_target(g, NULL, 8, avx2_target(), "rules' impls") == KILN_OK) {
+            const kiln_node *pw = &g->nodes[g->values[kiln_graph_find_value(g, "pw")].producer];
+            CU_ASSERT_EQUAL(pw->impl, KILN_IMPL_BLOCKED);
+            CU_ASSERT(count_blocked(g) > 0);
+        }
+    }
+    kiln_graph_destroy(g);
+    /* one that cannot compute its node: an error at the node's line */
+    written_text(text, "direct");
+    g = parse_text(text, "impossible impl");
+    if (g) {
+        kiln_diag d;
+        kiln_diag_init(&d);
+        kiln_pipeline_options o = {.verify_each = true, .layout_block = 8, .target = avx2_target()};
+        CU_ASSERT_EQUAL(kiln_pipeline_run(g, &o, &d), KILN_ERR_UNSUPPORTED);
+        if (getenv("KILN_TEST_VERBOSE"))
+            kiln_diag_print(&d, stderr);
+        CU_ASSERT(d.count >= 1 && d.entries[0].loc.line == 12 &&
+                  strstr(d.entries[0].message, "asks for implementation 'direct'"));
+        kiln_diag_release(&d);
+        kiln_graph_destroy(g);
+    }
+}
+
 /* ---- the verifier and the reader on broken annotations ---------------------- */
 
 static const char chain_kir[] = "kiln 1\n"
@@ -1447,6 +1566,7 @@ int main(int argc, char **argv)
         !CU_add_test(s, "layout: a LeNet-like chain", test_layout_lenet) ||
         !CU_add_test(s, "layout: a ResNet-like block with 3x3 convs kept plain", test_layout_resnet_keeps_plain) ||
         !CU_add_test(s, "layout: model outputs, branches, shared reorders", test_layout_outputs_and_branches) ||
+        !CU_add_test(s, "select: implementations written in the IR", test_written_impls) ||
         !CU_add_test(s, "allocation failures through the pipeline", test_alloc_failures)) {
         CU_cleanup_registry();
         return 1;

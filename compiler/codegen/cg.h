@@ -171,12 +171,13 @@ KILN_CG_HIDDEN void kiln_cg_task_begin(kiln_cg *cg, const char *kernel, const ki
 /* Ends it (ret void) and appends it as a step with `count` tasks. */
 KILN_CG_HIDDEN void kiln_cg_task_end(kiln_cg *cg, kiln_cg_count count);
 
-/* Inside a task: the batch, a value's first element (float *), the shared
- * scratch, a place in the weights, a value's element count for this batch. */
+/* Inside a task: the batch, a value's first element (float *), the current
+ * node's kernel scratch (its place in the memory plan, else the shared
+ * region), a place in the weights, a value's element count for this batch. */
 KILN_CG_HIDDEN LLVMValueRef kiln_cg_batch(kiln_cg *cg);
 KILN_CG_HIDDEN LLVMValueRef kiln_cg_buffer_ptr(kiln_cg *cg, const kiln_cg_buffer *buf);
 KILN_CG_HIDDEN LLVMValueRef kiln_cg_value_ptr(kiln_cg *cg, kiln_id v);
-KILN_CG_HIDDEN LLVMValueRef kiln_cg_scratch_ptr(kiln_cg *cg, bool batched);
+KILN_CG_HIDDEN LLVMValueRef kiln_cg_scratch_ptr(kiln_cg *cg);
 KILN_CG_HIDDEN LLVMValueRef kiln_cg_weights_ptr(kiln_cg *cg, uint64_t offset);
 KILN_CG_HIDDEN LLVMValueRef kiln_cg_value_elems(kiln_cg *cg, kiln_id v);
 /* Elements of v stored per batch item (batched) or in total (unbatched). */
@@ -332,7 +333,7 @@ KILN_CG_HIDDEN LLVMValueRef kiln_cg_emit_math_kernel(kiln_cg *cg, kiln_cg_math_f
  * A group's anchor (conv2d, dense, matmul, or an elementwise op) is emitted
  * with the group's later members as its epilogue: applied to the anchor's
  * results in registers, before the one store. */
-#define KILN_CG_MAX_EPI 16
+#define KILN_CG_MAX_EPI KILN_TARGET_MAX_EPI
 
 typedef struct kiln_cg_epi_op {
     const kiln_node *n;  /* the member */
@@ -361,7 +362,7 @@ struct kiln_cg_epilogue {
  * i runs inside the kernel of the node before it (its group's anchor or an
  * earlier member). Members the code generator cannot apply in registers
  * start a kernel of their own; their operand is then stored. */
-KILN_CG_HIDDEN kiln_status kiln_cg_fusion_plan(const kiln_graph *g, bool *fused);
+KILN_CG_HIDDEN kiln_status kiln_cg_fusion_plan(const kiln_graph *g, bool *fused, kiln_diag *d);
 /* The 2-D view of an anchor's output that its epilogue uses: rows are the
  * axes before `split`. -1 when the op takes no epilogue. */
 KILN_CG_HIDDEN int kiln_cg_epi_view_split(const kiln_graph *g, const kiln_node *anchor);

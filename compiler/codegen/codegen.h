@@ -80,9 +80,10 @@ typedef struct kiln_cg_module kiln_cg_module;
 
 /* The target (compiler/target/) that opt's triple, CPU and features name
  * (NULL: the host), resolved as kiln_cg_compile resolves them: the passes
- * plan for it (layout, select, scratch). False when the names cannot be
- * resolved (kiln_cg_compile then reports why). */
-bool kiln_cg_target_for_options(const kiln_cg_options *opt, kiln_target *out);
+ * plan for it (layout, select, scratch). An unknown triple, CPU or feature
+ * is reported to d as kiln_cg_compile reports it (KILN_ERR_INVALID_ARGUMENT
+ * or KILN_ERR_UNSUPPORTED). */
+kiln_status kiln_cg_target_for_options(const kiln_cg_options *opt, kiln_target *out, kiln_diag *d);
 /* The channel block of the blocked layout on opt's target: its f32 lanes
  * (16 AVX-512, 8 AVX2, 4 SSE, NEON and generic); 0 when unresolved. */
 int kiln_cg_layout_block(const kiln_cg_options *opt);
@@ -175,7 +176,10 @@ typedef struct kiln_cg_report {
     size_t workspace_fixed, workspace_per_batch;
     bool planned;
     size_t lower_bound_bytes;
-    size_t scratch_fixed, scratch_per_batch; /* of the workspace: kernels' scratch (Winograd transforms), not values */
+    /* kernels' scratch (Winograd transforms): the most one kernel needs, and
+     * the part of the workspace outside the memory plan that kernels share
+     * (0 when the plan placed every kernel's scratch) */
+    size_t scratch_largest, scratch_shared;
     size_t steps, fused_nodes; /* kernels in the run function; nodes run inside another's kernel */
     /* where the code generator's time went (seconds): building the LLVM IR
      * (and packing the weights), LLVM's optimization pipeline, machine code

@@ -406,23 +406,28 @@ kiln_status kiln_cg_compile(const kiln_graph *g, const kiln_cg_options *opt_in, 
     }
     if ((st = choose_impls(g, &opt, m->machine.target, m->impl, d)) != KILN_OK)
         goto fail;
-    /* The kernels' shared scratch: the largest any node asks for. */
-    uint64_t scratch_fixed = 0, scratch_batched = 0;
-    for (size_t i = 0; i < g->n_nodes; i++) {
-        uint64_t f = kiln_target_scratch(m->machine.target, g, &g->nodes[i], m->impl[i]);
-        scratch_fixed = f > scratch_fixed ? f : scratch_fixed;
+    /* The scratch each kernel needs (the memory plan holds it when it was
+     * made for this target). */
+    uint64_t *node_scratch = calloc(g->n_nodes ? g->n_nodes : 1, sizeof *node_scratch);
+    if (!node_scratch) {
+        st = KILN_ERR_OUT_OF_MEMORY;
+        goto fail;
     }
+    for (size_t i = 0; i < g->n_nodes; i++)
+        node_scratch[i] = kiln_target_scratch(m->machine.target, g, &g->nodes[i], m->impl[i]);
     /* Fusion groups: which nodes run inside the kernel of the node before
      * them, and so which values never reach memory. */
     m->fused = calloc(g->n_nodes ? g->n_nodes : 1, sizeof *m->fused);
     bool *stored = malloc((g->n_values ? g->n_values : 1) * sizeof *stored);
     if (!m->fused || !stored) {
         free(stored);
+        free(node_scratch);
         st = KILN_ERR_OUT_OF_MEMORY;
         goto fail;
     }
-    if ((st = kiln_cg_fusion_plan(g, m->fused)) != KILN_OK) {
+    if ((st = kiln_cg_fusion_plan(g, m->fused, d)) != KILN_OK) {
         free(stored);
+        free(node_scratch);
         goto fail;
     }
     for (size_t v = 0; v < g->n_values; v++)
@@ -430,8 +435,9 @@ kiln_status kiln_cg_compile(const kiln_graph *g, const kiln_cg_options *opt_in, 
     for (size_t i = 0; i + 1 < g->n_nodes; i++)
         if (m->fused[i + 1])
             stored[g->nodes[i].output] = false;
-    st = kiln_cg_layout_plan(g, opt.expose_values, stored, scratch_fixed, scratch_batched, &m->layout, d);
+    st = kiln_cg_layout_plan(g, opt.expose_values, stored, node_scratch, &m->layout, d);
     free(stored);
+    free(node_scratch);
     if (st != KILN_OK)
         goto fail;
 
@@ -560,8 +566,8 @@ void kiln_cg_get_report(const kiln_cg_module *m, kiln_cg_report *out)
     out->workspace_per_batch = (size_t)m->layout.per_batch_bytes;
     out->planned = m->layout.planned;
     out->lower_bound_bytes = m->g ? (size_t)m->g->mem_lower_bound_bytes : 0;
-    out->scratch_fixed = (size_t)m->layout.scratch_fixed_bytes;
-    out->scratch_per_batch = (size_t)m->layout.scratch_per_batch_bytes;
+    out->scratch_shared = (size_t)m->layout.scratch_shared_bytes;
+    out->scratch_largest = (size_t)m->layout.scratch_largest_bytes;
     out->steps = m->n_steps;
     out->units = m->n_units_built;
     out->time_ir = m->t_ir;

@@ -27,149 +27,55 @@ typedef LLVMValueRef V;
 
 void kiln_cg_bcast_strides(const kiln_shape *s, const kiln_shape *out, int64_t *st)
 {
-    int R = out->rank;
-    int64_t stride = 1;
-    for (int i = R - 1; i >= 0; i--) {
-        int k = i - (R - s->rank);
-        bool batch_axis = k == 0 && s->batched;
-        int64_t d = k >= 0 ? (batch_axis ? -1 : s->dims[k]) : 1;
-        int64_t od = out->dims[i];
-        if (batch_axis)
-            st[i] = stride;
-        else
-            st[i] = (d == 1 && od != 1) ? 0 : stride;
-        if (k >= 0 && !batch_axis)
-            stride *= d;
-    }
+    kiln_target_bcast_strides(s, out, st);
 }
 
-static bool is_elementwise(kiln_op op) { return kiln_op_is_elementwise(op); }
+int kiln_cg_epi_view_split(const kiln_graph *g, const kiln_node *a) { return kiln_target_epi_view_split(g, a); }
 
-int kiln_cg_epi_view_split(const kiln_graph *g, const kiln_node *a)
+/* Fills op for member n (reading prev) of the group anchored at a, from the
+ * target's description; false when the rules refuse it. */
+static bool member_op(const kiln_graph *g, const kiln_node *a, const kiln_node *n, kiln_id prev, kiln_cg_epi_op *op)
 {
-    const kiln_shape *ys = &g->values[a->output].type.shape;
-    switch (a->op) {
-    case KILN_OP_CONV2D:
-        return ys->rank == 4 ? 2 : -1;
-    case KILN_OP_DENSE:
-        return ys->rank >= 1 ? ys->rank - 1 : -1;
-    case KILN_OP_MATMUL: {
-        const kiln_shape *as = &g->values[a->inputs[0]].type.shape, *bs = &g->values[a->inputs[1]].type.shape;
-        if (as->rank < 2 || bs->rank < 2)
-            return -1;
-        return ys->rank - 1;
-    }
-    default:
-        return -1;
-    }
-}
-
-/* The other operand of binary member n (chained value `prev`) in the view
- * of shape `out` split at `split`; false when it has no such form. */
-static bool view_operand(const kiln_graph *g, const kiln_node *n, kiln_id prev, int split, kiln_cg_epi_op *op)
-{
-    const kiln_shape *out = &g->values[n->output].type.shape;
-    kiln_id other = n->inputs[0] == prev ? n->inputs[1] : n->inputs[0];
-    const kiln_value *ov = &g->values[other];
-    const kiln_type *ot = &g->values[n->output].type;
-    if (ot->layout != KILN_LAYOUT_PLAIN) {
-        /* A blocked anchor: the operand is read at the stored element's own
-         * index (same shape, same layout), not through the view. */
-        if (ov->type.dtype != KILN_F32 || ov->type.layout != ot->layout || ov->type.block != ot->block ||
-            !kiln_shape_equal(&ov->type.shape, out))
-            return false;
-        op->col_stride = 1;
-        op->n_row_dims = 0;
-        op->other = other;
-        return true;
-    }
-    if (ov->type.dtype != KILN_F32 || ov->type.layout != KILN_LAYOUT_PLAIN || ov->type.shape.rank > out->rank)
-        return false;
-    int64_t st[KILN_MAX_RANK];
-    kiln_cg_bcast_strides(&ov->type.shape, out, st);
-    /* Columns: contiguous or constant. */
-    int64_t expect = 1;
-    bool contiguous = true, constant = true;
-    for (int i = out->rank - 1; i >= split; i--) {
-        int64_t d = out->dims[i];
-        if (d == 1)
-            continue;
-        contiguous &= st[i] == expect;
-        constant &= st[i] == 0;
-        expect *= d;
-    }
-    if (!contiguous && !constant)
-        return false;
-    op->col_stride = contiguous && expect > 1 ? 1 : 0;
-    if (constant)
-        op->col_stride = 0;
-    op->n_row_dims = 0;
-    for (int i = 0; i < split; i++) {
-        op->row_dims[op->n_row_dims] = (i == 0 && out->batched) ? -1 : out->dims[i];
-        op->row_strides[op->n_row_dims] = st[i];
-        op->n_row_dims++;
-    }
-    op->other = other;
-    return true;
-}
-
-/* Fills op for member n (reading prev); false when it cannot be applied in
- * the anchor's view (split < 0: an elementwise anchor, any member works). */
-static bool member_op(const kiln_graph *g, const kiln_node *n, kiln_id prev, int split, kiln_cg_epi_op *op)
-{
+    kiln_epi_member m;
     memset(op, 0, sizeof *op);
     op->n = n;
     op->other = KILN_NO_ID;
-    if (kiln_op_is_unary(n->op))
-        return n->n_inputs >= 1 && n->inputs[0] == prev;
-    if (!kiln_op_is_binary(n->op))
+    if (!kiln_target_epi_member(g, a, n, prev, &m))
         return false;
-    op->binary = true;
-    if (n->n_inputs == 1) {
-        op->scalar = true;
-        op->chained_second = kiln_node_has(n, KILN_ATTR_REVERSE) && n->attrs[KILN_ATTR_REVERSE].i;
-        return n->inputs[0] == prev;
-    }
-    if (n->n_inputs != 2 || (n->inputs[0] == prev) == (n->inputs[1] == prev))
-        return false;
-    op->chained_second = n->inputs[1] == prev;
-    if (split < 0) {
-        op->other = op->chained_second ? n->inputs[0] : n->inputs[1];
-        return true;
-    }
-    return view_operand(g, n, prev, split, op);
+    op->binary = m.binary;
+    op->scalar = m.scalar;
+    op->chained_second = m.chained_second;
+    op->other = m.other;
+    op->n_row_dims = m.n_row_dims;
+    memcpy(op->row_dims, m.row_dims, sizeof op->row_dims);
+    memcpy(op->row_strides, m.row_strides, sizeof op->row_strides);
+    op->col_stride = m.col_stride;
+    return true;
 }
 
-kiln_status kiln_cg_fusion_plan(const kiln_graph *g, bool *fused)
+kiln_status kiln_cg_fusion_plan(const kiln_graph *g, bool *fused, kiln_diag *d)
 {
     size_t anchor = 0;
-    int members = 0;
     for (size_t i = 0; i < g->n_nodes; i++) {
         const kiln_node *n = &g->nodes[i];
-        fused[i] = false;
-        bool continues = i > 0 && n->group != 0 && g->nodes[i - 1].group == n->group;
-        if (!continues) {
+        fused[i] = i > 0 && n->group != 0 && g->nodes[i - 1].group == n->group;
+        if (!fused[i]) {
             anchor = i;
-            members = 0;
             continue;
         }
-        /* The chain is broken when the previous member was not fused and is
-         * not the anchor. */
-        if (i - 1 != anchor && !fused[i - 1]) {
-            anchor = i; /* this member starts a kernel of its own */
-            members = 0;
-            continue;
-        }
-        const kiln_node *a = &g->nodes[anchor];
-        int split = kiln_cg_epi_view_split(g, a);
-        kiln_cg_epi_op op;
-        bool ok = (split >= 0 || is_elementwise(a->op)) && members < KILN_CG_MAX_EPI && member_op(g, n, g->nodes[i - 1].output, split, &op);
-        if (ok) {
-            fused[i] = true;
-            members++;
-        } else {
-            anchor = i;
-            members = 0;
+        /* The fuse pass groups only what the target's rules accept; a group
+         * from elsewhere (an edited .kir) that breaks them is an error, not
+         * a kernel split behind the IR's back. */
+        kiln_epi_member m;
+        if (i - anchor > KILN_TARGET_MAX_EPI ||
+            !kiln_target_epi_member(g, &g->nodes[anchor], n, g->nodes[i - 1].output, &m)) {
+            kiln_diag_error(d, n->loc, "layer '%s' (%s): fusion group %u: this member cannot be applied in the "
+                            "registers of '%s' (%s) (compiler/target/fusion.c: one-input ops, scalars, operands "
+                            "contiguous or constant along the anchor's columns, at most %d members)",
+                            n->layer ? n->layer : "?", kiln_op_name(n->op), n->group,
+                            g->nodes[anchor].layer ? g->nodes[anchor].layer : "?", kiln_op_name(g->nodes[anchor].op),
+                            KILN_TARGET_MAX_EPI);
+            return KILN_ERR_UNSUPPORTED;
         }
     }
     return KILN_OK;
@@ -185,7 +91,7 @@ void kiln_cg_epi_build(kiln_cg *cg, size_t i, kiln_cg_epilogue *e)
     kiln_id prev = a->output;
     for (size_t j = i + 1; cg->fused && j < g->n_nodes && cg->fused[j] && e->n < KILN_CG_MAX_EPI; j++) {
         const kiln_node *n = &g->nodes[j];
-        if (!member_op(g, n, prev, e->view_split, &e->ops[e->n])) {
+        if (!member_op(g, a, n, prev, &e->ops[e->n])) {
             kiln_cg_fail(cg, KILN_ERR_INTERNAL, "fusion member '%s' cannot be applied", n->layer ? n->layer : "?");
             return;
         }

@@ -432,7 +432,7 @@ kiln_status kiln_cg_emit_conv2d_winograd(kiln_cg *cg, const kiln_node *n, int m)
     V pu = kiln_cg_weights_ptr(cg, u_off), pbias = bid != KILN_NO_ID ? kiln_cg_weights_ptr(cg, b_off) : NULL;
     if (cg->epi && cg->epi->n > 0)
         kiln_cg_epi_begin(cg, cg->epi);
-    V slot = kiln_cg_gep(cg, kiln_cg_scratch_ptr(cg, false), mul64(cg, cg->arg_index, p.slot_floats));
+    V slot = kiln_cg_gep(cg, kiln_cg_scratch_ptr(cg), mul64(cg, cg->arg_index, p.slot_floats));
     LLVMTypeRef h_t = LLVMArrayType2(cg->t_f32, (uint64_t)p.h_floats);
     V hbuf = kiln_cg_alloca(cg, h_t, "hrows");
     LLVMSetAlignment(hbuf, 64);

@@ -65,6 +65,7 @@ void kiln_cg_layout_release(kiln_cg_layout *l)
 {
     if (!l)
         return;
+    free(l->node_scratch);
     free(l->values);
     for (int k = 0; k < 2; k++) {
         char **list = k ? l->names.outputs : l->names.inputs;
@@ -163,9 +164,10 @@ static bool has_plan(const kiln_graph *g)
     return false;
 }
 
-kiln_status kiln_cg_layout_plan(const kiln_graph *g, bool expose, const bool *stored, uint64_t scratch_fixed,
-                                uint64_t scratch_per_batch, kiln_cg_layout *out, kiln_diag *d)
+kiln_status kiln_cg_layout_plan(const kiln_graph *g, bool expose, const bool *stored, const uint64_t *node_scratch,
+                                kiln_cg_layout *out, kiln_diag *d)
 {
+    uint64_t scratch_fixed = 0; /* the shared region: nodes the plan gives no scratch */
     kiln_cg_layout l;
     memset(&l, 0, sizeof l);
     memset(out, 0, sizeof *out);
@@ -182,15 +184,19 @@ kiln_status kiln_cg_layout_plan(const kiln_graph *g, bool expose, const bool *st
                         "the generated symbols", g->name);
         return KILN_ERR_UNSUPPORTED;
     }
-    if (scratch_fixed > KILN_CG_MAX_SCRATCH || scratch_per_batch > KILN_CG_MAX_SCRATCH) {
-        kiln_diag_error(d, (kiln_loc){0}, "model '%s': a kernel's scratch buffer would need more than "
-                        "%llu bytes", g->name, (unsigned long long)KILN_CG_MAX_SCRATCH);
-        return KILN_ERR_UNSUPPORTED;
-    }
+    for (size_t i = 0; node_scratch && i < g->n_nodes; i++)
+        if (node_scratch[i] > KILN_CG_MAX_SCRATCH) {
+            kiln_diag_error(d, (kiln_loc){0}, "model '%s': a kernel's scratch buffer would need more than "
+                            "%llu bytes", g->name, (unsigned long long)KILN_CG_MAX_SCRATCH);
+            return KILN_ERR_UNSUPPORTED;
+        }
     l.n_values = g->n_values;
     l.values = calloc(g->n_values ? g->n_values : 1, sizeof *l.values);
-    if (!l.values)
+    l.node_scratch = calloc(g->n_nodes ? g->n_nodes : 1, sizeof *l.node_scratch);
+    if (!l.values || !l.node_scratch) {
+        kiln_cg_layout_release(&l);
         return KILN_ERR_OUT_OF_MEMORY;
+    }
     kiln_status st = plan_names(g, &l, d);
     if (st != KILN_OK) {
         kiln_cg_layout_release(&l);
@@ -201,6 +207,29 @@ kiln_status kiln_cg_layout_plan(const kiln_graph *g, bool expose, const bool *st
 
     /* The passes' memory plan, unless every value is exposed. */
     const bool plan = !expose && has_plan(g);
+    /* Kernel scratch: the plan's where it has some, else the shared region. */
+    for (size_t i = 0; node_scratch && i < g->n_nodes; i++) {
+        const kiln_node *n = &g->nodes[i];
+        if (node_scratch[i] == 0)
+            continue;
+        if (node_scratch[i] > l.scratch_largest_bytes)
+            l.scratch_largest_bytes = node_scratch[i];
+        if (plan && n->scratch_bytes >= node_scratch[i]) {
+            l.node_scratch[i] = (kiln_cg_buffer){KILN_CG_BUF_WORKSPACE, 0, n->scratch_offset, 0};
+            continue;
+        }
+        if (plan && n->scratch_bytes != 0) {
+            kiln_diag_error(d, n->loc, "layer '%s' (%s): the memory plan gives its kernel %llu bytes of scratch, "
+                            "it needs %llu (a plan made for another target: plan again)",
+                            n->layer ? n->layer : "?", kiln_op_name(n->op), (unsigned long long)n->scratch_bytes,
+                            (unsigned long long)node_scratch[i]);
+            kiln_cg_layout_release(&l);
+            return KILN_ERR_UNSUPPORTED;
+        }
+        l.node_scratch[i].kind = KILN_CG_BUF_NONE; /* the shared region, offset known below */
+        if (node_scratch[i] > scratch_fixed)
+            scratch_fixed = node_scratch[i];
+    }
     kiln_liveness lv;
     memset(&lv, 0, sizeof lv);
     if (plan && (st = kiln_liveness_compute(g, &lv)) != KILN_OK) {
@@ -317,8 +346,11 @@ kiln_status kiln_cg_layout_plan(const kiln_graph *g, bool expose, const bool *st
         }
         if (!want_batched) {
             l.scratch = (kiln_cg_buffer){KILN_CG_BUF_WORKSPACE, 0, fixed, 0};
-            l.scratch_fixed_bytes = round_up(scratch_fixed);
-            fixed += l.scratch_fixed_bytes;
+            fixed += round_up(scratch_fixed);
+            l.scratch_shared_bytes = round_up(scratch_fixed);
+            for (size_t i = 0; node_scratch && i < g->n_nodes; i++)
+                if (node_scratch[i] != 0 && l.node_scratch[i].kind == KILN_CG_BUF_NONE)
+                    l.node_scratch[i] = l.scratch;
         }
     }
     /* Batched regions start after all fixed ones. */
@@ -331,9 +363,6 @@ kiln_status kiln_cg_layout_plan(const kiln_graph *g, bool expose, const bool *st
     for (kiln_id v = 0; v < g->n_values; v++)
         if (alias[v])
             l.values[v] = l.values[root[v]];
-    l.scratch_batched = (kiln_cg_buffer){KILN_CG_BUF_WORKSPACE, 0, fixed, per};
-    l.scratch_per_batch_bytes = round_up(scratch_per_batch);
-    per += l.scratch_per_batch_bytes;
     l.fixed_bytes = fixed;
     l.per_batch_bytes = per;
     l.planned = plan;

@@ -3,9 +3,9 @@
  * the workspace. This is the one place that computes workspace offsets; the
  * kernels only ask for a value's buffer. No LLVM here.
  *
- * The workspace is `fixed_bytes` of regions for unbatched values (and the
- * fixed part of the kernels' shared scratch), followed by the regions of
- * batched values, each `batch * per-item bytes` long:
+ * The workspace is `fixed_bytes` of regions for unbatched values and the
+ * kernels' scratch, followed by the regions of batched values, each
+ * `batch * per-item bytes` long:
  *
  *   region address = workspace + offset + batch * per_batch
  *
@@ -36,10 +36,10 @@ typedef struct kiln_cg_layout {
     kiln_cg_buffer *values;      /* by value id */
     uint64_t fixed_bytes;        /* workspace = fixed_bytes + batch * per_batch_bytes */
     uint64_t per_batch_bytes;
-    kiln_cg_buffer scratch;      /* the kernels' shared scratch (WORKSPACE; fixed part at offset) */
-    uint64_t scratch_fixed_bytes;
-    kiln_cg_buffer scratch_batched; /* its per-batch part */
-    uint64_t scratch_per_batch_bytes;
+    kiln_cg_buffer *node_scratch; /* by node: its kernel's scratch (WORKSPACE) when it needs any */
+    kiln_cg_buffer scratch;      /* the scratch shared by the kernels the plan gives none */
+    uint64_t scratch_shared_bytes; /* its size (0: every kernel's scratch is in the plan) */
+    uint64_t scratch_largest_bytes; /* the most scratch one kernel needs */
     uint64_t max_item_bytes;     /* largest bytes per batch item of any batched value */
     bool batched;                /* the model has a symbolic batch */
     bool planned;                /* offsets from the passes' memory plan */
@@ -48,17 +48,20 @@ typedef struct kiln_cg_layout {
 
 /* Plans the buffers of g. stored[v] (NULL: all true) is false for values a
  * fusion group keeps in registers: they get no buffer. With a memory plan
- * (compiler/passes/memory_plan.c: kiln_value.mem, kiln_graph.mem_*) the
- * workspace regions are the plan's offsets; values it has no place for (a
- * fusion member the code generator declined) get regions after it. Without
- * one, every value has its own region. An alias shares its operand's buffer
+ * (compiler/passes/memory_plan.c: kiln_value.mem, kiln_node.scratch_*,
+ * kiln_graph.mem_*) the workspace regions and kernel scratch are the plan's
+ * offsets, and nothing is placed beyond the plan (a value or a scratch the
+ * plan has no place for, in a graph planned without the target, gets a
+ * region after it). Without one, every value has its own region and the
+ * kernels share one scratch region. An alias shares its operand's buffer
  * (under a plan only when no other value reuses that memory while the alias
- * is read). scratch_*: the largest scratch any kernel asks for.
+ * is read). node_scratch[i]: the scratch node i's kernel needs (bytes;
+ * NULL: none does); a plan that gives a node less is an error.
  * expose: no plan and no aliases; every stored node output not written to a
  * model output gets its own workspace region (kiln check reads them back).
  * Errors (colliding C names, a model name that is a C keyword) go to d. */
-kiln_status kiln_cg_layout_plan(const kiln_graph *g, bool expose, const bool *stored, uint64_t scratch_fixed,
-                                uint64_t scratch_per_batch, kiln_cg_layout *out, kiln_diag *d);
+kiln_status kiln_cg_layout_plan(const kiln_graph *g, bool expose, const bool *stored, const uint64_t *node_scratch,
+                                kiln_cg_layout *out, kiln_diag *d);
 void kiln_cg_layout_release(kiln_cg_layout *l);
 
 /* True for a C or C++ keyword (which cannot name a parameter). */

@@ -261,9 +261,14 @@ LLVMValueRef kiln_cg_value_ptr(kiln_cg *cg, kiln_id v)
     return kiln_cg_buffer_ptr(cg, &cg->layout->values[v]);
 }
 
-LLVMValueRef kiln_cg_scratch_ptr(kiln_cg *cg, bool batched)
+LLVMValueRef kiln_cg_scratch_ptr(kiln_cg *cg)
 {
-    return kiln_cg_buffer_ptr(cg, batched ? &cg->layout->scratch_batched : &cg->layout->scratch);
+    if (cg->node) {
+        const kiln_cg_buffer *b = &cg->layout->node_scratch[cg->node - cg->g->nodes];
+        if (b->kind == KILN_CG_BUF_WORKSPACE)
+            return kiln_cg_buffer_ptr(cg, b);
+    }
+    return kiln_cg_buffer_ptr(cg, &cg->layout->scratch);
 }
 
 LLVMValueRef kiln_cg_weights_ptr(kiln_cg *cg, uint64_t offset)

@@ -175,7 +175,24 @@ bool kiln_cg_target_for(const kiln_cg_options *opt, kiln_target *out)
     return ok;
 }
 
-bool kiln_cg_target_for_options(const kiln_cg_options *opt, kiln_target *out) { return kiln_cg_target_for(opt, out); }
+kiln_status kiln_cg_target_for_options(const kiln_cg_options *opt, kiln_target *out, kiln_diag *d)
+{
+    kiln_cg_options defaults = KILN_CG_OPTIONS_INIT;
+    kiln_cg_machine m = {0};
+    pthread_once(&init_once, init_llvm);
+    if (!opt)
+        opt = &defaults;
+    resolve_names(opt, &m);
+    kiln_status st = m.triple && m.cpu && m.features ? KILN_OK : KILN_ERR_OUT_OF_MEMORY;
+    if (st == KILN_OK)
+        st = check_target_names(m.triple, m.cpu, m.features, opt->cpu != NULL, opt->features != NULL, d);
+    if (st == KILN_OK) {
+        resolve_target(&m, m.host && !opt->cpu);
+        *out = m.row;
+    }
+    kiln_cg_machine_release(&m);
+    return st;
+}
 
 int kiln_cg_layout_block(const kiln_cg_options *opt)
 {

@@ -330,18 +330,22 @@ static int run_passes(kiln_graph *g, const kiln_cli_options *o)
     /* The target the passes plan for: the one the code generator will
      * compile for (its names resolved as kiln compile resolves them). */
     kiln_target target;
-    if (kiln_cg_target_for_options(&o->cg, &target)) {
-        po.target = &target;
-        po.select.winograd = o->cg.winograd;
-        po.select.prefer = o->prefer;
+    kiln_status st = kiln_cg_target_for_options(&o->cg, &target, &d);
+    if (st != KILN_OK) {
+        kiln_diag_print(&d, stderr);
+        kiln_diag_release(&d);
+        return kiln_cli_error(o->cmd, "the target: %s", kiln_status_string(st));
     }
+    po.target = &target;
+    po.select.winograd = o->cg.winograd;
+    po.select.prefer = o->prefer;
     if (strcmp(o->layout, "auto") == 0) {
         po.layout_block = po.target ? kiln_target_lanes(po.target) : 0;
         if (po.layout_block == 0)
             fprintf(stderr, "kiln %s: note: no channel block is known for this target: --layout auto keeps every "
                             "value plain\n", o->cmd);
     }
-    kiln_status st = kiln_pipeline_run(g, &po, &d);
+    st = kiln_pipeline_run(g, &po, &d);
     kiln_diag_print(&d, stderr);
     kiln_diag_release(&d);
     if (st != KILN_OK)

@@ -74,7 +74,7 @@ static const char help[] =
     "  --dump-ir=after:PASS  print the IR text after pass PASS to standard error (what\n"
     "                      'kiln dump --after PASS' prints). The passes, in order: verify,\n"
     "                      infer_shapes, fold_batchnorm, fold_constants, dce, fuse,\n"
-    "                      layout, memory_plan, schedule\n"
+    "                      layout, precision, select, schedule, memory_plan\n"
     "  --dump-ir=all       print the IR after every pass, each headed by '# after PASS'\n"
     "  --time-passes       print to standard error the time of each pass, then of\n"
     "                      loading, tuning, code generation and emission\n"
@@ -450,17 +450,21 @@ int kiln_cmd_compile(int argc, char **argv)
     }
     printf("  workspace %s + batch x %s", f, p);
     if (rep.planned && rep.lower_bound_bytes) {
-        /* the values the plan placed, against its lower bound; kernel scratch apart */
-        size_t at1 = rep.workspace_fixed + rep.workspace_per_batch - rep.scratch_fixed - rep.scratch_per_batch;
-        printf(" (memory plan; values at batch 1: %.1f%% of the lower bound %s)",
+        /* what the plan placed (values and kernel scratch) against its lower bound */
+        size_t at1 = rep.workspace_fixed + rep.workspace_per_batch - rep.scratch_shared;
+        printf(" (memory plan; values and scratch at batch 1: %.1f%% of the lower bound %s)",
                100.0 * (double)at1 / (double)rep.lower_bound_bytes, lb);
     }
     printf("\n");
-    if (rep.scratch_fixed || rep.scratch_per_batch) {
-        char sf[32], sp[32];
-        human(rep.scratch_fixed, sf, sizeof sf);
-        human(rep.scratch_per_batch, sp, sizeof sp);
-        printf("  scratch   %s + batch x %s of it: kernels' scratch (Winograd transforms)\n", sf, sp);
+    if (rep.scratch_largest) {
+        char sl[32], ss[32];
+        human(rep.scratch_largest, sl, sizeof sl);
+        human(rep.scratch_shared, ss, sizeof ss);
+        if (rep.scratch_shared)
+            printf("  scratch   %s for the largest kernel (Winograd transforms); a shared %s region outside the "
+                   "plan\n", sl, ss);
+        else
+            printf("  scratch   %s for the largest kernel (Winograd transforms), placed by the memory plan\n", sl);
     }
     rc = 0;
 done:

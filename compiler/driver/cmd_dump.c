@@ -1,6 +1,6 @@
 /* compiler/driver/cmd_dump.c: `kiln dump MODEL [--after PASS |
  * --dump-ir=all|after:PASS] [--time-passes] [--threads N] [--layout auto|plain]
- * [--format text|dot] [-o FILE]`. */
+ * [--cpu NAME] [--features LIST] [--format text|dot] [-o FILE]`. */
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
@@ -13,14 +13,16 @@
 
 static const char help[] =
     "usage: kiln dump MODEL [--after PASS | --dump-ir=all|after:PASS] [--time-passes] [--threads N]\n"
-    "                 [--layout auto|plain] [--format text|dot] [-o FILE]\n"
+    "                 [--layout auto|plain] [--cpu NAME] [--features LIST] [--format text|dot]\n"
+    "                 [-o FILE]\n"
     "\n"
     "Prints the IR of MODEL (a .yaml model or a .kir IR file): as loaded, or after\n"
     "the optimization passes up to PASS.\n"
     "\n"
     "  --after PASS    run the passes up to and including PASS, then print. In order:\n"
     "                  verify, infer_shapes, fold_batchnorm, fold_constants, dce,\n"
-    "                  fuse, layout, memory_plan, schedule (see docs/passes.md)\n"
+    "                  fuse, layout, precision, select, schedule, memory_plan\n"
+    "                  (see docs/passes.md)\n"
     "  --dump-ir=after:PASS  the same as --after PASS\n"
     "  --dump-ir=all   run every pass and print the IR after each, each dump headed\n"
     "                  by a line '# after PASS' (text form; weights paths relative\n"
@@ -30,6 +32,10 @@ static const char help[] =
     "  --layout auto   (default) the layout pass blocks channels (nchw8c on AVX2)\n"
     "                  where it finds it pays, for this machine; 'plain': it\n"
     "                  changes nothing\n"
+    "  --cpu NAME      the CPU the passes plan for (channel block, kernels, scratch)\n"
+    "                  instead of this machine's: x86-64-v3 (AVX2), x86-64-v4 (AVX-512),\n"
+    "                  znver3, sapphirerapids, ...\n"
+    "  --features LIST LLVM feature string added to the CPU's (+avx2,-avx512f)\n"
     "  --format text   the IR text form, which 'kiln dump' and 'kiln compile' read back (default)\n"
     "  --format dot    a Graphviz graph (fusion groups drawn as clusters)\n"
     "  -o FILE         write to FILE instead of standard output; weights paths are\n"
@@ -84,7 +90,8 @@ int kiln_cmd_dump(int argc, char **argv)
     kiln_args a = {argc, argv, 1, "dump"};
     const char *format = "text", *output = NULL, *after = NULL, *threads_text = NULL;
     kiln_cli_options o;
-    kiln_cli_options_init(&o, "dump", help, KILN_CLI_TAKES_TIME_PASSES | KILN_CLI_TAKES_DUMP_IR | KILN_CLI_TAKES_LAYOUT);
+    kiln_cli_options_init(&o, "dump", help, KILN_CLI_TAKES_TIME_PASSES | KILN_CLI_TAKES_DUMP_IR | KILN_CLI_TAKES_LAYOUT |
+                                                  KILN_CLI_TAKES_CPU);
     for (; a.i < argc; a.i++) {
         int r = kiln_cli_options_take(&a, &o);
         if (r == KILN_CLI_TAKEN)

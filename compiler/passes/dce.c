@@ -42,7 +42,7 @@ kiln_status kiln_pass_dce(kiln_graph *g, kiln_diag *d)
         if (st != KILN_OK)
             kiln_diag_error(d, (kiln_loc){0}, "dce: internal error while removing dead nodes");
         else if (removed_nodes > 0)
-            kiln_graph_clear_annotations(g, KILN_ANNOT_ALL); /* groups and plan may have had holes punched */
+            kiln_graph_clear_annotations(g, KILN_ANNOT_PLANS); /* groups and plan may have had holes punched */
     }
 done:
     kiln_free(live);

@@ -201,7 +201,7 @@ kiln_status kiln_pass_fold_batchnorm(kiln_graph *g, kiln_diag *d)
         if (cst != KILN_OK && st == KILN_OK)
             st = cst;
         if (cst == KILN_OK)
-            kiln_graph_clear_annotations(g, KILN_ANNOT_ALL);
+            kiln_graph_clear_annotations(g, KILN_ANNOT_PLANS);
         if (cst == KILN_ERR_INTERNAL)
             kiln_diag_error(d, (kiln_loc){0}, "fold_batchnorm: internal error while removing folded nodes");
     }

@@ -106,7 +106,7 @@ kiln_status kiln_pass_fold_constants(kiln_graph *g, kiln_diag *d)
     if (removed > 0) {
         st = kiln_graph_compact(g, node_map, value_map);
         if (st == KILN_OK)
-            kiln_graph_clear_annotations(g, KILN_ANNOT_ALL);
+            kiln_graph_clear_annotations(g, KILN_ANNOT_PLANS);
         else
             kiln_diag_error(d, (kiln_loc){0}, "fold_constants: internal error while removing no-op nodes");
     }

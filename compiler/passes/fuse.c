@@ -3,11 +3,13 @@
  * changes, the code generator emits one kernel per group.
  *
  * Greedy, in node order. Each node not yet taken that can start a group
- * (conv2d, dense, matmul, or an elementwise op) grows a chain: while the
- * chain's last value is read by exactly one node, is no model output, and
- * that reader can join (a one-input elementwise op; or a binary one whose
- * other operand, from outside the chain, broadcasts into the output, which
- * has the chained value's shape), the reader joins. A chain of one node is
+ * (ops.def's OUT_FUSABLE ops: conv2d, dense, matmul; or an elementwise op)
+ * grows a chain: while the chain's last value is read by exactly one node,
+ * is no model output, and that reader can join (a one-input elementwise op;
+ * or a binary one whose other operand, from outside the chain, broadcasts
+ * into the output, which has the chained value's shape; and what the code
+ * generator can apply in the anchor's registers, compiler/target/fusion.c),
+ * the reader joins. A chain of one node is
  * no group. A binary node that both its operands could reach joins the
  * chain of its first operand (so the groups do not depend on node order, and
  * fusing again changes nothing).
@@ -23,10 +25,15 @@
 #include "passes.h"
 
 /* Whether node u (reading chained value v) can join the chain that occupies
- * nodes [start, end]. */
+ * nodes [start, end]: the IR's chain rule (ir/graph.h), and the code
+ * generator's (compiler/target/fusion.c) when the anchor is known. */
 static bool can_join(const kiln_graph *g, const kiln_node *u, kiln_id v, size_t start, size_t end)
 {
     if (!kiln_op_is_elementwise(u->op))
+        return false;
+    kiln_epi_member m;
+    if (start != SIZE_MAX &&
+        (end - start >= KILN_TARGET_MAX_EPI || !kiln_target_epi_member(g, &g->nodes[start], u, v, &m)))
         return false;
     const kiln_type *vt = &g->values[v].type, *ot = &g->values[u->output].type;
     if (!kiln_shape_equal(&vt->shape, &ot->shape) || vt->dtype != ot->dtype || vt->layout != ot->layout)
@@ -64,7 +71,7 @@ kiln_status kiln_pass_fuse(kiln_graph *g, kiln_diag *d)
 {
     /* Groups are recomputed from scratch; a plan or schedule made for the
      * old ones no longer holds. */
-    kiln_graph_clear_annotations(g, KILN_ANNOT_ALL);
+    kiln_graph_clear_annotations(g, KILN_ANNOT_PLANS);
     size_t nv = g->n_values ? g->n_values : 1;
     uint32_t *uses = kiln_malloc(sizeof *uses * nv);
     kiln_id *reader = kiln_malloc(sizeof *reader * nv); /* per value: the output of a node reading it */

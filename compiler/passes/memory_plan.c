@@ -13,7 +13,12 @@
  *   its own, in offset order, and put it in the smallest gap between them
  *   that holds it (best fit), or after the last of them when none does.
  *
- * Sizes are rounded up to 64 bytes so every offset stays 64-byte aligned.
+ * A kernel's scratch (Winograd's transformed tiles: kiln_target_scratch of
+ * the node's implementation on the target) is one more item of the fixed
+ * region, live at its node's step only, so it shares space with values that
+ * are dead by then, and the plan in the IR is the whole workspace the
+ * compiled code uses. Sizes are rounded up to 64 bytes so every offset
+ * stays 64-byte aligned.
  * The lower bound of a region is the most bytes (unaligned) of its values
  * live at any one step: no plan can use less. g->mem_lower_bound_bytes is the
  * sum over the two regions (their total at batch 1). */
@@ -81,9 +86,11 @@ static uint64_t place(item *items, size_t n, const item **scratch)
     return total;
 }
 
-kiln_status kiln_pass_memory_plan(kiln_graph *g, kiln_diag *d)
+kiln_status kiln_pass_memory_plan(kiln_graph *g, const kiln_target *t, kiln_diag *d)
 {
     kiln_graph_clear_annotations(g, KILN_ANNOT_MEMORY);
+    for (size_t i = 0; t && i < g->n_nodes; i++)
+        g->nodes[i].scratch_bytes = kiln_target_scratch(t, g, &g->nodes[i], g->nodes[i].impl);
     kiln_liveness lv;
     kiln_status st = kiln_liveness_compute(g, &lv);
     if (st != KILN_OK) {
@@ -91,7 +98,7 @@ kiln_status kiln_pass_memory_plan(kiln_graph *g, kiln_diag *d)
                                                                         : "memory_plan: a value's size overflows");
         return st;
     }
-    size_t nv = g->n_values ? g->n_values : 1;
+    size_t nv = g->n_values + g->n_nodes + 1; /* values, then the nodes' scratch */
     item *items = kiln_malloc(sizeof *items * nv);
     const item **scratch = kiln_malloc(sizeof *scratch * nv);
     if (!items || !scratch) {
@@ -106,9 +113,17 @@ kiln_status kiln_pass_memory_plan(kiln_graph *g, kiln_diag *d)
         for (size_t v = 0; v < g->n_values; v++)
             if (lv.needs_memory[v] && kiln_liveness_region(g, (kiln_id)v) == region)
                 items[n++] = (item){(kiln_id)v, kiln_mem_align_up(lv.bytes[v]), lv.first[v], lv.last[v], 0};
+        for (size_t i = 0; region == KILN_MEM_FIXED && i < g->n_nodes; i++)
+            if (g->nodes[i].scratch_bytes)
+                items[n++] = (item){(kiln_id)(g->n_values + i), kiln_mem_align_up(g->nodes[i].scratch_bytes),
+                                    lv.node_step[i], lv.node_step[i], 0};
         qsort(items, n, sizeof *items, by_size);
         region_size[r] = place(items, n, scratch);
         for (size_t k = 0; k < n; k++) {
+            if (items[k].v >= g->n_values) {
+                g->nodes[items[k].v - g->n_values].scratch_offset = items[k].offset;
+                continue;
+            }
             g->values[items[k].v].mem = region;
             g->values[items[k].v].mem_offset = items[k].offset;
         }

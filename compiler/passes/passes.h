@@ -113,7 +113,8 @@ typedef struct kiln_layout_options {
  * 0..KILN_MAX_BLOCK. */
 kiln_status kiln_pass_layout(kiln_graph *g, const kiln_layout_options *o, kiln_diag *d);
 
-/* Plans the workspace: every value that needs memory (ir/liveness.h) gets a
+/* Plans the workspace: every value that needs memory (ir/liveness.h), and
+ * every node's kernel scratch on target t (NULL: none planned), gets a
  * region (FIXED when unbatched, BATCH when batched, sizes per batch item)
  * and a 64-byte aligned offset; values whose live ranges do not meet share
  * space. Greedy by size: largest first, each at the best-fitting gap among
@@ -121,7 +122,7 @@ kiln_status kiln_pass_layout(kiln_graph *g, const kiln_layout_options *o, kiln_d
  * g->mem_batch_bytes and g->mem_lower_bound_bytes: for each region the most
  * bytes of its values live at one step (no plan can do with less), summed
  * over the two regions (so it compares with fixed + batch at batch 1). */
-kiln_status kiln_pass_memory_plan(kiln_graph *g, kiln_diag *d);
+kiln_status kiln_pass_memory_plan(kiln_graph *g, const kiln_target *t, kiln_diag *d);
 
 /* Precision: every layer computes in f32 for now (the pass is where bf16,
  * f16 and int8 lowering will happen). */

@@ -39,7 +39,11 @@ PLAIN(fold_constants)
 PLAIN(dce)
 PLAIN(fuse)
 PLAIN(precision)
-PLAIN(memory_plan)
+
+static kiln_status run_memory_plan(kiln_graph *g, const kiln_pipeline_options *o, kiln_diag *d)
+{
+    return kiln_pass_memory_plan(g, o->target, d);
+}
 #undef PLAIN
 
 /* The pipeline, in order: one list, from which both tables below come. */

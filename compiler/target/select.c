@@ -135,9 +135,15 @@ bool kiln_target_conv_blocks(const kiln_target *t, const kiln_graph *g, const ki
         return false;
     const int64_t groups = n->attrs[KILN_ATTR_GROUPS].i, C = xs->dims[1], F = ys->dims[1];
     const kiln_shape *ws = &g->values[wid].type.shape;
+    /* an implementation written in the IR (an edited dump) decides */
+    const bool written = n->impl != KILN_IMPL_NONE;
     if (groups == C && F == C && ws->dims[1] == 1)
-        return true; /* depthwise */
-    if (groups != 1 || kiln_target_winograd_choice(t, g, n, mode) != 0)
+        return !written || n->impl == KILN_IMPL_BLOCKED; /* depthwise */
+    if (groups != 1)
+        return false;
+    if (written)
+        return n->impl == KILN_IMPL_BLOCKED;
+    if (kiln_target_winograd_choice(t, g, n, mode) != 0)
         return false;
     return (ws->dims[2] == 1 && ws->dims[3] == 1) || C <= 4;
 }

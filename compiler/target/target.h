@@ -114,6 +114,38 @@ int64_t kiln_target_winograd_slots(const kiln_node *n);
 /* Scratch bytes of F(m x m) on n (0 when m is 0 or has no plan). */
 uint64_t kiln_target_winograd_scratch(const kiln_target *t, const kiln_graph *g, const kiln_node *n, int m);
 
+/* ---- fusion (fusion.c): what the code generator applies in registers ------ */
+
+#define KILN_TARGET_MAX_EPI 16 /* members after a group's anchor, at most */
+
+/* A fused member as the anchor's kernel applies it. */
+typedef struct kiln_epi_member {
+    bool binary;         /* else a one-input op */
+    bool scalar;         /* binary with the node's `scalar` as the other operand */
+    bool chained_second; /* the running value is the op's second operand */
+    kiln_id other;       /* binary, not scalar: the other operand */
+    /* The other operand in the anchor output's 2-D view [rows, cols]: element
+     * (row, col) is at row_offset(row) + col * col_stride, where row_offset
+     * decomposes row over row_dims (outermost first; the outermost may be the
+     * batch, -1) with row_strides. An elementwise anchor reads it at the
+     * element's own index (n_row_dims 0). */
+    int n_row_dims;
+    int64_t row_dims[KILN_MAX_RANK], row_strides[KILN_MAX_RANK];
+    int64_t col_stride; /* 1 or 0 (broadcast along the columns) */
+} kiln_epi_member;
+
+/* The 2-D view of an anchor's output that its epilogue uses: rows are the
+ * axes before the returned split; -1 when the op takes no epilogue in a view
+ * (an elementwise anchor takes any member). */
+int kiln_target_epi_view_split(const kiln_graph *g, const kiln_node *anchor);
+/* Whether member (reading prev, the previous member's output) can follow
+ * the group anchored at anchor, and how (out). */
+bool kiln_target_epi_member(const kiln_graph *g, const kiln_node *anchor, const kiln_node *member, kiln_id prev,
+                            kiln_epi_member *out);
+/* Strides (elements) of shape s's axes aligned to out's rank; 0 along
+ * broadcast axes; the batch axis of a batched s has the stride of one item. */
+void kiln_target_bcast_strides(const kiln_shape *s, const kiln_shape *out, int64_t *st);
+
 /* ---- implementations (select.c) --------------------------------------------- */
 
 typedef struct kiln_select_options {

@@ -108,7 +108,7 @@ expect_rc 0 "$kiln" check "$work/c3.yaml" --winograd f2 --batch 3
 grep -q "^note: Winograd" "$work/out" && fail "kiln check: a tolerance note for F(2x2)"
 expect_rc 0 "$kiln" compile "$work/c3.yaml" -o "$work/c3.o" --winograd f4
 grep -q "^  scratch .*Winograd" "$work/out" || fail "kiln compile: no scratch line for Winograd layers"
-grep -Eq "values at batch 1: 10[0-9]\.[0-9]% of the lower bound" "$work/out" || fail "kiln compile: plan vs lower bound"
+grep -Eq "values and scratch at batch 1: 10[0-9]\.[0-9]% of the lower bound" "$work/out" || fail "kiln compile: plan vs lower bound"
 expect_rc 2 "$kiln" compile "$work/c3.yaml" -o "$work/c3.o" --winograd f8
 grep -q "winograd must be auto, off, f2 or f4, got 'f8'" "$work/err" || fail "--winograd f8: no message"
 

@@ -341,7 +341,7 @@ static void run_model(const config *c, kiln_graph *g, data_set *sets, size_t n_s
     o.jit = true;
     kiln_pipeline_options po = {.threads_hint = 2, .verify_each = true};
     kiln_target target;
-    if (kiln_cg_target_for_options(&o, &target)) {
+    if (kiln_cg_target_for_options(&o, &target, &d) == KILN_OK) {
         po.target = &target;
         po.layout_block = kiln_target_lanes(&target);
     }
