@@ -69,7 +69,56 @@ typedef struct kiln_cg_blob {
 
 /* ---- the code generator's state ----------------------------------------- */
 
+/* A vector type of one element type: what a kernel of that dtype loads,
+ * computes on and stores (memory.c). Every dtype has vl lanes, the f32
+ * vector's count: a bf16 or int8 vector is then a part of a register, which
+ * is what a kernel converting to f32 per vector wants; a kernel that packs
+ * two or four narrow elements per 32-bit lane (dot-product instructions)
+ * builds its wider vectors from elem. */
+typedef struct kiln_cg_vtype {
+    kiln_dtype dtype;
+    LLVMTypeRef elem; /* float, bfloat, half, double, i8 (i8 and u8), i32 */
+    LLVMTypeRef vec;  /* <lanes x elem> */
+    int lanes;
+    int bytes;        /* element size, also the alignment of its accesses */
+    bool is_float;
+    bool is_signed;   /* integers: i8, i32 (u8 is not) */
+} kiln_cg_vtype;
+
 typedef struct kiln_cg_epilogue kiln_cg_epilogue; /* fusion.c, below */
+typedef struct kiln_cg kiln_cg;
+
+/* gemm_config.c: how the packed GEMM multiplies one combination of element
+ * types on the target (see there). */
+enum { KILN_CG_GEMM_F32, KILN_CG_GEMM_CONFIGS };
+#define KILN_CG_GEMM_MAX_MR 16
+#define KILN_CG_GEMM_MAX_NV 16 /* vectors of one tile: nr, or nr * gemv_panels */
+typedef struct kiln_cg_gemm_config kiln_cg_gemm_config;
+struct kiln_cg_gemm_config {
+    int id;              /* KILN_CG_GEMM_* */
+    const char *name;    /* in micro-kernel names; NULL: the target has no such GEMM */
+    kiln_dtype a, b, acc;
+    int mr, nr;          /* the register tile: mr rows x nr vectors of `lanes` accumulators */
+    int kc;              /* K block (a kc x panel slice of B fills half of L1) */
+    int k_pack;          /* consecutive k values one multiply-add consumes (packed together) */
+    int lanes;           /* accumulator lanes per vector */
+    int gemv_panels;     /* one-row GEMMs: panels streamed at once */
+    /* the micro-kernel's inner step: row r's A at p + off broadcast; one
+     * vector of B at p + off (k_pack rows of it interleaved); acc + a * b */
+    LLVMValueRef (*load_a)(kiln_cg *cg, const kiln_cg_gemm_config *c, LLVMValueRef p, LLVMValueRef off);
+    LLVMValueRef (*load_b)(kiln_cg *cg, const kiln_cg_gemm_config *c, LLVMValueRef p, LLVMValueRef off);
+    LLVMValueRef (*madd)(kiln_cg *cg, const kiln_cg_gemm_config *c, LLVMValueRef a, LLVMValueRef b,
+                         LLVMValueRef acc);
+    /* packing f32 sources at compile time (kiln_cg_pack_a / _b below) */
+    void (*pack_a)(const kiln_cg_gemm_config *c, const float *src, int64_t m, int64_t k, int64_t rs, int64_t cs,
+                   int64_t kc, void *dst);
+    void (*pack_b)(const kiln_cg_gemm_config *c, const float *src, int64_t k, int64_t n, int64_t rs, int64_t cs,
+                   void *dst);
+};
+KILN_CG_HIDDEN void kiln_cg_gemm_configs_init(const kiln_target *t, kiln_cg_gemm_config *out);
+/* The configuration for A and B of these types on cg's target, or NULL. */
+KILN_CG_HIDDEN const kiln_cg_gemm_config *kiln_cg_gemm_config_for(const kiln_cg *cg, kiln_dtype a, kiln_dtype b);
+KILN_CG_HIDDEN const kiln_cg_gemm_config *kiln_cg_gemm_f32(const kiln_cg *cg);
 
 /* Code generation units. The kernels of a model are spread over a few LLVM
  * modules, each in its own context, which LLVM optimizes and compiles to
@@ -86,7 +135,9 @@ typedef struct kiln_cg_unit {
     LLVMModuleRef mod;
     LLVMBuilderRef b;
     LLVMTypeRef t_void, t_i1, t_i8, t_i32, t_i64, t_f32, t_ptr, t_vf, t_vi32, t_vi64, t_vmask, t_ctx, t_task;
-    LLVMValueRef ukernels[3][17][17]; /* kernels_gemm.c: micro-kernels by kind, rows, vectors (defined or declared here) */
+    kiln_cg_vtype vt[KILN_DTYPE_COUNT];
+    /* kernels_gemm.c: micro-kernels by configuration, kind, rows, vectors (defined or declared here) */
+    LLVMValueRef ukernels[KILN_CG_GEMM_CONFIGS][3][KILN_CG_GEMM_MAX_MR + 1][KILN_CG_GEMM_MAX_NV + 1];
     size_t insts;                     /* instructions emitted into it: the balance between units */
 } kiln_cg_unit;
 
@@ -102,7 +153,7 @@ typedef struct kiln_cg_step {
     uint32_t first_node, last_node; /* the nodes it computes (a fusion group) */
 } kiln_cg_step;
 
-typedef struct kiln_cg {
+struct kiln_cg {
     const kiln_graph *g; /* NULL when building math kernels only */
     kiln_cg_options opt;
     kiln_diag *d;
@@ -121,6 +172,7 @@ typedef struct kiln_cg {
     LLVMTypeRef t_vf, t_vi32, t_vi64, t_vmask; /* vectors of vl lanes */
     LLVMTypeRef t_ctx;  /* the tasks' context: {i64 batch, ptr ws, ptr weights, ptr inputs, ptr outputs} */
     LLVMTypeRef t_task; /* void (ptr, i64, i64) */
+    kiln_cg_vtype vt[KILN_DTYPE_COUNT]; /* by dtype; vt[KILN_F32].vec is t_vf */
 
     /* The task being emitted. */
     LLVMValueRef fn;
@@ -135,12 +187,14 @@ typedef struct kiln_cg {
 
     kiln_cg_unit units[KILN_CG_MAX_UNITS]; /* ctx, mod, b and the types above are units[unit]'s */
     int n_units, unit;
-    int8_t ukernel_home[3][17][17]; /* 1 + the unit defining each micro-kernel, 0: none yet */
+    /* 1 + the unit defining each micro-kernel, 0: none yet */
+    int8_t ukernel_home[KILN_CG_GEMM_CONFIGS][3][KILN_CG_GEMM_MAX_MR + 1][KILN_CG_GEMM_MAX_NV + 1];
 
     kiln_cg_step *steps;
     size_t n_steps, cap_steps;
     kiln_status status; /* the first error */
-} kiln_cg;
+    kiln_cg_gemm_config gemm[KILN_CG_GEMM_CONFIGS]; /* the target's GEMM configurations (by KILN_CG_GEMM_*) */
+};
 
 /* Reports an error at the current node ("layer 'L' (op): ...") and records
  * the first status. Returns st. */
@@ -221,8 +275,30 @@ KILN_CG_HIDDEN LLVMValueRef kiln_cg_smax(kiln_cg *cg, LLVMValueRef a, LLVMValueR
 KILN_CG_HIDDEN LLVMValueRef kiln_cg_intrinsic(kiln_cg *cg, const char *name, LLVMTypeRef *types, unsigned n_types,
                                               LLVMValueRef *args, unsigned n_args);
 
-/* Memory. Pointers are float *; indices i64 elements. mask NULL = all lanes.
- * Alignment is 4 bytes (user buffers are only float-aligned). */
+/* memory.c: element types and memory access. Indices are i64 elements of
+ * the access's type; mask NULL = all lanes; alignment is the element's size
+ * (user buffers are only element-aligned). */
+KILN_CG_HIDDEN void kiln_cg_vtypes_init(kiln_cg *cg, LLVMContextRef ctx, kiln_cg_vtype *vt);
+KILN_CG_HIDDEN const kiln_cg_vtype *kiln_cg_vtype_of(const kiln_cg *cg, kiln_dtype dt);
+/* A constant v of vt's element type, or a vector of them. */
+KILN_CG_HIDDEN LLVMValueRef kiln_cg_const_t(kiln_cg *cg, const kiln_cg_vtype *vt, double v, bool vector);
+KILN_CG_HIDDEN LLVMValueRef kiln_cg_gep_t(kiln_cg *cg, const kiln_cg_vtype *vt, LLVMValueRef base,
+                                          LLVMValueRef index);
+KILN_CG_HIDDEN LLVMValueRef kiln_cg_load_t(kiln_cg *cg, const kiln_cg_vtype *vt, LLVMValueRef base,
+                                           LLVMValueRef index);
+KILN_CG_HIDDEN void kiln_cg_store_t(kiln_cg *cg, const kiln_cg_vtype *vt, LLVMValueRef v, LLVMValueRef base,
+                                    LLVMValueRef index);
+KILN_CG_HIDDEN LLVMValueRef kiln_cg_vload_t(kiln_cg *cg, const kiln_cg_vtype *vt, LLVMValueRef base,
+                                            LLVMValueRef index, LLVMValueRef mask, double passthru);
+KILN_CG_HIDDEN void kiln_cg_vstore_t(kiln_cg *cg, const kiln_cg_vtype *vt, LLVMValueRef v, LLVMValueRef base,
+                                     LLVMValueRef index, LLVMValueRef mask);
+KILN_CG_HIDDEN LLVMValueRef kiln_cg_gather_t(kiln_cg *cg, const kiln_cg_vtype *vt, LLVMValueRef base,
+                                             LLVMValueRef idx, LLVMValueRef mask, double passthru);
+/* x (scalar or vector of vt's elements) to f32 and back. From f32: floats
+ * round to nearest even; integers round half to even and saturate. */
+KILN_CG_HIDDEN LLVMValueRef kiln_cg_to_f32(kiln_cg *cg, const kiln_cg_vtype *vt, LLVMValueRef x);
+KILN_CG_HIDDEN LLVMValueRef kiln_cg_from_f32(kiln_cg *cg, const kiln_cg_vtype *vt, LLVMValueRef x);
+/* The f32 forms (pointers are float *). */
 KILN_CG_HIDDEN LLVMValueRef kiln_cg_gep(kiln_cg *cg, LLVMValueRef base, LLVMValueRef index);
 KILN_CG_HIDDEN LLVMValueRef kiln_cg_load(kiln_cg *cg, LLVMValueRef base, LLVMValueRef index); /* scalar */
 KILN_CG_HIDDEN void kiln_cg_store(kiln_cg *cg, LLVMValueRef v, LLVMValueRef base, LLVMValueRef index);
@@ -237,8 +313,9 @@ KILN_CG_HIDDEN LLVMValueRef kiln_cg_gather(kiln_cg *cg, LLVMValueRef base, LLVMV
 KILN_CG_HIDDEN LLVMValueRef kiln_cg_tail_mask(kiln_cg *cg, LLVMValueRef n);
 /* a & b where either may be NULL (all lanes). */
 KILN_CG_HIDDEN LLVMValueRef kiln_cg_mask_and(kiln_cg *cg, LLVMValueRef a, LLVMValueRef b);
-/* memcpy of n_bytes (i64). */
-KILN_CG_HIDDEN void kiln_cg_memcpy(kiln_cg *cg, LLVMValueRef dst, LLVMValueRef src, LLVMValueRef n_bytes);
+/* memcpy of n_bytes (i64) between buffers aligned to `align` bytes. */
+KILN_CG_HIDDEN void kiln_cg_memcpy(kiln_cg *cg, LLVMValueRef dst, LLVMValueRef src, LLVMValueRef n_bytes,
+                                   unsigned align);
 /* A stack slot in the function's entry block. */
 KILN_CG_HIDDEN LLVMValueRef kiln_cg_alloca(kiln_cg *cg, LLVMTypeRef t, const char *name);
 
@@ -285,8 +362,10 @@ KILN_CG_HIDDEN LLVMValueRef kiln_cg_urem(kiln_cg *cg, LLVMValueRef a, int64_t b)
 
 /* ---- weights.c ------------------------------------------------------------ */
 
-/* count floats in the blob (64-byte aligned); *offset = its byte offset.
- * NULL when out of memory (cg->status set). Valid until the next alloc. */
+/* `bytes` zeroed bytes in the blob (64-byte aligned); *offset = their byte
+ * offset. NULL when out of memory (cg->status set). Valid until the next
+ * alloc. kiln_cg_blob_alloc: `count` floats. */
+KILN_CG_HIDDEN void *kiln_cg_blob_alloc_bytes(kiln_cg *cg, size_t bytes, uint64_t *offset);
 KILN_CG_HIDDEN float *kiln_cg_blob_alloc(kiln_cg *cg, size_t count, uint64_t *offset);
 /* A plain f32 copy of parameter v (added once). */
 KILN_CG_HIDDEN kiln_status kiln_cg_blob_param(kiln_cg *cg, kiln_id v, uint64_t *offset);
@@ -314,6 +393,22 @@ typedef struct kiln_cg_kernel {
 
 /* kernels.c: the entry of an op (empty for an unknown op). */
 KILN_CG_HIDDEN const kiln_cg_kernel *kiln_cg_kernel_for(kiln_op op);
+
+/* A kernel's name (for task functions, --per-layer and the report), built
+ * one way for every kernel: "<dtype>_<body>[_<where>][_<rows>x<cols>]",
+ * e.g. f32_conv2d_1x1_bias_relu_gemm_avx512_14x32: the element type, the
+ * op with its variant and fused epilogue (body, printf-style), where it
+ * runs (the target's row name, or openblas), and the register tile (rows
+ * 0: none). */
+typedef enum kiln_cg_where { KILN_CG_ON_TARGET, KILN_CG_ON_OPENBLAS, KILN_CG_ON_ANY } kiln_cg_where;
+KILN_CG_HIDDEN const char *kiln_cg_kernel_name(const kiln_cg *cg, char *buf, size_t size, kiln_dtype dtype,
+                                               kiln_cg_where where, int tile_rows, int tile_cols, const char *body,
+                                               ...) __attribute__((format(printf, 8, 9)));
+/* The element type node n computes in (its output's). */
+static inline kiln_dtype kiln_cg_node_dtype(const kiln_cg *cg, const kiln_node *n)
+{
+    return cg->g->values[n->output].type.dtype;
+}
 
 /* kernels_elementwise.c */
 KILN_CG_HIDDEN kiln_status kiln_cg_emit_unary(kiln_cg *cg, const kiln_node *n);
@@ -396,6 +491,7 @@ KILN_CG_HIDDEN void kiln_cg_bcast_strides(const kiln_shape *s, const kiln_shape 
  * NR). The sum over k runs in blocks of gemm_kc added to C; the epilogue is
  * applied when the last block is added. */
 typedef struct kiln_cg_gemm {
+    const kiln_cg_gemm_config *cfg; /* the element types' configuration; NULL: f32 */
     LLVMValueRef a, b, c;
     bool a_packed, b_packed;
     LLVMValueRef a_row0;    /* packed A: the first row (a multiple of mr) of the matrix at `a`; NULL: 0 */
@@ -417,27 +513,29 @@ typedef struct kiln_cg_gemm {
     void *pack_arg;
 } kiln_cg_gemm;
 KILN_CG_HIDDEN void kiln_cg_emit_gemm(kiln_cg *cg, const kiln_cg_gemm *p);
-/* Packs a K x N matrix B (element (k, n) at src[k * rs + n * cs]) into
- * panels of NR columns: dst has kiln_cg_packed_b_count floats. */
-KILN_CG_HIDDEN size_t kiln_cg_packed_b_count(const kiln_target *t, int64_t k, int64_t n);
-KILN_CG_HIDDEN void kiln_cg_pack_b(const kiln_target *t, const float *src, int64_t k, int64_t n, int64_t rs,
-                                   int64_t cs, float *dst);
+/* gemm_config.c: packs a K x N matrix B (element (k, n) at src[k * rs + n *
+ * cs]) into panels of NR = nr * lanes columns in c's B type: dst has
+ * kiln_cg_packed_b_bytes bytes. */
+KILN_CG_HIDDEN size_t kiln_cg_packed_b_bytes(const kiln_cg_gemm_config *c, int64_t k, int64_t n);
+KILN_CG_HIDDEN void kiln_cg_pack_b(const kiln_cg_gemm_config *c, const float *src, int64_t k, int64_t n, int64_t rs,
+                                   int64_t cs, void *dst);
 /* Likewise an M x K matrix A (element (m, k) at src[m * rs + k * cs]) in
  * panels of mr rows, K-block-major for K blocks of kc (the kc the GEMM
  * runs with: kiln_cg_gemm_kc of its kiln_cg_gemm.kc). */
-KILN_CG_HIDDEN size_t kiln_cg_packed_a_count(const kiln_target *t, int64_t m, int64_t k);
-KILN_CG_HIDDEN void kiln_cg_pack_a(const kiln_target *t, const float *src, int64_t m, int64_t k, int64_t rs,
-                                   int64_t cs, int64_t kc, float *dst);
+KILN_CG_HIDDEN size_t kiln_cg_packed_a_bytes(const kiln_cg_gemm_config *c, int64_t m, int64_t k);
+KILN_CG_HIDDEN void kiln_cg_pack_a(const kiln_cg_gemm_config *c, const float *src, int64_t m, int64_t k, int64_t rs,
+                                   int64_t cs, int64_t kc, void *dst);
 /* The K block a GEMM with kiln_cg_gemm.kc = kc runs with. */
-KILN_CG_HIDDEN int64_t kiln_cg_gemm_kc(const kiln_target *t, int64_t kc);
+KILN_CG_HIDDEN int64_t kiln_cg_gemm_kc(const kiln_cg_gemm_config *c, int64_t kc);
 /* Task blocking for an M x N x K GEMM: rows per task (a multiple of mr) and
  * columns per task (a multiple of NR) for about `tasks` tasks (0: 16).
  * rows_grow: M is m times the batch and A is row-major with K columns (then
  * rows per task are fixed, unbounded when A's rows are copied, and the
  * columns are split); b_cost: the cost of reading one element of B relative
  * to one of A. */
-KILN_CG_HIDDEN void kiln_cg_gemm_blocking(const kiln_cg *cg, int64_t m, int64_t n, int64_t k, uint32_t tasks,
-                                          bool rows_grow, double b_cost, int64_t *mb, int64_t *nb);
+KILN_CG_HIDDEN void kiln_cg_gemm_blocking(const kiln_cg *cg, const kiln_cg_gemm_config *c, int64_t m, int64_t n,
+                                          int64_t k, uint32_t tasks, bool rows_grow, double b_cost, int64_t *mb,
+                                          int64_t *nb);
 
 /* The implementation node n is compiled with (cg->impl). */
 static inline kiln_impl kiln_cg_impl_of(const kiln_cg *cg, const kiln_node *n) { return cg->impl[n - cg->g->nodes]; }

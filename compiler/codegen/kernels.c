@@ -3,6 +3,9 @@
  * refuses a graph with an op whose entry is empty). */
 #include "cg.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+
 #define UNARY {kiln_cg_emit_unary}
 #define BINARY {kiln_cg_emit_binary}
 #define ALIAS {kiln_cg_emit_alias}
@@ -58,4 +61,20 @@ const kiln_cg_kernel *kiln_cg_kernel_for(kiln_op op)
 {
     static const kiln_cg_kernel none = {NULL};
     return (unsigned)op < KILN_OP_COUNT ? &kernels[op] : &none;
+}
+
+const char *kiln_cg_kernel_name(const kiln_cg *cg, char *buf, size_t size, kiln_dtype dtype, kiln_cg_where where,
+                                int tile_rows, int tile_cols, const char *body, ...)
+{
+    int o = snprintf(buf, size, "%s_", kiln_dtype_name(dtype));
+    va_list ap;
+    va_start(ap, body);
+    if (o >= 0 && (size_t)o < size)
+        o += vsnprintf(buf + o, size - (size_t)o, body, ap);
+    va_end(ap);
+    if (o >= 0 && (size_t)o < size && where != KILN_CG_ON_ANY)
+        o += snprintf(buf + o, size - (size_t)o, "_%s", where == KILN_CG_ON_OPENBLAS ? "openblas" : cg->target->name);
+    if (o >= 0 && (size_t)o < size && tile_rows > 0)
+        snprintf(buf + o, size - (size_t)o, "_%dx%d", tile_rows, tile_cols);
+    return buf;
 }

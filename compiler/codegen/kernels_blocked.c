@@ -424,8 +424,8 @@ static kiln_status conv_blocked(kiln_cg *cg, const kiln_node *n, kiln_id wid, ki
     const int64_t per_task = units_per_task(cg, n, per_item * (xs->batched ? 1 : xs->dims[0]),
                                             unit_px * g.NB * cg->vl * g.kh * g.kw * g.CBi * g.bi);
     char kernel[128], epi[64];
-    snprintf(kernel, sizeof kernel, "f32_conv2d_%s%s%s_%s_%dx%d", g.bi == 1 ? "plain_to_" : "", "blocked",
-             kiln_cg_epi_name(epilogue(cg), epi, sizeof epi), cg->target->name, (int)g.R, (int)(g.NB * cg->vl));
+    kiln_cg_kernel_name(cg, kernel, sizeof kernel, kiln_cg_node_dtype(cg, n), KILN_CG_ON_TARGET, (int)g.R, (int)(g.NB * cg->vl), "conv2d_%s%s%s",
+                        g.bi == 1 ? "plain_to_" : "", "blocked", kiln_cg_epi_name(epilogue(cg), epi, sizeof epi));
     kiln_cg_task_begin(cg, kernel, n);
     V px = kiln_cg_value_ptr(cg, n->inputs[0]), py = kiln_cg_value_ptr(cg, stored_value(cg, n));
     V pw = kiln_cg_weights_ptr(cg, w_off);
@@ -668,8 +668,9 @@ static kiln_status window_blocked(kiln_cg *cg, const kiln_node *n, window_kind k
     const int64_t per_item = g.CB * g.OH;
     const int64_t per_task = units_per_task(cg, n, per_item * (xs->batched ? 1 : xs->dims[0]), g.OW * g.kh * g.kw * cg->vl);
     char kernel[128], epi[64];
-    snprintf(kernel, sizeof kernel, "f32_%s_blocked%s_%s", kind == WIN_DEPTHWISE ? "conv2d_dw" : kiln_op_name(n->op),
-             kiln_cg_epi_name(kind == WIN_DEPTHWISE ? epilogue(cg) : NULL, epi, sizeof epi), cg->target->name);
+    kiln_cg_kernel_name(cg, kernel, sizeof kernel, kiln_cg_node_dtype(cg, n), KILN_CG_ON_TARGET, 0, 0, "%s_blocked%s",
+                        kind == WIN_DEPTHWISE ? "conv2d_dw" : kiln_op_name(n->op),
+                        kiln_cg_epi_name(kind == WIN_DEPTHWISE ? epilogue(cg) : NULL, epi, sizeof epi));
     kiln_cg_task_begin(cg, kernel, n);
     V px = kiln_cg_value_ptr(cg, n->inputs[0]);
     V py = kiln_cg_value_ptr(cg, kind == WIN_DEPTHWISE ? stored_value(cg, n) : n->output);
@@ -729,7 +730,7 @@ static kiln_status global_avgpool_blocked(kiln_cg *cg, const kiln_node *n)
     const int64_t C = xs->dims[1], CB = ceil_div(C, cg->vl), HW = xs->dims[2] * xs->dims[3];
     const int64_t per_task = units_per_task(cg, n, CB * (xs->batched ? 1 : xs->dims[0]), HW * cg->vl);
     char kernel[96];
-    snprintf(kernel, sizeof kernel, "f32_global_avgpool_blocked_%s", cg->target->name);
+    kiln_cg_kernel_name(cg, kernel, sizeof kernel, kiln_cg_node_dtype(cg, n), KILN_CG_ON_TARGET, 0, 0, "global_avgpool_blocked");
     kiln_cg_task_begin(cg, kernel, n);
     V px = kiln_cg_value_ptr(cg, n->inputs[0]), py = kiln_cg_value_ptr(cg, n->output);
     V lo, hi;
@@ -784,7 +785,8 @@ kiln_status kiln_cg_emit_reorder(kiln_cg *cg, const kiln_node *n)
     /* units: (item, destination block); each writes HW * by elements */
     const int64_t per_task = units_per_task(cg, n, CBy * (s->batched ? 1 : s->dims[0]), HW * by);
     char kernel[96];
-    snprintf(kernel, sizeof kernel, "f32_reorder_%lld_to_%lld_%s", (long long)bx, (long long)by, cg->target->name);
+    kiln_cg_kernel_name(cg, kernel, sizeof kernel, kiln_cg_node_dtype(cg, n), KILN_CG_ON_TARGET, 0, 0, "reorder_%lld_to_%lld", (long long)bx,
+                        (long long)by);
     kiln_cg_task_begin(cg, kernel, n);
     V px = kiln_cg_value_ptr(cg, n->inputs[0]), py = kiln_cg_value_ptr(cg, n->output);
     V lo, hi;

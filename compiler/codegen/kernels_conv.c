@@ -314,8 +314,8 @@ static kiln_status conv_direct(kiln_cg *cg, const kiln_node *n, const window *w,
     int64_t fast_lo, fast_hi;
     interior(cg, W, w->sw, -w->pl, (w->kw - 1) * w->dw - w->pl, &fast_lo, &fast_hi);
     char kernel[128], epi[64];
-    snprintf(kernel, sizeof kernel, "f32_conv2d_dw%s%s_%s", has_bias ? "_bias" : "",
-             kiln_cg_epi_name(epilogue(cg), epi, sizeof epi), cg->target->name);
+    kiln_cg_kernel_name(cg, kernel, sizeof kernel, kiln_cg_node_dtype(cg, n), KILN_CG_ON_TARGET, 0, 0, "conv2d_dw%s%s", has_bias ? "_bias" : "",
+                        kiln_cg_epi_name(epilogue(cg), epi, sizeof epi));
     kiln_cg_task_begin(cg, kernel, n);
     V px = kiln_cg_value_ptr(cg, n->inputs[0]), py = kiln_cg_value_ptr(cg, stored_value(cg, n));
     V pw = kiln_cg_weights_ptr(cg, w_off), pbias = has_bias ? kiln_cg_weights_ptr(cg, b_off) : NULL;
@@ -401,13 +401,14 @@ static void conv_pack_b(kiln_cg *cg, void *arg, V dst, V j, V ncols, V k0, V k1)
 {
     conv_pack *c = arg;
     const window *w = c->w;
-    const int64_t NR = (int64_t)cg->target->gemm_nr * cg->vl, HW = c->H * c->W;
+    const kiln_cg_gemm_config *gc = kiln_cg_gemm_f32(cg);
+    const int64_t NR = (int64_t)gc->nr * gc->lanes, HW = c->H * c->W;
     int64_t fast_lo, fast_hi;
     interior(cg, c->W, w->sw, -w->pl, (w->kw - 1) * w->dw - w->pl, &fast_lo, &fast_hi);
     V c0 = kiln_cg_udiv(cg, k0, c->khw), c1 = kiln_cg_udiv(cg, k1, c->khw);
     const int64_t segs = (cg->vl - 1 + c->OW - 1) / c->OW + 1; /* output rows a vector can touch */
     kiln_cg_loop lv;
-    V v = kiln_cg_for_begin(cg, &lv, kiln_cg_i64(cg, 0), kiln_cg_i64(cg, cg->target->gemm_nr), kiln_cg_i64(cg, 1));
+    V v = kiln_cg_for_begin(cg, &lv, kiln_cg_i64(cg, 0), kiln_cg_i64(cg, gc->nr), kiln_cg_i64(cg, 1));
     V vcol = mul64(cg, v, cg->vl);
     V p0 = add64(cg, j, vcol);
     V oy0 = kiln_cg_udiv(cg, p0, c->OW), ox0 = kiln_cg_urem(cg, p0, c->OW);
@@ -556,8 +557,8 @@ static kiln_status conv_1x1_blas(kiln_cg *cg, const kiln_node *n, kiln_id wid, k
     mb = F;
     const int64_t m_blocks = (F + mb - 1) / mb, n_blocks = (P + nb - 1) / nb, per_item = m_blocks * n_blocks;
     char kernel[128], epi[64];
-    snprintf(kernel, sizeof kernel, "f32_conv2d_1x1%s%s_openblas", bid != KILN_NO_ID ? "_bias" : "",
-             kiln_cg_epi_name(epilogue(cg), epi, sizeof epi));
+    kiln_cg_kernel_name(cg, kernel, sizeof kernel, kiln_cg_node_dtype(cg, n), KILN_CG_ON_OPENBLAS, 0, 0, "conv2d_1x1%s%s",
+                        bid != KILN_NO_ID ? "_bias" : "", kiln_cg_epi_name(epilogue(cg), epi, sizeof epi));
     kiln_cg_task_begin(cg, kernel, n);
     V px = kiln_cg_value_ptr(cg, n->inputs[0]), py = kiln_cg_value_ptr(cg, stored_value(cg, n));
     V t = cg->arg_index;
@@ -625,13 +626,15 @@ kiln_status kiln_cg_emit_conv2d(kiln_cg *cg, const kiln_node *n)
     if (!wt)
         return cg->status;
     const int64_t khw = kh * kw;
+    const kiln_cg_gemm_config *gc = kiln_cg_gemm_f32(cg);
     /* K blocks of whole input channels; A is packed for them */
-    const int64_t kc = khw <= cg->target->gemm_kc ? cg->target->gemm_kc / khw * khw : khw;
-    const size_t per_group = kiln_cg_packed_a_count(cg->target, Fg, J);
-    float *packed = count == (size_t)(F * J) ? kiln_cg_blob_alloc(cg, per_group * (size_t)groups, &w_off) : NULL;
+    const int64_t kc = khw <= gc->kc ? gc->kc / khw * khw : khw;
+    const size_t group_bytes = kiln_cg_packed_a_bytes(gc, Fg, J), per_group = group_bytes / kiln_dtype_size(gc->a);
+    unsigned char *packed =
+        count == (size_t)(F * J) ? kiln_cg_blob_alloc_bytes(cg, group_bytes * (size_t)groups, &w_off) : NULL;
     if (packed)
         for (int64_t g = 0; g < groups; g++)
-            kiln_cg_pack_a(cg->target, wt + g * Fg * J, Fg, J, J, 1, kc, packed + (size_t)g * per_group);
+            kiln_cg_pack_a(gc, wt + g * Fg * J, Fg, J, J, 1, kc, packed + (size_t)g * group_bytes);
     free(wt);
     if (!packed)
         return cg->status != KILN_OK ? cg->status : kiln_cg_fail(cg, KILN_ERR_INTERNAL, "weight size mismatch");
@@ -642,14 +645,14 @@ kiln_status kiln_cg_emit_conv2d(kiln_cg *cg, const kiln_node *n)
 
     /* GEMM per (item, group): out[g*Fg + f][p] = W[g*Fg + f][j] col[g][j][p]. */
     int64_t mb, nb;
-    kiln_cg_gemm_blocking(cg, Fg, P, J, n->tasks, false, one_by_one ? 1.0 : 2.0, &mb, &nb);
+    kiln_cg_gemm_blocking(cg, gc, Fg, P, J, n->tasks, false, one_by_one ? 1.0 : 2.0, &mb, &nb);
     const int64_t m_blocks = (Fg + mb - 1) / mb, n_blocks = (P + nb - 1) / nb;
     const int64_t per_item = groups * m_blocks * n_blocks;
     const int64_t items = xs->batched ? 1 : xs->dims[0];
     char kernel[128], epi[64];
-    snprintf(kernel, sizeof kernel, "f32_conv2d%s%s%s_%s_%s_%dx%d", one_by_one ? "_1x1" : "",
-             bid != KILN_NO_ID ? "_bias" : "", kiln_cg_epi_name(epilogue(cg), epi, sizeof epi),
-             one_by_one ? "gemm" : "igemm", cg->target->name, cg->target->gemm_mr, cg->target->gemm_nr * cg->vl);
+    kiln_cg_kernel_name(cg, kernel, sizeof kernel, kiln_cg_node_dtype(cg, n), KILN_CG_ON_TARGET, gc->mr,
+                        gc->nr * gc->lanes, "conv2d%s%s%s_%s", one_by_one ? "_1x1" : "", bid != KILN_NO_ID ? "_bias" : "",
+                        kiln_cg_epi_name(epilogue(cg), epi, sizeof epi), one_by_one ? "gemm" : "igemm");
     kiln_cg_task_begin(cg, kernel, n);
     V px = kiln_cg_value_ptr(cg, n->inputs[0]), py = kiln_cg_value_ptr(cg, stored_value(cg, n));
     V t = cg->arg_index;
@@ -782,7 +785,7 @@ kiln_status kiln_cg_emit_pool(kiln_cg *cg, const kiln_node *n)
     int64_t per_task;
     kiln_cg_count count = plane_tasks(cg, n, xs->batched, planes, OH * OW, &per_task);
     char kernel[96];
-    snprintf(kernel, sizeof kernel, "f32_%s_%s", kiln_op_name(n->op), cg->target->name);
+    kiln_cg_kernel_name(cg, kernel, sizeof kernel, kiln_cg_node_dtype(cg, n), KILN_CG_ON_TARGET, 0, 0, "%s", kiln_op_name(n->op));
     kiln_cg_task_begin(cg, kernel, n);
     V px = kiln_cg_value_ptr(cg, n->inputs[0]), py = kiln_cg_value_ptr(cg, n->output);
     V total = kiln_cg_i64(cg, planes);
@@ -833,7 +836,7 @@ kiln_status kiln_cg_emit_global_avgpool(kiln_cg *cg, const kiln_node *n)
     int64_t per_task;
     kiln_cg_count count = plane_tasks(cg, n, xs->batched, planes, HW, &per_task);
     char kernel[96];
-    snprintf(kernel, sizeof kernel, "f32_global_avgpool_%s", cg->target->name);
+    kiln_cg_kernel_name(cg, kernel, sizeof kernel, kiln_cg_node_dtype(cg, n), KILN_CG_ON_TARGET, 0, 0, "global_avgpool");
     kiln_cg_task_begin(cg, kernel, n);
     V px = kiln_cg_value_ptr(cg, n->inputs[0]), py = kiln_cg_value_ptr(cg, n->output);
     V total = kiln_cg_i64(cg, planes);

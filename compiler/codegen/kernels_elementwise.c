@@ -243,8 +243,8 @@ static kiln_status emit_elementwise(kiln_cg *cg, const kiln_node *n)
     }
 
     char kernel[128], ename[64];
-    snprintf(kernel, sizeof kernel, "f32_%s%s%s_%s", kiln_op_name(n->op), flat ? "" : "_bcast",
-             kiln_cg_epi_name(epi, ename, sizeof ename), cg->target->name);
+    kiln_cg_kernel_name(cg, kernel, sizeof kernel, kiln_cg_node_dtype(cg, n), KILN_CG_ON_TARGET, 0, 0, "%s%s%s", kiln_op_name(n->op),
+                        flat ? "" : "_bcast", kiln_cg_epi_name(epi, ename, sizeof ename));
     kiln_id stored = epi ? epi->out : n->output;
     const kiln_type *ot = &kiln_graph_value(cg->g, n->output)->type;
     if (ot->layout != KILN_LAYOUT_PLAIN) {

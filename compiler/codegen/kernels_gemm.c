@@ -43,59 +43,13 @@
 
 typedef LLVMValueRef V;
 
-#define MAX_MR 16
-#define MAX_NV 16 /* vectors of one tile: nr, or nr * gemv_panels */
+#define MAX_MR KILN_CG_GEMM_MAX_MR
+#define MAX_NV KILN_CG_GEMM_MAX_NV
 
 static V i64c(kiln_cg *cg, int64_t v) { return kiln_cg_i64(cg, v); }
 static V mul64(kiln_cg *cg, V a, int64_t b) { return b == 1 ? a : LLVMBuildMul(cg->b, a, i64c(cg, b), ""); }
 static V add64(kiln_cg *cg, V a, V b) { return LLVMBuildAdd(cg->b, a, b, ""); }
 
-static int lanes(const kiln_target *t) { return t->vector_bits / 32; }
-static int tile_mr(const kiln_target *t) { return t->gemm_mr > MAX_MR ? MAX_MR : t->gemm_mr; }
-
-/* ---- packing (at compile time) ------------------------------------------------ */
-
-size_t kiln_cg_packed_b_count(const kiln_target *t, int64_t k, int64_t n)
-{
-    int64_t nr = (int64_t)t->gemm_nr * lanes(t);
-    return (size_t)((n + nr - 1) / nr * k * nr);
-}
-
-void kiln_cg_pack_b(const kiln_target *t, const float *src, int64_t k, int64_t n, int64_t rs, int64_t cs,
-                    float *dst)
-{
-    int64_t nr = (int64_t)t->gemm_nr * lanes(t), panels = (n + nr - 1) / nr;
-    for (int64_t p = 0; p < panels; p++)
-        for (int64_t kk = 0; kk < k; kk++)
-            for (int64_t j = 0; j < nr; j++) {
-                int64_t col = p * nr + j;
-                dst[(p * k + kk) * nr + j] = col < n ? src[kk * rs + col * cs] : 0.0f;
-            }
-}
-
-size_t kiln_cg_packed_a_count(const kiln_target *t, int64_t m, int64_t k)
-{
-    int64_t mr = tile_mr(t);
-    return (size_t)((m + mr - 1) / mr * k * mr);
-}
-
-void kiln_cg_pack_a(const kiln_target *t, const float *src, int64_t m, int64_t k, int64_t rs, int64_t cs,
-                    int64_t kc, float *dst)
-{
-    int64_t mr = tile_mr(t), panels = (m + mr - 1) / mr;
-    for (int64_t k0 = 0; k0 < k; k0 += kc) {
-        int64_t kcb = k - k0 < kc ? k - k0 : kc;
-        float *block = dst + k0 * panels * mr;
-        for (int64_t p = 0; p < panels; p++)
-            for (int64_t kk = 0; kk < kcb; kk++)
-                for (int64_t r = 0; r < mr; r++) {
-                    int64_t row = p * mr + r;
-                    block[(p * kcb + kk) * mr + r] = row < m ? src[row * rs + (k0 + kk) * cs] : 0.0f;
-                }
-    }
-}
-
-int64_t kiln_cg_gemm_kc(const kiln_target *t, int64_t kc) { return kc > 0 ? kc : t->gemm_kc; }
 
 /* ---- task blocking ------------------------------------------------------------ */
 
@@ -103,11 +57,10 @@ int64_t kiln_cg_gemm_kc(const kiln_target *t, int64_t kc) { return kc > 0 ? kc :
  * each: the GEMM copies its row tiles (see kiln_cg_emit_gemm). */
 static bool a_rows_far(int64_t lda) { return lda % 1024 == 0 || lda >= 2048; }
 
-void kiln_cg_gemm_blocking(const kiln_cg *cg, int64_t m, int64_t n, int64_t k, uint32_t tasks, bool rows_grow,
-                           double b_cost, int64_t *mb, int64_t *nb)
+void kiln_cg_gemm_blocking(const kiln_cg *cg, const kiln_cg_gemm_config *c, int64_t m, int64_t n, int64_t k,
+                           uint32_t tasks, bool rows_grow, double b_cost, int64_t *mb, int64_t *nb)
 {
-    const kiln_target *t = cg->target;
-    const int64_t mr = tile_mr(t), nr = (int64_t)t->gemm_nr * lanes(t);
+    const int64_t mr = c->mr, nr = (int64_t)c->nr * c->lanes;
     /* Rows per task: the task's rows x kc of A stay in L2 (240 rows of 256
      * floats). When A's row tiles are copied (rows of the batch, far apart)
      * A leaves L2 alone: then one row block takes every row, so B, often
@@ -178,8 +131,8 @@ void kiln_cg_gemm_blocking(const kiln_cg *cg, int64_t m, int64_t n, int64_t k, u
             }
         }
     }
-    if (m == 1 && t->gemv_panels > 1 && panels >= t->gemv_panels)
-        best_ppb = (best_ppb + t->gemv_panels - 1) / t->gemv_panels * t->gemv_panels;
+    if (m == 1 && c->gemv_panels > 1 && panels >= c->gemv_panels)
+        best_ppb = (best_ppb + c->gemv_panels - 1) / c->gemv_panels * c->gemv_panels;
     if (best_ppb > panels)
         best_ppb = panels;
     *mb = best_mb;
@@ -190,6 +143,8 @@ void kiln_cg_gemm_blocking(const kiln_cg *cg, int64_t m, int64_t n, int64_t k, u
 
 typedef struct gemm_ctx {
     const kiln_cg_gemm *p;
+    const kiln_cg_gemm_config *c;
+    const kiln_cg_vtype *ta, *tb; /* A's and B's element types */
     int mr, nr, nr_cols, kc;
     LLVMTypeRef buf_t;
     V buf; /* [MAX_MR * MAX_NV] vectors */
@@ -218,8 +173,8 @@ enum { UK_ROWS, UK_PACKED, UK_COPY, UK_KINDS };
 /* The copy-A path's K block (twice the target's: the copy sits in L1, B
  * streams from L2) and its copy's row stride (kc + 16 floats, so that rows
  * do not alias in L1). */
-static int64_t copy_kc(const kiln_target *t) { return 2 * (int64_t)t->gemm_kc; }
-static int64_t copy_ld(const kiln_target *t) { return copy_kc(t) + 16; }
+static int64_t copy_kc(const kiln_cg_gemm_config *c) { return 2 * (int64_t)c->kc; }
+static int64_t copy_ld(const kiln_cg_gemm_config *c) { return copy_kc(c) + 16; }
 
 /* Where the micro-kernel reads A for one K block [k0, k1): row r, column k0
  * + k at base + r * rs + k * ks. */
@@ -263,7 +218,7 @@ static void prefetch_read(kiln_cg *cg, V ptr)
 /* The micro-kernels, shared by every GEMM of the module (private, not
  * inlined: one copy per shape instead of one per layer):
  *
- *   void kiln.ukernel.f32_<mr>x<nv>_<kind>(ptr a, i64 rs, ptr b, i64 panel, i64 n, ptr out)
+ *   void kiln.ukernel.<config>_<mr>x<nv>_<kind>_<target>(ptr a, i64 rs, ptr b, i64 panel, i64 n, ptr out)
  *
  * sums over k in [0, n): A row r at a + r * rs + k * ks (ks = mr for packed
  * A, 1 for row-major A; UK_COPY ignores rs for its constant), B vector v at
@@ -271,15 +226,17 @@ static void prefetch_read(kiln_cg *cg, V ptr)
  * vector sums to out[r * MAX_NV + v]. */
 static V ukernel(kiln_cg *cg, gemm_ctx *x, int mr, int nv, int kind)
 {
-    V *slot = &cg->units[cg->unit].ukernels[kind][mr][nv];
+    const kiln_cg_gemm_config *c = x->c;
+    V *slot = &cg->units[cg->unit].ukernels[c->id][kind][mr][nv];
     if (*slot)
         return *slot;
     static const char *const kind_names[UK_KINDS] = {"arows", "apacked", "acopy"};
     char name[96];
-    snprintf(name, sizeof name, "kiln.ukernel.f32_%dx%d_%s_%s", mr, nv * cg->vl, kind_names[kind], cg->target->name);
+    snprintf(name, sizeof name, "kiln.ukernel.%s_%dx%d_%s_%s", c->name, mr, nv * c->lanes, kind_names[kind],
+             cg->target->name);
     LLVMTypeRef params[6] = {cg->t_ptr, cg->t_i64, cg->t_ptr, cg->t_i64, cg->t_i64, cg->t_ptr};
     LLVMTypeRef ft = LLVMFunctionType(cg->t_void, params, 6, 0);
-    int8_t *home = &cg->ukernel_home[kind][mr][nv];
+    int8_t *home = &cg->ukernel_home[c->id][kind][mr][nv];
     if (*home) /* another unit has it: one copy per module, not per unit */
         return *slot = kiln_cg_declare_in(cg, cg->unit, name, ft);
     *home = (int8_t)(cg->unit + 1);
@@ -297,44 +254,49 @@ static V ukernel(kiln_cg *cg, gemm_ctx *x, int mr, int nv, int kind)
     LLVMPositionBuilderAtEnd(cg->b, cg->entry);
     V a = LLVMGetParam(fn, 0), rs = LLVMGetParam(fn, 1), b = LLVMGetParam(fn, 2), panel = LLVMGetParam(fn, 3);
     V n = LLVMGetParam(fn, 4), out = LLVMGetParam(fn, 5);
+    /* k_pack consecutive k values per step: A's row r holds them together
+     * (packed A: [k / kp][mr][kp]), B's vector v likewise per column */
+    const int kp = c->k_pack, a_bytes = x->ta->bytes, b_bytes = x->tb->bytes;
+    const LLVMTypeRef acc_t = cg->vt[c->acc].vec;
     V acc[MAX_MR][MAX_NV], ap[MAX_MR], bp[MAX_NV];
     for (int r = 0; r < mr; r++)
         for (int v = 0; v < nv; v++) {
-            acc[r][v] = kiln_cg_alloca(cg, cg->t_vf, "acc");
-            LLVMBuildStore(cg->b, LLVMConstNull(cg->t_vf), acc[r][v]);
+            acc[r][v] = kiln_cg_alloca(cg, acc_t, "acc");
+            LLVMBuildStore(cg->b, LLVMConstNull(acc_t), acc[r][v]);
         }
     for (int r = 0; r < mr; r++)
-        ap[r] = kind == UK_PACKED ? kiln_cg_gep(cg, a, i64c(cg, r))
-                : kind == UK_COPY ? kiln_cg_gep(cg, a, i64c(cg, r * copy_ld(cg->target)))
-                                  : kiln_cg_gep(cg, a, mul64(cg, rs, r));
+        ap[r] = kind == UK_PACKED ? kiln_cg_gep_t(cg, x->ta, a, i64c(cg, (int64_t)r * kp))
+                : kind == UK_COPY ? kiln_cg_gep_t(cg, x->ta, a, i64c(cg, r * copy_ld(c)))
+                                  : kiln_cg_gep_t(cg, x->ta, a, mul64(cg, rs, r));
     for (int v = 0; v < nv; v++)
-        bp[v] = kiln_cg_gep(cg, b, add64(cg, v >= x->nr ? mul64(cg, panel, v / x->nr) : i64c(cg, 0),
-                                         i64c(cg, (int64_t)(v % x->nr) * cg->vl)));
+        bp[v] = kiln_cg_gep_t(cg, x->tb, b, add64(cg, v >= x->nr ? mul64(cg, panel, v / x->nr) : i64c(cg, 0),
+                                                   i64c(cg, (int64_t)(v % x->nr) * c->lanes * kp)));
     kiln_cg_loop l;
-    V k = kiln_cg_for_begin(cg, &l, i64c(cg, 0), n, i64c(cg, 1));
+    V k = kiln_cg_for_begin(cg, &l, i64c(cg, 0), n, i64c(cg, 1)); /* k steps of kp values */
     V bv[MAX_NV];
-    V bo = mul64(cg, k, x->nr_cols), ao = mul64(cg, k, kind == UK_PACKED ? x->mr : 1);
-    if (kind == UK_PACKED) /* one line per k step covers the 4 x mr bytes it reads */
-        prefetch_read(cg, kiln_cg_gep(cg, ap[0], add64(cg, ao, i64c(cg, PACKED_A_PREFETCH / 4))));
+    V bo = mul64(cg, k, (int64_t)x->nr_cols * kp), ao = mul64(cg, k, kind == UK_PACKED ? (int64_t)x->mr * kp : kp);
+    if (kind == UK_PACKED) /* one line per k step covers the mr x kp elements it reads */
+        prefetch_read(cg, kiln_cg_gep_t(cg, x->ta, ap[0], add64(cg, ao, i64c(cg, PACKED_A_PREFETCH / a_bytes))));
     if (kind == UK_COPY) /* one line per 64 bytes of the k step's B */
-        for (int64_t off = 0; off < (int64_t)nv * cg->vl * 4; off += 64)
-            prefetch_read(cg, kiln_cg_gep(cg, bp[0], add64(cg, bo, i64c(cg, (COPY_B_PREFETCH + off) / 4))));
+        for (int64_t off = 0; off < (int64_t)nv * c->lanes * kp * b_bytes; off += 64)
+            prefetch_read(cg,
+                          kiln_cg_gep_t(cg, x->tb, bp[0], add64(cg, bo, i64c(cg, (COPY_B_PREFETCH + off) / b_bytes))));
     for (int v = 0; v < nv; v++)
-        bv[v] = kiln_cg_vload(cg, bp[v], bo, NULL, 0.0);
+        bv[v] = c->load_b(cg, c, bp[v], bo);
     for (int r = 0; r < mr; r++) {
-        V av = kiln_cg_splat(cg, kiln_cg_load(cg, ap[r], ao));
+        V av = c->load_a(cg, c, ap[r], ao);
         for (int v = 0; v < nv; v++) {
-            V cur = LLVMBuildLoad2(cg->b, cg->t_vf, acc[r][v], "");
-            LLVMBuildStore(cg->b, kiln_cg_fma(cg, av, bv[v], cur), acc[r][v]);
+            V cur = LLVMBuildLoad2(cg->b, acc_t, acc[r][v], "");
+            LLVMBuildStore(cg->b, c->madd(cg, c, av, bv[v], cur), acc[r][v]);
         }
     }
     l.runtime_unroll = true; /* the hot loop: LLVM unrolls it by 2-4 */
     kiln_cg_for_end(cg, &l);
-    LLVMTypeRef buf_t = LLVMArrayType2(cg->t_vf, (uint64_t)MAX_MR * MAX_NV);
+    LLVMTypeRef buf_t = LLVMArrayType2(acc_t, (uint64_t)MAX_MR * MAX_NV);
     for (int r = 0; r < mr; r++)
         for (int v = 0; v < nv; v++) {
             V idx[2] = {i64c(cg, 0), i64c(cg, r * MAX_NV + v)};
-            LLVMBuildStore(cg->b, LLVMBuildLoad2(cg->b, cg->t_vf, acc[r][v], ""),
+            LLVMBuildStore(cg->b, LLVMBuildLoad2(cg->b, acc_t, acc[r][v], ""),
                            LLVMBuildGEP2(cg->b, buf_t, out, idx, 2, ""));
         }
     LLVMBuildRetVoid(cg->b);
@@ -349,7 +311,7 @@ static V ukernel(kiln_cg *cg, gemm_ctx *x, int mr, int nv, int kind)
 static void tile(kiln_cg *cg, gemm_ctx *x, a_access A, int mr, b_access B, int nv, V k0, V k1, direct_out out)
 {
     V fn = ukernel(cg, x, mr, nv, A.kind);
-    V args[6] = {A.base, i64c(cg, A.rs), kiln_cg_gep(cg, B.base, mul64(cg, k0, B.ks)),
+    V args[6] = {A.base, i64c(cg, A.rs), kiln_cg_gep_t(cg, x->tb, B.base, mul64(cg, k0, B.ks)),
                  i64c(cg, B.panel), LLVMBuildSub(cg->b, k1, k0, ""), x->buf};
     LLVMBuildCall2(cg->b, LLVMGlobalGetValueType(fn), fn, args, 6, "");
     if (!out.i)
@@ -368,7 +330,7 @@ static void tile(kiln_cg *cg, gemm_ctx *x, a_access A, int mr, b_access B, int n
         if (epi)
             kiln_cg_epi_row(cg, p->epi, add64(cg, p->epi_row0, row), offs);
         for (int v = 0; v < nv; v++) {
-            V col = add64(cg, out.j, i64c(cg, (int64_t)v * cg->vl));
+            V col = add64(cg, out.j, i64c(cg, (int64_t)v * x->c->lanes));
             V init = LLVMConstNull(cg->t_vf);
             if (p->bias)
                 init = bias_row ? bias_row : kiln_cg_vload(cg, p->bias, col, NULL, 0.0);
@@ -407,19 +369,20 @@ static b_access b_copy(kiln_cg *cg, gemm_ctx *x, V bbuf, V j, V ncols, V k0, V k
             kiln_cg_if_else(cg, &f);
         V masks[MAX_NV] = {NULL};
         for (int v = 0; masked && v < x->nr; v++)
-            masks[v] = kiln_cg_tail_mask(cg, LLVMBuildSub(cg->b, ncols, i64c(cg, (int64_t)v * cg->vl), ""));
+            masks[v] = kiln_cg_tail_mask(cg, LLVMBuildSub(cg->b, ncols, i64c(cg, (int64_t)v * x->c->lanes), ""));
         kiln_cg_loop l;
         V k = kiln_cg_for_begin(cg, &l, k0, k1, i64c(cg, 1));
-        V src = kiln_cg_gep(cg, p->b, add64(cg, mul64(cg, k, p->ldb), j));
-        V dst = kiln_cg_gep(cg, bbuf, mul64(cg, LLVMBuildSub(cg->b, k, k0, ""), x->nr_cols));
+        V src = kiln_cg_gep_t(cg, x->tb, p->b, add64(cg, mul64(cg, k, p->ldb), j));
+        V dst = kiln_cg_gep_t(cg, x->tb, bbuf, mul64(cg, LLVMBuildSub(cg->b, k, k0, ""), x->nr_cols));
         for (int v = 0; v < x->nr; v++) {
-            V idx = i64c(cg, (int64_t)v * cg->vl);
-            kiln_cg_vstore(cg, kiln_cg_vload(cg, src, idx, masks[v], 0.0), dst, idx, NULL);
+            V idx = i64c(cg, (int64_t)v * x->c->lanes);
+            kiln_cg_vstore_t(cg, x->tb, kiln_cg_vload_t(cg, x->tb, src, idx, masks[v], 0.0), dst, idx, NULL);
         }
         kiln_cg_for_end(cg, &l);
     }
     kiln_cg_if_end(cg, &f);
-    return (b_access){kiln_cg_gep(cg, bbuf, LLVMBuildNeg(cg->b, mul64(cg, k0, x->nr_cols), "")), 0, x->nr_cols};
+    return (b_access){kiln_cg_gep_t(cg, x->tb, bbuf, LLVMBuildNeg(cg->b, mul64(cg, k0, x->nr_cols), "")), 0,
+                      x->nr_cols};
 }
 
 /* A as it is in memory for the row tile at i and the K block [k0, k1).
@@ -453,8 +416,9 @@ static void flush_rows(kiln_cg *cg, gemm_ctx *x, V i, V mr, V j, V ncols, int nv
     if (epi)
         kiln_cg_epi_row(cg, p->epi, add64(cg, p->epi_row0, row), offs);
     for (int v = 0; v < nv; v++) {
-        V col = add64(cg, j, i64c(cg, (int64_t)v * cg->vl));
-        V mask = masked ? kiln_cg_tail_mask(cg, LLVMBuildSub(cg->b, ncols, i64c(cg, (int64_t)v * cg->vl), "")) : NULL;
+        const int64_t lanes = x->c->lanes;
+        V col = add64(cg, j, i64c(cg, (int64_t)v * lanes));
+        V mask = masked ? kiln_cg_tail_mask(cg, LLVMBuildSub(cg->b, ncols, i64c(cg, (int64_t)v * lanes), "")) : NULL;
         V acc = LLVMBuildLoad2(cg->b, cg->t_vf, buf_slot(cg, x, r, v), "");
         V init = LLVMConstNull(cg->t_vf);
         if (p->bias)
@@ -474,7 +438,7 @@ static void flush_rows(kiln_cg *cg, gemm_ctx *x, V i, V mr, V j, V ncols, int nv
 static void flush(kiln_cg *cg, gemm_ctx *x, V i, V mr, V j, V ncols, int nv, V first, V last)
 {
     kiln_cg_if full, fin;
-    kiln_cg_if_begin(cg, &full, LLVMBuildICmp(cg->b, LLVMIntSGE, ncols, i64c(cg, (int64_t)nv * cg->vl), ""));
+    kiln_cg_if_begin(cg, &full, LLVMBuildICmp(cg->b, LLVMIntSGE, ncols, i64c(cg, (int64_t)nv * x->c->lanes), ""));
     for (int masked = 0; masked < 2; masked++) {
         if (masked)
             kiln_cg_if_else(cg, &full);
@@ -503,7 +467,7 @@ static void tile_switch(kiln_cg *cg, gemm_ctx *x, V mr, a_access A, b_access B, 
         LLVMPositionBuilderAtEnd(cg->b, bb);
         if (x->nr > 1 && !out.i) { /* a last panel of one vector's columns or fewer: half the work */
             kiln_cg_if f;
-            kiln_cg_if_begin(cg, &f, LLVMBuildICmp(cg->b, LLVMIntSLE, ncols, i64c(cg, cg->vl), ""));
+            kiln_cg_if_begin(cg, &f, LLVMBuildICmp(cg->b, LLVMIntSLE, ncols, i64c(cg, x->c->lanes), ""));
             tile(cg, x, A, t, B, 1, k0, k1, out);
             kiln_cg_if_else(cg, &f);
             tile(cg, x, A, t, B, x->nr, k0, k1, out);
@@ -586,16 +550,16 @@ static void k_blocks_end(kiln_cg *cg, k_blocks *kb)
 static void gemm_panels(kiln_cg *cg, gemm_ctx *x)
 {
     const kiln_cg_gemm *p = x->p;
-    int wide = cg->target->gemv_panels * x->nr;
+    int wide = x->c->gemv_panels * x->nr;
     if (wide > MAX_NV)
-        wide = cg->target->gemv_panels > 1 ? (MAX_NV / x->nr) * x->nr : x->nr;
+        wide = x->c->gemv_panels > 1 ? (MAX_NV / x->nr) * x->nr : x->nr;
     k_blocks kb;
     k_blocks_begin(cg, x, &kb);
     V k0 = kb.k0, k1 = kb.k1, first = kb.first, last = kb.last;
     /* One row: wide tiles over whole groups of panels first. */
     V j_start = p->n0;
     if (wide > x->nr && p->b_packed && !p->pack_b) {
-        const int64_t w = (int64_t)wide * cg->vl;
+        const int64_t w = (int64_t)wide * x->c->lanes;
         V span = LLVMBuildSub(cg->b, p->n1, p->n0, "");
         V wide_end = add64(cg, p->n0, mul64(cg, kiln_cg_udiv(cg, span, w), w));
         V one_row = LLVMBuildICmp(cg->b, LLVMIntEQ, p->m, i64c(cg, 1), "");
@@ -610,7 +574,7 @@ static void gemm_panels(kiln_cg *cg, gemm_ctx *x)
      * (copied or computed there first when B is not packed). */
     V bbuf = NULL;
     if (!p->b_packed || p->pack_b) {
-        bbuf = kiln_cg_alloca(cg, LLVMArrayType2(cg->t_f32, (uint64_t)x->kc * (uint64_t)x->nr_cols), "bpanel");
+        bbuf = kiln_cg_alloca(cg, LLVMArrayType2(x->tb->elem, (uint64_t)x->kc * (uint64_t)x->nr_cols), "bpanel");
         LLVMSetAlignment(bbuf, 64);
     }
     kiln_cg_loop il, jl;
@@ -619,7 +583,8 @@ static void gemm_panels(kiln_cg *cg, gemm_ctx *x)
     b_access B;
     if (p->pack_b) {
         p->pack_b(cg, p->pack_arg, bbuf, j, ncols, k0, k1);
-        B = (b_access){kiln_cg_gep(cg, bbuf, LLVMBuildNeg(cg->b, mul64(cg, k0, x->nr_cols), "")), 0, x->nr_cols};
+        B = (b_access){kiln_cg_gep_t(cg, x->tb, bbuf, LLVMBuildNeg(cg->b, mul64(cg, k0, x->nr_cols), "")), 0,
+                       x->nr_cols};
     } else {
         B = p->b_packed ? b_packed_at(cg, x, j) : b_copy(cg, x, bbuf, j, ncols, k0, k1);
     }
@@ -647,12 +612,12 @@ static void gemm_panels(kiln_cg *cg, gemm_ctx *x)
 static void gemm_copy_a(kiln_cg *cg, gemm_ctx *x)
 {
     const kiln_cg_gemm *p = x->p;
-    const kiln_target *t = cg->target;
-    int64_t nb = (int64_t)t->caches.l2 / 2 / (x->kc * 4) / x->nr_cols * x->nr_cols;
+    const kiln_cg_vtype *ta = x->ta;
+    int64_t nb = (int64_t)cg->target->caches.l2 / 2 / (x->kc * x->tb->bytes) / x->nr_cols * x->nr_cols;
     if (nb < x->nr_cols)
         nb = x->nr_cols;
-    const int64_t lda_c = copy_ld(t);
-    LLVMTypeRef abuf_t = LLVMArrayType2(cg->t_f32, (uint64_t)x->mr * (uint64_t)lda_c);
+    const int64_t lda_c = copy_ld(x->c), vl = ta->lanes;
+    LLVMTypeRef abuf_t = LLVMArrayType2(ta->elem, (uint64_t)x->mr * (uint64_t)lda_c);
     V abuf = kiln_cg_alloca(cg, abuf_t, "atile");
     LLVMSetAlignment(abuf, 64);
     kiln_cg_loop cl, il, jl;
@@ -664,15 +629,15 @@ static void gemm_copy_a(kiln_cg *cg, gemm_ctx *x)
     V mr = kiln_cg_smin(cg, LLVMBuildSub(cg->b, p->m, i, ""), i64c(cg, x->mr));
     kiln_cg_loop rl, el;
     V r = kiln_cg_for_begin(cg, &rl, i64c(cg, 0), mr, i64c(cg, 1));
-    V src = kiln_cg_gep(cg, p->a, add64(cg, mul64(cg, add64(cg, i, r), p->lda), kb.k0));
-    V dst = kiln_cg_gep(cg, abuf, mul64(cg, r, lda_c));
+    V src = kiln_cg_gep_t(cg, ta, p->a, add64(cg, mul64(cg, add64(cg, i, r), p->lda), kb.k0));
+    V dst = kiln_cg_gep_t(cg, ta, abuf, mul64(cg, r, lda_c));
     V len = LLVMBuildSub(cg->b, kb.k1, kb.k0, "");
-    V vend = mul64(cg, kiln_cg_udiv(cg, len, cg->vl), cg->vl);
-    V c = kiln_cg_for_begin(cg, &el, i64c(cg, 0), vend, i64c(cg, cg->vl));
-    kiln_cg_vstore(cg, kiln_cg_vload(cg, src, c, NULL, 0.0), dst, c, NULL);
+    V vend = mul64(cg, kiln_cg_udiv(cg, len, vl), vl);
+    V c = kiln_cg_for_begin(cg, &el, i64c(cg, 0), vend, i64c(cg, vl));
+    kiln_cg_vstore_t(cg, ta, kiln_cg_vload_t(cg, ta, src, c, NULL, 0.0), dst, c, NULL);
     kiln_cg_for_end(cg, &el);
     c = kiln_cg_for_begin(cg, &el, vend, len, i64c(cg, 1));
-    kiln_cg_store(cg, kiln_cg_load(cg, src, c), dst, c);
+    kiln_cg_store_t(cg, ta, kiln_cg_load_t(cg, ta, src, c), dst, c);
     kiln_cg_for_end(cg, &el);
     kiln_cg_for_end(cg, &rl);
     a_access A = {abuf, lda_c, 1, UK_COPY};
@@ -687,12 +652,10 @@ static void gemm_copy_a(kiln_cg *cg, gemm_ctx *x)
 
 void kiln_cg_emit_gemm(kiln_cg *cg, const kiln_cg_gemm *p)
 {
-    gemm_ctx x = {p, tile_mr(cg->target), cg->target->gemm_nr, cg->target->gemm_nr * cg->vl,
-                  p->kc > 0 ? (int)p->kc : cg->target->gemm_kc, NULL, NULL};
-    if (x.nr > MAX_NV)
-        x.nr = MAX_NV;
-    x.nr_cols = x.nr * cg->vl;
-    x.buf_t = LLVMArrayType2(cg->t_vf, (uint64_t)MAX_MR * MAX_NV);
+    const kiln_cg_gemm_config *c = p->cfg ? p->cfg : kiln_cg_gemm_f32(cg);
+    gemm_ctx x = {p, c, kiln_cg_vtype_of(cg, c->a), kiln_cg_vtype_of(cg, c->b), c->mr, c->nr, c->nr * c->lanes,
+                  p->kc > 0 ? (int)p->kc : c->kc, NULL, NULL};
+    x.buf_t = LLVMArrayType2(cg->vt[c->acc].vec, (uint64_t)MAX_MR * MAX_NV);
     x.buf = kiln_cg_alloca(cg, x.buf_t, "tile");
     if (p->epi && p->epi->n > 0)
         kiln_cg_epi_begin(cg, (kiln_cg_epilogue *)p->epi);
@@ -710,7 +673,7 @@ void kiln_cg_emit_gemm(kiln_cg *cg, const kiln_cg_gemm *p)
     kiln_cg_if_begin(cg, &one, LLVMBuildICmp(cg->b, LLVMIntEQ, p->m, i64c(cg, 1), ""));
     gemm_panels(cg, &x);
     kiln_cg_if_else(cg, &one);
-    x.kc = (int)copy_kc(cg->target);
+    x.kc = (int)copy_kc(c);
     gemm_copy_a(cg, &x);
     kiln_cg_if_end(cg, &one);
 }

@@ -118,6 +118,7 @@ kiln_status kiln_cg_emit_dense(kiln_cg *cg, const kiln_node *n)
     const int64_t N = kiln_graph_value(cg->g, n->output)->type.shape.dims[xs->rank - 1];
 
     const bool blas = kiln_cg_gemm_pick(cg, n) == KILN_CG_GEMM_BLAS;
+    const kiln_cg_gemm_config *gc = kiln_cg_gemm_f32(cg);
     uint64_t w_off, b_off = 0;
     if (blas) { /* sgemm reads W [N, K] as it is (op(B) = W^T) */
         if (kiln_cg_blob_param(cg, wid, &w_off) != KILN_OK)
@@ -132,9 +133,9 @@ kiln_status kiln_cg_emit_dense(kiln_cg *cg, const kiln_node *n)
             free(w);
             return kiln_cg_fail(cg, KILN_ERR_INTERNAL, "weight has %zu elements, not %lld", count, (long long)(N * K));
         }
-        float *packed = kiln_cg_blob_alloc(cg, kiln_cg_packed_b_count(cg->target, K, N), &w_off);
+        void *packed = kiln_cg_blob_alloc_bytes(cg, kiln_cg_packed_b_bytes(gc, K, N), &w_off);
         if (packed)
-            kiln_cg_pack_b(cg->target, w, K, N, 1, K, packed);
+            kiln_cg_pack_b(gc, w, K, N, 1, K, packed);
         free(w);
         if (!packed)
             return cg->status;
@@ -149,17 +150,17 @@ kiln_status kiln_cg_emit_dense(kiln_cg *cg, const kiln_node *n)
     if (blas) /* few large calls: sgemm packs its operands on every call */
         kiln_cg_blas_blocking(cg, N, n->tasks, &mb, &nb);
     else
-        kiln_cg_gemm_blocking(cg, rows, N, K, n->tasks, xs->batched, 1.0, &mb, &nb);
+        kiln_cg_gemm_blocking(cg, gc, rows, N, K, n->tasks, xs->batched, 1.0, &mb, &nb);
     const int64_t n_col_blocks = (N + nb - 1) / nb;
 
     char kernel[128], epi[64];
     if (blas)
-        snprintf(kernel, sizeof kernel, "f32_dense%s%s_openblas", bid != KILN_NO_ID ? "_bias" : "",
-                 kiln_cg_epi_name(epilogue(cg), epi, sizeof epi));
+        kiln_cg_kernel_name(cg, kernel, sizeof kernel, kiln_cg_node_dtype(cg, n), KILN_CG_ON_OPENBLAS, 0, 0, "dense%s%s",
+                            bid != KILN_NO_ID ? "_bias" : "", kiln_cg_epi_name(epilogue(cg), epi, sizeof epi));
     else
-        snprintf(kernel, sizeof kernel, "f32_dense%s%s_%s_%dx%d", bid != KILN_NO_ID ? "_bias" : "",
-                 kiln_cg_epi_name(epilogue(cg), epi, sizeof epi), cg->target->name, cg->target->gemm_mr,
-                 cg->target->gemm_nr * cg->vl);
+        kiln_cg_kernel_name(cg, kernel, sizeof kernel, kiln_cg_node_dtype(cg, n), KILN_CG_ON_TARGET, gc->mr,
+                            gc->nr * gc->lanes, "dense%s%s", bid != KILN_NO_ID ? "_bias" : "",
+                            kiln_cg_epi_name(epilogue(cg), epi, sizeof epi));
     kiln_cg_task_begin(cg, kernel, n);
     V m_total = kiln_cg_i64(cg, rows);
     if (xs->batched)
@@ -208,7 +209,7 @@ kiln_status kiln_cg_emit_dense(kiln_cg *cg, const kiln_node *n)
         .bias_per_row = false,
         .epi = epilogue(cg),
         .epi_row0 = r0,
-        .n_panels_hint = nb / ((int64_t)cg->target->gemm_nr * cg->vl),
+        .n_panels_hint = nb / ((int64_t)gc->nr * gc->lanes),
     };
     kiln_cg_emit_gemm(cg, &p);
     kiln_cg_task_end(cg, (kiln_cg_count){xs->batched ? 0 : rows, xs->batched ? rows : 0, mb, n_col_blocks, 0});
@@ -307,29 +308,30 @@ kiln_status kiln_cg_emit_matmul(kiln_cg *cg, const kiln_node *n)
         return kiln_cg_fail(cg, KILN_ERR_INTERNAL, "gemm needs a B of rank >= 2, constant when transposed");
     bool packed_b = b_const && !b_vec && !use_dot;
     uint64_t b_off = 0;
-    size_t per_mat = kiln_cg_packed_b_count(cg->target, K, N);
+    const kiln_cg_gemm_config *gc = kiln_cg_gemm_f32(cg);
+    size_t per_mat = kiln_cg_packed_b_bytes(gc, K, N);
     if (packed_b) {
         size_t count;
         float *w = kiln_cg_param_f32(cg, bbuf->index, &count);
         if (!w)
             return cg->status;
         size_t mats = count / (size_t)(N * K);
-        float *p = kiln_cg_blob_alloc(cg, per_mat * (mats ? mats : 1), &b_off);
+        unsigned char *p = kiln_cg_blob_alloc_bytes(cg, per_mat * (mats ? mats : 1), &b_off);
         if (p)
             for (size_t q = 0; q < mats; q++) /* tb: w is [N, K]; else [K, N] */
-                kiln_cg_pack_b(cg->target, w + q * (size_t)(N * K), K, N, tb ? 1 : N, tb ? K : 1, p + q * per_mat);
+                kiln_cg_pack_b(gc, w + q * (size_t)(N * K), K, N, tb ? 1 : N, tb ? K : 1, p + q * per_mat);
         free(w);
         if (!p)
             return cg->status;
     }
 
     int64_t mb, nb;
-    kiln_cg_gemm_blocking(cg, m_is_batch ? 1 : M, N, K, n->tasks, m_is_batch, 1.0, &mb, &nb);
+    kiln_cg_gemm_blocking(cg, gc, m_is_batch ? 1 : M, N, K, n->tasks, m_is_batch, 1.0, &mb, &nb);
     const int64_t n_col_blocks = (N + nb - 1) / nb;
     const int64_t m_blocks = m_is_batch ? 0 : (M + mb - 1) / mb;
     char kernel[128], epi[64];
-    snprintf(kernel, sizeof kernel, "f32_matmul%s%s_%s", use_dot ? "_dot" : "", kiln_cg_epi_name(epilogue(cg), epi, sizeof epi),
-             cg->target->name);
+    kiln_cg_kernel_name(cg, kernel, sizeof kernel, kiln_cg_node_dtype(cg, n), KILN_CG_ON_TARGET, 0, 0, "matmul%s%s", use_dot ? "_dot" : "",
+                        kiln_cg_epi_name(epilogue(cg), epi, sizeof epi));
     kiln_cg_task_begin(cg, kernel, n);
     V pa = kiln_cg_value_ptr(cg, n->inputs[0]);
     V pb = packed_b ? kiln_cg_weights_ptr(cg, b_off) : kiln_cg_value_ptr(cg, n->inputs[1]);
@@ -362,7 +364,7 @@ kiln_status kiln_cg_emit_matmul(kiln_cg *cg, const kiln_node *n)
     V c1 = kiln_cg_smin(cg, add64(cg, c0, kiln_cg_i64(cg, nb)), kiln_cg_i64(cg, N));
     const int64_t Mm = m_is_batch ? 0 : M; /* rows of one matrix (the batch is not one) */
     V a = kiln_cg_gep(cg, pa, add64(cg, mul64(cg, oa, Mm * K), mul64(cg, r0, K)));
-    V b = kiln_cg_gep(cg, pb, mul64(cg, ob, packed_b ? (int64_t)per_mat : K * N));
+    V b = kiln_cg_gep(cg, pb, mul64(cg, ob, packed_b ? (int64_t)(per_mat / kiln_dtype_size(gc->b)) : K * N));
     V cc = kiln_cg_gep(cg, pc, add64(cg, mul64(cg, mat, Mm * N), mul64(cg, r0, N)));
     V m = LLVMBuildSub(cg->b, r1, r0, "");
     V row0 = add64(cg, mul64(cg, mat, Mm), r0); /* the epilogue's view row of C's row 0 */
@@ -371,7 +373,7 @@ kiln_status kiln_cg_emit_matmul(kiln_cg *cg, const kiln_node *n)
     } else {
         kiln_cg_gemm p = {.a = a, .b = b, .c = cc, .a_packed = false, .b_packed = packed_b, .lda = K,
                           .ldb = N, .ldc = N, .m = m, .n0 = c0, .n1 = c1, .k = K, .epi = epilogue(cg),
-                          .epi_row0 = row0, .n_panels_hint = nb / ((int64_t)cg->target->gemm_nr * cg->vl)};
+                          .epi_row0 = row0, .n_panels_hint = nb / ((int64_t)gc->nr * gc->lanes)};
         kiln_cg_emit_gemm(cg, &p);
     }
     kiln_cg_count count;

@@ -86,7 +86,7 @@ kiln_status kiln_cg_emit_batchnorm(kiln_cg *cg, const kiln_node *n)
     const bool batched = xs->batched;
     const int64_t items = batched ? 1 : xs->dims[0];
     char kernel[96];
-    snprintf(kernel, sizeof kernel, "f32_batchnorm_%s", cg->target->name);
+    kiln_cg_kernel_name(cg, kernel, sizeof kernel, kiln_cg_node_dtype(cg, n), KILN_CG_ON_TARGET, 0, 0, "batchnorm");
     kiln_cg_task_begin(cg, kernel, n);
     V px = kiln_cg_value_ptr(cg, n->inputs[0]), py = kiln_cg_value_ptr(cg, n->output);
     V pscale = kiln_cg_weights_ptr(cg, off), pshift = kiln_cg_weights_ptr(cg, off + (uint64_t)C * 4u);
@@ -161,7 +161,7 @@ kiln_status kiln_cg_emit_layernorm(kiln_cg *cg, const kiln_node *n)
         rows *= xs->dims[i];
     const int64_t per_task = rows_per_task(D);
     char kernel[96];
-    snprintf(kernel, sizeof kernel, "f32_layernorm_%s", cg->target->name);
+    kiln_cg_kernel_name(cg, kernel, sizeof kernel, kiln_cg_node_dtype(cg, n), KILN_CG_ON_TARGET, 0, 0, "layernorm");
     kiln_cg_task_begin(cg, kernel, n);
     V px = kiln_cg_value_ptr(cg, n->inputs[0]), py = kiln_cg_value_ptr(cg, n->output);
     V total = kiln_cg_i64(cg, rows);
@@ -295,8 +295,8 @@ kiln_status kiln_cg_emit_softmax(kiln_cg *cg, const kiln_node *n)
     const int64_t L = xs->dims[axis];
     const int64_t per_task = rows_per_task(L * inner);
     char kernel[96];
-    snprintf(kernel, sizeof kernel, "f32_%s%s_%s", kiln_op_name(n->op), inner == 1 ? "" : "_strided",
-             cg->target->name);
+    kiln_cg_kernel_name(cg, kernel, sizeof kernel, kiln_cg_node_dtype(cg, n), KILN_CG_ON_TARGET, 0, 0, "%s%s", kiln_op_name(n->op),
+                        inner == 1 ? "" : "_strided");
     kiln_cg_task_begin(cg, kernel, n);
     V px = kiln_cg_value_ptr(cg, n->inputs[0]), py = kiln_cg_value_ptr(cg, n->output);
     V total = kiln_cg_i64(cg, outer);

@@ -25,10 +25,14 @@ static bool same_buffer(const kiln_cg_buffer *a, const kiln_cg_buffer *b)
     return a->kind == b->kind && a->index == b->index && a->offset == b->offset && a->per_batch == b->per_batch;
 }
 
-/* dst[0..elems) = src[0..elems), elems per batch item when batched. */
-static kiln_status emit_copy(kiln_cg *cg, const kiln_node *n, const char *kernel, const kiln_cg_buffer *src,
-                             const kiln_cg_buffer *dst, int64_t elems, bool batched)
+/* dst[0..elems) = src[0..elems) of dtype dt, elems per batch item when
+ * batched; body: the kernel's name without the dtype. */
+static kiln_status emit_copy(kiln_cg *cg, const kiln_node *n, kiln_dtype dt, const char *body,
+                             const kiln_cg_buffer *src, const kiln_cg_buffer *dst, int64_t elems, bool batched)
 {
+    char kernel[64];
+    const kiln_cg_vtype *vt = kiln_cg_vtype_of(cg, dt);
+    kiln_cg_kernel_name(cg, kernel, sizeof kernel, dt, KILN_CG_ON_ANY, 0, 0, "%s", body);
     kiln_cg_task_begin(cg, kernel, n);
     V ps = kiln_cg_buffer_ptr(cg, src), pd = kiln_cg_buffer_ptr(cg, dst);
     V total = kiln_cg_i64(cg, elems);
@@ -36,7 +40,8 @@ static kiln_status emit_copy(kiln_cg *cg, const kiln_node *n, const char *kernel
         total = LLVMBuildMul(cg->b, total, kiln_cg_batch(cg), "");
     V lo, hi;
     kiln_cg_task_range(cg, total, COPY_CHUNK, &lo, &hi);
-    kiln_cg_memcpy(cg, kiln_cg_gep(cg, pd, lo), kiln_cg_gep(cg, ps, lo), mul64(cg, LLVMBuildSub(cg->b, hi, lo, ""), 4));
+    kiln_cg_memcpy(cg, kiln_cg_gep_t(cg, vt, pd, lo), kiln_cg_gep_t(cg, vt, ps, lo),
+                   mul64(cg, LLVMBuildSub(cg->b, hi, lo, ""), vt->bytes), (unsigned)vt->bytes);
     kiln_cg_task_end(cg, (kiln_cg_count){batched ? 0 : elems, batched ? elems : 0, COPY_CHUNK, 1, 0});
     return cg->status;
 }
@@ -48,7 +53,7 @@ kiln_status kiln_cg_emit_alias(kiln_cg *cg, const kiln_node *n)
     const kiln_cg_buffer *src = &cg->layout->values[n->inputs[0]], *dst = &cg->layout->values[n->output];
     if (same_buffer(src, dst))
         return KILN_OK; /* an alias: no code */
-    return emit_copy(cg, n, "f32_copy", src, dst, kiln_cg_elems_per_item(cg, n->output),
+    return emit_copy(cg, n, kiln_cg_node_dtype(cg, n), "copy", src, dst, kiln_cg_elems_per_item(cg, n->output),
                      kiln_cg_batched(cg, n->output));
 }
 
@@ -56,8 +61,8 @@ kiln_status kiln_cg_emit_output_copy(kiln_cg *cg, kiln_id src, uint32_t k)
 {
     kiln_cg_buffer dst = {KILN_CG_BUF_OUTPUT, k, 0, 0};
     cg->node = NULL;
-    return emit_copy(cg, NULL, "f32_copy_output", &cg->layout->values[src], &dst, kiln_cg_elems_per_item(cg, src),
-                     kiln_cg_batched(cg, src));
+    return emit_copy(cg, NULL, cg->g->values[src].type.dtype, "copy_output", &cg->layout->values[src], &dst,
+                     kiln_cg_elems_per_item(cg, src), kiln_cg_batched(cg, src));
 }
 
 /* ---- concat -------------------------------------------------------------------------- */
@@ -77,7 +82,8 @@ kiln_status kiln_cg_emit_concat(kiln_cg *cg, const kiln_node *n)
         inner *= ys->dims[i];
     const int64_t row = ys->dims[axis] * inner, per_task = rows_per_task(row);
     char kernel[64];
-    snprintf(kernel, sizeof kernel, "f32_concat");
+    const kiln_cg_vtype *vt = kiln_cg_vtype_of(cg, kiln_cg_node_dtype(cg, n));
+    kiln_cg_kernel_name(cg, kernel, sizeof kernel, vt->dtype, KILN_CG_ON_ANY, 0, 0, "concat");
     kiln_cg_task_begin(cg, kernel, n);
     V py = kiln_cg_value_ptr(cg, n->output);
     V total = kiln_cg_i64(cg, outer);
@@ -96,8 +102,9 @@ kiln_status kiln_cg_emit_concat(kiln_cg *cg, const kiln_node *n)
     int64_t off = 0;
     for (uint32_t i = 0; i < n_in; i++) {
         int64_t block = kiln_graph_value(cg->g, n->inputs[i])->type.shape.dims[axis] * inner;
-        V dst = kiln_cg_gep(cg, py, add64(cg, mul64(cg, r, row), kiln_cg_i64(cg, off)));
-        kiln_cg_memcpy(cg, dst, kiln_cg_gep(cg, in[i], mul64(cg, r, block)), kiln_cg_i64(cg, block * 4));
+        V dst = kiln_cg_gep_t(cg, vt, py, add64(cg, mul64(cg, r, row), kiln_cg_i64(cg, off)));
+        kiln_cg_memcpy(cg, dst, kiln_cg_gep_t(cg, vt, in[i], mul64(cg, r, block)), kiln_cg_i64(cg, block * vt->bytes),
+                       (unsigned)vt->bytes);
         off += block;
     }
     kiln_cg_for_end(cg, &l);
@@ -174,7 +181,8 @@ kiln_status kiln_cg_emit_transpose(kiln_cg *cg, const kiln_node *n)
         rows *= dims[i];
     const int64_t per_task = rows_per_task(inner);
     char kernel[64];
-    snprintf(kernel, sizeof kernel, "f32_transpose%s_%s", inner_stride == 1 ? "" : "_gather", cg->target->name);
+    kiln_cg_kernel_name(cg, kernel, sizeof kernel, kiln_cg_node_dtype(cg, n), KILN_CG_ON_TARGET, 0, 0, "transpose%s",
+                        inner_stride == 1 ? "" : "_gather");
     kiln_cg_task_begin(cg, kernel, n);
     V px = kiln_cg_value_ptr(cg, n->inputs[0]), py = kiln_cg_value_ptr(cg, n->output);
     V total = kiln_cg_i64(cg, rows);
@@ -266,7 +274,7 @@ kiln_status kiln_cg_emit_mean(kiln_cg *cg, const kiln_node *n)
     const int64_t items = batched ? 1 : 1; /* one task per batch item, or one task */
 
     char kernel[64];
-    snprintf(kernel, sizeof kernel, "f32_mean_%s", cg->target->name);
+    kiln_cg_kernel_name(cg, kernel, sizeof kernel, kiln_cg_node_dtype(cg, n), KILN_CG_ON_TARGET, 0, 0, "mean");
     kiln_cg_task_begin(cg, kernel, n);
     V item = cg->arg_index;
     V px = kiln_cg_gep(cg, kiln_cg_value_ptr(cg, n->inputs[0]), mul64(cg, item, in_per_item));
@@ -346,7 +354,7 @@ kiln_status kiln_cg_emit_pad(kiln_cg *cg, const kiln_node *n)
         planes *= xs->dims[i];
     const int64_t per_task = rows_per_task(OH * OW);
     char kernel[64];
-    snprintf(kernel, sizeof kernel, "f32_pad_%s", cg->target->name);
+    kiln_cg_kernel_name(cg, kernel, sizeof kernel, kiln_cg_node_dtype(cg, n), KILN_CG_ON_TARGET, 0, 0, "pad");
     kiln_cg_task_begin(cg, kernel, n);
     V px = kiln_cg_value_ptr(cg, n->inputs[0]), py = kiln_cg_value_ptr(cg, n->output);
     V total = kiln_cg_i64(cg, planes);

@@ -122,7 +122,7 @@ static int64_t slots(const kiln_node *n) { return kiln_target_winograd_slots(n);
 static int64_t filter_parts(const kiln_cg *cg, const plan *p)
 {
     const int64_t threads = cg->g->sched_threads > 0 ? (int64_t)cg->g->sched_threads : 1;
-    if (threads < 2 || p->blocks >= threads || p->F < threads * 2 * cg->target->gemm_mr)
+    if (threads < 2 || p->blocks >= threads || p->F < threads * 2 * kiln_cg_gemm_f32(cg)->mr)
         return 1;
     return threads;
 }
@@ -233,12 +233,14 @@ static bool pack_filters(kiln_cg *cg, const kiln_node *n, const plan *p, const m
                     (float)(t[i][0] * mx->g[j][0] + t[i][1] * mx->g[j][1] + t[i][2] * mx->g[j][2]);
     }
     free(w);
-    *per_xi = kiln_cg_packed_a_count(cg->target, p->F, p->C);
-    float *dst = kiln_cg_blob_alloc(cg, *per_xi * (size_t)(a * a), off);
+    const kiln_cg_gemm_config *gc = kiln_cg_gemm_f32(cg);
+    const size_t bytes = kiln_cg_packed_a_bytes(gc, p->F, p->C);
+    *per_xi = bytes / kiln_dtype_size(gc->a);
+    unsigned char *dst = kiln_cg_blob_alloc_bytes(cg, bytes * (size_t)(a * a), off);
     if (dst)
         for (int xi = 0; xi < a * a; xi++)
-            kiln_cg_pack_a(cg->target, u + (size_t)xi * (size_t)FC, p->F, p->C, p->C, 1, kiln_cg_gemm_kc(cg->target, 0),
-                           dst + (size_t)xi * *per_xi);
+            kiln_cg_pack_a(gc, u + (size_t)xi * (size_t)FC, p->F, p->C, p->C, 1, kiln_cg_gemm_kc(gc, 0),
+                           dst + (size_t)xi * bytes);
     free(u);
     return dst != NULL;
 }
@@ -254,7 +256,8 @@ static bool pack_filters(kiln_cg *cg, const kiln_node *n, const plan *p, const m
 static void input_transform(kiln_cg *cg, const plan *p, const matrices *mx, V x_item, V vbuf, V hbuf, V ty0, V nrows)
 {
     const int m = p->m, a = p->a, vl = cg->vl;
-    const int64_t NR = (int64_t)cg->target->gemm_nr * vl, HW = p->H * p->W;
+    const kiln_cg_gemm_config *gc = kiln_cg_gemm_f32(cg);
+    const int64_t NR = (int64_t)gc->nr * gc->lanes, HW = p->H * p->W;
     const int nch = (vl * m + a - m + vl - 1) / vl; /* vectors per input row and chunk */
     const int64_t chunks = p->TWp / vl, h_row = (int64_t)a * p->TWp;
     /* The column masks of every chunk and piece, as i32 lanes (-1: inside
@@ -423,9 +426,10 @@ kiln_status kiln_cg_emit_conv2d_winograd(kiln_cg *cg, const kiln_node *n, int m)
     const kiln_shape *xs = &kiln_graph_value(cg->g, n->inputs[0])->type.shape;
     const int64_t K = slots(n), items_fixed = xs->batched ? 0 : xs->dims[0];
     char kernel[128], epi[64];
-    snprintf(kernel, sizeof kernel, "f32_conv2d_3x3%s%s_winograd%d_%s_%dx%d", bid != KILN_NO_ID ? "_bias" : "",
-             kiln_cg_epi_name(cg->epi && cg->epi->n > 0 ? cg->epi : NULL, epi, sizeof epi), m, cg->target->name,
-             cg->target->gemm_mr, cg->target->gemm_nr * cg->vl);
+    const kiln_cg_gemm_config *gc = kiln_cg_gemm_f32(cg);
+    kiln_cg_kernel_name(cg, kernel, sizeof kernel, kiln_cg_node_dtype(cg, n), KILN_CG_ON_TARGET, gc->mr, gc->nr * gc->lanes,
+                        "conv2d_3x3%s%s_winograd%d", bid != KILN_NO_ID ? "_bias" : "",
+                        kiln_cg_epi_name(cg->epi && cg->epi->n > 0 ? cg->epi : NULL, epi, sizeof epi), m);
     kiln_cg_task_begin(cg, kernel, n);
     kiln_id out = cg->epi && cg->epi->n > 0 ? cg->epi->out : n->output;
     V px = kiln_cg_value_ptr(cg, n->inputs[0]), py = kiln_cg_value_ptr(cg, out);
@@ -447,7 +451,7 @@ kiln_status kiln_cg_emit_conv2d_winograd(kiln_cg *cg, const kiln_node *n, int m)
     V fp = i64c(cg, 1), fsize = i64c(cg, p.F);
     if (FP > 1) {
         V split = LLVMBuildICmp(cg->b, LLVMIntUGT, cg->arg_count, total, "split");
-        const int64_t mr = cg->target->gemm_mr, part = ((p.F + FP - 1) / FP + mr - 1) / mr * mr;
+        const int64_t mr = gc->mr, part = ((p.F + FP - 1) / FP + mr - 1) / mr * mr;
         fp = LLVMBuildSelect(cg->b, split, i64c(cg, FP), fp, "");
         fsize = LLVMBuildSelect(cg->b, split, i64c(cg, part), fsize, "");
     }

@@ -56,11 +56,6 @@ bool kiln_cg_is_keyword(const char *s)
     return false;
 }
 
-int64_t kiln_cg_storage_per_item(const kiln_type *t)
-{
-    return kiln_type_storage_elements_per_item(t);
-}
-
 void kiln_cg_layout_release(kiln_cg_layout *l)
 {
     if (!l)
@@ -244,8 +239,9 @@ kiln_status kiln_cg_layout_plan(const kiln_graph *g, bool expose, const bool *st
         const kiln_value *val = kiln_graph_value(g, v);
         kiln_cg_buffer *b = &l.values[v];
         if (val->type.shape.batched) {
-            int64_t e = kiln_cg_storage_per_item(&val->type);
-            uint64_t bytes = e < 0 || (uint64_t)e > UINT64_MAX / 4 ? UINT64_MAX : (uint64_t)e * 4u;
+            uint64_t bytes = kiln_value_bytes(g, v); /* 0: too large */
+            if (bytes == 0)
+                bytes = UINT64_MAX;
             if (bytes > l.max_item_bytes)
                 l.max_item_bytes = bytes;
         }
@@ -337,12 +333,12 @@ kiln_status kiln_cg_layout_plan(const kiln_graph *g, bool expose, const bool *st
                                       want_batched ? val->mem_offset : 0};
                 continue;
             }
-            int64_t e = kiln_cg_storage_per_item(&val->type);
+            uint64_t bytes = kiln_value_bytes(g, n->output); /* 0: too large */
             uint64_t *at = want_batched ? &per : &fixed;
             *b = (kiln_cg_buffer){KILN_CG_BUF_WORKSPACE, 0, want_batched ? 0 : *at, want_batched ? *at : 0};
-            if (e < 0 || (uint64_t)e > KILN_CG_MAX_SCRATCH / 4 || *at > KILN_CG_MAX_SCRATCH * 16)
+            if (bytes == 0 || bytes > KILN_CG_MAX_SCRATCH || *at > KILN_CG_MAX_SCRATCH * 16)
                 goto too_large;
-            *at += round_up((uint64_t)e * 4u);
+            *at += round_up(bytes);
         }
         if (!want_batched) {
             l.scratch = (kiln_cg_buffer){KILN_CG_BUF_WORKSPACE, 0, fixed, 0};

@@ -67,9 +67,4 @@ void kiln_cg_layout_release(kiln_cg_layout *l);
 /* True for a C or C++ keyword (which cannot name a parameter). */
 bool kiln_cg_is_keyword(const char *s);
 
-/* Elements stored per batch item of a batched value of type t, or in total
- * of an unbatched one: a blocked value's channels rounded up to whole
- * blocks ([N][ceil(C / B)][H][W][B]). -1 on overflow. */
-int64_t kiln_cg_storage_per_item(const kiln_type *t);
-
 #endif

@@ -60,12 +60,26 @@ kiln_status kiln_cg_module_begin(kiln_cg *cg, LLVMContextRef ctx, const char *na
     cg->t_vi32 = LLVMVectorType(cg->t_i32, (unsigned)cg->vl);
     cg->t_vi64 = LLVMVectorType(cg->t_i64, (unsigned)cg->vl);
     cg->t_vmask = LLVMVectorType(cg->t_i1, (unsigned)cg->vl);
+    kiln_cg_vtypes_init(cg, ctx, cg->vt);
+    kiln_cg_gemm_configs_init(cg->target, cg->gemm);
     LLVMTypeRef fields[5] = {cg->t_i64, cg->t_ptr, cg->t_ptr, cg->t_ptr, cg->t_ptr};
     cg->t_ctx = LLVMStructTypeInContext(ctx, fields, 5, 0);
     LLVMTypeRef params[3] = {cg->t_ptr, cg->t_i64, cg->t_i64};
     cg->t_task = LLVMFunctionType(cg->t_void, params, 3, 0);
-    *u = (kiln_cg_unit){ctx, cg->mod, cg->b, cg->t_void, cg->t_i1, cg->t_i8, cg->t_i32, cg->t_i64, cg->t_f32,
-                        cg->t_ptr, cg->t_vf, cg->t_vi32, cg->t_vi64, cg->t_vmask, cg->t_ctx, cg->t_task, {{{0}}}, 0};
+    u->t_void = cg->t_void;
+    u->t_i1 = cg->t_i1;
+    u->t_i8 = cg->t_i8;
+    u->t_i32 = cg->t_i32;
+    u->t_i64 = cg->t_i64;
+    u->t_f32 = cg->t_f32;
+    u->t_ptr = cg->t_ptr;
+    u->t_vf = cg->t_vf;
+    u->t_vi32 = cg->t_vi32;
+    u->t_vi64 = cg->t_vi64;
+    u->t_vmask = cg->t_vmask;
+    u->t_ctx = cg->t_ctx;
+    u->t_task = cg->t_task;
+    memcpy(u->vt, cg->vt, sizeof u->vt);
     return KILN_OK;
 }
 
@@ -89,6 +103,7 @@ void kiln_cg_unit_select(kiln_cg *cg, int u)
     cg->t_vmask = x->t_vmask;
     cg->t_ctx = x->t_ctx;
     cg->t_task = x->t_task;
+    memcpy(cg->vt, x->vt, sizeof cg->vt);
 }
 
 void kiln_cg_shared_linkage(kiln_cg *cg, LLVMValueRef fn)
@@ -281,7 +296,7 @@ bool kiln_cg_batched(const kiln_cg *cg, kiln_id v) { return kiln_graph_value(cg-
 
 int64_t kiln_cg_elems_per_item(const kiln_cg *cg, kiln_id v)
 {
-    return kiln_cg_storage_per_item(&kiln_graph_value(cg->g, v)->type);
+    return kiln_type_storage_elements_per_item(&kiln_graph_value(cg->g, v)->type);
 }
 
 
@@ -464,67 +479,7 @@ LLVMValueRef kiln_cg_urem(kiln_cg *cg, LLVMValueRef a, int64_t b)
     return b == 1 ? kiln_cg_i64(cg, 0) : LLVMBuildURem(cg->b, a, kiln_cg_i64(cg, b), "");
 }
 
-/* ---- memory ---------------------------------------------------------------- */
-
-LLVMValueRef kiln_cg_gep(kiln_cg *cg, LLVMValueRef base, LLVMValueRef index)
-{
-    return LLVMBuildGEP2(cg->b, cg->t_f32, base, &index, 1, "");
-}
-
-LLVMValueRef kiln_cg_load(kiln_cg *cg, LLVMValueRef base, LLVMValueRef index)
-{
-    LLVMValueRef v = LLVMBuildLoad2(cg->b, cg->t_f32, kiln_cg_gep(cg, base, index), "");
-    LLVMSetAlignment(v, 4);
-    return v;
-}
-
-void kiln_cg_store(kiln_cg *cg, LLVMValueRef v, LLVMValueRef base, LLVMValueRef index)
-{
-    LLVMValueRef s = LLVMBuildStore(cg->b, v, kiln_cg_gep(cg, base, index));
-    LLVMSetAlignment(s, 4);
-}
-
-LLVMValueRef kiln_cg_vload(kiln_cg *cg, LLVMValueRef base, LLVMValueRef index, LLVMValueRef mask, double passthru)
-{
-    LLVMValueRef p = kiln_cg_gep(cg, base, index);
-    if (!mask) {
-        LLVMValueRef v = LLVMBuildLoad2(cg->b, cg->t_vf, p, "");
-        LLVMSetAlignment(v, 4);
-        return v;
-    }
-    LLVMTypeRef types[2] = {cg->t_vf, cg->t_ptr};
-    LLVMValueRef pass = kiln_cg_fconst(cg, LLVMGetPoison(cg->t_vf), passthru);
-    LLVMValueRef args[4] = {p, kiln_cg_i32(cg, 4), mask, pass};
-    return kiln_cg_intrinsic(cg, "llvm.masked.load", types, 2, args, 4);
-}
-
-void kiln_cg_vstore(kiln_cg *cg, LLVMValueRef v, LLVMValueRef base, LLVMValueRef index, LLVMValueRef mask)
-{
-    LLVMValueRef p = kiln_cg_gep(cg, base, index);
-    if (!mask) {
-        LLVMValueRef s = LLVMBuildStore(cg->b, v, p);
-        LLVMSetAlignment(s, 4);
-        return;
-    }
-    LLVMTypeRef types[2] = {cg->t_vf, cg->t_ptr};
-    LLVMValueRef args[4] = {v, p, kiln_cg_i32(cg, 4), mask};
-    kiln_cg_intrinsic(cg, "llvm.masked.store", types, 2, args, 4);
-}
-
-LLVMValueRef kiln_cg_gather(kiln_cg *cg, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef mask, double passthru)
-{
-    LLVMValueRef ptrs = LLVMBuildGEP2(cg->b, cg->t_f32, base, &idx, 1, "ptrs");
-    LLVMTypeRef types[2] = {cg->t_vf, LLVMVectorType(cg->t_ptr, (unsigned)cg->vl)};
-    if (!mask) {
-        LLVMValueRef ones[64];
-        for (int i = 0; i < cg->vl; i++)
-            ones[i] = LLVMConstInt(cg->t_i1, 1, 0);
-        mask = LLVMConstVector(ones, (unsigned)cg->vl);
-    }
-    LLVMValueRef pass = kiln_cg_fconst(cg, LLVMGetPoison(cg->t_vf), passthru);
-    LLVMValueRef args[4] = {ptrs, kiln_cg_i32(cg, 4), mask, pass};
-    return kiln_cg_intrinsic(cg, "llvm.masked.gather", types, 2, args, 4);
-}
+/* ---- memory (typed access: memory.c) ---------------------------------------- */
 
 LLVMValueRef kiln_cg_tail_mask(kiln_cg *cg, LLVMValueRef n)
 {
@@ -540,9 +495,9 @@ LLVMValueRef kiln_cg_mask_and(kiln_cg *cg, LLVMValueRef a, LLVMValueRef b)
     return LLVMBuildAnd(cg->b, a, b, "");
 }
 
-void kiln_cg_memcpy(kiln_cg *cg, LLVMValueRef dst, LLVMValueRef src, LLVMValueRef n_bytes)
+void kiln_cg_memcpy(kiln_cg *cg, LLVMValueRef dst, LLVMValueRef src, LLVMValueRef n_bytes, unsigned align)
 {
-    LLVMBuildMemCpy(cg->b, dst, 4, src, 4, n_bytes);
+    LLVMBuildMemCpy(cg->b, dst, align, src, align, n_bytes);
 }
 
 LLVMValueRef kiln_cg_alloca(kiln_cg *cg, LLVMTypeRef t, const char *name)

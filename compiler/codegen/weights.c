@@ -2,7 +2,8 @@
  * they read into it, at compile time, in exactly the layout their code
  * reads (a dense weight transposed to [in, units], batch norm folded into a
  * scale and a shift, ...); plain parameters are copied once. Every piece is
- * 64-byte aligned f32. The blob is embedded (in an object of several
+ * 64-byte aligned, in the element type its kernel reads (f32 today; a GEMM
+ * configuration of another dtype packs its own, kiln_cg_gemm_config). The blob is embedded (in an object of several
  * units, elf.c writes it as a section of its own; otherwise one private
  * constant, 64-byte aligned) or written to a file that NAME_create maps and
  * checks (size and FNV-1a checksum). */
@@ -14,15 +15,15 @@
 
 #define BLOB_ALIGN 64u
 
-float *kiln_cg_blob_alloc(kiln_cg *cg, size_t count, uint64_t *offset)
+void *kiln_cg_blob_alloc_bytes(kiln_cg *cg, size_t bytes, uint64_t *offset)
 {
     kiln_cg_blob *b = cg->blob;
     size_t start = (b->size + BLOB_ALIGN - 1) / BLOB_ALIGN * BLOB_ALIGN;
-    if (count > (SIZE_MAX - start) / 4) {
+    if (bytes > SIZE_MAX - start) {
         kiln_cg_fail(cg, KILN_ERR_OUT_OF_MEMORY, "the weights are too large");
         return NULL;
     }
-    size_t end = start + count * 4;
+    size_t end = start + bytes;
     if (end > b->cap) {
         size_t cap = b->cap ? b->cap : 4096;
         while (cap < end)
@@ -38,7 +39,16 @@ float *kiln_cg_blob_alloc(kiln_cg *cg, size_t count, uint64_t *offset)
     memset(b->data + b->size, 0, end - b->size);
     b->size = end;
     *offset = start;
-    return (float *)(void *)(b->data + start);
+    return b->data + start;
+}
+
+float *kiln_cg_blob_alloc(kiln_cg *cg, size_t count, uint64_t *offset)
+{
+    if (count > SIZE_MAX / sizeof(float)) {
+        kiln_cg_fail(cg, KILN_ERR_OUT_OF_MEMORY, "the weights are too large");
+        return NULL;
+    }
+    return kiln_cg_blob_alloc_bytes(cg, count * sizeof(float), offset);
 }
 
 float *kiln_cg_param_f32(kiln_cg *cg, kiln_id v, size_t *count)
