@@ -134,8 +134,11 @@ typedef struct kiln_cg_unit {
     LLVMContextRef ctx;
     LLVMModuleRef mod;
     LLVMBuilderRef b;
-    LLVMTypeRef t_void, t_i1, t_i8, t_i32, t_i64, t_f32, t_ptr, t_vf, t_vi32, t_vi64, t_vmask, t_ctx, t_task;
-    kiln_cg_vtype vt[KILN_DTYPE_COUNT];
+    LLVMTypeRef t_void, t_i1, t_i8, t_i32, t_i64, t_f32, t_ptr;
+    LLVMTypeRef t_vf, t_vi32, t_vi64, t_vmask; /* vectors of vl lanes */
+    LLVMTypeRef t_ctx;  /* the tasks' context: {i64 batch, ptr ws, ptr weights, ptr inputs, ptr outputs} */
+    LLVMTypeRef t_task; /* void (ptr, i64, i64) */
+    kiln_cg_vtype vt[KILN_DTYPE_COUNT]; /* by dtype; vt[KILN_F32].vec is t_vf */
     /* kernels_gemm.c: micro-kernels by configuration, kind, rows, vectors (defined or declared here) */
     LLVMValueRef ukernels[KILN_CG_GEMM_CONFIGS][3][KILN_CG_GEMM_MAX_MR + 1][KILN_CG_GEMM_MAX_NV + 1];
     size_t insts;                     /* instructions emitted into it: the balance between units */
@@ -153,6 +156,26 @@ typedef struct kiln_cg_step {
     uint32_t first_node, last_node; /* the nodes it computes (a fusion group) */
 } kiln_cg_step;
 
+/* The code generator's state, by lifetime:
+ *   kiln_cg           the module being built: the graph and its plans, the
+ *                     target, the weights, the steps, the units;
+ *   kiln_cg_unit (u)  the LLVM module, context, builder and types that code
+ *                     is being emitted into (compile.c spreads the kernels
+ *                     over units; each has its own context);
+ *   kiln_cg_function  the task function being emitted (f): its arguments
+ *                     and the context fields loaded in its entry, the node
+ *                     and epilogue it computes. An emitter that builds a
+ *                     helper function in the middle of a task (a micro-
+ *                     kernel) saves f, starts the helper, and restores f. */
+typedef struct kiln_cg_function {
+    LLVMValueRef fn;
+    LLVMBasicBlockRef entry;
+    LLVMValueRef arg_ctx, arg_index, arg_count;
+    LLVMValueRef c_batch, c_ws, c_weights, c_inputs, c_outputs;
+    const kiln_node *node; /* for messages; NULL outside a node */
+    kiln_cg_epilogue *epi; /* the fused members of the node being emitted (n == 0: none) */
+} kiln_cg_function;
+
 struct kiln_cg {
     const kiln_graph *g; /* NULL when building math kernels only */
     kiln_cg_options opt;
@@ -163,37 +186,22 @@ struct kiln_cg {
     kiln_cg_blob *blob;
     const char *prefix; /* the model's name: prefix of exported symbols */
     int vl;             /* f32 lanes per vector */
-
-    LLVMContextRef ctx;
-    LLVMModuleRef mod;
-    LLVMBuilderRef b;
-
-    LLVMTypeRef t_void, t_i1, t_i8, t_i32, t_i64, t_f32, t_ptr;
-    LLVMTypeRef t_vf, t_vi32, t_vi64, t_vmask; /* vectors of vl lanes */
-    LLVMTypeRef t_ctx;  /* the tasks' context: {i64 batch, ptr ws, ptr weights, ptr inputs, ptr outputs} */
-    LLVMTypeRef t_task; /* void (ptr, i64, i64) */
-    kiln_cg_vtype vt[KILN_DTYPE_COUNT]; /* by dtype; vt[KILN_F32].vec is t_vf */
-
-    /* The task being emitted. */
-    LLVMValueRef fn;
-    LLVMBasicBlockRef entry;
-    LLVMValueRef arg_ctx, arg_index, arg_count;
-    LLVMValueRef c_batch, c_ws, c_weights, c_inputs, c_outputs;
-    const kiln_node *node; /* for messages; NULL outside a node */
-    kiln_cg_epilogue *epi; /* the fused members of the node being emitted (n == 0: none) */
     const bool *fused;     /* per node: runs inside the kernel of the node before it */
     const kiln_impl *impl; /* per node: how it is computed (the IR's, or the target's rules) */
     bool uses_blas;        /* a kernel calls kiln_rt_sgemm: NAME_create sets OpenBLAS to one thread */
+    kiln_cg_gemm_config gemm[KILN_CG_GEMM_CONFIGS]; /* the target's GEMM configurations (by KILN_CG_GEMM_*) */
 
-    kiln_cg_unit units[KILN_CG_MAX_UNITS]; /* ctx, mod, b and the types above are units[unit]'s */
+    kiln_cg_unit units[KILN_CG_MAX_UNITS];
     int n_units, unit;
+    kiln_cg_unit *u; /* &units[unit]: where code goes */
     /* 1 + the unit defining each micro-kernel, 0: none yet */
     int8_t ukernel_home[KILN_CG_GEMM_CONFIGS][3][KILN_CG_GEMM_MAX_MR + 1][KILN_CG_GEMM_MAX_NV + 1];
+
+    kiln_cg_function f; /* the task being emitted */
 
     kiln_cg_step *steps;
     size_t n_steps, cap_steps;
     kiln_status status; /* the first error */
-    kiln_cg_gemm_config gemm[KILN_CG_GEMM_CONFIGS]; /* the target's GEMM configurations (by KILN_CG_GEMM_*) */
 };
 
 /* Reports an error at the current node ("layer 'L' (op): ...") and records
@@ -240,6 +248,9 @@ KILN_CG_HIDDEN bool kiln_cg_batched(const kiln_cg *cg, kiln_id v);
 
 /* Constants. */
 KILN_CG_HIDDEN LLVMValueRef kiln_cg_i64(kiln_cg *cg, int64_t v);
+/* i64 index arithmetic: a * b for a constant b (a itself when b is 1), a + b. */
+KILN_CG_HIDDEN LLVMValueRef kiln_cg_imul(kiln_cg *cg, LLVMValueRef a, int64_t b);
+KILN_CG_HIDDEN LLVMValueRef kiln_cg_iadd(kiln_cg *cg, LLVMValueRef a, LLVMValueRef b);
 KILN_CG_HIDDEN LLVMValueRef kiln_cg_i32(kiln_cg *cg, int32_t v);
 KILN_CG_HIDDEN LLVMValueRef kiln_cg_f32(kiln_cg *cg, double v);
 /* A float constant of like's type (scalar or vector). */

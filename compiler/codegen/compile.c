@@ -468,14 +468,14 @@ kiln_status kiln_cg_compile(const kiln_graph *g, const kiln_cg_options *opt_in, 
         const kiln_node *n = &g->nodes[i];
         if (m->fused[i])
             continue; /* emitted with its group's anchor */
-        cg.node = n;
+        cg.f.node = n;
         kiln_cg_unit_select(&cg, lightest_unit(&cg));
         kiln_cg_epi_build(&cg, i, &epi);
-        cg.epi = &epi;
+        cg.f.epi = &epi;
         size_t first_step = cg.n_steps;
         if (cg.status == KILN_OK)
             kiln_cg_kernel_for(n->op)->emit(&cg, n);
-        cg.epi = NULL;
+        cg.f.epi = NULL;
         for (size_t k = first_step; k < cg.n_steps; k++) {
             cg.steps[k].first_node = (uint32_t)i;
             cg.steps[k].last_node = (uint32_t)(i + (size_t)epi.n);

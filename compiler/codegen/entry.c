@@ -36,7 +36,7 @@ typedef LLVMValueRef V;
 
 static V private_const(kiln_cg *cg, V init, const char *name)
 {
-    V gv = LLVMAddGlobal(cg->mod, LLVMTypeOf(init), name);
+    V gv = LLVMAddGlobal(cg->u->mod, LLVMTypeOf(init), name);
     LLVMSetInitializer(gv, init);
     LLVMSetGlobalConstant(gv, 1);
     LLVMSetLinkage(gv, LLVMPrivateLinkage);
@@ -46,11 +46,10 @@ static V private_const(kiln_cg *cg, V init, const char *name)
 
 static V cstring(kiln_cg *cg, const char *s, const char *name)
 {
-    return private_const(cg, LLVMConstStringInContext2(cg->ctx, s, strlen(s), 0), name);
+    return private_const(cg, LLVMConstStringInContext2(cg->u->ctx, s, strlen(s), 0), name);
 }
 
-static V i32c(kiln_cg *cg, int64_t v) { return LLVMConstInt(cg->t_i32, (unsigned long long)v, 1); }
-static V i64c(kiln_cg *cg, uint64_t v) { return LLVMConstInt(cg->t_i64, v, 0); }
+static V i32c(kiln_cg *cg, int64_t v) { return LLVMConstInt(cg->u->t_i32, (unsigned long long)v, 1); }
 
 /* kiln_tensor_info {name, c_name, dtype, rank, dims} for a value. */
 static V tensor_info(kiln_cg *cg, LLVMTypeRef t_info, kiln_id id, const char *c_name, const char *kind, size_t k)
@@ -60,9 +59,9 @@ static V tensor_info(kiln_cg *cg, LLVMTypeRef t_info, kiln_id id, const char *c_
     char name[96];
     V dims[KILN_MAX_RANK + 1];
     for (int i = 0; i < s->rank; i++)
-        dims[i] = i64c(cg, (uint64_t)((i == 0 && s->batched) ? -1 : s->dims[i]));
+        dims[i] = kiln_cg_i64(cg, (uint64_t)((i == 0 && s->batched) ? -1 : s->dims[i]));
     snprintf(name, sizeof name, "%s.%s%zu.dims", cg->prefix, kind, k);
-    V dims_g = private_const(cg, LLVMConstArray2(cg->t_i64, dims, (uint64_t)s->rank), name);
+    V dims_g = private_const(cg, LLVMConstArray2(cg->u->t_i64, dims, (uint64_t)s->rank), name);
     snprintf(name, sizeof name, "%s.%s%zu.name", cg->prefix, kind, k);
     V n = cstring(cg, v->name, name);
     snprintf(name, sizeof name, "%s.%s%zu.c_name", cg->prefix, kind, k);
@@ -73,58 +72,58 @@ static V tensor_info(kiln_cg *cg, LLVMTypeRef t_info, kiln_id id, const char *c_
 
 static V declare(kiln_cg *cg, const char *name, LLVMTypeRef ret, LLVMTypeRef *params, unsigned n)
 {
-    V f = LLVMGetNamedFunction(cg->mod, name);
+    V f = LLVMGetNamedFunction(cg->u->mod, name);
     if (f)
         return f;
-    f = LLVMAddFunction(cg->mod, name, LLVMFunctionType(ret, params, n, 0));
+    f = LLVMAddFunction(cg->u->mod, name, LLVMFunctionType(ret, params, n, 0));
     LLVMSetLinkage(f, LLVMExternalLinkage);
     return f;
 }
 
 static V call(kiln_cg *cg, V fn, V *args, unsigned n)
 {
-    return LLVMBuildCall2(cg->b, LLVMGlobalGetValueType(fn), fn, args, n, "");
+    return LLVMBuildCall2(cg->u->b, LLVMGlobalGetValueType(fn), fn, args, n, "");
 }
 
 static V define(kiln_cg *cg, const char *suffix, LLVMTypeRef ret, LLVMTypeRef *params, unsigned n, bool exported)
 {
     char name[160];
     snprintf(name, sizeof name, "%s%s", cg->prefix, suffix);
-    V f = LLVMAddFunction(cg->mod, name, LLVMFunctionType(ret, params, n, 0));
+    V f = LLVMAddFunction(cg->u->mod, name, LLVMFunctionType(ret, params, n, 0));
     LLVMSetLinkage(f, exported ? LLVMExternalLinkage : LLVMPrivateLinkage);
     if (exported)
         LLVMSetVisibility(f, LLVMDefaultVisibility);
     kiln_cg_function_attrs(cg, f);
-    cg->fn = f;
-    cg->entry = LLVMAppendBasicBlockInContext(cg->ctx, f, "entry");
-    LLVMPositionBuilderAtEnd(cg->b, cg->entry);
+    cg->f.fn = f;
+    cg->f.entry = LLVMAppendBasicBlockInContext(cg->u->ctx, f, "entry");
+    LLVMPositionBuilderAtEnd(cg->u->b, cg->f.entry);
     return f;
 }
 
 /* return st when it is not KILN_OK. */
 static void return_status(kiln_cg *cg, V st)
 {
-    LLVMBasicBlockRef fail = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "failed");
-    LLVMBasicBlockRef ok = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "ok");
-    LLVMBuildCondBr(cg->b, LLVMBuildICmp(cg->b, LLVMIntNE, st, i32c(cg, KILN_OK), ""), fail, ok);
-    LLVMPositionBuilderAtEnd(cg->b, fail);
-    LLVMBuildRet(cg->b, st);
-    LLVMPositionBuilderAtEnd(cg->b, ok);
+    LLVMBasicBlockRef fail = LLVMAppendBasicBlockInContext(cg->u->ctx, cg->f.fn, "failed");
+    LLVMBasicBlockRef ok = LLVMAppendBasicBlockInContext(cg->u->ctx, cg->f.fn, "ok");
+    LLVMBuildCondBr(cg->u->b, LLVMBuildICmp(cg->u->b, LLVMIntNE, st, i32c(cg, KILN_OK), ""), fail, ok);
+    LLVMPositionBuilderAtEnd(cg->u->b, fail);
+    LLVMBuildRet(cg->u->b, st);
+    LLVMPositionBuilderAtEnd(cg->u->b, ok);
 }
 
 /* count = min(ceil((fixed + batch * per_batch) / div) * mult, max) */
 static V step_count(kiln_cg *cg, V batch, const kiln_cg_count *c)
 {
-    V v = i64c(cg, (uint64_t)c->fixed);
+    V v = kiln_cg_i64(cg, (uint64_t)c->fixed);
     if (c->per_batch)
-        v = LLVMBuildAdd(cg->b, v, LLVMBuildMul(cg->b, batch, i64c(cg, (uint64_t)c->per_batch), ""), "");
+        v = LLVMBuildAdd(cg->u->b, v, LLVMBuildMul(cg->u->b, batch, kiln_cg_i64(cg, (uint64_t)c->per_batch), ""), "");
     if (c->div > 1)
-        v = LLVMBuildUDiv(cg->b, LLVMBuildAdd(cg->b, v, i64c(cg, (uint64_t)(c->div - 1)), ""), i64c(cg, (uint64_t)c->div),
+        v = LLVMBuildUDiv(cg->u->b, LLVMBuildAdd(cg->u->b, v, kiln_cg_i64(cg, (uint64_t)(c->div - 1)), ""), kiln_cg_i64(cg, (uint64_t)c->div),
                           "");
     if (c->mult > 1)
-        v = LLVMBuildMul(cg->b, v, i64c(cg, (uint64_t)c->mult), "");
+        v = LLVMBuildMul(cg->u->b, v, kiln_cg_i64(cg, (uint64_t)c->mult), "");
     if (c->max > 0)
-        v = kiln_cg_smin(cg, v, i64c(cg, (uint64_t)c->max));
+        v = kiln_cg_smin(cg, v, kiln_cg_i64(cg, (uint64_t)c->max));
     return v;
 }
 
@@ -135,11 +134,11 @@ static kiln_status emit_constant_data(kiln_cg *cg, V weights_global, uint64_t ch
     const kiln_graph *g = cg->g;
     const kiln_cg_layout *lay = cg->layout;
     const size_t ni = g->n_inputs, no = g->n_outputs;
-    LLVMTypeRef P = cg->t_ptr, I32 = cg->t_i32, I64 = cg->t_i64;
+    LLVMTypeRef P = cg->u->t_ptr, I32 = cg->u->t_i32, I64 = cg->u->t_i64;
     char name[160];
 
     LLVMTypeRef info_fields[5] = {P, P, I32, I32, P};
-    LLVMTypeRef t_info = LLVMStructCreateNamed(cg->ctx, "kiln_tensor_info");
+    LLVMTypeRef t_info = LLVMStructCreateNamed(cg->u->ctx, "kiln_tensor_info");
     LLVMStructSetBody(t_info, info_fields, 5, 0);
     V infos[2];
     for (int k = 0; k < 2; k++) {
@@ -164,7 +163,7 @@ static kiln_status emit_constant_data(kiln_cg *cg, V weights_global, uint64_t ch
     snprintf(name, sizeof name, "%s.description", cg->prefix);
     V description = cstring(cg, g->description ? g->description : "", name);
     LLVMTypeRef model_fields[9] = {P, P, I32, P, I32, P, I64, I64, I64};
-    LLVMTypeRef t_model = LLVMStructCreateNamed(cg->ctx, "kiln_model_info");
+    LLVMTypeRef t_model = LLVMStructCreateNamed(cg->u->ctx, "kiln_model_info");
     LLVMStructSetBody(t_model, model_fields, 9, 0);
     V mi[9] = {model_name,
                description,
@@ -172,15 +171,15 @@ static kiln_status emit_constant_data(kiln_cg *cg, V weights_global, uint64_t ch
                infos[0],
                i32c(cg, (int64_t)no),
                infos[1],
-               i64c(cg, cg->blob->size),
-               i64c(cg, lay->fixed_bytes),
-               i64c(cg, lay->per_batch_bytes)};
+               kiln_cg_i64(cg, cg->blob->size),
+               kiln_cg_i64(cg, lay->fixed_bytes),
+               kiln_cg_i64(cg, lay->per_batch_bytes)};
     snprintf(name, sizeof name, "%s.info", cg->prefix);
     V info = private_const(cg, LLVMConstNamedStruct(t_model, mi, 9), name);
 
     bool external = cg->opt.weights == KILN_CG_WEIGHTS_EXTERNAL;
     LLVMTypeRef desc_fields[12] = {I32, I32, P, I64, I64, I64, P, P, I64, P, I64, P};
-    LLVMTypeRef t_desc = LLVMStructCreateNamed(cg->ctx, "kiln_rt_model_desc");
+    LLVMTypeRef t_desc = LLVMStructCreateNamed(cg->u->ctx, "kiln_rt_model_desc");
     LLVMStructSetBody(t_desc, desc_fields, 12, 0);
     snprintf(name, sizeof name, "%s.weights_path", cg->prefix);
     V path = external && cg->opt.weights_path ? cstring(cg, cg->opt.weights_path, name) : LLVMConstNull(P);
@@ -194,14 +193,14 @@ static kiln_status emit_constant_data(kiln_cg *cg, V weights_global, uint64_t ch
     V di[12] = {i32c(cg, 2 /* KILN_RT_MODEL_DESC_VERSION */),
                 i32c(cg, flags),
                 model_name,
-                i64c(cg, lay->fixed_bytes),
-                i64c(cg, lay->per_batch_bytes),
-                i64c(cg, cg->blob->size),
+                kiln_cg_i64(cg, lay->fixed_bytes),
+                kiln_cg_i64(cg, lay->per_batch_bytes),
+                kiln_cg_i64(cg, cg->blob->size),
                 external ? LLVMConstNull(P) : weights_global,
                 path,
-                i64c(cg, external ? checksum : 0),
+                kiln_cg_i64(cg, external ? checksum : 0),
                 info,
-                i64c(cg, max_batch),
+                kiln_cg_i64(cg, max_batch),
                 cpu};
     snprintf(name, sizeof name, "%s.desc", cg->prefix);
     *desc_out = private_const(cg, LLVMConstNamedStruct(t_desc, di, 12), name);
@@ -213,40 +212,40 @@ static kiln_status emit_constant_data(kiln_cg *cg, V weights_global, uint64_t ch
  * NAME_last_error ---- */
 static void emit_lifecycle(kiln_cg *cg, V info, V desc)
 {
-    LLVMTypeRef P = cg->t_ptr, I32 = cg->t_i32, I64 = cg->t_i64;
+    LLVMTypeRef P = cg->u->t_ptr, I32 = cg->u->t_i32, I64 = cg->u->t_i64;
     LLVMTypeRef p3[3] = {P, P, P}, pws[2] = {P, I64};
     V rt_create = declare(cg, "kiln_rt_instance_create", I32, p3, 3);
-    V rt_destroy = declare(cg, "kiln_rt_instance_destroy", cg->t_void, &P, 1);
+    V rt_destroy = declare(cg, "kiln_rt_instance_destroy", cg->u->t_void, &P, 1);
     V rt_ws = declare(cg, "kiln_rt_model_workspace_size", I64, pws, 2);
     V rt_error = declare(cg, "kiln_rt_instance_last_error", P, &P, 1);
 
     define(cg, "_info", P, NULL, 0, true);
-    LLVMBuildRet(cg->b, info);
+    LLVMBuildRet(cg->u->b, info);
 
     V f = define(cg, "_workspace_size", I64, &I64, 1, true);
     V args2[2] = {desc, LLVMGetParam(f, 0)};
-    LLVMBuildRet(cg->b, call(cg, rt_ws, args2, 2));
+    LLVMBuildRet(cg->u->b, call(cg, rt_ws, args2, 2));
 
     LLVMTypeRef pp[2] = {P, P};
     f = define(cg, "_create", I32, pp, 2, true);
     if (cg->uses_blas) {
         /* Kernels call OpenBLAS inside parallel_for tasks: it must not start
          * threads of its own (kiln_rt_sgemm's contract). */
-        V set = declare(cg, "kiln_rt_blas_set_threads", cg->t_void, &I32, 1);
+        V set = declare(cg, "kiln_rt_blas_set_threads", cg->u->t_void, &I32, 1);
         V one = i32c(cg, 1);
         call(cg, set, &one, 1);
     }
     V args3[3] = {desc, LLVMGetParam(f, 1), LLVMGetParam(f, 0)};
-    LLVMBuildRet(cg->b, call(cg, rt_create, args3, 3));
+    LLVMBuildRet(cg->u->b, call(cg, rt_create, args3, 3));
 
-    f = define(cg, "_destroy", cg->t_void, &P, 1, true);
+    f = define(cg, "_destroy", cg->u->t_void, &P, 1, true);
     V arg = LLVMGetParam(f, 0);
     call(cg, rt_destroy, &arg, 1);
-    LLVMBuildRetVoid(cg->b);
+    LLVMBuildRetVoid(cg->u->b);
 
     f = define(cg, "_last_error", P, &P, 1, true);
     arg = LLVMGetParam(f, 0);
-    LLVMBuildRet(cg->b, call(cg, rt_error, &arg, 1));
+    LLVMBuildRet(cg->u->b, call(cg, rt_error, &arg, 1));
 }
 
 /* ---- the run implementation: (m, batch, inputs[], outputs[], input_bytes[]
@@ -254,7 +253,7 @@ static void emit_lifecycle(kiln_cg *cg, V info, V desc)
  * NAME_run_profiled only) is called after each step ---- */
 static V emit_run_impl(kiln_cg *cg)
 {
-    LLVMTypeRef P = cg->t_ptr, I32 = cg->t_i32, I64 = cg->t_i64;
+    LLVMTypeRef P = cg->u->t_ptr, I32 = cg->u->t_i32, I64 = cg->u->t_i64;
     LLVMTypeRef pbegin[8] = {P, I64, P, P, P, P, P, P}, pfor[4] = {P, I64, P, P};
     V rt_begin = declare(cg, "kiln_rt_instance_begin", I32, pbegin, 8);
     V rt_for = declare(cg, "kiln_rt_instance_parallel_for", I32, pfor, 4);
@@ -265,29 +264,29 @@ static V emit_run_impl(kiln_cg *cg)
     V ins = LLVMGetParam(impl, 2), outs = LLVMGetParam(impl, 3);
     V hook = LLVMGetParam(impl, 6), hook_arg = LLVMGetParam(impl, 7);
     LLVMTypeRef hook_params[2] = {P, I64};
-    LLVMTypeRef hook_t = LLVMFunctionType(cg->t_void, hook_params, 2, 0);
+    LLVMTypeRef hook_t = LLVMFunctionType(cg->u->t_void, hook_params, 2, 0);
     /* The arguments are checked by the runtime, which also grows the
      * workspace: every failure leaves a message on the instance. */
     V ws = kiln_cg_alloca(cg, P, "ws"), wts = kiln_cg_alloca(cg, P, "weights");
     V bargs[8] = {m, batch, ins, outs, LLVMGetParam(impl, 4), LLVMGetParam(impl, 5), ws, wts};
     return_status(cg, call(cg, rt_begin, bargs, 8));
-    V ctx = kiln_cg_alloca(cg, cg->t_ctx, "ctx");
-    V fields[5] = {batch, LLVMBuildLoad2(cg->b, P, ws, ""), LLVMBuildLoad2(cg->b, P, wts, ""), ins, outs};
+    V ctx = kiln_cg_alloca(cg, cg->u->t_ctx, "ctx");
+    V fields[5] = {batch, LLVMBuildLoad2(cg->u->b, P, ws, ""), LLVMBuildLoad2(cg->u->b, P, wts, ""), ins, outs};
     for (unsigned i = 0; i < 5; i++)
-        LLVMBuildStore(cg->b, fields[i], LLVMBuildStructGEP2(cg->b, cg->t_ctx, ctx, i, ""));
+        LLVMBuildStore(cg->u->b, fields[i], LLVMBuildStructGEP2(cg->u->b, cg->u->t_ctx, ctx, i, ""));
     for (size_t s = 0; s < cg->n_steps; s++) {
         V count = step_count(cg, batch, &cg->steps[s].count);
         V fargs[4] = {m, count, cg->steps[s].fn, ctx};
         return_status(cg, call(cg, rt_for, fargs, 4));
         if (cg->opt.jit) {
             kiln_cg_if f;
-            kiln_cg_if_begin(cg, &f, LLVMBuildIsNotNull(cg->b, hook, ""));
-            V hargs[2] = {hook_arg, i64c(cg, s)};
-            LLVMBuildCall2(cg->b, hook_t, hook, hargs, 2, "");
+            kiln_cg_if_begin(cg, &f, LLVMBuildIsNotNull(cg->u->b, hook, ""));
+            V hargs[2] = {hook_arg, kiln_cg_i64(cg, s)};
+            LLVMBuildCall2(cg->u->b, hook_t, hook, hargs, 2, "");
             kiln_cg_if_end(cg, &f);
         }
     }
-    LLVMBuildRet(cg->b, i32c(cg, KILN_OK));
+    LLVMBuildRet(cg->u->b, i32c(cg, KILN_OK));
     return impl;
 }
 
@@ -298,7 +297,7 @@ static kiln_status emit_run_wrappers(kiln_cg *cg, V impl)
 {
     const kiln_graph *g = cg->g;
     const size_t ni = g->n_inputs, no = g->n_outputs;
-    LLVMTypeRef P = cg->t_ptr, I32 = cg->t_i32, I64 = cg->t_i64;
+    LLVMTypeRef P = cg->u->t_ptr, I32 = cg->u->t_i32, I64 = cg->u->t_i64;
     for (int checked = 0; checked < 2; checked++) {
         size_t per = checked ? 2 : 1, np = 2 + per * (ni + no);
         LLVMTypeRef params[2 + 2 * 512];
@@ -316,17 +315,17 @@ static kiln_status emit_run_wrappers(kiln_cg *cg, V impl)
         V in_sz = checked ? kiln_cg_alloca(cg, LLVMArrayType2(I64, ni ? ni : 1), "input_bytes") : LLVMConstNull(P);
         V out_sz = checked ? kiln_cg_alloca(cg, LLVMArrayType2(I64, no ? no : 1), "output_bytes") : LLVMConstNull(P);
         for (size_t i = 0; i < ni + no; i++) {
-            V idx = i64c(cg, i < ni ? i : i - ni);
-            V slot = LLVMBuildGEP2(cg->b, P, i < ni ? in_arr : out_arr, &idx, 1, "");
-            LLVMBuildStore(cg->b, LLVMGetParam(f, (unsigned)(2 + per * i)), slot);
+            V idx = kiln_cg_i64(cg, i < ni ? i : i - ni);
+            V slot = LLVMBuildGEP2(cg->u->b, P, i < ni ? in_arr : out_arr, &idx, 1, "");
+            LLVMBuildStore(cg->u->b, LLVMGetParam(f, (unsigned)(2 + per * i)), slot);
             if (checked) {
-                V sslot = LLVMBuildGEP2(cg->b, I64, i < ni ? in_sz : out_sz, &idx, 1, "");
-                LLVMBuildStore(cg->b, LLVMGetParam(f, (unsigned)(3 + per * i)), sslot);
+                V sslot = LLVMBuildGEP2(cg->u->b, I64, i < ni ? in_sz : out_sz, &idx, 1, "");
+                LLVMBuildStore(cg->u->b, LLVMGetParam(f, (unsigned)(3 + per * i)), sslot);
             }
         }
         V rargs[8] = {LLVMGetParam(f, 0), LLVMGetParam(f, 1), in_arr, out_arr, in_sz, out_sz, LLVMConstNull(P),
                       LLVMConstNull(P)};
-        LLVMBuildRet(cg->b, call(cg, impl, rargs, 8));
+        LLVMBuildRet(cg->u->b, call(cg, impl, rargs, 8));
     }
     return KILN_OK;
 }
@@ -336,27 +335,27 @@ static kiln_status emit_run_wrappers(kiln_cg *cg, V impl)
  * output_bytes), NAME_run_profiled(m, batch, inputs, outputs, hook, arg) ---- */
 static void emit_jit_entries(kiln_cg *cg, V impl)
 {
-    LLVMTypeRef P = cg->t_ptr, I32 = cg->t_i32, I64 = cg->t_i64;
+    LLVMTypeRef P = cg->u->t_ptr, I32 = cg->u->t_i32, I64 = cg->u->t_i64;
     LLVMTypeRef p6[6] = {P, I64, P, P, P, P};
     V f = define(cg, "_run_array", I32, p6, 4, true);
     V a[8] = {LLVMGetParam(f, 0), LLVMGetParam(f, 1), LLVMGetParam(f, 2), LLVMGetParam(f, 3),
               LLVMConstNull(P),   LLVMConstNull(P),   LLVMConstNull(P),   LLVMConstNull(P)};
-    LLVMBuildRet(cg->b, call(cg, impl, a, 8));
+    LLVMBuildRet(cg->u->b, call(cg, impl, a, 8));
 
     f = define(cg, "_run_checked_array", I32, p6, 6, true);
     V c[8] = {LLVMGetParam(f, 0), LLVMGetParam(f, 1), LLVMGetParam(f, 2), LLVMGetParam(f, 4),
               LLVMGetParam(f, 3), LLVMGetParam(f, 5), LLVMConstNull(P),   LLVMConstNull(P)};
-    LLVMBuildRet(cg->b, call(cg, impl, c, 8));
+    LLVMBuildRet(cg->u->b, call(cg, impl, c, 8));
 
     f = define(cg, "_run_profiled", I32, p6, 6, true);
     V p[8] = {LLVMGetParam(f, 0), LLVMGetParam(f, 1), LLVMGetParam(f, 2), LLVMGetParam(f, 3),
               LLVMConstNull(P),   LLVMConstNull(P),   LLVMGetParam(f, 4), LLVMGetParam(f, 5)};
-    LLVMBuildRet(cg->b, call(cg, impl, p, 8));
+    LLVMBuildRet(cg->u->b, call(cg, impl, p, 8));
 }
 
 kiln_status kiln_cg_emit_entry(kiln_cg *cg, V weights_global, uint64_t checksum)
 {
-    cg->node = NULL;
+    cg->f.node = NULL;
     V info, desc;
     kiln_status st = emit_constant_data(cg, weights_global, checksum, &info, &desc);
     if (st != KILN_OK)

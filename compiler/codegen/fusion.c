@@ -2,7 +2,7 @@
  * marked by compiler/passes/fuse.c) as kernels.
  *
  * A group is one kernel: its anchor's emitter runs with the later members
- * as an epilogue (cg->epi), applied to each result while it is in
+ * as an epilogue (cg->f.epi), applied to each result while it is in
  * registers; only the last member's output is stored. The code generator
  * does not decide what to fuse (the pass does); it only declines a member it
  * cannot apply in registers, which then starts a kernel of its own:
@@ -121,7 +121,7 @@ void kiln_cg_epi_row(kiln_cg *cg, const kiln_cg_epilogue *e, V row, V *offs)
             if (d > 0)
                 rem = kiln_cg_udiv(cg, rem, op->row_dims[d]);
             if (op->row_strides[d])
-                off = LLVMBuildAdd(cg->b, off, LLVMBuildMul(cg->b, idx, kiln_cg_i64(cg, op->row_strides[d]), ""), "");
+                off = LLVMBuildAdd(cg->u->b, off, LLVMBuildMul(cg->u->b, idx, kiln_cg_i64(cg, op->row_strides[d]), ""), "");
         }
         offs[k] = off;
     }

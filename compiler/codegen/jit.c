@@ -197,15 +197,15 @@ kiln_status kiln_cg_math_jit(const kiln_cg_options *opt_in, kiln_cg_jit **out,
     cg.machine = &m->machine;
     cg.prefix = "kiln_math";
     st = kiln_cg_module_begin(&cg, m->ctx, "kiln_math");
-    m->mod = cg.mod;
+    m->mod = cg.u->mod;
     char name[64];
     for (int i = 0; st == KILN_OK && i < KILN_CG_MATH_COUNT; i++) {
         snprintf(name, sizeof name, "kiln_math_%d", i);
         kiln_cg_emit_math_kernel(&cg, (kiln_cg_math_fn)i, name);
         st = cg.status;
     }
-    if (cg.b)
-        LLVMDisposeBuilder(cg.b);
+    if (cg.u->b)
+        LLVMDisposeBuilder(cg.u->b);
     if (st == KILN_OK)
         st = kiln_cg_optimize(m, d);
     kiln_cg_jit *j = NULL;

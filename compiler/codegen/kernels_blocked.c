@@ -41,13 +41,10 @@ typedef LLVMValueRef V;
 /* Multiply-adds a task should hold at least, when the layer has that many. */
 #define TASK_WORK (INT64_C(1) << 18)
 
-static V i64c(kiln_cg *cg, int64_t v) { return kiln_cg_i64(cg, v); }
-static V mul64(kiln_cg *cg, V a, int64_t b) { return b == 1 ? a : LLVMBuildMul(cg->b, a, i64c(cg, b), ""); }
-static V add64(kiln_cg *cg, V a, V b) { return LLVMBuildAdd(cg->b, a, b, ""); }
-static V addc(kiln_cg *cg, V a, int64_t b) { return b == 0 ? a : LLVMBuildAdd(cg->b, a, i64c(cg, b), ""); }
-static V slt(kiln_cg *cg, V a, int64_t b) { return LLVMBuildICmp(cg->b, LLVMIntSLT, a, i64c(cg, b), ""); }
-static V sge(kiln_cg *cg, V a, int64_t b) { return LLVMBuildICmp(cg->b, LLVMIntSGE, a, i64c(cg, b), ""); }
-static V and1(kiln_cg *cg, V a, V b) { return a ? (b ? LLVMBuildAnd(cg->b, a, b, "") : a) : b; }
+static V addc(kiln_cg *cg, V a, int64_t b) { return b == 0 ? a : LLVMBuildAdd(cg->u->b, a, kiln_cg_i64(cg, b), ""); }
+static V slt(kiln_cg *cg, V a, int64_t b) { return LLVMBuildICmp(cg->u->b, LLVMIntSLT, a, kiln_cg_i64(cg, b), ""); }
+static V sge(kiln_cg *cg, V a, int64_t b) { return LLVMBuildICmp(cg->u->b, LLVMIntSGE, a, kiln_cg_i64(cg, b), ""); }
+static V and1(kiln_cg *cg, V a, V b) { return a ? (b ? LLVMBuildAnd(cg->u->b, a, b, "") : a) : b; }
 
 static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -58,16 +55,16 @@ static bool is_blocked(const kiln_type *t) { return t->layout == KILN_LAYOUT_NCH
 /* Channel block of a value as the kernels read it: 1 for plain. */
 static int64_t block_of(const kiln_type *t) { return is_blocked(t) ? t->block : 1; }
 
-static const kiln_cg_epilogue *epilogue(kiln_cg *cg) { return cg->epi && cg->epi->n > 0 ? cg->epi : NULL; }
+static const kiln_cg_epilogue *epilogue(kiln_cg *cg) { return cg->f.epi && cg->f.epi->n > 0 ? cg->f.epi : NULL; }
 
 static kiln_id stored_value(kiln_cg *cg, const kiln_node *n)
 {
-    return cg->epi && cg->epi->n > 0 ? cg->epi->out : n->output;
+    return cg->f.epi && cg->f.epi->n > 0 ? cg->f.epi->out : n->output;
 }
 
 static V total_units(kiln_cg *cg, const kiln_shape *s, int64_t per_item)
 {
-    return s->batched ? LLVMBuildMul(cg->b, i64c(cg, per_item), kiln_cg_batch(cg), "units") : i64c(cg, per_item * s->dims[0]);
+    return s->batched ? LLVMBuildMul(cg->u->b, kiln_cg_i64(cg, per_item), kiln_cg_batch(cg), "units") : kiln_cg_i64(cg, per_item * s->dims[0]);
 }
 
 /* Units per task: at least TASK_WORK multiply-adds each where the layer has
@@ -96,7 +93,7 @@ static V pad_lanes(kiln_cg *cg, int64_t valid)
 {
     V lanes[64];
     for (int l = 0; l < cg->vl; l++)
-        lanes[l] = LLVMConstInt(cg->t_i1, l >= valid, 0);
+        lanes[l] = LLVMConstInt(cg->u->t_i1, l >= valid, 0);
     return LLVMConstVector(lanes, (unsigned)cg->vl);
 }
 
@@ -111,18 +108,18 @@ static V apply_epilogue(kiln_cg *cg, V v, V idx)
     V offs[KILN_CG_MAX_EPI];
     for (int k = 0; k < e->n; k++)
         offs[k] = idx;
-    return kiln_cg_epi_apply(cg, e, v, offs, i64c(cg, 0), NULL);
+    return kiln_cg_epi_apply(cg, e, v, offs, kiln_cg_i64(cg, 0), NULL);
 }
 
 /* An i1 vector of vl copies of b. */
 static V splat_bool(kiln_cg *cg, V b)
 {
-    LLVMTypeRef t = LLVMVectorType(cg->t_i1, (unsigned)cg->vl);
-    V v = LLVMBuildInsertElement(cg->b, LLVMGetPoison(t), b, kiln_cg_i32(cg, 0), "");
+    LLVMTypeRef t = LLVMVectorType(cg->u->t_i1, (unsigned)cg->vl);
+    V v = LLVMBuildInsertElement(cg->u->b, LLVMGetPoison(t), b, kiln_cg_i32(cg, 0), "");
     V zero[64];
     for (int l = 0; l < cg->vl; l++)
         zero[l] = kiln_cg_i32(cg, 0);
-    return LLVMBuildShuffleVector(cg->b, v, LLVMGetPoison(t), LLVMConstVector(zero, (unsigned)cg->vl), "");
+    return LLVMBuildShuffleVector(cg->u->b, v, LLVMGetPoison(t), LLVMConstVector(zero, (unsigned)cg->vl), "");
 }
 
 /* 0 in the padding lanes when the last block is partial and `is_last` (i1,
@@ -134,18 +131,18 @@ static V zero_padding(kiln_cg *cg, V v, int64_t C, V is_last)
         return v;
     V pad = pad_lanes(cg, tail);
     if (is_last)
-        pad = LLVMBuildAnd(cg->b, pad, splat_bool(cg, is_last), "");
-    return LLVMBuildSelect(cg->b, pad, LLVMConstNull(cg->t_vf), v, "");
+        pad = LLVMBuildAnd(cg->u->b, pad, splat_bool(cg, is_last), "");
+    return LLVMBuildSelect(cg->u->b, pad, LLVMConstNull(cg->u->t_vf), v, "");
 }
 
 static void emit_accumulators(kiln_cg *cg, V *acc, int n, const char *name)
 {
     for (int i = 0; i < n; i++)
-        acc[i] = kiln_cg_alloca(cg, cg->t_vf, name);
+        acc[i] = kiln_cg_alloca(cg, cg->u->t_vf, name);
 }
 
-static V get(kiln_cg *cg, V slot) { return LLVMBuildLoad2(cg->b, cg->t_vf, slot, ""); }
-static void put(kiln_cg *cg, V slot, V v) { LLVMBuildStore(cg->b, v, slot); }
+static V get(kiln_cg *cg, V slot) { return LLVMBuildLoad2(cg->u->b, cg->u->t_vf, slot, ""); }
+static void put(kiln_cg *cg, V slot, V v) { LLVMBuildStore(cg->u->b, v, slot); }
 
 /* ---- convolution with one group ----------------------------------------------------- */
 
@@ -173,9 +170,9 @@ static void conv_tile(kiln_cg *cg, const conv_ctx *c, V p, int rc, int nb, bool 
     const int64_t B = cg->vl;
     /* bias (or zero) into the accumulators */
     for (int j = 0; j < nb; j++) {
-        V init = LLVMConstNull(cg->t_vf);
+        V init = LLVMConstNull(cg->u->t_vf);
         if (c->bias)
-            init = kiln_cg_vload(cg, c->bias, mul64(cg, add64(cg, mul64(cg, c->ocg, g->NB), i64c(cg, j)), B), NULL, 0.0);
+            init = kiln_cg_vload(cg, c->bias, kiln_cg_imul(cg, kiln_cg_iadd(cg, kiln_cg_imul(cg, c->ocg, g->NB), kiln_cg_i64(cg, j)), B), NULL, 0.0);
         for (int r = 0; r < rc; r++)
             put(cg, acc[r * nb + j], init);
     }
@@ -185,56 +182,56 @@ static void conv_tile(kiln_cg *cg, const conv_ctx *c, V p, int rc, int nb, bool 
     for (int r = 0; r < rc && !pointwise; r++) {
         V pr = addc(cg, p, r);
         V oy = kiln_cg_udiv(cg, pr, g->OW), ox = kiln_cg_urem(cg, pr, g->OW);
-        iy0[r] = addc(cg, mul64(cg, oy, g->sh), -g->pt);
-        ix0[r] = addc(cg, mul64(cg, ox, g->sw), -g->pl);
+        iy0[r] = addc(cg, kiln_cg_imul(cg, oy, g->sh), -g->pt);
+        ix0[r] = addc(cg, kiln_cg_imul(cg, ox, g->sw), -g->pl);
     }
     const int64_t taps = g->kh * g->kw;
     kiln_cg_loop lt;
-    V t = taps == 1 ? i64c(cg, 0) : kiln_cg_for_begin(cg, &lt, i64c(cg, 0), i64c(cg, taps), i64c(cg, 1));
-    V ky = g->kw == 1 ? t : kiln_cg_udiv(cg, t, g->kw), kx = g->kw == 1 ? i64c(cg, 0) : kiln_cg_urem(cg, t, g->kw);
+    V t = taps == 1 ? kiln_cg_i64(cg, 0) : kiln_cg_for_begin(cg, &lt, kiln_cg_i64(cg, 0), kiln_cg_i64(cg, taps), kiln_cg_i64(cg, 1));
+    V ky = g->kw == 1 ? t : kiln_cg_udiv(cg, t, g->kw), kx = g->kw == 1 ? kiln_cg_i64(cg, 0) : kiln_cg_urem(cg, t, g->kw);
     V ptr[MAX_R], valid[MAX_R];
     /* pointwise: one base pointer, the pixels at constant offsets from it
      * (a pointer per pixel took a register each, and spilled) */
-    V pbase = pointwise ? LLVMBuildFreeze(cg->b, kiln_cg_gep(cg, c->x_item, mul64(cg, p, g->bi)), "xp") : NULL;
+    V pbase = pointwise ? LLVMBuildFreeze(cg->u->b, kiln_cg_gep(cg, c->x_item, kiln_cg_imul(cg, p, g->bi)), "xp") : NULL;
     for (int r = 0; r < rc; r++) {
         if (pointwise) {
-            ptr[r] = kiln_cg_gep(cg, pbase, i64c(cg, r * g->bi));
+            ptr[r] = kiln_cg_gep(cg, pbase, kiln_cg_i64(cg, r * g->bi));
             valid[r] = NULL;
             continue;
         }
-        V iy = add64(cg, iy0[r], mul64(cg, ky, g->dh)), ix = add64(cg, ix0[r], mul64(cg, kx, g->dw));
-        V off = mul64(cg, add64(cg, mul64(cg, iy, g->W), ix), g->bi);
+        V iy = kiln_cg_iadd(cg, iy0[r], kiln_cg_imul(cg, ky, g->dh)), ix = kiln_cg_iadd(cg, ix0[r], kiln_cg_imul(cg, kx, g->dw));
+        V off = kiln_cg_imul(cg, kiln_cg_iadd(cg, kiln_cg_imul(cg, iy, g->W), ix), g->bi);
         valid[r] = NULL;
         if (checked) {
             valid[r] = and1(cg, and1(cg, sge(cg, iy, 0), slt(cg, iy, g->H)), and1(cg, sge(cg, ix, 0), slt(cg, ix, g->W)));
-            off = LLVMBuildSelect(cg->b, valid[r], off, i64c(cg, 0), "");
+            off = LLVMBuildSelect(cg->u->b, valid[r], off, kiln_cg_i64(cg, 0), "");
         }
-        ptr[r] = LLVMBuildFreeze(cg->b, kiln_cg_gep(cg, c->x_item, off), "xp");
+        ptr[r] = LLVMBuildFreeze(cg->u->b, kiln_cg_gep(cg, c->x_item, off), "xp");
     }
     const int64_t icp = g->CBi * g->bi; /* packed input channels */
-    V wt = kiln_cg_gep(cg, c->w_group, mul64(cg, t, icp * nb * B));
+    V wt = kiln_cg_gep(cg, c->w_group, kiln_cg_imul(cg, t, icp * nb * B));
     /* Channels: blocks of bi, and the channels of a block as a loop of one
      * channel per step (unrolled by 2). Written out whole, a block's 16
      * steps let the scheduler hoist all 32 weight loads ahead of the
      * multiply-adds and spill them (MobileNetV2's 1x1 layers at 7x7: 61
      * GFLOP/s, 28 spilled vectors per block). */
     kiln_cg_loop lc, ll;
-    V cb = kiln_cg_for_begin(cg, &lc, i64c(cg, 0), i64c(cg, g->CBi), i64c(cg, 1));
+    V cb = kiln_cg_for_begin(cg, &lc, kiln_cg_i64(cg, 0), kiln_cg_i64(cg, g->CBi), kiln_cg_i64(cg, 1));
     lc.runtime_unroll = g->bi == 1; /* plain input: one channel per iteration */
-    V xoff = mul64(cg, cb, g->H * g->W * g->bi);
-    V wc = kiln_cg_gep(cg, wt, mul64(cg, cb, g->bi * nb * B));
-    V l = g->bi == 1 ? i64c(cg, 0) : kiln_cg_for_begin(cg, &ll, i64c(cg, 0), i64c(cg, g->bi), i64c(cg, 1));
+    V xoff = kiln_cg_imul(cg, cb, g->H * g->W * g->bi);
+    V wc = kiln_cg_gep(cg, wt, kiln_cg_imul(cg, cb, g->bi * nb * B));
+    V l = g->bi == 1 ? kiln_cg_i64(cg, 0) : kiln_cg_for_begin(cg, &ll, kiln_cg_i64(cg, 0), kiln_cg_i64(cg, g->bi), kiln_cg_i64(cg, 1));
     V a[MAX_R * MAX_NB];
     for (int k = 0; k < rc * nb; k++)
         a[k] = get(cg, acc[k]);
-    V wl = kiln_cg_gep(cg, wc, mul64(cg, l, nb * B)), xl = add64(cg, xoff, l);
+    V wl = kiln_cg_gep(cg, wc, kiln_cg_imul(cg, l, nb * B)), xl = kiln_cg_iadd(cg, xoff, l);
     V wv[MAX_NB];
     for (int j = 0; j < nb; j++)
-        wv[j] = kiln_cg_vload(cg, wl, i64c(cg, j * B), NULL, 0.0);
+        wv[j] = kiln_cg_vload(cg, wl, kiln_cg_i64(cg, j * B), NULL, 0.0);
     for (int r = 0; r < rc; r++) {
         V s = kiln_cg_load(cg, ptr[r], xl);
         if (valid[r])
-            s = LLVMBuildSelect(cg->b, valid[r], s, kiln_cg_f32(cg, 0.0), "");
+            s = LLVMBuildSelect(cg->u->b, valid[r], s, kiln_cg_f32(cg, 0.0), "");
         V x = kiln_cg_splat(cg, s);
         for (int j = 0; j < nb; j++)
             a[r * nb + j] = kiln_cg_fma(cg, x, wv[j], a[r * nb + j]);
@@ -257,11 +254,11 @@ static void conv_store(kiln_cg *cg, const conv_ctx *c, V p, int rc, int nb, V *a
     const conv_geom *g = c->g;
     const int64_t B = cg->vl;
     for (int j = 0; j < nb; j++) {
-        V ob = add64(cg, mul64(cg, c->ocg, g->NB), i64c(cg, j));
-        V plane = mul64(cg, add64(cg, mul64(cg, c->item, g->OCB), ob), g->P);
+        V ob = kiln_cg_iadd(cg, kiln_cg_imul(cg, c->ocg, g->NB), kiln_cg_i64(cg, j));
+        V plane = kiln_cg_imul(cg, kiln_cg_iadd(cg, kiln_cg_imul(cg, c->item, g->OCB), ob), g->P);
         bool maybe_last = is_last_group && j == nb - 1;
         for (int r = 0; r < rc; r++) {
-            V idx = mul64(cg, add64(cg, plane, addc(cg, p, r)), B);
+            V idx = kiln_cg_imul(cg, kiln_cg_iadd(cg, plane, addc(cg, p, r)), B);
             V v = apply_epilogue(cg, get(cg, acc[r * nb + j]), idx);
             if (maybe_last && epilogue(cg))
                 v = zero_padding(cg, v, g->F, NULL);
@@ -275,14 +272,14 @@ static void conv_tiles(kiln_cg *cg, const conv_ctx *c, V p0, V p1, int rc, int n
 {
     const conv_geom *g = c->g;
     kiln_cg_loop lp;
-    V p = kiln_cg_for_begin(cg, &lp, p0, p1, i64c(cg, rc));
+    V p = kiln_cg_for_begin(cg, &lp, p0, p1, kiln_cg_i64(cg, rc));
     if (g->check) {
         /* interior: every pixel's window inside the input */
         V in = NULL;
         for (int r = 0; r < rc; r++) {
             V pr = addc(cg, p, r);
             V oy = kiln_cg_udiv(cg, pr, g->OW), ox = kiln_cg_urem(cg, pr, g->OW);
-            V iy = addc(cg, mul64(cg, oy, g->sh), -g->pt), ix = addc(cg, mul64(cg, ox, g->sw), -g->pl);
+            V iy = addc(cg, kiln_cg_imul(cg, oy, g->sh), -g->pt), ix = addc(cg, kiln_cg_imul(cg, ox, g->sw), -g->pl);
             in = and1(cg, in, and1(cg, and1(cg, sge(cg, iy, 0), slt(cg, addc(cg, iy, (g->kh - 1) * g->dh), g->H)),
                                    and1(cg, sge(cg, ix, 0), slt(cg, addc(cg, ix, (g->kw - 1) * g->dw), g->W))));
         }
@@ -308,13 +305,13 @@ static void conv_tiles(kiln_cg *cg, const conv_ctx *c, V p0, V p1, int rc, int n
 static void conv_group(kiln_cg *cg, const conv_ctx *c, V p0, V p1, int nb, bool last_group, V *acc)
 {
     const conv_geom *g = c->g;
-    V n = LLVMBuildSub(cg->b, p1, p0, "");
-    V whole = add64(cg, p0, mul64(cg, kiln_cg_udiv(cg, n, g->R), g->R));
+    V n = LLVMBuildSub(cg->u->b, p1, p0, "");
+    V whole = kiln_cg_iadd(cg, p0, kiln_cg_imul(cg, kiln_cg_udiv(cg, n, g->R), g->R));
     conv_tiles(cg, c, p0, whole, (int)g->R, nb, last_group, acc);
     if (g->R >= 4) {
         const int64_t half = g->R / 2;
-        V left = LLVMBuildSub(cg->b, p1, whole, "");
-        V half_end = LLVMBuildSelect(cg->b, LLVMBuildICmp(cg->b, LLVMIntSGE, left, i64c(cg, half), ""),
+        V left = LLVMBuildSub(cg->u->b, p1, whole, "");
+        V half_end = LLVMBuildSelect(cg->u->b, LLVMBuildICmp(cg->u->b, LLVMIntSGE, left, kiln_cg_i64(cg, half), ""),
                                      addc(cg, whole, half), whole, "");
         conv_tiles(cg, c, whole, half_end, (int)half, nb, last_group, acc);
         whole = half_end;
@@ -430,32 +427,32 @@ static kiln_status conv_blocked(kiln_cg *cg, const kiln_node *n, kiln_id wid, ki
     V px = kiln_cg_value_ptr(cg, n->inputs[0]), py = kiln_cg_value_ptr(cg, stored_value(cg, n));
     V pw = kiln_cg_weights_ptr(cg, w_off);
     if (epilogue(cg))
-        kiln_cg_epi_begin(cg, cg->epi);
+        kiln_cg_epi_begin(cg, cg->f.epi);
     V acc[MAX_R * MAX_NB];
     emit_accumulators(cg, acc, (int)(g.R * g.NB), "acc");
     V lo, hi;
     kiln_cg_task_range(cg, total_units(cg, xs, per_item), per_task, &lo, &hi);
     kiln_cg_loop lu;
-    V u = kiln_cg_for_begin(cg, &lu, lo, hi, i64c(cg, 1));
+    V u = kiln_cg_for_begin(cg, &lu, lo, hi, kiln_cg_i64(cg, 1));
     conv_ctx c = {&g, NULL, py, NULL, bid != KILN_NO_ID ? kiln_cg_weights_ptr(cg, b_off) : NULL, NULL, NULL, 0};
     c.item = kiln_cg_udiv(cg, u, per_item);
     V rest = kiln_cg_urem(cg, u, per_item);
     c.ocg = kiln_cg_udiv(cg, rest, runs);
     V run = kiln_cg_urem(cg, rest, runs);
-    c.x_item = kiln_cg_gep(cg, px, mul64(cg, c.item, g.CBi * g.H * g.W * g.bi));
-    c.w_group = kiln_cg_gep(cg, pw, mul64(cg, c.ocg, g.group_floats));
-    V p0 = mul64(cg, run, unit_px);
-    V p1 = kiln_cg_smin(cg, addc(cg, p0, unit_px), i64c(cg, g.P));
+    c.x_item = kiln_cg_gep(cg, px, kiln_cg_imul(cg, c.item, g.CBi * g.H * g.W * g.bi));
+    c.w_group = kiln_cg_gep(cg, pw, kiln_cg_imul(cg, c.ocg, g.group_floats));
+    V p0 = kiln_cg_imul(cg, run, unit_px);
+    V p1 = kiln_cg_smin(cg, addc(cg, p0, unit_px), kiln_cg_i64(cg, g.P));
     if (g.NBt != g.NB) {
         kiln_cg_if f;
-        kiln_cg_if_begin(cg, &f, LLVMBuildICmp(cg->b, LLVMIntEQ, c.ocg, i64c(cg, g.OCG - 1), ""));
+        kiln_cg_if_begin(cg, &f, LLVMBuildICmp(cg->u->b, LLVMIntEQ, c.ocg, kiln_cg_i64(cg, g.OCG - 1), ""));
         conv_group(cg, &c, p0, p1, (int)g.NBt, true, acc);
         kiln_cg_if_else(cg, &f);
         conv_group(cg, &c, p0, p1, (int)g.NB, false, acc);
         kiln_cg_if_end(cg, &f);
     } else if (g.F % cg->vl != 0 && epilogue(cg) && g.OCG > 1) {
         kiln_cg_if f;
-        kiln_cg_if_begin(cg, &f, LLVMBuildICmp(cg->b, LLVMIntEQ, c.ocg, i64c(cg, g.OCG - 1), ""));
+        kiln_cg_if_begin(cg, &f, LLVMBuildICmp(cg->u->b, LLVMIntEQ, c.ocg, kiln_cg_i64(cg, g.OCG - 1), ""));
         conv_group(cg, &c, p0, p1, (int)g.NB, true, acc);
         kiln_cg_if_else(cg, &f);
         conv_group(cg, &c, p0, p1, (int)g.NB, false, acc);
@@ -491,18 +488,18 @@ static V win_combine(kiln_cg *cg, window_kind k, V acc, V x, V w)
     if (k == WIN_DEPTHWISE)
         return kiln_cg_fma(cg, w, x, acc);
     if (k == WIN_AVG)
-        return LLVMBuildFAdd(cg->b, acc, x, "");
-    V take = LLVMBuildOr(cg->b, LLVMBuildFCmp(cg->b, LLVMRealOGT, x, acc, ""), kiln_cg_is_nan(cg, x), "");
-    return LLVMBuildSelect(cg->b, take, x, acc, "");
+        return LLVMBuildFAdd(cg->u->b, acc, x, "");
+    V take = LLVMBuildOr(cg->u->b, LLVMBuildFCmp(cg->u->b, LLVMRealOGT, x, acc, ""), kiln_cg_is_nan(cg, x), "");
+    return LLVMBuildSelect(cg->u->b, take, x, acc, "");
 }
 
 static V win_init(kiln_cg *cg, const win_ctx *c)
 {
     if (c->g->kind == WIN_MAX)
-        return kiln_cg_fconst(cg, LLVMGetPoison(cg->t_vf), -INFINITY);
+        return kiln_cg_fconst(cg, LLVMGetPoison(cg->u->t_vf), -INFINITY);
     if (c->g->kind == WIN_DEPTHWISE && c->bias)
         return c->bias;
-    return LLVMConstNull(cg->t_vf);
+    return LLVMConstNull(cg->u->t_vf);
 }
 
 /* Finishes pixel ox (i64) with sum/max v: the average's divisor, the
@@ -512,25 +509,25 @@ static void win_finish(kiln_cg *cg, const win_ctx *c, V ox, V v, V kx0, V kx1)
 {
     const win_geom *g = c->g;
     if (g->kind == WIN_AVG) {
-        V y0 = addc(cg, mul64(cg, c->oy, g->sh), -g->pt), x0 = addc(cg, mul64(cg, ox, g->sw), -g->pl);
+        V y0 = addc(cg, kiln_cg_imul(cg, c->oy, g->sh), -g->pt), x0 = addc(cg, kiln_cg_imul(cg, ox, g->sw), -g->pl);
         V cells;
         if (g->include_pad) {
-            V y1 = kiln_cg_smin(cg, addc(cg, y0, g->kh), i64c(cg, g->H + g->pb));
-            V x1 = kiln_cg_smin(cg, addc(cg, x0, g->kw), i64c(cg, g->W + g->pr));
-            cells = LLVMBuildMul(cg->b, LLVMBuildSub(cg->b, y1, y0, ""), LLVMBuildSub(cg->b, x1, x0, ""), "");
+            V y1 = kiln_cg_smin(cg, addc(cg, y0, g->kh), kiln_cg_i64(cg, g->H + g->pb));
+            V x1 = kiln_cg_smin(cg, addc(cg, x0, g->kw), kiln_cg_i64(cg, g->W + g->pr));
+            cells = LLVMBuildMul(cg->u->b, LLVMBuildSub(cg->u->b, y1, y0, ""), LLVMBuildSub(cg->u->b, x1, x0, ""), "");
         } else {
-            cells = LLVMBuildMul(cg->b, LLVMBuildSub(cg->b, c->ky1, c->ky0, ""), LLVMBuildSub(cg->b, kx1, kx0, ""), "");
+            cells = LLVMBuildMul(cg->u->b, LLVMBuildSub(cg->u->b, c->ky1, c->ky0, ""), LLVMBuildSub(cg->u->b, kx1, kx0, ""), "");
         }
-        V empty = LLVMBuildICmp(cg->b, LLVMIntSLE, cells, i64c(cg, 0), "");
-        V d = kiln_cg_splat(cg, LLVMBuildSIToFP(cg->b, cells, cg->t_f32, ""));
-        v = LLVMBuildSelect(cg->b, empty, LLVMConstNull(cg->t_vf), LLVMBuildFDiv(cg->b, v, d, ""), "avg");
+        V empty = LLVMBuildICmp(cg->u->b, LLVMIntSLE, cells, kiln_cg_i64(cg, 0), "");
+        V d = kiln_cg_splat(cg, LLVMBuildSIToFP(cg->u->b, cells, cg->u->t_f32, ""));
+        v = LLVMBuildSelect(cg->u->b, empty, LLVMConstNull(cg->u->t_vf), LLVMBuildFDiv(cg->u->b, v, d, ""), "avg");
     }
-    V idx = mul64(cg, add64(cg, mul64(cg, c->plane_index, g->OH * g->OW), add64(cg, mul64(cg, c->oy, g->OW), ox)), cg->vl);
+    V idx = kiln_cg_imul(cg, kiln_cg_iadd(cg, kiln_cg_imul(cg, c->plane_index, g->OH * g->OW), kiln_cg_iadd(cg, kiln_cg_imul(cg, c->oy, g->OW), ox)), cg->vl);
     if (g->kind == WIN_DEPTHWISE && epilogue(cg)) {
         v = apply_epilogue(cg, v, idx);
         v = zero_padding(cg, v, g->C, c->is_last);
     }
-    kiln_cg_vstore(cg, v, c->y_row, mul64(cg, ox, cg->vl), NULL);
+    kiln_cg_vstore(cg, v, c->y_row, kiln_cg_imul(cg, ox, cg->vl), NULL);
 }
 
 /* rc pixels from ox whose kernel columns are all inside the row. */
@@ -543,19 +540,19 @@ static void win_fast(kiln_cg *cg, const win_ctx *c, V ox, int rc)
     for (int r = 0; r < rc; r++)
         put(cg, acc[r], init);
     kiln_cg_loop ly;
-    V ky = kiln_cg_for_begin(cg, &ly, c->ky0, c->ky1, i64c(cg, 1));
-    V iy = add64(cg, addc(cg, mul64(cg, c->oy, g->sh), -g->pt), mul64(cg, ky, g->dh));
-    V row = kiln_cg_gep(cg, c->x_plane, mul64(cg, iy, g->W * cg->vl));
+    V ky = kiln_cg_for_begin(cg, &ly, c->ky0, c->ky1, kiln_cg_i64(cg, 1));
+    V iy = kiln_cg_iadd(cg, addc(cg, kiln_cg_imul(cg, c->oy, g->sh), -g->pt), kiln_cg_imul(cg, ky, g->dh));
+    V row = kiln_cg_gep(cg, c->x_plane, kiln_cg_imul(cg, iy, g->W * cg->vl));
     V a[MAX_R];
     for (int r = 0; r < rc; r++)
         a[r] = get(cg, acc[r]);
     for (int64_t kx = 0; kx < g->kw; kx++) {
         V w = g->kind == WIN_DEPTHWISE
-                  ? kiln_cg_vload(cg, c->w_block, mul64(cg, addc(cg, mul64(cg, ky, g->kw), kx), cg->vl), NULL, 0.0)
+                  ? kiln_cg_vload(cg, c->w_block, kiln_cg_imul(cg, addc(cg, kiln_cg_imul(cg, ky, g->kw), kx), cg->vl), NULL, 0.0)
                   : NULL;
         for (int r = 0; r < rc; r++) {
-            V ix = addc(cg, mul64(cg, addc(cg, ox, r), g->sw), kx * g->dw - g->pl);
-            V x = kiln_cg_vload(cg, row, mul64(cg, ix, cg->vl), NULL, 0.0);
+            V ix = addc(cg, kiln_cg_imul(cg, addc(cg, ox, r), g->sw), kx * g->dw - g->pl);
+            V x = kiln_cg_vload(cg, row, kiln_cg_imul(cg, ix, cg->vl), NULL, 0.0);
             a[r] = win_combine(cg, g->kind, a[r], x, w);
         }
     }
@@ -563,33 +560,33 @@ static void win_fast(kiln_cg *cg, const win_ctx *c, V ox, int rc)
         put(cg, acc[r], a[r]);
     kiln_cg_for_end(cg, &ly);
     for (int r = 0; r < rc; r++)
-        win_finish(cg, c, addc(cg, ox, r), get(cg, acc[r]), i64c(cg, 0), i64c(cg, g->kw));
+        win_finish(cg, c, addc(cg, ox, r), get(cg, acc[r]), kiln_cg_i64(cg, 0), kiln_cg_i64(cg, g->kw));
 }
 
 /* One pixel at a border: its kernel columns clipped to the row. */
 static void win_border(kiln_cg *cg, const win_ctx *c, V ox)
 {
     const win_geom *g = c->g;
-    V x0 = addc(cg, mul64(cg, ox, g->sw), -g->pl);
+    V x0 = addc(cg, kiln_cg_imul(cg, ox, g->sw), -g->pl);
     /* kx in [kx0, kx1): 0 <= x0 + kx * dw < W */
-    V kx0 = i64c(cg, 0), kx1 = i64c(cg, g->kw);
-    V neg = LLVMBuildSub(cg->b, i64c(cg, 0), x0, "");
-    kx0 = kiln_cg_smax(cg, kx0, kiln_cg_udiv(cg, kiln_cg_smax(cg, addc(cg, neg, g->dw - 1), i64c(cg, 0)), g->dw));
-    V room = LLVMBuildSub(cg->b, i64c(cg, g->W - 1), x0, ""); /* kx * dw <= room */
-    V hi = LLVMBuildSelect(cg->b, slt(cg, room, 0), i64c(cg, 0), addc(cg, kiln_cg_udiv(cg, kiln_cg_smax(cg, room, i64c(cg, 0)), g->dw), 1), "");
+    V kx0 = kiln_cg_i64(cg, 0), kx1 = kiln_cg_i64(cg, g->kw);
+    V neg = LLVMBuildSub(cg->u->b, kiln_cg_i64(cg, 0), x0, "");
+    kx0 = kiln_cg_smax(cg, kx0, kiln_cg_udiv(cg, kiln_cg_smax(cg, addc(cg, neg, g->dw - 1), kiln_cg_i64(cg, 0)), g->dw));
+    V room = LLVMBuildSub(cg->u->b, kiln_cg_i64(cg, g->W - 1), x0, ""); /* kx * dw <= room */
+    V hi = LLVMBuildSelect(cg->u->b, slt(cg, room, 0), kiln_cg_i64(cg, 0), addc(cg, kiln_cg_udiv(cg, kiln_cg_smax(cg, room, kiln_cg_i64(cg, 0)), g->dw), 1), "");
     kx1 = kiln_cg_smin(cg, kx1, hi);
     kx1 = kiln_cg_smax(cg, kx1, kx0);
-    V acc = kiln_cg_alloca(cg, cg->t_vf, "bacc");
+    V acc = kiln_cg_alloca(cg, cg->u->t_vf, "bacc");
     put(cg, acc, win_init(cg, c));
     kiln_cg_loop ly, lx;
-    V ky = kiln_cg_for_begin(cg, &ly, c->ky0, c->ky1, i64c(cg, 1));
-    V iy = add64(cg, addc(cg, mul64(cg, c->oy, g->sh), -g->pt), mul64(cg, ky, g->dh));
-    V row = kiln_cg_gep(cg, c->x_plane, mul64(cg, iy, g->W * cg->vl));
-    V kx = kiln_cg_for_begin(cg, &lx, kx0, kx1, i64c(cg, 1));
-    V ix = add64(cg, x0, mul64(cg, kx, g->dw));
-    V x = kiln_cg_vload(cg, row, mul64(cg, ix, cg->vl), NULL, 0.0);
+    V ky = kiln_cg_for_begin(cg, &ly, c->ky0, c->ky1, kiln_cg_i64(cg, 1));
+    V iy = kiln_cg_iadd(cg, addc(cg, kiln_cg_imul(cg, c->oy, g->sh), -g->pt), kiln_cg_imul(cg, ky, g->dh));
+    V row = kiln_cg_gep(cg, c->x_plane, kiln_cg_imul(cg, iy, g->W * cg->vl));
+    V kx = kiln_cg_for_begin(cg, &lx, kx0, kx1, kiln_cg_i64(cg, 1));
+    V ix = kiln_cg_iadd(cg, x0, kiln_cg_imul(cg, kx, g->dw));
+    V x = kiln_cg_vload(cg, row, kiln_cg_imul(cg, ix, cg->vl), NULL, 0.0);
     V w = g->kind == WIN_DEPTHWISE
-              ? kiln_cg_vload(cg, c->w_block, mul64(cg, add64(cg, mul64(cg, ky, g->kw), kx), cg->vl), NULL, 0.0)
+              ? kiln_cg_vload(cg, c->w_block, kiln_cg_imul(cg, kiln_cg_iadd(cg, kiln_cg_imul(cg, ky, g->kw), kx), cg->vl), NULL, 0.0)
               : NULL;
     put(cg, acc, win_combine(cg, g->kind, get(cg, acc), x, w));
     kiln_cg_for_end(cg, &lx);
@@ -602,7 +599,7 @@ static void win_border_range(kiln_cg *cg, const win_ctx *c, int64_t lo, int64_t 
     if (lo >= hi)
         return;
     kiln_cg_loop l;
-    V ox = kiln_cg_for_begin(cg, &l, i64c(cg, lo), i64c(cg, hi), i64c(cg, 1));
+    V ox = kiln_cg_for_begin(cg, &l, kiln_cg_i64(cg, lo), kiln_cg_i64(cg, hi), kiln_cg_i64(cg, 1));
     win_border(cg, c, ox);
     kiln_cg_for_end(cg, &l);
 }
@@ -675,43 +672,43 @@ static kiln_status window_blocked(kiln_cg *cg, const kiln_node *n, window_kind k
     V px = kiln_cg_value_ptr(cg, n->inputs[0]);
     V py = kiln_cg_value_ptr(cg, kind == WIN_DEPTHWISE ? stored_value(cg, n) : n->output);
     if (kind == WIN_DEPTHWISE && epilogue(cg))
-        kiln_cg_epi_begin(cg, cg->epi);
+        kiln_cg_epi_begin(cg, cg->f.epi);
     V lo_u, hi_u;
     kiln_cg_task_range(cg, total_units(cg, xs, per_item), per_task, &lo_u, &hi_u);
     kiln_cg_loop lu;
-    V u = kiln_cg_for_begin(cg, &lu, lo_u, hi_u, i64c(cg, 1));
+    V u = kiln_cg_for_begin(cg, &lu, lo_u, hi_u, kiln_cg_i64(cg, 1));
     win_ctx c = {&g, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
     c.plane_index = kiln_cg_udiv(cg, u, g.OH); /* item * CB + cb */
     c.oy = kiln_cg_urem(cg, u, g.OH);
     V cb = kiln_cg_urem(cg, c.plane_index, g.CB);
-    c.is_last = LLVMBuildICmp(cg->b, LLVMIntEQ, cb, i64c(cg, g.CB - 1), "");
-    c.x_plane = kiln_cg_gep(cg, px, mul64(cg, c.plane_index, g.H * g.W * cg->vl));
-    c.y_row = kiln_cg_gep(cg, py, mul64(cg, u, g.OW * cg->vl));
+    c.is_last = LLVMBuildICmp(cg->u->b, LLVMIntEQ, cb, kiln_cg_i64(cg, g.CB - 1), "");
+    c.x_plane = kiln_cg_gep(cg, px, kiln_cg_imul(cg, c.plane_index, g.H * g.W * cg->vl));
+    c.y_row = kiln_cg_gep(cg, py, kiln_cg_imul(cg, u, g.OW * cg->vl));
     if (kind == WIN_DEPTHWISE) {
-        c.w_block = kiln_cg_gep(cg, kiln_cg_weights_ptr(cg, w_off), mul64(cg, cb, g.kh * g.kw * cg->vl));
+        c.w_block = kiln_cg_gep(cg, kiln_cg_weights_ptr(cg, w_off), kiln_cg_imul(cg, cb, g.kh * g.kw * cg->vl));
         if (bid != KILN_NO_ID)
-            c.bias = kiln_cg_vload(cg, kiln_cg_weights_ptr(cg, b_off), mul64(cg, cb, cg->vl), NULL, 0.0);
+            c.bias = kiln_cg_vload(cg, kiln_cg_weights_ptr(cg, b_off), kiln_cg_imul(cg, cb, cg->vl), NULL, 0.0);
     }
     /* valid kernel rows: 0 <= oy * sh - pt + ky * dh < H */
-    V y0 = addc(cg, mul64(cg, c.oy, g.sh), -g.pt);
-    V neg = LLVMBuildSub(cg->b, i64c(cg, 0), y0, "");
-    c.ky0 = kiln_cg_udiv(cg, kiln_cg_smax(cg, addc(cg, neg, g.dh - 1), i64c(cg, 0)), g.dh);
-    V room_y = LLVMBuildSub(cg->b, i64c(cg, g.H - 1), y0, "");
-    V kyh = LLVMBuildSelect(cg->b, slt(cg, room_y, 0), i64c(cg, 0),
-                            addc(cg, kiln_cg_udiv(cg, kiln_cg_smax(cg, room_y, i64c(cg, 0)), g.dh), 1), "");
-    c.ky1 = kiln_cg_smax(cg, kiln_cg_smin(cg, kyh, i64c(cg, g.kh)), c.ky0);
+    V y0 = addc(cg, kiln_cg_imul(cg, c.oy, g.sh), -g.pt);
+    V neg = LLVMBuildSub(cg->u->b, kiln_cg_i64(cg, 0), y0, "");
+    c.ky0 = kiln_cg_udiv(cg, kiln_cg_smax(cg, addc(cg, neg, g.dh - 1), kiln_cg_i64(cg, 0)), g.dh);
+    V room_y = LLVMBuildSub(cg->u->b, kiln_cg_i64(cg, g.H - 1), y0, "");
+    V kyh = LLVMBuildSelect(cg->u->b, slt(cg, room_y, 0), kiln_cg_i64(cg, 0),
+                            addc(cg, kiln_cg_udiv(cg, kiln_cg_smax(cg, room_y, kiln_cg_i64(cg, 0)), g.dh), 1), "");
+    c.ky1 = kiln_cg_smax(cg, kiln_cg_smin(cg, kyh, kiln_cg_i64(cg, g.kh)), c.ky0);
     win_border_range(cg, &c, 0, lo);
     if (hi > lo) {
         const int64_t whole = lo + (hi - lo) / g.R * g.R;
         if (whole > lo) {
             kiln_cg_loop lx;
-            V ox = kiln_cg_for_begin(cg, &lx, i64c(cg, lo), i64c(cg, whole), i64c(cg, g.R));
+            V ox = kiln_cg_for_begin(cg, &lx, kiln_cg_i64(cg, lo), kiln_cg_i64(cg, whole), kiln_cg_i64(cg, g.R));
             win_fast(cg, &c, ox, (int)g.R);
             kiln_cg_for_end(cg, &lx);
         }
         if (hi > whole) {
             kiln_cg_loop lx;
-            V ox = kiln_cg_for_begin(cg, &lx, i64c(cg, whole), i64c(cg, hi), i64c(cg, 1));
+            V ox = kiln_cg_for_begin(cg, &lx, kiln_cg_i64(cg, whole), kiln_cg_i64(cg, hi), kiln_cg_i64(cg, 1));
             win_fast(cg, &c, ox, 1);
             kiln_cg_for_end(cg, &lx);
         }
@@ -736,28 +733,28 @@ static kiln_status global_avgpool_blocked(kiln_cg *cg, const kiln_node *n)
     V lo, hi;
     kiln_cg_task_range(cg, total_units(cg, xs, CB), per_task, &lo, &hi);
     kiln_cg_loop lu, lp;
-    V u = kiln_cg_for_begin(cg, &lu, lo, hi, i64c(cg, 1));
+    V u = kiln_cg_for_begin(cg, &lu, lo, hi, kiln_cg_i64(cg, 1));
     V item = kiln_cg_udiv(cg, u, CB), cb = kiln_cg_urem(cg, u, CB);
-    V plane = kiln_cg_gep(cg, px, mul64(cg, u, HW * cg->vl));
+    V plane = kiln_cg_gep(cg, px, kiln_cg_imul(cg, u, HW * cg->vl));
     V acc[4];
     emit_accumulators(cg, acc, 4, "gacc");
     for (int k = 0; k < 4; k++)
-        put(cg, acc[k], LLVMConstNull(cg->t_vf));
+        put(cg, acc[k], LLVMConstNull(cg->u->t_vf));
     const int64_t whole = HW / 4 * 4;
     if (whole > 0) {
-        V p = kiln_cg_for_begin(cg, &lp, i64c(cg, 0), i64c(cg, whole), i64c(cg, 4));
+        V p = kiln_cg_for_begin(cg, &lp, kiln_cg_i64(cg, 0), kiln_cg_i64(cg, whole), kiln_cg_i64(cg, 4));
         for (int k = 0; k < 4; k++)
-            put(cg, acc[k], LLVMBuildFAdd(cg->b, get(cg, acc[k]), kiln_cg_vload(cg, plane, mul64(cg, addc(cg, p, k), cg->vl), NULL, 0.0), ""));
+            put(cg, acc[k], LLVMBuildFAdd(cg->u->b, get(cg, acc[k]), kiln_cg_vload(cg, plane, kiln_cg_imul(cg, addc(cg, p, k), cg->vl), NULL, 0.0), ""));
         kiln_cg_for_end(cg, &lp);
     }
     for (int64_t p = whole; p < HW; p++)
-        put(cg, acc[p - whole], LLVMBuildFAdd(cg->b, get(cg, acc[p - whole]), kiln_cg_vload(cg, plane, i64c(cg, p * cg->vl), NULL, 0.0), ""));
-    V s = LLVMBuildFAdd(cg->b, LLVMBuildFAdd(cg->b, get(cg, acc[0]), get(cg, acc[1]), ""),
-                        LLVMBuildFAdd(cg->b, get(cg, acc[2]), get(cg, acc[3]), ""), "");
-    s = LLVMBuildFDiv(cg->b, s, kiln_cg_splat(cg, kiln_cg_f32(cg, (double)HW)), "mean");
-    V c0 = mul64(cg, cb, cg->vl);
-    V mask = C % cg->vl ? kiln_cg_tail_mask(cg, LLVMBuildSub(cg->b, i64c(cg, C), c0, "")) : NULL;
-    kiln_cg_vstore(cg, s, py, add64(cg, mul64(cg, item, C), c0), mask);
+        put(cg, acc[p - whole], LLVMBuildFAdd(cg->u->b, get(cg, acc[p - whole]), kiln_cg_vload(cg, plane, kiln_cg_i64(cg, p * cg->vl), NULL, 0.0), ""));
+    V s = LLVMBuildFAdd(cg->u->b, LLVMBuildFAdd(cg->u->b, get(cg, acc[0]), get(cg, acc[1]), ""),
+                        LLVMBuildFAdd(cg->u->b, get(cg, acc[2]), get(cg, acc[3]), ""), "");
+    s = LLVMBuildFDiv(cg->u->b, s, kiln_cg_splat(cg, kiln_cg_f32(cg, (double)HW)), "mean");
+    V c0 = kiln_cg_imul(cg, cb, cg->vl);
+    V mask = C % cg->vl ? kiln_cg_tail_mask(cg, LLVMBuildSub(cg->u->b, kiln_cg_i64(cg, C), c0, "")) : NULL;
+    kiln_cg_vstore(cg, s, py, kiln_cg_iadd(cg, kiln_cg_imul(cg, item, C), c0), mask);
     kiln_cg_for_end(cg, &lu);
     kiln_cg_task_end(cg, unit_count(xs, CB, per_task));
     return cg->status;
@@ -769,8 +766,8 @@ static kiln_status global_avgpool_blocked(kiln_cg *cg, const kiln_node *n)
 static V element_index(kiln_cg *cg, V c, V hw, int64_t b, int64_t HW)
 {
     if (b == 1)
-        return add64(cg, mul64(cg, c, HW), hw);
-    return add64(cg, mul64(cg, add64(cg, mul64(cg, kiln_cg_udiv(cg, c, b), HW), hw), b), kiln_cg_urem(cg, c, b));
+        return kiln_cg_iadd(cg, kiln_cg_imul(cg, c, HW), hw);
+    return kiln_cg_iadd(cg, kiln_cg_imul(cg, kiln_cg_iadd(cg, kiln_cg_imul(cg, kiln_cg_udiv(cg, c, b), HW), hw), b), kiln_cg_urem(cg, c, b));
 }
 
 kiln_status kiln_cg_emit_reorder(kiln_cg *cg, const kiln_node *n)
@@ -792,18 +789,18 @@ kiln_status kiln_cg_emit_reorder(kiln_cg *cg, const kiln_node *n)
     V lo, hi;
     kiln_cg_task_range(cg, total_units(cg, s, CBy), per_task, &lo, &hi);
     kiln_cg_loop lu, lp;
-    V u = kiln_cg_for_begin(cg, &lu, lo, hi, i64c(cg, 1));
+    V u = kiln_cg_for_begin(cg, &lu, lo, hi, kiln_cg_i64(cg, 1));
     V item = kiln_cg_udiv(cg, u, CBy), cb = kiln_cg_urem(cg, u, CBy);
-    V x_item = kiln_cg_gep(cg, px, mul64(cg, item, CBx * bx * HW));
-    V y_block = kiln_cg_gep(cg, py, mul64(cg, u, HW * by));
-    V hw = kiln_cg_for_begin(cg, &lp, i64c(cg, 0), i64c(cg, HW), i64c(cg, 1));
+    V x_item = kiln_cg_gep(cg, px, kiln_cg_imul(cg, item, CBx * bx * HW));
+    V y_block = kiln_cg_gep(cg, py, kiln_cg_imul(cg, u, HW * by));
+    V hw = kiln_cg_for_begin(cg, &lp, kiln_cg_i64(cg, 0), kiln_cg_i64(cg, HW), kiln_cg_i64(cg, 1));
     for (int64_t l = 0; l < by; l++) {
-        V c = addc(cg, mul64(cg, cb, by), l);
+        V c = addc(cg, kiln_cg_imul(cg, cb, by), l);
         V inside = slt(cg, c, C);
-        V safe = LLVMBuildSelect(cg->b, inside, c, i64c(cg, 0), "");
+        V safe = LLVMBuildSelect(cg->u->b, inside, c, kiln_cg_i64(cg, 0), "");
         V v = kiln_cg_load(cg, x_item, element_index(cg, safe, hw, bx, HW));
-        v = LLVMBuildSelect(cg->b, inside, v, kiln_cg_f32(cg, 0.0), "");
-        kiln_cg_store(cg, v, y_block, by == 1 ? hw : addc(cg, mul64(cg, hw, by), l));
+        v = LLVMBuildSelect(cg->u->b, inside, v, kiln_cg_f32(cg, 0.0), "");
+        kiln_cg_store(cg, v, y_block, by == 1 ? hw : addc(cg, kiln_cg_imul(cg, hw, by), l));
     }
     kiln_cg_for_end(cg, &lp);
     kiln_cg_for_end(cg, &lu);

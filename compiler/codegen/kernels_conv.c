@@ -59,15 +59,13 @@ static bool window_ok(const kiln_node *n)
            (!kiln_node_has(n, KILN_ATTR_DILATION) || n->attrs[KILN_ATTR_DILATION].n >= 2);
 }
 
-static V mul64(kiln_cg *cg, V a, int64_t b) { return b == 1 ? a : LLVMBuildMul(cg->b, a, kiln_cg_i64(cg, b), ""); }
-static V add64(kiln_cg *cg, V a, V b) { return LLVMBuildAdd(cg->b, a, b, ""); }
 
 static kiln_id stored_value(kiln_cg *cg, const kiln_node *n)
 {
-    return cg->epi && cg->epi->n > 0 ? cg->epi->out : n->output;
+    return cg->f.epi && cg->f.epi->n > 0 ? cg->f.epi->out : n->output;
 }
 
-static const kiln_cg_epilogue *epilogue(kiln_cg *cg) { return cg->epi && cg->epi->n > 0 ? cg->epi : NULL; }
+static const kiln_cg_epilogue *epilogue(kiln_cg *cg) { return cg->f.epi && cg->f.epi->n > 0 ? cg->f.epi : NULL; }
 
 /* The lanes of the output vector at ox0 read input columns (ox0 + lane) *
  * sw + off of a row. Outside the interior (borders, a row's last vector)
@@ -85,44 +83,44 @@ typedef struct window_mask {
 static V lanes_inside(kiln_cg *cg, V start, int64_t W)
 {
     if (W < ((int64_t)1 << 30)) {
-        LLVMTypeRef t = LLVMVectorType(cg->t_i32, (unsigned)cg->vl);
+        LLVMTypeRef t = LLVMVectorType(cg->u->t_i32, (unsigned)cg->vl);
         V lo = kiln_cg_smax(cg, kiln_cg_smin(cg, start, kiln_cg_i64(cg, (int64_t)1 << 30)), kiln_cg_i64(cg, -((int64_t)1 << 30)));
-        V s32 = LLVMBuildTrunc(cg->b, lo, cg->t_i32, "");
+        V s32 = LLVMBuildTrunc(cg->u->b, lo, cg->u->t_i32, "");
         V idx[64], zero[64];
         for (int i = 0; i < cg->vl; i++) {
             idx[i] = kiln_cg_i32(cg, i);
             zero[i] = kiln_cg_i32(cg, 0);
         }
-        V v = LLVMBuildInsertElement(cg->b, LLVMGetPoison(t), s32, kiln_cg_i32(cg, 0), "");
-        v = LLVMBuildShuffleVector(cg->b, v, LLVMGetPoison(t), LLVMConstVector(zero, (unsigned)cg->vl), "");
-        V x = LLVMBuildAdd(cg->b, v, LLVMConstVector(idx, (unsigned)cg->vl), "");
+        V v = LLVMBuildInsertElement(cg->u->b, LLVMGetPoison(t), s32, kiln_cg_i32(cg, 0), "");
+        v = LLVMBuildShuffleVector(cg->u->b, v, LLVMGetPoison(t), LLVMConstVector(zero, (unsigned)cg->vl), "");
+        V x = LLVMBuildAdd(cg->u->b, v, LLVMConstVector(idx, (unsigned)cg->vl), "");
         V wv = LLVMBuildShuffleVector(
-            cg->b, LLVMBuildInsertElement(cg->b, LLVMGetPoison(t), kiln_cg_i32(cg, (int32_t)W), kiln_cg_i32(cg, 0), ""),
+            cg->u->b, LLVMBuildInsertElement(cg->u->b, LLVMGetPoison(t), kiln_cg_i32(cg, (int32_t)W), kiln_cg_i32(cg, 0), ""),
             LLVMGetPoison(t), LLVMConstVector(zero, (unsigned)cg->vl), "");
-        return LLVMBuildAnd(cg->b, LLVMBuildICmp(cg->b, LLVMIntSGE, x, LLVMConstNull(t), ""),
-                            LLVMBuildICmp(cg->b, LLVMIntSLT, x, wv, ""), "inside");
+        return LLVMBuildAnd(cg->u->b, LLVMBuildICmp(cg->u->b, LLVMIntSGE, x, LLVMConstNull(t), ""),
+                            LLVMBuildICmp(cg->u->b, LLVMIntSLT, x, wv, ""), "inside");
     }
-    V x = LLVMBuildAdd(cg->b, kiln_cg_splat(cg, start), kiln_cg_iota64(cg), "");
-    return LLVMBuildAnd(cg->b, LLVMBuildICmp(cg->b, LLVMIntSGE, x, LLVMConstNull(cg->t_vi64), ""),
-                        LLVMBuildICmp(cg->b, LLVMIntSLT, x, kiln_cg_splat(cg, kiln_cg_i64(cg, W)), ""), "inside");
+    V x = LLVMBuildAdd(cg->u->b, kiln_cg_splat(cg, start), kiln_cg_iota64(cg), "");
+    return LLVMBuildAnd(cg->u->b, LLVMBuildICmp(cg->u->b, LLVMIntSGE, x, LLVMConstNull(cg->u->t_vi64), ""),
+                        LLVMBuildICmp(cg->u->b, LLVMIntSLT, x, kiln_cg_splat(cg, kiln_cg_i64(cg, W)), ""), "inside");
 }
 
 static window_mask window_mask_at(kiln_cg *cg, V ox0, int64_t sw, V off, int64_t W, V valid)
 {
     window_mask m = {NULL, NULL, NULL};
-    V start = LLVMBuildAdd(cg->b, sw == 1 ? ox0 : LLVMBuildMul(cg->b, ox0, kiln_cg_i64(cg, sw), ""), off, "");
+    V start = LLVMBuildAdd(cg->u->b, sw == 1 ? ox0 : LLVMBuildMul(cg->u->b, ox0, kiln_cg_i64(cg, sw), ""), off, "");
     if (sw == 1) {
         m.m0 = kiln_cg_mask_and(cg, lanes_inside(cg, start, W), valid);
     } else if (sw == 2) {
         /* lanes past the valid outputs may read inside the row: harmless, their results are not stored */
         m.m0 = lanes_inside(cg, start, W);
-        m.m1 = lanes_inside(cg, LLVMBuildAdd(cg->b, start, kiln_cg_i64(cg, cg->vl), ""), W);
+        m.m1 = lanes_inside(cg, LLVMBuildAdd(cg->u->b, start, kiln_cg_i64(cg, cg->vl), ""), W);
     } else {
-        V ox = LLVMBuildAdd(cg->b, kiln_cg_splat(cg, ox0), kiln_cg_iota64(cg), "");
-        V ix = LLVMBuildAdd(cg->b, LLVMBuildMul(cg->b, ox, kiln_cg_splat(cg, kiln_cg_i64(cg, sw)), ""),
+        V ox = LLVMBuildAdd(cg->u->b, kiln_cg_splat(cg, ox0), kiln_cg_iota64(cg), "");
+        V ix = LLVMBuildAdd(cg->u->b, LLVMBuildMul(cg->u->b, ox, kiln_cg_splat(cg, kiln_cg_i64(cg, sw)), ""),
                             kiln_cg_splat(cg, off), "ix");
-        V inb = LLVMBuildAnd(cg->b, LLVMBuildICmp(cg->b, LLVMIntSGE, ix, LLVMConstNull(cg->t_vi64), ""),
-                             LLVMBuildICmp(cg->b, LLVMIntSLT, ix, kiln_cg_splat(cg, kiln_cg_i64(cg, W)), ""), "inb");
+        V inb = LLVMBuildAnd(cg->u->b, LLVMBuildICmp(cg->u->b, LLVMIntSGE, ix, LLVMConstNull(cg->u->t_vi64), ""),
+                             LLVMBuildICmp(cg->u->b, LLVMIntSLT, ix, kiln_cg_splat(cg, kiln_cg_i64(cg, W)), ""), "inb");
         m.m0 = kiln_cg_mask_and(cg, inb, valid);
         m.idx = ix;
     }
@@ -134,11 +132,11 @@ static V even_lanes(kiln_cg *cg, V lo, V hi);
 static V window_load(kiln_cg *cg, V row, V ox0, int64_t sw, V off, const window_mask *m, double passthru)
 {
     if (sw == 1)
-        return kiln_cg_vload(cg, row, LLVMBuildAdd(cg->b, ox0, off, ""), m->m0, passthru);
+        return kiln_cg_vload(cg, row, LLVMBuildAdd(cg->u->b, ox0, off, ""), m->m0, passthru);
     if (sw == 2) {
-        V start = LLVMBuildAdd(cg->b, LLVMBuildMul(cg->b, ox0, kiln_cg_i64(cg, 2), ""), off, "");
+        V start = LLVMBuildAdd(cg->u->b, LLVMBuildMul(cg->u->b, ox0, kiln_cg_i64(cg, 2), ""), off, "");
         return even_lanes(cg, kiln_cg_vload(cg, row, start, m->m0, passthru),
-                          kiln_cg_vload(cg, row, LLVMBuildAdd(cg->b, start, kiln_cg_i64(cg, cg->vl), ""), m->m1, passthru));
+                          kiln_cg_vload(cg, row, LLVMBuildAdd(cg->u->b, start, kiln_cg_i64(cg, cg->vl), ""), m->m1, passthru));
     }
     return kiln_cg_gather(cg, row, m->idx, m->m0, passthru);
 }
@@ -147,19 +145,19 @@ static V window_load(kiln_cg *cg, V row, V ox0, int64_t sw, V off, const window_
  * elements from ox0 * sw + off readable. */
 static V window_fast(kiln_cg *cg, V row, V ox0, int64_t sw, V off)
 {
-    V start = add64(cg, mul64(cg, ox0, sw), off);
+    V start = kiln_cg_iadd(cg, kiln_cg_imul(cg, ox0, sw), off);
     if (sw == 1)
         return kiln_cg_vload(cg, row, start, NULL, 0.0);
     if (sw == 2) {
         V lo = kiln_cg_vload(cg, row, start, NULL, 0.0);
-        V hi = kiln_cg_vload(cg, row, add64(cg, start, kiln_cg_i64(cg, cg->vl)), NULL, 0.0);
+        V hi = kiln_cg_vload(cg, row, kiln_cg_iadd(cg, start, kiln_cg_i64(cg, cg->vl)), NULL, 0.0);
         V idx[64];
         for (int i = 0; i < cg->vl; i++)
             idx[i] = kiln_cg_i32(cg, 2 * i);
-        return LLVMBuildShuffleVector(cg->b, lo, hi, LLVMConstVector(idx, (unsigned)cg->vl), "even");
+        return LLVMBuildShuffleVector(cg->u->b, lo, hi, LLVMConstVector(idx, (unsigned)cg->vl), "even");
     }
-    V ox = LLVMBuildAdd(cg->b, kiln_cg_splat(cg, ox0), kiln_cg_iota64(cg), "");
-    V ix = LLVMBuildAdd(cg->b, LLVMBuildMul(cg->b, ox, kiln_cg_splat(cg, kiln_cg_i64(cg, sw)), ""),
+    V ox = LLVMBuildAdd(cg->u->b, kiln_cg_splat(cg, ox0), kiln_cg_iota64(cg), "");
+    V ix = LLVMBuildAdd(cg->u->b, LLVMBuildMul(cg->u->b, ox, kiln_cg_splat(cg, kiln_cg_i64(cg, sw)), ""),
                         kiln_cg_splat(cg, off), "ix");
     return kiln_cg_gather(cg, row, ix, NULL, 0.0);
 }
@@ -182,11 +180,11 @@ static void row_loop(kiln_cg *cg, int64_t OW, int64_t fast_lo, int64_t fast_hi, 
 {
     kiln_cg_loop l;
     V ox0 = kiln_cg_for_begin(cg, &l, kiln_cg_i64(cg, 0), kiln_cg_i64(cg, OW), kiln_cg_i64(cg, cg->vl));
-    V left = LLVMBuildSub(cg->b, kiln_cg_i64(cg, OW), ox0, "");
+    V left = LLVMBuildSub(cg->u->b, kiln_cg_i64(cg, OW), ox0, "");
     if (fast_lo <= fast_hi && fast_lo < OW) {
-        V fast = LLVMBuildAnd(cg->b, LLVMBuildICmp(cg->b, LLVMIntSGE, left, kiln_cg_i64(cg, cg->vl), ""),
-                              LLVMBuildAnd(cg->b, LLVMBuildICmp(cg->b, LLVMIntSGE, ox0, kiln_cg_i64(cg, fast_lo), ""),
-                                           LLVMBuildICmp(cg->b, LLVMIntSLE, ox0, kiln_cg_i64(cg, fast_hi), ""), ""),
+        V fast = LLVMBuildAnd(cg->u->b, LLVMBuildICmp(cg->u->b, LLVMIntSGE, left, kiln_cg_i64(cg, cg->vl), ""),
+                              LLVMBuildAnd(cg->u->b, LLVMBuildICmp(cg->u->b, LLVMIntSGE, ox0, kiln_cg_i64(cg, fast_lo), ""),
+                                           LLVMBuildICmp(cg->u->b, LLVMIntSLE, ox0, kiln_cg_i64(cg, fast_hi), ""), ""),
                               "interior");
         kiln_cg_if f;
         kiln_cg_if_begin(cg, &f, fast);
@@ -258,16 +256,16 @@ static void direct_body(kiln_cg *cg, V ox0, V mask, bool fast, void *p)
     for (int64_t kx = 0; !fast && hoist && kx < w->kw; kx++)
         wm[kx] = window_mask_at(cg, ox0, w->sw, kiln_cg_i64(cg, kx * w->dw - w->pl), a->W, mask);
     for (int64_t ky = 0; ky < w->kh; ky++) {
-        V iy = add64(cg, mul64(cg, a->oy, w->sh), kiln_cg_i64(cg, ky * w->dh - w->pt));
-        V in = LLVMBuildAnd(cg->b, LLVMBuildICmp(cg->b, LLVMIntSGE, iy, kiln_cg_i64(cg, 0), ""),
-                            LLVMBuildICmp(cg->b, LLVMIntSLT, iy, kiln_cg_i64(cg, a->H), ""), "");
-        LLVMBasicBlockRef before = LLVMGetInsertBlock(cg->b);
+        V iy = kiln_cg_iadd(cg, kiln_cg_imul(cg, a->oy, w->sh), kiln_cg_i64(cg, ky * w->dh - w->pt));
+        V in = LLVMBuildAnd(cg->u->b, LLVMBuildICmp(cg->u->b, LLVMIntSGE, iy, kiln_cg_i64(cg, 0), ""),
+                            LLVMBuildICmp(cg->u->b, LLVMIntSLT, iy, kiln_cg_i64(cg, a->H), ""), "");
+        LLVMBasicBlockRef before = LLVMGetInsertBlock(cg->u->b);
         kiln_cg_if f;
         kiln_cg_if_begin(cg, &f, in);
-        V row = kiln_cg_gep(cg, a->x_plane, mul64(cg, iy, a->W));
+        V row = kiln_cg_gep(cg, a->x_plane, kiln_cg_imul(cg, iy, a->W));
         V sum[DIRECT_MAX_FILTERS];
         for (int64_t i = 0; i < a->nf; i++)
-            sum[i] = LLVMConstNull(cg->t_vf);
+            sum[i] = LLVMConstNull(cg->u->t_vf);
         for (int64_t kx = 0; kx < w->kw; kx++) {
             V off = kiln_cg_i64(cg, kx * w->dw - w->pl);
             window_mask here = fast || hoist ? (window_mask){NULL, NULL, NULL} : window_mask_at(cg, ox0, w->sw, off, a->W, mask);
@@ -278,22 +276,22 @@ static void direct_body(kiln_cg *cg, V ox0, V mask, bool fast, void *p)
                 sum[i] = kiln_cg_fma(cg, wt, v, sum[i]);
             }
         }
-        LLVMBasicBlockRef then_end = LLVMGetInsertBlock(cg->b);
+        LLVMBasicBlockRef then_end = LLVMGetInsertBlock(cg->u->b);
         kiln_cg_if_end(cg, &f);
         /* the row's sums, or 0 where the row lies in the padding */
-        V zero = LLVMConstNull(cg->t_vf), phi[DIRECT_MAX_FILTERS];
+        V zero = LLVMConstNull(cg->u->t_vf), phi[DIRECT_MAX_FILTERS];
         for (int64_t i = 0; i < a->nf; i++) { /* the phis first: they head the join block */
-            phi[i] = LLVMBuildPhi(cg->b, cg->t_vf, "rowsum");
+            phi[i] = LLVMBuildPhi(cg->u->b, cg->u->t_vf, "rowsum");
             LLVMAddIncoming(phi[i], &sum[i], &then_end, 1);
             LLVMAddIncoming(phi[i], &zero, &before, 1); /* the join is the else block */
         }
         for (int64_t i = 0; i < a->nf; i++)
-            total[i] = total[i] ? LLVMBuildFAdd(cg->b, total[i], phi[i], "") : phi[i];
+            total[i] = total[i] ? LLVMBuildFAdd(cg->u->b, total[i], phi[i], "") : phi[i];
     }
     for (int64_t i = 0; i < a->nf; i++) {
-        V val = a->bias_f[i] ? LLVMBuildFAdd(cg->b, total[i], kiln_cg_splat(cg, a->bias_f[i]), "") : total[i];
+        V val = a->bias_f[i] ? LLVMBuildFAdd(cg->u->b, total[i], kiln_cg_splat(cg, a->bias_f[i]), "") : total[i];
         if (epilogue(cg))
-            val = kiln_cg_epi_apply(cg, cg->epi, val, a->offs[i], add64(cg, a->col0, ox0), mask);
+            val = kiln_cg_epi_apply(cg, cg->f.epi, val, a->offs[i], kiln_cg_iadd(cg, a->col0, ox0), mask);
         kiln_cg_vstore(cg, val, kiln_cg_gep(cg, a->y_plane[i], a->col0), ox0, mask);
     }
 }
@@ -320,24 +318,24 @@ static kiln_status conv_direct(kiln_cg *cg, const kiln_node *n, const window *w,
     V px = kiln_cg_value_ptr(cg, n->inputs[0]), py = kiln_cg_value_ptr(cg, stored_value(cg, n));
     V pw = kiln_cg_weights_ptr(cg, w_off), pbias = has_bias ? kiln_cg_weights_ptr(cg, b_off) : NULL;
     if (epilogue(cg))
-        kiln_cg_epi_begin(cg, cg->epi);
+        kiln_cg_epi_begin(cg, cg->f.epi);
     V lo, hi;
-    V total = LLVMBuildUDiv(cg->b, kiln_cg_value_elems(cg, n->output), kiln_cg_i64(cg, nf * OH * OW), "units");
+    V total = LLVMBuildUDiv(cg->u->b, kiln_cg_value_elems(cg, n->output), kiln_cg_i64(cg, nf * OH * OW), "units");
     kiln_cg_task_range(cg, total, per_task, &lo, &hi);
     kiln_cg_loop lp, ly;
     V unit = kiln_cg_for_begin(cg, &lp, lo, hi, kiln_cg_i64(cg, 1));
-    V plane0 = mul64(cg, unit, nf); /* the block's first output plane: item * F + its first filter */
+    V plane0 = kiln_cg_imul(cg, unit, nf); /* the block's first output plane: item * F + its first filter */
     V f0 = kiln_cg_urem(cg, plane0, F), nb = kiln_cg_udiv(cg, plane0, F);
     V ch = kiln_cg_udiv(cg, f0, Fg);
     direct_arg a = {.w = w, .nf = nf, .H = H, .W = W};
-    a.x_plane = kiln_cg_gep(cg, px, mul64(cg, add64(cg, mul64(cg, nb, C), ch), H * W));
+    a.x_plane = kiln_cg_gep(cg, px, kiln_cg_imul(cg, kiln_cg_iadd(cg, kiln_cg_imul(cg, nb, C), ch), H * W));
     for (int64_t i = 0; i < nf; i++) {
-        V plane = add64(cg, plane0, kiln_cg_i64(cg, i)), f = add64(cg, f0, kiln_cg_i64(cg, i));
-        a.w_f[i] = kiln_cg_gep(cg, pw, mul64(cg, f, w->kh * w->kw));
+        V plane = kiln_cg_iadd(cg, plane0, kiln_cg_i64(cg, i)), f = kiln_cg_iadd(cg, f0, kiln_cg_i64(cg, i));
+        a.w_f[i] = kiln_cg_gep(cg, pw, kiln_cg_imul(cg, f, w->kh * w->kw));
         a.bias_f[i] = pbias ? kiln_cg_load(cg, pbias, f) : NULL;
-        a.y_plane[i] = kiln_cg_gep(cg, py, mul64(cg, plane, OH * OW));
+        a.y_plane[i] = kiln_cg_gep(cg, py, kiln_cg_imul(cg, plane, OH * OW));
         if (epilogue(cg))
-            kiln_cg_epi_row(cg, cg->epi, plane, a.offs[i]); /* the view's rows are the planes */
+            kiln_cg_epi_row(cg, cg->f.epi, plane, a.offs[i]); /* the view's rows are the planes */
     }
     V wv[64];
     if (nf == 1 && w->kh * w->kw <= 64) { /* registers (or one spill slot each) rather than a load per tap and pixel */
@@ -346,7 +344,7 @@ static kiln_status conv_direct(kiln_cg *cg, const kiln_node *n, const window *w,
         a.wv = wv;
     }
     a.oy = kiln_cg_for_begin(cg, &ly, kiln_cg_i64(cg, 0), kiln_cg_i64(cg, OH), kiln_cg_i64(cg, 1));
-    a.col0 = mul64(cg, a.oy, OW);
+    a.col0 = kiln_cg_imul(cg, a.oy, OW);
     row_loop(cg, OW, fast_lo, fast_hi, direct_body, &a);
     kiln_cg_for_end(cg, &ly);
     kiln_cg_for_end(cg, &lp);
@@ -377,8 +375,8 @@ static V lanes_i64(kiln_cg *cg, int64_t v) { return kiln_cg_splat(cg, kiln_cg_i6
 
 static V in_range(kiln_cg *cg, V v, int64_t hi) /* 0 <= v < hi, vector i64 */
 {
-    return LLVMBuildAnd(cg->b, LLVMBuildICmp(cg->b, LLVMIntSGE, v, LLVMConstNull(cg->t_vi64), ""),
-                        LLVMBuildICmp(cg->b, LLVMIntSLT, v, lanes_i64(cg, hi), ""), "");
+    return LLVMBuildAnd(cg->u->b, LLVMBuildICmp(cg->u->b, LLVMIntSGE, v, LLVMConstNull(cg->u->t_vi64), ""),
+                        LLVMBuildICmp(cg->u->b, LLVMIntSLT, v, lanes_i64(cg, hi), ""), "");
 }
 
 static V even_lanes(kiln_cg *cg, V lo, V hi)
@@ -386,7 +384,7 @@ static V even_lanes(kiln_cg *cg, V lo, V hi)
     V idx[64];
     for (int i = 0; i < cg->vl; i++)
         idx[i] = kiln_cg_i32(cg, 2 * i);
-    return LLVMBuildShuffleVector(cg->b, lo, hi, LLVMConstVector(idx, (unsigned)cg->vl), "even");
+    return LLVMBuildShuffleVector(cg->u->b, lo, hi, LLVMConstVector(idx, (unsigned)cg->vl), "even");
 }
 
 /* A loop-invariant base pointer of a channel loop, as an opaque value: its
@@ -395,7 +393,7 @@ static V even_lanes(kiln_cg *cg, V lo, V hi)
  * of the loop (a third of the backend's time on ResNet-18). Frozen, LSR
  * sees only the loop's own strides; the code is the same (a freeze of a
  * pointer is no instruction). */
-static V opaque(kiln_cg *cg, V p) { return LLVMBuildFreeze(cg->b, p, "base"); }
+static V opaque(kiln_cg *cg, V p) { return LLVMBuildFreeze(cg->u->b, p, "base"); }
 
 static void conv_pack_b(kiln_cg *cg, void *arg, V dst, V j, V ncols, V k0, V k1)
 {
@@ -409,23 +407,23 @@ static void conv_pack_b(kiln_cg *cg, void *arg, V dst, V j, V ncols, V k0, V k1)
     const int64_t segs = (cg->vl - 1 + c->OW - 1) / c->OW + 1; /* output rows a vector can touch */
     kiln_cg_loop lv;
     V v = kiln_cg_for_begin(cg, &lv, kiln_cg_i64(cg, 0), kiln_cg_i64(cg, gc->nr), kiln_cg_i64(cg, 1));
-    V vcol = mul64(cg, v, cg->vl);
-    V p0 = add64(cg, j, vcol);
+    V vcol = kiln_cg_imul(cg, v, cg->vl);
+    V p0 = kiln_cg_iadd(cg, j, vcol);
     V oy0 = kiln_cg_udiv(cg, p0, c->OW), ox0 = kiln_cg_urem(cg, p0, c->OW);
-    V nvalid = LLVMBuildSub(cg->b, ncols, vcol, "");
-    V single = LLVMBuildAnd(cg->b, LLVMBuildICmp(cg->b, LLVMIntSLE, add64(cg, ox0, kiln_cg_i64(cg, cg->vl)),
+    V nvalid = LLVMBuildSub(cg->u->b, ncols, vcol, "");
+    V single = LLVMBuildAnd(cg->u->b, LLVMBuildICmp(cg->u->b, LLVMIntSLE, kiln_cg_iadd(cg, ox0, kiln_cg_i64(cg, cg->vl)),
                                                  kiln_cg_i64(cg, c->OW), ""),
-                            LLVMBuildICmp(cg->b, LLVMIntSGE, nvalid, kiln_cg_i64(cg, cg->vl), ""), "one_row");
-    V iy0 = LLVMBuildSub(cg->b, mul64(cg, oy0, w->sh), kiln_cg_i64(cg, w->pt), ""); /* input row of ky = 0 */
-    V ix0 = LLVMBuildSub(cg->b, mul64(cg, ox0, w->sw), kiln_cg_i64(cg, w->pl), "");  /* input column of kx = 0 */
-    V xin = LLVMBuildAnd(cg->b, LLVMBuildICmp(cg->b, LLVMIntSGE, ox0, kiln_cg_i64(cg, fast_lo), ""),
-                         LLVMBuildICmp(cg->b, LLVMIntSLE, ox0, kiln_cg_i64(cg, fast_hi), ""), "");
-    V yin = LLVMBuildAnd(cg->b, LLVMBuildICmp(cg->b, LLVMIntSGE, iy0, kiln_cg_i64(cg, 0), ""),
-                         LLVMBuildICmp(cg->b, LLVMIntSLT, add64(cg, iy0, kiln_cg_i64(cg, (w->kh - 1) * w->dh)),
+                            LLVMBuildICmp(cg->u->b, LLVMIntSGE, nvalid, kiln_cg_i64(cg, cg->vl), ""), "one_row");
+    V iy0 = LLVMBuildSub(cg->u->b, kiln_cg_imul(cg, oy0, w->sh), kiln_cg_i64(cg, w->pt), ""); /* input row of ky = 0 */
+    V ix0 = LLVMBuildSub(cg->u->b, kiln_cg_imul(cg, ox0, w->sw), kiln_cg_i64(cg, w->pl), "");  /* input column of kx = 0 */
+    V xin = LLVMBuildAnd(cg->u->b, LLVMBuildICmp(cg->u->b, LLVMIntSGE, ox0, kiln_cg_i64(cg, fast_lo), ""),
+                         LLVMBuildICmp(cg->u->b, LLVMIntSLE, ox0, kiln_cg_i64(cg, fast_hi), ""), "");
+    V yin = LLVMBuildAnd(cg->u->b, LLVMBuildICmp(cg->u->b, LLVMIntSGE, iy0, kiln_cg_i64(cg, 0), ""),
+                         LLVMBuildICmp(cg->u->b, LLVMIntSLT, kiln_cg_iadd(cg, iy0, kiln_cg_i64(cg, (w->kh - 1) * w->dh)),
                                        kiln_cg_i64(cg, c->H), ""), "");
-    V fast = LLVMBuildAnd(cg->b, single, LLVMBuildAnd(cg->b, xin, yin, ""), "interior");
+    V fast = LLVMBuildAnd(cg->u->b, single, LLVMBuildAnd(cg->u->b, xin, yin, ""), "interior");
     V dst_v = kiln_cg_gep(cg, dst, vcol);
-    V origin = add64(cg, mul64(cg, iy0, c->W), ix0); /* tap (0, 0) of lane 0 */
+    V origin = kiln_cg_iadd(cg, kiln_cg_imul(cg, iy0, c->W), ix0); /* tap (0, 0) of lane 0 */
     kiln_cg_if f_fast;
     kiln_cg_if_begin(cg, &f_fast, fast);
     {
@@ -433,8 +431,8 @@ static void conv_pack_b(kiln_cg *cg, void *arg, V dst, V j, V ncols, V k0, V k1)
         kiln_cg_loop lc;
         V base = opaque(cg, kiln_cg_gep(cg, c->x, origin)), dbase = opaque(cg, dst_v);
         V ci = kiln_cg_for_begin(cg, &lc, c0, c1, kiln_cg_i64(cg, 1));
-        V plane = kiln_cg_gep(cg, base, mul64(cg, ci, HW));
-        V row = kiln_cg_gep(cg, dbase, mul64(cg, LLVMBuildSub(cg->b, ci, c0, ""), c->khw * NR));
+        V plane = kiln_cg_gep(cg, base, kiln_cg_imul(cg, ci, HW));
+        V row = kiln_cg_gep(cg, dbase, kiln_cg_imul(cg, LLVMBuildSub(cg->u->b, ci, c0, ""), c->khw * NR));
         for (int64_t ky = 0; ky < w->kh; ky++)
             for (int64_t kx = 0; kx < w->kw; kx++) {
                 V val = window_fast(cg, plane, kiln_cg_i64(cg, 0), w->sw, kiln_cg_i64(cg, ky * w->dh * c->W + kx * w->dw));
@@ -448,38 +446,38 @@ static void conv_pack_b(kiln_cg *cg, void *arg, V dst, V j, V ncols, V k0, V k1)
          * runtime loop, so the code does not grow with the kernel), its
          * masks computed once for all channels. */
         V lane = kiln_cg_iota64(cg);
-        V valid = LLVMBuildICmp(cg->b, LLVMIntSLT, lane, kiln_cg_splat(cg, nvalid), "");
-        V pl = LLVMBuildAdd(cg->b, kiln_cg_splat(cg, p0), lane, "");
-        V oy = LLVMBuildUDiv(cg->b, pl, lanes_i64(cg, c->OW), ""), ox = LLVMBuildURem(cg->b, pl, lanes_i64(cg, c->OW), "");
+        V valid = LLVMBuildICmp(cg->u->b, LLVMIntSLT, lane, kiln_cg_splat(cg, nvalid), "");
+        V pl = LLVMBuildAdd(cg->u->b, kiln_cg_splat(cg, p0), lane, "");
+        V oy = LLVMBuildUDiv(cg->u->b, pl, lanes_i64(cg, c->OW), ""), ox = LLVMBuildURem(cg->u->b, pl, lanes_i64(cg, c->OW), "");
         kiln_cg_loop lt;
         V t = kiln_cg_for_begin(cg, &lt, kiln_cg_i64(cg, 0), kiln_cg_i64(cg, c->khw), kiln_cg_i64(cg, 1));
         V ky = kiln_cg_udiv(cg, t, w->kw), kx = kiln_cg_urem(cg, t, w->kw);
-        V dy = mul64(cg, ky, w->dh), dx = mul64(cg, kx, w->dw);
-        V tdst = opaque(cg, kiln_cg_gep(cg, dst_v, mul64(cg, t, NR)));
+        V dy = kiln_cg_imul(cg, ky, w->dh), dx = kiln_cg_imul(cg, kx, w->dw);
+        V tdst = opaque(cg, kiln_cg_gep(cg, dst_v, kiln_cg_imul(cg, t, NR)));
         kiln_cg_if f_single;
         kiln_cg_if_begin(cg, &f_single, single);
         {
             /* One output row at a border: a bounds mask (a row in the
              * padding: no lane); stride 2: two masked loads and a shuffle;
              * other strides: a masked gather. */
-            V iy = add64(cg, iy0, dy), start = add64(cg, ix0, dx); /* row, column of lane 0 */
-            V row_ok = kiln_cg_splat(cg, LLVMBuildAnd(cg->b, LLVMBuildICmp(cg->b, LLVMIntSGE, iy, kiln_cg_i64(cg, 0), ""),
-                                                      LLVMBuildICmp(cg->b, LLVMIntSLT, iy, kiln_cg_i64(cg, c->H), ""), ""));
-            V s0 = LLVMBuildAdd(cg->b, kiln_cg_splat(cg, start), lane, "");
+            V iy = kiln_cg_iadd(cg, iy0, dy), start = kiln_cg_iadd(cg, ix0, dx); /* row, column of lane 0 */
+            V row_ok = kiln_cg_splat(cg, LLVMBuildAnd(cg->u->b, LLVMBuildICmp(cg->u->b, LLVMIntSGE, iy, kiln_cg_i64(cg, 0), ""),
+                                                      LLVMBuildICmp(cg->u->b, LLVMIntSLT, iy, kiln_cg_i64(cg, c->H), ""), ""));
+            V s0 = LLVMBuildAdd(cg->u->b, kiln_cg_splat(cg, start), lane, "");
             V m0 = NULL, m1 = NULL, idx = NULL;
             if (w->sw <= 2) {
-                m0 = LLVMBuildAnd(cg->b, row_ok, in_range(cg, s0, c->W), "");
+                m0 = LLVMBuildAnd(cg->u->b, row_ok, in_range(cg, s0, c->W), "");
                 if (w->sw == 2)
-                    m1 = LLVMBuildAnd(cg->b, row_ok, in_range(cg, LLVMBuildAdd(cg->b, s0, lanes_i64(cg, cg->vl), ""), c->W), "");
+                    m1 = LLVMBuildAnd(cg->u->b, row_ok, in_range(cg, LLVMBuildAdd(cg->u->b, s0, lanes_i64(cg, cg->vl), ""), c->W), "");
             } else {
-                V ix = LLVMBuildAdd(cg->b, kiln_cg_splat(cg, start), LLVMBuildMul(cg->b, lane, lanes_i64(cg, w->sw), ""), "");
-                m0 = LLVMBuildAnd(cg->b, row_ok, in_range(cg, ix, c->W), "");
-                idx = LLVMBuildSelect(cg->b, m0, LLVMBuildMul(cg->b, lane, lanes_i64(cg, w->sw), ""), LLVMConstNull(cg->t_vi64), "");
+                V ix = LLVMBuildAdd(cg->u->b, kiln_cg_splat(cg, start), LLVMBuildMul(cg->u->b, lane, lanes_i64(cg, w->sw), ""), "");
+                m0 = LLVMBuildAnd(cg->u->b, row_ok, in_range(cg, ix, c->W), "");
+                idx = LLVMBuildSelect(cg->u->b, m0, LLVMBuildMul(cg->u->b, lane, lanes_i64(cg, w->sw), ""), LLVMConstNull(cg->u->t_vi64), "");
             }
-            V at = opaque(cg, kiln_cg_gep(cg, c->x, add64(cg, mul64(cg, iy, c->W), start)));
+            V at = opaque(cg, kiln_cg_gep(cg, c->x, kiln_cg_iadd(cg, kiln_cg_imul(cg, iy, c->W), start)));
             kiln_cg_loop lc;
             V ci = kiln_cg_for_begin(cg, &lc, c0, c1, kiln_cg_i64(cg, 1));
-            V src = kiln_cg_gep(cg, at, mul64(cg, ci, HW));
+            V src = kiln_cg_gep(cg, at, kiln_cg_imul(cg, ci, HW));
             V val;
             if (idx)
                 val = kiln_cg_gather(cg, src, idx, m0, 0.0);
@@ -488,7 +486,7 @@ static void conv_pack_b(kiln_cg *cg, void *arg, V dst, V j, V ncols, V k0, V k1)
                                  kiln_cg_vload(cg, src, kiln_cg_i64(cg, cg->vl), m1, 0.0));
             else
                 val = kiln_cg_vload(cg, src, kiln_cg_i64(cg, 0), m0, 0.0);
-            kiln_cg_vstore(cg, val, tdst, mul64(cg, LLVMBuildSub(cg->b, ci, c0, ""), c->khw * NR), NULL);
+            kiln_cg_vstore(cg, val, tdst, kiln_cg_imul(cg, LLVMBuildSub(cg->u->b, ci, c0, ""), c->khw * NR), NULL);
             kiln_cg_for_end(cg, &lc);
         }
         kiln_cg_if_else(cg, &f_single);
@@ -496,37 +494,37 @@ static void conv_pack_b(kiln_cg *cg, void *arg, V dst, V j, V ncols, V k0, V k1)
             /* Across output rows: per-lane rows and columns. Stride 1 with
              * a few rows touched: one masked load per row (its lanes are
              * contiguous), blended; otherwise a gather. */
-            V iy = LLVMBuildAdd(cg->b, LLVMBuildMul(cg->b, oy, lanes_i64(cg, w->sh), ""),
-                                LLVMBuildSub(cg->b, kiln_cg_splat(cg, dy), lanes_i64(cg, w->pt), ""), "");
-            V ix = LLVMBuildAdd(cg->b, LLVMBuildMul(cg->b, ox, lanes_i64(cg, w->sw), ""),
-                                LLVMBuildSub(cg->b, kiln_cg_splat(cg, dx), lanes_i64(cg, w->pl), ""), "");
-            V m = LLVMBuildAnd(cg->b, LLVMBuildAnd(cg->b, in_range(cg, iy, c->H), in_range(cg, ix, c->W), ""), valid, "");
+            V iy = LLVMBuildAdd(cg->u->b, LLVMBuildMul(cg->u->b, oy, lanes_i64(cg, w->sh), ""),
+                                LLVMBuildSub(cg->u->b, kiln_cg_splat(cg, dy), lanes_i64(cg, w->pt), ""), "");
+            V ix = LLVMBuildAdd(cg->u->b, LLVMBuildMul(cg->u->b, ox, lanes_i64(cg, w->sw), ""),
+                                LLVMBuildSub(cg->u->b, kiln_cg_splat(cg, dx), lanes_i64(cg, w->pl), ""), "");
+            V m = LLVMBuildAnd(cg->u->b, LLVMBuildAnd(cg->u->b, in_range(cg, iy, c->H), in_range(cg, ix, c->W), ""), valid, "");
             if (w->sw == 1 && segs <= 4) {
                 V in_q[4], at_q[4];
                 for (int64_t q = 0; q < segs; q++) {
-                    V lx = LLVMBuildAdd(cg->b, kiln_cg_splat(cg, LLVMBuildSub(cg->b, ox0, kiln_cg_i64(cg, q * c->OW), "")), lane, "");
-                    in_q[q] = LLVMBuildAnd(cg->b, in_range(cg, lx, c->OW), m, "");
+                    V lx = LLVMBuildAdd(cg->u->b, kiln_cg_splat(cg, LLVMBuildSub(cg->u->b, ox0, kiln_cg_i64(cg, q * c->OW), "")), lane, "");
+                    in_q[q] = LLVMBuildAnd(cg->u->b, in_range(cg, lx, c->OW), m, "");
                     /* where lane 0 would read in row q: lane l then reads at_q + l */
-                    at_q[q] = opaque(cg, kiln_cg_gep(cg, c->x, add64(cg, mul64(cg, add64(cg, iy0, add64(cg, dy, kiln_cg_i64(cg, q * w->sh))), c->W),
-                                    add64(cg, LLVMBuildSub(cg->b, ix0, kiln_cg_i64(cg, q * c->OW), ""), dx))));
+                    at_q[q] = opaque(cg, kiln_cg_gep(cg, c->x, kiln_cg_iadd(cg, kiln_cg_imul(cg, kiln_cg_iadd(cg, iy0, kiln_cg_iadd(cg, dy, kiln_cg_i64(cg, q * w->sh))), c->W),
+                                    kiln_cg_iadd(cg, LLVMBuildSub(cg->u->b, ix0, kiln_cg_i64(cg, q * c->OW), ""), dx))));
                 }
                 kiln_cg_loop lc;
                 V ci = kiln_cg_for_begin(cg, &lc, c0, c1, kiln_cg_i64(cg, 1));
-                V plane_off = mul64(cg, ci, HW);
+                V plane_off = kiln_cg_imul(cg, ci, HW);
                 V val = NULL;
                 for (int64_t q = 0; q < segs; q++) {
                     V part = kiln_cg_vload(cg, at_q[q], plane_off, in_q[q], 0.0);
-                    val = val ? LLVMBuildSelect(cg->b, in_q[q], part, val, "") : part;
+                    val = val ? LLVMBuildSelect(cg->u->b, in_q[q], part, val, "") : part;
                 }
-                kiln_cg_vstore(cg, val, tdst, mul64(cg, LLVMBuildSub(cg->b, ci, c0, ""), c->khw * NR), NULL);
+                kiln_cg_vstore(cg, val, tdst, kiln_cg_imul(cg, LLVMBuildSub(cg->u->b, ci, c0, ""), c->khw * NR), NULL);
                 kiln_cg_for_end(cg, &lc);
             } else {
-                V at = LLVMBuildAdd(cg->b, LLVMBuildMul(cg->b, iy, lanes_i64(cg, c->W), ""), ix, "");
-                at = LLVMBuildSelect(cg->b, m, at, LLVMConstNull(cg->t_vi64), ""); /* masked lanes read 0 */
+                V at = LLVMBuildAdd(cg->u->b, LLVMBuildMul(cg->u->b, iy, lanes_i64(cg, c->W), ""), ix, "");
+                at = LLVMBuildSelect(cg->u->b, m, at, LLVMConstNull(cg->u->t_vi64), ""); /* masked lanes read 0 */
                 kiln_cg_loop lc;
                 V ci = kiln_cg_for_begin(cg, &lc, c0, c1, kiln_cg_i64(cg, 1));
-                V val = kiln_cg_gather(cg, kiln_cg_gep(cg, c->x, mul64(cg, ci, HW)), at, m, 0.0);
-                kiln_cg_vstore(cg, val, tdst, mul64(cg, LLVMBuildSub(cg->b, ci, c0, ""), c->khw * NR), NULL);
+                V val = kiln_cg_gather(cg, kiln_cg_gep(cg, c->x, kiln_cg_imul(cg, ci, HW)), at, m, 0.0);
+                kiln_cg_vstore(cg, val, tdst, kiln_cg_imul(cg, LLVMBuildSub(cg->u->b, ci, c0, ""), c->khw * NR), NULL);
                 kiln_cg_for_end(cg, &lc);
             }
         }
@@ -561,21 +559,21 @@ static kiln_status conv_1x1_blas(kiln_cg *cg, const kiln_node *n, kiln_id wid, k
                         bid != KILN_NO_ID ? "_bias" : "", kiln_cg_epi_name(epilogue(cg), epi, sizeof epi));
     kiln_cg_task_begin(cg, kernel, n);
     V px = kiln_cg_value_ptr(cg, n->inputs[0]), py = kiln_cg_value_ptr(cg, stored_value(cg, n));
-    V t = cg->arg_index;
+    V t = cg->f.arg_index;
     V cb = kiln_cg_urem(cg, t, n_blocks);
     t = kiln_cg_udiv(cg, t, n_blocks);
     V rb = kiln_cg_urem(cg, t, m_blocks), item = kiln_cg_udiv(cg, t, m_blocks);
-    V r0 = mul64(cg, rb, mb), r1 = kiln_cg_smin(cg, add64(cg, r0, kiln_cg_i64(cg, mb)), kiln_cg_i64(cg, F));
-    V c0 = mul64(cg, cb, nb), c1 = kiln_cg_smin(cg, add64(cg, c0, kiln_cg_i64(cg, nb)), kiln_cg_i64(cg, P));
-    V out_ch = add64(cg, mul64(cg, item, F), r0);
+    V r0 = kiln_cg_imul(cg, rb, mb), r1 = kiln_cg_smin(cg, kiln_cg_iadd(cg, r0, kiln_cg_i64(cg, mb)), kiln_cg_i64(cg, F));
+    V c0 = kiln_cg_imul(cg, cb, nb), c1 = kiln_cg_smin(cg, kiln_cg_iadd(cg, c0, kiln_cg_i64(cg, nb)), kiln_cg_i64(cg, P));
+    V out_ch = kiln_cg_iadd(cg, kiln_cg_imul(cg, item, F), r0);
     kiln_cg_blas_call c = {
         .trans_b = false,
-        .m = LLVMBuildSub(cg->b, r1, r0, ""),
-        .n = LLVMBuildSub(cg->b, c1, c0, ""),
+        .m = LLVMBuildSub(cg->u->b, r1, r0, ""),
+        .n = LLVMBuildSub(cg->u->b, c1, c0, ""),
         .k = C,
-        .a = kiln_cg_gep(cg, kiln_cg_weights_ptr(cg, w_off), mul64(cg, r0, C)),
-        .b = kiln_cg_gep(cg, px, add64(cg, mul64(cg, item, C * P), c0)),
-        .c = kiln_cg_gep(cg, py, add64(cg, mul64(cg, out_ch, P), c0)),
+        .a = kiln_cg_gep(cg, kiln_cg_weights_ptr(cg, w_off), kiln_cg_imul(cg, r0, C)),
+        .b = kiln_cg_gep(cg, px, kiln_cg_iadd(cg, kiln_cg_imul(cg, item, C * P), c0)),
+        .c = kiln_cg_gep(cg, py, kiln_cg_iadd(cg, kiln_cg_imul(cg, out_ch, P), c0)),
         .lda = C,
         .ldb = P,
         .ldc = P,
@@ -655,33 +653,33 @@ kiln_status kiln_cg_emit_conv2d(kiln_cg *cg, const kiln_node *n)
                         kiln_cg_epi_name(epilogue(cg), epi, sizeof epi), one_by_one ? "gemm" : "igemm");
     kiln_cg_task_begin(cg, kernel, n);
     V px = kiln_cg_value_ptr(cg, n->inputs[0]), py = kiln_cg_value_ptr(cg, stored_value(cg, n));
-    V t = cg->arg_index;
+    V t = cg->f.arg_index;
     V cb = kiln_cg_urem(cg, t, n_blocks);
     t = kiln_cg_udiv(cg, t, n_blocks);
     V rb = kiln_cg_urem(cg, t, m_blocks);
     V gi = kiln_cg_udiv(cg, t, m_blocks); /* item * groups + g */
     V g = kiln_cg_urem(cg, gi, groups);
-    V r0 = mul64(cg, rb, mb), r1 = kiln_cg_smin(cg, add64(cg, r0, kiln_cg_i64(cg, mb)), kiln_cg_i64(cg, Fg));
-    V c0 = mul64(cg, cb, nb), c1 = kiln_cg_smin(cg, add64(cg, c0, kiln_cg_i64(cg, nb)), kiln_cg_i64(cg, P));
-    V frow = add64(cg, mul64(cg, g, Fg), r0); /* first output channel of the block */
-    V bmat = kiln_cg_gep(cg, px, mul64(cg, gi, Cg * H * W)); /* x[item][g*Cg..]: [Cg, H*W] for 1x1 */
+    V r0 = kiln_cg_imul(cg, rb, mb), r1 = kiln_cg_smin(cg, kiln_cg_iadd(cg, r0, kiln_cg_i64(cg, mb)), kiln_cg_i64(cg, Fg));
+    V c0 = kiln_cg_imul(cg, cb, nb), c1 = kiln_cg_smin(cg, kiln_cg_iadd(cg, c0, kiln_cg_i64(cg, nb)), kiln_cg_i64(cg, P));
+    V frow = kiln_cg_iadd(cg, kiln_cg_imul(cg, g, Fg), r0); /* first output channel of the block */
+    V bmat = kiln_cg_gep(cg, px, kiln_cg_imul(cg, gi, Cg * H * W)); /* x[item][g*Cg..]: [Cg, H*W] for 1x1 */
     conv_pack pack = {&w, H, W, OW, khw, bmat};
     /* item * F + frow = (gi / groups) * F + frow: the output row, and the view row */
-    V out_ch = add64(cg, mul64(cg, kiln_cg_udiv(cg, gi, groups), F), frow);
-    V agroup = kiln_cg_gep(cg, kiln_cg_weights_ptr(cg, w_off), mul64(cg, g, (int64_t)per_group));
+    V out_ch = kiln_cg_iadd(cg, kiln_cg_imul(cg, kiln_cg_udiv(cg, gi, groups), F), frow);
+    V agroup = kiln_cg_gep(cg, kiln_cg_weights_ptr(cg, w_off), kiln_cg_imul(cg, g, (int64_t)per_group));
     kiln_cg_gemm p = {
         .a = agroup,
         .a_row0 = r0,
         .a_rows = (int64_t)per_group / J,
         .b = bmat,
-        .c = kiln_cg_gep(cg, py, mul64(cg, out_ch, P)),
+        .c = kiln_cg_gep(cg, py, kiln_cg_imul(cg, out_ch, P)),
         .a_packed = true,
         .b_packed = false,
         .b_padded = false,
         .lda = 0,
         .ldb = P,
         .ldc = P,
-        .m = LLVMBuildSub(cg->b, r1, r0, ""),
+        .m = LLVMBuildSub(cg->u->b, r1, r0, ""),
         .n0 = c0,
         .n1 = c1,
         .k = J,
@@ -711,60 +709,60 @@ static void pool_body(kiln_cg *cg, V ox0, V mask, bool fast, void *p)
 {
     pool_arg *a = p;
     const window *w = a->w;
-    V acc = kiln_cg_alloca(cg, cg->t_vf, "acc");
-    LLVMBuildStore(cg->b, kiln_cg_fconst(cg, LLVMGetPoison(cg->t_vf), a->max ? -INFINITY : 0.0), acc);
+    V acc = kiln_cg_alloca(cg, cg->u->t_vf, "acc");
+    LLVMBuildStore(cg->u->b, kiln_cg_fconst(cg, LLVMGetPoison(cg->u->t_vf), a->max ? -INFINITY : 0.0), acc);
     window_mask wm[KILN_CG_MAX_TAPS];
     const bool hoist = w->kw <= KILN_CG_MAX_TAPS; /* else a mask per tap */
     for (int64_t kx = 0; !fast && hoist && kx < w->kw; kx++)
         wm[kx] = window_mask_at(cg, ox0, w->sw, kiln_cg_i64(cg, kx * w->dw - w->pl), a->W, mask);
     for (int64_t ky = 0; ky < w->kh; ky++) {
-        V iy = add64(cg, mul64(cg, a->oy, w->sh), kiln_cg_i64(cg, ky * w->dh - w->pt));
-        V in = LLVMBuildAnd(cg->b, LLVMBuildICmp(cg->b, LLVMIntSGE, iy, kiln_cg_i64(cg, 0), ""),
-                            LLVMBuildICmp(cg->b, LLVMIntSLT, iy, kiln_cg_i64(cg, a->H), ""), "");
+        V iy = kiln_cg_iadd(cg, kiln_cg_imul(cg, a->oy, w->sh), kiln_cg_i64(cg, ky * w->dh - w->pt));
+        V in = LLVMBuildAnd(cg->u->b, LLVMBuildICmp(cg->u->b, LLVMIntSGE, iy, kiln_cg_i64(cg, 0), ""),
+                            LLVMBuildICmp(cg->u->b, LLVMIntSLT, iy, kiln_cg_i64(cg, a->H), ""), "");
         kiln_cg_if f;
         kiln_cg_if_begin(cg, &f, in);
-        V row = kiln_cg_gep(cg, a->x_plane, mul64(cg, iy, a->W));
+        V row = kiln_cg_gep(cg, a->x_plane, kiln_cg_imul(cg, iy, a->W));
         for (int64_t kx = 0; kx < w->kw; kx++) {
             V off = kiln_cg_i64(cg, kx * w->dw - w->pl);
             window_mask here = fast || hoist ? (window_mask){NULL, NULL, NULL} : window_mask_at(cg, ox0, w->sw, off, a->W, mask);
             V v = fast ? window_fast(cg, row, ox0, w->sw, off)
                        : window_load(cg, row, ox0, w->sw, off, hoist ? &wm[kx] : &here, a->max ? -INFINITY : 0.0);
-            V cur = LLVMBuildLoad2(cg->b, cg->t_vf, acc, "");
+            V cur = LLVMBuildLoad2(cg->u->b, cg->u->t_vf, acc, "");
             V next;
             if (a->max) {
-                V take = LLVMBuildOr(cg->b, LLVMBuildFCmp(cg->b, LLVMRealOGT, v, cur, ""), kiln_cg_is_nan(cg, v), "");
-                next = LLVMBuildSelect(cg->b, take, v, cur, "");
+                V take = LLVMBuildOr(cg->u->b, LLVMBuildFCmp(cg->u->b, LLVMRealOGT, v, cur, ""), kiln_cg_is_nan(cg, v), "");
+                next = LLVMBuildSelect(cg->u->b, take, v, cur, "");
             } else {
-                next = LLVMBuildFAdd(cg->b, cur, v, "");
+                next = LLVMBuildFAdd(cg->u->b, cur, v, "");
             }
-            LLVMBuildStore(cg->b, next, acc);
+            LLVMBuildStore(cg->u->b, next, acc);
         }
         kiln_cg_if_end(cg, &f);
     }
-    V r = LLVMBuildLoad2(cg->b, cg->t_vf, acc, "");
+    V r = LLVMBuildLoad2(cg->u->b, cg->u->t_vf, acc, "");
     if (!a->max) {
         /* Divisor per lane: the window clipped to the padded input, or to the input. */
-        V y0 = add64(cg, mul64(cg, a->oy, w->sh), kiln_cg_i64(cg, -w->pt));
-        V y1 = kiln_cg_smin(cg, add64(cg, y0, kiln_cg_i64(cg, w->kh)), kiln_cg_i64(cg, a->H + w->pb));
+        V y0 = kiln_cg_iadd(cg, kiln_cg_imul(cg, a->oy, w->sh), kiln_cg_i64(cg, -w->pt));
+        V y1 = kiln_cg_smin(cg, kiln_cg_iadd(cg, y0, kiln_cg_i64(cg, w->kh)), kiln_cg_i64(cg, a->H + w->pb));
         V y0c = kiln_cg_smax(cg, y0, kiln_cg_i64(cg, 0)), y1c = kiln_cg_smin(cg, y1, kiln_cg_i64(cg, a->H));
-        V ox = LLVMBuildAdd(cg->b, kiln_cg_splat(cg, ox0), kiln_cg_iota64(cg), "");
-        V x0 = LLVMBuildAdd(cg->b, LLVMBuildMul(cg->b, ox, kiln_cg_splat(cg, kiln_cg_i64(cg, w->sw)), ""),
+        V ox = LLVMBuildAdd(cg->u->b, kiln_cg_splat(cg, ox0), kiln_cg_iota64(cg), "");
+        V x0 = LLVMBuildAdd(cg->u->b, LLVMBuildMul(cg->u->b, ox, kiln_cg_splat(cg, kiln_cg_i64(cg, w->sw)), ""),
                             kiln_cg_splat(cg, kiln_cg_i64(cg, -w->pl)), "");
-        V x1 = LLVMBuildAdd(cg->b, x0, kiln_cg_splat(cg, kiln_cg_i64(cg, w->kw)), "");
+        V x1 = LLVMBuildAdd(cg->u->b, x0, kiln_cg_splat(cg, kiln_cg_i64(cg, w->kw)), "");
         V lim = kiln_cg_splat(cg, kiln_cg_i64(cg, a->W + w->pr));
-        x1 = LLVMBuildSelect(cg->b, LLVMBuildICmp(cg->b, LLVMIntSLT, x1, lim, ""), x1, lim, "");
-        V zero = LLVMConstNull(cg->t_vi64), wv = kiln_cg_splat(cg, kiln_cg_i64(cg, a->W));
-        V x0c = LLVMBuildSelect(cg->b, LLVMBuildICmp(cg->b, LLVMIntSGT, x0, zero, ""), x0, zero, "");
-        V x1c = LLVMBuildSelect(cg->b, LLVMBuildICmp(cg->b, LLVMIntSLT, x1, wv, ""), x1, wv, "");
-        V wy = LLVMBuildSub(cg->b, y1c, y0c, ""), wx = LLVMBuildSub(cg->b, x1c, x0c, "");
-        V cells = LLVMBuildMul(cg->b, kiln_cg_splat(cg, wy), wx, "");
-        V divisor = a->include_pad ? LLVMBuildMul(cg->b, kiln_cg_splat(cg, LLVMBuildSub(cg->b, y1, y0, "")),
-                                                  LLVMBuildSub(cg->b, x1, x0, ""), "")
+        x1 = LLVMBuildSelect(cg->u->b, LLVMBuildICmp(cg->u->b, LLVMIntSLT, x1, lim, ""), x1, lim, "");
+        V zero = LLVMConstNull(cg->u->t_vi64), wv = kiln_cg_splat(cg, kiln_cg_i64(cg, a->W));
+        V x0c = LLVMBuildSelect(cg->u->b, LLVMBuildICmp(cg->u->b, LLVMIntSGT, x0, zero, ""), x0, zero, "");
+        V x1c = LLVMBuildSelect(cg->u->b, LLVMBuildICmp(cg->u->b, LLVMIntSLT, x1, wv, ""), x1, wv, "");
+        V wy = LLVMBuildSub(cg->u->b, y1c, y0c, ""), wx = LLVMBuildSub(cg->u->b, x1c, x0c, "");
+        V cells = LLVMBuildMul(cg->u->b, kiln_cg_splat(cg, wy), wx, "");
+        V divisor = a->include_pad ? LLVMBuildMul(cg->u->b, kiln_cg_splat(cg, LLVMBuildSub(cg->u->b, y1, y0, "")),
+                                                  LLVMBuildSub(cg->u->b, x1, x0, ""), "")
                                    : cells;
-        V df = LLVMBuildSIToFP(cg->b, divisor, cg->t_vf, "");
-        V empty = LLVMBuildOr(cg->b, kiln_cg_splat(cg, LLVMBuildICmp(cg->b, LLVMIntSLE, wy, kiln_cg_i64(cg, 0), "")),
-                              LLVMBuildICmp(cg->b, LLVMIntSLE, wx, zero, ""), "");
-        r = LLVMBuildSelect(cg->b, empty, LLVMConstNull(cg->t_vf), LLVMBuildFDiv(cg->b, r, df, ""), "avg");
+        V df = LLVMBuildSIToFP(cg->u->b, divisor, cg->u->t_vf, "");
+        V empty = LLVMBuildOr(cg->u->b, kiln_cg_splat(cg, LLVMBuildICmp(cg->u->b, LLVMIntSLE, wy, kiln_cg_i64(cg, 0), "")),
+                              LLVMBuildICmp(cg->u->b, LLVMIntSLE, wx, zero, ""), "");
+        r = LLVMBuildSelect(cg->u->b, empty, LLVMConstNull(cg->u->t_vf), LLVMBuildFDiv(cg->u->b, r, df, ""), "avg");
     }
     kiln_cg_vstore(cg, r, a->y_row, ox0, mask);
 }
@@ -790,16 +788,16 @@ kiln_status kiln_cg_emit_pool(kiln_cg *cg, const kiln_node *n)
     V px = kiln_cg_value_ptr(cg, n->inputs[0]), py = kiln_cg_value_ptr(cg, n->output);
     V total = kiln_cg_i64(cg, planes);
     if (xs->batched)
-        total = LLVMBuildMul(cg->b, total, kiln_cg_batch(cg), "");
+        total = LLVMBuildMul(cg->u->b, total, kiln_cg_batch(cg), "");
     V lo, hi;
     kiln_cg_task_range(cg, total, per_task, &lo, &hi);
     kiln_cg_loop lp, ly;
     V plane = kiln_cg_for_begin(cg, &lp, lo, hi, kiln_cg_i64(cg, 1));
     pool_arg a = {&w, max, !max && n->attrs[KILN_ATTR_COUNT_INCLUDE_PAD].i != 0,
-                  kiln_cg_gep(cg, px, mul64(cg, plane, H * W)), NULL, NULL, H, W};
-    V y_plane = kiln_cg_gep(cg, py, mul64(cg, plane, OH * OW));
+                  kiln_cg_gep(cg, px, kiln_cg_imul(cg, plane, H * W)), NULL, NULL, H, W};
+    V y_plane = kiln_cg_gep(cg, py, kiln_cg_imul(cg, plane, OH * OW));
     a.oy = kiln_cg_for_begin(cg, &ly, kiln_cg_i64(cg, 0), kiln_cg_i64(cg, OH), kiln_cg_i64(cg, 1));
-    a.y_row = kiln_cg_gep(cg, y_plane, mul64(cg, a.oy, OW));
+    a.y_row = kiln_cg_gep(cg, y_plane, kiln_cg_imul(cg, a.oy, OW));
     int64_t fast_lo, fast_hi;
     interior(cg, W, w.sw, -w.pl, (w.kw - 1) * w.dw - w.pl, &fast_lo, &fast_hi);
     row_loop(cg, OW, fast_lo, fast_hi, pool_body, &a);
@@ -819,7 +817,7 @@ static void sum_body(kiln_cg *cg, V i, V mask, void *p)
 {
     sum_arg *a = p;
     V v = kiln_cg_vload(cg, a->x, i, mask, 0.0);
-    LLVMBuildStore(cg->b, LLVMBuildFAdd(cg->b, LLVMBuildLoad2(cg->b, cg->t_vf, a->acc, ""), v, ""), a->acc);
+    LLVMBuildStore(cg->u->b, LLVMBuildFAdd(cg->u->b, LLVMBuildLoad2(cg->u->b, cg->u->t_vf, a->acc, ""), v, ""), a->acc);
 }
 
 kiln_status kiln_cg_emit_global_avgpool(kiln_cg *cg, const kiln_node *n)
@@ -841,16 +839,16 @@ kiln_status kiln_cg_emit_global_avgpool(kiln_cg *cg, const kiln_node *n)
     V px = kiln_cg_value_ptr(cg, n->inputs[0]), py = kiln_cg_value_ptr(cg, n->output);
     V total = kiln_cg_i64(cg, planes);
     if (xs->batched)
-        total = LLVMBuildMul(cg->b, total, kiln_cg_batch(cg), "");
+        total = LLVMBuildMul(cg->u->b, total, kiln_cg_batch(cg), "");
     V lo, hi;
     kiln_cg_task_range(cg, total, per_task, &lo, &hi);
     kiln_cg_loop lp;
     V plane = kiln_cg_for_begin(cg, &lp, lo, hi, kiln_cg_i64(cg, 1));
-    sum_arg a = {kiln_cg_gep(cg, px, mul64(cg, plane, HW)), kiln_cg_alloca(cg, cg->t_vf, "acc")};
-    LLVMBuildStore(cg->b, LLVMConstNull(cg->t_vf), a.acc);
+    sum_arg a = {kiln_cg_gep(cg, px, kiln_cg_imul(cg, plane, HW)), kiln_cg_alloca(cg, cg->u->t_vf, "acc")};
+    LLVMBuildStore(cg->u->b, LLVMConstNull(cg->u->t_vf), a.acc);
     kiln_cg_vloop(cg, kiln_cg_i64(cg, 0), kiln_cg_i64(cg, HW), sum_body, &a);
-    V s = kiln_cg_reduce_add(cg, LLVMBuildLoad2(cg->b, cg->t_vf, a.acc, ""));
-    kiln_cg_store(cg, LLVMBuildFDiv(cg->b, s, kiln_cg_f32(cg, (double)HW), ""), py, plane);
+    V s = kiln_cg_reduce_add(cg, LLVMBuildLoad2(cg->u->b, cg->u->t_vf, a.acc, ""));
+    kiln_cg_store(cg, LLVMBuildFDiv(cg->u->b, s, kiln_cg_f32(cg, (double)HW), ""), py, plane);
     kiln_cg_for_end(cg, &lp);
     kiln_cg_task_end(cg, count);
     return cg->status;

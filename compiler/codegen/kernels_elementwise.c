@@ -6,7 +6,7 @@
  * takes and returns an LLVMValueRef that is a scalar or a vector.
  *
  * One kernel serves every elementwise op and its fusion group (an anchor
- * and its chain of members, cg->epi): when every operand has the output's
+ * and its chain of members, cg->f.epi): when every operand has the output's
  * shape it is a flat vector loop over the elements, chunked into tasks of
  * CHUNK elements with a masked tail; otherwise the output's axes with size 1
  * are dropped and adjacent axes merged where all operands are contiguous (or
@@ -26,18 +26,18 @@ static V clamp_keep_nan(kiln_cg *cg, V x, bool has_lo, double lo, bool has_hi, d
 {
     if (has_lo) {
         V l = kiln_cg_fconst(cg, x, lo);
-        x = LLVMBuildSelect(cg->b, LLVMBuildFCmp(cg->b, LLVMRealOLT, x, l, ""), l, x, "");
+        x = LLVMBuildSelect(cg->u->b, LLVMBuildFCmp(cg->u->b, LLVMRealOLT, x, l, ""), l, x, "");
     }
     if (has_hi) {
         V h = kiln_cg_fconst(cg, x, hi);
-        x = LLVMBuildSelect(cg->b, LLVMBuildFCmp(cg->b, LLVMRealOGT, x, h, ""), h, x, "");
+        x = LLVMBuildSelect(cg->u->b, LLVMBuildFCmp(cg->u->b, LLVMRealOGT, x, h, ""), h, x, "");
     }
     return x;
 }
 
 V kiln_cg_unary_value(kiln_cg *cg, const kiln_node *n, V x)
 {
-    LLVMBuilderRef b = cg->b;
+    LLVMBuilderRef b = cg->u->b;
     switch (n->op) {
     case KILN_OP_RELU: /* NaN stays NaN, as in PyTorch */
         return clamp_keep_nan(cg, x, true, 0.0, false, 0.0);
@@ -96,10 +96,10 @@ V kiln_cg_unary_value(kiln_cg *cg, const kiln_node *n, V x)
 V kiln_cg_binary_value(kiln_cg *cg, kiln_op op, V a, V b)
 {
     switch (op) {
-    case KILN_OP_ADD: return LLVMBuildFAdd(cg->b, a, b, "add");
-    case KILN_OP_SUB: return LLVMBuildFSub(cg->b, a, b, "sub");
-    case KILN_OP_MUL: return LLVMBuildFMul(cg->b, a, b, "mul");
-    case KILN_OP_DIV: return LLVMBuildFDiv(cg->b, a, b, "div");
+    case KILN_OP_ADD: return LLVMBuildFAdd(cg->u->b, a, b, "add");
+    case KILN_OP_SUB: return LLVMBuildFSub(cg->u->b, a, b, "sub");
+    case KILN_OP_MUL: return LLVMBuildFMul(cg->u->b, a, b, "mul");
+    case KILN_OP_DIV: return LLVMBuildFDiv(cg->u->b, a, b, "div");
     case KILN_OP_MAX: return kiln_cg_fmax_nan(cg, a, b);
     case KILN_OP_MIN: return kiln_cg_fmin_nan(cg, a, b);
     default: break;
@@ -164,13 +164,13 @@ static void chain_body(kiln_cg *cg, V i, V mask, void *p)
     }
     if (c->pad_valid) {
         V cb = kiln_cg_urem(cg, kiln_cg_udiv(cg, i, c->pad_plane), c->pad_blocks);
-        V last = LLVMBuildICmp(cg->b, LLVMIntEQ, cb, kiln_cg_i64(cg, c->pad_blocks - 1), "");
+        V last = LLVMBuildICmp(cg->u->b, LLVMIntEQ, cb, kiln_cg_i64(cg, c->pad_blocks - 1), "");
         V lanes[64];
         for (int l = 0; l < cg->vl; l++)
-            lanes[l] = LLVMConstInt(cg->t_i1, l >= c->pad_valid, 0);
-        V pad = LLVMBuildSelect(cg->b, last, LLVMConstVector(lanes, (unsigned)cg->vl),
-                                LLVMConstNull(LLVMVectorType(cg->t_i1, (unsigned)cg->vl)), "");
-        val = LLVMBuildSelect(cg->b, pad, LLVMConstNull(cg->t_vf), val, "");
+            lanes[l] = LLVMConstInt(cg->u->t_i1, l >= c->pad_valid, 0);
+        V pad = LLVMBuildSelect(cg->u->b, last, LLVMConstVector(lanes, (unsigned)cg->vl),
+                                LLVMConstNull(LLVMVectorType(cg->u->t_i1, (unsigned)cg->vl)), "");
+        val = LLVMBuildSelect(cg->u->b, pad, LLVMConstNull(cg->u->t_vf), val, "");
     }
     kiln_cg_vstore(cg, val, c->y, i, mask);
 }
@@ -193,7 +193,7 @@ static void add_operand(chain *c, kiln_id v, double constant)
 static kiln_status emit_elementwise(kiln_cg *cg, const kiln_node *n)
 {
     const kiln_shape *out = &kiln_graph_value(cg->g, n->output)->type.shape;
-    const kiln_cg_epilogue *epi = cg->epi && cg->epi->n > 0 ? cg->epi : NULL;
+    const kiln_cg_epilogue *epi = cg->f.epi && cg->f.epi->n > 0 ? cg->f.epi : NULL;
     const bool unary = kiln_op_is_unary(n->op);
     chain c;
     memset(&c, 0, sizeof c);
@@ -320,7 +320,7 @@ static kiln_status emit_elementwise(kiln_cg *cg, const kiln_node *n)
     V py = kiln_cg_value_ptr(cg, stored);
     V total_rows = kiln_cg_i64(cg, rows_per_item);
     if (batched)
-        total_rows = LLVMBuildMul(cg->b, total_rows, kiln_cg_batch(cg), "rows");
+        total_rows = LLVMBuildMul(cg->u->b, total_rows, kiln_cg_batch(cg), "rows");
     V lo, hi;
     kiln_cg_task_range(cg, total_rows, rows_per_task, &lo, &hi);
     kiln_cg_loop row;
@@ -336,7 +336,7 @@ static kiln_status emit_elementwise(kiln_cg *cg, const kiln_node *n)
             rem = kiln_cg_udiv(cg, rem, dims[i]);
         for (int k = 0; k < c.n_ops; k++)
             if (c.op[k].st[i])
-                off[k] = LLVMBuildAdd(cg->b, off[k], LLVMBuildMul(cg->b, idx, kiln_cg_i64(cg, c.op[k].st[i]), ""), "");
+                off[k] = LLVMBuildAdd(cg->u->b, off[k], LLVMBuildMul(cg->u->b, idx, kiln_cg_i64(cg, c.op[k].st[i]), ""), "");
     }
     for (int k = 0; k < c.n_ops; k++) {
         operand *o = &c.op[k];
@@ -350,7 +350,7 @@ static kiln_status emit_elementwise(kiln_cg *cg, const kiln_node *n)
         if (!o->contiguous)
             o->splat = kiln_cg_splat(cg, kiln_cg_load(cg, o->base, kiln_cg_i64(cg, 0)));
     }
-    c.y = kiln_cg_gep(cg, py, LLVMBuildMul(cg->b, ri, kiln_cg_i64(cg, inner), ""));
+    c.y = kiln_cg_gep(cg, py, LLVMBuildMul(cg->u->b, ri, kiln_cg_i64(cg, inner), ""));
     kiln_cg_vloop(cg, kiln_cg_i64(cg, 0), kiln_cg_i64(cg, inner), chain_body, &c);
     kiln_cg_for_end(cg, &row);
     int64_t rows_fixed = batched ? 0 : rows_per_item;

@@ -46,9 +46,6 @@ typedef LLVMValueRef V;
 #define MAX_MR KILN_CG_GEMM_MAX_MR
 #define MAX_NV KILN_CG_GEMM_MAX_NV
 
-static V i64c(kiln_cg *cg, int64_t v) { return kiln_cg_i64(cg, v); }
-static V mul64(kiln_cg *cg, V a, int64_t b) { return b == 1 ? a : LLVMBuildMul(cg->b, a, i64c(cg, b), ""); }
-static V add64(kiln_cg *cg, V a, V b) { return LLVMBuildAdd(cg->b, a, b, ""); }
 
 
 /* ---- task blocking ------------------------------------------------------------ */
@@ -152,8 +149,8 @@ typedef struct gemm_ctx {
 
 static V buf_slot(kiln_cg *cg, gemm_ctx *x, V r, int v)
 {
-    V idx[2] = {i64c(cg, 0), add64(cg, mul64(cg, r, MAX_NV), i64c(cg, v))};
-    return LLVMBuildGEP2(cg->b, x->buf_t, x->buf, idx, 2, "");
+    V idx[2] = {kiln_cg_i64(cg, 0), kiln_cg_iadd(cg, kiln_cg_imul(cg, r, MAX_NV), kiln_cg_i64(cg, v))};
+    return LLVMBuildGEP2(cg->u->b, x->buf_t, x->buf, idx, 2, "");
 }
 
 /* Rows [i, i + mr) x nv vectors of one panel (or, nv > nr: of consecutive
@@ -201,8 +198,8 @@ typedef struct direct_out {
 /* A hint that the line at ptr will be read soon (no effect on results). */
 static void prefetch_read(kiln_cg *cg, V ptr)
 {
-    LLVMTypeRef t = cg->t_ptr;
-    V args[4] = {ptr, LLVMConstInt(cg->t_i32, 0, 0), LLVMConstInt(cg->t_i32, 3, 0), LLVMConstInt(cg->t_i32, 1, 0)};
+    LLVMTypeRef t = cg->u->t_ptr;
+    V args[4] = {ptr, LLVMConstInt(cg->u->t_i32, 0, 0), LLVMConstInt(cg->u->t_i32, 3, 0), LLVMConstInt(cg->u->t_i32, 1, 0)};
     kiln_cg_intrinsic(cg, "llvm.prefetch", &t, 1, args, 4);
 }
 
@@ -234,60 +231,59 @@ static V ukernel(kiln_cg *cg, gemm_ctx *x, int mr, int nv, int kind)
     char name[96];
     snprintf(name, sizeof name, "kiln.ukernel.%s_%dx%d_%s_%s", c->name, mr, nv * c->lanes, kind_names[kind],
              cg->target->name);
-    LLVMTypeRef params[6] = {cg->t_ptr, cg->t_i64, cg->t_ptr, cg->t_i64, cg->t_i64, cg->t_ptr};
-    LLVMTypeRef ft = LLVMFunctionType(cg->t_void, params, 6, 0);
+    LLVMTypeRef params[6] = {cg->u->t_ptr, cg->u->t_i64, cg->u->t_ptr, cg->u->t_i64, cg->u->t_i64, cg->u->t_ptr};
+    LLVMTypeRef ft = LLVMFunctionType(cg->u->t_void, params, 6, 0);
     int8_t *home = &cg->ukernel_home[c->id][kind][mr][nv];
     if (*home) /* another unit has it: one copy per module, not per unit */
         return *slot = kiln_cg_declare_in(cg, cg->unit, name, ft);
     *home = (int8_t)(cg->unit + 1);
-    V fn = LLVMAddFunction(cg->mod, name, ft);
+    V fn = LLVMAddFunction(cg->u->mod, name, ft);
     kiln_cg_shared_linkage(cg, fn);
     kiln_cg_function_attrs(cg, fn);
     unsigned noinline = LLVMGetEnumAttributeKindForName("noinline", 8);
-    LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(cg->ctx, noinline, 0));
+    LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(cg->u->ctx, noinline, 0));
     /* the builder moves into the new function and back */
-    LLVMBasicBlockRef saved_bb = LLVMGetInsertBlock(cg->b);
-    V saved_fn = cg->fn;
-    LLVMBasicBlockRef saved_entry = cg->entry;
-    cg->fn = fn;
-    cg->entry = LLVMAppendBasicBlockInContext(cg->ctx, fn, "entry");
-    LLVMPositionBuilderAtEnd(cg->b, cg->entry);
+    LLVMBasicBlockRef saved_bb = LLVMGetInsertBlock(cg->u->b);
+    const kiln_cg_function saved = cg->f;
+    cg->f.fn = fn;
+    cg->f.entry = LLVMAppendBasicBlockInContext(cg->u->ctx, fn, "entry");
+    LLVMPositionBuilderAtEnd(cg->u->b, cg->f.entry);
     V a = LLVMGetParam(fn, 0), rs = LLVMGetParam(fn, 1), b = LLVMGetParam(fn, 2), panel = LLVMGetParam(fn, 3);
     V n = LLVMGetParam(fn, 4), out = LLVMGetParam(fn, 5);
     /* k_pack consecutive k values per step: A's row r holds them together
      * (packed A: [k / kp][mr][kp]), B's vector v likewise per column */
     const int kp = c->k_pack, a_bytes = x->ta->bytes, b_bytes = x->tb->bytes;
-    const LLVMTypeRef acc_t = cg->vt[c->acc].vec;
+    const LLVMTypeRef acc_t = cg->u->vt[c->acc].vec;
     V acc[MAX_MR][MAX_NV], ap[MAX_MR], bp[MAX_NV];
     for (int r = 0; r < mr; r++)
         for (int v = 0; v < nv; v++) {
             acc[r][v] = kiln_cg_alloca(cg, acc_t, "acc");
-            LLVMBuildStore(cg->b, LLVMConstNull(acc_t), acc[r][v]);
+            LLVMBuildStore(cg->u->b, LLVMConstNull(acc_t), acc[r][v]);
         }
     for (int r = 0; r < mr; r++)
-        ap[r] = kind == UK_PACKED ? kiln_cg_gep_t(cg, x->ta, a, i64c(cg, (int64_t)r * kp))
-                : kind == UK_COPY ? kiln_cg_gep_t(cg, x->ta, a, i64c(cg, r * copy_ld(c)))
-                                  : kiln_cg_gep_t(cg, x->ta, a, mul64(cg, rs, r));
+        ap[r] = kind == UK_PACKED ? kiln_cg_gep_t(cg, x->ta, a, kiln_cg_i64(cg, (int64_t)r * kp))
+                : kind == UK_COPY ? kiln_cg_gep_t(cg, x->ta, a, kiln_cg_i64(cg, r * copy_ld(c)))
+                                  : kiln_cg_gep_t(cg, x->ta, a, kiln_cg_imul(cg, rs, r));
     for (int v = 0; v < nv; v++)
-        bp[v] = kiln_cg_gep_t(cg, x->tb, b, add64(cg, v >= x->nr ? mul64(cg, panel, v / x->nr) : i64c(cg, 0),
-                                                   i64c(cg, (int64_t)(v % x->nr) * c->lanes * kp)));
+        bp[v] = kiln_cg_gep_t(cg, x->tb, b, kiln_cg_iadd(cg, v >= x->nr ? kiln_cg_imul(cg, panel, v / x->nr) : kiln_cg_i64(cg, 0),
+                                                   kiln_cg_i64(cg, (int64_t)(v % x->nr) * c->lanes * kp)));
     kiln_cg_loop l;
-    V k = kiln_cg_for_begin(cg, &l, i64c(cg, 0), n, i64c(cg, 1)); /* k steps of kp values */
+    V k = kiln_cg_for_begin(cg, &l, kiln_cg_i64(cg, 0), n, kiln_cg_i64(cg, 1)); /* k steps of kp values */
     V bv[MAX_NV];
-    V bo = mul64(cg, k, (int64_t)x->nr_cols * kp), ao = mul64(cg, k, kind == UK_PACKED ? (int64_t)x->mr * kp : kp);
+    V bo = kiln_cg_imul(cg, k, (int64_t)x->nr_cols * kp), ao = kiln_cg_imul(cg, k, kind == UK_PACKED ? (int64_t)x->mr * kp : kp);
     if (kind == UK_PACKED) /* one line per k step covers the mr x kp elements it reads */
-        prefetch_read(cg, kiln_cg_gep_t(cg, x->ta, ap[0], add64(cg, ao, i64c(cg, PACKED_A_PREFETCH / a_bytes))));
+        prefetch_read(cg, kiln_cg_gep_t(cg, x->ta, ap[0], kiln_cg_iadd(cg, ao, kiln_cg_i64(cg, PACKED_A_PREFETCH / a_bytes))));
     if (kind == UK_COPY) /* one line per 64 bytes of the k step's B */
         for (int64_t off = 0; off < (int64_t)nv * c->lanes * kp * b_bytes; off += 64)
             prefetch_read(cg,
-                          kiln_cg_gep_t(cg, x->tb, bp[0], add64(cg, bo, i64c(cg, (COPY_B_PREFETCH + off) / b_bytes))));
+                          kiln_cg_gep_t(cg, x->tb, bp[0], kiln_cg_iadd(cg, bo, kiln_cg_i64(cg, (COPY_B_PREFETCH + off) / b_bytes))));
     for (int v = 0; v < nv; v++)
         bv[v] = c->load_b(cg, c, bp[v], bo);
     for (int r = 0; r < mr; r++) {
         V av = c->load_a(cg, c, ap[r], ao);
         for (int v = 0; v < nv; v++) {
-            V cur = LLVMBuildLoad2(cg->b, acc_t, acc[r][v], "");
-            LLVMBuildStore(cg->b, c->madd(cg, c, av, bv[v], cur), acc[r][v]);
+            V cur = LLVMBuildLoad2(cg->u->b, acc_t, acc[r][v], "");
+            LLVMBuildStore(cg->u->b, c->madd(cg, c, av, bv[v], cur), acc[r][v]);
         }
     }
     l.runtime_unroll = true; /* the hot loop: LLVM unrolls it by 2-4 */
@@ -295,15 +291,14 @@ static V ukernel(kiln_cg *cg, gemm_ctx *x, int mr, int nv, int kind)
     LLVMTypeRef buf_t = LLVMArrayType2(acc_t, (uint64_t)MAX_MR * MAX_NV);
     for (int r = 0; r < mr; r++)
         for (int v = 0; v < nv; v++) {
-            V idx[2] = {i64c(cg, 0), i64c(cg, r * MAX_NV + v)};
-            LLVMBuildStore(cg->b, LLVMBuildLoad2(cg->b, acc_t, acc[r][v], ""),
-                           LLVMBuildGEP2(cg->b, buf_t, out, idx, 2, ""));
+            V idx[2] = {kiln_cg_i64(cg, 0), kiln_cg_i64(cg, r * MAX_NV + v)};
+            LLVMBuildStore(cg->u->b, LLVMBuildLoad2(cg->u->b, acc_t, acc[r][v], ""),
+                           LLVMBuildGEP2(cg->u->b, buf_t, out, idx, 2, ""));
         }
-    LLVMBuildRetVoid(cg->b);
+    LLVMBuildRetVoid(cg->u->b);
     kiln_cg_unit_count(cg, fn);
-    cg->fn = saved_fn;
-    cg->entry = saved_entry;
-    LLVMPositionBuilderAtEnd(cg->b, saved_bb);
+    cg->f = saved;
+    LLVMPositionBuilderAtEnd(cg->u->b, saved_bb);
     *slot = fn;
     return fn;
 }
@@ -311,32 +306,32 @@ static V ukernel(kiln_cg *cg, gemm_ctx *x, int mr, int nv, int kind)
 static void tile(kiln_cg *cg, gemm_ctx *x, a_access A, int mr, b_access B, int nv, V k0, V k1, direct_out out)
 {
     V fn = ukernel(cg, x, mr, nv, A.kind);
-    V args[6] = {A.base, i64c(cg, A.rs), kiln_cg_gep_t(cg, x->tb, B.base, mul64(cg, k0, B.ks)),
-                 i64c(cg, B.panel), LLVMBuildSub(cg->b, k1, k0, ""), x->buf};
-    LLVMBuildCall2(cg->b, LLVMGlobalGetValueType(fn), fn, args, 6, "");
+    V args[6] = {A.base, kiln_cg_i64(cg, A.rs), kiln_cg_gep_t(cg, x->tb, B.base, kiln_cg_imul(cg, k0, B.ks)),
+                 kiln_cg_i64(cg, B.panel), LLVMBuildSub(cg->u->b, k1, k0, ""), x->buf};
+    LLVMBuildCall2(cg->u->b, LLVMGlobalGetValueType(fn), fn, args, 6, "");
     if (!out.i)
         return;
     V acc[MAX_MR][MAX_NV];
     for (int r = 0; r < mr; r++)
         for (int v = 0; v < nv; v++)
-            acc[r][v] = buf_slot(cg, x, i64c(cg, r), v);
+            acc[r][v] = buf_slot(cg, x, kiln_cg_i64(cg, r), v);
     const kiln_cg_gemm *p = x->p;
     const bool epi = out.final && p->epi && p->epi->n > 0;
     for (int r = 0; r < mr; r++) {
-        V row = add64(cg, out.i, i64c(cg, r));
-        V crow = kiln_cg_gep(cg, p->c, mul64(cg, row, p->ldc));
+        V row = kiln_cg_iadd(cg, out.i, kiln_cg_i64(cg, r));
+        V crow = kiln_cg_gep(cg, p->c, kiln_cg_imul(cg, row, p->ldc));
         V bias_row = p->bias && p->bias_per_row ? kiln_cg_splat(cg, kiln_cg_load(cg, p->bias, row)) : NULL;
         V offs[KILN_CG_MAX_EPI];
         if (epi)
-            kiln_cg_epi_row(cg, p->epi, add64(cg, p->epi_row0, row), offs);
+            kiln_cg_epi_row(cg, p->epi, kiln_cg_iadd(cg, p->epi_row0, row), offs);
         for (int v = 0; v < nv; v++) {
-            V col = add64(cg, out.j, i64c(cg, (int64_t)v * x->c->lanes));
-            V init = LLVMConstNull(cg->t_vf);
+            V col = kiln_cg_iadd(cg, out.j, kiln_cg_i64(cg, (int64_t)v * x->c->lanes));
+            V init = LLVMConstNull(cg->u->t_vf);
             if (p->bias)
                 init = bias_row ? bias_row : kiln_cg_vload(cg, p->bias, col, NULL, 0.0);
             if (!LLVMIsConstant(out.first) || !LLVMConstIntGetZExtValue(out.first))
-                init = LLVMBuildSelect(cg->b, out.first, init, kiln_cg_vload(cg, crow, col, NULL, 0.0), "");
-            V val = LLVMBuildFAdd(cg->b, init, LLVMBuildLoad2(cg->b, cg->t_vf, acc[r][v], ""), "");
+                init = LLVMBuildSelect(cg->u->b, out.first, init, kiln_cg_vload(cg, crow, col, NULL, 0.0), "");
+            V val = LLVMBuildFAdd(cg->u->b, init, LLVMBuildLoad2(cg->u->b, cg->u->t_vf, acc[r][v], ""), "");
             if (epi)
                 val = kiln_cg_epi_apply(cg, p->epi, val, offs, col, NULL);
             kiln_cg_vstore(cg, val, crow, col, NULL);
@@ -349,7 +344,7 @@ static b_access b_packed_at(kiln_cg *cg, gemm_ctx *x, V j)
 {
     const kiln_cg_gemm *p = x->p;
     V panel = kiln_cg_udiv(cg, j, x->nr_cols);
-    return (b_access){kiln_cg_gep(cg, p->b, mul64(cg, panel, p->k * x->nr_cols)), p->k * x->nr_cols, x->nr_cols};
+    return (b_access){kiln_cg_gep(cg, p->b, kiln_cg_imul(cg, panel, p->k * x->nr_cols)), p->k * x->nr_cols, x->nr_cols};
 }
 
 /* Copies the kc x NR slice of a row-major B at column j (ncols valid) into
@@ -359,9 +354,9 @@ static b_access b_packed_at(kiln_cg *cg, gemm_ctx *x, V j)
 static b_access b_copy(kiln_cg *cg, gemm_ctx *x, V bbuf, V j, V ncols, V k0, V k1)
 {
     const kiln_cg_gemm *p = x->p;
-    V full = LLVMBuildICmp(cg->b, LLVMIntSGE, ncols, i64c(cg, x->nr_cols), "");
+    V full = LLVMBuildICmp(cg->u->b, LLVMIntSGE, ncols, kiln_cg_i64(cg, x->nr_cols), "");
     if (p->b_padded)
-        full = LLVMConstInt(cg->t_i1, 1, 0);
+        full = LLVMConstInt(cg->u->t_i1, 1, 0);
     kiln_cg_if f;
     kiln_cg_if_begin(cg, &f, full);
     for (int masked = 0; masked < 2; masked++) {
@@ -369,19 +364,19 @@ static b_access b_copy(kiln_cg *cg, gemm_ctx *x, V bbuf, V j, V ncols, V k0, V k
             kiln_cg_if_else(cg, &f);
         V masks[MAX_NV] = {NULL};
         for (int v = 0; masked && v < x->nr; v++)
-            masks[v] = kiln_cg_tail_mask(cg, LLVMBuildSub(cg->b, ncols, i64c(cg, (int64_t)v * x->c->lanes), ""));
+            masks[v] = kiln_cg_tail_mask(cg, LLVMBuildSub(cg->u->b, ncols, kiln_cg_i64(cg, (int64_t)v * x->c->lanes), ""));
         kiln_cg_loop l;
-        V k = kiln_cg_for_begin(cg, &l, k0, k1, i64c(cg, 1));
-        V src = kiln_cg_gep_t(cg, x->tb, p->b, add64(cg, mul64(cg, k, p->ldb), j));
-        V dst = kiln_cg_gep_t(cg, x->tb, bbuf, mul64(cg, LLVMBuildSub(cg->b, k, k0, ""), x->nr_cols));
+        V k = kiln_cg_for_begin(cg, &l, k0, k1, kiln_cg_i64(cg, 1));
+        V src = kiln_cg_gep_t(cg, x->tb, p->b, kiln_cg_iadd(cg, kiln_cg_imul(cg, k, p->ldb), j));
+        V dst = kiln_cg_gep_t(cg, x->tb, bbuf, kiln_cg_imul(cg, LLVMBuildSub(cg->u->b, k, k0, ""), x->nr_cols));
         for (int v = 0; v < x->nr; v++) {
-            V idx = i64c(cg, (int64_t)v * x->c->lanes);
+            V idx = kiln_cg_i64(cg, (int64_t)v * x->c->lanes);
             kiln_cg_vstore_t(cg, x->tb, kiln_cg_vload_t(cg, x->tb, src, idx, masks[v], 0.0), dst, idx, NULL);
         }
         kiln_cg_for_end(cg, &l);
     }
     kiln_cg_if_end(cg, &f);
-    return (b_access){kiln_cg_gep_t(cg, x->tb, bbuf, LLVMBuildNeg(cg->b, mul64(cg, k0, x->nr_cols), "")), 0,
+    return (b_access){kiln_cg_gep_t(cg, x->tb, bbuf, LLVMBuildNeg(cg->u->b, kiln_cg_imul(cg, k0, x->nr_cols), "")), 0,
                       x->nr_cols};
 }
 
@@ -393,11 +388,11 @@ static a_access a_direct(kiln_cg *cg, gemm_ctx *x, V i, V k0, V k1)
 {
     const kiln_cg_gemm *p = x->p;
     if (p->a_packed) { /* i is a multiple of mr */
-        V row = p->a_row0 ? add64(cg, p->a_row0, i) : i;
-        V at = add64(cg, mul64(cg, k0, p->a_rows), LLVMBuildMul(cg->b, row, LLVMBuildSub(cg->b, k1, k0, ""), ""));
+        V row = p->a_row0 ? kiln_cg_iadd(cg, p->a_row0, i) : i;
+        V at = kiln_cg_iadd(cg, kiln_cg_imul(cg, k0, p->a_rows), LLVMBuildMul(cg->u->b, row, LLVMBuildSub(cg->u->b, k1, k0, ""), ""));
         return (a_access){kiln_cg_gep(cg, p->a, at), 1, x->mr, UK_PACKED};
     }
-    return (a_access){kiln_cg_gep(cg, p->a, add64(cg, mul64(cg, i, p->lda), k0)), p->lda, 1, UK_ROWS};
+    return (a_access){kiln_cg_gep(cg, p->a, kiln_cg_iadd(cg, kiln_cg_imul(cg, i, p->lda), k0)), p->lda, 1, UK_ROWS};
 }
 
 /* Stores rows [i, i + mr) x nv vectors from column j (ncols of them valid)
@@ -408,26 +403,26 @@ static void flush_rows(kiln_cg *cg, gemm_ctx *x, V i, V mr, V j, V ncols, int nv
     const kiln_cg_gemm *p = x->p;
     const bool epi = final && p->epi && p->epi->n > 0;
     kiln_cg_loop l;
-    V r = kiln_cg_for_begin(cg, &l, i64c(cg, 0), mr, i64c(cg, 1));
-    V row = add64(cg, i, r);
-    V crow = kiln_cg_gep(cg, p->c, mul64(cg, row, p->ldc));
+    V r = kiln_cg_for_begin(cg, &l, kiln_cg_i64(cg, 0), mr, kiln_cg_i64(cg, 1));
+    V row = kiln_cg_iadd(cg, i, r);
+    V crow = kiln_cg_gep(cg, p->c, kiln_cg_imul(cg, row, p->ldc));
     V bias_row = p->bias && p->bias_per_row ? kiln_cg_splat(cg, kiln_cg_load(cg, p->bias, row)) : NULL;
     V offs[KILN_CG_MAX_EPI];
     if (epi)
-        kiln_cg_epi_row(cg, p->epi, add64(cg, p->epi_row0, row), offs);
+        kiln_cg_epi_row(cg, p->epi, kiln_cg_iadd(cg, p->epi_row0, row), offs);
     for (int v = 0; v < nv; v++) {
         const int64_t lanes = x->c->lanes;
-        V col = add64(cg, j, i64c(cg, (int64_t)v * lanes));
-        V mask = masked ? kiln_cg_tail_mask(cg, LLVMBuildSub(cg->b, ncols, i64c(cg, (int64_t)v * lanes), "")) : NULL;
-        V acc = LLVMBuildLoad2(cg->b, cg->t_vf, buf_slot(cg, x, r, v), "");
-        V init = LLVMConstNull(cg->t_vf);
+        V col = kiln_cg_iadd(cg, j, kiln_cg_i64(cg, (int64_t)v * lanes));
+        V mask = masked ? kiln_cg_tail_mask(cg, LLVMBuildSub(cg->u->b, ncols, kiln_cg_i64(cg, (int64_t)v * lanes), "")) : NULL;
+        V acc = LLVMBuildLoad2(cg->u->b, cg->u->t_vf, buf_slot(cg, x, r, v), "");
+        V init = LLVMConstNull(cg->u->t_vf);
         if (p->bias)
             init = bias_row ? bias_row : kiln_cg_vload(cg, p->bias, col, mask, 0.0);
         if (!LLVMIsConstant(first) || !LLVMConstIntGetZExtValue(first)) {
             V cv = kiln_cg_vload(cg, crow, col, mask, 0.0);
-            init = LLVMBuildSelect(cg->b, first, init, cv, "");
+            init = LLVMBuildSelect(cg->u->b, first, init, cv, "");
         }
-        V val = LLVMBuildFAdd(cg->b, init, acc, "");
+        V val = LLVMBuildFAdd(cg->u->b, init, acc, "");
         if (epi)
             val = kiln_cg_epi_apply(cg, p->epi, val, offs, col, mask);
         kiln_cg_vstore(cg, val, crow, col, mask);
@@ -438,7 +433,7 @@ static void flush_rows(kiln_cg *cg, gemm_ctx *x, V i, V mr, V j, V ncols, int nv
 static void flush(kiln_cg *cg, gemm_ctx *x, V i, V mr, V j, V ncols, int nv, V first, V last)
 {
     kiln_cg_if full, fin;
-    kiln_cg_if_begin(cg, &full, LLVMBuildICmp(cg->b, LLVMIntSGE, ncols, i64c(cg, (int64_t)nv * x->c->lanes), ""));
+    kiln_cg_if_begin(cg, &full, LLVMBuildICmp(cg->u->b, LLVMIntSGE, ncols, kiln_cg_i64(cg, (int64_t)nv * x->c->lanes), ""));
     for (int masked = 0; masked < 2; masked++) {
         if (masked)
             kiln_cg_if_else(cg, &full);
@@ -459,15 +454,15 @@ static void flush(kiln_cg *cg, gemm_ctx *x, V i, V mr, V j, V ncols, int nv, V f
  * switch over the row count picks the variant. */
 static void tile_switch(kiln_cg *cg, gemm_ctx *x, V mr, a_access A, b_access B, V ncols, V k0, V k1, direct_out out)
 {
-    LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "tile.done");
-    LLVMValueRef sw = LLVMBuildSwitch(cg->b, mr, done, (unsigned)x->mr);
+    LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(cg->u->ctx, cg->f.fn, "tile.done");
+    LLVMValueRef sw = LLVMBuildSwitch(cg->u->b, mr, done, (unsigned)x->mr);
     for (int t = 1; t <= x->mr; t++) {
-        LLVMBasicBlockRef bb = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "tile");
-        LLVMAddCase(sw, LLVMConstInt(cg->t_i64, (unsigned long long)t, 0), bb);
-        LLVMPositionBuilderAtEnd(cg->b, bb);
+        LLVMBasicBlockRef bb = LLVMAppendBasicBlockInContext(cg->u->ctx, cg->f.fn, "tile");
+        LLVMAddCase(sw, LLVMConstInt(cg->u->t_i64, (unsigned long long)t, 0), bb);
+        LLVMPositionBuilderAtEnd(cg->u->b, bb);
         if (x->nr > 1 && !out.i) { /* a last panel of one vector's columns or fewer: half the work */
             kiln_cg_if f;
-            kiln_cg_if_begin(cg, &f, LLVMBuildICmp(cg->b, LLVMIntSLE, ncols, i64c(cg, x->c->lanes), ""));
+            kiln_cg_if_begin(cg, &f, LLVMBuildICmp(cg->u->b, LLVMIntSLE, ncols, kiln_cg_i64(cg, x->c->lanes), ""));
             tile(cg, x, A, t, B, 1, k0, k1, out);
             kiln_cg_if_else(cg, &f);
             tile(cg, x, A, t, B, x->nr, k0, k1, out);
@@ -475,9 +470,9 @@ static void tile_switch(kiln_cg *cg, gemm_ctx *x, V mr, a_access A, b_access B, 
         } else {
             tile(cg, x, A, t, B, x->nr, k0, k1, out);
         }
-        LLVMBuildBr(cg->b, done);
+        LLVMBuildBr(cg->u->b, done);
     }
-    LLVMPositionBuilderAtEnd(cg->b, done);
+    LLVMPositionBuilderAtEnd(cg->u->b, done);
 }
 
 /* A whole tile (mr rows, a full panel) straight to C with the epilogue. */
@@ -492,17 +487,17 @@ static void tile_panel(kiln_cg *cg, gemm_ctx *x, V i, V mr, a_access A, b_access
     /* C's tile is read (later K blocks) and written after the sums: ask for
      * its lines now, so that the misses overlap the micro-kernel (measured:
      * 5% on a 256 x 4096 x 4096 dense layer, whose C does not fit in L2). */
-    V last_row = LLVMBuildSub(cg->b, mr, i64c(cg, 1), "");
+    V last_row = LLVMBuildSub(cg->u->b, mr, kiln_cg_i64(cg, 1), "");
     for (int r = 0; r < x->mr; r++) {
-        V row = add64(cg, i, kiln_cg_smin(cg, i64c(cg, r), last_row));
-        kiln_cg_prefetch_write(cg, kiln_cg_gep(cg, x->p->c, add64(cg, mul64(cg, row, x->p->ldc), j)));
+        V row = kiln_cg_iadd(cg, i, kiln_cg_smin(cg, kiln_cg_i64(cg, r), last_row));
+        kiln_cg_prefetch_write(cg, kiln_cg_gep(cg, x->p->c, kiln_cg_iadd(cg, kiln_cg_imul(cg, row, x->p->ldc), j)));
     }
-    V full = LLVMBuildICmp(cg->b, LLVMIntSGE, ncols, i64c(cg, x->nr_cols), "");
-    V whole = LLVMBuildAnd(cg->b, full, LLVMBuildICmp(cg->b, LLVMIntEQ, mr, i64c(cg, x->mr), ""), "whole");
+    V full = LLVMBuildICmp(cg->u->b, LLVMIntSGE, ncols, kiln_cg_i64(cg, x->nr_cols), "");
+    V whole = LLVMBuildAnd(cg->u->b, full, LLVMBuildICmp(cg->u->b, LLVMIntEQ, mr, kiln_cg_i64(cg, x->mr), ""), "whole");
     kiln_cg_if f, g;
     const bool one_block = LLVMIsConstant(last) && LLVMConstIntGetZExtValue(last);
     if (!one_block) { /* earlier K blocks of full panels: partial sums to C from registers */
-        kiln_cg_if_begin(cg, &g, LLVMBuildAnd(cg->b, LLVMBuildNot(cg->b, last, ""), full, ""));
+        kiln_cg_if_begin(cg, &g, LLVMBuildAnd(cg->u->b, LLVMBuildNot(cg->u->b, last, ""), full, ""));
         tile_switch(cg, x, mr, A, B, ncols, k0, k1, (direct_out){i, j, first, false});
         kiln_cg_if_else(cg, &g);
     }
@@ -527,15 +522,15 @@ typedef struct k_blocks {
 static void k_blocks_begin(kiln_cg *cg, const gemm_ctx *x, k_blocks *kb)
 {
     const kiln_cg_gemm *p = x->p;
-    kb->k0 = i64c(cg, 0);
-    kb->k1 = i64c(cg, p->k);
-    kb->first = kb->last = LLVMConstInt(cg->t_i1, 1, 0);
+    kb->k0 = kiln_cg_i64(cg, 0);
+    kb->k1 = kiln_cg_i64(cg, p->k);
+    kb->first = kb->last = LLVMConstInt(cg->u->t_i1, 1, 0);
     kb->blocked = p->k > x->kc;
     if (kb->blocked) {
-        kb->k0 = kiln_cg_for_begin(cg, &kb->l, i64c(cg, 0), i64c(cg, p->k), i64c(cg, x->kc));
-        kb->k1 = kiln_cg_smin(cg, add64(cg, kb->k0, i64c(cg, x->kc)), i64c(cg, p->k));
-        kb->first = LLVMBuildICmp(cg->b, LLVMIntEQ, kb->k0, i64c(cg, 0), "first");
-        kb->last = LLVMBuildICmp(cg->b, LLVMIntEQ, kb->k1, i64c(cg, p->k), "last");
+        kb->k0 = kiln_cg_for_begin(cg, &kb->l, kiln_cg_i64(cg, 0), kiln_cg_i64(cg, p->k), kiln_cg_i64(cg, x->kc));
+        kb->k1 = kiln_cg_smin(cg, kiln_cg_iadd(cg, kb->k0, kiln_cg_i64(cg, x->kc)), kiln_cg_i64(cg, p->k));
+        kb->first = LLVMBuildICmp(cg->u->b, LLVMIntEQ, kb->k0, kiln_cg_i64(cg, 0), "first");
+        kb->last = LLVMBuildICmp(cg->u->b, LLVMIntEQ, kb->k1, kiln_cg_i64(cg, p->k), "last");
     }
 }
 
@@ -560,14 +555,14 @@ static void gemm_panels(kiln_cg *cg, gemm_ctx *x)
     V j_start = p->n0;
     if (wide > x->nr && p->b_packed && !p->pack_b) {
         const int64_t w = (int64_t)wide * x->c->lanes;
-        V span = LLVMBuildSub(cg->b, p->n1, p->n0, "");
-        V wide_end = add64(cg, p->n0, mul64(cg, kiln_cg_udiv(cg, span, w), w));
-        V one_row = LLVMBuildICmp(cg->b, LLVMIntEQ, p->m, i64c(cg, 1), "");
-        j_start = LLVMBuildSelect(cg->b, one_row, wide_end, p->n0, "");
+        V span = LLVMBuildSub(cg->u->b, p->n1, p->n0, "");
+        V wide_end = kiln_cg_iadd(cg, p->n0, kiln_cg_imul(cg, kiln_cg_udiv(cg, span, w), w));
+        V one_row = LLVMBuildICmp(cg->u->b, LLVMIntEQ, p->m, kiln_cg_i64(cg, 1), "");
+        j_start = LLVMBuildSelect(cg->u->b, one_row, wide_end, p->n0, "");
         kiln_cg_loop wl;
-        V j = kiln_cg_for_begin(cg, &wl, p->n0, j_start, i64c(cg, w));
-        tile(cg, x, a_direct(cg, x, i64c(cg, 0), k0, k1), 1, b_packed_at(cg, x, j), wide, k0, k1, (direct_out){0});
-        flush(cg, x, i64c(cg, 0), i64c(cg, 1), j, i64c(cg, w), wide, first, last);
+        V j = kiln_cg_for_begin(cg, &wl, p->n0, j_start, kiln_cg_i64(cg, w));
+        tile(cg, x, a_direct(cg, x, kiln_cg_i64(cg, 0), k0, k1), 1, b_packed_at(cg, x, j), wide, k0, k1, (direct_out){0});
+        flush(cg, x, kiln_cg_i64(cg, 0), kiln_cg_i64(cg, 1), j, kiln_cg_i64(cg, w), wide, first, last);
         kiln_cg_for_end(cg, &wl);
     }
     /* Panels outer: a kc x NR slice of B stays in L1 for every row tile
@@ -578,18 +573,18 @@ static void gemm_panels(kiln_cg *cg, gemm_ctx *x)
         LLVMSetAlignment(bbuf, 64);
     }
     kiln_cg_loop il, jl;
-    V j = kiln_cg_for_begin(cg, &jl, j_start, p->n1, i64c(cg, x->nr_cols));
-    V ncols = kiln_cg_smin(cg, LLVMBuildSub(cg->b, p->n1, j, ""), i64c(cg, x->nr_cols));
+    V j = kiln_cg_for_begin(cg, &jl, j_start, p->n1, kiln_cg_i64(cg, x->nr_cols));
+    V ncols = kiln_cg_smin(cg, LLVMBuildSub(cg->u->b, p->n1, j, ""), kiln_cg_i64(cg, x->nr_cols));
     b_access B;
     if (p->pack_b) {
         p->pack_b(cg, p->pack_arg, bbuf, j, ncols, k0, k1);
-        B = (b_access){kiln_cg_gep_t(cg, x->tb, bbuf, LLVMBuildNeg(cg->b, mul64(cg, k0, x->nr_cols), "")), 0,
+        B = (b_access){kiln_cg_gep_t(cg, x->tb, bbuf, LLVMBuildNeg(cg->u->b, kiln_cg_imul(cg, k0, x->nr_cols), "")), 0,
                        x->nr_cols};
     } else {
         B = p->b_packed ? b_packed_at(cg, x, j) : b_copy(cg, x, bbuf, j, ncols, k0, k1);
     }
-    V i = kiln_cg_for_begin(cg, &il, i64c(cg, 0), p->m, i64c(cg, x->mr));
-    V mr = kiln_cg_smin(cg, LLVMBuildSub(cg->b, p->m, i, ""), i64c(cg, x->mr));
+    V i = kiln_cg_for_begin(cg, &il, kiln_cg_i64(cg, 0), p->m, kiln_cg_i64(cg, x->mr));
+    V mr = kiln_cg_smin(cg, LLVMBuildSub(cg->u->b, p->m, i, ""), kiln_cg_i64(cg, x->mr));
     tile_panel(cg, x, i, mr, a_direct(cg, x, i, k0, k1), B, j, ncols, k0, k1, first, last);
     kiln_cg_for_end(cg, &il);
     kiln_cg_for_end(cg, &jl);
@@ -621,28 +616,28 @@ static void gemm_copy_a(kiln_cg *cg, gemm_ctx *x)
     V abuf = kiln_cg_alloca(cg, abuf_t, "atile");
     LLVMSetAlignment(abuf, 64);
     kiln_cg_loop cl, il, jl;
-    V jc = kiln_cg_for_begin(cg, &cl, p->n0, p->n1, i64c(cg, nb));
-    V jc_end = kiln_cg_smin(cg, add64(cg, jc, i64c(cg, nb)), p->n1);
+    V jc = kiln_cg_for_begin(cg, &cl, p->n0, p->n1, kiln_cg_i64(cg, nb));
+    V jc_end = kiln_cg_smin(cg, kiln_cg_iadd(cg, jc, kiln_cg_i64(cg, nb)), p->n1);
     k_blocks kb;
     k_blocks_begin(cg, x, &kb);
-    V i = kiln_cg_for_begin(cg, &il, i64c(cg, 0), p->m, i64c(cg, x->mr));
-    V mr = kiln_cg_smin(cg, LLVMBuildSub(cg->b, p->m, i, ""), i64c(cg, x->mr));
+    V i = kiln_cg_for_begin(cg, &il, kiln_cg_i64(cg, 0), p->m, kiln_cg_i64(cg, x->mr));
+    V mr = kiln_cg_smin(cg, LLVMBuildSub(cg->u->b, p->m, i, ""), kiln_cg_i64(cg, x->mr));
     kiln_cg_loop rl, el;
-    V r = kiln_cg_for_begin(cg, &rl, i64c(cg, 0), mr, i64c(cg, 1));
-    V src = kiln_cg_gep_t(cg, ta, p->a, add64(cg, mul64(cg, add64(cg, i, r), p->lda), kb.k0));
-    V dst = kiln_cg_gep_t(cg, ta, abuf, mul64(cg, r, lda_c));
-    V len = LLVMBuildSub(cg->b, kb.k1, kb.k0, "");
-    V vend = mul64(cg, kiln_cg_udiv(cg, len, vl), vl);
-    V c = kiln_cg_for_begin(cg, &el, i64c(cg, 0), vend, i64c(cg, vl));
+    V r = kiln_cg_for_begin(cg, &rl, kiln_cg_i64(cg, 0), mr, kiln_cg_i64(cg, 1));
+    V src = kiln_cg_gep_t(cg, ta, p->a, kiln_cg_iadd(cg, kiln_cg_imul(cg, kiln_cg_iadd(cg, i, r), p->lda), kb.k0));
+    V dst = kiln_cg_gep_t(cg, ta, abuf, kiln_cg_imul(cg, r, lda_c));
+    V len = LLVMBuildSub(cg->u->b, kb.k1, kb.k0, "");
+    V vend = kiln_cg_imul(cg, kiln_cg_udiv(cg, len, vl), vl);
+    V c = kiln_cg_for_begin(cg, &el, kiln_cg_i64(cg, 0), vend, kiln_cg_i64(cg, vl));
     kiln_cg_vstore_t(cg, ta, kiln_cg_vload_t(cg, ta, src, c, NULL, 0.0), dst, c, NULL);
     kiln_cg_for_end(cg, &el);
-    c = kiln_cg_for_begin(cg, &el, vend, len, i64c(cg, 1));
+    c = kiln_cg_for_begin(cg, &el, vend, len, kiln_cg_i64(cg, 1));
     kiln_cg_store_t(cg, ta, kiln_cg_load_t(cg, ta, src, c), dst, c);
     kiln_cg_for_end(cg, &el);
     kiln_cg_for_end(cg, &rl);
     a_access A = {abuf, lda_c, 1, UK_COPY};
-    V j = kiln_cg_for_begin(cg, &jl, jc, jc_end, i64c(cg, x->nr_cols));
-    V ncols = kiln_cg_smin(cg, LLVMBuildSub(cg->b, p->n1, j, ""), i64c(cg, x->nr_cols));
+    V j = kiln_cg_for_begin(cg, &jl, jc, jc_end, kiln_cg_i64(cg, x->nr_cols));
+    V ncols = kiln_cg_smin(cg, LLVMBuildSub(cg->u->b, p->n1, j, ""), kiln_cg_i64(cg, x->nr_cols));
     tile_panel(cg, x, i, mr, A, b_packed_at(cg, x, j), j, ncols, kb.k0, kb.k1, kb.first, kb.last);
     kiln_cg_for_end(cg, &jl);
     kiln_cg_for_end(cg, &il);
@@ -655,7 +650,7 @@ void kiln_cg_emit_gemm(kiln_cg *cg, const kiln_cg_gemm *p)
     const kiln_cg_gemm_config *c = p->cfg ? p->cfg : kiln_cg_gemm_f32(cg);
     gemm_ctx x = {p, c, kiln_cg_vtype_of(cg, c->a), kiln_cg_vtype_of(cg, c->b), c->mr, c->nr, c->nr * c->lanes,
                   p->kc > 0 ? (int)p->kc : c->kc, NULL, NULL};
-    x.buf_t = LLVMArrayType2(cg->vt[c->acc].vec, (uint64_t)MAX_MR * MAX_NV);
+    x.buf_t = LLVMArrayType2(cg->u->vt[c->acc].vec, (uint64_t)MAX_MR * MAX_NV);
     x.buf = kiln_cg_alloca(cg, x.buf_t, "tile");
     if (p->epi && p->epi->n > 0)
         kiln_cg_epi_begin(cg, (kiln_cg_epilogue *)p->epi);
@@ -670,7 +665,7 @@ void kiln_cg_emit_gemm(kiln_cg *cg, const kiln_cg_gemm *p)
         return;
     }
     kiln_cg_if one;
-    kiln_cg_if_begin(cg, &one, LLVMBuildICmp(cg->b, LLVMIntEQ, p->m, i64c(cg, 1), ""));
+    kiln_cg_if_begin(cg, &one, LLVMBuildICmp(cg->u->b, LLVMIntEQ, p->m, kiln_cg_i64(cg, 1), ""));
     gemm_panels(cg, &x);
     kiln_cg_if_else(cg, &one);
     x.kc = (int)copy_kc(c);

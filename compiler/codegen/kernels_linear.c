@@ -11,7 +11,7 @@
  *
  * Tasks: (matrix, row block, column block), so the same split serves batch 1
  * (column blocks) and large batches (row blocks). The fusion group's members
- * (cg->epi) run in the GEMM's epilogue: the view's rows are the output's
+ * (cg->f.epi) run in the GEMM's epilogue: the view's rows are the output's
  * leading axes, its columns the last axis. */
 #include "cg.h"
 
@@ -20,16 +20,14 @@
 
 typedef LLVMValueRef V;
 
-static V mul64(kiln_cg *cg, V a, int64_t b) { return LLVMBuildMul(cg->b, a, kiln_cg_i64(cg, b), ""); }
-static V add64(kiln_cg *cg, V a, V b) { return LLVMBuildAdd(cg->b, a, b, ""); }
 
 /* The value a kernel stores: its fusion group's last member's output. */
 static kiln_id stored_value(kiln_cg *cg, const kiln_node *n)
 {
-    return cg->epi && cg->epi->n > 0 ? cg->epi->out : n->output;
+    return cg->f.epi && cg->f.epi->n > 0 ? cg->f.epi->out : n->output;
 }
 
-static const kiln_cg_epilogue *epilogue(kiln_cg *cg) { return cg->epi && cg->epi->n > 0 ? cg->epi : NULL; }
+static const kiln_cg_epilogue *epilogue(kiln_cg *cg) { return cg->f.epi && cg->f.epi->n > 0 ? cg->f.epi : NULL; }
 
 /* ---- the OpenBLAS candidate -------------------------------------------------------- */
 
@@ -67,28 +65,28 @@ static void blas_epi_body(kiln_cg *cg, V j, V mask, void *p)
     const kiln_cg_blas_call *c = a->c;
     V val = kiln_cg_vload(cg, a->crow, j, mask, 0.0);
     if (a->bias_row)
-        val = LLVMBuildFAdd(cg->b, val, a->bias_row, "");
+        val = LLVMBuildFAdd(cg->u->b, val, a->bias_row, "");
     else if (c->bias)
-        val = LLVMBuildFAdd(cg->b, val, kiln_cg_vload(cg, c->bias, j, mask, 0.0), "");
+        val = LLVMBuildFAdd(cg->u->b, val, kiln_cg_vload(cg, c->bias, j, mask, 0.0), "");
     if (c->epi)
-        val = kiln_cg_epi_apply(cg, c->epi, val, a->offs, add64(cg, c->epi_col0, j), mask);
+        val = kiln_cg_epi_apply(cg, c->epi, val, a->offs, kiln_cg_iadd(cg, c->epi_col0, j), mask);
     kiln_cg_vstore(cg, val, a->crow, j, mask);
 }
 
 void kiln_cg_emit_blas(kiln_cg *cg, const kiln_cg_blas_call *c)
 {
-    LLVMTypeRef P = cg->t_ptr, I32 = cg->t_i32, I64 = cg->t_i64, F = cg->t_f32;
+    LLVMTypeRef P = cg->u->t_ptr, I32 = cg->u->t_i32, I64 = cg->u->t_i64, F = cg->u->t_f32;
     LLVMTypeRef params[13] = {I32, I32, I64, I64, I64, F, P, I64, P, I64, F, P, I64};
-    LLVMTypeRef ft = LLVMFunctionType(cg->t_void, params, 13, 0);
-    V fn = LLVMGetNamedFunction(cg->mod, "kiln_rt_sgemm");
+    LLVMTypeRef ft = LLVMFunctionType(cg->u->t_void, params, 13, 0);
+    V fn = LLVMGetNamedFunction(cg->u->mod, "kiln_rt_sgemm");
     if (!fn) {
-        fn = LLVMAddFunction(cg->mod, "kiln_rt_sgemm", ft);
+        fn = LLVMAddFunction(cg->u->mod, "kiln_rt_sgemm", ft);
         LLVMSetLinkage(fn, LLVMExternalLinkage);
     }
     V args[13] = {kiln_cg_i32(cg, 0), kiln_cg_i32(cg, c->trans_b ? 1 : 0), c->m, c->n, kiln_cg_i64(cg, c->k),
                   kiln_cg_f32(cg, 1.0), c->a, kiln_cg_i64(cg, c->lda), c->b, kiln_cg_i64(cg, c->ldb),
                   kiln_cg_f32(cg, 0.0), c->c, kiln_cg_i64(cg, c->ldc)};
-    LLVMBuildCall2(cg->b, ft, fn, args, 13, "");
+    LLVMBuildCall2(cg->u->b, ft, fn, args, 13, "");
     if (!c->bias && !c->epi)
         return;
     /* bias and the epilogue over the block, while it is in cache */
@@ -98,8 +96,8 @@ void kiln_cg_emit_blas(kiln_cg *cg, const kiln_cg_blas_call *c)
     V r = kiln_cg_for_begin(cg, &l, kiln_cg_i64(cg, 0), c->m, kiln_cg_i64(cg, 1));
     V offs[KILN_CG_MAX_EPI];
     if (c->epi)
-        kiln_cg_epi_row(cg, c->epi, add64(cg, c->epi_row0, r), offs);
-    blas_epi_arg a = {c, kiln_cg_gep(cg, c->c, mul64(cg, r, c->ldc)),
+        kiln_cg_epi_row(cg, c->epi, kiln_cg_iadd(cg, c->epi_row0, r), offs);
+    blas_epi_arg a = {c, kiln_cg_gep(cg, c->c, kiln_cg_imul(cg, r, c->ldc)),
                       c->bias && c->bias_per_row ? kiln_cg_splat(cg, kiln_cg_load(cg, c->bias, r)) : NULL, NULL, offs};
     kiln_cg_vloop(cg, kiln_cg_i64(cg, 0), c->n, blas_epi_body, &a);
     kiln_cg_for_end(cg, &l);
@@ -164,21 +162,21 @@ kiln_status kiln_cg_emit_dense(kiln_cg *cg, const kiln_node *n)
     kiln_cg_task_begin(cg, kernel, n);
     V m_total = kiln_cg_i64(cg, rows);
     if (xs->batched)
-        m_total = LLVMBuildMul(cg->b, m_total, kiln_cg_batch(cg), "m");
-    V cb = kiln_cg_urem(cg, cg->arg_index, n_col_blocks), rb = kiln_cg_udiv(cg, cg->arg_index, n_col_blocks);
-    V r0 = mul64(cg, rb, mb);
-    V r1 = kiln_cg_smin(cg, add64(cg, r0, kiln_cg_i64(cg, mb)), m_total);
-    V c0 = mul64(cg, cb, nb);
-    V c1 = kiln_cg_smin(cg, add64(cg, c0, kiln_cg_i64(cg, nb)), kiln_cg_i64(cg, N));
+        m_total = LLVMBuildMul(cg->u->b, m_total, kiln_cg_batch(cg), "m");
+    V cb = kiln_cg_urem(cg, cg->f.arg_index, n_col_blocks), rb = kiln_cg_udiv(cg, cg->f.arg_index, n_col_blocks);
+    V r0 = kiln_cg_imul(cg, rb, mb);
+    V r1 = kiln_cg_smin(cg, kiln_cg_iadd(cg, r0, kiln_cg_i64(cg, mb)), m_total);
+    V c0 = kiln_cg_imul(cg, cb, nb);
+    V c1 = kiln_cg_smin(cg, kiln_cg_iadd(cg, c0, kiln_cg_i64(cg, nb)), kiln_cg_i64(cg, N));
     if (blas) {
         kiln_cg_blas_call c = {
             .trans_b = true,
-            .m = LLVMBuildSub(cg->b, r1, r0, ""),
-            .n = LLVMBuildSub(cg->b, c1, c0, ""),
+            .m = LLVMBuildSub(cg->u->b, r1, r0, ""),
+            .n = LLVMBuildSub(cg->u->b, c1, c0, ""),
             .k = K,
-            .a = kiln_cg_gep(cg, kiln_cg_value_ptr(cg, n->inputs[0]), mul64(cg, r0, K)),
-            .b = kiln_cg_gep(cg, kiln_cg_weights_ptr(cg, w_off), mul64(cg, c0, K)),
-            .c = kiln_cg_gep(cg, kiln_cg_value_ptr(cg, stored_value(cg, n)), add64(cg, mul64(cg, r0, N), c0)),
+            .a = kiln_cg_gep(cg, kiln_cg_value_ptr(cg, n->inputs[0]), kiln_cg_imul(cg, r0, K)),
+            .b = kiln_cg_gep(cg, kiln_cg_weights_ptr(cg, w_off), kiln_cg_imul(cg, c0, K)),
+            .c = kiln_cg_gep(cg, kiln_cg_value_ptr(cg, stored_value(cg, n)), kiln_cg_iadd(cg, kiln_cg_imul(cg, r0, N), c0)),
             .lda = K,
             .ldb = K,
             .ldc = N,
@@ -193,15 +191,15 @@ kiln_status kiln_cg_emit_dense(kiln_cg *cg, const kiln_node *n)
         return cg->status;
     }
     kiln_cg_gemm p = {
-        .a = kiln_cg_gep(cg, kiln_cg_value_ptr(cg, n->inputs[0]), mul64(cg, r0, K)),
+        .a = kiln_cg_gep(cg, kiln_cg_value_ptr(cg, n->inputs[0]), kiln_cg_imul(cg, r0, K)),
         .b = kiln_cg_weights_ptr(cg, w_off),
-        .c = kiln_cg_gep(cg, kiln_cg_value_ptr(cg, stored_value(cg, n)), mul64(cg, r0, N)),
+        .c = kiln_cg_gep(cg, kiln_cg_value_ptr(cg, stored_value(cg, n)), kiln_cg_imul(cg, r0, N)),
         .a_packed = false,
         .b_packed = true,
         .lda = K,
         .ldb = 0,
         .ldc = N,
-        .m = LLVMBuildSub(cg->b, r1, r0, ""),
+        .m = LLVMBuildSub(cg->u->b, r1, r0, ""),
         .n0 = c0,
         .n1 = c1,
         .k = K,
@@ -226,8 +224,8 @@ static void dot_body(kiln_cg *cg, V k, V mask, void *p)
 {
     dot_arg *d = p;
     V x = kiln_cg_vload(cg, d->a, k, mask, 0.0), y = kiln_cg_vload(cg, d->b, k, mask, 0.0);
-    V cur = LLVMBuildLoad2(cg->b, cg->t_vf, d->acc, "");
-    LLVMBuildStore(cg->b, kiln_cg_fma(cg, x, y, cur), d->acc);
+    V cur = LLVMBuildLoad2(cg->u->b, cg->u->t_vf, d->acc, "");
+    LLVMBuildStore(cg->u->b, kiln_cg_fma(cg, x, y, cur), d->acc);
 }
 
 /* C[i, j] = dot(A row i, B row j) for rows [0, m) and columns [n0, n1), then
@@ -236,21 +234,21 @@ static void emit_dot(kiln_cg *cg, V a, V b, V c, V m, V n0, V n1, int64_t K, int
 {
     const kiln_cg_epilogue *epi = epilogue(cg);
     if (epi)
-        kiln_cg_epi_begin(cg, cg->epi);
+        kiln_cg_epi_begin(cg, cg->f.epi);
     kiln_cg_loop li, lj;
     V i = kiln_cg_for_begin(cg, &li, kiln_cg_i64(cg, 0), m, kiln_cg_i64(cg, 1));
     V offs[KILN_CG_MAX_EPI];
     if (epi)
-        kiln_cg_epi_row(cg, epi, add64(cg, row0, i), offs);
+        kiln_cg_epi_row(cg, epi, kiln_cg_iadd(cg, row0, i), offs);
     V j = kiln_cg_for_begin(cg, &lj, n0, n1, kiln_cg_i64(cg, 1));
-    dot_arg d = {kiln_cg_gep(cg, a, mul64(cg, i, K)), kiln_cg_gep(cg, b, mul64(cg, j, K)),
-                 kiln_cg_alloca(cg, cg->t_vf, "dot")};
-    LLVMBuildStore(cg->b, LLVMConstNull(cg->t_vf), d.acc);
+    dot_arg d = {kiln_cg_gep(cg, a, kiln_cg_imul(cg, i, K)), kiln_cg_gep(cg, b, kiln_cg_imul(cg, j, K)),
+                 kiln_cg_alloca(cg, cg->u->t_vf, "dot")};
+    LLVMBuildStore(cg->u->b, LLVMConstNull(cg->u->t_vf), d.acc);
     kiln_cg_vloop(cg, kiln_cg_i64(cg, 0), kiln_cg_i64(cg, K), dot_body, &d);
-    V sum = kiln_cg_reduce_add(cg, LLVMBuildLoad2(cg->b, cg->t_vf, d.acc, ""));
+    V sum = kiln_cg_reduce_add(cg, LLVMBuildLoad2(cg->u->b, cg->u->t_vf, d.acc, ""));
     if (epi)
         sum = kiln_cg_epi_apply(cg, epi, sum, offs, j, NULL);
-    kiln_cg_store(cg, sum, c, add64(cg, mul64(cg, i, ldc), j));
+    kiln_cg_store(cg, sum, c, kiln_cg_iadd(cg, kiln_cg_imul(cg, i, ldc), j));
     kiln_cg_for_end(cg, &lj);
     kiln_cg_for_end(cg, &li);
 }
@@ -337,7 +335,7 @@ kiln_status kiln_cg_emit_matmul(kiln_cg *cg, const kiln_node *n)
     V pb = packed_b ? kiln_cg_weights_ptr(cg, b_off) : kiln_cg_value_ptr(cg, n->inputs[1]);
     V pc = kiln_cg_value_ptr(cg, stored_value(cg, n));
 
-    V t = cg->arg_index;
+    V t = cg->f.arg_index;
     V cb = kiln_cg_urem(cg, t, n_col_blocks);
     t = kiln_cg_udiv(cg, t, n_col_blocks);
     V rbk, mat;
@@ -355,19 +353,19 @@ kiln_status kiln_cg_emit_matmul(kiln_cg *cg, const kiln_node *n)
         V idx = i == 0 ? rem : kiln_cg_urem(cg, rem, lead[i]);
         if (i > 0)
             rem = kiln_cg_udiv(cg, rem, lead[i]);
-        oa = add64(cg, oa, mul64(cg, idx, sa[i]));
-        ob = add64(cg, ob, mul64(cg, idx, sb[i]));
+        oa = kiln_cg_iadd(cg, oa, kiln_cg_imul(cg, idx, sa[i]));
+        ob = kiln_cg_iadd(cg, ob, kiln_cg_imul(cg, idx, sb[i]));
     }
-    V r0 = mul64(cg, rbk, mb);
-    V r1 = kiln_cg_smin(cg, add64(cg, r0, kiln_cg_i64(cg, mb)), m_rows);
-    V c0 = mul64(cg, cb, nb);
-    V c1 = kiln_cg_smin(cg, add64(cg, c0, kiln_cg_i64(cg, nb)), kiln_cg_i64(cg, N));
+    V r0 = kiln_cg_imul(cg, rbk, mb);
+    V r1 = kiln_cg_smin(cg, kiln_cg_iadd(cg, r0, kiln_cg_i64(cg, mb)), m_rows);
+    V c0 = kiln_cg_imul(cg, cb, nb);
+    V c1 = kiln_cg_smin(cg, kiln_cg_iadd(cg, c0, kiln_cg_i64(cg, nb)), kiln_cg_i64(cg, N));
     const int64_t Mm = m_is_batch ? 0 : M; /* rows of one matrix (the batch is not one) */
-    V a = kiln_cg_gep(cg, pa, add64(cg, mul64(cg, oa, Mm * K), mul64(cg, r0, K)));
-    V b = kiln_cg_gep(cg, pb, mul64(cg, ob, packed_b ? (int64_t)(per_mat / kiln_dtype_size(gc->b)) : K * N));
-    V cc = kiln_cg_gep(cg, pc, add64(cg, mul64(cg, mat, Mm * N), mul64(cg, r0, N)));
-    V m = LLVMBuildSub(cg->b, r1, r0, "");
-    V row0 = add64(cg, mul64(cg, mat, Mm), r0); /* the epilogue's view row of C's row 0 */
+    V a = kiln_cg_gep(cg, pa, kiln_cg_iadd(cg, kiln_cg_imul(cg, oa, Mm * K), kiln_cg_imul(cg, r0, K)));
+    V b = kiln_cg_gep(cg, pb, kiln_cg_imul(cg, ob, packed_b ? (int64_t)(per_mat / kiln_dtype_size(gc->b)) : K * N));
+    V cc = kiln_cg_gep(cg, pc, kiln_cg_iadd(cg, kiln_cg_imul(cg, mat, Mm * N), kiln_cg_imul(cg, r0, N)));
+    V m = LLVMBuildSub(cg->u->b, r1, r0, "");
+    V row0 = kiln_cg_iadd(cg, kiln_cg_imul(cg, mat, Mm), r0); /* the epilogue's view row of C's row 0 */
     if (use_dot) {
         emit_dot(cg, a, b, cc, m, c0, c1, K, N, row0);
     } else {

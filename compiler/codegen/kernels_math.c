@@ -35,12 +35,12 @@
 typedef LLVMValueRef V;
 
 static V c(kiln_cg *cg, V like, double v) { return kiln_cg_fconst(cg, like, v); }
-static V add(kiln_cg *cg, V a, V b) { return LLVMBuildFAdd(cg->b, a, b, ""); }
-static V sub(kiln_cg *cg, V a, V b) { return LLVMBuildFSub(cg->b, a, b, ""); }
-static V mul(kiln_cg *cg, V a, V b) { return LLVMBuildFMul(cg->b, a, b, ""); }
-static V vdiv(kiln_cg *cg, V a, V b) { return LLVMBuildFDiv(cg->b, a, b, ""); }
-static V sel(kiln_cg *cg, V cond, V a, V b) { return LLVMBuildSelect(cg->b, cond, a, b, ""); }
-static V lt(kiln_cg *cg, V a, V b) { return LLVMBuildFCmp(cg->b, LLVMRealOLT, a, b, ""); }
+static V add(kiln_cg *cg, V a, V b) { return LLVMBuildFAdd(cg->u->b, a, b, ""); }
+static V sub(kiln_cg *cg, V a, V b) { return LLVMBuildFSub(cg->u->b, a, b, ""); }
+static V mul(kiln_cg *cg, V a, V b) { return LLVMBuildFMul(cg->u->b, a, b, ""); }
+static V vdiv(kiln_cg *cg, V a, V b) { return LLVMBuildFDiv(cg->u->b, a, b, ""); }
+static V sel(kiln_cg *cg, V cond, V a, V b) { return LLVMBuildSelect(cg->u->b, cond, a, b, ""); }
+static V lt(kiln_cg *cg, V a, V b) { return LLVMBuildFCmp(cg->u->b, LLVMRealOLT, a, b, ""); }
 
 /* Horner: coef[0] x^(n-1) + ... + coef[n-1]. */
 static V horner(kiln_cg *cg, V x, const double *coef, int n)
@@ -51,17 +51,17 @@ static V horner(kiln_cg *cg, V x, const double *coef, int n)
     return acc;
 }
 
-static V as_int(kiln_cg *cg, V x) { return LLVMBuildBitCast(cg->b, x, kiln_cg_int_type_like(cg, x), ""); }
-static V as_float(kiln_cg *cg, V i, V like) { return LLVMBuildBitCast(cg->b, i, LLVMTypeOf(like), ""); }
+static V as_int(kiln_cg *cg, V x) { return LLVMBuildBitCast(cg->u->b, x, kiln_cg_int_type_like(cg, x), ""); }
+static V as_float(kiln_cg *cg, V i, V like) { return LLVMBuildBitCast(cg->u->b, i, LLVMTypeOf(like), ""); }
 static V ic(kiln_cg *cg, V like, int64_t v) { return kiln_cg_iconst_like(cg, like, v); }
 
 /* 2^n for an integer n in [-150, 129] given as i32 lanes, as two factors. */
 static V scale_pow2(kiln_cg *cg, V p, V n, V like)
 {
-    V n1 = LLVMBuildAShr(cg->b, n, ic(cg, like, 1), "");
-    V n2 = LLVMBuildSub(cg->b, n, n1, "");
-    V s1 = as_float(cg, LLVMBuildShl(cg->b, LLVMBuildAdd(cg->b, n1, ic(cg, like, 127), ""), ic(cg, like, 23), ""), like);
-    V s2 = as_float(cg, LLVMBuildShl(cg->b, LLVMBuildAdd(cg->b, n2, ic(cg, like, 127), ""), ic(cg, like, 23), ""), like);
+    V n1 = LLVMBuildAShr(cg->u->b, n, ic(cg, like, 1), "");
+    V n2 = LLVMBuildSub(cg->u->b, n, n1, "");
+    V s1 = as_float(cg, LLVMBuildShl(cg->u->b, LLVMBuildAdd(cg->u->b, n1, ic(cg, like, 127), ""), ic(cg, like, 23), ""), like);
+    V s2 = as_float(cg, LLVMBuildShl(cg->u->b, LLVMBuildAdd(cg->u->b, n2, ic(cg, like, 127), ""), ic(cg, like, 23), ""), like);
     return mul(cg, mul(cg, p, s1), s2);
 }
 
@@ -81,7 +81,7 @@ static exp_parts exp_reduce(kiln_cg *cg, V x)
     V magic = c(cg, x, 12582912.0);
     V t = kiln_cg_fma(cg, e.xc, c(cg, x, LOG2E), magic);
     V nf = sub(cg, t, magic);
-    e.ni = LLVMBuildSub(cg->b, as_int(cg, t), as_int(cg, magic), "n");
+    e.ni = LLVMBuildSub(cg->u->b, as_int(cg, t), as_int(cg, magic), "n");
     /* Cody-Waite: ln2 = 0.693359375 (exact in 9 bits) - 2.12194440e-4. */
     V r = kiln_cg_fma(cg, nf, c(cg, x, -0.693359375), e.xc);
     e.r = kiln_cg_fma(cg, nf, c(cg, x, 2.12194440e-4), r);
@@ -109,7 +109,7 @@ static V m_expm1(kiln_cg *cg, V x)
     V pm1 = kiln_cg_fma(cg, mul(cg, r, r), kiln_cg_fma(cg, r, horner(cg, r, q, 5), c(cg, x, 0.5)), r);
     V t = scale_pow2(cg, c(cg, x, 1.0), e.ni, x);
     V y = kiln_cg_fma(cg, t, pm1, sub(cg, t, c(cg, x, 1.0)));
-    y = sel(cg, LLVMBuildFCmp(cg->b, LLVMRealOGT, x, c(cg, x, 88.72283935546875), ""), c(cg, x, INFINITY), y);
+    y = sel(cg, LLVMBuildFCmp(cg->u->b, LLVMRealOGT, x, c(cg, x, 88.72283935546875), ""), c(cg, x, INFINITY), y);
     return sel(cg, e.nan, x, y);
 }
 
@@ -121,35 +121,35 @@ static V m_log(kiln_cg *cg, V x)
     V tiny = lt(cg, x, c(cg, x, 1.17549435e-38));
     V xs = sel(cg, tiny, mul(cg, x, c(cg, x, 8388608.0)), x);
     V bits = as_int(cg, xs);
-    V e = LLVMBuildSub(cg->b, LLVMBuildLShr(cg->b, bits, ic(cg, x, 23), ""), ic(cg, x, 126), "");
-    e = LLVMBuildSub(cg->b, e, sel(cg, tiny, ic(cg, x, 23), ic(cg, x, 0)), "");
-    V m = as_float(cg, LLVMBuildOr(cg->b, LLVMBuildAnd(cg->b, bits, ic(cg, x, 0x007fffff), ""), ic(cg, x, 0x3f000000), ""),
+    V e = LLVMBuildSub(cg->u->b, LLVMBuildLShr(cg->u->b, bits, ic(cg, x, 23), ""), ic(cg, x, 126), "");
+    e = LLVMBuildSub(cg->u->b, e, sel(cg, tiny, ic(cg, x, 23), ic(cg, x, 0)), "");
+    V m = as_float(cg, LLVMBuildOr(cg->u->b, LLVMBuildAnd(cg->u->b, bits, ic(cg, x, 0x007fffff), ""), ic(cg, x, 0x3f000000), ""),
                    x);
     V below = lt(cg, m, c(cg, x, 0.707106781186547524));
-    e = LLVMBuildSub(cg->b, e, sel(cg, below, ic(cg, x, 1), ic(cg, x, 0)), "");
+    e = LLVMBuildSub(cg->u->b, e, sel(cg, below, ic(cg, x, 1), ic(cg, x, 0)), "");
     m = sel(cg, below, sub(cg, add(cg, m, m), c(cg, x, 1.0)), sub(cg, m, c(cg, x, 1.0)));
     V z = mul(cg, m, m);
     V y = mul(cg, mul(cg, horner(cg, m, p, 9), m), z);
-    V ef = LLVMBuildSIToFP(cg->b, e, LLVMTypeOf(x), "");
+    V ef = LLVMBuildSIToFP(cg->u->b, e, LLVMTypeOf(x), "");
     y = kiln_cg_fma(cg, ef, c(cg, x, -2.12194440e-4), y);
     y = kiln_cg_fma(cg, z, c(cg, x, -0.5), y);
     V r = kiln_cg_fma(cg, ef, c(cg, x, 0.693359375), add(cg, m, y));
-    r = sel(cg, LLVMBuildFCmp(cg->b, LLVMRealOEQ, x, c(cg, x, INFINITY), ""), x, r);
-    r = sel(cg, LLVMBuildFCmp(cg->b, LLVMRealOEQ, x, c(cg, x, 0.0), ""), c(cg, x, -INFINITY), r);
-    return sel(cg, LLVMBuildFCmp(cg->b, LLVMRealULT, x, c(cg, x, 0.0), ""), c(cg, x, NAN), r);
+    r = sel(cg, LLVMBuildFCmp(cg->u->b, LLVMRealOEQ, x, c(cg, x, INFINITY), ""), x, r);
+    r = sel(cg, LLVMBuildFCmp(cg->u->b, LLVMRealOEQ, x, c(cg, x, 0.0), ""), c(cg, x, -INFINITY), r);
+    return sel(cg, LLVMBuildFCmp(cg->u->b, LLVMRealULT, x, c(cg, x, 0.0), ""), c(cg, x, NAN), r);
 }
 
 static V m_tanh(kiln_cg *cg, V x)
 {
     V t = m_expm1(cg, mul(cg, kiln_cg_fabs(cg, x), c(cg, x, -2.0)));
-    V y = vdiv(cg, LLVMBuildFNeg(cg->b, t, ""), add(cg, t, c(cg, x, 2.0)));
+    V y = vdiv(cg, LLVMBuildFNeg(cg->u->b, t, ""), add(cg, t, c(cg, x, 2.0)));
     return kiln_cg_copysign(cg, y, x);
 }
 
 static V m_sigmoid(kiln_cg *cg, V x)
 {
-    V e = m_exp(cg, LLVMBuildFNeg(cg->b, kiln_cg_fabs(cg, x), ""));
-    V num = sel(cg, LLVMBuildFCmp(cg->b, LLVMRealOGE, x, c(cg, x, 0.0), ""), c(cg, x, 1.0), e);
+    V e = m_exp(cg, LLVMBuildFNeg(cg->u->b, kiln_cg_fabs(cg, x), ""));
+    V num = sel(cg, LLVMBuildFCmp(cg->u->b, LLVMRealOGE, x, c(cg, x, 0.0), ""), c(cg, x, 1.0), e);
     return vdiv(cg, num, add(cg, c(cg, x, 1.0), e));
 }
 
@@ -173,7 +173,7 @@ static V erfc_tail(kiln_cg *cg, V z, V hi, V lo)
     V t = vdiv(cg, c(cg, z, 1.0), kiln_cg_fma(cg, zc, c(cg, z, 0.5), c(cg, z, 1.0)));
     V r = mul(cg, t, horner(cg, t, p, 10));
     /* exp(-(hi + lo)) = exp(-hi) (1 - lo) to first order; |lo| <= ulp(hi)/2. */
-    V e = mul(cg, m_exp(cg, LLVMBuildFNeg(cg->b, hi, "")), sub(cg, c(cg, z, 1.0), lo));
+    V e = mul(cg, m_exp(cg, LLVMBuildFNeg(cg->u->b, hi, "")), sub(cg, c(cg, z, 1.0), lo));
     return mul(cg, r, e);
 }
 
@@ -182,7 +182,7 @@ static void square_split(kiln_cg *cg, V s, V *hi, V *lo)
 {
     V sc = kiln_cg_clamp(cg, s, -20.0, 20.0);
     *hi = mul(cg, sc, sc);
-    *lo = kiln_cg_fma(cg, sc, sc, LLVMBuildFNeg(cg->b, *hi, ""));
+    *lo = kiln_cg_fma(cg, sc, sc, LLVMBuildFNeg(cg->u->b, *hi, ""));
 }
 
 static V m_erf(kiln_cg *cg, V x)
@@ -219,7 +219,7 @@ static V m_gelu(kiln_cg *cg, V x)
 static V m_gelu_tanh(kiln_cg *cg, V x)
 {
     unsigned n = LLVMGetTypeKind(LLVMTypeOf(x)) == LLVMVectorTypeKind ? LLVMGetVectorSize(LLVMTypeOf(x)) : 0;
-    LLVMTypeRef f64 = LLVMDoubleTypeInContext(cg->ctx), dt = n ? LLVMVectorType(f64, n) : f64;
+    LLVMTypeRef f64 = LLVMDoubleTypeInContext(cg->u->ctx), dt = n ? LLVMVectorType(f64, n) : f64;
     LLVMValueRef dc[3];
     double dv[3] = {2.0 * SQRT_2_OVER_PI, 0.044715, 1.0};
     for (int i = 0; i < 3; i++) {
@@ -228,14 +228,14 @@ static V m_gelu_tanh(kiln_cg *cg, V x)
             lanes[j] = k;
         dc[i] = n ? LLVMConstVector(lanes, n) : k;
     }
-    V xd = LLVMBuildFPExt(cg->b, kiln_cg_clamp(cg, x, -100.0, 100.0), dt, "");
-    V inner = kiln_cg_fma(cg, LLVMBuildFMul(cg->b, xd, xd, ""), dc[1], dc[2]);
-    V v = LLVMBuildFMul(cg->b, LLVMBuildFMul(cg->b, xd, dc[0], ""), inner, "v");
-    V hi = LLVMBuildFPTrunc(cg->b, v, LLVMTypeOf(x), "");
-    V lo = LLVMBuildFPTrunc(cg->b, LLVMBuildFSub(cg->b, v, LLVMBuildFPExt(cg->b, hi, dt, ""), ""), LLVMTypeOf(x), "");
-    V pos = LLVMBuildFCmp(cg->b, LLVMRealOGE, hi, c(cg, x, 0.0), "");
-    V slo = sel(cg, pos, lo, LLVMBuildFNeg(cg->b, lo, ""));
-    V e = mul(cg, m_exp(cg, LLVMBuildFNeg(cg->b, kiln_cg_fabs(cg, hi), "")), sub(cg, c(cg, x, 1.0), slo));
+    V xd = LLVMBuildFPExt(cg->u->b, kiln_cg_clamp(cg, x, -100.0, 100.0), dt, "");
+    V inner = kiln_cg_fma(cg, LLVMBuildFMul(cg->u->b, xd, xd, ""), dc[1], dc[2]);
+    V v = LLVMBuildFMul(cg->u->b, LLVMBuildFMul(cg->u->b, xd, dc[0], ""), inner, "v");
+    V hi = LLVMBuildFPTrunc(cg->u->b, v, LLVMTypeOf(x), "");
+    V lo = LLVMBuildFPTrunc(cg->u->b, LLVMBuildFSub(cg->u->b, v, LLVMBuildFPExt(cg->u->b, hi, dt, ""), ""), LLVMTypeOf(x), "");
+    V pos = LLVMBuildFCmp(cg->u->b, LLVMRealOGE, hi, c(cg, x, 0.0), "");
+    V slo = sel(cg, pos, lo, LLVMBuildFNeg(cg->u->b, lo, ""));
+    V e = mul(cg, m_exp(cg, LLVMBuildFNeg(cg->u->b, kiln_cg_fabs(cg, hi), "")), sub(cg, c(cg, x, 1.0), slo));
     V num = sel(cg, pos, c(cg, x, 1.0), e);
     return mul(cg, x, vdiv(cg, num, add(cg, c(cg, x, 1.0), e)));
 }
@@ -276,14 +276,14 @@ static void math_body(kiln_cg *cg, V i, V mask, void *p)
 
 V kiln_cg_emit_math_kernel(kiln_cg *cg, kiln_cg_math_fn fn, const char *name)
 {
-    LLVMTypeRef params[3] = {cg->t_ptr, cg->t_ptr, cg->t_i64};
-    LLVMTypeRef ft = LLVMFunctionType(cg->t_void, params, 3, 0);
-    cg->fn = LLVMAddFunction(cg->mod, name, ft);
-    kiln_cg_function_attrs(cg, cg->fn);
-    cg->entry = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "entry");
-    LLVMPositionBuilderAtEnd(cg->b, cg->entry);
-    math_arg a = {fn, LLVMGetParam(cg->fn, 0), LLVMGetParam(cg->fn, 1)};
-    kiln_cg_vloop(cg, kiln_cg_i64(cg, 0), LLVMGetParam(cg->fn, 2), math_body, &a);
-    LLVMBuildRetVoid(cg->b);
-    return cg->fn;
+    LLVMTypeRef params[3] = {cg->u->t_ptr, cg->u->t_ptr, cg->u->t_i64};
+    LLVMTypeRef ft = LLVMFunctionType(cg->u->t_void, params, 3, 0);
+    cg->f.fn = LLVMAddFunction(cg->u->mod, name, ft);
+    kiln_cg_function_attrs(cg, cg->f.fn);
+    cg->f.entry = LLVMAppendBasicBlockInContext(cg->u->ctx, cg->f.fn, "entry");
+    LLVMPositionBuilderAtEnd(cg->u->b, cg->f.entry);
+    math_arg a = {fn, LLVMGetParam(cg->f.fn, 0), LLVMGetParam(cg->f.fn, 1)};
+    kiln_cg_vloop(cg, kiln_cg_i64(cg, 0), LLVMGetParam(cg->f.fn, 2), math_body, &a);
+    LLVMBuildRetVoid(cg->u->b);
+    return cg->f.fn;
 }

@@ -21,9 +21,8 @@ typedef LLVMValueRef V;
 
 #define CHUNK 16384
 
-static V mul64(kiln_cg *cg, V a, int64_t b) { return LLVMBuildMul(cg->b, a, kiln_cg_i64(cg, b), ""); }
-static V ld(kiln_cg *cg, V p) { return LLVMBuildLoad2(cg->b, cg->t_vf, p, ""); }
-static void st(kiln_cg *cg, V v, V p) { LLVMBuildStore(cg->b, v, p); }
+static V ld(kiln_cg *cg, V p) { return LLVMBuildLoad2(cg->u->b, cg->u->t_vf, p, ""); }
+static void st(kiln_cg *cg, V v, V p) { LLVMBuildStore(cg->u->b, v, p); }
 
 static int64_t rows_per_task(int64_t row_elems) { return row_elems >= CHUNK ? 1 : CHUNK / row_elems; }
 
@@ -95,12 +94,12 @@ kiln_status kiln_cg_emit_batchnorm(kiln_cg *cg, const kiln_node *n)
     int64_t per_task = rows_per_task(unit);
     V total = kiln_cg_i64(cg, rows);
     if (batched)
-        total = LLVMBuildMul(cg->b, total, kiln_cg_batch(cg), "");
+        total = LLVMBuildMul(cg->u->b, total, kiln_cg_batch(cg), "");
     V lo, hi;
     kiln_cg_task_range(cg, total, per_task, &lo, &hi);
     kiln_cg_loop l;
     V r = kiln_cg_for_begin(cg, &l, lo, hi, kiln_cg_i64(cg, 1));
-    affine_arg a = {kiln_cg_gep(cg, px, mul64(cg, r, unit)), kiln_cg_gep(cg, py, mul64(cg, r, unit)), NULL, NULL,
+    affine_arg a = {kiln_cg_gep(cg, px, kiln_cg_imul(cg, r, unit)), kiln_cg_gep(cg, py, kiln_cg_imul(cg, r, unit)), NULL, NULL,
                     NULL, NULL};
     if (inner == 1) {
         a.pscale = pscale;
@@ -128,19 +127,19 @@ static void ln_body(kiln_cg *cg, V i, V mask, void *p)
     ln_arg *a = p;
     V x = kiln_cg_vload(cg, a->x, i, mask, 0.0);
     if (a->pass == 0) {
-        st(cg, LLVMBuildFAdd(cg->b, ld(cg, a->acc), x, ""), a->acc);
+        st(cg, LLVMBuildFAdd(cg->u->b, ld(cg, a->acc), x, ""), a->acc);
     } else if (a->pass == 1) {
-        V d = LLVMBuildFSub(cg->b, x, a->mean, "");
-        V d2 = LLVMBuildFMul(cg->b, d, d, "");
+        V d = LLVMBuildFSub(cg->u->b, x, a->mean, "");
+        V d2 = LLVMBuildFMul(cg->u->b, d, d, "");
         if (mask)
-            d2 = LLVMBuildSelect(cg->b, mask, d2, LLVMConstNull(cg->t_vf), "");
-        st(cg, LLVMBuildFAdd(cg->b, ld(cg, a->acc), d2, ""), a->acc);
+            d2 = LLVMBuildSelect(cg->u->b, mask, d2, LLVMConstNull(cg->u->t_vf), "");
+        st(cg, LLVMBuildFAdd(cg->u->b, ld(cg, a->acc), d2, ""), a->acc);
     } else {
-        V y = LLVMBuildFMul(cg->b, LLVMBuildFSub(cg->b, x, a->mean, ""), a->inv, "");
+        V y = LLVMBuildFMul(cg->u->b, LLVMBuildFSub(cg->u->b, x, a->mean, ""), a->inv, "");
         if (a->w)
-            y = LLVMBuildFMul(cg->b, y, kiln_cg_vload(cg, a->w, i, mask, 0.0), "");
+            y = LLVMBuildFMul(cg->u->b, y, kiln_cg_vload(cg, a->w, i, mask, 0.0), "");
         if (a->b)
-            y = LLVMBuildFAdd(cg->b, y, kiln_cg_vload(cg, a->b, i, mask, 0.0), "");
+            y = LLVMBuildFAdd(cg->u->b, y, kiln_cg_vload(cg, a->b, i, mask, 0.0), "");
         kiln_cg_vstore(cg, y, a->y, i, mask);
     }
 }
@@ -166,26 +165,26 @@ kiln_status kiln_cg_emit_layernorm(kiln_cg *cg, const kiln_node *n)
     V px = kiln_cg_value_ptr(cg, n->inputs[0]), py = kiln_cg_value_ptr(cg, n->output);
     V total = kiln_cg_i64(cg, rows);
     if (xs->batched)
-        total = LLVMBuildMul(cg->b, total, kiln_cg_batch(cg), "");
+        total = LLVMBuildMul(cg->u->b, total, kiln_cg_batch(cg), "");
     V lo, hi;
     kiln_cg_task_range(cg, total, per_task, &lo, &hi);
     kiln_cg_loop l;
     V r = kiln_cg_for_begin(cg, &l, lo, hi, kiln_cg_i64(cg, 1));
-    ln_arg a = {0, kiln_cg_gep(cg, px, mul64(cg, r, D)), kiln_cg_gep(cg, py, mul64(cg, r, D)),
-                kiln_cg_alloca(cg, cg->t_vf, "acc"), NULL, NULL,
+    ln_arg a = {0, kiln_cg_gep(cg, px, kiln_cg_imul(cg, r, D)), kiln_cg_gep(cg, py, kiln_cg_imul(cg, r, D)),
+                kiln_cg_alloca(cg, cg->u->t_vf, "acc"), NULL, NULL,
                 wid != KILN_NO_ID ? kiln_cg_weights_ptr(cg, w_off) : NULL,
                 bid != KILN_NO_ID ? kiln_cg_weights_ptr(cg, b_off) : NULL};
     V zero = kiln_cg_i64(cg, 0), d = kiln_cg_i64(cg, D), fd = kiln_cg_f32(cg, (double)D);
-    st(cg, LLVMConstNull(cg->t_vf), a.acc);
+    st(cg, LLVMConstNull(cg->u->t_vf), a.acc);
     kiln_cg_vloop(cg, zero, d, ln_body, &a);
-    V mean = LLVMBuildFDiv(cg->b, kiln_cg_reduce_add(cg, ld(cg, a.acc)), fd, "mean");
+    V mean = LLVMBuildFDiv(cg->u->b, kiln_cg_reduce_add(cg, ld(cg, a.acc)), fd, "mean");
     a.mean = kiln_cg_splat(cg, mean);
     a.pass = 1;
-    st(cg, LLVMConstNull(cg->t_vf), a.acc);
+    st(cg, LLVMConstNull(cg->u->t_vf), a.acc);
     kiln_cg_vloop(cg, zero, d, ln_body, &a);
-    V var = LLVMBuildFDiv(cg->b, kiln_cg_reduce_add(cg, ld(cg, a.acc)), fd, "var");
-    V inv = LLVMBuildFDiv(cg->b, kiln_cg_f32(cg, 1.0),
-                          kiln_cg_sqrt(cg, LLVMBuildFAdd(cg->b, var, kiln_cg_f32(cg, n->attrs[KILN_ATTR_EPS].f), "")),
+    V var = LLVMBuildFDiv(cg->u->b, kiln_cg_reduce_add(cg, ld(cg, a.acc)), fd, "var");
+    V inv = LLVMBuildFDiv(cg->u->b, kiln_cg_f32(cg, 1.0),
+                          kiln_cg_sqrt(cg, LLVMBuildFAdd(cg->u->b, var, kiln_cg_f32(cg, n->attrs[KILN_ATTR_EPS].f), "")),
                           "inv");
     a.inv = kiln_cg_splat(cg, inv);
     a.pass = 2;
@@ -210,28 +209,28 @@ static void row_body(kiln_cg *cg, V i, V mask, void *p)
     if (a->pass == 0) {
         V x = kiln_cg_vload(cg, a->x, i, mask, -INFINITY);
         V cur = ld(cg, a->acc);
-        st(cg, LLVMBuildSelect(cg->b, LLVMBuildFCmp(cg->b, LLVMRealOGT, x, cur, ""), x, cur, ""), a->acc);
+        st(cg, LLVMBuildSelect(cg->u->b, LLVMBuildFCmp(cg->u->b, LLVMRealOGT, x, cur, ""), x, cur, ""), a->acc);
     } else if (a->pass == 1) {
         V x = kiln_cg_vload(cg, a->x, i, mask, 0.0);
-        V d = LLVMBuildFSub(cg->b, x, a->m, "");
+        V d = LLVMBuildFSub(cg->u->b, x, a->m, "");
         if (a->log_form) {
             V e = kiln_cg_math(cg, KILN_CG_MATH_EXP, d);
             if (mask)
-                e = LLVMBuildSelect(cg->b, mask, e, LLVMConstNull(cg->t_vf), "");
-            st(cg, LLVMBuildFAdd(cg->b, ld(cg, a->acc), e, ""), a->acc);
+                e = LLVMBuildSelect(cg->u->b, mask, e, LLVMConstNull(cg->u->t_vf), "");
+            st(cg, LLVMBuildFAdd(cg->u->b, ld(cg, a->acc), e, ""), a->acc);
         } else {
             V e = kiln_cg_math(cg, KILN_CG_MATH_EXP, d);
             kiln_cg_vstore(cg, e, a->y, i, mask);
             if (mask)
-                e = LLVMBuildSelect(cg->b, mask, e, LLVMConstNull(cg->t_vf), "");
-            st(cg, LLVMBuildFAdd(cg->b, ld(cg, a->acc), e, ""), a->acc);
+                e = LLVMBuildSelect(cg->u->b, mask, e, LLVMConstNull(cg->u->t_vf), "");
+            st(cg, LLVMBuildFAdd(cg->u->b, ld(cg, a->acc), e, ""), a->acc);
         }
     } else if (a->log_form) {
         V x = kiln_cg_vload(cg, a->x, i, mask, 0.0);
-        kiln_cg_vstore(cg, LLVMBuildFSub(cg->b, LLVMBuildFSub(cg->b, x, a->m, ""), a->scale, ""), a->y, i, mask);
+        kiln_cg_vstore(cg, LLVMBuildFSub(cg->u->b, LLVMBuildFSub(cg->u->b, x, a->m, ""), a->scale, ""), a->y, i, mask);
     } else {
         V e = kiln_cg_vload(cg, a->y, i, mask, 0.0);
-        kiln_cg_vstore(cg, LLVMBuildFDiv(cg->b, e, a->scale, ""), a->y, i, mask);
+        kiln_cg_vstore(cg, LLVMBuildFDiv(cg->u->b, e, a->scale, ""), a->y, i, mask);
     }
 }
 
@@ -245,35 +244,35 @@ typedef struct col_arg {
 static void col_body(kiln_cg *cg, V i, V mask, void *p)
 {
     col_arg *a = p;
-    V m = kiln_cg_alloca(cg, cg->t_vf, "m"), s = kiln_cg_alloca(cg, cg->t_vf, "s");
-    st(cg, kiln_cg_fconst(cg, LLVMGetPoison(cg->t_vf), -INFINITY), m);
-    st(cg, LLVMConstNull(cg->t_vf), s);
+    V m = kiln_cg_alloca(cg, cg->u->t_vf, "m"), s = kiln_cg_alloca(cg, cg->u->t_vf, "s");
+    st(cg, kiln_cg_fconst(cg, LLVMGetPoison(cg->u->t_vf), -INFINITY), m);
+    st(cg, LLVMConstNull(cg->u->t_vf), s);
     kiln_cg_loop l;
     V j = kiln_cg_for_begin(cg, &l, kiln_cg_i64(cg, 0), kiln_cg_i64(cg, a->L), kiln_cg_i64(cg, 1));
-    V off = LLVMBuildAdd(cg->b, mul64(cg, j, a->inner), i, "");
+    V off = LLVMBuildAdd(cg->u->b, kiln_cg_imul(cg, j, a->inner), i, "");
     V x = kiln_cg_vload(cg, a->x, off, mask, -INFINITY);
     V cur = ld(cg, m);
-    st(cg, LLVMBuildSelect(cg->b, LLVMBuildFCmp(cg->b, LLVMRealOGT, x, cur, ""), x, cur, ""), m);
+    st(cg, LLVMBuildSelect(cg->u->b, LLVMBuildFCmp(cg->u->b, LLVMRealOGT, x, cur, ""), x, cur, ""), m);
     kiln_cg_for_end(cg, &l);
     V mv = ld(cg, m);
     j = kiln_cg_for_begin(cg, &l, kiln_cg_i64(cg, 0), kiln_cg_i64(cg, a->L), kiln_cg_i64(cg, 1));
-    off = LLVMBuildAdd(cg->b, mul64(cg, j, a->inner), i, "");
+    off = LLVMBuildAdd(cg->u->b, kiln_cg_imul(cg, j, a->inner), i, "");
     x = kiln_cg_vload(cg, a->x, off, mask, 0.0);
-    V e = kiln_cg_math(cg, KILN_CG_MATH_EXP, LLVMBuildFSub(cg->b, x, mv, ""));
+    V e = kiln_cg_math(cg, KILN_CG_MATH_EXP, LLVMBuildFSub(cg->u->b, x, mv, ""));
     if (!a->log_form)
         kiln_cg_vstore(cg, e, a->y, off, mask);
-    st(cg, LLVMBuildFAdd(cg->b, ld(cg, s), e, ""), s);
+    st(cg, LLVMBuildFAdd(cg->u->b, ld(cg, s), e, ""), s);
     kiln_cg_for_end(cg, &l);
     V sv = ld(cg, s);
     V lse = a->log_form ? kiln_cg_log(cg, sv) : NULL;
     j = kiln_cg_for_begin(cg, &l, kiln_cg_i64(cg, 0), kiln_cg_i64(cg, a->L), kiln_cg_i64(cg, 1));
-    off = LLVMBuildAdd(cg->b, mul64(cg, j, a->inner), i, "");
+    off = LLVMBuildAdd(cg->u->b, kiln_cg_imul(cg, j, a->inner), i, "");
     if (a->log_form) {
         x = kiln_cg_vload(cg, a->x, off, mask, 0.0);
-        kiln_cg_vstore(cg, LLVMBuildFSub(cg->b, LLVMBuildFSub(cg->b, x, mv, ""), lse, ""), a->y, off, mask);
+        kiln_cg_vstore(cg, LLVMBuildFSub(cg->u->b, LLVMBuildFSub(cg->u->b, x, mv, ""), lse, ""), a->y, off, mask);
     } else {
         e = kiln_cg_vload(cg, a->y, off, mask, 0.0);
-        kiln_cg_vstore(cg, LLVMBuildFDiv(cg->b, e, sv, ""), a->y, off, mask);
+        kiln_cg_vstore(cg, LLVMBuildFDiv(cg->u->b, e, sv, ""), a->y, off, mask);
     }
     kiln_cg_for_end(cg, &l);
 }
@@ -301,21 +300,21 @@ kiln_status kiln_cg_emit_softmax(kiln_cg *cg, const kiln_node *n)
     V px = kiln_cg_value_ptr(cg, n->inputs[0]), py = kiln_cg_value_ptr(cg, n->output);
     V total = kiln_cg_i64(cg, outer);
     if (xs->batched)
-        total = LLVMBuildMul(cg->b, total, kiln_cg_batch(cg), "");
+        total = LLVMBuildMul(cg->u->b, total, kiln_cg_batch(cg), "");
     V lo, hi;
     kiln_cg_task_range(cg, total, per_task, &lo, &hi);
     kiln_cg_loop l;
     V r = kiln_cg_for_begin(cg, &l, lo, hi, kiln_cg_i64(cg, 1));
-    V x = kiln_cg_gep(cg, px, mul64(cg, r, L * inner)), y = kiln_cg_gep(cg, py, mul64(cg, r, L * inner));
+    V x = kiln_cg_gep(cg, px, kiln_cg_imul(cg, r, L * inner)), y = kiln_cg_gep(cg, py, kiln_cg_imul(cg, r, L * inner));
     V zero = kiln_cg_i64(cg, 0);
     if (inner == 1) {
-        row_arg a = {0, log_form, x, y, kiln_cg_alloca(cg, cg->t_vf, "acc"), NULL, NULL};
+        row_arg a = {0, log_form, x, y, kiln_cg_alloca(cg, cg->u->t_vf, "acc"), NULL, NULL};
         V len = kiln_cg_i64(cg, L);
-        st(cg, kiln_cg_fconst(cg, LLVMGetPoison(cg->t_vf), -INFINITY), a.acc);
+        st(cg, kiln_cg_fconst(cg, LLVMGetPoison(cg->u->t_vf), -INFINITY), a.acc);
         kiln_cg_vloop(cg, zero, len, row_body, &a);
         a.m = kiln_cg_splat(cg, kiln_cg_reduce_max(cg, ld(cg, a.acc)));
         a.pass = 1;
-        st(cg, LLVMConstNull(cg->t_vf), a.acc);
+        st(cg, LLVMConstNull(cg->u->t_vf), a.acc);
         kiln_cg_vloop(cg, zero, len, row_body, &a);
         V sum = kiln_cg_reduce_add(cg, ld(cg, a.acc));
         a.scale = kiln_cg_splat(cg, log_form ? kiln_cg_log(cg, sum) : sum);

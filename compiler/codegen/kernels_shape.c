@@ -16,8 +16,6 @@ typedef LLVMValueRef V;
 #define CHUNK 16384
 #define COPY_CHUNK (1 << 18) /* elements per copy task */
 
-static V mul64(kiln_cg *cg, V a, int64_t b) { return LLVMBuildMul(cg->b, a, kiln_cg_i64(cg, b), ""); }
-static V add64(kiln_cg *cg, V a, V b) { return LLVMBuildAdd(cg->b, a, b, ""); }
 static int64_t rows_per_task(int64_t row) { return row >= CHUNK ? 1 : CHUNK / (row > 0 ? row : 1); }
 
 static bool same_buffer(const kiln_cg_buffer *a, const kiln_cg_buffer *b)
@@ -37,11 +35,11 @@ static kiln_status emit_copy(kiln_cg *cg, const kiln_node *n, kiln_dtype dt, con
     V ps = kiln_cg_buffer_ptr(cg, src), pd = kiln_cg_buffer_ptr(cg, dst);
     V total = kiln_cg_i64(cg, elems);
     if (batched)
-        total = LLVMBuildMul(cg->b, total, kiln_cg_batch(cg), "");
+        total = LLVMBuildMul(cg->u->b, total, kiln_cg_batch(cg), "");
     V lo, hi;
     kiln_cg_task_range(cg, total, COPY_CHUNK, &lo, &hi);
     kiln_cg_memcpy(cg, kiln_cg_gep_t(cg, vt, pd, lo), kiln_cg_gep_t(cg, vt, ps, lo),
-                   mul64(cg, LLVMBuildSub(cg->b, hi, lo, ""), vt->bytes), (unsigned)vt->bytes);
+                   kiln_cg_imul(cg, LLVMBuildSub(cg->u->b, hi, lo, ""), vt->bytes), (unsigned)vt->bytes);
     kiln_cg_task_end(cg, (kiln_cg_count){batched ? 0 : elems, batched ? elems : 0, COPY_CHUNK, 1, 0});
     return cg->status;
 }
@@ -60,7 +58,7 @@ kiln_status kiln_cg_emit_alias(kiln_cg *cg, const kiln_node *n)
 kiln_status kiln_cg_emit_output_copy(kiln_cg *cg, kiln_id src, uint32_t k)
 {
     kiln_cg_buffer dst = {KILN_CG_BUF_OUTPUT, k, 0, 0};
-    cg->node = NULL;
+    cg->f.node = NULL;
     return emit_copy(cg, NULL, cg->g->values[src].type.dtype, "copy_output", &cg->layout->values[src], &dst,
                      kiln_cg_elems_per_item(cg, src), kiln_cg_batched(cg, src));
 }
@@ -88,7 +86,7 @@ kiln_status kiln_cg_emit_concat(kiln_cg *cg, const kiln_node *n)
     V py = kiln_cg_value_ptr(cg, n->output);
     V total = kiln_cg_i64(cg, outer);
     if (ys->batched)
-        total = LLVMBuildMul(cg->b, total, kiln_cg_batch(cg), "");
+        total = LLVMBuildMul(cg->u->b, total, kiln_cg_batch(cg), "");
     V lo, hi;
     kiln_cg_task_range(cg, total, per_task, &lo, &hi);
     uint32_t n_in = n->n_inputs;
@@ -102,8 +100,8 @@ kiln_status kiln_cg_emit_concat(kiln_cg *cg, const kiln_node *n)
     int64_t off = 0;
     for (uint32_t i = 0; i < n_in; i++) {
         int64_t block = kiln_graph_value(cg->g, n->inputs[i])->type.shape.dims[axis] * inner;
-        V dst = kiln_cg_gep_t(cg, vt, py, add64(cg, mul64(cg, r, row), kiln_cg_i64(cg, off)));
-        kiln_cg_memcpy(cg, dst, kiln_cg_gep_t(cg, vt, in[i], mul64(cg, r, block)), kiln_cg_i64(cg, block * vt->bytes),
+        V dst = kiln_cg_gep_t(cg, vt, py, kiln_cg_iadd(cg, kiln_cg_imul(cg, r, row), kiln_cg_i64(cg, off)));
+        kiln_cg_memcpy(cg, dst, kiln_cg_gep_t(cg, vt, in[i], kiln_cg_imul(cg, r, block)), kiln_cg_i64(cg, block * vt->bytes),
                        (unsigned)vt->bytes);
         off += block;
     }
@@ -127,8 +125,8 @@ static void tr_body(kiln_cg *cg, V i, V mask, void *p)
     if (a->stride == 1) {
         v = kiln_cg_vload(cg, a->src, i, mask, 0.0);
     } else {
-        V idx = LLVMBuildAdd(cg->b, kiln_cg_splat(cg, i), kiln_cg_iota64(cg), "");
-        idx = LLVMBuildMul(cg->b, idx, kiln_cg_splat(cg, kiln_cg_i64(cg, a->stride)), "");
+        V idx = LLVMBuildAdd(cg->u->b, kiln_cg_splat(cg, i), kiln_cg_iota64(cg), "");
+        idx = LLVMBuildMul(cg->u->b, idx, kiln_cg_splat(cg, kiln_cg_i64(cg, a->stride)), "");
         v = kiln_cg_gather(cg, a->src, idx, mask, 0.0);
     }
     kiln_cg_vstore(cg, v, a->dst, i, mask);
@@ -187,7 +185,7 @@ kiln_status kiln_cg_emit_transpose(kiln_cg *cg, const kiln_node *n)
     V px = kiln_cg_value_ptr(cg, n->inputs[0]), py = kiln_cg_value_ptr(cg, n->output);
     V total = kiln_cg_i64(cg, rows);
     if (batched)
-        total = LLVMBuildMul(cg->b, total, kiln_cg_batch(cg), "");
+        total = LLVMBuildMul(cg->u->b, total, kiln_cg_batch(cg), "");
     V lo, hi;
     kiln_cg_task_range(cg, total, per_task, &lo, &hi);
     kiln_cg_loop l;
@@ -197,9 +195,9 @@ kiln_status kiln_cg_emit_transpose(kiln_cg *cg, const kiln_node *n)
         V idx = i == 0 ? rem : kiln_cg_urem(cg, rem, dims[i]);
         if (i > 0)
             rem = kiln_cg_udiv(cg, rem, dims[i]);
-        off = add64(cg, off, mul64(cg, idx, strides[i]));
+        off = kiln_cg_iadd(cg, off, kiln_cg_imul(cg, idx, strides[i]));
     }
-    tr_arg a = {kiln_cg_gep(cg, px, off), kiln_cg_gep(cg, py, mul64(cg, row, inner)), inner_stride};
+    tr_arg a = {kiln_cg_gep(cg, px, off), kiln_cg_gep(cg, py, kiln_cg_imul(cg, row, inner)), inner_stride};
     kiln_cg_vloop(cg, kiln_cg_i64(cg, 0), kiln_cg_i64(cg, inner), tr_body, &a);
     kiln_cg_for_end(cg, &l);
     kiln_cg_task_end(cg, (kiln_cg_count){batched ? 0 : rows, batched ? rows : 0, per_task, 1, 0});
@@ -217,15 +215,15 @@ static void mean_body(kiln_cg *cg, V i, V mask, void *p)
 {
     mean_arg *a = p;
     if (a->pass == 0) {
-        kiln_cg_vstore(cg, LLVMConstNull(cg->t_vf), a->dst, i, mask);
+        kiln_cg_vstore(cg, LLVMConstNull(cg->u->t_vf), a->dst, i, mask);
     } else if (a->pass == 1) {
-        V s = LLVMBuildFAdd(cg->b, kiln_cg_vload(cg, a->dst, i, mask, 0.0), kiln_cg_vload(cg, a->src, i, mask, 0.0), "");
+        V s = LLVMBuildFAdd(cg->u->b, kiln_cg_vload(cg, a->dst, i, mask, 0.0), kiln_cg_vload(cg, a->src, i, mask, 0.0), "");
         kiln_cg_vstore(cg, s, a->dst, i, mask);
     } else if (a->pass == 2) {
         V v = kiln_cg_vload(cg, a->src, i, mask, 0.0);
-        LLVMBuildStore(cg->b, LLVMBuildFAdd(cg->b, LLVMBuildLoad2(cg->b, cg->t_vf, a->acc, ""), v, ""), a->acc);
+        LLVMBuildStore(cg->u->b, LLVMBuildFAdd(cg->u->b, LLVMBuildLoad2(cg->u->b, cg->u->t_vf, a->acc, ""), v, ""), a->acc);
     } else {
-        kiln_cg_vstore(cg, LLVMBuildFDiv(cg->b, kiln_cg_vload(cg, a->dst, i, mask, 0.0), a->divisor, ""), a->dst, i,
+        kiln_cg_vstore(cg, LLVMBuildFDiv(cg->u->b, kiln_cg_vload(cg, a->dst, i, mask, 0.0), a->divisor, ""), a->dst, i,
                        mask);
     }
 }
@@ -276,9 +274,9 @@ kiln_status kiln_cg_emit_mean(kiln_cg *cg, const kiln_node *n)
     char kernel[64];
     kiln_cg_kernel_name(cg, kernel, sizeof kernel, kiln_cg_node_dtype(cg, n), KILN_CG_ON_TARGET, 0, 0, "mean");
     kiln_cg_task_begin(cg, kernel, n);
-    V item = cg->arg_index;
-    V px = kiln_cg_gep(cg, kiln_cg_value_ptr(cg, n->inputs[0]), mul64(cg, item, in_per_item));
-    V py = kiln_cg_gep(cg, kiln_cg_value_ptr(cg, n->output), mul64(cg, item, out_per_item));
+    V item = cg->f.arg_index;
+    V px = kiln_cg_gep(cg, kiln_cg_value_ptr(cg, n->inputs[0]), kiln_cg_imul(cg, item, in_per_item));
+    V py = kiln_cg_gep(cg, kiln_cg_value_ptr(cg, n->output), kiln_cg_imul(cg, item, out_per_item));
     V zero = kiln_cg_i64(cg, 0);
     mean_arg a = {0, NULL, py, NULL, NULL};
     kiln_cg_vloop(cg, zero, kiln_cg_i64(cg, out_per_item), mean_body, &a);
@@ -289,17 +287,17 @@ kiln_status kiln_cg_emit_mean(kiln_cg *cg, const kiln_node *n)
         V idx = i == 0 ? rem : kiln_cg_urem(cg, rem, size[i]);
         if (i > 0)
             rem = kiln_cg_udiv(cg, rem, size[i]);
-        off = add64(cg, off, mul64(cg, idx, out_stride[i]));
+        off = kiln_cg_iadd(cg, off, kiln_cg_imul(cg, idx, out_stride[i]));
     }
-    a.src = kiln_cg_gep(cg, px, mul64(cg, row, last));
+    a.src = kiln_cg_gep(cg, px, kiln_cg_imul(cg, row, last));
     a.dst = kiln_cg_gep(cg, py, off);
     if (red[q - 1]) {
         a.pass = 2;
-        a.acc = kiln_cg_alloca(cg, cg->t_vf, "acc");
-        LLVMBuildStore(cg->b, LLVMConstNull(cg->t_vf), a.acc);
+        a.acc = kiln_cg_alloca(cg, cg->u->t_vf, "acc");
+        LLVMBuildStore(cg->u->b, LLVMConstNull(cg->u->t_vf), a.acc);
         kiln_cg_vloop(cg, zero, kiln_cg_i64(cg, last), mean_body, &a);
-        V s = kiln_cg_reduce_add(cg, LLVMBuildLoad2(cg->b, cg->t_vf, a.acc, ""));
-        kiln_cg_store(cg, LLVMBuildFAdd(cg->b, kiln_cg_load(cg, a.dst, zero), s, ""), a.dst, zero);
+        V s = kiln_cg_reduce_add(cg, LLVMBuildLoad2(cg->u->b, cg->u->t_vf, a.acc, ""));
+        kiln_cg_store(cg, LLVMBuildFAdd(cg->u->b, kiln_cg_load(cg, a.dst, zero), s, ""), a.dst, zero);
     } else {
         a.pass = 1;
         kiln_cg_vloop(cg, zero, kiln_cg_i64(cg, last), mean_body, &a);
@@ -324,11 +322,11 @@ typedef struct pad_arg {
 static void pad_body(kiln_cg *cg, V ox0, V mask, void *p)
 {
     pad_arg *a = p;
-    V ox = LLVMBuildAdd(cg->b, kiln_cg_splat(cg, ox0), kiln_cg_iota64(cg), "");
-    V ix = LLVMBuildSub(cg->b, ox, kiln_cg_splat(cg, kiln_cg_i64(cg, a->left)), "");
-    V inb = LLVMBuildAnd(cg->b, LLVMBuildICmp(cg->b, LLVMIntSGE, ix, LLVMConstNull(cg->t_vi64), ""),
-                         LLVMBuildICmp(cg->b, LLVMIntSLT, ix, kiln_cg_splat(cg, kiln_cg_i64(cg, a->W)), ""), "");
-    V v = kiln_cg_vload(cg, a->x_row, LLVMBuildSub(cg->b, ox0, kiln_cg_i64(cg, a->left), ""),
+    V ox = LLVMBuildAdd(cg->u->b, kiln_cg_splat(cg, ox0), kiln_cg_iota64(cg), "");
+    V ix = LLVMBuildSub(cg->u->b, ox, kiln_cg_splat(cg, kiln_cg_i64(cg, a->left)), "");
+    V inb = LLVMBuildAnd(cg->u->b, LLVMBuildICmp(cg->u->b, LLVMIntSGE, ix, LLVMConstNull(cg->u->t_vi64), ""),
+                         LLVMBuildICmp(cg->u->b, LLVMIntSLT, ix, kiln_cg_splat(cg, kiln_cg_i64(cg, a->W)), ""), "");
+    V v = kiln_cg_vload(cg, a->x_row, LLVMBuildSub(cg->u->b, ox0, kiln_cg_i64(cg, a->left), ""),
                         kiln_cg_mask_and(cg, inb, mask), a->value);
     kiln_cg_vstore(cg, v, a->y_row, ox0, mask);
 }
@@ -336,7 +334,7 @@ static void pad_body(kiln_cg *cg, V ox0, V mask, void *p)
 static void fill_body(kiln_cg *cg, V i, V mask, void *p)
 {
     pad_arg *a = p;
-    kiln_cg_vstore(cg, kiln_cg_fconst(cg, LLVMGetPoison(cg->t_vf), a->value), a->y_row, i, mask);
+    kiln_cg_vstore(cg, kiln_cg_fconst(cg, LLVMGetPoison(cg->u->t_vf), a->value), a->y_row, i, mask);
 }
 
 kiln_status kiln_cg_emit_pad(kiln_cg *cg, const kiln_node *n)
@@ -359,18 +357,18 @@ kiln_status kiln_cg_emit_pad(kiln_cg *cg, const kiln_node *n)
     V px = kiln_cg_value_ptr(cg, n->inputs[0]), py = kiln_cg_value_ptr(cg, n->output);
     V total = kiln_cg_i64(cg, planes);
     if (xs->batched)
-        total = LLVMBuildMul(cg->b, total, kiln_cg_batch(cg), "");
+        total = LLVMBuildMul(cg->u->b, total, kiln_cg_batch(cg), "");
     V lo, hi;
     kiln_cg_task_range(cg, total, per_task, &lo, &hi);
     kiln_cg_loop lp, ly;
     V plane = kiln_cg_for_begin(cg, &lp, lo, hi, kiln_cg_i64(cg, 1));
-    V x_plane = kiln_cg_gep(cg, px, mul64(cg, plane, H * W)), y_plane = kiln_cg_gep(cg, py, mul64(cg, plane, OH * OW));
+    V x_plane = kiln_cg_gep(cg, px, kiln_cg_imul(cg, plane, H * W)), y_plane = kiln_cg_gep(cg, py, kiln_cg_imul(cg, plane, OH * OW));
     V oy = kiln_cg_for_begin(cg, &ly, kiln_cg_i64(cg, 0), kiln_cg_i64(cg, OH), kiln_cg_i64(cg, 1));
-    V iy = LLVMBuildSub(cg->b, oy, kiln_cg_i64(cg, top), "");
-    pad_arg a = {kiln_cg_gep(cg, x_plane, mul64(cg, iy, W)), kiln_cg_gep(cg, y_plane, mul64(cg, oy, OW)), left, W,
+    V iy = LLVMBuildSub(cg->u->b, oy, kiln_cg_i64(cg, top), "");
+    pad_arg a = {kiln_cg_gep(cg, x_plane, kiln_cg_imul(cg, iy, W)), kiln_cg_gep(cg, y_plane, kiln_cg_imul(cg, oy, OW)), left, W,
                  n->attrs[KILN_ATTR_VALUE].f};
-    V in = LLVMBuildAnd(cg->b, LLVMBuildICmp(cg->b, LLVMIntSGE, iy, kiln_cg_i64(cg, 0), ""),
-                        LLVMBuildICmp(cg->b, LLVMIntSLT, iy, kiln_cg_i64(cg, H), ""), "");
+    V in = LLVMBuildAnd(cg->u->b, LLVMBuildICmp(cg->u->b, LLVMIntSGE, iy, kiln_cg_i64(cg, 0), ""),
+                        LLVMBuildICmp(cg->u->b, LLVMIntSLT, iy, kiln_cg_i64(cg, H), ""), "");
     kiln_cg_if f;
     kiln_cg_if_begin(cg, &f, in);
     kiln_cg_vloop(cg, kiln_cg_i64(cg, 0), kiln_cg_i64(cg, OW), pad_body, &a);

@@ -132,17 +132,14 @@ static int64_t filter_parts(const kiln_cg *cg, const plan *p)
 
 static V splat_i32(kiln_cg *cg, V scalar, int n)
 {
-    V v = LLVMBuildInsertElement(cg->b, LLVMGetPoison(LLVMVectorType(cg->t_i32, (unsigned)n)), scalar,
+    V v = LLVMBuildInsertElement(cg->u->b, LLVMGetPoison(LLVMVectorType(cg->u->t_i32, (unsigned)n)), scalar,
                                  kiln_cg_i32(cg, 0), "");
     V zero[MAX_LANES] = {0};
     for (int k = 0; k < n; k++)
         zero[k] = kiln_cg_i32(cg, 0);
-    return LLVMBuildShuffleVector(cg->b, v, LLVMGetPoison(LLVMTypeOf(v)), LLVMConstVector(zero, (unsigned)n), "");
+    return LLVMBuildShuffleVector(cg->u->b, v, LLVMGetPoison(LLVMTypeOf(v)), LLVMConstVector(zero, (unsigned)n), "");
 }
 
-static V i64c(kiln_cg *cg, int64_t v) { return kiln_cg_i64(cg, v); }
-static V add64(kiln_cg *cg, V a, V b) { return LLVMBuildAdd(cg->b, a, b, ""); }
-static V mul64(kiln_cg *cg, V a, int64_t b) { return b == 1 ? a : LLVMBuildMul(cg->b, a, i64c(cg, b), ""); }
 
 /* sum_k coef[k] x[k] (coef[k] == 0 skipped, +-1 as add/sub); x are vectors. */
 static V lincomb(kiln_cg *cg, const double *coef, const V *x, int n)
@@ -153,16 +150,16 @@ static V lincomb(kiln_cg *cg, const double *coef, const V *x, int n)
         if (c == 0)
             continue;
         if (!acc) {
-            acc = c == 1 ? x[k] : LLVMBuildFMul(cg->b, x[k], kiln_cg_fconst(cg, x[k], c), "");
+            acc = c == 1 ? x[k] : LLVMBuildFMul(cg->u->b, x[k], kiln_cg_fconst(cg, x[k], c), "");
         } else if (c == 1) {
-            acc = LLVMBuildFAdd(cg->b, acc, x[k], "");
+            acc = LLVMBuildFAdd(cg->u->b, acc, x[k], "");
         } else if (c == -1) {
-            acc = LLVMBuildFSub(cg->b, acc, x[k], "");
+            acc = LLVMBuildFSub(cg->u->b, acc, x[k], "");
         } else {
             acc = kiln_cg_fma(cg, x[k], kiln_cg_fconst(cg, x[k], c), acc);
         }
     }
-    return acc ? acc : LLVMConstNull(cg->t_vf);
+    return acc ? acc : LLVMConstNull(cg->u->t_vf);
 }
 
 /* The n vectors as one vector of n' * vl lanes (n' the next power of two;
@@ -181,7 +178,7 @@ static V concat(kiln_cg *cg, const V *v, int n)
         int next = 0;
         for (int i = 0; i < count; i += 2) {
             V hi = i + 1 < count ? cur[i + 1] : LLVMGetPoison(LLVMTypeOf(cur[i]));
-            cur[next++] = LLVMBuildShuffleVector(cg->b, cur[i], hi, mask, "cat");
+            cur[next++] = LLVMBuildShuffleVector(cg->u->b, cur[i], hi, mask, "cat");
         }
         count = next;
         width *= 2;
@@ -195,7 +192,7 @@ static V pick(kiln_cg *cg, V wide, int first, int step)
     V idx[MAX_LANES];
     for (int k = 0; k < cg->vl; k++)
         idx[k] = kiln_cg_i32(cg, first + step * k);
-    return LLVMBuildShuffleVector(cg->b, wide, LLVMGetPoison(LLVMTypeOf(wide)), LLVMConstVector(idx, (unsigned)cg->vl),
+    return LLVMBuildShuffleVector(cg->u->b, wide, LLVMGetPoison(LLVMTypeOf(wide)), LLVMConstVector(idx, (unsigned)cg->vl),
                                   "pick");
 }
 
@@ -262,7 +259,7 @@ static void input_transform(kiln_cg *cg, const plan *p, const matrices *mx, V x_
     const int64_t chunks = p->TWp / vl, h_row = (int64_t)a * p->TWp;
     /* The column masks of every chunk and piece, as i32 lanes (-1: inside
      * the input), computed once per block. */
-    LLVMTypeRef t_vi32 = LLVMVectorType(cg->t_i32, (unsigned)vl);
+    LLVMTypeRef t_vi32 = LLVMVectorType(cg->u->t_i32, (unsigned)vl);
     V mtab = kiln_cg_alloca(cg, LLVMArrayType2(t_vi32, (uint64_t)(chunks * nch)), "colmasks");
     {
         V idx[MAX_LANES];
@@ -270,73 +267,73 @@ static void input_transform(kiln_cg *cg, const plan *p, const matrices *mx, V x_
             idx[k] = kiln_cg_i32(cg, k);
         V iota = LLVMConstVector(idx, (unsigned)vl);
         kiln_cg_loop lm;
-        V qm = kiln_cg_for_begin(cg, &lm, i64c(cg, 0), i64c(cg, chunks), i64c(cg, 1));
-        V xm = LLVMBuildSub(cg->b, mul64(cg, qm, (int64_t)vl * m), i64c(cg, p->pl), "");
+        V qm = kiln_cg_for_begin(cg, &lm, kiln_cg_i64(cg, 0), kiln_cg_i64(cg, chunks), kiln_cg_i64(cg, 1));
+        V xm = LLVMBuildSub(cg->u->b, kiln_cg_imul(cg, qm, (int64_t)vl * m), kiln_cg_i64(cg, p->pl), "");
         for (int s = 0; s < nch; s++) {
-            V start = LLVMBuildTrunc(cg->b, add64(cg, xm, i64c(cg, (int64_t)s * vl)), cg->t_i32, "");
-            V ix = LLVMBuildAdd(cg->b, iota, splat_i32(cg, start, vl), "");
-            V in = LLVMBuildAnd(cg->b, LLVMBuildICmp(cg->b, LLVMIntSGE, ix, LLVMConstNull(t_vi32), ""),
-                                LLVMBuildICmp(cg->b, LLVMIntSLT, ix, splat_i32(cg, kiln_cg_i32(cg, (int32_t)p->W), vl), ""), "");
-            V at = LLVMBuildGEP2(cg->b, t_vi32, mtab, (V[]){add64(cg, mul64(cg, qm, nch), i64c(cg, s))}, 1, "");
-            LLVMSetAlignment(LLVMBuildStore(cg->b, LLVMBuildSExt(cg->b, in, t_vi32, ""), at), 4);
+            V start = LLVMBuildTrunc(cg->u->b, kiln_cg_iadd(cg, xm, kiln_cg_i64(cg, (int64_t)s * vl)), cg->u->t_i32, "");
+            V ix = LLVMBuildAdd(cg->u->b, iota, splat_i32(cg, start, vl), "");
+            V in = LLVMBuildAnd(cg->u->b, LLVMBuildICmp(cg->u->b, LLVMIntSGE, ix, LLVMConstNull(t_vi32), ""),
+                                LLVMBuildICmp(cg->u->b, LLVMIntSLT, ix, splat_i32(cg, kiln_cg_i32(cg, (int32_t)p->W), vl), ""), "");
+            V at = LLVMBuildGEP2(cg->u->b, t_vi32, mtab, (V[]){kiln_cg_iadd(cg, kiln_cg_imul(cg, qm, nch), kiln_cg_i64(cg, s))}, 1, "");
+            LLVMSetAlignment(LLVMBuildStore(cg->u->b, LLVMBuildSExt(cg->u->b, in, t_vi32, ""), at), 4);
         }
         kiln_cg_for_end(cg, &lm);
     }
     kiln_cg_loop lc, ly, lq, lr, lq2;
-    V c = kiln_cg_for_begin(cg, &lc, i64c(cg, 0), i64c(cg, p->C), i64c(cg, 1));
-    V plane = kiln_cg_gep(cg, x_item, mul64(cg, c, HW));
+    V c = kiln_cg_for_begin(cg, &lc, kiln_cg_i64(cg, 0), kiln_cg_i64(cg, p->C), kiln_cg_i64(cg, 1));
+    V plane = kiln_cg_gep(cg, x_item, kiln_cg_imul(cg, c, HW));
     /* along the rows */
-    V y0 = LLVMBuildSub(cg->b, mul64(cg, ty0, m), i64c(cg, p->pt), "y0");
-    V ny = add64(cg, mul64(cg, nrows, m), i64c(cg, a - m));
-    V yr = kiln_cg_for_begin(cg, &ly, i64c(cg, 0), ny, i64c(cg, 1));
-    V iy = add64(cg, y0, yr);
-    V row_ok = LLVMBuildAnd(cg->b, LLVMBuildICmp(cg->b, LLVMIntSGE, iy, i64c(cg, 0), ""),
-                            LLVMBuildICmp(cg->b, LLVMIntSLT, iy, i64c(cg, p->H), ""), "row_ok");
-    V hrow = kiln_cg_gep(cg, hbuf, mul64(cg, yr, h_row));
+    V y0 = LLVMBuildSub(cg->u->b, kiln_cg_imul(cg, ty0, m), kiln_cg_i64(cg, p->pt), "y0");
+    V ny = kiln_cg_iadd(cg, kiln_cg_imul(cg, nrows, m), kiln_cg_i64(cg, a - m));
+    V yr = kiln_cg_for_begin(cg, &ly, kiln_cg_i64(cg, 0), ny, kiln_cg_i64(cg, 1));
+    V iy = kiln_cg_iadd(cg, y0, yr);
+    V row_ok = LLVMBuildAnd(cg->u->b, LLVMBuildICmp(cg->u->b, LLVMIntSGE, iy, kiln_cg_i64(cg, 0), ""),
+                            LLVMBuildICmp(cg->u->b, LLVMIntSLT, iy, kiln_cg_i64(cg, p->H), ""), "row_ok");
+    V hrow = kiln_cg_gep(cg, hbuf, kiln_cg_imul(cg, yr, h_row));
     kiln_cg_if rows_in;
     kiln_cg_if_begin(cg, &rows_in, row_ok);
-    V q = kiln_cg_for_begin(cg, &lq, i64c(cg, 0), i64c(cg, chunks), i64c(cg, 1));
-    V x0 = LLVMBuildSub(cg->b, mul64(cg, q, (int64_t)vl * m), i64c(cg, p->pl), "x0"); /* lane 0's window */
-    V src = kiln_cg_gep(cg, plane, add64(cg, mul64(cg, iy, p->W), x0));
+    V q = kiln_cg_for_begin(cg, &lq, kiln_cg_i64(cg, 0), kiln_cg_i64(cg, chunks), kiln_cg_i64(cg, 1));
+    V x0 = LLVMBuildSub(cg->u->b, kiln_cg_imul(cg, q, (int64_t)vl * m), kiln_cg_i64(cg, p->pl), "x0"); /* lane 0's window */
+    V src = kiln_cg_gep(cg, plane, kiln_cg_iadd(cg, kiln_cg_imul(cg, iy, p->W), x0));
     V piece[8];
     for (int s = 0; s < nch; s++) {
-        V at = LLVMBuildGEP2(cg->b, t_vi32, mtab, (V[]){add64(cg, mul64(cg, q, nch), i64c(cg, s))}, 1, "");
-        V mv = LLVMBuildLoad2(cg->b, t_vi32, at, "");
+        V at = LLVMBuildGEP2(cg->u->b, t_vi32, mtab, (V[]){kiln_cg_iadd(cg, kiln_cg_imul(cg, q, nch), kiln_cg_i64(cg, s))}, 1, "");
+        V mv = LLVMBuildLoad2(cg->u->b, t_vi32, at, "");
         LLVMSetAlignment(mv, 4);
-        V in = LLVMBuildICmp(cg->b, LLVMIntSLT, mv, LLVMConstNull(t_vi32), "");
-        piece[s] = kiln_cg_vload(cg, src, i64c(cg, (int64_t)s * vl), in, 0.0);
+        V in = LLVMBuildICmp(cg->u->b, LLVMIntSLT, mv, LLVMConstNull(t_vi32), "");
+        piece[s] = kiln_cg_vload(cg, src, kiln_cg_i64(cg, (int64_t)s * vl), in, 0.0);
     }
     V wide = concat(cg, piece, nch);
     V d[MAX_A];
     for (int u = 0; u < a; u++)
         d[u] = pick(cg, wide, u, m);
-    V hq = kiln_cg_gep(cg, hrow, mul64(cg, q, vl));
+    V hq = kiln_cg_gep(cg, hrow, kiln_cg_imul(cg, q, vl));
     for (int j = 0; j < a; j++)
-        kiln_cg_vstore(cg, lincomb(cg, mx->bt[j], d, a), hq, i64c(cg, (int64_t)j * p->TWp), NULL);
+        kiln_cg_vstore(cg, lincomb(cg, mx->bt[j], d, a), hq, kiln_cg_i64(cg, (int64_t)j * p->TWp), NULL);
     kiln_cg_for_end(cg, &lq);
     kiln_cg_if_else(cg, &rows_in);
     { /* a row in the padding: zeros */
         kiln_cg_loop lz;
-        V z = kiln_cg_for_begin(cg, &lz, i64c(cg, 0), i64c(cg, h_row), i64c(cg, vl));
-        kiln_cg_vstore(cg, LLVMConstNull(cg->t_vf), hrow, z, NULL);
+        V z = kiln_cg_for_begin(cg, &lz, kiln_cg_i64(cg, 0), kiln_cg_i64(cg, h_row), kiln_cg_i64(cg, vl));
+        kiln_cg_vstore(cg, LLVMConstNull(cg->u->t_vf), hrow, z, NULL);
         kiln_cg_for_end(cg, &lz);
     }
     kiln_cg_if_end(cg, &rows_in);
     kiln_cg_for_end(cg, &ly);
     /* down the columns */
-    V rr = kiln_cg_for_begin(cg, &lr, i64c(cg, 0), nrows, i64c(cg, 1));
-    V h0 = kiln_cg_gep(cg, hbuf, mul64(cg, rr, (int64_t)m * h_row));
-    V q2 = kiln_cg_for_begin(cg, &lq2, i64c(cg, 0), i64c(cg, p->TWp), i64c(cg, vl));
-    V jcol = add64(cg, mul64(cg, rr, p->TWc), q2); /* the block's column: its panel and lane */
-    V lanes_kept = p->TWc < vl ? kiln_cg_tail_mask(cg, i64c(cg, p->TWc)) : NULL;
-    V dst = kiln_cg_gep(cg, vbuf, add64(cg, add64(cg, mul64(cg, kiln_cg_udiv(cg, jcol, NR), NR * p->C), kiln_cg_urem(cg, jcol, NR)),
-                                        mul64(cg, c, NR)));
+    V rr = kiln_cg_for_begin(cg, &lr, kiln_cg_i64(cg, 0), nrows, kiln_cg_i64(cg, 1));
+    V h0 = kiln_cg_gep(cg, hbuf, kiln_cg_imul(cg, rr, (int64_t)m * h_row));
+    V q2 = kiln_cg_for_begin(cg, &lq2, kiln_cg_i64(cg, 0), kiln_cg_i64(cg, p->TWp), kiln_cg_i64(cg, vl));
+    V jcol = kiln_cg_iadd(cg, kiln_cg_imul(cg, rr, p->TWc), q2); /* the block's column: its panel and lane */
+    V lanes_kept = p->TWc < vl ? kiln_cg_tail_mask(cg, kiln_cg_i64(cg, p->TWc)) : NULL;
+    V dst = kiln_cg_gep(cg, vbuf, kiln_cg_iadd(cg, kiln_cg_iadd(cg, kiln_cg_imul(cg, kiln_cg_udiv(cg, jcol, NR), NR * p->C), kiln_cg_urem(cg, jcol, NR)),
+                                        kiln_cg_imul(cg, c, NR)));
     for (int j = 0; j < a; j++) {
         V h[MAX_A];
         for (int r = 0; r < a; r++)
-            h[r] = kiln_cg_vload(cg, h0, add64(cg, q2, i64c(cg, (int64_t)r * h_row + (int64_t)j * p->TWp)), NULL, 0.0);
+            h[r] = kiln_cg_vload(cg, h0, kiln_cg_iadd(cg, q2, kiln_cg_i64(cg, (int64_t)r * h_row + (int64_t)j * p->TWp)), NULL, 0.0);
         for (int i = 0; i < a; i++)
-            kiln_cg_vstore(cg, lincomb(cg, mx->bt[i], h, a), dst, i64c(cg, (int64_t)(i * a + j) * p->v_floats), lanes_kept);
+            kiln_cg_vstore(cg, lincomb(cg, mx->bt[i], h, a), dst, kiln_cg_i64(cg, (int64_t)(i * a + j) * p->v_floats), lanes_kept);
     }
     kiln_cg_for_end(cg, &lq2);
     kiln_cg_for_end(cg, &lr);
@@ -351,29 +348,29 @@ static void output_transform(kiln_cg *cg, const plan *p, const matrices *mx, V m
 {
     const int m = p->m, a = p->a, vl = cg->vl;
     kiln_cg_loop lf, lr, lq;
-    V f = kiln_cg_for_begin(cg, &lf, f0, f1, i64c(cg, 1));
+    V f = kiln_cg_for_begin(cg, &lf, f0, f1, kiln_cg_i64(cg, 1));
     V offs[KILN_CG_MAX_EPI];
-    const kiln_cg_epilogue *epi = cg->epi && cg->epi->n > 0 ? cg->epi : NULL;
+    const kiln_cg_epilogue *epi = cg->f.epi && cg->f.epi->n > 0 ? cg->f.epi : NULL;
     if (epi)
-        kiln_cg_epi_row(cg, epi, add64(cg, mul64(cg, item, p->F), f), offs);
+        kiln_cg_epi_row(cg, epi, kiln_cg_iadd(cg, kiln_cg_imul(cg, item, p->F), f), offs);
     V bias = pbias ? kiln_cg_splat(cg, kiln_cg_load(cg, pbias, f)) : NULL;
-    V y_plane = kiln_cg_gep(cg, y_item, mul64(cg, f, p->OH * p->OW));
-    V m_f = kiln_cg_gep(cg, mbuf, mul64(cg, f, p->cols));
-    V rr = kiln_cg_for_begin(cg, &lr, i64c(cg, 0), nrows, i64c(cg, 1));
-    V ty = add64(cg, ty0, rr);
-    V q = kiln_cg_for_begin(cg, &lq, i64c(cg, 0), i64c(cg, p->TWp), i64c(cg, vl));
-    V j = add64(cg, mul64(cg, rr, p->TWc), q);
-    V x0 = mul64(cg, q, m); /* output column of lane 0's tile */
+    V y_plane = kiln_cg_gep(cg, y_item, kiln_cg_imul(cg, f, p->OH * p->OW));
+    V m_f = kiln_cg_gep(cg, mbuf, kiln_cg_imul(cg, f, p->cols));
+    V rr = kiln_cg_for_begin(cg, &lr, kiln_cg_i64(cg, 0), nrows, kiln_cg_i64(cg, 1));
+    V ty = kiln_cg_iadd(cg, ty0, rr);
+    V q = kiln_cg_for_begin(cg, &lq, kiln_cg_i64(cg, 0), kiln_cg_i64(cg, p->TWp), kiln_cg_i64(cg, vl));
+    V j = kiln_cg_iadd(cg, kiln_cg_imul(cg, rr, p->TWc), q);
+    V x0 = kiln_cg_imul(cg, q, m); /* output column of lane 0's tile */
     for (int i = 0; i < m; i++) {
-        V oy = add64(cg, mul64(cg, ty, m), i64c(cg, i));
+        V oy = kiln_cg_iadd(cg, kiln_cg_imul(cg, ty, m), kiln_cg_i64(cg, i));
         kiln_cg_if in;
-        kiln_cg_if_begin(cg, &in, LLVMBuildICmp(cg->b, LLVMIntSLT, oy, i64c(cg, p->OH), "row_in"));
+        kiln_cg_if_begin(cg, &in, LLVMBuildICmp(cg->u->b, LLVMIntSLT, oy, kiln_cg_i64(cg, p->OH), "row_in"));
         V srow[MAX_A]; /* (A^T M)[i][u] */
         for (int u = 0; u < a; u++) {
             V col[MAX_A];
             for (int r = 0; r < a; r++)
                 col[r] = mx->at[i][r] == 0 ? NULL
-                                           : kiln_cg_vload(cg, m_f, add64(cg, j, i64c(cg, (int64_t)(r * a + u) * p->m_floats)),
+                                           : kiln_cg_vload(cg, m_f, kiln_cg_iadd(cg, j, kiln_cg_i64(cg, (int64_t)(r * a + u) * p->m_floats)),
                                                            NULL, 0.0);
             srow[u] = lincomb(cg, mx->at[i], col, a);
         }
@@ -381,7 +378,7 @@ static void output_transform(kiln_cg *cg, const plan *p, const matrices *mx, V m
         for (int k = 0; k < m; k++) {
             y[k] = lincomb(cg, mx->at[k], srow, a);
             if (bias)
-                y[k] = LLVMBuildFAdd(cg->b, y[k], bias, "");
+                y[k] = LLVMBuildFAdd(cg->u->b, y[k], bias, "");
         }
         /* Interleave: output column x0 + lane * m + k holds y[k][lane]. */
         V wide = concat(cg, y, m);
@@ -391,11 +388,11 @@ static void output_transform(kiln_cg *cg, const plan *p, const matrices *mx, V m
                 int pos = piece * vl + e; /* = lane * m + k */
                 idx[e] = kiln_cg_i32(cg, (pos % m) * vl + pos / m);
             }
-            V v = LLVMBuildShuffleVector(cg->b, wide, LLVMGetPoison(LLVMTypeOf(wide)),
+            V v = LLVMBuildShuffleVector(cg->u->b, wide, LLVMGetPoison(LLVMTypeOf(wide)),
                                          LLVMConstVector(idx, (unsigned)vl), "row");
-            V x = add64(cg, x0, i64c(cg, (int64_t)piece * vl));
-            V mask = kiln_cg_tail_mask(cg, LLVMBuildSub(cg->b, i64c(cg, p->OW), x, ""));
-            V col = add64(cg, mul64(cg, oy, p->OW), x);
+            V x = kiln_cg_iadd(cg, x0, kiln_cg_i64(cg, (int64_t)piece * vl));
+            V mask = kiln_cg_tail_mask(cg, LLVMBuildSub(cg->u->b, kiln_cg_i64(cg, p->OW), x, ""));
+            V col = kiln_cg_iadd(cg, kiln_cg_imul(cg, oy, p->OW), x);
             if (epi)
                 v = kiln_cg_epi_apply(cg, epi, v, offs, col, mask);
             kiln_cg_vstore(cg, v, y_plane, col, mask);
@@ -429,63 +426,63 @@ kiln_status kiln_cg_emit_conv2d_winograd(kiln_cg *cg, const kiln_node *n, int m)
     const kiln_cg_gemm_config *gc = kiln_cg_gemm_f32(cg);
     kiln_cg_kernel_name(cg, kernel, sizeof kernel, kiln_cg_node_dtype(cg, n), KILN_CG_ON_TARGET, gc->mr, gc->nr * gc->lanes,
                         "conv2d_3x3%s%s_winograd%d", bid != KILN_NO_ID ? "_bias" : "",
-                        kiln_cg_epi_name(cg->epi && cg->epi->n > 0 ? cg->epi : NULL, epi, sizeof epi), m);
+                        kiln_cg_epi_name(cg->f.epi && cg->f.epi->n > 0 ? cg->f.epi : NULL, epi, sizeof epi), m);
     kiln_cg_task_begin(cg, kernel, n);
-    kiln_id out = cg->epi && cg->epi->n > 0 ? cg->epi->out : n->output;
+    kiln_id out = cg->f.epi && cg->f.epi->n > 0 ? cg->f.epi->out : n->output;
     V px = kiln_cg_value_ptr(cg, n->inputs[0]), py = kiln_cg_value_ptr(cg, out);
     V pu = kiln_cg_weights_ptr(cg, u_off), pbias = bid != KILN_NO_ID ? kiln_cg_weights_ptr(cg, b_off) : NULL;
-    if (cg->epi && cg->epi->n > 0)
-        kiln_cg_epi_begin(cg, cg->epi);
-    V slot = kiln_cg_gep(cg, kiln_cg_scratch_ptr(cg), mul64(cg, cg->arg_index, p.slot_floats));
-    LLVMTypeRef h_t = LLVMArrayType2(cg->t_f32, (uint64_t)p.h_floats);
+    if (cg->f.epi && cg->f.epi->n > 0)
+        kiln_cg_epi_begin(cg, cg->f.epi);
+    V slot = kiln_cg_gep(cg, kiln_cg_scratch_ptr(cg), kiln_cg_imul(cg, cg->f.arg_index, p.slot_floats));
+    LLVMTypeRef h_t = LLVMArrayType2(cg->u->t_f32, (uint64_t)p.h_floats);
     V hbuf = kiln_cg_alloca(cg, h_t, "hrows");
     LLVMSetAlignment(hbuf, 64);
-    V vbuf = slot, mbuf = kiln_cg_gep(cg, slot, i64c(cg, (int64_t)a * a * p.v_floats));
-    V items = xs->batched ? kiln_cg_batch(cg) : i64c(cg, items_fixed);
-    V total = mul64(cg, items, p.blocks);
+    V vbuf = slot, mbuf = kiln_cg_gep(cg, slot, kiln_cg_i64(cg, (int64_t)a * a * p.v_floats));
+    V items = xs->batched ? kiln_cg_batch(cg) : kiln_cg_i64(cg, items_fixed);
+    V total = kiln_cg_imul(cg, items, p.blocks);
     /* When the step has more tasks than blocks (batch 1 on small maps: one
      * block per item), each block's filters are split in FP parts of whole
      * row tiles, one task each; every part redoes the block's input
      * transform (8/C of its GEMMs' work, by the estimate above). */
     const int64_t FP = filter_parts(cg, &p);
-    V fp = i64c(cg, 1), fsize = i64c(cg, p.F);
+    V fp = kiln_cg_i64(cg, 1), fsize = kiln_cg_i64(cg, p.F);
     if (FP > 1) {
-        V split = LLVMBuildICmp(cg->b, LLVMIntUGT, cg->arg_count, total, "split");
+        V split = LLVMBuildICmp(cg->u->b, LLVMIntUGT, cg->f.arg_count, total, "split");
         const int64_t mr = gc->mr, part = ((p.F + FP - 1) / FP + mr - 1) / mr * mr;
-        fp = LLVMBuildSelect(cg->b, split, i64c(cg, FP), fp, "");
-        fsize = LLVMBuildSelect(cg->b, split, i64c(cg, part), fsize, "");
+        fp = LLVMBuildSelect(cg->u->b, split, kiln_cg_i64(cg, FP), fp, "");
+        fsize = LLVMBuildSelect(cg->u->b, split, kiln_cg_i64(cg, part), fsize, "");
     }
     kiln_cg_loop lb, lx;
-    V unit = kiln_cg_for_begin(cg, &lb, cg->arg_index, LLVMBuildMul(cg->b, total, fp, ""), cg->arg_count);
-    V blk = LLVMBuildUDiv(cg->b, unit, fp, "");
-    V f0 = LLVMBuildMul(cg->b, LLVMBuildURem(cg->b, unit, fp, ""), fsize, "");
-    V f1 = kiln_cg_smin(cg, LLVMBuildAdd(cg->b, f0, fsize, ""), i64c(cg, p.F));
+    V unit = kiln_cg_for_begin(cg, &lb, cg->f.arg_index, LLVMBuildMul(cg->u->b, total, fp, ""), cg->f.arg_count);
+    V blk = LLVMBuildUDiv(cg->u->b, unit, fp, "");
+    V f0 = LLVMBuildMul(cg->u->b, LLVMBuildURem(cg->u->b, unit, fp, ""), fsize, "");
+    V f1 = kiln_cg_smin(cg, LLVMBuildAdd(cg->u->b, f0, fsize, ""), kiln_cg_i64(cg, p.F));
     kiln_cg_if some;
-    kiln_cg_if_begin(cg, &some, LLVMBuildICmp(cg->b, LLVMIntSLT, f0, f1, "filters"));
+    kiln_cg_if_begin(cg, &some, LLVMBuildICmp(cg->u->b, LLVMIntSLT, f0, f1, "filters"));
     V item = kiln_cg_udiv(cg, blk, p.blocks);
-    V ty0 = mul64(cg, kiln_cg_urem(cg, blk, p.blocks), p.rows);
-    V nrows = kiln_cg_smin(cg, i64c(cg, p.rows), LLVMBuildSub(cg->b, i64c(cg, p.TH), ty0, ""));
-    V x_item = kiln_cg_gep(cg, px, mul64(cg, item, p.C * p.H * p.W));
-    V y_item = kiln_cg_gep(cg, py, mul64(cg, item, p.F * p.OH * p.OW));
+    V ty0 = kiln_cg_imul(cg, kiln_cg_urem(cg, blk, p.blocks), p.rows);
+    V nrows = kiln_cg_smin(cg, kiln_cg_i64(cg, p.rows), LLVMBuildSub(cg->u->b, kiln_cg_i64(cg, p.TH), ty0, ""));
+    V x_item = kiln_cg_gep(cg, px, kiln_cg_imul(cg, item, p.C * p.H * p.W));
+    V y_item = kiln_cg_gep(cg, py, kiln_cg_imul(cg, item, p.F * p.OH * p.OW));
 
     input_transform(cg, &p, &mx, x_item, vbuf, hbuf, ty0, nrows);
 
-    V xi = kiln_cg_for_begin(cg, &lx, i64c(cg, 0), i64c(cg, (int64_t)a * a), i64c(cg, 1));
+    V xi = kiln_cg_for_begin(cg, &lx, kiln_cg_i64(cg, 0), kiln_cg_i64(cg, (int64_t)a * a), kiln_cg_i64(cg, 1));
     kiln_cg_gemm gm = {
         /* U's panels of mr filters, from filter f0 (a multiple of mr) */
-        .a = kiln_cg_gep(cg, pu, mul64(cg, xi, (int64_t)per_xi)),
+        .a = kiln_cg_gep(cg, pu, kiln_cg_imul(cg, xi, (int64_t)per_xi)),
         .a_row0 = f0,
         .a_rows = (int64_t)per_xi / p.C,
-        .b = kiln_cg_gep(cg, vbuf, mul64(cg, xi, p.v_floats)),
-        .c = kiln_cg_gep(cg, mbuf, add64(cg, mul64(cg, xi, p.m_floats), mul64(cg, f0, p.cols))),
+        .b = kiln_cg_gep(cg, vbuf, kiln_cg_imul(cg, xi, p.v_floats)),
+        .c = kiln_cg_gep(cg, mbuf, kiln_cg_iadd(cg, kiln_cg_imul(cg, xi, p.m_floats), kiln_cg_imul(cg, f0, p.cols))),
         .a_packed = true,
         .b_packed = true,
         .lda = 0,
         .ldb = 0,
         .ldc = p.cols,
-        .m = LLVMBuildSub(cg->b, f1, f0, ""),
-        .n0 = i64c(cg, 0),
-        .n1 = mul64(cg, nrows, p.TWc),
+        .m = LLVMBuildSub(cg->u->b, f1, f0, ""),
+        .n0 = kiln_cg_i64(cg, 0),
+        .n1 = kiln_cg_imul(cg, nrows, p.TWc),
         .k = p.C,
         .n_panels_hint = p.panels,
     };

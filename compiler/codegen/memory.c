@@ -49,7 +49,7 @@ void kiln_cg_vtypes_init(kiln_cg *cg, LLVMContextRef ctx, kiln_cg_vtype *vt)
 
 const kiln_cg_vtype *kiln_cg_vtype_of(const kiln_cg *cg, kiln_dtype dt)
 {
-    return &cg->vt[(unsigned)dt < KILN_DTYPE_COUNT ? dt : KILN_F32];
+    return &cg->u->vt[(unsigned)dt < KILN_DTYPE_COUNT ? dt : KILN_F32];
 }
 
 LLVMValueRef kiln_cg_const_t(kiln_cg *cg, const kiln_cg_vtype *vt, double v, bool vector)
@@ -69,19 +69,19 @@ LLVMValueRef kiln_cg_const_t(kiln_cg *cg, const kiln_cg_vtype *vt, double v, boo
 
 LLVMValueRef kiln_cg_gep_t(kiln_cg *cg, const kiln_cg_vtype *vt, LLVMValueRef base, LLVMValueRef index)
 {
-    return LLVMBuildGEP2(cg->b, vt->elem, base, &index, 1, "");
+    return LLVMBuildGEP2(cg->u->b, vt->elem, base, &index, 1, "");
 }
 
 LLVMValueRef kiln_cg_load_t(kiln_cg *cg, const kiln_cg_vtype *vt, LLVMValueRef base, LLVMValueRef index)
 {
-    LLVMValueRef v = LLVMBuildLoad2(cg->b, vt->elem, kiln_cg_gep_t(cg, vt, base, index), "");
+    LLVMValueRef v = LLVMBuildLoad2(cg->u->b, vt->elem, kiln_cg_gep_t(cg, vt, base, index), "");
     LLVMSetAlignment(v, (unsigned)vt->bytes);
     return v;
 }
 
 void kiln_cg_store_t(kiln_cg *cg, const kiln_cg_vtype *vt, LLVMValueRef v, LLVMValueRef base, LLVMValueRef index)
 {
-    LLVMValueRef s = LLVMBuildStore(cg->b, v, kiln_cg_gep_t(cg, vt, base, index));
+    LLVMValueRef s = LLVMBuildStore(cg->u->b, v, kiln_cg_gep_t(cg, vt, base, index));
     LLVMSetAlignment(s, (unsigned)vt->bytes);
 }
 
@@ -90,11 +90,11 @@ LLVMValueRef kiln_cg_vload_t(kiln_cg *cg, const kiln_cg_vtype *vt, LLVMValueRef 
 {
     LLVMValueRef p = kiln_cg_gep_t(cg, vt, base, index);
     if (!mask) {
-        LLVMValueRef v = LLVMBuildLoad2(cg->b, vt->vec, p, "");
+        LLVMValueRef v = LLVMBuildLoad2(cg->u->b, vt->vec, p, "");
         LLVMSetAlignment(v, (unsigned)vt->bytes);
         return v;
     }
-    LLVMTypeRef types[2] = {vt->vec, cg->t_ptr};
+    LLVMTypeRef types[2] = {vt->vec, cg->u->t_ptr};
     LLVMValueRef args[4] = {p, kiln_cg_i32(cg, vt->bytes), mask, kiln_cg_const_t(cg, vt, passthru, true)};
     return kiln_cg_intrinsic(cg, "llvm.masked.load", types, 2, args, 4);
 }
@@ -104,11 +104,11 @@ void kiln_cg_vstore_t(kiln_cg *cg, const kiln_cg_vtype *vt, LLVMValueRef v, LLVM
 {
     LLVMValueRef p = kiln_cg_gep_t(cg, vt, base, index);
     if (!mask) {
-        LLVMValueRef s = LLVMBuildStore(cg->b, v, p);
+        LLVMValueRef s = LLVMBuildStore(cg->u->b, v, p);
         LLVMSetAlignment(s, (unsigned)vt->bytes);
         return;
     }
-    LLVMTypeRef types[2] = {vt->vec, cg->t_ptr};
+    LLVMTypeRef types[2] = {vt->vec, cg->u->t_ptr};
     LLVMValueRef args[4] = {v, p, kiln_cg_i32(cg, vt->bytes), mask};
     kiln_cg_intrinsic(cg, "llvm.masked.store", types, 2, args, 4);
 }
@@ -116,12 +116,12 @@ void kiln_cg_vstore_t(kiln_cg *cg, const kiln_cg_vtype *vt, LLVMValueRef v, LLVM
 LLVMValueRef kiln_cg_gather_t(kiln_cg *cg, const kiln_cg_vtype *vt, LLVMValueRef base, LLVMValueRef idx,
                               LLVMValueRef mask, double passthru)
 {
-    LLVMValueRef ptrs = LLVMBuildGEP2(cg->b, vt->elem, base, &idx, 1, "ptrs");
-    LLVMTypeRef types[2] = {vt->vec, LLVMVectorType(cg->t_ptr, (unsigned)vt->lanes)};
+    LLVMValueRef ptrs = LLVMBuildGEP2(cg->u->b, vt->elem, base, &idx, 1, "ptrs");
+    LLVMTypeRef types[2] = {vt->vec, LLVMVectorType(cg->u->t_ptr, (unsigned)vt->lanes)};
     if (!mask) {
         LLVMValueRef ones[64];
         for (int i = 0; i < vt->lanes; i++)
-            ones[i] = LLVMConstInt(cg->t_i1, 1, 0);
+            ones[i] = LLVMConstInt(cg->u->t_i1, 1, 0);
         mask = LLVMConstVector(ones, (unsigned)vt->lanes);
     }
     LLVMValueRef args[4] = {ptrs, kiln_cg_i32(cg, vt->bytes), mask, kiln_cg_const_t(cg, vt, passthru, true)};
@@ -135,11 +135,11 @@ LLVMValueRef kiln_cg_to_f32(kiln_cg *cg, const kiln_cg_vtype *vt, LLVMValueRef x
     if (vt->dtype == KILN_F32)
         return x;
     LLVMTypeRef t = LLVMTypeOf(x);
-    LLVMTypeRef f = LLVMGetTypeKind(t) == LLVMVectorTypeKind ? LLVMVectorType(cg->t_f32, LLVMGetVectorSize(t))
-                                                              : cg->t_f32;
+    LLVMTypeRef f = LLVMGetTypeKind(t) == LLVMVectorTypeKind ? LLVMVectorType(cg->u->t_f32, LLVMGetVectorSize(t))
+                                                              : cg->u->t_f32;
     if (vt->is_float)
-        return vt->bytes < 4 ? LLVMBuildFPExt(cg->b, x, f, "") : LLVMBuildFPTrunc(cg->b, x, f, "");
-    return vt->is_signed ? LLVMBuildSIToFP(cg->b, x, f, "") : LLVMBuildUIToFP(cg->b, x, f, "");
+        return vt->bytes < 4 ? LLVMBuildFPExt(cg->u->b, x, f, "") : LLVMBuildFPTrunc(cg->u->b, x, f, "");
+    return vt->is_signed ? LLVMBuildSIToFP(cg->u->b, x, f, "") : LLVMBuildUIToFP(cg->u->b, x, f, "");
 }
 
 LLVMValueRef kiln_cg_from_f32(kiln_cg *cg, const kiln_cg_vtype *vt, LLVMValueRef x)
@@ -150,7 +150,7 @@ LLVMValueRef kiln_cg_from_f32(kiln_cg *cg, const kiln_cg_vtype *vt, LLVMValueRef
     LLVMTypeRef e = LLVMGetTypeKind(t) == LLVMVectorTypeKind ? LLVMVectorType(vt->elem, LLVMGetVectorSize(t))
                                                               : vt->elem;
     if (vt->is_float) /* round to nearest even */
-        return vt->bytes < 4 ? LLVMBuildFPTrunc(cg->b, x, e, "") : LLVMBuildFPExt(cg->b, x, e, "");
+        return vt->bytes < 4 ? LLVMBuildFPTrunc(cg->u->b, x, e, "") : LLVMBuildFPExt(cg->u->b, x, e, "");
     /* integers: round half to even, saturate to the type's range */
     double lo = vt->dtype == KILN_I8 ? -128.0 : vt->dtype == KILN_U8 ? 0.0 : -2147483648.0;
     double hi = vt->dtype == KILN_I8 ? 127.0 : vt->dtype == KILN_U8 ? 255.0 : 2147483520.0;
@@ -158,37 +158,37 @@ LLVMValueRef kiln_cg_from_f32(kiln_cg *cg, const kiln_cg_vtype *vt, LLVMValueRef
     LLVMValueRef r = kiln_cg_intrinsic(cg, "llvm.roundeven", types, 1, &x, 1);
     r = kiln_cg_fmax_nan(cg, r, kiln_cg_fconst(cg, r, lo));
     r = kiln_cg_fmin_nan(cg, r, kiln_cg_fconst(cg, r, hi));
-    return vt->is_signed ? LLVMBuildFPToSI(cg->b, r, e, "") : LLVMBuildFPToUI(cg->b, r, e, "");
+    return vt->is_signed ? LLVMBuildFPToSI(cg->u->b, r, e, "") : LLVMBuildFPToUI(cg->u->b, r, e, "");
 }
 
 /* ---- f32 ------------------------------------------------------------------------- */
 
 LLVMValueRef kiln_cg_gep(kiln_cg *cg, LLVMValueRef base, LLVMValueRef index)
 {
-    return kiln_cg_gep_t(cg, &cg->vt[KILN_F32], base, index);
+    return kiln_cg_gep_t(cg, &cg->u->vt[KILN_F32], base, index);
 }
 
 LLVMValueRef kiln_cg_load(kiln_cg *cg, LLVMValueRef base, LLVMValueRef index)
 {
-    return kiln_cg_load_t(cg, &cg->vt[KILN_F32], base, index);
+    return kiln_cg_load_t(cg, &cg->u->vt[KILN_F32], base, index);
 }
 
 void kiln_cg_store(kiln_cg *cg, LLVMValueRef v, LLVMValueRef base, LLVMValueRef index)
 {
-    kiln_cg_store_t(cg, &cg->vt[KILN_F32], v, base, index);
+    kiln_cg_store_t(cg, &cg->u->vt[KILN_F32], v, base, index);
 }
 
 LLVMValueRef kiln_cg_vload(kiln_cg *cg, LLVMValueRef base, LLVMValueRef index, LLVMValueRef mask, double passthru)
 {
-    return kiln_cg_vload_t(cg, &cg->vt[KILN_F32], base, index, mask, passthru);
+    return kiln_cg_vload_t(cg, &cg->u->vt[KILN_F32], base, index, mask, passthru);
 }
 
 void kiln_cg_vstore(kiln_cg *cg, LLVMValueRef v, LLVMValueRef base, LLVMValueRef index, LLVMValueRef mask)
 {
-    kiln_cg_vstore_t(cg, &cg->vt[KILN_F32], v, base, index, mask);
+    kiln_cg_vstore_t(cg, &cg->u->vt[KILN_F32], v, base, index, mask);
 }
 
 LLVMValueRef kiln_cg_gather(kiln_cg *cg, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef mask, double passthru)
 {
-    return kiln_cg_gather_t(cg, &cg->vt[KILN_F32], base, idx, mask, passthru);
+    return kiln_cg_gather_t(cg, &cg->u->vt[KILN_F32], base, idx, mask, passthru);
 }

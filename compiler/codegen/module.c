@@ -17,9 +17,9 @@ kiln_status kiln_cg_fail(kiln_cg *cg, kiln_status st, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (cg->node)
-        kiln_diag_error(cg->d, cg->node->loc, "layer '%s' (%s): %s", cg->node->layer ? cg->node->layer : "?",
-                        kiln_op_name(cg->node->op), msg);
+    if (cg->f.node)
+        kiln_diag_error(cg->d, cg->f.node->loc, "layer '%s' (%s): %s", cg->f.node->layer ? cg->f.node->layer : "?",
+                        kiln_op_name(cg->f.node->op), msg);
     else
         kiln_diag_error(cg->d, (kiln_loc){0}, "code generation: %s", msg);
     if (cg->status == KILN_OK)
@@ -38,72 +38,41 @@ kiln_status kiln_cg_module_begin(kiln_cg *cg, LLVMContextRef ctx, const char *na
     u->b = LLVMCreateBuilderInContext(ctx);
     cg->n_units++; /* the caller disposes u->b and u->mod */
     kiln_cg_unit_select(cg, cg->n_units - 1);
-    if (!cg->mod || !cg->b)
+    if (!u->mod || !u->b)
         return KILN_ERR_OUT_OF_MEMORY;
-    LLVMSetTarget(cg->mod, cg->machine->triple);
+    LLVMSetTarget(u->mod, cg->machine->triple);
     LLVMTargetDataRef td = LLVMCreateTargetDataLayout(cg->machine->tm);
     char *dl = LLVMCopyStringRepOfTargetData(td);
-    LLVMSetDataLayout(cg->mod, dl);
+    LLVMSetDataLayout(u->mod, dl);
     LLVMDisposeMessage(dl);
     LLVMDisposeTargetData(td);
 
     cg->target = cg->machine->target;
     cg->vl = cg->target->vector_bits / 32;
-    cg->t_void = LLVMVoidTypeInContext(ctx);
-    cg->t_i1 = LLVMInt1TypeInContext(ctx);
-    cg->t_i8 = LLVMInt8TypeInContext(ctx);
-    cg->t_i32 = LLVMInt32TypeInContext(ctx);
-    cg->t_i64 = LLVMInt64TypeInContext(ctx);
-    cg->t_f32 = LLVMFloatTypeInContext(ctx);
-    cg->t_ptr = LLVMPointerTypeInContext(ctx, 0);
-    cg->t_vf = LLVMVectorType(cg->t_f32, (unsigned)cg->vl);
-    cg->t_vi32 = LLVMVectorType(cg->t_i32, (unsigned)cg->vl);
-    cg->t_vi64 = LLVMVectorType(cg->t_i64, (unsigned)cg->vl);
-    cg->t_vmask = LLVMVectorType(cg->t_i1, (unsigned)cg->vl);
-    kiln_cg_vtypes_init(cg, ctx, cg->vt);
     kiln_cg_gemm_configs_init(cg->target, cg->gemm);
-    LLVMTypeRef fields[5] = {cg->t_i64, cg->t_ptr, cg->t_ptr, cg->t_ptr, cg->t_ptr};
-    cg->t_ctx = LLVMStructTypeInContext(ctx, fields, 5, 0);
-    LLVMTypeRef params[3] = {cg->t_ptr, cg->t_i64, cg->t_i64};
-    cg->t_task = LLVMFunctionType(cg->t_void, params, 3, 0);
-    u->t_void = cg->t_void;
-    u->t_i1 = cg->t_i1;
-    u->t_i8 = cg->t_i8;
-    u->t_i32 = cg->t_i32;
-    u->t_i64 = cg->t_i64;
-    u->t_f32 = cg->t_f32;
-    u->t_ptr = cg->t_ptr;
-    u->t_vf = cg->t_vf;
-    u->t_vi32 = cg->t_vi32;
-    u->t_vi64 = cg->t_vi64;
-    u->t_vmask = cg->t_vmask;
-    u->t_ctx = cg->t_ctx;
-    u->t_task = cg->t_task;
-    memcpy(u->vt, cg->vt, sizeof u->vt);
+    u->t_void = LLVMVoidTypeInContext(ctx);
+    u->t_i1 = LLVMInt1TypeInContext(ctx);
+    u->t_i8 = LLVMInt8TypeInContext(ctx);
+    u->t_i32 = LLVMInt32TypeInContext(ctx);
+    u->t_i64 = LLVMInt64TypeInContext(ctx);
+    u->t_f32 = LLVMFloatTypeInContext(ctx);
+    u->t_ptr = LLVMPointerTypeInContext(ctx, 0);
+    u->t_vf = LLVMVectorType(u->t_f32, (unsigned)cg->vl);
+    u->t_vi32 = LLVMVectorType(u->t_i32, (unsigned)cg->vl);
+    u->t_vi64 = LLVMVectorType(u->t_i64, (unsigned)cg->vl);
+    u->t_vmask = LLVMVectorType(u->t_i1, (unsigned)cg->vl);
+    kiln_cg_vtypes_init(cg, ctx, u->vt);
+    LLVMTypeRef fields[5] = {u->t_i64, u->t_ptr, u->t_ptr, u->t_ptr, u->t_ptr};
+    u->t_ctx = LLVMStructTypeInContext(ctx, fields, 5, 0);
+    LLVMTypeRef params[3] = {u->t_ptr, u->t_i64, u->t_i64};
+    u->t_task = LLVMFunctionType(u->t_void, params, 3, 0);
     return KILN_OK;
 }
 
 void kiln_cg_unit_select(kiln_cg *cg, int u)
 {
-    const kiln_cg_unit *x = &cg->units[u];
     cg->unit = u;
-    cg->ctx = x->ctx;
-    cg->mod = x->mod;
-    cg->b = x->b;
-    cg->t_void = x->t_void;
-    cg->t_i1 = x->t_i1;
-    cg->t_i8 = x->t_i8;
-    cg->t_i32 = x->t_i32;
-    cg->t_i64 = x->t_i64;
-    cg->t_f32 = x->t_f32;
-    cg->t_ptr = x->t_ptr;
-    cg->t_vf = x->t_vf;
-    cg->t_vi32 = x->t_vi32;
-    cg->t_vi64 = x->t_vi64;
-    cg->t_vmask = x->t_vmask;
-    cg->t_ctx = x->t_ctx;
-    cg->t_task = x->t_task;
-    memcpy(cg->vt, x->vt, sizeof cg->vt);
+    cg->u = &cg->units[u];
 }
 
 void kiln_cg_shared_linkage(kiln_cg *cg, LLVMValueRef fn)
@@ -119,13 +88,13 @@ void kiln_cg_shared_linkage(kiln_cg *cg, LLVMValueRef fn)
 static void add_enum_attr(kiln_cg *cg, LLVMValueRef fn, const char *name)
 {
     unsigned kind = LLVMGetEnumAttributeKindForName(name, strlen(name));
-    LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(cg->ctx, kind, 0));
+    LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(cg->u->ctx, kind, 0));
 }
 
 static void add_string_attr(kiln_cg *cg, LLVMValueRef fn, const char *k, const char *v)
 {
     LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
-                               LLVMCreateStringAttribute(cg->ctx, k, (unsigned)strlen(k), v, (unsigned)strlen(v)));
+                               LLVMCreateStringAttribute(cg->u->ctx, k, (unsigned)strlen(k), v, (unsigned)strlen(v)));
 }
 
 void kiln_cg_function_attrs(kiln_cg *cg, LLVMValueRef fn)
@@ -143,7 +112,7 @@ LLVMValueRef kiln_cg_declare_in(kiln_cg *cg, int u, const char *name, LLVMTypeRe
 {
     int cur = cg->unit;
     kiln_cg_unit_select(cg, u);
-    LLVMValueRef fn = LLVMAddFunction(cg->mod, name, fn_type);
+    LLVMValueRef fn = LLVMAddFunction(cg->u->mod, name, fn_type);
     LLVMSetLinkage(fn, LLVMExternalLinkage);
     LLVMSetVisibility(fn, LLVMHiddenVisibility);
     kiln_cg_function_attrs(cg, fn);
@@ -155,8 +124,8 @@ LLVMValueRef kiln_cg_declare_in(kiln_cg *cg, int u, const char *name, LLVMTypeRe
 
 static LLVMValueRef ctx_field(kiln_cg *cg, unsigned i, LLVMTypeRef t, const char *name)
 {
-    LLVMValueRef p = LLVMBuildStructGEP2(cg->b, cg->t_ctx, cg->arg_ctx, i, "");
-    return LLVMBuildLoad2(cg->b, t, p, name);
+    LLVMValueRef p = LLVMBuildStructGEP2(cg->u->b, cg->u->t_ctx, cg->f.arg_ctx, i, "");
+    return LLVMBuildLoad2(cg->u->b, t, p, name);
 }
 
 void kiln_cg_task_begin(kiln_cg *cg, const char *kernel, const kiln_node *n)
@@ -164,14 +133,14 @@ void kiln_cg_task_begin(kiln_cg *cg, const char *kernel, const kiln_node *n)
     char name[256];
     const char *who = n ? (n->layer ? n->layer : kiln_graph_value(cg->g, n->output)->name) : "model";
     snprintf(name, sizeof name, "kiln.%s.%s", kernel, who);
-    cg->node = n;
-    cg->fn = LLVMAddFunction(cg->mod, name, cg->t_task);
-    kiln_cg_shared_linkage(cg, cg->fn);
-    kiln_cg_function_attrs(cg, cg->fn);
+    cg->f.node = n;
+    cg->f.fn = LLVMAddFunction(cg->u->mod, name, cg->u->t_task);
+    kiln_cg_shared_linkage(cg, cg->f.fn);
+    kiln_cg_function_attrs(cg, cg->f.fn);
     /* One name across the units (LLVM renames a clash within a unit). */
     for (int k = 2; cg->n_units > 1; k++) {
         size_t len;
-        const char *now = LLVMGetValueName2(cg->fn, &len);
+        const char *now = LLVMGetValueName2(cg->f.fn, &len);
         bool clash = false;
         for (int u = 0; u < cg->n_units && !clash; u++)
             clash = u != cg->unit && LLVMGetNamedFunction(cg->units[u].mod, now);
@@ -179,21 +148,21 @@ void kiln_cg_task_begin(kiln_cg *cg, const char *kernel, const kiln_node *n)
             break;
         char other[300];
         snprintf(other, sizeof other, "%s.%d", name, k);
-        LLVMSetValueName2(cg->fn, other, strlen(other));
+        LLVMSetValueName2(cg->f.fn, other, strlen(other));
     }
-    cg->entry = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "entry");
-    LLVMPositionBuilderAtEnd(cg->b, cg->entry);
-    cg->arg_ctx = LLVMGetParam(cg->fn, 0);
-    cg->arg_index = LLVMGetParam(cg->fn, 1);
-    cg->arg_count = LLVMGetParam(cg->fn, 2);
-    LLVMSetValueName2(cg->arg_ctx, "ctx", 3);
-    LLVMSetValueName2(cg->arg_index, "index", 5);
-    LLVMSetValueName2(cg->arg_count, "count", 5);
-    cg->c_batch = ctx_field(cg, 0, cg->t_i64, "batch");
-    cg->c_ws = ctx_field(cg, 1, cg->t_ptr, "ws");
-    cg->c_weights = ctx_field(cg, 2, cg->t_ptr, "weights");
-    cg->c_inputs = ctx_field(cg, 3, cg->t_ptr, "inputs");
-    cg->c_outputs = ctx_field(cg, 4, cg->t_ptr, "outputs");
+    cg->f.entry = LLVMAppendBasicBlockInContext(cg->u->ctx, cg->f.fn, "entry");
+    LLVMPositionBuilderAtEnd(cg->u->b, cg->f.entry);
+    cg->f.arg_ctx = LLVMGetParam(cg->f.fn, 0);
+    cg->f.arg_index = LLVMGetParam(cg->f.fn, 1);
+    cg->f.arg_count = LLVMGetParam(cg->f.fn, 2);
+    LLVMSetValueName2(cg->f.arg_ctx, "ctx", 3);
+    LLVMSetValueName2(cg->f.arg_index, "index", 5);
+    LLVMSetValueName2(cg->f.arg_count, "count", 5);
+    cg->f.c_batch = ctx_field(cg, 0, cg->u->t_i64, "batch");
+    cg->f.c_ws = ctx_field(cg, 1, cg->u->t_ptr, "ws");
+    cg->f.c_weights = ctx_field(cg, 2, cg->u->t_ptr, "weights");
+    cg->f.c_inputs = ctx_field(cg, 3, cg->u->t_ptr, "inputs");
+    cg->f.c_outputs = ctx_field(cg, 4, cg->u->t_ptr, "outputs");
 }
 
 /* Instructions of fn (the units' balance). */
@@ -210,12 +179,12 @@ void kiln_cg_unit_count(kiln_cg *cg, LLVMValueRef fn) { cg->units[cg->unit].inst
 
 void kiln_cg_task_end(kiln_cg *cg, kiln_cg_count count)
 {
-    LLVMBuildRetVoid(cg->b);
-    kiln_cg_unit_count(cg, cg->fn);
-    LLVMValueRef fn = cg->fn; /* what the run function (unit 0) calls */
+    LLVMBuildRetVoid(cg->u->b);
+    kiln_cg_unit_count(cg, cg->f.fn);
+    LLVMValueRef fn = cg->f.fn; /* what the run function (unit 0) calls */
     if (cg->unit != 0) {
         size_t len;
-        const char *name = LLVMGetValueName2(cg->fn, &len);
+        const char *name = LLVMGetValueName2(cg->f.fn, &len);
         fn = kiln_cg_declare_in(cg, 0, name, cg->units[0].t_task);
     }
     if (count.div < 1)
@@ -235,7 +204,7 @@ void kiln_cg_task_end(kiln_cg *cg, kiln_cg_count count)
     cg->steps[cg->n_steps++] = (kiln_cg_step){fn, count, UINT32_MAX, UINT32_MAX};
 }
 
-LLVMValueRef kiln_cg_batch(kiln_cg *cg) { return cg->c_batch; }
+LLVMValueRef kiln_cg_batch(kiln_cg *cg) { return cg->f.c_batch; }
 
 LLVMValueRef kiln_cg_buffer_ptr(kiln_cg *cg, const kiln_cg_buffer *buf)
 {
@@ -243,43 +212,43 @@ LLVMValueRef kiln_cg_buffer_ptr(kiln_cg *cg, const kiln_cg_buffer *buf)
     case KILN_CG_BUF_INPUT:
     case KILN_CG_BUF_OUTPUT: {
         LLVMValueRef idx = kiln_cg_i64(cg, buf->index);
-        LLVMValueRef arr = buf->kind == KILN_CG_BUF_INPUT ? cg->c_inputs : cg->c_outputs;
-        LLVMValueRef p = LLVMBuildGEP2(cg->b, cg->t_ptr, arr, &idx, 1, "");
-        return LLVMBuildLoad2(cg->b, cg->t_ptr, p, buf->kind == KILN_CG_BUF_INPUT ? "in" : "out");
+        LLVMValueRef arr = buf->kind == KILN_CG_BUF_INPUT ? cg->f.c_inputs : cg->f.c_outputs;
+        LLVMValueRef p = LLVMBuildGEP2(cg->u->b, cg->u->t_ptr, arr, &idx, 1, "");
+        return LLVMBuildLoad2(cg->u->b, cg->u->t_ptr, p, buf->kind == KILN_CG_BUF_INPUT ? "in" : "out");
     }
     case KILN_CG_BUF_WORKSPACE: {
         LLVMValueRef off = kiln_cg_i64(cg, (int64_t)buf->offset);
         if (buf->per_batch)
-            off = LLVMBuildAdd(cg->b, off, LLVMBuildMul(cg->b, cg->c_batch, kiln_cg_i64(cg, (int64_t)buf->per_batch), ""),
+            off = LLVMBuildAdd(cg->u->b, off, LLVMBuildMul(cg->u->b, cg->f.c_batch, kiln_cg_i64(cg, (int64_t)buf->per_batch), ""),
                                "");
-        return LLVMBuildGEP2(cg->b, cg->t_i8, cg->c_ws, &off, 1, "region");
+        return LLVMBuildGEP2(cg->u->b, cg->u->t_i8, cg->f.c_ws, &off, 1, "region");
     }
     case KILN_CG_BUF_PARAM: {
         uint64_t off = 0;
         if (kiln_cg_blob_param(cg, buf->index, &off) != KILN_OK)
-            return LLVMConstNull(cg->t_ptr);
+            return LLVMConstNull(cg->u->t_ptr);
         return kiln_cg_weights_ptr(cg, off);
     }
     case KILN_CG_BUF_NONE:
         break;
     }
     kiln_cg_fail(cg, KILN_ERR_INTERNAL, "a value has no buffer");
-    return LLVMConstNull(cg->t_ptr);
+    return LLVMConstNull(cg->u->t_ptr);
 }
 
 LLVMValueRef kiln_cg_value_ptr(kiln_cg *cg, kiln_id v)
 {
     if (v >= cg->layout->n_values) {
         kiln_cg_fail(cg, KILN_ERR_INTERNAL, "value id %u out of range", v);
-        return LLVMConstNull(cg->t_ptr);
+        return LLVMConstNull(cg->u->t_ptr);
     }
     return kiln_cg_buffer_ptr(cg, &cg->layout->values[v]);
 }
 
 LLVMValueRef kiln_cg_scratch_ptr(kiln_cg *cg)
 {
-    if (cg->node) {
-        const kiln_cg_buffer *b = &cg->layout->node_scratch[cg->node - cg->g->nodes];
+    if (cg->f.node) {
+        const kiln_cg_buffer *b = &cg->layout->node_scratch[cg->f.node - cg->g->nodes];
         if (b->kind == KILN_CG_BUF_WORKSPACE)
             return kiln_cg_buffer_ptr(cg, b);
     }
@@ -289,7 +258,7 @@ LLVMValueRef kiln_cg_scratch_ptr(kiln_cg *cg)
 LLVMValueRef kiln_cg_weights_ptr(kiln_cg *cg, uint64_t offset)
 {
     LLVMValueRef off = kiln_cg_i64(cg, (int64_t)offset);
-    return LLVMBuildGEP2(cg->b, cg->t_i8, cg->c_weights, &off, 1, "w");
+    return LLVMBuildGEP2(cg->u->b, cg->u->t_i8, cg->f.c_weights, &off, 1, "w");
 }
 
 bool kiln_cg_batched(const kiln_cg *cg, kiln_id v) { return kiln_graph_value(cg->g, v)->type.shape.batched; }
@@ -303,14 +272,19 @@ int64_t kiln_cg_elems_per_item(const kiln_cg *cg, kiln_id v)
 LLVMValueRef kiln_cg_value_elems(kiln_cg *cg, kiln_id v)
 {
     LLVMValueRef e = kiln_cg_i64(cg, kiln_cg_elems_per_item(cg, v));
-    return kiln_cg_batched(cg, v) ? LLVMBuildMul(cg->b, e, cg->c_batch, "elems") : e;
+    return kiln_cg_batched(cg, v) ? LLVMBuildMul(cg->u->b, e, cg->f.c_batch, "elems") : e;
 }
 
 /* ---- constants ------------------------------------------------------------ */
 
-LLVMValueRef kiln_cg_i64(kiln_cg *cg, int64_t v) { return LLVMConstInt(cg->t_i64, (unsigned long long)v, 1); }
-LLVMValueRef kiln_cg_i32(kiln_cg *cg, int32_t v) { return LLVMConstInt(cg->t_i32, (unsigned long long)(int64_t)v, 1); }
-LLVMValueRef kiln_cg_f32(kiln_cg *cg, double v) { return LLVMConstReal(cg->t_f32, v); }
+LLVMValueRef kiln_cg_i64(kiln_cg *cg, int64_t v) { return LLVMConstInt(cg->u->t_i64, (unsigned long long)v, 1); }
+LLVMValueRef kiln_cg_imul(kiln_cg *cg, LLVMValueRef a, int64_t b)
+{
+    return b == 1 ? a : LLVMBuildMul(cg->u->b, a, kiln_cg_i64(cg, b), "");
+}
+LLVMValueRef kiln_cg_iadd(kiln_cg *cg, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildAdd(cg->u->b, a, b, ""); }
+LLVMValueRef kiln_cg_i32(kiln_cg *cg, int32_t v) { return LLVMConstInt(cg->u->t_i32, (unsigned long long)(int64_t)v, 1); }
+LLVMValueRef kiln_cg_f32(kiln_cg *cg, double v) { return LLVMConstReal(cg->u->t_f32, v); }
 
 static unsigned lanes_of(LLVMValueRef like)
 {
@@ -329,20 +303,20 @@ static LLVMValueRef const_splat(LLVMValueRef c, unsigned n)
 LLVMValueRef kiln_cg_fconst(kiln_cg *cg, LLVMValueRef like, double v)
 {
     unsigned n = lanes_of(like);
-    LLVMValueRef c = LLVMConstReal(cg->t_f32, v);
+    LLVMValueRef c = LLVMConstReal(cg->u->t_f32, v);
     return n ? const_splat(c, n) : c;
 }
 
 LLVMTypeRef kiln_cg_int_type_like(kiln_cg *cg, LLVMValueRef like)
 {
     unsigned n = lanes_of(like);
-    return n ? LLVMVectorType(cg->t_i32, n) : cg->t_i32;
+    return n ? LLVMVectorType(cg->u->t_i32, n) : cg->u->t_i32;
 }
 
 LLVMValueRef kiln_cg_iconst_like(kiln_cg *cg, LLVMValueRef like, int64_t v)
 {
     unsigned n = lanes_of(like);
-    LLVMValueRef c = LLVMConstInt(cg->t_i32, (unsigned long long)v, 1);
+    LLVMValueRef c = LLVMConstInt(cg->u->t_i32, (unsigned long long)v, 1);
     return n ? const_splat(c, n) : c;
 }
 
@@ -351,9 +325,9 @@ LLVMValueRef kiln_cg_splat(kiln_cg *cg, LLVMValueRef scalar)
     if (LLVMIsConstant(scalar))
         return const_splat(scalar, (unsigned)cg->vl);
     LLVMTypeRef vt = LLVMVectorType(LLVMTypeOf(scalar), (unsigned)cg->vl);
-    LLVMValueRef v = LLVMBuildInsertElement(cg->b, LLVMGetPoison(vt), scalar, kiln_cg_i32(cg, 0), "");
-    LLVMValueRef zero = LLVMConstNull(cg->t_vi32);
-    return LLVMBuildShuffleVector(cg->b, v, LLVMGetPoison(vt), zero, "splat");
+    LLVMValueRef v = LLVMBuildInsertElement(cg->u->b, LLVMGetPoison(vt), scalar, kiln_cg_i32(cg, 0), "");
+    LLVMValueRef zero = LLVMConstNull(cg->u->t_vi32);
+    return LLVMBuildShuffleVector(cg->u->b, v, LLVMGetPoison(vt), zero, "splat");
 }
 
 LLVMValueRef kiln_cg_iota64(kiln_cg *cg)
@@ -372,11 +346,11 @@ LLVMValueRef kiln_cg_intrinsic(kiln_cg *cg, const char *name, LLVMTypeRef *types
     unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
     if (id == 0) {
         kiln_cg_fail(cg, KILN_ERR_INTERNAL, "LLVM has no intrinsic %s", name);
-        return LLVMGetPoison(n_types ? types[0] : cg->t_f32);
+        return LLVMGetPoison(n_types ? types[0] : cg->u->t_f32);
     }
-    LLVMValueRef fn = LLVMGetIntrinsicDeclaration(cg->mod, id, types, n_types);
-    LLVMTypeRef ft = LLVMIntrinsicGetType(cg->ctx, id, types, n_types);
-    return LLVMBuildCall2(cg->b, ft, fn, args, n_args, "");
+    LLVMValueRef fn = LLVMGetIntrinsicDeclaration(cg->u->mod, id, types, n_types);
+    LLVMTypeRef ft = LLVMIntrinsicGetType(cg->u->ctx, id, types, n_types);
+    return LLVMBuildCall2(cg->u->b, ft, fn, args, n_args, "");
 }
 
 static LLVMValueRef unary_intrinsic(kiln_cg *cg, const char *name, LLVMValueRef x)
@@ -396,9 +370,9 @@ LLVMValueRef kiln_cg_fma(kiln_cg *cg, LLVMValueRef a, LLVMValueRef b, LLVMValueR
 void kiln_cg_prefetch_write(kiln_cg *cg, LLVMValueRef ptr)
 {
     /* llvm.prefetch(ptr, rw = write, locality = keep in all levels, data) */
-    LLVMTypeRef t = cg->t_ptr;
-    LLVMValueRef args[4] = {ptr, LLVMConstInt(cg->t_i32, 1, 0), LLVMConstInt(cg->t_i32, 3, 0),
-                            LLVMConstInt(cg->t_i32, 1, 0)};
+    LLVMTypeRef t = cg->u->t_ptr;
+    LLVMValueRef args[4] = {ptr, LLVMConstInt(cg->u->t_i32, 1, 0), LLVMConstInt(cg->u->t_i32, 3, 0),
+                            LLVMConstInt(cg->u->t_i32, 1, 0)};
     kiln_cg_intrinsic(cg, "llvm.prefetch", &t, 1, args, 4);
 }
 
@@ -412,27 +386,27 @@ LLVMValueRef kiln_cg_copysign(kiln_cg *cg, LLVMValueRef mag, LLVMValueRef sign)
     return kiln_cg_intrinsic(cg, "llvm.copysign", &t, 1, args, 2);
 }
 
-LLVMValueRef kiln_cg_is_nan(kiln_cg *cg, LLVMValueRef x) { return LLVMBuildFCmp(cg->b, LLVMRealUNO, x, x, "isnan"); }
+LLVMValueRef kiln_cg_is_nan(kiln_cg *cg, LLVMValueRef x) { return LLVMBuildFCmp(cg->u->b, LLVMRealUNO, x, x, "isnan"); }
 
 LLVMValueRef kiln_cg_fmax_nan(kiln_cg *cg, LLVMValueRef a, LLVMValueRef b)
 {
-    LLVMValueRef r = LLVMBuildSelect(cg->b, LLVMBuildFCmp(cg->b, LLVMRealOGT, a, b, ""), a, b, "");
-    return LLVMBuildSelect(cg->b, LLVMBuildFCmp(cg->b, LLVMRealUNO, a, b, ""), LLVMBuildFAdd(cg->b, a, b, ""), r,
+    LLVMValueRef r = LLVMBuildSelect(cg->u->b, LLVMBuildFCmp(cg->u->b, LLVMRealOGT, a, b, ""), a, b, "");
+    return LLVMBuildSelect(cg->u->b, LLVMBuildFCmp(cg->u->b, LLVMRealUNO, a, b, ""), LLVMBuildFAdd(cg->u->b, a, b, ""), r,
                            "max");
 }
 
 LLVMValueRef kiln_cg_fmin_nan(kiln_cg *cg, LLVMValueRef a, LLVMValueRef b)
 {
-    LLVMValueRef r = LLVMBuildSelect(cg->b, LLVMBuildFCmp(cg->b, LLVMRealOLT, a, b, ""), a, b, "");
-    return LLVMBuildSelect(cg->b, LLVMBuildFCmp(cg->b, LLVMRealUNO, a, b, ""), LLVMBuildFAdd(cg->b, a, b, ""), r,
+    LLVMValueRef r = LLVMBuildSelect(cg->u->b, LLVMBuildFCmp(cg->u->b, LLVMRealOLT, a, b, ""), a, b, "");
+    return LLVMBuildSelect(cg->u->b, LLVMBuildFCmp(cg->u->b, LLVMRealUNO, a, b, ""), LLVMBuildFAdd(cg->u->b, a, b, ""), r,
                            "min");
 }
 
 LLVMValueRef kiln_cg_clamp(kiln_cg *cg, LLVMValueRef x, double lo, double hi)
 {
     LLVMValueRef l = kiln_cg_fconst(cg, x, lo), h = kiln_cg_fconst(cg, x, hi);
-    x = LLVMBuildSelect(cg->b, LLVMBuildFCmp(cg->b, LLVMRealOLT, x, l, ""), l, x, "");
-    return LLVMBuildSelect(cg->b, LLVMBuildFCmp(cg->b, LLVMRealOGT, x, h, ""), h, x, "clamp");
+    x = LLVMBuildSelect(cg->u->b, LLVMBuildFCmp(cg->u->b, LLVMRealOLT, x, l, ""), l, x, "");
+    return LLVMBuildSelect(cg->u->b, LLVMBuildFCmp(cg->u->b, LLVMRealOGT, x, h, ""), h, x, "clamp");
 }
 
 static LLVMValueRef half_shuffle(kiln_cg *cg, LLVMValueRef v, unsigned width, unsigned from)
@@ -440,7 +414,7 @@ static LLVMValueRef half_shuffle(kiln_cg *cg, LLVMValueRef v, unsigned width, un
     LLVMValueRef idx[64];
     for (unsigned i = 0; i < width; i++)
         idx[i] = kiln_cg_i32(cg, (int32_t)(from + i));
-    return LLVMBuildShuffleVector(cg->b, v, LLVMGetPoison(LLVMTypeOf(v)), LLVMConstVector(idx, width), "");
+    return LLVMBuildShuffleVector(cg->u->b, v, LLVMGetPoison(LLVMTypeOf(v)), LLVMConstVector(idx, width), "");
 }
 
 static LLVMValueRef reduce(kiln_cg *cg, LLVMValueRef v, bool max)
@@ -449,11 +423,11 @@ static LLVMValueRef reduce(kiln_cg *cg, LLVMValueRef v, bool max)
     while (w > 1) {
         unsigned h = w / 2;
         LLVMValueRef lo = half_shuffle(cg, v, h, 0), hi = half_shuffle(cg, v, h, h);
-        v = max ? LLVMBuildSelect(cg->b, LLVMBuildFCmp(cg->b, LLVMRealOGT, hi, lo, ""), hi, lo, "")
-                : LLVMBuildFAdd(cg->b, lo, hi, "");
+        v = max ? LLVMBuildSelect(cg->u->b, LLVMBuildFCmp(cg->u->b, LLVMRealOGT, hi, lo, ""), hi, lo, "")
+                : LLVMBuildFAdd(cg->u->b, lo, hi, "");
         w = h;
     }
-    return LLVMBuildExtractElement(cg->b, v, kiln_cg_i32(cg, 0), max ? "hmax" : "hsum");
+    return LLVMBuildExtractElement(cg->u->b, v, kiln_cg_i32(cg, 0), max ? "hmax" : "hsum");
 }
 
 LLVMValueRef kiln_cg_reduce_add(kiln_cg *cg, LLVMValueRef v) { return reduce(cg, v, false); }
@@ -461,29 +435,29 @@ LLVMValueRef kiln_cg_reduce_max(kiln_cg *cg, LLVMValueRef v) { return reduce(cg,
 
 LLVMValueRef kiln_cg_smin(kiln_cg *cg, LLVMValueRef a, LLVMValueRef b)
 {
-    return LLVMBuildSelect(cg->b, LLVMBuildICmp(cg->b, LLVMIntSLT, a, b, ""), a, b, "");
+    return LLVMBuildSelect(cg->u->b, LLVMBuildICmp(cg->u->b, LLVMIntSLT, a, b, ""), a, b, "");
 }
 
 LLVMValueRef kiln_cg_smax(kiln_cg *cg, LLVMValueRef a, LLVMValueRef b)
 {
-    return LLVMBuildSelect(cg->b, LLVMBuildICmp(cg->b, LLVMIntSGT, a, b, ""), a, b, "");
+    return LLVMBuildSelect(cg->u->b, LLVMBuildICmp(cg->u->b, LLVMIntSGT, a, b, ""), a, b, "");
 }
 
 LLVMValueRef kiln_cg_udiv(kiln_cg *cg, LLVMValueRef a, int64_t b)
 {
-    return b == 1 ? a : LLVMBuildUDiv(cg->b, a, kiln_cg_i64(cg, b), "");
+    return b == 1 ? a : LLVMBuildUDiv(cg->u->b, a, kiln_cg_i64(cg, b), "");
 }
 
 LLVMValueRef kiln_cg_urem(kiln_cg *cg, LLVMValueRef a, int64_t b)
 {
-    return b == 1 ? kiln_cg_i64(cg, 0) : LLVMBuildURem(cg->b, a, kiln_cg_i64(cg, b), "");
+    return b == 1 ? kiln_cg_i64(cg, 0) : LLVMBuildURem(cg->u->b, a, kiln_cg_i64(cg, b), "");
 }
 
 /* ---- memory (typed access: memory.c) ---------------------------------------- */
 
 LLVMValueRef kiln_cg_tail_mask(kiln_cg *cg, LLVMValueRef n)
 {
-    return LLVMBuildICmp(cg->b, LLVMIntSLT, kiln_cg_iota64(cg), kiln_cg_splat(cg, n), "tail");
+    return LLVMBuildICmp(cg->u->b, LLVMIntSLT, kiln_cg_iota64(cg), kiln_cg_splat(cg, n), "tail");
 }
 
 LLVMValueRef kiln_cg_mask_and(kiln_cg *cg, LLVMValueRef a, LLVMValueRef b)
@@ -492,18 +466,18 @@ LLVMValueRef kiln_cg_mask_and(kiln_cg *cg, LLVMValueRef a, LLVMValueRef b)
         return b;
     if (!b)
         return a;
-    return LLVMBuildAnd(cg->b, a, b, "");
+    return LLVMBuildAnd(cg->u->b, a, b, "");
 }
 
 void kiln_cg_memcpy(kiln_cg *cg, LLVMValueRef dst, LLVMValueRef src, LLVMValueRef n_bytes, unsigned align)
 {
-    LLVMBuildMemCpy(cg->b, dst, align, src, align, n_bytes);
+    LLVMBuildMemCpy(cg->u->b, dst, align, src, align, n_bytes);
 }
 
 LLVMValueRef kiln_cg_alloca(kiln_cg *cg, LLVMTypeRef t, const char *name)
 {
-    LLVMBuilderRef b = LLVMCreateBuilderInContext(cg->ctx);
-    LLVMBasicBlockRef entry = LLVMGetEntryBasicBlock(cg->fn);
+    LLVMBuilderRef b = LLVMCreateBuilderInContext(cg->u->ctx);
+    LLVMBasicBlockRef entry = LLVMGetEntryBasicBlock(cg->f.fn);
     LLVMValueRef first = LLVMGetFirstInstruction(entry);
     if (first)
         LLVMPositionBuilderBefore(b, first);
@@ -518,17 +492,17 @@ LLVMValueRef kiln_cg_alloca(kiln_cg *cg, LLVMTypeRef t, const char *name)
 
 LLVMValueRef kiln_cg_for_begin(kiln_cg *cg, kiln_cg_loop *l, LLVMValueRef start, LLVMValueRef end, LLVMValueRef step)
 {
-    LLVMBasicBlockRef pre = LLVMGetInsertBlock(cg->b);
-    l->header = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "loop");
-    l->body = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "body");
-    l->exit = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "done");
+    LLVMBasicBlockRef pre = LLVMGetInsertBlock(cg->u->b);
+    l->header = LLVMAppendBasicBlockInContext(cg->u->ctx, cg->f.fn, "loop");
+    l->body = LLVMAppendBasicBlockInContext(cg->u->ctx, cg->f.fn, "body");
+    l->exit = LLVMAppendBasicBlockInContext(cg->u->ctx, cg->f.fn, "done");
     l->step = step;
-    LLVMBuildBr(cg->b, l->header);
-    LLVMPositionBuilderAtEnd(cg->b, l->header);
-    l->phi = LLVMBuildPhi(cg->b, cg->t_i64, "i");
+    LLVMBuildBr(cg->u->b, l->header);
+    LLVMPositionBuilderAtEnd(cg->u->b, l->header);
+    l->phi = LLVMBuildPhi(cg->u->b, cg->u->t_i64, "i");
     LLVMAddIncoming(l->phi, &start, &pre, 1);
-    LLVMBuildCondBr(cg->b, LLVMBuildICmp(cg->b, LLVMIntSLT, l->phi, end, ""), l->body, l->exit);
-    LLVMPositionBuilderAtEnd(cg->b, l->body);
+    LLVMBuildCondBr(cg->u->b, LLVMBuildICmp(cg->u->b, LLVMIntSLT, l->phi, end, ""), l->body, l->exit);
+    LLVMPositionBuilderAtEnd(cg->u->b, l->body);
     l->i = l->phi;
     l->runtime_unroll = false;
     l->unroll_count = 0;
@@ -546,79 +520,79 @@ static LLVMValueRef loop_metadata(kiln_cg *cg, const kiln_cg_loop *l)
     unsigned n = 1;
     if (!l->runtime_unroll) {
         static const char key[] = "llvm.loop.unroll.runtime.disable";
-        LLVMMetadataRef opt = LLVMMDStringInContext2(cg->ctx, key, sizeof key - 1);
-        ops[n++] = LLVMMDNodeInContext2(cg->ctx, &opt, 1);
+        LLVMMetadataRef opt = LLVMMDStringInContext2(cg->u->ctx, key, sizeof key - 1);
+        ops[n++] = LLVMMDNodeInContext2(cg->u->ctx, &opt, 1);
     }
     if (l->unroll_count > 0) {
         static const char key[] = "llvm.loop.unroll.count";
-        LLVMMetadataRef pair[2] = {LLVMMDStringInContext2(cg->ctx, key, sizeof key - 1),
-                                   LLVMValueAsMetadata(LLVMConstInt(cg->t_i32, (unsigned)l->unroll_count, 0))};
-        ops[n++] = LLVMMDNodeInContext2(cg->ctx, pair, 2);
+        LLVMMetadataRef pair[2] = {LLVMMDStringInContext2(cg->u->ctx, key, sizeof key - 1),
+                                   LLVMValueAsMetadata(LLVMConstInt(cg->u->t_i32, (unsigned)l->unroll_count, 0))};
+        ops[n++] = LLVMMDNodeInContext2(cg->u->ctx, pair, 2);
     }
-    LLVMMetadataRef tmp = LLVMTemporaryMDNode(cg->ctx, NULL, 0);
+    LLVMMetadataRef tmp = LLVMTemporaryMDNode(cg->u->ctx, NULL, 0);
     ops[0] = tmp;
-    LLVMMetadataRef id = LLVMMDNodeInContext2(cg->ctx, ops, n);
+    LLVMMetadataRef id = LLVMMDNodeInContext2(cg->u->ctx, ops, n);
     LLVMMetadataReplaceAllUsesWith(tmp, id); /* frees tmp */
-    return LLVMMetadataAsValue(cg->ctx, id);
+    return LLVMMetadataAsValue(cg->u->ctx, id);
 }
 
 void kiln_cg_for_end(kiln_cg *cg, kiln_cg_loop *l)
 {
-    LLVMBasicBlockRef latch = LLVMGetInsertBlock(cg->b);
-    LLVMValueRef next = LLVMBuildAdd(cg->b, l->phi, l->step, "next");
-    LLVMValueRef br = LLVMBuildBr(cg->b, l->header);
+    LLVMBasicBlockRef latch = LLVMGetInsertBlock(cg->u->b);
+    LLVMValueRef next = LLVMBuildAdd(cg->u->b, l->phi, l->step, "next");
+    LLVMValueRef br = LLVMBuildBr(cg->u->b, l->header);
     if (!l->runtime_unroll || l->unroll_count > 0) {
         static const char kind[] = "llvm.loop";
-        LLVMSetMetadata(br, LLVMGetMDKindIDInContext(cg->ctx, kind, sizeof kind - 1), loop_metadata(cg, l));
+        LLVMSetMetadata(br, LLVMGetMDKindIDInContext(cg->u->ctx, kind, sizeof kind - 1), loop_metadata(cg, l));
     }
     LLVMAddIncoming(l->phi, &next, &latch, 1);
-    LLVMPositionBuilderAtEnd(cg->b, l->exit);
+    LLVMPositionBuilderAtEnd(cg->u->b, l->exit);
 }
 
 void kiln_cg_if_begin(kiln_cg *cg, kiln_cg_if *f, LLVMValueRef cond)
 {
-    f->then_bb = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "then");
-    f->else_bb = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "else");
+    f->then_bb = LLVMAppendBasicBlockInContext(cg->u->ctx, cg->f.fn, "then");
+    f->else_bb = LLVMAppendBasicBlockInContext(cg->u->ctx, cg->f.fn, "else");
     f->merge = NULL;
-    LLVMBuildCondBr(cg->b, cond, f->then_bb, f->else_bb);
-    LLVMPositionBuilderAtEnd(cg->b, f->then_bb);
+    LLVMBuildCondBr(cg->u->b, cond, f->then_bb, f->else_bb);
+    LLVMPositionBuilderAtEnd(cg->u->b, f->then_bb);
 }
 
 void kiln_cg_if_else(kiln_cg *cg, kiln_cg_if *f)
 {
-    f->merge = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "endif");
-    LLVMBuildBr(cg->b, f->merge);
-    LLVMPositionBuilderAtEnd(cg->b, f->else_bb);
+    f->merge = LLVMAppendBasicBlockInContext(cg->u->ctx, cg->f.fn, "endif");
+    LLVMBuildBr(cg->u->b, f->merge);
+    LLVMPositionBuilderAtEnd(cg->u->b, f->else_bb);
 }
 
 void kiln_cg_if_end(kiln_cg *cg, kiln_cg_if *f)
 {
     if (!f->merge) { /* no else branch: the else block is the join */
-        LLVMBuildBr(cg->b, f->else_bb);
-        LLVMPositionBuilderAtEnd(cg->b, f->else_bb);
+        LLVMBuildBr(cg->u->b, f->else_bb);
+        LLVMPositionBuilderAtEnd(cg->u->b, f->else_bb);
         return;
     }
-    LLVMBuildBr(cg->b, f->merge);
-    LLVMPositionBuilderAtEnd(cg->b, f->merge);
+    LLVMBuildBr(cg->u->b, f->merge);
+    LLVMPositionBuilderAtEnd(cg->u->b, f->merge);
 }
 
 void kiln_cg_vloop(kiln_cg *cg, LLVMValueRef lo, LLVMValueRef hi, kiln_cg_vbody body, void *arg)
 {
-    LLVMValueRef n = kiln_cg_smax(cg, LLVMBuildSub(cg->b, hi, lo, ""), kiln_cg_i64(cg, 0));
-    LLVMValueRef full = LLVMBuildAdd(cg->b, lo, LLVMBuildMul(cg->b, kiln_cg_udiv(cg, n, cg->vl), kiln_cg_i64(cg, cg->vl), ""),
+    LLVMValueRef n = kiln_cg_smax(cg, LLVMBuildSub(cg->u->b, hi, lo, ""), kiln_cg_i64(cg, 0));
+    LLVMValueRef full = LLVMBuildAdd(cg->u->b, lo, LLVMBuildMul(cg->u->b, kiln_cg_udiv(cg, n, cg->vl), kiln_cg_i64(cg, cg->vl), ""),
                                      "full");
     kiln_cg_loop l;
     LLVMValueRef i = kiln_cg_for_begin(cg, &l, lo, full, kiln_cg_i64(cg, cg->vl));
     body(cg, i, NULL, arg);
     kiln_cg_for_end(cg, &l);
     kiln_cg_if f;
-    kiln_cg_if_begin(cg, &f, LLVMBuildICmp(cg->b, LLVMIntSLT, full, hi, ""));
-    body(cg, full, kiln_cg_tail_mask(cg, LLVMBuildSub(cg->b, hi, full, "")), arg);
+    kiln_cg_if_begin(cg, &f, LLVMBuildICmp(cg->u->b, LLVMIntSLT, full, hi, ""));
+    body(cg, full, kiln_cg_tail_mask(cg, LLVMBuildSub(cg->u->b, hi, full, "")), arg);
     kiln_cg_if_end(cg, &f);
 }
 
 void kiln_cg_task_range(kiln_cg *cg, LLVMValueRef total, int64_t chunk, LLVMValueRef *lo, LLVMValueRef *hi)
 {
-    *lo = LLVMBuildMul(cg->b, cg->arg_index, kiln_cg_i64(cg, chunk), "lo");
-    *hi = kiln_cg_smin(cg, LLVMBuildAdd(cg->b, *lo, kiln_cg_i64(cg, chunk), ""), total);
+    *lo = LLVMBuildMul(cg->u->b, cg->f.arg_index, kiln_cg_i64(cg, chunk), "lo");
+    *hi = kiln_cg_smin(cg, LLVMBuildAdd(cg->u->b, *lo, kiln_cg_i64(cg, chunk), ""), total);
 }

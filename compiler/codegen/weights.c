@@ -142,10 +142,10 @@ LLVMValueRef kiln_cg_blob_global(kiln_cg *cg)
 {
     kiln_cg_blob *b = cg->blob;
     if (b->size == 0)
-        return LLVMConstNull(cg->t_ptr);
+        return LLVMConstNull(cg->u->t_ptr);
     char name[160];
     kiln_cg_blob_name(cg->prefix, name, sizeof name);
-    LLVMValueRef gv = LLVMAddGlobal(cg->mod, LLVMArrayType2(cg->t_i8, b->size), name);
+    LLVMValueRef gv = LLVMAddGlobal(cg->u->mod, LLVMArrayType2(cg->u->t_i8, b->size), name);
     LLVMSetGlobalConstant(gv, 1);
     LLVMSetAlignment(gv, 64);
     if (cg->n_units > 1) {
@@ -156,6 +156,6 @@ LLVMValueRef kiln_cg_blob_global(kiln_cg *cg)
         LLVMSetVisibility(gv, LLVMHiddenVisibility);
         return gv;
     }
-    kiln_cg_blob_define(cg->ctx, gv, b);
+    kiln_cg_blob_define(cg->u->ctx, gv, b);
     return gv;
 }
