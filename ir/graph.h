@@ -183,6 +183,7 @@ void kiln_node_set_int(kiln_node *n, kiln_attr_id id, int64_t v);
 void kiln_node_set_float(kiln_node *n, kiln_attr_id id, double v);
 void kiln_node_set_bool(kiln_node *n, kiln_attr_id id, bool v);
 void kiln_node_set_ints(kiln_node *n, kiln_attr_id id, const int64_t *v, int count);
+void kiln_node_set_floats(kiln_node *n, kiln_attr_id id, const double *v, int count);
 void kiln_node_set_attr(kiln_node *n, kiln_attr_id id, const kiln_attr *v);
 /* Fills every absent attribute that has a default (or a KILN_USE_FROM source). */
 void kiln_node_apply_defaults(kiln_node *n);
