@@ -347,7 +347,7 @@ static kiln_status emit_phase(kiln_cg *cg, const kiln_node *n, const dims *d, co
              (long long)p->ry, (long long)p->rx, taps ? "igemm" : "fill");
     kiln_cg_task_begin(cg, kernel, n);
     V px = kiln_cg_value_ptr(cg, n->inputs[0]), py = kiln_cg_value_ptr(cg, stored);
-    V units = i64c(cg, per_item);
+    V units = i64c(cg, per_item * items);
     if (xs->batched)
         units = LLVMBuildMul(cg->b, units, kiln_cg_batch(cg), "");
     V slot = kiln_cg_gep(cg, kiln_cg_scratch_ptr(cg, false), mul64(cg, cg->arg_index, mb * nb));
