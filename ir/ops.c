@@ -680,12 +680,7 @@ void kiln_resize_axis(kiln_resize_mode mode, int64_t in, int64_t out, bool has_s
         float fs = has_scale && scale > 0 ? (float)(1.0 / scale) : (float)in / (float)out;
         int64_t src;
         if (mode == KILN_RESIZE_NEAREST) {
-            if (out == in)
-                src = o; /* PyTorch's shortcuts, taken before any arithmetic */
-            else if (out == 2 * in)
-                src = o >> 1;
-            else
-                src = (int64_t)floorf((float)o * fs);
+            src = (int64_t)floorf((float)o * fs);
         } else {
             src = (int64_t)floorf((float)(((double)o + 0.5) * (double)fs));
         }

@@ -206,11 +206,15 @@ double kiln_resize_ratio(int64_t in, int64_t out, bool has_scale, double scale, 
 
 /* resize along one axis of size `in` to `out`: the input indices output
  * index o reads and their weights (1 tap for the nearest modes, 2 for
- * bilinear, 4 for bicubic; the other entries 0), as PyTorch computes them.
- * The nearest modes work in float32 exactly as PyTorch does whatever the
- * tensor's dtype (including its shortcuts for out = in and out = 2 in), so
+ * bilinear, 4 for bicubic; the other entries 0), as PyTorch's kernel for
+ * NCHW tensors computes them. The nearest modes work in float32 exactly as
+ * PyTorch does whatever the tensor's dtype (floor(o * (float)ratio)), so
  * that an index on the edge between two cells rounds the same way; the
- * interpolating modes work in double. Indices are clamped to [0, in). */
+ * interpolating modes work in double. Indices are clamped to [0, in).
+ * (PyTorch's channels-last kernel, which it also takes for one channel,
+ * copies when out = in and halves when out = 2 in whatever the scale: with a
+ * `scale` that is not 1 or 2 but rounds to such a size the two kernels
+ * disagree, and kiln follows the NCHW one, as ONNX's Resize does.) */
 void kiln_resize_axis(kiln_resize_mode mode, int64_t in, int64_t out, bool has_scale, double scale,
                       bool align_corners, int64_t o, int64_t idx[4], double w[4]);
 
