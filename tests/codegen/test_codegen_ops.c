@@ -7,10 +7,14 @@
  * The registry below holds each op's cases and tolerance, one CUnit test per
  * op; the test "op table" fails when an op of ir/ops.def lacks an
  * interpreter entry, a kernel, a registry entry or a tolerance
- * (docs/adding-an-op.md). */
+ * (docs/adding-an-op.md).
+ *
+ * KILN_TEST_ONLY="slice resize" in the environment runs only the entries
+ * whose op name occurs in it (and the op table and network tests). */
 #include <CUnit/Basic.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 
 #include "cg_util.h"
 
@@ -22,7 +26,8 @@
  * exponent (kernels_pow.c). */
 #define TOL_EXACT 1e-7    /* slice, expand, abs (0) */
 #define TOL_PRELU 1e-6    /* (6e-8) */
-#define TOL_UNARY11 5e-6  /* erf (2.6e-7 over [-6, 6]), log (1.1e-7), softplus (1.5e-7) */
+#define TOL_UNARY11 1e-6  /* erf (2.6e-7 over [-6, 6]), log (1.1e-7), softplus (1.5e-7); a softplus
+                           * threshold of 10 instead of 20 is off by 4.5e-6 */
 #define TOL_POW 5e-5      /* (5.5e-6 for 3^(40 x): exponents to 80) */
 #define TOL_RESIZE 5e-5   /* (7.2e-6, bicubic) */
 #define TOL_APOOL 5e-5    /* (4.0e-6) */
@@ -1235,8 +1240,10 @@ _Static_assert(N_REGISTRY <= sizeof entries / sizeof entries[0], "a test functio
 
 static void add_tests(CU_pSuite s)
 {
+    const char *only = getenv("KILN_TEST_ONLY");
     for (size_t i = 0; i < N_REGISTRY; i++)
-        CU_add_test(s, kiln_op_name(registry[i].op), entries[i]);
+        if (!only || strstr(only, kiln_op_name(registry[i].op)))
+            CU_add_test(s, kiln_op_name(registry[i].op), entries[i]);
     CU_add_test(s, "network", test_network);
 }
 
