@@ -341,6 +341,13 @@ void kiln_node_set_ints(kiln_node *n, kiln_attr_id id, const int64_t *v, int cou
     kiln_node_set_attr(n, id, &a);
 }
 
+void kiln_node_set_floats(kiln_node *n, kiln_attr_id id, const double *v, int count)
+{
+    kiln_attr a = {.n = count > KILN_MAX_INTS ? KILN_MAX_INTS : count};
+    memcpy(a.floats, v, sizeof(double) * (size_t)a.n);
+    kiln_node_set_attr(n, id, &a);
+}
+
 /* How many entries a list attribute of this op has when given as one integer. */
 static int list_length(kiln_attr_id id)
 {
@@ -416,13 +423,17 @@ static int check_node_form(const kiln_graph *g, const kiln_node *n, char *err, s
             snprintf(err, size, "%s needs attribute '%s'", d->name, kiln_attr_defs[a->id].name);
             return -1;
         }
-        if (kiln_attr_defs[a->id].type == KILN_ATTR_T_INTS && kiln_node_has(n, a->id)) {
-            int want = a->id == KILN_ATTR_KERNEL || a->id == KILN_ATTR_STRIDE || a->id == KILN_ATTR_DILATION ? 2
-                     : a->id == KILN_ATTR_PADDING || a->id == KILN_ATTR_PADS                                ? 4
-                                                                                                            : 0;
+        kiln_attr_type at = kiln_attr_defs[a->id].type;
+        if ((at == KILN_ATTR_T_INTS || at == KILN_ATTR_T_FLOATS) && kiln_node_has(n, a->id)) {
+            int want = a->id == KILN_ATTR_KERNEL || a->id == KILN_ATTR_STRIDE || a->id == KILN_ATTR_DILATION ||
+                               a->id == KILN_ATTR_SIZE || a->id == KILN_ATTR_SCALE ||
+                               a->id == KILN_ATTR_OUTPUT_PADDING
+                           ? 2
+                       : a->id == KILN_ATTR_PADDING || a->id == KILN_ATTR_PADS ? 4
+                                                                               : 0;
             if (want && n->attrs[a->id].n != want) {
-                snprintf(err, size, "attribute '%s' needs %d integers, has %d", kiln_attr_defs[a->id].name, want,
-                         n->attrs[a->id].n);
+                snprintf(err, size, "attribute '%s' needs %d %s, has %d", kiln_attr_defs[a->id].name, want,
+                         at == KILN_ATTR_T_INTS ? "integers" : "numbers", n->attrs[a->id].n);
                 return -1;
             }
         }
@@ -486,6 +497,9 @@ static kiln_status node_type(const kiln_graph *g, const kiln_node *n, const kiln
             const kiln_shape *w = &want[i - in.n_data];
             if (w->rank == 0 || kiln_shape_equal(&p->type.shape, w))
                 continue;
+            if ((d->flags & KILN_OPF_PARAM_ONE) && !p->type.shape.batched && p->type.shape.rank == 1 &&
+                p->type.shape.dims[0] == 1)
+                continue; /* one value for every channel */
             char a[128], b[128];
             snprintf(err, err_size, "parameter '%s' (%s) must have shape %s, has %s", d->params[i - in.n_data],
                      p->param.key ? p->param.key : p->name, kiln_shape_format(w, g->batch_name, a, sizeof a),

@@ -208,6 +208,7 @@ void kiln_node_set_int(kiln_node *n, kiln_attr_id id, int64_t v);
 void kiln_node_set_float(kiln_node *n, kiln_attr_id id, double v);
 void kiln_node_set_bool(kiln_node *n, kiln_attr_id id, bool v);
 void kiln_node_set_ints(kiln_node *n, kiln_attr_id id, const int64_t *v, int count);
+void kiln_node_set_floats(kiln_node *n, kiln_attr_id id, const double *v, int count);
 void kiln_node_set_attr(kiln_node *n, kiln_attr_id id, const kiln_attr *v);
 /* Fills every absent attribute that has a default (or a KILN_USE_FROM source). */
 void kiln_node_apply_defaults(kiln_node *n);
@@ -239,9 +240,9 @@ void kiln_param_random(uint64_t seed, const char *key, double lo, double hi, flo
 kiln_status kiln_ir_verify(const kiln_graph *g, kiln_diag *d);
 /* The layout rules of kiln_ir_verify for node n (docs/ir.md "Layouts"), on a
  * node whose operands and output are valid values of well-formed types
- * (kiln_type_check_layout): only conv2d, maxpool2d, avgpool2d,
+ * (kiln_type_check_layout): only conv2d, maxpool2d, avgpool2d, resize,
  * global_avgpool, the elementwise ops and reorder read or produce blocked
- * values, each in its own way. 0, or -1 with a message in err. The reader
+ * values, each in its own way (ops.def's LAYOUT column). 0, or -1 with a message in err. The reader
  * runs it on every node it reads. */
 int kiln_ir_check_node_layout(const kiln_graph *g, const kiln_node *n, char *err, size_t err_size);
 /* The part of kiln_ir_verify that checks the passes' annotations, on a graph

@@ -11,12 +11,15 @@
 
 
 static const char *const approximate_words[] = {"none", "tanh", NULL};
+/* resize's modes, in kiln_resize_mode order. */
+static const char *const mode_words[] = {"nearest", "nearest_exact", "bilinear", "bicubic", NULL};
 
 #define T_INT KILN_ATTR_T_INT
 #define T_FLOAT KILN_ATTR_T_FLOAT
 #define T_BOOL KILN_ATTR_T_BOOL
 #define T_INTS KILN_ATTR_T_INTS
 #define T_WORD KILN_ATTR_T_WORD
+#define T_FLOATS KILN_ATTR_T_FLOATS
 
 const kiln_attr_def kiln_attr_defs[KILN_ATTR_COUNT] = {
 #define KILN_ATTR(id, name, type) [KILN_ATTR_##id] = {name, T_##type},
@@ -27,7 +30,14 @@ const kiln_attr_def kiln_attr_defs[KILN_ATTR_COUNT] = {
 /* The word lists, attached here so attrs.def stays one line per attribute. */
 static const char *const *attr_words(kiln_attr_id id)
 {
-    return id == KILN_ATTR_APPROXIMATE ? approximate_words : NULL;
+    switch (id) {
+    case KILN_ATTR_APPROXIMATE:
+        return approximate_words;
+    case KILN_ATTR_MODE:
+        return mode_words;
+    default:
+        return NULL;
+    }
 }
 
 /* ---- shape rules ------------------------------------------------------- */
@@ -365,30 +375,44 @@ static int infer_matmul(const kiln_infer_in *io, kiln_type *out, char *err, size
     return check_limits(io, &out->shape, err, size);
 }
 
+/* concat: operands equal outside `axis`. When some are batched, an operand
+ * without the batch whose axis 0 is 1 is repeated along it (FORMAT.md 1.1). */
 static int infer_concat(const kiln_infer_in *io, kiln_type *out, char *err, size_t size)
 {
-    const kiln_shape *s0 = &IN(io, 0)->shape;
     int64_t axis = io->attrs[KILN_ATTR_AXIS].i;
     char x[128], y[128];
+    uint32_t ref = 0; /* the first batched operand, else the first */
+    for (uint32_t i = 0; i < io->n_data; i++)
+        if (IN(io, i)->shape.batched) {
+            ref = i;
+            break;
+        }
+    const kiln_shape *s0 = &IN(io, ref)->shape;
     if (axis < 0 || axis >= s0->rank)
         return fail(err, size, "axis %lld is out of range for rank %d", (long long)axis, s0->rank);
     if (axis == 0 && s0->batched)
         return fail(err, size, "cannot concatenate along axis 0, the batch dimension");
     kiln_shape r = *s0;
-    for (uint32_t i = 1; i < io->n_data; i++) {
+    r.dims[axis] = 0;
+    for (uint32_t i = 0; i < io->n_data; i++) {
         const kiln_shape *s = &IN(io, i)->shape;
-        bool same = s->rank == s0->rank && s->batched == s0->batched;
+        bool repeated = s0->batched && !s->batched; /* expanded along the batch */
+        bool same = s->rank == s0->rank;
         for (int d = 0; same && d < s->rank; d++)
-            if (d != axis && s->dims[d] != s0->dims[d])
+            if (d != axis && !(d == 0 && s0->batched) && s->dims[d] != s0->dims[d])
                 same = false;
         if (!same)
             return fail(err, size, "input %u has shape %s, which does not match %s outside axis %lld", i + 1,
                         shp(io, s, x, sizeof x), shp(io, s0, y, sizeof y), (long long)axis);
+        if (repeated && s->dims[0] != 1)
+            return fail(err, size, "input %u has shape %s without the batch dimension: to be repeated along the "
+                        "batch of %s its axis 0 must be 1, not %lld", i + 1, shp(io, s, x, sizeof x),
+                        shp(io, s0, y, sizeof y), (long long)s->dims[0]);
         r.dims[axis] += s->dims[axis];
         if (r.dims[axis] > KILN_MAX_DIM)
             return fail(err, size, "the concatenated axis exceeds 2147483647");
     }
-    *out = same_as(IN(io, 0));
+    *out = same_as(IN(io, ref));
     out->shape = r;
     return check_limits(io, &out->shape, err, size);
 }
@@ -527,6 +551,311 @@ static int infer_constant(const kiln_infer_in *io, kiln_type *out, char *err, si
     return 0;
 }
 
+/* ---- version 1.1 ---------------------------------------------------------- */
+
+void kiln_slice_bounds(int64_t dim, int64_t start, bool has_end, int64_t end, int64_t step, int64_t *first,
+                       int64_t *count)
+{
+    /* Python's x[start:end:step] for step >= 1: negative bounds count from
+     * the end, then both are clamped to [0, dim]. */
+    if (start < 0)
+        start = start < -dim ? 0 : start + dim;
+    if (start > dim)
+        start = dim;
+    if (!has_end)
+        end = dim;
+    else if (end < 0)
+        end = end < -dim ? 0 : end + dim;
+    if (end > dim)
+        end = dim;
+    *first = start;
+    *count = end > start && step >= 1 ? (end - start - 1) / step + 1 : 0;
+}
+
+static int infer_slice(const kiln_infer_in *io, kiln_type *out, char *err, size_t size)
+{
+    const kiln_shape *s = &IN(io, 0)->shape;
+    int64_t axis = io->attrs[KILN_ATTR_AXIS].i, step = io->attrs[KILN_ATTR_STEP].i;
+    int64_t start = io->attrs[KILN_ATTR_START].i, end = io->attrs[KILN_ATTR_END].i;
+    bool has_end = kiln_infer_has(io, KILN_ATTR_END);
+    char x[128];
+    if (axis < 0 || axis >= s->rank)
+        return fail(err, size, "axis %lld is out of range for %s", (long long)axis, shp(io, s, x, sizeof x));
+    if (axis == 0 && s->batched)
+        return fail(err, size, "slice cannot slice axis 0 of %s: it is the batch dimension", shp(io, s, x, sizeof x));
+    if (step < 1)
+        return fail(err, size, "step must be >= 1, got %lld", (long long)step);
+    int64_t first, count;
+    kiln_slice_bounds(s->dims[axis], start, has_end, end, step, &first, &count);
+    if (count < 1) {
+        char e[32] = "";
+        if (has_end)
+            snprintf(e, sizeof e, "%lld", (long long)end);
+        return fail(err, size, "slice [%lld:%s:%lld] of axis %lld of %s selects no element", (long long)start, e,
+                    (long long)step, (long long)axis, shp(io, s, x, sizeof x));
+    }
+    *out = same_as(IN(io, 0));
+    out->shape.dims[axis] = count;
+    return 0;
+}
+
+static int infer_expand(const kiln_infer_in *io, kiln_type *out, char *err, size_t size)
+{
+    const kiln_shape *s = &IN(io, 0)->shape;
+    const kiln_attr *a = &io->attrs[KILN_ATTR_SHAPE];
+    char x[128];
+    if (a->n < 1 || a->n > KILN_MAX_RANK)
+        return fail(err, size, "shape must have 1 to %d entries", KILN_MAX_RANK);
+    if (a->n < s->rank)
+        return fail(err, size, "cannot expand %s to %d dimensions: the shape has fewer entries than the operand",
+                    shp(io, s, x, sizeof x), a->n);
+    if (s->batched && a->n != s->rank)
+        return fail(err, size, "cannot expand %s to %d dimensions: the batch dimension would move off axis 0",
+                    shp(io, s, x, sizeof x), a->n);
+    kiln_shape r = {.rank = a->n};
+    for (int i = 0; i < a->n; i++) {
+        int j = i - (a->n - s->rank); /* the operand's axis, or < 0 for a new leading one */
+        int64_t want = a->ints[i];
+        bool from_batch = j == 0 && s->batched;
+        int64_t have = j < 0 ? 1 : s->dims[j];
+        if (want == KILN_DIM_BATCH) {
+            if (i != 0)
+                return fail(err, size, "shape entry %d is the batch, which only entry 0 can be", i);
+            if (!from_batch && have != 1)
+                return fail(err, size, "cannot expand dimension %d of %s (size %lld) along the batch: only a "
+                            "dimension of size 1 can be repeated", j, shp(io, s, x, sizeof x), (long long)have);
+            r.batched = true;
+            r.dims[0] = KILN_DIM_BATCH;
+            continue;
+        }
+        if (want < 1 || want > KILN_MAX_DIM)
+            return fail(err, size, "shape entry %d is %lld; entries are sizes in 1..2147483647 or the batch", i,
+                        (long long)want);
+        if (from_batch)
+            return fail(err, size, "cannot expand %s to a fixed size %lld along axis 0: the batch dimension stays "
+                        "the batch (write the batch's name there)", shp(io, s, x, sizeof x), (long long)want);
+        if (have != want && have != 1)
+            return fail(err, size, "cannot expand dimension %d of %s (size %lld) to %lld: only a dimension of "
+                        "size 1 can be repeated", j, shp(io, s, x, sizeof x), (long long)have, (long long)want);
+        r.dims[i] = want;
+    }
+    *out = same_as(IN(io, 0));
+    out->shape = r;
+    return check_limits(io, &out->shape, err, size);
+}
+
+/* The last two axes of an op that works per plane (resize, adaptive_avgpool2d). */
+static int check_planes(const kiln_infer_in *io, const kiln_shape *s, char *err, size_t size)
+{
+    char x[128];
+    if (s->rank < 2 || (s->batched && s->rank < 3))
+        return fail(err, size, "%s works on the last two axes, which must not include the batch; %s has too few",
+                    kiln_op_name(io->op), shp(io, s, x, sizeof x));
+    return 0;
+}
+
+double kiln_resize_ratio(int64_t in, int64_t out, bool has_scale, double scale, bool align_corners)
+{
+    if (align_corners)
+        return out > 1 ? (double)(in - 1) / (double)(out - 1) : 0.0;
+    return has_scale && scale > 0 ? 1.0 / scale : (double)in / (double)out;
+}
+
+static int64_t clamp_index(int64_t i, int64_t n) { return i < 0 ? 0 : i >= n ? n - 1 : i; }
+
+/* PyTorch's cubic convolution kernel with A = -0.75: for |x| <= 1 and for
+ * 1 < |x| < 2. */
+static double cubic_near(double x, double A) { return ((A + 2.0) * x - (A + 3.0)) * x * x + 1.0; }
+static double cubic_far(double x, double A) { return ((A * x - 5.0 * A) * x + 8.0 * A) * x - 4.0 * A; }
+
+void kiln_resize_axis(kiln_resize_mode mode, int64_t in, int64_t out, bool has_scale, double scale,
+                      bool align_corners, int64_t o, int64_t idx[4], double w[4])
+{
+    for (int k = 0; k < 4; k++)
+        idx[k] = 0, w[k] = 0.0;
+    switch (mode) {
+    case KILN_RESIZE_NEAREST:
+    case KILN_RESIZE_NEAREST_EXACT: {
+        /* PyTorch: a float scale, 1 / scale (when given) or in / out. */
+        float fs = has_scale && scale > 0 ? (float)(1.0 / scale) : (float)in / (float)out;
+        int64_t src;
+        if (mode == KILN_RESIZE_NEAREST) {
+            src = (int64_t)floorf((float)o * fs);
+        } else {
+            src = (int64_t)floorf((float)(((double)o + 0.5) * (double)fs));
+        }
+        idx[0] = src < in - 1 ? src : in - 1;
+        w[0] = 1.0;
+        return;
+    }
+    case KILN_RESIZE_BILINEAR:
+    case KILN_RESIZE_BICUBIC:
+        break;
+    }
+    const double ratio = kiln_resize_ratio(in, out, has_scale, scale, align_corners);
+    double src = align_corners ? ratio * (double)o : ratio * ((double)o + 0.5) - 0.5;
+    if (mode == KILN_RESIZE_BILINEAR) {
+        if (src < 0.0)
+            src = 0.0;
+        int64_t i0 = (int64_t)src; /* src >= 0: the floor */
+        if (i0 > in - 1)
+            i0 = in - 1;
+        const double l1 = src - (double)i0;
+        idx[0] = i0;
+        idx[1] = i0 < in - 1 ? i0 + 1 : i0;
+        w[0] = 1.0 - l1;
+        w[1] = l1;
+        return;
+    }
+    /* bicubic: four taps around floor(src), clamped to the input */
+    const double fl = floor(src), t = src - fl;
+    const int64_t i0 = (int64_t)fl;
+    const double A = -0.75;
+    w[0] = cubic_far(t + 1.0, A);
+    w[1] = cubic_near(t, A);
+    w[2] = cubic_near(1.0 - t, A);
+    w[3] = cubic_far(2.0 - t, A);
+    for (int k = 0; k < 4; k++)
+        idx[k] = clamp_index(i0 - 1 + k, in);
+}
+
+static int infer_resize(const kiln_infer_in *io, kiln_type *out, char *err, size_t size)
+{
+    const kiln_shape *s = &IN(io, 0)->shape;
+    bool has_size = kiln_infer_has(io, KILN_ATTR_SIZE), has_scale = kiln_infer_has(io, KILN_ATTR_SCALE);
+    if (check_planes(io, s, err, size))
+        return -1;
+    if (has_size == has_scale)
+        return fail(err, size, "resize takes exactly one of 'size' and 'scale'%s",
+                    has_size ? ", not both" : "");
+    int64_t mode = io->attrs[KILN_ATTR_MODE].i;
+    if (io->attrs[KILN_ATTR_ALIGN_CORNERS].i && mode != KILN_RESIZE_BILINEAR && mode != KILN_RESIZE_BICUBIC)
+        return fail(err, size, "align_corners applies to the bilinear and bicubic modes only, not %s",
+                    mode >= 0 && mode <= KILN_RESIZE_BICUBIC ? mode_words[mode] : "?");
+    kiln_shape r = *s;
+    for (int i = 0; i < 2; i++) {
+        int64_t in = s->dims[s->rank - 2 + i], o;
+        const char *axis = i ? "width" : "height";
+        if (has_size) {
+            if (io->attrs[KILN_ATTR_SIZE].n != 2)
+                return fail(err, size, "size must be [h, w]");
+            o = io->attrs[KILN_ATTR_SIZE].ints[i];
+            if (o < 1 || o > KILN_MAX_DIM)
+                return fail(err, size, "size entries must be in 1..2147483647, got %lld", (long long)o);
+        } else {
+            if (io->attrs[KILN_ATTR_SCALE].n != 2)
+                return fail(err, size, "scale must be [sh, sw]");
+            double f = io->attrs[KILN_ATTR_SCALE].floats[i];
+            if (!(f > 0) || !isfinite(f))
+                return fail(err, size, "scale entries must be positive, got %g", f);
+            double d = floor((double)in * f);
+            if (d < 1 || d > (double)KILN_MAX_DIM)
+                return fail(err, size, "the %s %lld scaled by %g gives %.0f, outside 1..2147483647", axis,
+                            (long long)in, f, d);
+            o = (int64_t)d;
+        }
+        r.dims[s->rank - 2 + i] = o;
+    }
+    *out = same_as(IN(io, 0));
+    out->shape = r;
+    return check_limits(io, &out->shape, err, size);
+}
+
+static int infer_conv_transpose2d(const kiln_infer_in *io, kiln_type *out, char *err, size_t size)
+{
+    const kiln_type *x = IN(io, 0);
+    char a[128];
+    if (x->shape.rank != 4)
+        return fail(err, size, "conv_transpose2d needs an input of rank 4 [N,C,H,W], got %s",
+                    shp(io, &x->shape, a, sizeof a));
+    const int64_t *k = io->attrs[KILN_ATTR_KERNEL].ints, *s = io->attrs[KILN_ATTR_STRIDE].ints,
+                  *p = io->attrs[KILN_ATTR_PADDING].ints, *d = io->attrs[KILN_ATTR_DILATION].ints,
+                  *op = io->attrs[KILN_ATTR_OUTPUT_PADDING].ints;
+    int64_t groups = io->attrs[KILN_ATTR_GROUPS].i, filters = io->attrs[KILN_ATTR_FILTERS].i;
+    int64_t c = x->shape.dims[1];
+    if (groups < 1 || c % groups != 0)
+        return fail(err, size, "groups (%lld) must divide the input channels (%lld)", (long long)groups, (long long)c);
+    if (filters < 1 || filters > KILN_MAX_DIM || filters % groups != 0)
+        return fail(err, size, "filters (%lld) must be positive and divisible by groups (%lld)",
+                    (long long)filters, (long long)groups);
+    *out = same_as(x);
+    out->shape.dims[1] = filters;
+    for (int i = 0; i < 2; i++) {
+        const char *axis = i ? "width" : "height";
+        if (k[i] < 1 || s[i] < 1 || d[i] < 1 || k[i] > KILN_MAX_DIM || s[i] > KILN_MAX_DIM || d[i] > KILN_MAX_DIM)
+            return fail(err, size, "kernel, stride and dilation must be in 1..2147483647 (%s axis)", axis);
+        if (p[i] < 0 || p[i + 2] < 0 || p[i] > KILN_MAX_DIM || p[i + 2] > KILN_MAX_DIM || op[i] < 0)
+            return fail(err, size, "padding and output_padding must be >= 0 (%s axis)", axis);
+        if (op[i] >= s[i] && op[i] >= d[i])
+            return fail(err, size, "output_padding (%lld) must be smaller than the stride (%lld) or the dilation "
+                        "(%lld) along the %s axis", (long long)op[i], (long long)s[i], (long long)d[i], axis);
+        /* (in - 1) * stride - pads + dilation * (kernel - 1) + output_padding + 1 */
+        int64_t in = x->shape.dims[2 + i];
+        int64_t full = (in - 1) * s[i] + d[i] * (k[i] - 1) + 1 + op[i];
+        int64_t o = full - p[i] - p[i + 2];
+        if (o < 1)
+            return fail(err, size, "the padding (%lld + %lld) removes the whole output along the %s axis (%lld "
+                        "before padding)", (long long)p[i], (long long)p[i + 2], axis, (long long)full);
+        if (o > KILN_MAX_DIM)
+            return fail(err, size, "the output's %s would be %lld, more than 2147483647", axis, (long long)o);
+        out->shape.dims[2 + i] = o;
+    }
+    return check_limits(io, &out->shape, err, size);
+}
+
+static int infer_adaptive_avgpool2d(const kiln_infer_in *io, kiln_type *out, char *err, size_t size)
+{
+    const kiln_shape *s = &IN(io, 0)->shape;
+    const kiln_attr *a = &io->attrs[KILN_ATTR_SIZE];
+    if (check_planes(io, s, err, size))
+        return -1;
+    if (a->n != 2)
+        return fail(err, size, "size must be [h, w]");
+    kiln_shape r = *s;
+    for (int i = 0; i < 2; i++) {
+        if (a->ints[i] < 1 || a->ints[i] > KILN_MAX_DIM)
+            return fail(err, size, "size entries must be in 1..2147483647, got %lld", (long long)a->ints[i]);
+        r.dims[s->rank - 2 + i] = a->ints[i];
+    }
+    *out = same_as(IN(io, 0));
+    out->shape = r;
+    return check_limits(io, &out->shape, err, size);
+}
+
+static int infer_group_norm(const kiln_infer_in *io, kiln_type *out, char *err, size_t size)
+{
+    const kiln_shape *s = &IN(io, 0)->shape;
+    char x[128];
+    int64_t groups = io->attrs[KILN_ATTR_GROUPS].i;
+    if (s->rank < 2)
+        return fail(err, size, "group_norm needs an input of rank >= 2 (channels on axis 1), got %s",
+                    shp(io, s, x, sizeof x));
+    if (groups < 1 || s->dims[1] % groups != 0)
+        return fail(err, size, "groups (%lld) must divide the channels (%lld) of %s", (long long)groups,
+                    (long long)s->dims[1], shp(io, s, x, sizeof x));
+    if (!(io->attrs[KILN_ATTR_EPS].f >= 0))
+        return fail(err, size, "eps must be >= 0");
+    *out = same_as(IN(io, 0));
+    return 0;
+}
+
+static int infer_prelu(const kiln_infer_in *io, kiln_type *out, char *err, size_t size)
+{
+    const kiln_shape *s = &IN(io, 0)->shape;
+    char x[128], y[128];
+    if (io->n_inputs > io->n_data) { /* the weight: one value, or one per channel (axis 1) */
+        const kiln_shape *w = &IN(io, io->n_data)->shape;
+        int64_t n = kiln_shape_elements_per_item(w);
+        bool per_channel = s->rank >= 2 && w->rank == 1 && w->dims[0] == s->dims[1];
+        if (!(w->rank == 1 && n == 1) && !per_channel)
+            return fail(err, size, "the weight %s must have shape [1] or [C] with C = %s of %s",
+                        shp(io, w, y, sizeof y), s->rank >= 2 ? "axis 1" : "the channels (axis 1, missing)",
+                        shp(io, s, x, sizeof x));
+    }
+    *out = same_as(IN(io, 0));
+    return 0;
+}
+
 /* ---- parameter shapes (valid attributes: the shape rule ran first) ------ */
 
 static int params_dense(const kiln_infer_in *io, kiln_shape *shapes, char *err, size_t size)
@@ -549,6 +878,27 @@ static int params_conv2d(const kiln_infer_in *io, kiln_shape *shapes, char *err,
         return fail(err, size, "conv2d needs an input of rank 4 and groups >= 1");
     set_shape(&shapes[0], 4, (const int64_t[]){filters, x->dims[1] / groups, k[0], k[1]});
     set_shape(&shapes[1], 1, (const int64_t[]){filters});
+    return 0;
+}
+
+static int params_conv_transpose2d(const kiln_infer_in *io, kiln_shape *shapes, char *err, size_t size)
+{
+    const kiln_shape *x = &IN(io, 0)->shape;
+    const int64_t *k = io->attrs[KILN_ATTR_KERNEL].ints;
+    int64_t groups = io->attrs[KILN_ATTR_GROUPS].i, filters = io->attrs[KILN_ATTR_FILTERS].i;
+    if (x->rank != 4 || groups < 1)
+        return fail(err, size, "conv_transpose2d needs an input of rank 4 and groups >= 1");
+    set_shape(&shapes[0], 4, (const int64_t[]){x->dims[1], filters / groups, k[0], k[1]});
+    set_shape(&shapes[1], 1, (const int64_t[]){filters});
+    return 0;
+}
+
+/* prelu: one weight per channel (axis 1), or [1] (KILN_OPF_PARAM_ONE) for
+ * an input without channels. */
+static int params_prelu(const kiln_infer_in *io, kiln_shape *shapes, char *err, size_t size)
+{
+    const kiln_shape *x = &IN(io, 0)->shape;
+    set_shape(&shapes[0], 1, x->rank >= 2 ? &x->dims[1] : (const int64_t[]){1});
     return 0;
 }
 
@@ -615,7 +965,10 @@ const kiln_op_def kiln_op_defs[KILN_OP_COUNT] = {
     UNARY(TANH, "tanh"),
     UNARY(SILU, "silu"),
     UNARY(HARDSWISH, "hardswish"),
-    UNARY(HARDSIGMOID, "hardsigmoid"),
+    /* alpha 1/6 (the double nearest it) and beta 0.5 are PyTorch's */
+    [KILN_OP_HARDSIGMOID] = {"hardsigmoid", 1, 1, {0}, 0,
+                             {A(ALPHA, DEFAULT, "0.16666666666666666"), A(BETA, DEFAULT, "0.5")}, 2, 0, infer_unary,
+                             NULL},
     UNARY(EXP, "exp"),
     UNARY(SQRT, "sqrt"),
     UNARY(NEG, "neg"),
@@ -647,6 +1000,38 @@ const kiln_op_def kiln_op_defs[KILN_OP_COUNT] = {
      * would change what its readers find in memory). */
     [KILN_OP_REORDER] = {"reorder", 1, 1, {0}, 0, {{0}}, 0, KILN_OPF_IR_ONLY, infer_same, NULL},
     [KILN_OP_CONSTANT] = {"constant", 0, 0, {"value"}, 1, {{0}}, 0, KILN_OPF_NO_DATA, infer_constant, NULL},
+    /* version 1.1 */
+    [KILN_OP_SLICE] = {"slice", 1, 1, {0}, 0,
+                       {A(AXIS, REQUIRED, NULL), A(START, DEFAULT, "0"), A(END, OPTIONAL, NULL),
+                        A(STEP, DEFAULT, "1")},
+                       4, 0, infer_slice, NULL},
+    [KILN_OP_EXPAND] = {"expand", 1, 1, {0}, 0, {A(SHAPE, REQUIRED, NULL)}, 1, 0, infer_expand, NULL},
+    [KILN_OP_RESIZE] = {"resize", 1, 1, {0}, 0,
+                        {A(SIZE, OPTIONAL, NULL), A(SCALE, OPTIONAL, NULL), A(MODE, DEFAULT, "nearest"),
+                         A(ALIGN_CORNERS, DEFAULT, "false")},
+                        4, 0, infer_resize, NULL},
+    [KILN_OP_CONV_TRANSPOSE2D] = {"conv_transpose2d", 1, 1, {"weight", "bias"}, 1,
+                                  {A(FILTERS, REQUIRED, NULL), A(KERNEL, REQUIRED, NULL), A(STRIDE, DEFAULT, "1"),
+                                   A(PADDING, DEFAULT, "0"), A(OUTPUT_PADDING, DEFAULT, "0"),
+                                   A(DILATION, DEFAULT, "1"), A(GROUPS, DEFAULT, "1")},
+                                  7, 0, infer_conv_transpose2d, params_conv_transpose2d},
+    [KILN_OP_ADAPTIVE_AVGPOOL2D] = {"adaptive_avgpool2d", 1, 1, {0}, 0, {A(SIZE, REQUIRED, NULL)}, 1, 0,
+                                    infer_adaptive_avgpool2d, NULL},
+    [KILN_OP_GROUP_NORM] = {"group_norm", 1, 1, {"weight", "bias"}, 0,
+                            {A(GROUPS, REQUIRED, NULL), A(EPS, DEFAULT, "1e-5")}, 2, 0, infer_group_norm,
+                            params_channels},
+    [KILN_OP_PRELU] = {"prelu", 1, 1, {"weight"}, 1, {{0}}, 0, KILN_OPF_PARAM_ONE, infer_prelu, params_prelu},
+    BINARY(POW, "pow"),
+    [KILN_OP_REDUCE_SUM] = {"reduce_sum", 1, 1, {0}, 0, {A(AXES, REQUIRED, NULL), A(KEEPDIMS, DEFAULT, "true")}, 2,
+                            0, infer_mean, NULL},
+    [KILN_OP_REDUCE_MAX] = {"reduce_max", 1, 1, {0}, 0, {A(AXES, REQUIRED, NULL), A(KEEPDIMS, DEFAULT, "true")}, 2,
+                            0, infer_mean, NULL},
+    [KILN_OP_REDUCE_MIN] = {"reduce_min", 1, 1, {0}, 0, {A(AXES, REQUIRED, NULL), A(KEEPDIMS, DEFAULT, "true")}, 2,
+                            0, infer_mean, NULL},
+    UNARY(ERF, "erf"),
+    UNARY(ABS, "abs"),
+    UNARY(LOG, "log"),
+    UNARY(SOFTPLUS, "softplus"),
 };
 
 _Static_assert(sizeof kiln_op_defs / sizeof kiln_op_defs[0] == KILN_OP_COUNT, "one definition per op");
@@ -782,10 +1167,57 @@ int kiln_attr_from_text(kiln_attr_id id, const char *text, int expand, kiln_attr
         for (; w && w[i]; i++)
             if (strcmp(w[i], text) == 0)
                 break;
-        if (!w || !w[i])
-            return fail(err, err_size, "'%s' must be one of: %s", def->name,
-                        id == KILN_ATTR_APPROXIMATE ? "none, tanh" : "?");
+        if (!w || !w[i]) {
+            char list[160];
+            size_t len = 0;
+            list[0] = '\0';
+            for (int k = 0; w && w[k] && len < sizeof list; k++)
+                len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", k ? ", " : "", w[k]);
+            return fail(err, err_size, "'%s' must be one of: %s; got '%s'", def->name, list, text);
+        }
         v.i = i;
+        break;
+    }
+    case KILN_ATTR_T_FLOATS: {
+        if (text[0] == '[') { /* a list written inline: "[1.5,2]" */
+            const char *p = text + 1;
+            while (*p == ' ')
+                p++;
+            while (*p && *p != ']') {
+                char num[64];
+                size_t len = 0;
+                while (p[len] && p[len] != ',' && p[len] != ']' && p[len] != ' ')
+                    len++;
+                double x;
+                if (len == 0 || len >= sizeof num || v.n >= KILN_MAX_INTS)
+                    return fail(err, err_size, "'%s' expects a list of at most %d numbers", def->name,
+                                KILN_MAX_INTS);
+                memcpy(num, p, len);
+                num[len] = '\0';
+                if (kiln_parse_float(num, &x))
+                    return fail(err, err_size, "'%s' expects a list of finite numbers, got '%s'", def->name, num);
+                v.floats[v.n++] = x;
+                p += len;
+                while (*p == ' ')
+                    p++;
+                if (*p == ',')
+                    p++;
+                while (*p == ' ')
+                    p++;
+            }
+            if (*p != ']' || p[1])
+                return fail(err, err_size, "'%s' expects a list of numbers, got '%s'", def->name, text);
+            break;
+        }
+        double x;
+        if (kiln_parse_float(text, &x))
+            return fail(err, err_size, "'%s' expects a finite number or a list of them, got '%s'", def->name, text);
+        int count = expand > 0 ? expand : 1;
+        if (count > KILN_MAX_INTS)
+            count = KILN_MAX_INTS;
+        for (int i = 0; i < count; i++)
+            v.floats[i] = x;
+        v.n = count;
         break;
     }
     case KILN_ATTR_T_INTS: {

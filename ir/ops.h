@@ -81,6 +81,7 @@ typedef enum kiln_attr_type {
     KILN_ATTR_T_BOOL,
     KILN_ATTR_T_INTS,
     KILN_ATTR_T_WORD,
+    KILN_ATTR_T_FLOATS,
 } kiln_attr_type;
 
 #define KILN_MAX_INTS 8
@@ -89,12 +90,16 @@ typedef enum kiln_attr_type {
 
 /* An attribute value. Which member is meaningful follows the attribute's type:
  * INT, BOOL (0/1) and WORD (index into the attribute's word list) use `i`;
- * FLOAT uses `f`; INTS uses `n` and `ints`. */
+ * FLOAT uses `f`; INTS uses `n` and `ints`; FLOATS uses `n` and `floats`
+ * (at most KILN_MAX_INTS of them too). */
 typedef struct kiln_attr {
     int64_t i;
     double f;
     int n;
-    int64_t ints[KILN_MAX_INTS];
+    union {
+        int64_t ints[KILN_MAX_INTS];
+        double floats[KILN_MAX_INTS];
+    };
 } kiln_attr;
 
 typedef struct kiln_attr_def {
@@ -122,6 +127,7 @@ enum {
     KILN_OPF_NO_DATA = 1u << 2,  /* no data operand (constant) */
     KILN_OPF_PASS = 1u << 3,     /* output equals the operand (identity, dropout) */
     KILN_OPF_IR_ONLY = 1u << 4,  /* made by passes, not a model op: the YAML frontend refuses it (reorder) */
+    KILN_OPF_PARAM_ONE = 1u << 5, /* a parameter may also have shape [1]: one value for every channel (prelu) */
 };
 
 /* What a shape rule sees: the operands' types and the attributes, nothing
@@ -183,9 +189,44 @@ bool kiln_op_param_shapes(kiln_op op, const kiln_type *const *data, uint32_t n_d
 /* Index of a parameter role in the op's params, or -1. */
 int kiln_op_param_index(kiln_op op, const char *role);
 
+/* resize's `mode` (the attribute's words, in this order). */
+typedef enum kiln_resize_mode {
+    KILN_RESIZE_NEAREST,       /* PyTorch's "nearest": src = floor(dst * ratio) */
+    KILN_RESIZE_NEAREST_EXACT, /* src = floor((dst + 0.5) * ratio) */
+    KILN_RESIZE_BILINEAR,
+    KILN_RESIZE_BICUBIC,       /* Keys' cubic convolution, coefficient -0.75 */
+} kiln_resize_mode;
+
+/* resize's source step along one axis (PyTorch's area_pixel_compute_scale):
+ * with align_corners (in - 1) / (out - 1) (0 when out is 1); otherwise 1 /
+ * scale when the size came from `scale` (recompute_scale_factor=False), else
+ * in / out. Source coordinates are dst * ratio (align_corners, nearest) or
+ * (dst + 0.5) * ratio - 0.5 (bilinear, bicubic). */
+double kiln_resize_ratio(int64_t in, int64_t out, bool has_scale, double scale, bool align_corners);
+
+/* resize along one axis of size `in` to `out`: the input indices output
+ * index o reads and their weights (1 tap for the nearest modes, 2 for
+ * bilinear, 4 for bicubic; the other entries 0), as PyTorch's kernel for
+ * NCHW tensors computes them. The nearest modes work in float32 exactly as
+ * PyTorch does whatever the tensor's dtype (floor(o * (float)ratio)), so
+ * that an index on the edge between two cells rounds the same way; the
+ * interpolating modes work in double. Indices are clamped to [0, in).
+ * (PyTorch's channels-last kernel, which it also takes for one channel,
+ * copies when out = in and halves when out = 2 in whatever the scale: with a
+ * `scale` that is not 1 or 2 but rounds to such a size the two kernels
+ * disagree, and kiln follows the NCHW one, as ONNX's Resize does.) */
+void kiln_resize_axis(kiln_resize_mode mode, int64_t in, int64_t out, bool has_scale, double scale,
+                      bool align_corners, int64_t o, int64_t idx[4], double w[4]);
+
+/* slice: Python's x[start:end:step] along an axis of size dim (step >= 1;
+ * has_end false: to the end): the first index taken and how many. */
+void kiln_slice_bounds(int64_t dim, int64_t start, bool has_end, int64_t end, int64_t step, int64_t *first,
+                       int64_t *count);
+
 /* Converts the text of a scalar (as YAML and the IR text form write it) to an
- * attribute value of the attribute's type: INTS accept a single integer, which
- * is repeated `expand` times (expand 0 = one entry). Returns 0 or -1 with a
+ * attribute value of the attribute's type: INTS (FLOATS) accept a single
+ * integer (number), which is repeated `expand` times (expand 0 = one entry),
+ * or a list written inline, "[1,2]". Returns 0 or -1 with a
  * message. FLOAT follows FORMAT.md: strtod, but no inf/nan. */
 int kiln_attr_from_text(kiln_attr_id id, const char *text, int expand, kiln_attr *out,
                         char *err, size_t err_size);

@@ -1180,6 +1180,38 @@ static bool parse_attr_value(parser *p, kiln_attr_id id, kiln_attr *a)
         advance(p);
         return true;
     }
+    case KILN_ATTR_T_FLOATS: {
+        if (p->tok.kind != T_LBRACK) {
+            if (p->tok.kind == T_ERROR) {
+                expected(p, "");
+                return false;
+            }
+            error_at(p, p->tok.line, p->tok.col, "attribute '%s' expects a list of numbers, found %s", def->name,
+                     tok_desc(p, buf, sizeof buf));
+            return false;
+        }
+        advance(p);
+        skip_nl(p);
+        snprintf(what, sizeof what, "a number in attribute '%s'", def->name);
+        while (p->tok.kind != T_RBRACK) {
+            if (a->n > 0) {
+                if (!expect(p, T_COMMA, "',' or ']' in the list"))
+                    return false;
+                skip_nl(p);
+            }
+            if (a->n == KILN_MAX_INTS) {
+                error_at(p, p->tok.line, p->tok.col, "attribute '%s' has more than %d entries", def->name,
+                         KILN_MAX_INTS);
+                return false;
+            }
+            if (!num_double(p, &a->floats[a->n], what))
+                return false;
+            a->n++;
+            skip_nl(p);
+        }
+        advance(p);
+        return true;
+    }
     case KILN_ATTR_T_WORD: {
         char list[200];
         size_t w = 0;

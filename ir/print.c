@@ -175,6 +175,21 @@ static void put_attr(printer *p, kiln_attr_id id, const kiln_attr *a)
         fputc(']', out);
         break;
     }
+    case KILN_ATTR_T_FLOATS: {
+        int n = a->n;
+        if (n < 0 || n > KILN_MAX_INTS) {
+            n = n < 0 ? 0 : KILN_MAX_INTS;
+            p->bad = true;
+        }
+        fputc('[', out);
+        for (int i = 0; i < n; i++) {
+            if (i > 0)
+                fputc(',', out);
+            put_double(p, a->floats[i]);
+        }
+        fputc(']', out);
+        break;
+    }
     case KILN_ATTR_T_WORD: {
         const char *const *words = kiln_attr_words(id);
         int64_t count = 0;

@@ -319,6 +319,122 @@ static void test_all_ops(void)
 }
 
 /* Fixed shapes, default output, padding forms, names that look like numbers. */
+/* ---- version 1.1 ----------------------------------------------------------- */
+
+/* Every 1.1 op lowered: attributes as the IR holds them (expand's batch as
+ * -1, resize's scale as numbers, conv_transpose2d's [ph, pw] as four pads,
+ * slice's absent end), parameters and their shapes, prelu's [1] weight from
+ * a file, the activation map on conv_transpose2d, the batch broadcast of
+ * concat. */
+static void test_ops_v11(void)
+{
+    float one = 0.25f, tok[8] = {0};
+    const char *names[2] = {"pr1.weight", "cls.value"};
+    int ranks[2] = {1, 3};
+    int64_t d1[1] = {1}, d2[3] = {1, 1, 8};
+    const int64_t *dims[2] = {d1, d2};
+    const float *data[2] = {&one, tok};
+    CU_ASSERT_EQUAL_FATAL(write_f32("v11.safetensors", 2, names, ranks, dims, data), 0);
+    kiln_graph *g = load_ok("kiln: 1\n"
+                            "name: v11\n"
+                            "weights: v11.safetensors\n"
+                            "init: {random: 5}\n"
+                            "inputs:\n"
+                            "  - {name: x, shape: [batch, 4, 6, 6]}\n"
+                            "  - {name: t, shape: [batch, 3, 8]}\n"
+                            "layers:\n"
+                            "  - {name: s, op: slice, input: x, axis: -3, start: 1}\n"
+                            "  - {name: s2, op: slice, input: x, axis: 3, start: -5, end: 100, step: 2}\n"
+                            "  - {name: up, op: resize, input: x, scale: [2, 1.5], mode: bicubic, align_corners: true}\n"
+                            "  - {name: up2, op: resize, input: x, size: 9}\n"
+                            "  - {name: dc, op: conv_transpose2d, input: x, filters: 6, kernel: [3, 2], stride: 2,"
+                            " padding: [1, 0], output_padding: [1, 0], groups: 2, bias: false,"
+                            " activation: {op: hardsigmoid, alpha: 0.2, beta: 0.4}}\n"
+                            "  - {name: ap, op: adaptive_avgpool2d, input: x, size: [3, 9]}\n"
+                            "  - {name: gn, op: group_norm, input: x, groups: 2, eps: 0.001}\n"
+                            "  - {name: gn2, op: group_norm, input: x, groups: 4, affine: false}\n"
+                            "  - {name: pr, op: prelu, input: x}\n"
+                            "  - {name: pr1, op: prelu, input: x}\n"
+                            "  - {name: pw, op: pow, inputs: [x, x]}\n"
+                            "  - {name: pw2, op: pow, input: x, scalar: 2, reverse: true}\n"
+                            "  - {name: rs, op: reduce_sum, input: x, axes: [-1, 2], keepdims: false}\n"
+                            "  - {name: rmax, op: reduce_max, input: x, axes: 1}\n"
+                            "  - {name: rmin, op: reduce_min, input: x, axes: [3]}\n"
+                            "  - {name: er, op: erf, input: x}\n"
+                            "  - {name: ab, op: abs}\n"
+                            "  - {name: lg, op: log}\n"
+                            "  - {name: sp, op: softplus}\n"
+                            "  - {name: hs, op: hardsigmoid}\n"
+                            "  - {name: cls, op: constant}\n"
+                            "  - {name: ex, op: expand, input: cls, shape: [batch, 2, 8]}\n"
+                            "  - {name: cat, op: concat, inputs: [cls, t], axis: 1}\n");
+    if (g == NULL)
+        return;
+    const kiln_node *n = node_of(g, "s");
+    CU_ASSERT(n && n->op == KILN_OP_SLICE && n->attrs[KILN_ATTR_AXIS].i == 1 && n->attrs[KILN_ATTR_START].i == 1 &&
+              n->attrs[KILN_ATTR_STEP].i == 1 && !kiln_node_has(n, KILN_ATTR_END));
+    CHECK_TYPE(g, "s", "f32[batch,3,6,6]");
+    n = node_of(g, "s2");
+    CU_ASSERT(n && n->attrs[KILN_ATTR_START].i == -5 && n->attrs[KILN_ATTR_END].i == 100 && n->attrs[KILN_ATTR_STEP].i == 2);
+    CHECK_TYPE(g, "s2", "f32[batch,4,6,3]");
+    n = node_of(g, "up");
+    CU_ASSERT(n && n->attrs[KILN_ATTR_SCALE].n == 2 && n->attrs[KILN_ATTR_SCALE].floats[0] == 2.0 &&
+              n->attrs[KILN_ATTR_SCALE].floats[1] == 1.5 && n->attrs[KILN_ATTR_MODE].i == KILN_RESIZE_BICUBIC &&
+              n->attrs[KILN_ATTR_ALIGN_CORNERS].i == 1 && !kiln_node_has(n, KILN_ATTR_SIZE));
+    CHECK_TYPE(g, "up", "f32[batch,4,12,9]");
+    n = node_of(g, "up2");
+    int64_t nine[2] = {9, 9};
+    CU_ASSERT(ints_equal(n, KILN_ATTR_SIZE, 2, nine) && n->attrs[KILN_ATTR_MODE].i == KILN_RESIZE_NEAREST);
+    CHECK_TYPE(g, "up2", "f32[batch,4,9,9]");
+    n = node_of(g, "dc:pre");
+    int64_t pads[4] = {1, 0, 1, 0}, op10[2] = {1, 0};
+    CU_ASSERT(n && n->op == KILN_OP_CONV_TRANSPOSE2D && ints_equal(n, KILN_ATTR_PADDING, 4, pads) &&
+              ints_equal(n, KILN_ATTR_OUTPUT_PADDING, 2, op10) && n->n_inputs == 2);
+    CHECK_TYPE(g, "dc.weight", "f32[4,3,3,2]"); /* [C, filters / groups, kh, kw] */
+    CHECK_TYPE(g, "dc:pre", "f32[batch,6,12,12]");
+    n = node_of(g, "dc");
+    CU_ASSERT(n && n->op == KILN_OP_HARDSIGMOID && n->attrs[KILN_ATTR_ALPHA].f == 0.2 && n->attrs[KILN_ATTR_BETA].f == 0.4);
+    CHECK_TYPE(g, "ap", "f32[batch,4,3,9]");
+    n = node_of(g, "gn");
+    CU_ASSERT(n && n->n_inputs == 3 && n->attrs[KILN_ATTR_GROUPS].i == 2 && n->attrs[KILN_ATTR_EPS].f == 0.001);
+    CHECK_TYPE(g, "gn.bias", "f32[4]");
+    n = node_of(g, "gn2");
+    CU_ASSERT(n && n->n_inputs == 1);
+    CHECK_TYPE(g, "pr.weight", "f32[4]");
+    CHECK_TYPE(g, "pr1.weight", "f32[1]"); /* [1] from the file: one slope for every channel */
+    n = node_of(g, "pr1");
+    CU_ASSERT(n && g->values[n->inputs[1]].param.source == KILN_PARAM_FILE);
+    n = node_of(g, "pw2");
+    CU_ASSERT(n && n->op == KILN_OP_POW && n->attrs[KILN_ATTR_SCALAR].f == 2.0 && n->attrs[KILN_ATTR_REVERSE].i == 1);
+    int64_t ax23[2] = {2, 3}, ax1[1] = {1};
+    CU_ASSERT(ints_equal(node_of(g, "rs"), KILN_ATTR_AXES, 2, ax23)); /* normalized and sorted */
+    CHECK_TYPE(g, "rs", "f32[batch,4]");
+    CU_ASSERT(ints_equal(node_of(g, "rmax"), KILN_ATTR_AXES, 1, ax1));
+    CHECK_TYPE(g, "rmax", "f32[batch,1,6,6]");
+    CHECK_TYPE(g, "rmin", "f32[batch,4,6,1]");
+    n = node_of(g, "hs");
+    CU_ASSERT(n && n->attrs[KILN_ATTR_ALPHA].f == 1.0 / 6.0 && n->attrs[KILN_ATTR_BETA].f == 0.5);
+    n = node_of(g, "ex");
+    int64_t eshape[3] = {KILN_DIM_BATCH, 2, 8};
+    CU_ASSERT(ints_equal(n, KILN_ATTR_SHAPE, 3, eshape));
+    CHECK_TYPE(g, "ex", "f32[batch,2,8]");
+    CHECK_TYPE(g, "cat", "f32[batch,4,8]");
+    kiln_graph_destroy(g);
+
+    /* expand without a batch dimension in the model; prelu's [1] beside a
+     * per-channel layer that reads the same key */
+    load_fails("kiln: 1\nname: e\ninputs:\n  - {name: x, shape: [2, 3]}\nlayers:\n"
+               "  - {name: ex, op: expand, shape: [batch, 3]}\n",
+               "entries are sizes in 1..2147483647 (the model has no batch dimension)", 6);
+    load_fails("kiln: 1\nname: e\ninit: {random: 1}\ninputs:\n  - {name: x, shape: [batch, 3, 4]}\nlayers:\n"
+               "  - {name: p, op: prelu}\n"
+               "  - {name: q, op: prelu, params: {weight: p.weight}}\n"
+               "  - {name: r, op: prelu, input: x, params: {weight: p.weight}}\n"
+               "  - {name: s, op: slice, axis: 1, end: 2}\n"
+               "  - {name: u, op: prelu, params: {weight: p.weight}}\n",
+               "parameter 'weight' reads 'p.weight' as [2], but layer 'p' (line 7) reads it as [3]", 11);
+}
+
 static void test_forms(void)
 {
     kiln_graph *g;
@@ -984,7 +1100,8 @@ int main(void)
     if (CU_initialize_registry() != CUE_SUCCESS)
         return 1;
     CU_pSuite s = CU_add_suite("frontend", NULL, NULL);
-    if (s == NULL || !CU_add_test(s, "all ops", test_all_ops) || !CU_add_test(s, "forms", test_forms) ||
+    if (s == NULL || !CU_add_test(s, "all ops", test_all_ops) || !CU_add_test(s, "ops 1.1", test_ops_v11) ||
+        !CU_add_test(s, "forms", test_forms) ||
         !CU_add_test(s, "blocks", test_blocks) || !CU_add_test(s, "block substitution", test_block_substitution) || !CU_add_test(s, "block errors", test_block_errors) ||
         !CU_add_test(s, "block explosion", test_block_explosion) ||
         !CU_add_test(s, "weights and constant", test_weights_and_constant) ||

@@ -383,6 +383,70 @@ static kiln_graph *build_all_ops(void)
     kiln_graph_value(g, b4)->type.block = 4;
     fin(g, ND(g, REORDER, "blk.plain", "blk", b4));
 
+    /* Version 1.1: every new op, FLOATS (scale), the batch in expand's
+     * shape, words of resize's mode, output_padding. */
+    n = ND(g, SLICE, "slice", "slice", x);
+    kiln_node_set_int(N(g, n), KILN_ATTR_AXIS, 1);
+    kiln_node_set_int(N(g, n), KILN_ATTR_START, -3);
+    kiln_node_set_int(N(g, n), KILN_ATTR_END, 9223372036854775807);
+    kiln_node_set_int(N(g, n), KILN_ATTR_STEP, 2);
+    fin(g, n);
+    kiln_id sc = add_random_param(g, "cls", TY(KILN_F32, 1, 1, 8), 9, -1, 1);
+    kiln_id cls = fin(g, ND(g, CONSTANT, "cls.value", "cls", sc));
+    n = ND(g, EXPAND, "expand", "expand", cls);
+    kiln_node_set_ints(N(g, n), KILN_ATTR_SHAPE, INTS(KILN_DIM_BATCH, 3, 8));
+    fin(g, n);
+    n = ND(g, RESIZE, "up", "up", x);
+    kiln_node_set_floats(N(g, n), KILN_ATTR_SCALE, (const double[]){2.5, 0.75}, 2);
+    kiln_node_set_attr(N(g, n), KILN_ATTR_MODE, &(kiln_attr){.i = KILN_RESIZE_BICUBIC});
+    kiln_node_set_bool(N(g, n), KILN_ATTR_ALIGN_CORNERS, true);
+    fin(g, n);
+    n = ND(g, RESIZE, "up_size", "up_size", x);
+    kiln_node_set_ints(N(g, n), KILN_ATTR_SIZE, INTS(5, 17));
+    fin(g, n);
+    kiln_id tw = add_random_param(g, "deconv.weight", TY(KILN_F32, 4, 3, 4, 4), 4, -0.1, 0.1);
+    n = ND(g, CONV_TRANSPOSE2D, "deconv", "deconv", x, tw);
+    kiln_node_set_int(N(g, n), KILN_ATTR_FILTERS, 3);
+    kiln_node_set_ints(N(g, n), KILN_ATTR_KERNEL, INTS(4, 4));
+    kiln_node_set_ints(N(g, n), KILN_ATTR_STRIDE, INTS(2, 2));
+    kiln_node_set_ints(N(g, n), KILN_ATTR_PADDING, INTS(1, 1, 1, 1));
+    kiln_node_set_ints(N(g, n), KILN_ATTR_OUTPUT_PADDING, INTS(1, 0));
+    fin(g, n);
+    n = ND(g, ADAPTIVE_AVGPOOL2D, "apool", "apool", x);
+    kiln_node_set_ints(N(g, n), KILN_ATTR_SIZE, INTS(3, 12));
+    fin(g, n);
+    kiln_id gw = add_random_param(g, "gn.weight", TY(KILN_F32, 4), 5, 0.5, 1.5);
+    kiln_id gb = add_random_param(g, "gn.bias", TY(KILN_F32, 4), 6, -0.1, 0.1);
+    n = ND(g, GROUP_NORM, "gn", "gn", x, gw, gb);
+    kiln_node_set_int(N(g, n), KILN_ATTR_GROUPS, 2);
+    fin(g, n);
+    kiln_id pw = add_random_param(g, "prelu.weight", TY(KILN_F32, 1), 8, 0, 0.5);
+    fin(g, ND(g, PRELU, "prelu", "prelu", x, pw));
+    fin(g, ND(g, POW, "pow", "pow", x, relu));
+    n = ND(g, POW, "rpow", "rpow", x);
+    kiln_node_set_float(N(g, n), KILN_ATTR_SCALAR, 2);
+    kiln_node_set_bool(N(g, n), KILN_ATTR_REVERSE, true);
+    fin(g, n);
+    static const kiln_op reduce_ops[] = {KILN_OP_REDUCE_SUM, KILN_OP_REDUCE_MAX, KILN_OP_REDUCE_MIN};
+    for (size_t i = 0; i < 3; i++) {
+        n = add_node(g, reduce_ops[i], kiln_op_name(reduce_ops[i]), kiln_op_name(reduce_ops[i]), &x, 1);
+        kiln_node_set_ints(N(g, n), KILN_ATTR_AXES, INTS(1, 3));
+        kiln_node_set_bool(N(g, n), KILN_ATTR_KEEPDIMS, i == 1);
+        fin(g, n);
+    }
+    static const kiln_op unary11[] = {KILN_OP_ERF, KILN_OP_ABS, KILN_OP_LOG, KILN_OP_SOFTPLUS};
+    for (size_t i = 0; i < 4; i++)
+        fin(g, add_node(g, unary11[i], kiln_op_name(unary11[i]), kiln_op_name(unary11[i]), &x, 1));
+    n = ND(g, HARDSIGMOID, "hsig_onnx", "hsig_onnx", x);
+    kiln_node_set_float(N(g, n), KILN_ATTR_ALPHA, 0.2);
+    kiln_node_set_float(N(g, n), KILN_ATTR_BETA, 0.5);
+    fin(g, n);
+    kiln_id row = add_random_param(g, "row", TY(KILN_F32, 1, 4, 2, 8), 10, -1, 1);
+    kiln_id rowc = fin(g, ND(g, CONSTANT, "row.value", "row", row));
+    n = ND(g, CONCAT, "cat_bcast", "cat_bcast", x, rowc);
+    kiln_node_set_int(N(g, n), KILN_ATTR_AXIS, 2);
+    fin(g, n);
+
     float k[6] = {1, 2, 3, 4, 5, 6};
     kiln_id kp = add_inline_param(g, "k", TY(KILN_F32, 2, 3), KILN_F32, k, sizeof k);
     kiln_id c = fin(g, ND(g, CONSTANT, "const", "const", kp));

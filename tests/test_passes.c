@@ -1046,6 +1046,84 @@ static const char resnet_kir[] =
     "  %logits = dense(%flat, %fc.w) {units=10} : f32[batch,10]\n"
     "}\n";
 
+/* A decoder: resize keeps its operand's layout (ops.def KEEP), so conv ->
+ * resize -> conv -> global_avgpool stays blocked with no reorder. */
+static const char decoder_kir[] =
+    "kiln 1\n"
+    "graph @decoder(%image: f32[batch,3,8,8]) -> (%flat) {\n"
+    "  param %c1.w: f32[16,3,3,3] = random 1 -0.5 0.5\n"
+    "  param %c2.w: f32[12,16,1,1] = random 2 -0.5 0.5\n"
+    "  %c1 = conv2d(%image, %c1.w) {filters=16, kernel=[3,3], padding=[1,1,1,1]} : f32[batch,16,8,8]\n"
+    "  %r1 = relu(%c1) : f32[batch,16,8,8]\n"
+    "  %up = resize(%r1) {scale=[2,2], mode=bilinear} : f32[batch,16,16,16]\n"
+    "  %c2 = conv2d(%up, %c2.w) {filters=12, kernel=[1,1]} : f32[batch,12,16,16]\n"
+    "  %gap = global_avgpool(%c2) : f32[batch,12,1,1]\n"
+    "  %flat = flatten(%gap) : f32[batch,12]\n"
+    "}\n";
+
+/* conv_transpose2d reads and writes plain (PLAIN): what reaches it only
+ * through blocked-keeping ops stays plain (a conv whose output is plain
+ * reads plain, rule b), and the conv after it reads its plain output and
+ * writes blocked for global_avgpool. */
+static const char deconv_kir[] =
+    "kiln 1\n"
+    "graph @deconv(%image: f32[batch,3,8,8]) -> (%flat) {\n"
+    "  param %c1.w: f32[16,3,3,3] = random 1 -0.5 0.5\n"
+    "  param %dc.w: f32[16,8,4,4] = random 3 -0.5 0.5\n"
+    "  param %c3.w: f32[16,8,1,1] = random 4 -0.5 0.5\n"
+    "  %c1 = conv2d(%image, %c1.w) {filters=16, kernel=[3,3], padding=[1,1,1,1]} : f32[batch,16,8,8]\n"
+    "  %r1 = relu(%c1) : f32[batch,16,8,8]\n"
+    "  %up = resize(%r1) {scale=[2,2], mode=nearest} : f32[batch,16,16,16]\n"
+    "  %dc = conv_transpose2d(%up, %dc.w) {filters=8, kernel=[4,4], stride=[2,2], padding=[1,1,1,1]} : "
+    "f32[batch,8,32,32]\n"
+    "  %c3 = conv2d(%dc, %c3.w) {filters=16, kernel=[1,1]} : f32[batch,16,32,32]\n"
+    "  %gap = global_avgpool(%c3) : f32[batch,16,1,1]\n"
+    "  %flat = flatten(%gap) : f32[batch,16]\n"
+    "}\n";
+
+static void test_layout_decoder(void)
+{
+    kiln_graph *g = layout_case(decoder_kir, 8, NULL, "decoder");
+    if (!g)
+        return;
+    static const char *const blocked[] = {"c1", "r1", "up", "c2"};
+    for (size_t i = 0; i < sizeof blocked / sizeof blocked[0]; i++)
+        if (layout_of(g, blocked[i], NULL) != KILN_LAYOUT_NCHWXC)
+            fail("decoder", "'%s' is not blocked", blocked[i]);
+    CU_ASSERT_EQUAL(count_blocked(g), 4);
+    CU_ASSERT_EQUAL(count_op(g, KILN_OP_REORDER), 0);
+    kiln_graph_destroy(g);
+
+    g = layout_case(deconv_kir, 8, NULL, "deconv");
+    if (!g)
+        return;
+    CU_ASSERT_EQUAL(layout_of(g, "c3", NULL), KILN_LAYOUT_NCHWXC);
+    CU_ASSERT_EQUAL(layout_of(g, "dc", NULL), KILN_LAYOUT_PLAIN);
+    CU_ASSERT_EQUAL(layout_of(g, "up", NULL), KILN_LAYOUT_PLAIN);
+    CU_ASSERT_EQUAL(count_blocked(g), 1);
+    CU_ASSERT_EQUAL(count_op(g, KILN_OP_REORDER), 0);
+    kiln_graph_destroy(g);
+
+    /* resize of a plain value (the model input) stays plain (rule a), the
+     * conv after it reads plain and writes blocked for global_avgpool */
+    static const char input_kir[] =
+        "kiln 1\n"
+        "graph @up(%image: f32[batch,3,8,8]) -> (%flat) {\n"
+        "  param %c.w: f32[16,3,1,1] = random 2 -0.5 0.5\n"
+        "  %up = resize(%image) {size=[16,16], mode=nearest} : f32[batch,3,16,16]\n"
+        "  %c = conv2d(%up, %c.w) {filters=16, kernel=[1,1]} : f32[batch,16,16,16]\n"
+        "  %gap = global_avgpool(%c) : f32[batch,16,1,1]\n"
+        "  %flat = flatten(%gap) : f32[batch,16]\n"
+        "}\n";
+    g = layout_case(input_kir, 8, NULL, "resize of the input");
+    if (!g)
+        return;
+    CU_ASSERT_EQUAL(layout_of(g, "up", NULL), KILN_LAYOUT_PLAIN);
+    CU_ASSERT_EQUAL(layout_of(g, "c", NULL), KILN_LAYOUT_NCHWXC);
+    CU_ASSERT_EQUAL(count_op(g, KILN_OP_REORDER), 0);
+    kiln_graph_destroy(g);
+}
+
 static void test_layout_resnet_keeps_plain(void)
 {
     kiln_graph *g = layout_case(resnet_kir, 8, avx2_target(), "resnet-like, 3x3 convs plain");
@@ -1564,6 +1642,7 @@ int main(int argc, char **argv)
         !CU_add_test(s, "print/parse round trip; the pipeline on its own output", test_rerun) ||
         !CU_add_test(s, "layout: a MobileNetV2-like block", test_layout_mobilenet) ||
         !CU_add_test(s, "layout: a LeNet-like chain", test_layout_lenet) ||
+        !CU_add_test(s, "layout: a decoder (resize, conv_transpose2d)", test_layout_decoder) ||
         !CU_add_test(s, "layout: a ResNet-like block with 3x3 convs kept plain", test_layout_resnet_keeps_plain) ||
         !CU_add_test(s, "layout: model outputs, branches, shared reorders", test_layout_outputs_and_branches) ||
         !CU_add_test(s, "select: implementations written in the IR", test_written_impls) ||

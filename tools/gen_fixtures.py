@@ -1113,6 +1113,229 @@ def _(r):
 
 
 # ==========================================================================
+# version 1.1 (FORMAT.md "Ops added in version 1.1")
+
+@case("slice_channels")
+def _(r):
+    return spec([("x", B(r, 6, 3, 4), True)], "  - {name: y, op: slice, axis: 1, start: 1, end: -1}\n", None,
+                lambda x, P: x[:, 1:-1])
+
+
+@case("slice_step_neg_start")
+def _(r):
+    return spec([("x", B(r, 3, 4, 11), True)], "  - {name: y, op: slice, axis: -1, start: -8, step: 3}\n", None,
+                lambda x, P: x[..., -8::3])
+
+
+@case("slice_clamped")
+def _(r):
+    return spec([("x", B(r, 5, 4), True)], "  - {name: y, op: slice, axis: 2, start: -100, end: 100}\n", None,
+                lambda x, P: x[:, :, -100:100])
+
+
+@case("slice_chunk_fixed")
+def _(r):
+    # torch.chunk(x, 3, dim=1) on a fixed-shape input: three slices (views)
+    x = r.normal(1, 9, 2, 3)
+    return spec([("x", x, False)],
+                "  - {name: a, op: slice, axis: 1, end: 3}\n"
+                "  - {name: b, op: slice, input: x, axis: 1, start: 3, end: 6}\n"
+                "  - {name: c, op: slice, input: x, axis: 1, start: 6}\n"
+                "  - {name: y, op: add, inputs: [a, c]}\n", None,
+                lambda x, P: (lambda t: [t[0] + t[2], t[1]])(torch.chunk(x, 3, dim=1)), outputs=["y", "b"])
+
+
+@case("expand_class_token")
+def _(r):
+    # ViT: cls_token.expand(n, -1, -1) then cat with the patches
+    return spec([("x", B(r, 5, 8), True)],
+                "  - {name: cls, op: constant}\n"
+                "  - {name: tok, op: expand, shape: [batch, 1, 8]}\n"
+                "  - {name: y, op: concat, inputs: [tok, x], axis: 1}\n",
+                {"cls.value": r.normal(1, 1, 8)},
+                lambda x, P: torch.cat([P["cls.value"].expand(x.shape[0], -1, -1), x], dim=1))
+
+
+@case("expand_rows")
+def _(r):
+    return spec([("x", B(r, 3, 1), True)], "  - {name: y, op: expand, shape: [batch, 3, 5]}\n", None,
+                lambda x, P: x.expand(-1, 3, 5))
+
+
+@case("concat_unbatched_operand")
+def _(r):
+    return spec([("x", B(r, 2, 3), True)],
+                "  - {name: t, op: constant}\n"
+                "  - {name: y, op: concat, inputs: [x, t, x], axis: 1}\n",
+                {"t.value": r.normal(1, 4, 3)},
+                lambda x, P: torch.cat([x, P["t.value"].expand(x.shape[0], 4, 3), x], dim=1))
+
+
+def resize_case(name, hw, yaml_attrs, **kw):
+    @case(name)
+    def _(r):
+        return spec([("x", B(r, 2, *hw), True)], "  - {name: y, op: resize, %s}\n" % yaml_attrs, None,
+                    lambda x, P: F.interpolate(x, **kw))
+
+
+resize_case("resize_nearest_scale2", (3, 4), "scale: 2", scale_factor=2, mode="nearest",
+            recompute_scale_factor=False)
+resize_case("resize_nearest_size", (4, 5), "size: [7, 13]", size=(7, 13), mode="nearest")
+resize_case("resize_nearest_down_scale", (10, 7), "scale: [0.3, 0.45]", scale_factor=(0.3, 0.45), mode="nearest",
+            recompute_scale_factor=False)
+resize_case("resize_nearest_same_size_scale", (10, 4), "scale: [1.05, 1]", scale_factor=(1.05, 1.0),
+            mode="nearest", recompute_scale_factor=False)
+resize_case("resize_nearest_exact", (4, 5), "size: [9, 12], mode: nearest_exact", size=(9, 12),
+            mode="nearest-exact")
+resize_case("resize_nearest_exact_scale", (6, 5), "scale: [0.5, 1.7], mode: nearest_exact",
+            scale_factor=(0.5, 1.7), mode="nearest-exact", recompute_scale_factor=False)
+resize_case("resize_bilinear_scale2", (3, 4), "scale: 2, mode: bilinear", scale_factor=2, mode="bilinear",
+            align_corners=False, recompute_scale_factor=False)
+resize_case("resize_bilinear_align", (4, 3), "size: [7, 8], mode: bilinear, align_corners: true", size=(7, 8),
+            mode="bilinear", align_corners=True)
+resize_case("resize_bilinear_scale_frac", (5, 6), "scale: [0.6, 1.7], mode: bilinear",
+            scale_factor=(0.6, 1.7), mode="bilinear", align_corners=False, recompute_scale_factor=False)
+resize_case("resize_bilinear_down_size", (9, 8), "size: [4, 3], mode: bilinear", size=(4, 3), mode="bilinear",
+            align_corners=False)
+resize_case("resize_bicubic_scale2", (3, 4), "scale: 2, mode: bicubic", scale_factor=2, mode="bicubic",
+            align_corners=False, recompute_scale_factor=False)
+resize_case("resize_bicubic_align", (4, 5), "size: [6, 9], mode: bicubic, align_corners: true", size=(6, 9),
+            mode="bicubic", align_corners=True)
+resize_case("resize_bicubic_down", (9, 10), "scale: [0.4, 0.75], mode: bicubic", scale_factor=(0.4, 0.75),
+            mode="bicubic", align_corners=False, recompute_scale_factor=False)
+
+
+@case("resize_rank3")
+def _(r):
+    # the last two axes of [batch, H, W]: interpolate as one channel
+    return spec([("x", B(r, 3, 4), True)], "  - {name: y, op: resize, size: [5, 7], mode: bilinear}\n", None,
+                lambda x, P: F.interpolate(x[:, None], size=(5, 7), mode="bilinear", align_corners=False)[:, 0])
+
+
+def deconv_case(name, cin, hw, yaml_attrs, filters, kernel, stride=1, padding=0, output_padding=0, dilation=1,
+                groups=1, bias=True, act=None):
+    @case(name)
+    def _(r):
+        m = nn.ConvTranspose2d(cin, filters, kernel, stride=stride, padding=padding, output_padding=output_padding,
+                               groups=groups, bias=bias, dilation=dilation).double()
+        f32(m)
+        x = B(r, cin, *hw)
+
+        def ref(x, P):
+            y = m(x)
+            return act(y) if act else y
+        return spec([("x", x, True)], "  - {name: up, op: conv_transpose2d, %s}\n" % yaml_attrs, sd_np(m, "up."),
+                    ref)
+
+
+deconv_case("deconv_stride1", 3, (4, 5), "filters: 4, kernel: 3, padding: 1", 4, 3, padding=1)
+deconv_case("deconv_dcgan_relu", 4, (3, 4), "filters: 3, kernel: 4, stride: 2, padding: 1, activation: relu", 3, 4,
+            stride=2, padding=1, act=F.relu)
+deconv_case("deconv_output_padding", 3, (4, 3), "filters: 2, kernel: 3, stride: 2, padding: 1, output_padding: 1",
+            2, 3, stride=2, padding=1, output_padding=1)
+deconv_case("deconv_groups_dilation", 4, (3, 3), "filters: 6, kernel: 3, stride: 2, dilation: 2, groups: 2", 6, 3,
+            stride=2, dilation=2, groups=2)
+deconv_case("deconv_hw_attrs", 2, (3, 5),
+            "filters: 3, kernel: [2, 3], stride: [3, 2], padding: [0, 1], output_padding: [2, 1], bias: false, "
+            "activation: {op: leaky_relu, alpha: 0.1}", 3, (2, 3), stride=(3, 2), padding=(0, 1),
+            output_padding=(2, 1), bias=False, act=lambda y: F.leaky_relu(y, 0.1))
+
+
+def apool_case(name, hw, size):
+    @case(name)
+    def _(r):
+        return spec([("x", B(r, 3, *hw), True)], "  - {name: y, op: adaptive_avgpool2d, size: %s}\n" % size, None,
+                    lambda x, P: nn.AdaptiveAvgPool2d(eval(size))(x))
+
+
+apool_case("adaptive_avgpool_1", (5, 6), "1")
+apool_case("adaptive_avgpool_uneven", (7, 9), "[3, 4]")
+apool_case("adaptive_avgpool_larger", (3, 4), "[5, 7]")
+
+
+def gn_case(name, shape, groups, yaml_attrs="", affine=True, eps=1e-5):
+    @case(name)
+    def _(r):
+        c = shape[0]
+        m = nn.GroupNorm(groups, c, eps=eps, affine=affine).double()
+        if affine:
+            with torch.no_grad():
+                m.weight.copy_(T(r.uniform(0.5, 1.5, c)))
+                m.bias.copy_(T(r.normal(c, scale=0.3)))
+        return spec([("x", B(r, *shape), True)], "  - {name: gn, op: group_norm, groups: %d%s}\n" % (groups, yaml_attrs),
+                    sd_np(m, "gn.") if affine else None, lambda x, P: m(x))
+
+
+gn_case("group_norm_affine", (6, 3, 4), 3)
+gn_case("group_norm_instance", (4, 5, 3), 4)
+gn_case("group_norm_noaffine_eps", (6, 7), 2, ", affine: false, eps: 0.001", affine=False, eps=1e-3)
+
+
+@case("prelu_channels")
+def _(r):
+    m = nn.PReLU(4).double()
+    with torch.no_grad():
+        m.weight.copy_(T(r.uniform(-0.5, 0.8, 4)))
+    return spec([("x", B(r, 4, 3, 2), True)], "  - {name: act, op: prelu}\n", sd_np(m, "act."), lambda x, P: m(x))
+
+
+@case("prelu_single")
+def _(r):
+    m = f32(nn.PReLU().double())
+    return spec([("x", B(r, 5, 3), True)], "  - {name: act, op: prelu}\n", sd_np(m, "act."), lambda x, P: m(x))
+
+
+@case("pow_two_inputs")
+def _(r):
+    return spec([("a", r.positive(2, 3, 4), True), ("b", B(r, 1, 4), True)],
+                "  - {name: y, op: pow, inputs: [a, b]}\n", None, lambda a, b, P: torch.pow(a, b))
+
+
+@case("pow_scalar_square")
+def _(r):
+    return spec([("x", B(r, 3, 4), True)], "  - {name: y, op: pow, scalar: 2}\n", None, lambda x, P: x ** 2)
+
+
+@case("pow_scalar_cube_negative")
+def _(r):
+    return spec([("x", B(r, 3, 4), True)], "  - {name: y, op: pow, scalar: 3}\n", None, lambda x, P: x ** 3)
+
+
+@case("pow_scalar_frac")
+def _(r):
+    return spec([("x", r.positive(2, 3, 4), True)], "  - {name: y, op: pow, scalar: 0.75}\n", None,
+                lambda x, P: x ** 0.75)
+
+
+@case("pow_scalar_reverse")
+def _(r):
+    return spec([("x", B(r, 3, 4), True)], "  - {name: y, op: pow, scalar: 2, reverse: true}\n", None,
+                lambda x, P: torch.pow(torch.tensor(2.0, dtype=torch.float64), x))
+
+
+def reduce_case(name, op, yaml_attrs, ref):
+    @case(name)
+    def _(r):
+        return spec([("x", B(r, 3, 4, 5), True)], "  - {name: y, op: %s, %s}\n" % (op, yaml_attrs), None,
+                    lambda x, P: ref(x))
+
+
+reduce_case("reduce_sum_keep", "reduce_sum", "axes: [2, 3]", lambda x: x.sum(dim=(2, 3), keepdim=True))
+reduce_case("reduce_sum_nokeep", "reduce_sum", "axes: 1, keepdims: false", lambda x: x.sum(dim=1))
+reduce_case("reduce_max_neg_axes", "reduce_max", "axes: [-1], keepdims: false", lambda x: x.amax(dim=-1))
+reduce_case("reduce_min_two", "reduce_min", "axes: [1, -1]", lambda x: x.amin(dim=(1, 3), keepdim=True))
+
+unary_case("unary_erf", "op: erf", torch.erf, scale=2.0)
+unary_case("unary_abs", "op: abs", torch.abs)
+unary_case("unary_log", "op: log", torch.log, positive=True)
+unary_case("unary_softplus", "op: softplus", F.softplus, scale=12.0)
+unary_case("hardsigmoid_onnx", "op: hardsigmoid, alpha: 0.2, beta: 0.5",
+           lambda x: torch.clamp(0.2 * x + 0.5, 0.0, 1.0))
+unary_case("hardsigmoid_defaults_explicit", "op: hardsigmoid, alpha: 0.16666666666666666, beta: 0.5",
+           F.hardsigmoid)
+
+
+# ==========================================================================
 
 def yaml_text(name, s, has_weights):
     lines = ["# kiln fixture %s: generated by tools/gen_fixtures.py, do not edit" % name,

@@ -149,8 +149,8 @@ def _pair(v, what):
 
 
 UNARY = {"relu", "relu6", "sigmoid", "tanh", "silu", "hardswish", "hardsigmoid", "exp",
-         "sqrt", "neg", "gelu", "leaky_relu", "elu", "clip"}
-BINARY = {"add", "sub", "mul", "div", "max", "min"}
+         "sqrt", "neg", "gelu", "leaky_relu", "elu", "clip", "erf", "abs", "log", "softplus"}
+BINARY = {"add", "sub", "mul", "div", "max", "min", "pow"}
 
 # op -> allowed attribute keys
 OP_ATTRS = {
@@ -175,8 +175,20 @@ OP_ATTRS = {
     "mean": {"axes", "keepdims"},
     "pad": {"pads", "value"},
     "identity": set(), "dropout": set(), "constant": set(),
+    # version 1.1
+    "slice": {"axis", "start", "end", "step"},
+    "expand": {"shape"},
+    "resize": {"size", "scale", "mode", "align_corners"},
+    "conv_transpose2d": {"filters", "kernel", "stride", "padding", "output_padding", "dilation", "groups",
+                         "bias", "activation"},
+    "adaptive_avgpool2d": {"size"},
+    "group_norm": {"groups", "eps", "affine"},
+    "prelu": set(),
+    "reduce_sum": {"axes", "keepdims"}, "reduce_max": {"axes", "keepdims"}, "reduce_min": {"axes", "keepdims"},
+    "hardsigmoid": {"alpha", "beta"},
 }
-for _u in ("relu", "relu6", "sigmoid", "tanh", "silu", "hardswish", "hardsigmoid", "exp", "sqrt", "neg"):
+for _u in ("relu", "relu6", "sigmoid", "tanh", "silu", "hardswish", "exp", "sqrt", "neg",
+           "erf", "abs", "log", "softplus"):
     OP_ATTRS[_u] = set()
 for _b in BINARY:
     OP_ATTRS[_b] = {"scalar", "reverse"}
@@ -205,8 +217,12 @@ class Layer:
 
 
 def _param_roles(op, attrs):
-    if op == "dense" or op == "conv2d":
+    if op in ("dense", "conv2d", "conv_transpose2d"):
         return ["weight"] + (["bias"] if _bool(attrs.get("bias", "true"), "bias") else [])
+    if op == "group_norm":
+        return ["weight", "bias"] if _bool(attrs.get("affine", "true"), "affine") else []
+    if op == "prelu":
+        return ["weight"]
     if op == "batchnorm":
         return ["weight", "bias", "running_mean", "running_var"]
     if op == "layernorm":
@@ -369,11 +385,13 @@ class Model:
     def run(self, feeds, trace=None):
         """feeds: {input name: array}; returns [output tensors (float64)]."""
         vals = {}
+        self.batch = None
         for n, dims in self.inputs:
             t = torch.as_tensor(np.asarray(feeds[n]), dtype=torch.float64)
             want = list(dims)
             if want[0] is None:
                 want[0] = t.shape[0]
+                self.batch = t.shape[0]
             if list(t.shape) != want:
                 raise ModelError("input %s: shape %s, expected %s" % (n, list(t.shape), want))
             vals[n] = t
@@ -474,13 +492,16 @@ class Model:
                     raise ModelError("binary op needs two operands")
                 lhs, rhs = xs
             return {"add": torch.add, "sub": torch.sub, "mul": torch.mul, "div": torch.div,
-                    "max": torch.maximum, "min": torch.minimum}[op](lhs, rhs)
+                    "max": torch.maximum, "min": torch.minimum, "pow": torch.pow}[op](lhs, rhs)
         if op == "matmul":
             x, y = xs
             if _bool(a.get("transpose_b", "false"), "transpose_b"):
                 y = y.transpose(-1, -2)
             return torch.matmul(x, y)
         if op == "concat":
+            # an operand without the batch (axis 0 of 1) is repeated along it
+            n0 = max(x.shape[0] for x in xs)
+            xs = [x.expand(n0, *x.shape[1:]) if x.shape[0] == 1 else x for x in xs]
             return torch.cat(xs, dim=_int(a.get("axis", "1"), "axis"))
         if op == "flatten":
             ax = _int(a.get("axis", "1"), "axis") % xs[0].dim()
@@ -511,9 +532,99 @@ class Model:
             return F.pad(xs[0], (l, r, t, b), value=_float(a.get("value", "0"), "value"))
         if op in ("identity", "dropout"):
             return xs[0]
+        r = self._eval11(L, xs)
+        if r is not None:
+            return r
         if op == "constant":
             return self.param(L.params["value"], None)
         raise ModelError("op %s not handled" % op)
+
+    def _eval11(self, L, xs):
+        """The ops of FORMAT.md's version 1.1, or None."""
+        a, op = L.attrs, L.op
+        if op == "slice":
+            x = xs[0]
+            ax = _int(a["axis"], "axis") % x.dim()
+            if ax == 0 and self.batch is not None:
+                raise ModelError("slice of the batch axis")
+            end = _int(a["end"], "end") if "end" in a else None
+            idx = [slice(None)] * x.dim()
+            idx[ax] = slice(_int(a.get("start", "0"), "start"), end, _int(a.get("step", "1"), "step"))
+            return x[tuple(idx)]
+        if op == "expand":
+            shape = []
+            for v in a["shape"]:
+                if str(v).lstrip("-").isdigit():
+                    shape.append(_int(v, "shape"))
+                else:
+                    if self.batch is None:
+                        raise ModelError("expand: %r is no batch" % v)
+                    shape.append(self.batch)
+            return torch.broadcast_to(xs[0], shape)
+        if op == "resize":
+            x = xs[0]
+            mode = a.get("mode", "nearest")
+            if ("size" in a) == ("scale" in a):
+                raise ModelError("resize: exactly one of size and scale")
+            kw = {}
+            if "size" in a:
+                kw["size"] = _pair(a["size"], "size")
+            else:
+                sc = a["scale"] if isinstance(a["scale"], list) else [a["scale"]] * 2
+                kw["scale_factor"] = [_float(v, "scale") for v in sc]
+                kw["recompute_scale_factor"] = False
+            align = _bool(a.get("align_corners", "false"), "align_corners")
+            if mode in ("bilinear", "bicubic"):
+                kw["align_corners"] = align
+            elif align:
+                raise ModelError("align_corners with %s" % mode)
+            # every plane as a channel of one NCHW tensor (at least two: with
+            # one channel PyTorch takes its channels-last kernel, whose
+            # nearest mode copies when out = in whatever the scale)
+            lead = x.shape[:-2]
+            planes = x.reshape(1, -1, x.shape[-2], x.shape[-1])
+            n = planes.shape[1]
+            if n == 1:
+                planes = torch.cat([planes, planes], 1)
+            y = F.interpolate(planes, mode={"nearest_exact": "nearest-exact"}.get(mode, mode), **kw)[:, :n]
+            return y.reshape(*lead, y.shape[-2], y.shape[-1])
+        if op == "conv_transpose2d":
+            x = xs[0]
+            k = _pair(a["kernel"], "kernel")
+            g = _int(a.get("groups", "1"), "groups")
+            f = _int(a["filters"], "filters")
+            w = self.param(L.params["weight"], [x.shape[1], f // g] + k)
+            b = self.param(L.params["bias"], [f]) if "bias" in L.params else None
+            y = F.conv_transpose2d(x, w, b, stride=_pair(a.get("stride", "1"), "stride"),
+                                   padding=_pair(a.get("padding", "0"), "padding"),
+                                   output_padding=_pair(a.get("output_padding", "0"), "output_padding"),
+                                   groups=g, dilation=_pair(a.get("dilation", "1"), "dilation"))
+            return self._act(y, a.get("activation"))
+        if op == "adaptive_avgpool2d":
+            return F.adaptive_avg_pool2d(xs[0], _pair(a["size"], "size"))
+        if op == "group_norm":
+            x = xs[0]
+            c = [x.shape[1]]
+            w = self.param(L.params["weight"], c) if "weight" in L.params else None
+            b = self.param(L.params["bias"], c) if "bias" in L.params else None
+            return F.group_norm(x, _int(a["groups"], "groups"), w, b, eps=_float(a.get("eps", "1e-5"), "eps"))
+        if op == "prelu":
+            x = xs[0]
+            key = L.params["weight"]
+            if key in self.weights and list(self.weights[key].shape) == [1]:
+                w = self.param(key, [1])
+            else:
+                w = self.param(key, [x.shape[1]])
+            return F.prelu(x, w)
+        if op in ("reduce_sum", "reduce_max", "reduce_min"):
+            x = xs[0]
+            axes = [p % x.dim() for p in _ints(a["axes"], "axes")]
+            if 0 in axes and self.batch is not None:
+                raise ModelError("%s over the batch axis" % op)
+            keep = _bool(a.get("keepdims", "true"), "keepdims")
+            f = {"reduce_sum": torch.sum, "reduce_max": torch.amax, "reduce_min": torch.amin}[op]
+            return f(x, dim=axes, keepdim=keep)
+        return None
 
     def _pads(self, p, x, k, s, d):
         if isinstance(p, list):
@@ -567,13 +678,25 @@ class Model:
         if op == "hardswish":
             return F.hardswish(x)
         if op == "hardsigmoid":
-            return F.hardsigmoid(x)
+            al = _float(a.get("alpha", "0.16666666666666666"), "alpha")
+            be = _float(a.get("beta", "0.5"), "beta")
+            if al == 1.0 / 6.0 and be == 0.5:
+                return F.hardsigmoid(x)
+            return torch.clamp(al * x + be, 0.0, 1.0)
         if op == "exp":
             return torch.exp(x)
         if op == "sqrt":
             return torch.sqrt(x)
         if op == "neg":
             return -x
+        if op == "erf":
+            return torch.erf(x)
+        if op == "abs":
+            return torch.abs(x)
+        if op == "log":
+            return torch.log(x)
+        if op == "softplus":
+            return F.softplus(x)
         if op == "gelu":
             return F.gelu(x, approximate=a.get("approximate", "none"))
         if op == "leaky_relu":

@@ -435,6 +435,10 @@ KILN_CG_HIDDEN LLVMValueRef kiln_cg_log(kiln_cg *cg, LLVMValueRef x);
 /* A function `void name(const float *x, float *y, i64 n)` applying fn. */
 KILN_CG_HIDDEN LLVMValueRef kiln_cg_emit_math_kernel(kiln_cg *cg, kiln_cg_math_fn fn, const char *name);
 
+/* kernels_pow.c: a^b (C's special cases) and softplus, scalar or vector f32. */
+KILN_CG_HIDDEN LLVMValueRef kiln_cg_pow(kiln_cg *cg, LLVMValueRef a, LLVMValueRef b);
+KILN_CG_HIDDEN LLVMValueRef kiln_cg_softplus(kiln_cg *cg, LLVMValueRef x);
+
 /* fusion.c: fusion groups (kiln_node.group) as the code generator runs them.
  * A group's anchor (conv2d, dense, matmul, or an elementwise op) is emitted
  * with the group's later members as its epilogue: applied to the anchor's
@@ -590,6 +594,18 @@ KILN_CG_HIDDEN kiln_status kiln_cg_emit_global_avgpool(kiln_cg *cg, const kiln_n
 KILN_CG_HIDDEN bool kiln_cg_blocked_node(const kiln_graph *g, const kiln_node *n);
 KILN_CG_HIDDEN kiln_status kiln_cg_emit_blocked(kiln_cg *cg, const kiln_node *n);
 KILN_CG_HIDDEN kiln_status kiln_cg_emit_reorder(kiln_cg *cg, const kiln_node *n);
+
+/* Version 1.1 kernels, one file each (kernels_slice.c: slice and expand;
+ * kernels_reduce.c; kernels_resize.c; kernels_deconv.c; kernels_adaptive.c;
+ * kernels_groupnorm.c: group_norm and prelu). */
+KILN_CG_HIDDEN kiln_status kiln_cg_emit_slice(kiln_cg *cg, const kiln_node *n);
+KILN_CG_HIDDEN kiln_status kiln_cg_emit_expand(kiln_cg *cg, const kiln_node *n);
+KILN_CG_HIDDEN kiln_status kiln_cg_emit_reduce(kiln_cg *cg, const kiln_node *n);
+KILN_CG_HIDDEN kiln_status kiln_cg_emit_resize(kiln_cg *cg, const kiln_node *n);
+KILN_CG_HIDDEN kiln_status kiln_cg_emit_conv_transpose2d(kiln_cg *cg, const kiln_node *n);
+KILN_CG_HIDDEN kiln_status kiln_cg_emit_adaptive_avgpool2d(kiln_cg *cg, const kiln_node *n);
+KILN_CG_HIDDEN kiln_status kiln_cg_emit_group_norm(kiln_cg *cg, const kiln_node *n);
+KILN_CG_HIDDEN kiln_status kiln_cg_emit_prelu(kiln_cg *cg, const kiln_node *n);
 
 /* kernels_norm.c */
 KILN_CG_HIDDEN kiln_status kiln_cg_emit_batchnorm(kiln_cg *cg, const kiln_node *n);

@@ -247,6 +247,7 @@ typedef enum kiln_cg_math_fn {
     KILN_CG_MATH_GELU,      /* x/2 (1 + erf(x/sqrt 2)) */
     KILN_CG_MATH_GELU_TANH, /* the tanh approximation of GELU */
     KILN_CG_MATH_SILU,
+    KILN_CG_MATH_SOFTPLUS,  /* torch.nn.Softplus (beta 1, threshold 20) */
     KILN_CG_MATH_COUNT
 } kiln_cg_math_fn;
 

@@ -51,6 +51,21 @@ static const kiln_cg_kernel kernels[] = {
     [KILN_OP_DROPOUT] = ALIAS,
     [KILN_OP_CONSTANT] = ALIAS,
     [KILN_OP_REORDER] = {kiln_cg_emit_reorder},
+    [KILN_OP_SLICE] = {kiln_cg_emit_slice},
+    [KILN_OP_EXPAND] = {kiln_cg_emit_expand},
+    [KILN_OP_RESIZE] = {kiln_cg_emit_resize},
+    [KILN_OP_CONV_TRANSPOSE2D] = {kiln_cg_emit_conv_transpose2d},
+    [KILN_OP_ADAPTIVE_AVGPOOL2D] = {kiln_cg_emit_adaptive_avgpool2d},
+    [KILN_OP_GROUP_NORM] = {kiln_cg_emit_group_norm},
+    [KILN_OP_PRELU] = {kiln_cg_emit_prelu},
+    [KILN_OP_POW] = BINARY,
+    [KILN_OP_REDUCE_SUM] = {kiln_cg_emit_reduce},
+    [KILN_OP_REDUCE_MAX] = {kiln_cg_emit_reduce},
+    [KILN_OP_REDUCE_MIN] = {kiln_cg_emit_reduce},
+    [KILN_OP_ERF] = UNARY,
+    [KILN_OP_ABS] = UNARY,
+    [KILN_OP_LOG] = UNARY,
+    [KILN_OP_SOFTPLUS] = UNARY,
 };
 
 _Static_assert(sizeof kernels / sizeof kernels[0] == KILN_OP_COUNT, "one kernel emitter per op");

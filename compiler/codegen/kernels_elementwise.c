@@ -54,6 +54,10 @@ V kiln_cg_unary_value(kiln_cg *cg, const kiln_node *n, V x)
         return LLVMBuildFDiv(b, LLVMBuildFMul(b, x, r, ""), kiln_cg_fconst(cg, x, 6.0), "hardswish");
     }
     case KILN_OP_HARDSIGMOID: {
+        double alpha = n->attrs[KILN_ATTR_ALPHA].f, beta = n->attrs[KILN_ATTR_BETA].f;
+        if (kiln_node_has(n, KILN_ATTR_ALPHA) && (alpha != 1.0 / 6.0 || beta != 0.5)) /* clip(alpha x + beta, 0, 1) */
+            return clamp_keep_nan(cg, kiln_cg_fma(cg, x, kiln_cg_fconst(cg, x, alpha), kiln_cg_fconst(cg, x, beta)),
+                                  true, 0.0, true, 1.0);
         V r = clamp_keep_nan(cg, LLVMBuildFAdd(b, x, kiln_cg_fconst(cg, x, 3.0), ""), true, 0.0, true, 6.0);
         return LLVMBuildFDiv(b, r, kiln_cg_fconst(cg, x, 6.0), "hardsigmoid");
     }
@@ -63,6 +67,14 @@ V kiln_cg_unary_value(kiln_cg *cg, const kiln_node *n, V x)
         return kiln_cg_sqrt(cg, x);
     case KILN_OP_NEG:
         return LLVMBuildFNeg(b, x, "neg");
+    case KILN_OP_ERF:
+        return kiln_cg_math(cg, KILN_CG_MATH_ERF, x);
+    case KILN_OP_ABS:
+        return kiln_cg_fabs(cg, x);
+    case KILN_OP_LOG:
+        return kiln_cg_log(cg, x);
+    case KILN_OP_SOFTPLUS:
+        return kiln_cg_math(cg, KILN_CG_MATH_SOFTPLUS, x);
     case KILN_OP_GELU: {
         const char *const *words = kiln_attr_words(KILN_ATTR_APPROXIMATE);
         int64_t w = n->attrs[KILN_ATTR_APPROXIMATE].i;
@@ -102,6 +114,7 @@ V kiln_cg_binary_value(kiln_cg *cg, kiln_op op, V a, V b)
     case KILN_OP_DIV: return LLVMBuildFDiv(cg->u->b, a, b, "div");
     case KILN_OP_MAX: return kiln_cg_fmax_nan(cg, a, b);
     case KILN_OP_MIN: return kiln_cg_fmin_nan(cg, a, b);
+    case KILN_OP_POW: return kiln_cg_pow(cg, a, b);
     default: break;
     }
     kiln_cg_fail(cg, KILN_ERR_INTERNAL, "%s is not a binary op", kiln_op_name(op));

@@ -254,6 +254,7 @@ V kiln_cg_math(kiln_cg *cg, kiln_cg_math_fn fn, V x)
     case KILN_CG_MATH_GELU: return m_gelu(cg, x);
     case KILN_CG_MATH_GELU_TANH: return m_gelu_tanh(cg, x);
     case KILN_CG_MATH_SILU: return mul(cg, x, m_sigmoid(cg, x));
+    case KILN_CG_MATH_SOFTPLUS: return kiln_cg_softplus(cg, x); /* kernels_pow.c */
     case KILN_CG_MATH_COUNT: break;
     }
     kiln_cg_fail(cg, KILN_ERR_INTERNAL, "unknown math function %d", (int)fn);

@@ -99,10 +99,13 @@ kiln_status kiln_cg_emit_concat(kiln_cg *cg, const kiln_node *n)
     V r = kiln_cg_for_begin(cg, &l, lo, hi, kiln_cg_i64(cg, 1));
     int64_t off = 0;
     for (uint32_t i = 0; i < n_in; i++) {
-        int64_t block = kiln_graph_value(cg->g, n->inputs[i])->type.shape.dims[axis] * inner;
+        const kiln_shape *is = &kiln_graph_value(cg->g, n->inputs[i])->type.shape;
+        int64_t block = is->dims[axis] * inner;
+        /* an operand without the batch (FORMAT.md 1.1) repeats for every item */
+        V src_row = ys->batched && !is->batched ? kiln_cg_urem(cg, r, outer) : r;
         V dst = kiln_cg_gep_t(cg, vt, py, kiln_cg_iadd(cg, kiln_cg_imul(cg, r, row), kiln_cg_i64(cg, off)));
-        kiln_cg_memcpy(cg, dst, kiln_cg_gep_t(cg, vt, in[i], kiln_cg_imul(cg, r, block)), kiln_cg_i64(cg, block * vt->bytes),
-                       (unsigned)vt->bytes);
+        kiln_cg_memcpy(cg, dst, kiln_cg_gep_t(cg, vt, in[i], kiln_cg_imul(cg, src_row, block)),
+                       kiln_cg_i64(cg, block * vt->bytes), (unsigned)vt->bytes);
         off += block;
     }
     kiln_cg_for_end(cg, &l);

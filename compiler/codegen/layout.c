@@ -149,6 +149,31 @@ static bool alias_safe(const kiln_graph *g, const kiln_liveness *lv, kiln_id roo
     return true;
 }
 
+bool kiln_cg_slice_view(const kiln_graph *g, const kiln_node *n, uint64_t *offset_bytes)
+{
+    if (n->op != KILN_OP_SLICE || n->n_inputs < 1)
+        return false;
+    const kiln_type *xt = &g->values[n->inputs[0]].type, *yt = &g->values[n->output].type;
+    if (xt->shape.batched || xt->layout != KILN_LAYOUT_PLAIN || yt->layout != KILN_LAYOUT_PLAIN ||
+        xt->dtype != KILN_F32 || yt->dtype != KILN_F32)
+        return false;
+    const int64_t axis = n->attrs[KILN_ATTR_AXIS].i, step = n->attrs[KILN_ATTR_STEP].i;
+    if (axis < 0 || axis >= xt->shape.rank || step < 1)
+        return false;
+    int64_t first, count, inner = 1;
+    kiln_slice_bounds(xt->shape.dims[axis], n->attrs[KILN_ATTR_START].i, kiln_node_has(n, KILN_ATTR_END),
+                      n->attrs[KILN_ATTR_END].i, step, &first, &count);
+    if (count < 1 || (step != 1 && count > 1))
+        return false;
+    for (int64_t i = 0; i < axis; i++)
+        if (xt->shape.dims[i] != 1)
+            return false;
+    for (int i = (int)axis + 1; i < xt->shape.rank; i++)
+        inner *= xt->shape.dims[i];
+    *offset_bytes = (uint64_t)(first * inner) * kiln_dtype_size(xt->dtype);
+    return true;
+}
+
 static bool has_plan(const kiln_graph *g)
 {
     if (g->mem_fixed_bytes || g->mem_batch_bytes)
@@ -278,11 +303,13 @@ kiln_status kiln_cg_layout_plan(const kiln_graph *g, bool expose, const bool *st
     uint32_t *last_use = NULL;
     kiln_id *root = malloc((g->n_values ? g->n_values : 1) * sizeof *root);
     bool *alias = calloc(g->n_values ? g->n_values : 1, 1);
+    uint64_t *alias_off = calloc(g->n_values ? g->n_values : 1, sizeof *alias_off); /* bytes into the root */
     if (plan)
         last_use = calloc(g->n_values ? g->n_values : 1, sizeof *last_use);
-    if (!root || !alias || (plan && !last_use)) {
+    if (!root || !alias || !alias_off || (plan && !last_use)) {
         free(root);
         free(alias);
+        free(alias_off);
         free(last_use);
         free(unstored);
         kiln_liveness_release(&lv);
@@ -298,9 +325,16 @@ kiln_status kiln_cg_layout_plan(const kiln_graph *g, bool expose, const bool *st
         const kiln_node *n = kiln_graph_node(g, (kiln_id)i);
         if (l.values[n->output].kind != KILN_CG_BUF_NONE || n->n_inputs < 1 || unstored[n->inputs[0]])
             continue;
-        if (!(kiln_op_is_view(n->op) || n->op == KILN_OP_CONSTANT))
+        /* A slice that is one block of its operand (kiln_cg_slice_view) is a
+         * view at an offset, of a workspace value only (the buffers of model
+         * inputs, outputs and parameters are not addressed by offset). */
+        uint64_t view_off = 0;
+        bool slice_view = kiln_cg_slice_view(g, n, &view_off);
+        if (!(kiln_op_is_view(n->op) || n->op == KILN_OP_CONSTANT || slice_view))
             continue;
         kiln_id r = root[n->inputs[0]];
+        if (slice_view && (g->values[r].kind != KILN_VALUE_NODE || l.values[r].kind != KILN_CG_BUF_NONE))
+            continue;
         if (plan && g->values[r].kind == KILN_VALUE_NODE && l.values[r].kind == KILN_CG_BUF_NONE) {
             uint32_t until = last_use[n->output] > lv.node_step[i] ? last_use[n->output] : lv.node_step[i];
             if (!alias_safe(g, &lv, r, until))
@@ -310,6 +344,7 @@ kiln_status kiln_cg_layout_plan(const kiln_graph *g, bool expose, const bool *st
         }
         alias[n->output] = true;
         root[n->output] = r;
+        alias_off[n->output] = alias_off[n->inputs[0]] + view_off;
     }
     free(last_use);
 
@@ -357,13 +392,16 @@ kiln_status kiln_cg_layout_plan(const kiln_graph *g, bool expose, const bool *st
             b->offset = fixed;
     }
     for (kiln_id v = 0; v < g->n_values; v++)
-        if (alias[v])
+        if (alias[v]) {
             l.values[v] = l.values[root[v]];
+            l.values[v].offset += alias_off[v];
+        }
     l.fixed_bytes = fixed;
     l.per_batch_bytes = per;
     l.planned = plan;
     free(root);
     free(alias);
+    free(alias_off);
     free(unstored);
     kiln_liveness_release(&lv);
     *out = l;
@@ -373,6 +411,7 @@ too_large:
                     (unsigned long long)(KILN_CG_MAX_SCRATCH * 16));
     free(root);
     free(alias);
+    free(alias_off);
     free(unstored);
     kiln_liveness_release(&lv);
     kiln_cg_layout_release(&l);

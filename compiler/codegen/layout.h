@@ -64,6 +64,16 @@ kiln_status kiln_cg_layout_plan(const kiln_graph *g, bool expose, const bool *st
                                 kiln_cg_layout *out, kiln_diag *d);
 void kiln_cg_layout_release(kiln_cg_layout *l);
 
+/* Whether slice node n is a view: its result is one contiguous block of its
+ * (unbatched, plain) operand, starting *offset_bytes into it: every axis
+ * before the sliced one has size 1, and the step is 1 (or one element is
+ * taken). The buffer plan then gives it its operand's buffer at that offset
+ * (when the operand lives in the workspace) and the kernel emits no code. A
+ * batched operand is never viewed: a batch item of the slice would have to
+ * start where the operand's item does, but the code reads every value as
+ * dense items one after another. */
+bool kiln_cg_slice_view(const kiln_graph *g, const kiln_node *n, uint64_t *offset_bytes);
+
 /* True for a C or C++ keyword (which cannot name a parameter). */
 bool kiln_cg_is_keyword(const char *s);
 

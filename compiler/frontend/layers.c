@@ -28,9 +28,9 @@ bool kiln_fe_op_takes_key(kiln_op op, const char *key)
     if (kiln_attr_lookup(key, &id) == 0 && kiln_op_find_attr(op, id))
         return true;
     if (strcmp(key, "bias") == 0 || strcmp(key, "activation") == 0)
-        return op == KILN_OP_DENSE || op == KILN_OP_CONV2D;
+        return op == KILN_OP_DENSE || op == KILN_OP_CONV2D || op == KILN_OP_CONV_TRANSPOSE2D;
     if (strcmp(key, "affine") == 0)
-        return op == KILN_OP_LAYERNORM;
+        return op == KILN_OP_LAYERNORM || op == KILN_OP_GROUP_NORM;
     return false;
 }
 
@@ -41,11 +41,11 @@ void kiln_fe_op_keys(kiln_op op, char *buf, size_t size)
     buf[0] = '\0';
     for (int i = 0; i < d->n_attrs && n + 1 < size; ++i)
         n += (size_t)snprintf(buf + n, size - n, "%s%s", n ? ", " : "", kiln_attr_defs[d->attrs[i].id].name);
-    if (op == KILN_OP_DENSE || op == KILN_OP_CONV2D) {
+    if (op == KILN_OP_DENSE || op == KILN_OP_CONV2D || op == KILN_OP_CONV_TRANSPOSE2D) {
         if (n + 1 < size)
             n += (size_t)snprintf(buf + n, size - n, "%sbias, activation", n ? ", " : "");
     }
-    if (op == KILN_OP_LAYERNORM && n + 1 < size)
+    if ((op == KILN_OP_LAYERNORM || op == KILN_OP_GROUP_NORM) && n + 1 < size)
         n += (size_t)snprintf(buf + n, size - n, "%saffine", n ? ", " : "");
     if (n == 0)
         snprintf(buf, size, "no attributes");
@@ -104,6 +104,8 @@ static const char *type_words(kiln_attr_type t)
         return "true or false";
     case KILN_ATTR_T_INTS:
         return "an integer or a list of integers";
+    case KILN_ATTR_T_FLOATS:
+        return "a number or a list of numbers";
     case KILN_ATTR_T_WORD:
         return "a word";
     }
@@ -115,15 +117,16 @@ static const char *type_words(kiln_attr_type t)
 static bool read_attr(lctx *c, kiln_attr_id id, kiln_yaml_node *v, const kiln_fe_env *env, int expand, kiln_attr *out)
 {
     const kiln_attr_def *def = &kiln_attr_defs[id];
+    const bool list = def->type == KILN_ATTR_T_INTS || def->type == KILN_ATTR_T_FLOATS;
     char err[256];
-    if (v->kind == KILN_YAML_SCALAR && !(def->type == KILN_ATTR_T_INTS && v->text[0] == '[')) {
+    if (v->kind == KILN_YAML_SCALAR && !(list && v->text[0] == '[')) {
         if (kiln_attr_from_text(id, v->text, expand, out, err, sizeof err) != 0) {
             lerr(c, v, KILN_ERR_PARSE, "%s", err);
             return false;
         }
         return true;
     }
-    if (def->type != KILN_ATTR_T_INTS || v->kind != KILN_YAML_SEQ) {
+    if (!list || v->kind != KILN_YAML_SEQ) {
         lerr(c, v, KILN_ERR_PARSE, "'%s' expects %s, not %s", def->name, type_words(def->type),
              v->kind == KILN_YAML_SCALAR ? "this text" : kiln_yaml_kind_name(v->kind));
         return false;
@@ -135,6 +138,14 @@ static bool read_attr(lctx *c, kiln_attr_id id, kiln_yaml_node *v, const kiln_fe
     memset(out, 0, sizeof *out);
     for (size_t i = 0; i < v->count; ++i) {
         kiln_yaml_node *e = kiln_fe_resolve(v->items[i], env, NULL);
+        if (def->type == KILN_ATTR_T_FLOATS) {
+            if (e->kind != KILN_YAML_SCALAR || kiln_parse_float(e->text, &out->floats[i]) != 0) {
+                lerr(c, e, KILN_ERR_PARSE, "'%s' expects a list of finite numbers; entry %zu is '%s'", def->name,
+                     i + 1, e->kind == KILN_YAML_SCALAR ? e->text : kiln_yaml_kind_name(e->kind));
+                return false;
+            }
+            continue;
+        }
         if (e->kind != KILN_YAML_SCALAR || kiln_parse_int(e->text, &out->ints[i]) != 0) {
             lerr(c, e, KILN_ERR_PARSE, "'%s' expects a list of integers; entry %zu is '%s'", def->name, i + 1,
                  e->kind == KILN_YAML_SCALAR ? e->text : kiln_yaml_kind_name(e->kind));
@@ -202,6 +213,65 @@ static bool read_padding(lctx *c, kiln_yaml_node *v, const kiln_fe_env *env, kil
     return true;
 }
 
+/* conv_transpose2d's `padding`: an int or [ph, pw] (FORMAT.md), as the IR's
+ * [top, left, bottom, right]. */
+static bool read_deconv_padding(lctx *c, kiln_yaml_node *v, const kiln_fe_env *env, kiln_attr *out)
+{
+    kiln_attr a;
+    if (v->kind == KILN_YAML_SCALAR && v->text[0] != '[' && kiln_parse_int(v->text, &a.ints[0]) != 0) {
+        lerr(c, v, KILN_ERR_PARSE, "'padding' of conv_transpose2d is an integer or [ph, pw]; got '%s'", v->text);
+        return false;
+    }
+    if (!read_attr(c, KILN_ATTR_PADDING, v, env, 1, &a))
+        return false;
+    if (a.n != 1 && a.n != 2) {
+        lerr(c, v, KILN_ERR_PARSE, "'padding' of conv_transpose2d is an integer or [ph, pw], got %d entries", a.n);
+        return false;
+    }
+    if (!check_range(c, v, "padding", &a, 0, 0))
+        return false;
+    memset(out, 0, sizeof *out);
+    out->n = 4;
+    for (int i = 0; i < 4; ++i)
+        out->ints[i] = a.ints[a.n == 1 ? 0 : i % 2];
+    return true;
+}
+
+/* expand's `shape`: sizes, or the batch's name (-1, KILN_DIM_BATCH, in the IR). */
+static bool read_expand_shape(lctx *c, kiln_yaml_node *v, const kiln_fe_env *env, kiln_attr *out)
+{
+    const char *batch = c->fe->g->batch_name;
+    if (v->kind != KILN_YAML_SEQ || v->count == 0) {
+        lerr(c, v, KILN_ERR_PARSE, "'shape' expects a non-empty list of sizes%s%s", batch ? " or " : "",
+             batch ? batch : "");
+        return false;
+    }
+    if (v->count > KILN_MAX_RANK) {
+        lerr(c, v, KILN_ERR_PARSE, "'shape' has %zu entries; at most %d are allowed", v->count, KILN_MAX_RANK);
+        return false;
+    }
+    memset(out, 0, sizeof *out);
+    for (size_t i = 0; i < v->count; ++i) {
+        kiln_yaml_node *e = kiln_fe_resolve(v->items[i], env, NULL);
+        int64_t d;
+        if (e->kind == KILN_YAML_SCALAR && batch && strcmp(e->text, batch) == 0) {
+            d = KILN_DIM_BATCH;
+        } else if (e->kind != KILN_YAML_SCALAR || kiln_parse_int(e->text, &d) != 0 || d < 1 || d > KILN_MAX_DIM) {
+            if (batch)
+                lerr(c, e, KILN_ERR_PARSE, "'shape' entry %zu is '%s'; entries are sizes in 1..2147483647 or the "
+                     "batch dimension's name '%s'", i + 1, e->kind == KILN_YAML_SCALAR ? e->text : kiln_yaml_kind_name(e->kind),
+                     batch);
+            else
+                lerr(c, e, KILN_ERR_PARSE, "'shape' entry %zu is '%s'; entries are sizes in 1..2147483647 (the "
+                     "model has no batch dimension)", i + 1,
+                     e->kind == KILN_YAML_SCALAR ? e->text : kiln_yaml_kind_name(e->kind));
+            return false;
+        }
+        out->ints[out->n++] = d;
+    }
+    return true;
+}
+
 /* The attributes of op `op` given in mapping `map` (env `env`) into proto.
  * Padding is read into *pad_same/proto; reshape's shape stays raw. */
 static bool read_attrs(lctx *c, kiln_op op, kiln_yaml_node *map, const kiln_fe_env *env, kiln_node *proto,
@@ -226,7 +296,31 @@ static bool read_attrs(lctx *c, kiln_op op, kiln_yaml_node *map, const kiln_fe_e
         kiln_attr a;
         switch (id) {
         case KILN_ATTR_PADDING:
-            if (!read_padding(c, v, venv, &a, pad_same)) {
+            if (op == KILN_OP_CONV_TRANSPOSE2D ? !read_deconv_padding(c, v, venv, &a)
+                                               : !read_padding(c, v, venv, &a, pad_same)) {
+                ok = false;
+                continue;
+            }
+            break;
+        case KILN_ATTR_OUTPUT_PADDING:
+        case KILN_ATTR_SIZE:
+            if (!read_attr(c, id, v, venv, 2, &a) || !check_range(c, v, name, &a, 2, id == KILN_ATTR_SIZE ? 1 : 0)) {
+                ok = false;
+                continue;
+            }
+            break;
+        case KILN_ATTR_SCALE:
+            if (!read_attr(c, id, v, venv, 2, &a)) {
+                ok = false;
+                continue;
+            }
+            if (a.n != 2) {
+                lerr(c, v, KILN_ERR_PARSE, "'scale' takes one number or a list of 2, got %d entries", a.n);
+                ok = false;
+                continue;
+            }
+            if (!(a.floats[0] > 0) || !(a.floats[1] > 0)) {
+                lerr(c, v, KILN_ERR_PARSE, "'scale' entries must be positive, got [%g, %g]", a.floats[0], a.floats[1]);
                 ok = false;
                 continue;
             }
@@ -242,6 +336,13 @@ static bool read_attrs(lctx *c, kiln_op op, kiln_yaml_node *map, const kiln_fe_e
         case KILN_ATTR_SHAPE:
         case KILN_ATTR_PERM:
         case KILN_ATTR_PADS:
+            if (op == KILN_OP_EXPAND) {
+                if (!read_expand_shape(c, v, venv, &a)) {
+                    ok = false;
+                    continue;
+                }
+                break;
+            }
             if (v->kind != KILN_YAML_SEQ) {
                 lerr(c, v, KILN_ERR_PARSE, "'%s' expects a list of integers", name);
                 ok = false;
@@ -422,8 +523,12 @@ static bool resolve_axes(lctx *c, kiln_node *n, const kiln_type *x)
     case KILN_OP_LOG_SOFTMAX:
     case KILN_OP_CONCAT:
     case KILN_OP_FLATTEN:
+    case KILN_OP_SLICE:
         return normalize_axis(c, "axis", &n->attrs[KILN_ATTR_AXIS].i, rank);
-    case KILN_OP_MEAN: {
+    case KILN_OP_MEAN:
+    case KILN_OP_REDUCE_SUM:
+    case KILN_OP_REDUCE_MAX:
+    case KILN_OP_REDUCE_MIN: {
         kiln_attr *a = &n->attrs[KILN_ATTR_AXES];
         for (int i = 0; i < a->n; ++i) {
             if (!normalize_axis(c, "axes", &a->ints[i], rank))
@@ -490,6 +595,25 @@ static bool check_param_input(lctx *c, const kiln_node *n, const kiln_type *x)
     case KILN_OP_LAYERNORM:
         if (s->rank < 1 || (s->batched && s->rank == 1)) {
             lerr(c, NULL, KILN_ERR_SHAPE, "layernorm cannot normalize over the batch dimension of %s", xs);
+            return false;
+        }
+        return true;
+    case KILN_OP_CONV_TRANSPOSE2D: {
+        if (s->rank != 4) {
+            lerr(c, NULL, KILN_ERR_SHAPE, "conv_transpose2d needs an input of rank 4 [N,C,H,W], got %s", xs);
+            return false;
+        }
+        int64_t groups = n->attrs[KILN_ATTR_GROUPS].i;
+        if (s->dims[1] % groups != 0) {
+            lerr(c, NULL, KILN_ERR_SHAPE, "groups (%lld) must divide the input channels (%lld) of %s", (long long)groups,
+                 (long long)s->dims[1], xs);
+            return false;
+        }
+        return true;
+    }
+    case KILN_OP_GROUP_NORM:
+        if (s->rank < 2) {
+            lerr(c, NULL, KILN_ERR_SHAPE, "group_norm needs an input of rank >= 2 (channels on axis 1), got %s", xs);
             return false;
         }
         return true;

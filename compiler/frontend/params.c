@@ -52,7 +52,7 @@ static bool needed_shape(const kiln_node *n, const kiln_type *x, int i, kiln_sha
 /* The uniform range of `init: {random: SEED}` for a role (docs/format.md). */
 static void random_range(const kiln_node *n, const kiln_type *x, const char *role, double *lo, double *hi)
 {
-    if (n->op == KILN_OP_DENSE || n->op == KILN_OP_CONV2D) {
+    if (n->op == KILN_OP_DENSE || n->op == KILN_OP_CONV2D || n->op == KILN_OP_CONV_TRANSPOSE2D) {
         kiln_shape w;
         needed_shape(n, x, kiln_op_param_index(n->op, "weight"), &w);
         double fan_in = 1;
@@ -181,7 +181,8 @@ bool kiln_fe_bind_params(kiln_fe *fe, const kiln_fe_layer *L, const kiln_node *p
         param_entry *e = kiln_strmap_get(&fe->params, key);
         if (e) { /* shared */
             const kiln_shape *have = &g->values[e->value].type.shape;
-            if (fixed && !kiln_shape_equal(have, &type.shape)) {
+            bool one = (def->flags & KILN_OPF_PARAM_ONE) && have->rank == 1 && have->dims[0] == 1;
+            if (fixed && !kiln_shape_equal(have, &type.shape) && !one) {
                 kiln_fe_layer_error(fe, L, NULL, KILN_ERR_WEIGHTS,
                                     "parameter '%s' reads '%s' as %s, but layer '%s' (line %u) reads it as %s", role,
                                     key, kiln_shape_format(&type.shape, NULL, a, sizeof a), e->first->name,
@@ -202,6 +203,10 @@ bool kiln_fe_bind_params(kiln_fe *fe, const kiln_fe_layer *L, const kiln_node *p
         if (t) {
             param.source = KILN_PARAM_FILE;
             param.file = file;
+            if (fixed && (def->flags & KILN_OPF_PARAM_ONE) && t->rank == 1 && t->dims[0] == 1) {
+                type.shape.rank = 1; /* one value for every channel (prelu's [1]) */
+                type.shape.dims[0] = 1;
+            }
             if (!fixed) { /* constant: the tensor's own shape */
                 if (!t->supported) {
                     kiln_fe_layer_error(fe, L, NULL, KILN_ERR_WEIGHTS,

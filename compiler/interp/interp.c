@@ -62,6 +62,21 @@ static const kiln_interp_kernel kernels[] = {
     [KILN_OP_DROPOUT] = kiln_interp_copy,
     [KILN_OP_REORDER] = kiln_interp_copy, /* layouts are storage: the logical values pass unchanged */
     [KILN_OP_CONSTANT] = kiln_interp_constant,
+    [KILN_OP_SLICE] = kiln_interp_slice,
+    [KILN_OP_EXPAND] = kiln_interp_expand,
+    [KILN_OP_RESIZE] = kiln_interp_resize,
+    [KILN_OP_CONV_TRANSPOSE2D] = kiln_interp_conv_transpose2d,
+    [KILN_OP_ADAPTIVE_AVGPOOL2D] = kiln_interp_adaptive_avgpool2d,
+    [KILN_OP_GROUP_NORM] = kiln_interp_group_norm,
+    [KILN_OP_PRELU] = kiln_interp_prelu,
+    [KILN_OP_POW] = kiln_interp_binary,
+    [KILN_OP_REDUCE_SUM] = kiln_interp_mean,
+    [KILN_OP_REDUCE_MAX] = kiln_interp_mean,
+    [KILN_OP_REDUCE_MIN] = kiln_interp_mean,
+    [KILN_OP_ERF] = kiln_interp_unary,
+    [KILN_OP_ABS] = kiln_interp_unary,
+    [KILN_OP_LOG] = kiln_interp_unary,
+    [KILN_OP_SOFTPLUS] = kiln_interp_unary,
 };
 _Static_assert(sizeof kernels / sizeof kernels[0] == KILN_OP_COUNT,
                "the interpreter needs one kernel per op of ir/ops.def");

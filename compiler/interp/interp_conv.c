@@ -292,3 +292,105 @@ kiln_status kiln_interp_global_avgpool(const kiln_icall *c)
     }
     return KILN_OK;
 }
+
+/* torch.nn.ConvTranspose2d: every input element x[n, c, iy, ix] adds
+ * x * weight[c, f - g Fg, ky, kx] to y[n, f, iy sh - pt + ky dh, ix sw - pl +
+ * kx dw] for the filters f of c's group; padding crops the full result at
+ * top/left (pt, pl) and bottom/right, output_padding adds rows and columns
+ * at the bottom/right that only the bias reaches beyond the full result.
+ * weight is [C, F/groups, kh, kw]. */
+kiln_status kiln_interp_conv_transpose2d(const kiln_icall *c)
+{
+    kiln_status s;
+    const kiln_itensor *x = c->in[0], *wt, *bias = kiln_icall_param(c, "bias");
+    int64_t groups, op[2];
+    window w;
+    if ((s = kiln_icall_check_rank(c, 0, 4)) != KILN_OK || (s = kiln_icall_need_param(c, "weight", &wt)) != KILN_OK ||
+        (s = kiln_icall_int(c, KILN_ATTR_GROUPS, &groups)) != KILN_OK || (s = read_window(c, true, &w)) != KILN_OK ||
+        (s = kiln_icall_ints(c, KILN_ATTR_OUTPUT_PADDING, 2, op, NULL)) != KILN_OK)
+        return s;
+    const int64_t N = x->dims[0], C = x->dims[1], H = x->dims[2], W = x->dims[3];
+    char xs[128], ws[128];
+    kiln_idims_format(x->rank, x->dims, xs, sizeof xs);
+    kiln_idims_format(wt->rank, wt->dims, ws, sizeof ws);
+    if (wt->rank != 4 || groups < 1 || wt->dims[0] != C || C % groups != 0)
+        return kiln_icall_fail(c, KILN_ERR_SHAPE,
+                               "input %s and weight %s do not fit groups=%lld (weight must be [C, F/groups, kh, kw])",
+                               xs, ws, (long long)groups);
+    const int64_t Fg = wt->dims[1], F = Fg * groups, Cg = C / groups;
+    w.kh = wt->dims[2], w.kw = wt->dims[3];
+    if (bias && (s = kiln_icall_check_param_count(c, "bias", bias, F)) != KILN_OK)
+        return s;
+    const int64_t OH = (H - 1) * w.sh - w.pt - w.pb + w.dh * (w.kh - 1) + op[0] + 1;
+    const int64_t OW = (W - 1) * w.sw - w.pl - w.pr + w.dw * (w.kw - 1) + op[1] + 1;
+    if (OH < 1 || OW < 1)
+        return kiln_icall_fail(c, KILN_ERR_SHAPE, "the padding leaves no output of input %s", xs);
+    if ((s = kiln_icall_check_out(c, 4, (const int64_t[]){N, F, OH, OW})) != KILN_OK)
+        return s;
+
+    double *y = c->out->data;
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t f = 0; f < F; f++)
+            for (int64_t i = 0; i < OH * OW; i++)
+                y[(n * F + f) * OH * OW + i] = bias ? bias->data[f] : 0.0;
+    for (int64_t n = 0; n < N; n++) {
+        for (int64_t ch = 0; ch < C; ch++) {
+            const int64_t g = ch / Cg;
+            const double *xp = x->data + (size_t)((n * C + ch) * H * W);
+            for (int64_t fl = 0; fl < Fg; fl++) {
+                const int64_t f = g * Fg + fl;
+                const double *wp = wt->data + (size_t)((ch * Fg + fl) * w.kh * w.kw);
+                double *yp = y + (size_t)((n * F + f) * OH * OW);
+                for (int64_t iy = 0; iy < H; iy++)
+                    for (int64_t ky = 0; ky < w.kh; ky++) {
+                        const int64_t oy = iy * w.sh - w.pt + ky * w.dh;
+                        if (oy < 0 || oy >= OH)
+                            continue;
+                        for (int64_t ix = 0; ix < W; ix++)
+                            for (int64_t kx = 0; kx < w.kw; kx++) {
+                                const int64_t ox = ix * w.sw - w.pl + kx * w.dw;
+                                if (ox >= 0 && ox < OW)
+                                    yp[oy * OW + ox] += xp[iy * W + ix] * wp[ky * w.kw + kx];
+                            }
+                    }
+            }
+        }
+    }
+    return KILN_OK;
+}
+
+/* torch.nn.AdaptiveAvgPool2d: output cell o of an axis averages the input
+ * cells [floor(o in / out), ceil((o + 1) in / out)); when out > in the
+ * windows overlap and repeat cells. */
+kiln_status kiln_interp_adaptive_avgpool2d(const kiln_icall *c)
+{
+    const kiln_itensor *x = c->in[0];
+    int64_t size[2];
+    kiln_status s;
+    if ((s = kiln_icall_check_rank(c, 0, -2)) != KILN_OK || (s = kiln_icall_ints(c, KILN_ATTR_SIZE, 2, size, NULL)) != KILN_OK)
+        return s;
+    const int R = x->rank;
+    int64_t dims[KILN_MAX_RANK];
+    for (int i = 0; i < R; i++)
+        dims[i] = i < R - 2 ? x->dims[i] : size[i - (R - 2)];
+    if ((s = kiln_icall_check_out(c, R, dims)) != KILN_OK)
+        return s;
+    const int64_t H = x->dims[R - 2], W = x->dims[R - 1], OH = size[0], OW = size[1];
+    const size_t planes = kiln_idims_product(x->dims, 0, R - 2);
+    for (size_t p = 0; p < planes; p++) {
+        const double *xp = x->data + p * (size_t)(H * W);
+        double *o = c->out->data + p * (size_t)(OH * OW);
+        for (int64_t oy = 0; oy < OH; oy++) {
+            const int64_t y0 = oy * H / OH, y1 = ((oy + 1) * H + OH - 1) / OH;
+            for (int64_t ox = 0; ox < OW; ox++) {
+                const int64_t x0 = ox * W / OW, x1 = ((ox + 1) * W + OW - 1) / OW;
+                double sum = 0.0;
+                for (int64_t iy = y0; iy < y1; iy++)
+                    for (int64_t ix = x0; ix < x1; ix++)
+                        sum += xp[iy * W + ix];
+                o[oy * OW + ox] = sum / (double)((y1 - y0) * (x1 - x0));
+            }
+        }
+    }
+    return KILN_OK;
+}

@@ -13,7 +13,7 @@
 
 /* Attributes a unary op may read. */
 typedef struct unary_attrs {
-    double alpha;
+    double alpha, beta;
     bool has_min, has_max;
     double min, max;
 } unary_attrs;
@@ -36,9 +36,20 @@ static double silu(double x, const unary_attrs *a) { return x / (1.0 + exp(-x));
 /* torch: x * relu6(x + 3) / 6 and relu6(x + 3) / 6 */
 static double hardswish(double x, const unary_attrs *a) { return x * relu6(x + 3.0, a) / 6.0; }
 static double hardsigmoid(double x, const unary_attrs *a) { return relu6(x + 3.0, a) / 6.0; }
+/* hardsigmoid with other alpha and beta (ONNX's form): clip(alpha x + beta, 0, 1) */
+static double hardsigmoid_ab(double x, const unary_attrs *a)
+{
+    double y = a->alpha * x + a->beta;
+    return isnan(y) ? y : y < 0.0 ? 0.0 : y > 1.0 ? 1.0 : y;
+}
 static double exp_(double x, const unary_attrs *a) { return exp(x); }
 static double sqrt_(double x, const unary_attrs *a) { return sqrt(x); }
 static double neg(double x, const unary_attrs *a) { return -x; }
+static double erf_(double x, const unary_attrs *a) { return erf(x); }
+static double abs_(double x, const unary_attrs *a) { return fabs(x); }
+static double log_(double x, const unary_attrs *a) { return log(x); }
+/* torch.nn.Softplus(beta=1, threshold=20): x above the threshold, else log(1 + e^x) */
+static double softplus(double x, const unary_attrs *a) { return x > 20.0 ? x : log1p(exp(x)); }
 
 #define SQRT_HALF 0.70710678118654752440      /* 1/√2 */
 #define SQRT_2_OVER_PI 0.79788456080286535588 /* √(2/π) */
@@ -83,10 +94,20 @@ kiln_status kiln_interp_unary(const kiln_icall *c)
     case KILN_OP_TANH: f = tanh_; break;
     case KILN_OP_SILU: f = silu; break;
     case KILN_OP_HARDSWISH: f = hardswish; break;
-    case KILN_OP_HARDSIGMOID: f = hardsigmoid; break;
+    case KILN_OP_HARDSIGMOID:
+        if ((s = kiln_icall_float(c, KILN_ATTR_ALPHA, &a.alpha)) != KILN_OK ||
+            (s = kiln_icall_float(c, KILN_ATTR_BETA, &a.beta)) != KILN_OK)
+            return s;
+        /* PyTorch's defaults: its own formula, relu6(x + 3) / 6 */
+        f = a.alpha == 1.0 / 6.0 && a.beta == 0.5 ? hardsigmoid : hardsigmoid_ab;
+        break;
     case KILN_OP_EXP: f = exp_; break;
     case KILN_OP_SQRT: f = sqrt_; break;
     case KILN_OP_NEG: f = neg; break;
+    case KILN_OP_ERF: f = erf_; break;
+    case KILN_OP_ABS: f = abs_; break;
+    case KILN_OP_LOG: f = log_; break;
+    case KILN_OP_SOFTPLUS: f = softplus; break;
     case KILN_OP_GELU: {
         /* `approximate` is a word: "none" (erf) or "tanh". */
         int64_t approx;
@@ -142,6 +163,8 @@ static double div_(double a, double b) { return a / b; }
 /* torch.maximum / torch.minimum: NaN if either is NaN. */
 static double max_(double a, double b) { return isnan(a) || isnan(b) ? NAN : a > b ? a : b; }
 static double min_(double a, double b) { return isnan(a) || isnan(b) ? NAN : a < b ? a : b; }
+/* torch.pow: C's pow (a negative base with a fractional exponent is NaN, x^0 is 1) */
+static double pow_(double a, double b) { return pow(a, b); }
 
 kiln_status kiln_interp_binary(const kiln_icall *c)
 {
@@ -153,6 +176,7 @@ kiln_status kiln_interp_binary(const kiln_icall *c)
     case KILN_OP_DIV: f = div_; break;
     case KILN_OP_MAX: f = max_; break;
     case KILN_OP_MIN: f = min_; break;
+    case KILN_OP_POW: f = pow_; break;
     default: return kiln_icall_fail(c, KILN_ERR_INTERNAL, "not a binary op");
     }
 
@@ -219,6 +243,30 @@ kiln_status kiln_interp_binary(const kiln_icall *c)
             oa -= sa[ax] * dims[ax], ob -= sb[ax] * dims[ax];
             idx[ax] = 0;
         }
+    }
+    return KILN_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* prelu                                                                     */
+/* ------------------------------------------------------------------------ */
+
+/* torch.nn.PReLU: x > 0 ? x : w x, w per channel (axis 1) or one for all. */
+kiln_status kiln_interp_prelu(const kiln_icall *c)
+{
+    const kiln_itensor *x = c->in[0], *w;
+    kiln_status s;
+    if ((s = kiln_icall_need_param(c, "weight", &w)) != KILN_OK ||
+        (s = kiln_icall_check_out(c, x->rank, x->dims)) != KILN_OK)
+        return s;
+    const int64_t C = w->count == 1 ? 1 : (x->rank >= 2 ? x->dims[1] : -1);
+    if ((s = kiln_icall_check_param_count(c, "weight", w, C)) != KILN_OK)
+        return s;
+    const size_t inner = x->rank >= 2 ? kiln_idims_product(x->dims, 2, x->rank) : x->count;
+    for (size_t i = 0; i < x->count; i++) {
+        const double wv = C == 1 ? w->data[0] : w->data[(i / inner) % (size_t)C];
+        const double v = x->data[i];
+        c->out->data[i] = v > 0.0 ? v : wv * v;
     }
     return KILN_OK;
 }

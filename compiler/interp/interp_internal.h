@@ -95,15 +95,26 @@ KILN_INTERP_HIDDEN kiln_status kiln_interp_layernorm(const kiln_icall *c);
 KILN_INTERP_HIDDEN kiln_status kiln_interp_softmax(const kiln_icall *c); /* and log_softmax */
 /* interp_elementwise.c */
 KILN_INTERP_HIDDEN kiln_status kiln_interp_unary(const kiln_icall *c);  /* every ELEMWISE op (ops.def) */
-KILN_INTERP_HIDDEN kiln_status kiln_interp_binary(const kiln_icall *c); /* add sub mul div max min */
+KILN_INTERP_HIDDEN kiln_status kiln_interp_binary(const kiln_icall *c); /* every BROADCAST op (ops.def) */
 /* interp_shape.c */
 KILN_INTERP_HIDDEN kiln_status kiln_interp_concat(const kiln_icall *c);
 KILN_INTERP_HIDDEN kiln_status kiln_interp_flatten(const kiln_icall *c);
 KILN_INTERP_HIDDEN kiln_status kiln_interp_reshape(const kiln_icall *c);
 KILN_INTERP_HIDDEN kiln_status kiln_interp_copy(const kiln_icall *c); /* identity, dropout */
 KILN_INTERP_HIDDEN kiln_status kiln_interp_transpose(const kiln_icall *c);
-KILN_INTERP_HIDDEN kiln_status kiln_interp_mean(const kiln_icall *c);
+KILN_INTERP_HIDDEN kiln_status kiln_interp_mean(const kiln_icall *c); /* and reduce_sum/max/min */
 KILN_INTERP_HIDDEN kiln_status kiln_interp_pad(const kiln_icall *c);
 KILN_INTERP_HIDDEN kiln_status kiln_interp_constant(const kiln_icall *c);
+KILN_INTERP_HIDDEN kiln_status kiln_interp_slice(const kiln_icall *c);
+KILN_INTERP_HIDDEN kiln_status kiln_interp_expand(const kiln_icall *c);
+/* interp_conv.c (version 1.1) */
+KILN_INTERP_HIDDEN kiln_status kiln_interp_conv_transpose2d(const kiln_icall *c);
+KILN_INTERP_HIDDEN kiln_status kiln_interp_adaptive_avgpool2d(const kiln_icall *c);
+/* interp_norm.c (version 1.1) */
+KILN_INTERP_HIDDEN kiln_status kiln_interp_group_norm(const kiln_icall *c);
+/* interp_elementwise.c (version 1.1) */
+KILN_INTERP_HIDDEN kiln_status kiln_interp_prelu(const kiln_icall *c);
+/* interp_resize.c */
+KILN_INTERP_HIDDEN kiln_status kiln_interp_resize(const kiln_icall *c);
 
 #endif

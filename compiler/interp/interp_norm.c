@@ -115,3 +115,52 @@ kiln_status kiln_interp_softmax(const kiln_icall *c)
     }
     return KILN_OK;
 }
+
+/* torch.nn.GroupNorm: the channels (axis 1) in `groups` groups; each group of
+ * each item is normalized over its channels and every later axis with the
+ * biased variance, then scaled and shifted per channel when affine. */
+kiln_status kiln_interp_group_norm(const kiln_icall *c)
+{
+    const kiln_itensor *x = c->in[0];
+    const kiln_itensor *weight = kiln_icall_param(c, "weight"), *bias = kiln_icall_param(c, "bias");
+    double eps;
+    int64_t groups;
+    kiln_status s;
+    if ((s = kiln_icall_check_rank(c, 0, -2)) != KILN_OK || (s = kiln_icall_float(c, KILN_ATTR_EPS, &eps)) != KILN_OK ||
+        (s = kiln_icall_int(c, KILN_ATTR_GROUPS, &groups)) != KILN_OK)
+        return s;
+    const int64_t N = x->dims[0], C = x->dims[1];
+    if (groups < 1 || C % groups != 0)
+        return kiln_icall_fail(c, KILN_ERR_SHAPE, "groups (%lld) must divide the channels (%lld)", (long long)groups,
+                               (long long)C);
+    if ((weight && (s = kiln_icall_check_param_count(c, "weight", weight, C)) != KILN_OK) ||
+        (bias && (s = kiln_icall_check_param_count(c, "bias", bias, C)) != KILN_OK) ||
+        (s = kiln_icall_check_out(c, x->rank, x->dims)) != KILN_OK)
+        return s;
+    const size_t inner = kiln_idims_product(x->dims, 2, x->rank), Cg = (size_t)(C / groups);
+    const size_t count = Cg * inner;
+    for (int64_t n = 0; n < N; n++) {
+        for (int64_t g = 0; g < groups; g++) {
+            const size_t base = ((size_t)n * (size_t)C + (size_t)g * Cg) * inner;
+            const double *xg = x->data + base;
+            double mean = 0.0, var = 0.0;
+            for (size_t i = 0; i < count; i++)
+                mean += xg[i];
+            mean /= (double)count;
+            for (size_t i = 0; i < count; i++)
+                var += (xg[i] - mean) * (xg[i] - mean);
+            var /= (double)count;
+            const double inv = 1.0 / sqrt(var + eps);
+            for (size_t i = 0; i < count; i++) {
+                const size_t ch = (size_t)g * Cg + i / inner;
+                double y = (xg[i] - mean) * inv;
+                if (weight)
+                    y *= weight->data[ch];
+                if (bias)
+                    y += bias->data[ch];
+                c->out->data[base + i] = y;
+            }
+        }
+    }
+    return KILN_OK;
+}

@@ -3,6 +3,7 @@
  * the mean reduction. */
 #include "interp_internal.h"
 
+#include <math.h>
 #include <string.h>
 
 /* Copies the operand when the output is the same elements in the same order. */
@@ -19,13 +20,18 @@ static int norm_axis(int64_t axis, int rank)
     return axis >= 0 && axis < rank ? (int)axis : -1;
 }
 
+/* concat. An operand whose axis 0 is 1 where the others' is larger (an
+ * unbatched operand among batched ones, FORMAT.md 1.1) is repeated along it. */
 kiln_status kiln_interp_concat(const kiln_icall *c)
 {
-    const kiln_itensor *x0 = c->in[0];
     int64_t attr_axis;
     kiln_status s;
     if ((s = kiln_icall_int(c, KILN_ATTR_AXIS, &attr_axis)) != KILN_OK)
         return s;
+    const kiln_itensor *x0 = c->in[0];
+    for (uint32_t i = 1; i < c->n_in; i++)
+        if (c->in[i]->rank == x0->rank && x0->rank > 0 && c->in[i]->dims[0] > x0->dims[0])
+            x0 = c->in[i]; /* the widest axis 0: the batch */
     const int axis = norm_axis(attr_axis, x0->rank);
     if (axis < 0)
         return kiln_icall_fail(c, KILN_ERR_SHAPE, "axis %lld is out of range for rank %d", (long long)attr_axis,
@@ -37,7 +43,7 @@ kiln_status kiln_interp_concat(const kiln_icall *c)
         const kiln_itensor *x = c->in[i];
         bool fits = x->rank == x0->rank;
         for (int d = 0; fits && d < x->rank; d++)
-            fits = d == axis || x->dims[d] == x0->dims[d];
+            fits = d == axis || x->dims[d] == x0->dims[d] || (d == 0 && x->dims[0] == 1);
         if (!fits) {
             char a[128], b[128];
             return kiln_icall_fail(c, KILN_ERR_SHAPE, "operand %u has shape %s, which does not match %s outside axis %d",
@@ -49,13 +55,15 @@ kiln_status kiln_interp_concat(const kiln_icall *c)
     if ((s = kiln_icall_check_out(c, x0->rank, dims)) != KILN_OK)
         return s;
 
-    /* For each index before the axis, the operands' blocks one after another. */
+    /* For each index before the axis, the operands' blocks one after another;
+     * a repeated operand has fewer such indices and starts over. */
     const size_t outer = kiln_idims_product(dims, 0, axis), inner = kiln_idims_product(dims, axis + 1, x0->rank);
     double *o = c->out->data;
     for (size_t r = 0; r < outer; r++) {
         for (uint32_t i = 0; i < c->n_in; i++) {
             const size_t block = (size_t)c->in[i]->dims[axis] * inner;
-            memcpy(o, c->in[i]->data + r * block, block * sizeof(double));
+            const size_t rows = kiln_idims_product(c->in[i]->dims, 0, axis);
+            memcpy(o, c->in[i]->data + (r % rows) * block, block * sizeof(double));
             o += block;
         }
     }
@@ -194,6 +202,8 @@ kiln_status kiln_interp_transpose(const kiln_icall *c)
     return KILN_OK;
 }
 
+/* mean, reduce_sum, reduce_max, reduce_min over `axes`. The maximum and
+ * minimum propagate NaN (torch.amax, torch.amin). */
 kiln_status kiln_interp_mean(const kiln_icall *c)
 {
     const kiln_itensor *x = c->in[0];
@@ -233,12 +243,20 @@ kiln_status kiln_interp_mean(const kiln_icall *c)
         if (!reduce[i])
             st *= x->dims[i];
     }
+    const kiln_op op = c->n->op;
+    const bool is_max = op == KILN_OP_REDUCE_MAX, is_min = op == KILN_OP_REDUCE_MIN;
     double *o = c->out->data;
     for (size_t i = 0; i < c->out->count; i++)
-        o[i] = 0.0;
+        o[i] = is_max ? -INFINITY : is_min ? INFINITY : 0.0;
     int64_t idx[KILN_MAX_RANK] = {0}, off = 0;
     for (size_t i = 0; i < x->count; i++) {
-        o[off] += x->data[i];
+        const double v = x->data[i];
+        if (is_max)
+            o[off] = isnan(o[off]) || isnan(v) ? NAN : v > o[off] ? v : o[off];
+        else if (is_min)
+            o[off] = isnan(o[off]) || isnan(v) ? NAN : v < o[off] ? v : o[off];
+        else
+            o[off] += v;
         for (int ax = x->rank - 1; ax >= 0; ax--) {
             off += ostride[ax];
             if (++idx[ax] < x->dims[ax])
@@ -247,8 +265,9 @@ kiln_status kiln_interp_mean(const kiln_icall *c)
             idx[ax] = 0;
         }
     }
-    for (size_t i = 0; i < c->out->count; i++)
-        o[i] /= (double)reduced;
+    if (op == KILN_OP_MEAN)
+        for (size_t i = 0; i < c->out->count; i++)
+            o[i] /= (double)reduced;
     return KILN_OK;
 }
 
@@ -285,6 +304,83 @@ kiln_status kiln_interp_pad(const kiln_icall *c)
                 const int64_t ix = ox - left;
                 o[oy * OW + ox] = iy >= 0 && iy < H && ix >= 0 && ix < W ? xp[iy * W + ix] : value;
             }
+        }
+    }
+    return KILN_OK;
+}
+
+/* slice: x[start:end:step] along one axis (Python's rules, kiln_slice_bounds). */
+kiln_status kiln_interp_slice(const kiln_icall *c)
+{
+    const kiln_itensor *x = c->in[0];
+    int64_t attr_axis, start, step, end = 0;
+    kiln_status s;
+    if ((s = kiln_icall_int(c, KILN_ATTR_AXIS, &attr_axis)) != KILN_OK ||
+        (s = kiln_icall_int(c, KILN_ATTR_START, &start)) != KILN_OK ||
+        (s = kiln_icall_int(c, KILN_ATTR_STEP, &step)) != KILN_OK)
+        return s;
+    const bool has_end = kiln_node_has(c->n, KILN_ATTR_END);
+    if (has_end && (s = kiln_icall_int(c, KILN_ATTR_END, &end)) != KILN_OK)
+        return s;
+    const int axis = norm_axis(attr_axis, x->rank);
+    if (axis < 0 || step < 1)
+        return kiln_icall_fail(c, KILN_ERR_SHAPE, "axis %lld (rank %d) or step %lld out of range",
+                               (long long)attr_axis, x->rank, (long long)step);
+    int64_t first, count;
+    kiln_slice_bounds(x->dims[axis], start, has_end, end, step, &first, &count);
+    int64_t dims[KILN_MAX_RANK];
+    memcpy(dims, x->dims, sizeof dims);
+    dims[axis] = count;
+    if ((s = kiln_icall_check_out(c, x->rank, dims)) != KILN_OK)
+        return s;
+    const size_t outer = kiln_idims_product(x->dims, 0, axis), inner = kiln_idims_product(x->dims, axis + 1, x->rank);
+    const size_t D = (size_t)x->dims[axis];
+    double *o = c->out->data;
+    for (size_t r = 0; r < outer; r++)
+        for (int64_t k = 0; k < count; k++, o += inner)
+            memcpy(o, x->data + (r * D + (size_t)(first + k * step)) * inner, inner * sizeof(double));
+    return KILN_OK;
+}
+
+/* expand: NumPy's broadcast_to. The IR's shape holds -1 (KILN_DIM_BATCH)
+ * for the batch; the output tensor's dims say what it is this run. */
+kiln_status kiln_interp_expand(const kiln_icall *c)
+{
+    const kiln_itensor *x = c->in[0], *y = c->out;
+    int64_t shape[KILN_MAX_INTS];
+    int R;
+    kiln_status s;
+    if ((s = kiln_icall_ints(c, KILN_ATTR_SHAPE, -1, shape, &R)) != KILN_OK)
+        return s;
+    if (R < x->rank || R > KILN_MAX_RANK || y->rank != R)
+        return kiln_icall_fail(c, KILN_ERR_SHAPE, "cannot expand rank %d to rank %d", x->rank, R);
+    for (int i = 0; i < R; i++)
+        if (shape[i] == KILN_DIM_BATCH)
+            shape[i] = y->dims[0]; /* this run's batch */
+    if ((s = kiln_icall_check_out(c, R, shape)) != KILN_OK)
+        return s;
+    int64_t st[KILN_MAX_RANK], stride = 1;
+    for (int i = R - 1; i >= 0; i--) {
+        const int j = i - (R - x->rank);
+        const int64_t d = j >= 0 ? x->dims[j] : 1;
+        if (d != 1 && d != y->dims[i]) {
+            char a[128], b[128];
+            return kiln_icall_fail(c, KILN_ERR_SHAPE, "cannot expand %s to %s",
+                                   kiln_idims_format(x->rank, x->dims, a, sizeof a),
+                                   kiln_idims_format(R, y->dims, b, sizeof b));
+        }
+        st[i] = d == 1 ? 0 : stride;
+        stride *= d;
+    }
+    int64_t idx[KILN_MAX_RANK] = {0}, off = 0;
+    for (size_t i = 0; i < y->count; i++) {
+        y->data[i] = x->data[off];
+        for (int ax = R - 1; ax >= 0; ax--) {
+            off += st[ax];
+            if (++idx[ax] < y->dims[ax])
+                break;
+            off -= st[ax] * y->dims[ax];
+            idx[ax] = 0;
         }
     }
     return KILN_OK;

@@ -4,7 +4,10 @@
  * bit for bit: identity and dropout (at inference), reshape or flatten to the
  * operand's own shape, transpose by the identity permutation, mul or div by a
  * scalar 1 (x*1 and x/1 are exact; 1/x is not, so a reversed div stays), and
- * x - 0 (exact for every x, -0 included; x + 0 is not, for x = -0).
+ * x - 0 (exact for every x, -0 included; x + 0 is not, for x = -0), and
+ * of version 1.1: a slice or expand whose result has its operand's shape
+ * (the whole axis, in order), pow by a scalar 1 (x^1 = x, NaN and -0
+ * included; 1^x is not).
  *
  * Its uses are rewired to its operand. When its output is a model output the
  * operand must take the name instead (the outputs are the generated API):
@@ -48,6 +51,8 @@ static bool is_noop(const kiln_graph *g, const kiln_node *n)
     case KILN_OP_REORDER: /* between equal layouts: a copy */
     case KILN_OP_RESHAPE:
     case KILN_OP_FLATTEN:
+    case KILN_OP_SLICE:  /* the same shape: every element, in order */
+    case KILN_OP_EXPAND: /* nothing repeated */
         return true; /* same type: the same shape */
     case KILN_OP_TRANSPOSE: {
         const kiln_attr *p = &n->attrs[KILN_ATTR_PERM];
@@ -62,6 +67,8 @@ static bool is_noop(const kiln_graph *g, const kiln_node *n)
         return scalar_is(n, 1.0) && !reversed(n);
     case KILN_OP_SUB:
         return scalar_is(n, 0.0) && !reversed(n);
+    case KILN_OP_POW:
+        return scalar_is(n, 1.0) && !reversed(n);
     default:
         return false;
     }

@@ -41,6 +41,7 @@ int kiln_target_epi_view_split(const kiln_graph *g, const kiln_node *a)
     const kiln_shape *ys = &g->values[a->output].type.shape;
     switch (a->op) {
     case KILN_OP_CONV2D:
+    case KILN_OP_CONV_TRANSPOSE2D:
         return ys->rank == 4 ? 2 : -1;
     case KILN_OP_DENSE:
         return ys->rank >= 1 ? ys->rank - 1 : -1;

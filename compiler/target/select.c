@@ -150,6 +150,8 @@ bool kiln_target_conv_blocks(const kiln_target *t, const kiln_graph *g, const ki
 
 uint64_t kiln_target_scratch(const kiln_target *t, const kiln_graph *g, const kiln_node *n, kiln_impl impl)
 {
+    if (n->op == KILN_OP_CONV_TRANSPOSE2D)
+        return kiln_target_deconv_scratch(t, g, n);
     switch (impl) {
     case KILN_IMPL_WINOGRAD2:
         return kiln_target_winograd_scratch(t, g, n, 2);

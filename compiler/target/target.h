@@ -114,6 +114,15 @@ int64_t kiln_target_winograd_slots(const kiln_node *n);
 /* Scratch bytes of F(m x m) on n (0 when m is 0 or has no plan). */
 uint64_t kiln_target_winograd_scratch(const kiln_target *t, const kiln_graph *g, const kiln_node *n, int m);
 
+/* ---- conv_transpose2d (deconv.c) ------------------------------------------ */
+
+/* The tasks of a strided conv_transpose2d step, each with a scratch slot. */
+int64_t kiln_target_deconv_slots(const kiln_node *n);
+/* The block of output channels x columns one task computes. */
+void kiln_target_deconv_block(const kiln_target *t, int64_t filters_per_group, int64_t *rows, int64_t *cols);
+/* Scratch bytes of conv_transpose2d n (0 at stride 1 and for other ops). */
+uint64_t kiln_target_deconv_scratch(const kiln_target *t, const kiln_graph *g, const kiln_node *n);
+
 /* ---- fusion (fusion.c): what the code generator applies in registers ------ */
 
 #define KILN_TARGET_MAX_EPI 16 /* members after a group's anchor, at most */

@@ -230,6 +230,50 @@ static void test_reorder(void)
     kiln_graph_destroy(g);
 }
 
+/* resize between blocked convolutions, every mode, up and down, channels
+ * that are not whole blocks (13), lanes of zeros kept zero (x / x before). */
+static void test_resize(void)
+{
+    static const struct {
+        kiln_resize_mode mode;
+        bool align, by_scale;
+        int64_t size[2];
+        double scale[2];
+    } cases[] = {
+        {KILN_RESIZE_NEAREST, false, true, {0, 0}, {2, 2}},
+        {KILN_RESIZE_NEAREST_EXACT, false, false, {11, 5}, {0, 0}},
+        {KILN_RESIZE_BILINEAR, false, true, {0, 0}, {2, 2}},
+        {KILN_RESIZE_BILINEAR, true, false, {13, 20}, {0, 0}},
+        {KILN_RESIZE_BICUBIC, false, true, {0, 0}, {1.5, 0.75}},
+        {KILN_RESIZE_BICUBIC, true, false, {4, 17}, {0, 0}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        kiln_graph *g = tg_new("blocked_resize");
+        kiln_id x = tg_input(g, "x", TG_DIMS(B, 3, 7, 9));
+        conv_spec s = {13, 3, 3, 1, 1, {1, 1, 1, 1}, 1, 1, true};
+        kiln_id a = conv(g, x, "c", &s);
+        kiln_id q = node2(g, KILN_OP_DIV, a, a, "q");
+        kiln_id m = node2(g, KILN_OP_MUL, a, q, "m");
+        kiln_id up = tg_node(g, KILN_OP_RESIZE, &m, 1, "up");
+        kiln_node *n = tg_last(g);
+        kiln_node_set_int(n, KILN_ATTR_MODE, cases[i].mode);
+        kiln_node_set_bool(n, KILN_ATTR_ALIGN_CORNERS, cases[i].align);
+        if (cases[i].by_scale)
+            kiln_node_set_floats(n, KILN_ATTR_SCALE, cases[i].scale, 2);
+        else
+            set_ints(n, KILN_ATTR_SIZE, cases[i].size, 2);
+        CU_ASSERT_FATAL(tg_finish(g));
+        blocked(g, up);
+        conv_spec t = {9, 1, 1, 1, 1, {0, 0, 0, 0}, 1, 1, true};
+        kiln_id y = conv(g, up, "mix", &t);
+        tg_output(g, node1(g, KILN_OP_REORDER, y, "out", false));
+        tg_output(g, node1(g, KILN_OP_REORDER, up, "up_out", false));
+        expect_ok(g, false);
+        expect_ok(g, true);
+        kiln_graph_destroy(g);
+    }
+}
+
 static void report(void) { fprintf(stderr, "\n  largest error of the blocked kernels: %.3g\n", worst); }
 
 static void add_tests(CU_pSuite s)
@@ -239,6 +283,7 @@ static void add_tests(CU_pSuite s)
     CU_add_test(s, "pools", test_pools);
     CU_add_test(s, "padding lanes", test_padding_lanes);
     CU_add_test(s, "reorder", test_reorder);
+    CU_add_test(s, "resize", test_resize);
     CU_add_test(s, "report", report);
 }
 

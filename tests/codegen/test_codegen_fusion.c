@@ -253,6 +253,138 @@ static void test_elementwise_chain(void)
     check_fused(g, 1);
 }
 
+/* conv_transpose2d with a fused chain: relu, a per-channel scale, a
+ * residual of the output's shape, softplus. Stride 1: the epilogue in the
+ * GEMM's registers; stride 2: one step per phase, then the epilogue over
+ * the output in place. */
+static void test_deconv_epilogue(void)
+{
+    static const int64_t cfg[][4] = {{3, 1, 1, 0}, {4, 2, 1, 0}, {3, 2, 1, 1}};
+    for (size_t i = 0; i < sizeof cfg / sizeof cfg[0]; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "deconv_chain_%zu", i);
+        kiln_graph *g = tg_new(name);
+        const int64_t k = cfg[i][0], s = cfg[i][1], p = cfg[i][2], op = cfg[i][3], H = 6, W = 9, F = 7;
+        const int64_t OH = (H - 1) * s - 2 * p + k + op, OW = (W - 1) * s - 2 * p + k + op;
+        kiln_id x = tg_input(g, "x", TG_DIMS(B, 5, H, W));
+        kiln_id r = tg_input(g, "r", TG_DIMS(B, F, OH, OW));
+        kiln_id in[3] = {x, tg_param(g, "dc.weight", TG_DIMS(5, F, k, k), -0.3, 0.3),
+                         tg_param(g, "dc.bias", TG_DIMS(F), -0.2, 0.2)};
+        kiln_id y = tg_node(g, KILN_OP_CONV_TRANSPOSE2D, in, 3, "dc");
+        kiln_node *n = tg_last(g);
+        kiln_node_set_int(n, KILN_ATTR_FILTERS, F);
+        set_ints(n, KILN_ATTR_KERNEL, (const int64_t[]){k, k}, 2);
+        set_ints(n, KILN_ATTR_STRIDE, (const int64_t[]){s, s}, 2);
+        set_ints(n, KILN_ATTR_PADDING, (const int64_t[]){p, p, p, p}, 4);
+        set_ints(n, KILN_ATTR_OUTPUT_PADDING, (const int64_t[]){op, op}, 2);
+        CU_ASSERT_FATAL(tg_finish(g));
+        kiln_id a = unary(g, KILN_OP_RELU, y, "relu");
+        kiln_id m = binary(g, KILN_OP_MUL, a, tg_param(g, "scale", TG_DIMS(F, 1, 1), 0.5, 1.5), "scaled");
+        kiln_id sum = binary(g, KILN_OP_ADD, m, r, "res");
+        tg_output(g, unary(g, KILN_OP_SOFTPLUS, sum, "out"));
+        check_fused(g, 1);
+    }
+}
+
+static kiln_id slice1(kiln_graph *g, kiln_id x, const char *name, int64_t axis, int64_t start, int64_t end)
+{
+    kiln_id y = tg_node(g, KILN_OP_SLICE, &x, 1, name);
+    kiln_node_set_int(tg_last(g), KILN_ATTR_AXIS, axis);
+    kiln_node_set_int(tg_last(g), KILN_ATTR_START, start);
+    kiln_node_set_int(tg_last(g), KILN_ATTR_END, end);
+    CU_ASSERT_FATAL(tg_finish(g));
+    return y;
+}
+
+/* g as built and after the passes, against the interpreter (no structural
+ * expectation: under the memory plan a view may become a copy). */
+static void check_planned(kiln_graph *g)
+{
+    double e0 = tg_check_default(g);
+    CU_ASSERT(e0 >= 0 && e0 <= TOL);
+    kiln_graph *f = kiln_graph_clone(g);
+    CU_ASSERT_FATAL(f != NULL);
+    kiln_diag d;
+    kiln_diag_init(&d);
+    kiln_pipeline_options po = {.verify_each = true, .threads_hint = 2};
+    kiln_status st = kiln_pipeline_run(f, &po, &d);
+    if (st != KILN_OK)
+        kiln_diag_print(&d, stderr);
+    kiln_diag_release(&d);
+    CU_ASSERT_FATAL(st == KILN_OK);
+    double e1 = tg_check_default(f);
+    if (!(e0 >= 0 && e0 <= TOL && e1 >= 0 && e1 <= TOL))
+        fprintf(stderr, "  model '%s': error %g as built, %g after the passes\n", g->name, e0, e1);
+    CU_ASSERT(e1 >= 0 && e1 <= TOL);
+    kiln_graph_destroy(f);
+    kiln_graph_destroy(g);
+}
+
+/* Slices of channels of an unbatched value are views (its buffer at an
+ * offset: no step of their own), read by a conv, an elementwise op and a
+ * flatten (a view of a view); also under the memory plan, where the
+ * operand's region may be reused and a view becomes a copy (the planner
+ * does not know about views, as for flatten and reshape). And a ViT-like
+ * head: the class token expanded and concatenated, the token's row sliced
+ * back out (batched: a copy). */
+static void test_slice_views_planned(void)
+{
+    kiln_graph *g = tg_new("slice_views");
+    kiln_id x = tg_input(g, "x", TG_DIMS(1, 12, 6, 7));
+    kiln_id r = unary(g, KILN_OP_RELU, conv(g, x, "c", 12, 12, 1, 1, 0, 1), "r");
+    kiln_id lo = slice1(g, r, "lo", 1, 0, 6), hi = slice1(g, r, "hi", 1, 6, 12);
+    kiln_id c2 = conv(g, lo, "c2", 6, 8, 3, 1, 1, 1);
+    kiln_id t = unary(g, KILN_OP_TANH, hi, "t");
+    kiln_id in[2] = {c2, t};
+    kiln_id cat = tg_node(g, KILN_OP_CONCAT, in, 2, "cat");
+    CU_ASSERT_FATAL(tg_finish(g));
+    kiln_id f = unary(g, KILN_OP_FLATTEN, slice1(g, lo, "lo2", 1, 2, 5), "f");
+    tg_output(g, cat);
+    tg_output(g, unary(g, KILN_OP_EXP, f, "e"));
+    CU_ASSERT_EQUAL(steps_of(g, NULL), 6); /* c, r, c2, t, cat, e: the slices and flatten emit nothing */
+    check_planned(g);
+
+    g = tg_new("class_token");
+    kiln_id p = tg_input(g, "patches", TG_DIMS(B, 5, 16));
+    kiln_id tok = tg_node(g, KILN_OP_CONSTANT, (kiln_id[]){tg_param(g, "cls", TG_DIMS(1, 1, 16), -1, 1)}, 1, "cls_c");
+    CU_ASSERT_FATAL(tg_finish(g));
+    kiln_id ex = tg_node(g, KILN_OP_EXPAND, &tok, 1, "cls_x");
+    kiln_node_set_ints(tg_last(g), KILN_ATTR_SHAPE, (const int64_t[]){KILN_DIM_BATCH, 1, 16}, 3);
+    CU_ASSERT_FATAL(tg_finish(g));
+    kiln_id seq_in[2] = {ex, p};
+    kiln_id seq = tg_node(g, KILN_OP_CONCAT, seq_in, 2, "seq");
+    CU_ASSERT_FATAL(tg_finish(g));
+    kiln_id h = unary(g, KILN_OP_GELU, dense(g, seq, "mlp", 16, 16), "h");
+    kiln_id head = unary(g, KILN_OP_FLATTEN, slice1(g, h, "first", 1, 0, 1), "head");
+    tg_output(g, dense(g, head, "logits", 16, 10));
+    check_fused(g, 1);
+}
+
+/* The 1.1 elementwise ops in one chain: pow by 2 and 2.5, erf, abs, log,
+ * softplus, an ONNX hardsigmoid, and pow with a broadcast exponent. */
+static void test_elementwise_chain_v11(void)
+{
+    kiln_graph *g = tg_new("ew_chain_v11");
+    kiln_id a = tg_input(g, "a", TG_DIMS(B, 3, 33)), e = tg_input(g, "e", TG_DIMS(3, 1));
+    kiln_id sq = tg_node(g, KILN_OP_POW, &a, 1, "sq");
+    kiln_node_set_float(tg_last(g), KILN_ATTR_SCALAR, 2.0);
+    CU_ASSERT_FATAL(tg_finish(g));
+    kiln_id er = unary(g, KILN_OP_ERF, sq, "er");
+    kiln_id ab = unary(g, KILN_OP_ABS, binary(g, KILN_OP_SUB, er, a, "d"), "ab");
+    kiln_id lg = unary(g, KILN_OP_LOG, ab, "lg");
+    kiln_id sp = unary(g, KILN_OP_SOFTPLUS, lg, "sp");
+    kiln_id hs = tg_node(g, KILN_OP_HARDSIGMOID, &sp, 1, "hs");
+    kiln_node_set_float(tg_last(g), KILN_ATTR_ALPHA, 0.2);
+    kiln_node_set_float(tg_last(g), KILN_ATTR_BETA, 0.5);
+    CU_ASSERT_FATAL(tg_finish(g));
+    kiln_id pw = binary(g, KILN_OP_POW, hs, e, "pw");
+    kiln_id p25 = tg_node(g, KILN_OP_POW, &pw, 1, "p25");
+    kiln_node_set_float(tg_last(g), KILN_ATTR_SCALAR, 2.5);
+    CU_ASSERT_FATAL(tg_finish(g));
+    tg_output(g, p25);
+    check_fused(g, 1);
+}
+
 /* A member whose other operand varies along the conv's rows of pixels but
  * not as a contiguous row ([H, 1]): the code generator declines it, stores
  * the conv's output outside the memory plan and runs the rest on its own. */
@@ -407,6 +539,9 @@ static void add_tests(CU_pSuite s)
     CU_add_test(s, "one_channel_residual", test_one_channel_residual);
     CU_add_test(s, "dense_chains", test_dense_chains);
     CU_add_test(s, "elementwise_chain", test_elementwise_chain);
+    CU_add_test(s, "deconv_epilogue", test_deconv_epilogue);
+    CU_add_test(s, "elementwise_chain_v11", test_elementwise_chain_v11);
+    CU_add_test(s, "slice_views_planned", test_slice_views_planned);
     CU_add_test(s, "declined_member", test_declined_member);
     CU_add_test(s, "aliases_planned", test_aliases_planned);
     CU_add_test(s, "profile_hook", test_profile_hook);

@@ -35,6 +35,7 @@ static double ref_gelu_tanh(double x)
     return x / (1.0 + exp(-2.0 * u)); /* = x/2 (1 + tanh u), without its cancellation */
 }
 static double ref_silu(double x) { return x / (1.0 + exp(-x)); }
+static double ref_softplus(double x) { return x > 20.0 ? x : log1p(exp(x)); }
 
 typedef struct fn_case {
     kiln_cg_math_fn fn;
@@ -55,6 +56,7 @@ static const fn_case cases[] = {
     {KILN_CG_MATH_GELU, "gelu", ref_gelu, -12.0f, 30.0f, 8.0, 6.0e-7},
     {KILN_CG_MATH_GELU_TANH, "gelu_tanh", ref_gelu_tanh, -9.0f, 30.0f, 6.0, 6.0e-7},
     {KILN_CG_MATH_SILU, "silu", ref_silu, -87.0f, 88.0f, 4.0, 3.5e-7},
+    {KILN_CG_MATH_SOFTPLUS, "softplus", ref_softplus, -87.0f, 88.0f, 2.5, 2.0e-7},
 };
 
 /* Floats ordered by value as integers, and back. */
@@ -154,6 +156,9 @@ static void test_special(void)
     CU_ASSERT(y[0] == 1.0f && y[1] == -1.0f && isnan(y[2]) && y[3] == 0.0f && y[5] == 1.0f && y[6] == -1.0f);
     fns[KILN_CG_MATH_GELU](x, y, 12);
     CU_ASSERT(y[0] == INFINITY && isnan(y[2]) && y[3] == 0.0f && y[5] == 100.0f && y[6] == -0.0f);
+    fns[KILN_CG_MATH_SOFTPLUS](x, y, 12);
+    CU_ASSERT(y[0] == INFINITY && y[1] == 0.0f && isnan(y[2]) && fabs(y[3] - log(2.0)) < 1e-7 && y[5] == 100.0f);
+    CU_ASSERT(fabs((double)y[6] - exp(-100.0)) < 1e-45 && y[7] == 88.8f && y[9] == (float)log(2.0));
     fns[KILN_CG_MATH_EXPM1](x, y, 12);
     CU_ASSERT(y[0] == INFINITY && y[1] == -1.0f && isnan(y[2]) && y[3] == 0.0f && y[9] == 1e-30f);
     /* Lengths around the vector width: the masked tail. */
