@@ -108,12 +108,10 @@ static void error_at(parser *p, uint32_t line, uint32_t col, const char *fmt, ..
     __attribute__((format(printf, 4, 5)));
 static void error_at(parser *p, uint32_t line, uint32_t col, const char *fmt, ...)
 {
-    char msg[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    kiln_diag_verror(p->d, (kiln_loc){p->dfile, line, col}, fmt, ap);
     va_end(ap);
-    kiln_diag_error(p->d, (kiln_loc){p->dfile, line, col}, "%s", msg);
     p->errors++;
     if (p->errors >= MAX_PARSE_ERRORS || (p->d->max_errors > 0 && p->d->errors >= p->d->max_errors))
         p->stop = true;

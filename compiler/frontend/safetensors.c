@@ -153,10 +153,8 @@ static void st_report(kiln_diag *d, const char *name, const char *fmt, va_list a
 {
     if (!d)
         return;
-    char msg[512];
-    vsnprintf(msg, sizeof msg, fmt, ap);
     kiln_loc loc = {name, 0, 0}; /* kiln_diag_error copies the file name */
-    kiln_diag_error(d, loc, "%s", msg);
+    kiln_diag_verror(d, loc, fmt, ap);
 }
 
 static void st_fail(st_reader *r, kiln_status status, const char *fmt, ...)
