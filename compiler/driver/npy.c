@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "ir/arena.h"
+#include "ir/diag.h"
 
 static const unsigned char npy_magic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
 
@@ -376,7 +377,8 @@ kiln_status kiln_npy_read(const char *path, kiln_npy *out, char *err, size_t err
     }
     if (!S_ISREG(st.st_mode)) {
         close(fd);
-        return npy_error(err, err_size, path, KILN_ERR_IO, "cannot read: not a regular file");
+        return npy_error(err, err_size, path, KILN_ERR_IO, "cannot read: this is %s, not a regular file",
+                         kiln_diag_file_kind((unsigned)st.st_mode));
     }
     if (st.st_size < 0 || (uint64_t)st.st_size > (uint64_t)SIZE_MAX) {
         close(fd);

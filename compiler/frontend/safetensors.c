@@ -972,7 +972,8 @@ kiln_status kiln_st_open(const char *path, kiln_st_file **out, kiln_diag *d)
     }
     if (!S_ISREG(st.st_mode)) {
         close(fd);
-        return st_fail_plain(d, path, KILN_ERR_IO, "not a regular file");
+        return st_fail_plain(d, path, KILN_ERR_IO, "cannot read weights file: this is %s, not a regular file",
+                             kiln_diag_file_kind((unsigned)st.st_mode));
     }
     if (st.st_size < 8 || (uint64_t)st.st_size > (uint64_t)SIZE_MAX) {
         close(fd);
