@@ -196,12 +196,19 @@ static const char *severity_word(kiln_severity s)
 
 void kiln_diag_print(const kiln_diag *d, FILE *out)
 {
+    kiln_diag_print_prefixed(d, out, NULL);
+}
+
+void kiln_diag_print_prefixed(const kiln_diag *d, FILE *out, const char *prefix)
+{
     for (size_t i = 0; i < d->count; i++) {
         const kiln_diag_entry *e = &d->entries[i];
         if (e->loc.file && e->loc.line)
             fprintf(out, "%s:%u:%u: ", e->loc.file, e->loc.line, e->loc.col);
         else if (e->loc.file)
             fprintf(out, "%s: ", e->loc.file);
+        else if (prefix)
+            fprintf(out, "%s: ", prefix);
         fprintf(out, "%s: %s\n", severity_word(e->severity), e->message);
         char text[512];
         if (e->loc.file && e->loc.line && source_line(e->loc.file, e->loc.line, text, sizeof text) == 0) {

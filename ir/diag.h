@@ -71,5 +71,8 @@ static inline int kiln_diag_has_errors(const kiln_diag *d) { return d->errors > 
 /* Prints every entry in order: `file:line:col: error: message`, then the source
  * line and a caret under the column when the file can be read. */
 void kiln_diag_print(const kiln_diag *d, FILE *out);
+/* kiln_diag_print, with `PREFIX: ` before each entry that has no file
+ * ("kiln compile: error: cannot write 'x.o': No space left on device"). */
+void kiln_diag_print_prefixed(const kiln_diag *d, FILE *out, const char *prefix);
 
 #endif

@@ -241,6 +241,11 @@ kiln_status kiln_ir_print(const kiln_graph *g, FILE *out, const char *relative_t
 typedef struct kiln_ir_print_options {
     const char *relative_to;
     const char *sidecar_path;
+    /* Where the sidecar's bytes go when not to sidecar_path itself (a
+     * temporary file the caller renames over sidecar_path); the text names
+     * sidecar_path either way. NULL: sidecar_path. Nothing is removed when
+     * the write fails. */
+    const char *sidecar_write_path;
 } kiln_ir_print_options;
 kiln_status kiln_ir_print_opts(const kiln_graph *g, FILE *out, const kiln_ir_print_options *o);
 /* Parses IR text. `filename` is used for locations and to resolve weights file

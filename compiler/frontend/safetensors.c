@@ -1148,9 +1148,7 @@ kiln_status kiln_st_write_f32(const char *path, size_t count, const char *const 
         ok = 0;
     kiln_free(b.p);
     kiln_free(elements);
-    if (!ok) {
-        remove(path);
-        return KILN_ERR_IO;
-    }
+    if (!ok)
+        return KILN_ERR_IO; /* never remove(path): it may be anything the caller named */
     return KILN_OK;
 }
