@@ -2,10 +2,12 @@
  * PARAM values to their tensors (see weights.h). */
 #include "weights.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "ir/arena.h"
+#include "ir/convert.h"
 
 #define WEIGHTS_MAGIC 0x6b77736eu /* identifies our container in g->weights */
 #define MAX_DUPLICATES_SHOWN 5
@@ -177,8 +179,12 @@ const kiln_st_tensor *kiln_weights_find(const kiln_graph *g, const char *key, ui
     return NULL;
 }
 
+/* A RANDOM parameter is checked here and generated when it is read
+ * (kiln_param_read_f32/f64): nothing is allocated for it, so a model of
+ * random weights can be loaded and dumped whatever their size. */
 static kiln_status bind_random(kiln_graph *g, kiln_value *v, kiln_diag *d)
 {
+    (void)g;
     if (v->param.data)
         return KILN_OK;
     if (v->type.shape.batched) {
@@ -186,20 +192,16 @@ static kiln_status bind_random(kiln_graph *g, kiln_value *v, kiln_diag *d)
         return KILN_ERR_SHAPE;
     }
     int64_t n = kiln_shape_elements(&v->type.shape, 1);
-    if (n < 0 || (uint64_t)n > SIZE_MAX / sizeof(float)) {
+    if (n < 0 || (uint64_t)n > SIZE_MAX / sizeof(double)) {
         kiln_diag_error(d, v->loc, "parameter '%s' is too large", v->name);
         return KILN_ERR_SHAPE;
     }
-    size_t bytes = (size_t)n * sizeof(float);
-    float *dst = kiln_arena_alloc_aligned(&g->arena, bytes ? bytes : sizeof(float));
-    if (!dst) {
-        kiln_diag_error(d, v->loc, "out of memory for the random values of '%s'", v->name);
-        return KILN_ERR_OUT_OF_MEMORY;
+    if (!(v->param.lo <= v->param.hi) || !isfinite(v->param.lo) || !isfinite(v->param.hi)) {
+        kiln_diag_error(d, v->loc, "parameter '%s': the random range [%g, %g] is not a finite range with low <= high",
+                        v->name, v->param.lo, v->param.hi);
+        return KILN_ERR_INVALID_ARGUMENT;
     }
-    kiln_param_random(v->param.seed, v->param.key ? v->param.key : v->name, v->param.lo,
-                      v->param.hi, dst, (size_t)n);
     v->param.data_dtype = KILN_F32;
-    v->param.data = dst;
     return KILN_OK;
 }
 

@@ -40,8 +40,10 @@ const kiln_st_file *kiln_weights_file(const kiln_graph *g, uint32_t index);
  *          the dtype is one kiln reads (F32, F16, BF16, F64) with rank <= 8 and
  *          the shape equals the value's type shape, and sets param.data_dtype
  *          and param.data to the mapped bytes.
- *  RANDOM: fills f32 data in the graph arena with kiln_param_random (key:
- *          param.key, or the value's name when NULL), unless already bound.
+ *  RANDOM: checks the shape and the range; binds nothing: the values are
+ *          generated whenever kiln_param_read_f32/f64 reads them (key:
+ *          param.key, or the value's name when NULL), so nothing is
+ *          allocated for them.
  *  INLINE: nothing to do.
  * Errors are reported at value->loc and name the key and the file:
  *   "weights 'conv1.weight' in lenet.safetensors: expected [6,1,5,5], found [6,3,5,5]".
