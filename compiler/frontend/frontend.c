@@ -120,6 +120,8 @@ kiln_status kiln_frontend_load_yaml_text_opts(const char *text, size_t len, cons
         st = kiln_fe_load_model(&fe, root);
     if (st == KILN_OK && fe.status != KILN_OK)
         st = fe.status;
+    if (st == KILN_OK && !(opt && opt->allow_nonfinite))
+        st = kiln_weights_check_values(fe.g, d);
     if (st == KILN_OK) {
         *out = fe.g; /* ownership: to the caller */
     } else {
@@ -166,6 +168,8 @@ kiln_status kiln_frontend_load_opts(const char *path, const kiln_frontend_option
             g->max_elements = opt->max_elements; /* the parser checked against the default */
         if (st == KILN_OK)
             st = kiln_weights_bind(g, d);
+        if (st == KILN_OK && !(opt && opt->allow_nonfinite))
+            st = kiln_weights_check_values(g, d);
         if (st == KILN_OK)
             *out = g;
         else

@@ -57,4 +57,12 @@ kiln_status kiln_weights_bind_value(kiln_graph *g, kiln_id value, kiln_diag *d);
  * so. */
 kiln_status kiln_weights_bind(kiln_graph *g, kiln_diag *d);
 
+/* Checks the values of every bound FILE and INLINE parameter: each must be
+ * finite, and F64 data must lie within f32's range (kiln computes in f32:
+ * a larger value would become infinite). One error per tensor, at the value's
+ * location, naming the tensor (its key and file) and its first bad element
+ * by index. KILN_OK, or KILN_ERR_WEIGHTS. RANDOM parameters are finite by
+ * construction. */
+kiln_status kiln_weights_check_values(const kiln_graph *g, kiln_diag *d);
+
 #endif
