@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "guard.h"
 
 static const char usage[] =
     "usage: kiln COMMAND [ARGS]\n"
@@ -43,16 +44,17 @@ int main(int argc, char **argv)
         printf("kiln %s\n", KILN_VERSION_STRING);
         return 0;
     }
-    if (strcmp(cmd, "dump") == 0)
-        return kiln_cmd_dump(argc - 1, argv + 1);
-    if (strcmp(cmd, "run") == 0)
-        return kiln_cmd_run(argc - 1, argv + 1);
-    if (strcmp(cmd, "compile") == 0)
-        return kiln_cmd_compile(argc - 1, argv + 1);
-    if (strcmp(cmd, "check") == 0)
-        return kiln_cmd_check(argc - 1, argv + 1);
-    if (strcmp(cmd, "bench") == 0)
-        return kiln_cmd_bench(argc - 1, argv + 1);
+    static const struct {
+        const char *name;
+        int (*fn)(int, char **);
+    } commands[] = {{"dump", kiln_cmd_dump},   {"run", kiln_cmd_run},     {"compile", kiln_cmd_compile},
+                    {"check", kiln_cmd_check}, {"bench", kiln_cmd_bench}};
+    /* Each command runs under the guard (guard.h): a process that LLVM
+     * aborts or the kernel kills still ends in a message, exit status 1, and
+     * no temporary file left behind. */
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(cmd, commands[i].name) == 0)
+            return kiln_guard_run(cmd, commands[i].fn, argc - 1, argv + 1);
     fprintf(stderr, "kiln: error: unknown command '%s'\n\n%s", cmd, usage);
     return 2;
 }
