@@ -371,14 +371,23 @@ int kiln_cli_options_check(const kiln_cli_options *o)
     return 0;
 }
 
-static kiln_graph *load_graph(const char *path)
+/* `kiln CMD` before a diagnostic that has no file (an out-of-memory in a
+ * pass, a code generation failure). */
+static void print_diags(const kiln_diag *d, const char *cmd)
+{
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, "kiln %s", cmd);
+    kiln_diag_print_prefixed(d, stderr, prefix);
+}
+
+static kiln_graph *load_graph(const char *path, const char *cmd)
 {
     kiln_diag d;
     kiln_diag_init(&d);
     kiln_graph *g = NULL;
     kiln_frontend_options opt = {.max_elements = max_elements, .allow_nonfinite = allow_nonfinite};
     kiln_status st = kiln_frontend_load_opts(path, &opt, &g, &d);
-    kiln_diag_print(&d, stderr);
+    print_diags(&d, cmd);
     if (st != KILN_OK || kiln_diag_has_errors(&d)) {
         if (d.count == 0)
             fprintf(stderr, "%s: error: %s\n", path, kiln_status_string(st));
@@ -432,7 +441,7 @@ static int run_passes(kiln_graph *g, const kiln_cli_options *o)
                             "value plain\n", o->cmd);
     }
     kiln_status st = kiln_pipeline_run(g, &po, &d);
-    kiln_diag_print(&d, stderr);
+    print_diags(&d, o->cmd);
     kiln_diag_release(&d);
     if (st != KILN_OK)
         return kiln_cli_error(o->cmd, "optimizing '%s' failed: %s", g->name, kiln_status_string(st));
@@ -471,7 +480,7 @@ int kiln_cli_model_open(kiln_cli_model *m, const kiln_cli_options *o)
 {
     *m = (kiln_cli_model){0};
     double t0 = kiln_cli_seconds();
-    kiln_graph *g = load_graph(o->model);
+    kiln_graph *g = load_graph(o->model, o->cmd);
     if (!g)
         return 1;
     double t1 = kiln_cli_seconds();

@@ -75,7 +75,7 @@ static void clean_up(void)
             const char *slash = strrchr(r->path, '/');
             if (r->dir)
                 rmdir(r->path);
-            else if (strstr(slash ? slash : r->path, ".kiln-") || strstr(slash ? slash : r->path, "kiln-"))
+            else if (strstr(slash ? slash : r->path, "kiln-"))
                 unlink(r->path);
             r->live = 0;
         }
@@ -155,12 +155,17 @@ int kiln_guard_run(const char *cmd, int (*fn)(int, char **), int argc, char **ar
     list = mem;
     list->used = 0;
 
+    /* A signal the shell had kiln ignore (SIGINT in a background job)
+     * stays ignored, in both processes. */
     struct sigaction sa, old[N_FORWARDED];
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = forward;
     sigemptyset(&sa.sa_mask);
-    for (size_t i = 0; i < N_FORWARDED; i++)
-        sigaction(forwarded[i], &sa, &old[i]);
+    for (size_t i = 0; i < N_FORWARDED; i++) {
+        sigaction(forwarded[i], NULL, &old[i]);
+        if (old[i].sa_handler != SIG_IGN)
+            sigaction(forwarded[i], &sa, NULL);
+    }
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {

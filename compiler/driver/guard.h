@@ -9,8 +9,9 @@
  * the end of a successful command.
  *
  * SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to the parent are passed to the
- * child; when the child dies of such a signal (or of SIGPIPE), the parent
- * cleans up and dies of the same signal, as a shell expects.
+ * child (unless kiln was started with them ignored: they stay ignored);
+ * when the child dies of such a signal (or of SIGPIPE), the parent cleans up
+ * and dies of the same signal, as a shell expects.
  *
  * KILN_NO_FORK=1 in the environment runs the command in the kiln process
  * itself (for debuggers and profilers): the same files and messages, but no

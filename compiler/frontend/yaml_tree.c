@@ -177,8 +177,8 @@ static bool attach(builder *b, kiln_yaml_node *n, kiln_loc where)
                  KILN_YAML_MAX_NODES);
         else
             fail(b, KILN_ERR_PARSE, where,
-                 "the YAML document has more than %u nodes (scalars, sequences and mappings as written: it "
-                 "uses no alias); refused", KILN_YAML_MAX_NODES);
+                 "the YAML document has more than %u nodes (scalars, sequences and mappings, as written in the "
+                 "file); refused", KILN_YAML_MAX_NODES);
         return false;
     }
     if (kiln_grow((void **)&b->pending, &b->cap_pending, b->n_pending + 1, sizeof *b->pending) != 0) {
