@@ -16,9 +16,17 @@ static const char usage[] =
     "  bench MODEL     measure the compiled model's latency and throughput\n"
     "\n"
     "'kiln COMMAND --help' describes each command. Every command also takes\n"
-    "--max-elements N: the largest tensor (in elements) a model may have\n"
-    "(default 4294967296), and -v (--verbose): print each stage and its time\n"
-    "to standard error. 'kiln --version' prints the version.\n";
+    "  --max-elements N         the largest tensor (in elements) a model may have\n"
+    "                           (default 4294967296)\n"
+    "  --max-weights-bytes N    the budget for all of a model's weights, as f32\n"
+    "                           (default 4G; 512M, 8GiB, 1000000 are N too)\n"
+    "  --max-workspace-bytes N  the budget for evaluating it at the command's batch\n"
+    "                           (default 4G)\n"
+    "  --allow-nonfinite        accept weights that hold NaN or infinities\n"
+    "  -v, --verbose            print each stage and its time to standard error\n"
+    "Outputs are renamed into place only when the whole command succeeded; an\n"
+    "output may not be an input or another output (docs/cli.md, 'Files').\n"
+    "'kiln --version' prints the version.\n";
 
 int main(int argc, char **argv)
 {
