@@ -133,6 +133,13 @@ int kiln_cli_budget_workspace(const kiln_graph *g, const char *cmd, int64_t batc
     if (need <= max_workspace)
         return 0;
     char n[48], l[48], m[48], shape[160], msg[1024];
+    if (!big) { /* a model without a value: only a plan can be that large */
+        kiln_cli_format_bytes(need, n, sizeof n);
+        kiln_cli_format_bytes(max_workspace, m, sizeof m);
+        snprintf(msg, sizeof msg, "evaluating the model takes %s (%s), more than the workspace budget of %s (raise "
+                 "the budget with --max-workspace-bytes)", n, what, m);
+        return report(cmd, (kiln_loc){0}, msg);
+    }
     kiln_cli_format_bytes(need, n, sizeof n);
     kiln_cli_format_bytes(largest, l, sizeof l);
     kiln_cli_format_bytes(max_workspace, m, sizeof m);

@@ -211,11 +211,20 @@ static int make_temporary(kiln_outputs *o, kiln_out_file *f)
     int fd = mkostemp(tmpl, O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
-        free(tmpl);
+        char *slash = strrchr(tmpl, '/');
+        if (slash)
+            *slash = '\0';
+        int rc;
         if (f->device)
-            return fail(o, 1, "cannot write '%s': cannot create a temporary file in $TMPDIR: %s", f->path,
-                        strerror(e));
-        return fail(o, 1, "cannot write '%s': %s", f->path, strerror(e));
+            rc = fail(o, 1, "cannot write '%s': cannot create a temporary file in $TMPDIR ('%s'): %s", f->path,
+                      tmpl, strerror(e));
+        else if (e == ENOENT || e == ENOTDIR)
+            rc = fail(o, 1, "cannot write '%s': %s", f->path, strerror(e));
+        else /* the file itself may be writable: say where kiln needs to write */
+            rc = fail(o, 1, "cannot write '%s': cannot create a file in its directory '%s' (kiln writes each output "
+                      "beside it, then renames it into place): %s", f->path, slash ? tmpl : ".", strerror(e));
+        free(tmpl);
+        return rc;
     }
     close(fd);
     f->tmp = tmpl;
