@@ -557,36 +557,62 @@ void kiln_graph_count_uses(const kiln_graph *g, uint32_t *counts)
 
 /* ---- parameter data ---------------------------------------------------- */
 
-static kiln_status param_source(const kiln_graph *g, kiln_id value, size_t *count)
+bool kiln_param_readable(const kiln_value *v)
+{
+    return v->kind == KILN_VALUE_PARAM && (v->param.data != NULL || v->param.source == KILN_PARAM_RANDOM);
+}
+
+/* *lazy: a RANDOM parameter without bound data, generated when read. */
+static kiln_status param_source(const kiln_graph *g, kiln_id value, size_t *count, bool *lazy)
 {
     if (value >= g->n_values || g->values[value].kind != KILN_VALUE_PARAM)
         return KILN_ERR_INVALID_ARGUMENT;
     const kiln_value *v = &g->values[value];
-    if (!v->param.data)
+    if (!kiln_param_readable(v))
         return KILN_ERR_WEIGHTS;
     int64_t n = kiln_shape_elements(&v->type.shape, 1);
     if (n < 0)
         return KILN_ERR_SHAPE;
     *count = (size_t)n;
+    *lazy = v->param.data == NULL;
     return KILN_OK;
 }
+
+static void random_at(const kiln_value *v, size_t first, float *dst, size_t count);
 
 kiln_status kiln_param_read_f64(const kiln_graph *g, kiln_id value, double *dst)
 {
     size_t n;
-    kiln_status st = param_source(g, value, &n);
-    if (st == KILN_OK)
+    bool lazy;
+    kiln_status st = param_source(g, value, &n, &lazy);
+    if (st != KILN_OK)
+        return st;
+    if (!lazy) {
         kiln_dtype_to_f64(g->values[value].param.data_dtype, g->values[value].param.data, n, dst);
-    return st;
+        return KILN_OK;
+    }
+    float chunk[1024];
+    for (size_t i = 0; i < n; i += sizeof chunk / sizeof chunk[0]) {
+        size_t m = n - i < sizeof chunk / sizeof chunk[0] ? n - i : sizeof chunk / sizeof chunk[0];
+        random_at(&g->values[value], i, chunk, m);
+        for (size_t k = 0; k < m; k++)
+            dst[i + k] = chunk[k];
+    }
+    return KILN_OK;
 }
 
 kiln_status kiln_param_read_f32(const kiln_graph *g, kiln_id value, float *dst)
 {
     size_t n;
-    kiln_status st = param_source(g, value, &n);
-    if (st == KILN_OK)
+    bool lazy;
+    kiln_status st = param_source(g, value, &n, &lazy);
+    if (st != KILN_OK)
+        return st;
+    if (lazy)
+        random_at(&g->values[value], 0, dst, n);
+    else
         kiln_dtype_to_f32(g->values[value].param.data_dtype, g->values[value].param.data, n, dst);
-    return st;
+    return KILN_OK;
 }
 
 static uint64_t splitmix64(uint64_t x)
@@ -597,12 +623,25 @@ static uint64_t splitmix64(uint64_t x)
     return x ^ (x >> 31);
 }
 
-void kiln_param_random(uint64_t seed, const char *key, double lo, double hi, float *dst, size_t count)
+/* Elements first .. first+count-1 of the documented random tensor. */
+static void random_range(uint64_t seed, const char *key, double lo, double hi, size_t first, float *dst,
+                         size_t count)
 {
     uint64_t k = hash_name(key ? key : "");
     for (size_t i = 0; i < count; i++) {
-        uint64_t r = splitmix64(seed ^ k ^ ((uint64_t)i * 0x9E3779B97F4A7C15ull));
+        uint64_t r = splitmix64(seed ^ k ^ ((uint64_t)(first + i) * 0x9E3779B97F4A7C15ull));
         double u = (double)(r >> 11) * (1.0 / 9007199254740992.0);
         dst[i] = (float)(lo + (hi - lo) * u);
     }
+}
+
+void kiln_param_random(uint64_t seed, const char *key, double lo, double hi, float *dst, size_t count)
+{
+    random_range(seed, key, lo, hi, 0, dst, count);
+}
+
+static void random_at(const kiln_value *v, size_t first, float *dst, size_t count)
+{
+    random_range(v->param.seed, v->param.key ? v->param.key : v->name, v->param.lo, v->param.hi, first, dst,
+                 count);
 }

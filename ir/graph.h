@@ -226,9 +226,16 @@ kiln_status kiln_ir_node_type(const kiln_graph *g, const kiln_node *n, kiln_type
 void kiln_graph_count_uses(const kiln_graph *g, uint32_t *counts);
 
 /* Tensor data of a PARAM value, converted, into dst (element count of the
- * value's shape). Returns KILN_ERR_WEIGHTS when the data is not bound. */
+ * value's shape). A RANDOM parameter whose data is not bound is generated
+ * into dst on each read (kiln_param_random with param.key, or the value's
+ * name): `init: {random: SEED}` parameters hold no memory until a consumer
+ * reads them, so `kiln dump` never materializes them. Returns
+ * KILN_ERR_WEIGHTS when a FILE or INLINE parameter's data is not bound. */
 kiln_status kiln_param_read_f64(const kiln_graph *g, kiln_id value, double *dst);
 kiln_status kiln_param_read_f32(const kiln_graph *g, kiln_id value, float *dst);
+/* Whether kiln_param_read_* can read the value: a PARAM with bound data, or
+ * a RANDOM one (generated on reading). */
+bool kiln_param_readable(const kiln_value *v);
 /* The documented init of `init: {random: SEED}` (docs/format.md): element i of
  * the tensor `key` is lo + (hi - lo) * u, u = the top 53 bits of
  * splitmix64(seed ^ fnv1a64(key) ^ (i * 0x9E3779B97F4A7C15)) / 2^53. */
@@ -267,6 +274,11 @@ kiln_status kiln_ir_print(const kiln_graph *g, FILE *out, const char *relative_t
 typedef struct kiln_ir_print_options {
     const char *relative_to;
     const char *sidecar_path;
+    /* Where the sidecar's bytes go when not to sidecar_path itself (a
+     * temporary file the caller renames over sidecar_path); the text names
+     * sidecar_path either way. NULL: sidecar_path. Nothing is removed when
+     * the write fails. */
+    const char *sidecar_write_path;
 } kiln_ir_print_options;
 kiln_status kiln_ir_print_opts(const kiln_graph *g, FILE *out, const kiln_ir_print_options *o);
 /* Parses IR text. `filename` is used for locations and to resolve weights file

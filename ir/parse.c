@@ -108,12 +108,10 @@ static void error_at(parser *p, uint32_t line, uint32_t col, const char *fmt, ..
     __attribute__((format(printf, 4, 5)));
 static void error_at(parser *p, uint32_t line, uint32_t col, const char *fmt, ...)
 {
-    char msg[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    kiln_diag_verror(p->d, (kiln_loc){p->dfile, line, col}, fmt, ap);
     va_end(ap);
-    kiln_diag_error(p->d, (kiln_loc){p->dfile, line, col}, "%s", msg);
     p->errors++;
     if (p->errors >= MAX_PARSE_ERRORS || (p->d->max_errors > 0 && p->d->errors >= p->d->max_errors))
         p->stop = true;
@@ -1087,9 +1085,15 @@ static bool parse_param(parser *p)
     } else if (ok && tok_is(p, "random")) {
         advance(p);
         prm.source = KILN_PARAM_RANDOM;
-        ok = num_uint64(p, &prm.seed, "the seed (an unsigned integer)") &&
-             num_double(p, &prm.lo, "the low end of the range (a number)") &&
+        ok = num_uint64(p, &prm.seed, "the seed (an unsigned integer)");
+        uint32_t rline = p->tok.line, rcol = p->tok.col;
+        ok = ok && num_double(p, &prm.lo, "the low end of the range (a number)") &&
              num_double(p, &prm.hi, "the high end of the range (a number)");
+        if (ok && prm.lo > prm.hi) {
+            error_at(p, rline, rcol, "the random range is empty: its low end %.17g is above its high end %.17g",
+                     prm.lo, prm.hi);
+            ok = false;
+        }
     } else if (ok && tok_is(p, "data")) {
         prm.source = KILN_PARAM_INLINE;
         ok = parse_inline_data(p, &type, &prm);

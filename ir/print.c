@@ -607,10 +607,8 @@ static kiln_status write_sidecar(const kiln_graph *g, const char *path)
             fwrite(v->param.data, 1, bytes, f);
     }
     bool failed = ferror(f) != 0;
-    if (fclose(f) != 0 || failed) {
-        remove(path);
-        return KILN_ERR_IO;
-    }
+    if (fclose(f) != 0 || failed)
+        return KILN_ERR_IO; /* never remove(path): the caller owns it */
     return KILN_OK;
 }
 
@@ -627,7 +625,7 @@ kiln_status kiln_ir_print_opts(const kiln_graph *g, FILE *out, const kiln_ir_pri
     if (g == NULL || out == NULL)
         return KILN_ERR_INVALID_ARGUMENT;
     if (sidecar_path != NULL && has_inline_data(g)) {
-        kiln_status st = write_sidecar(g, sidecar_path);
+        kiln_status st = write_sidecar(g, o->sidecar_write_path ? o->sidecar_write_path : sidecar_path);
         if (st != KILN_OK)
             return st;
     } else {

@@ -763,7 +763,13 @@ static void test_random_ranges(void)
         CU_ASSERT_EQUAL(g->values[v].param.source, KILN_PARAM_RANDOM);
         CU_ASSERT_DOUBLE_EQUAL(g->values[v].param.lo, want[i].lo, 1e-12);
         CU_ASSERT_DOUBLE_EQUAL(g->values[v].param.hi, want[i].hi, 1e-12);
-        CU_ASSERT_PTR_NOT_NULL(g->values[v].param.data);
+        /* generated when read, never held by the graph */
+        CU_ASSERT_PTR_NULL(g->values[v].param.data);
+        float got[128]; /* c.weight: 6 x 2 x 3 x 3 */
+        CU_ASSERT_FATAL(kiln_shape_elements(&g->values[v].type.shape, 1) <= 128);
+        CU_ASSERT_EQUAL(kiln_param_read_f32(g, v, got), KILN_OK);
+        for (int64_t k = 0; k < kiln_shape_elements(&g->values[v].type.shape, 1); k++)
+            CU_ASSERT(got[k] >= want[i].lo && got[k] <= want[i].hi);
     }
     kiln_graph_destroy(g);
 }

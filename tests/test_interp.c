@@ -997,12 +997,14 @@ static void test_errors(void)
     CU_ASSERT(D.count >= 1 && strstr(D.entries[0].message, "pool") != NULL);
     end();
 
-    /* Unbound weights. */
+    /* Unbound weights (a FILE parameter whose tensor was never bound; a
+     * RANDOM one is generated when read). */
     begin();
     kiln_type t = type_of(DIMS(2, 2));
     kiln_param prm;
     memset(&prm, 0, sizeof prm);
-    prm.source = KILN_PARAM_RANDOM;
+    prm.source = KILN_PARAM_FILE;
+    prm.key = "fc.weight";
     kiln_id w = kiln_graph_add_param(G, "fc.weight", &t, &prm, LOC);
     kiln_id d = node(KILN_OP_DENSE, IDS(input("x", DIMS(1, 2)), w), "fc");
     kiln_node_set_int(N(d), KILN_ATTR_UNITS, 2);

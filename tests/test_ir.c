@@ -647,6 +647,53 @@ static void test_alloc_failures(void)
     kiln_diag_release(&d);
 }
 
+/* A message is never cut at a fixed size: long words lose their middle,
+ * the words around them stay (a 3000-byte name cannot push the reason
+ * out), and a cut never splits a UTF-8 character. */
+static void test_diag_long_messages(void)
+{
+    static char name[3001];
+    memset(name, 'a', 3000);
+    for (int i = 0; i + 1 < 3000; i += 7)
+        memcpy(name + i, "\xc3\xa9", 2); /* e-acute, now and then */
+    name[3000] = '\0';
+    kiln_diag d;
+    kiln_diag_init(&d);
+    kiln_loc here = {"m.yaml", 3, 5};
+    kiln_diag_error(&d, here, "layer '%s' reads '%s', which is not defined before it", name, name);
+    kiln_diag_error(&d, here, "short: %s", "kept as it is");
+    CU_ASSERT_EQUAL_FATAL(d.count, 2);
+    const char *m = d.entries[0].message;
+    size_t len = strlen(m);
+    CU_ASSERT(len <= KILN_DIAG_MAX_MESSAGE);
+    CU_ASSERT(len > KILN_DIAG_MAX_MESSAGE / 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(m, "which is not defined before it"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(m, "..."));
+    CU_ASSERT(strncmp(m, "layer '\xc3\xa9" "aaaaa", 14) == 0); /* the start of the name stays */
+    /* every byte sequence is still valid UTF-8 */
+    bool valid = true;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)m[i];
+        if (c >= 0x80) {
+            if (c != 0xc3 || i + 1 >= len || ((unsigned char)m[i + 1] & 0xc0) != 0x80)
+                valid = false;
+            i++;
+        }
+    }
+    CU_ASSERT(valid);
+    CU_ASSERT_STRING_EQUAL(d.entries[1].message, "short: kept as it is");
+    /* many short words: the middle of the whole message goes */
+    static char words[4 * 5000 + 1];
+    for (int i = 0; i < 5000; i++)
+        memcpy(words + 4 * i, "abc ", 4);
+    words[4 * 5000] = '\0';
+    kiln_diag_error(&d, here, "%send of the reason", words);
+    CU_ASSERT_EQUAL_FATAL(d.count, 3);
+    CU_ASSERT(strlen(d.entries[2].message) <= KILN_DIAG_MAX_MESSAGE_HARD);
+    CU_ASSERT_PTR_NOT_NULL(strstr(d.entries[2].message, "end of the reason"));
+    kiln_diag_release(&d);
+}
+
 static void test_params(void)
 {
     float a[6], b[6];
@@ -694,6 +741,7 @@ int main(void)
     CU_add_test(s, "clone and lookup", test_clone_and_lookup);
     CU_add_test(s, "allocation failures", test_alloc_failures);
     CU_add_test(s, "params", test_params);
+    CU_add_test(s, "diagnostics: long messages", test_diag_long_messages);
     CU_basic_set_mode(CU_BRM_NORMAL);
     CU_basic_run_tests();
     unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();

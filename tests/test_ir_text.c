@@ -967,6 +967,8 @@ static const struct error_case {
     {HEAD "  %y = relu(%x) : f32[batch,3,8,8]\n", "expected '}' at the end of the graph, found end of input", 4, 1},
     {HEAD "}\nx\n", "expected end of input after the graph's closing '}', found 'x'", 4, 1},
     {"kiln 1\ngraph @m(%x: f32[2]) -> (%x, %nope) {\n}\n", "undefined value %nope", 2, 30},
+    {HEAD "  param %w: f32[4] = random 1 0.5 -0.5\n}\n",
+     "the random range is empty: its low end 0.5 is above its high end -0.5", 3, 31},
 };
 
 static void test_parse_errors(void)

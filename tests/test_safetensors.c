@@ -701,7 +701,7 @@ static void test_open_path_errors(void)
 
     CU_ASSERT_EQUAL(kiln_st_open(tmpdir, &f, &d), KILN_ERR_IO);
     CU_ASSERT_EQUAL_FATAL(d.count, 2);
-    CU_ASSERT_STRING_EQUAL(d.entries[1].message, "not a regular file");
+    CU_ASSERT_STRING_EQUAL(d.entries[1].message, "cannot read weights file: this is a directory, not a regular file");
 
     tmp_path(path, sizeof path, "empty.safetensors");
     write_bytes(path, "", 0);

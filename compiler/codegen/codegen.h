@@ -110,6 +110,18 @@ kiln_status kiln_cg_write_header(const kiln_cg_module *m, const char *path, kiln
 /* The external weights file (KILN_CG_WEIGHTS_EXTERNAL): exactly the bytes
  * whose size and checksum the module records. */
 kiln_status kiln_cg_write_weights(const kiln_cg_module *m, const char *path, kiln_diag *d);
+/* The three writers above never remove a file, also when they fail (a
+ * partial file may stay where the write failed). Their _to forms write to
+ * `write_path` while messages, and a shared library's SONAME, name `path`:
+ * kiln compile writes each output to a temporary file beside it and renames
+ * it over `path` once every output is written. A write error names `path`
+ * and the system's reason. */
+kiln_status kiln_cg_emit_to(kiln_cg_module *m, kiln_cg_emit_kind kind, const char *path, const char *write_path,
+                            kiln_diag *d);
+kiln_status kiln_cg_write_header_to(const kiln_cg_module *m, const char *path, const char *write_path,
+                                    kiln_diag *d);
+kiln_status kiln_cg_write_weights_to(const kiln_cg_module *m, const char *path, const char *write_path,
+                                     kiln_diag *d);
 
 /* Where a value lives while the compiled model runs. */
 typedef enum kiln_cg_buffer_kind {

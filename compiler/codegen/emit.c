@@ -22,20 +22,25 @@
 
 extern char **environ;
 
-static kiln_status write_file(const char *path, const void *data, size_t size, kiln_diag *d)
+/* Writes size bytes to write_path; a failure is reported naming `name` (the
+ * output as the user knows it) and the system's reason. Nothing is removed:
+ * the caller owns write_path (kiln compile: a temporary file). */
+static kiln_status write_file(const char *name, const char *write_path, const void *data, size_t size,
+                              kiln_diag *d)
 {
-    FILE *f = fopen(path, "wb");
+    FILE *f = fopen(write_path, "wb");
     if (!f) {
-        kiln_diag_error(d, (kiln_loc){0}, "cannot write '%s': %s", path, strerror(errno));
+        kiln_diag_error(d, (kiln_loc){0}, "cannot write '%s': %s", name, strerror(errno));
         return KILN_ERR_IO;
     }
     size_t n = size ? fwrite(data, 1, size, f) : 0;
-    int bad = n != size;
-    if (fclose(f) != 0)
-        bad = 1;
-    if (bad) {
-        kiln_diag_error(d, (kiln_loc){0}, "cannot write '%s': %s", path, strerror(errno));
-        remove(path);
+    int err = n != size ? errno : 0;
+    if (fclose(f) != 0 && err == 0)
+        err = errno ? errno : EIO;
+    if (n != size && err == 0)
+        err = EIO;
+    if (err) {
+        kiln_diag_error(d, (kiln_loc){0}, "cannot write '%s': %s", name, strerror(err));
         return KILN_ERR_IO;
     }
     return KILN_OK;
@@ -200,7 +205,8 @@ static void put_header(buf *b, const char *name, size_t size)
 
 static size_t even(size_t n) { return n + (n & 1); }
 
-static kiln_status write_archive(kiln_cg_module *m, const char *path, const void *obj, size_t obj_size, kiln_diag *d)
+static kiln_status write_archive(kiln_cg_module *m, const char *path, const char *write_path, const void *obj,
+                                 size_t obj_size, kiln_diag *d)
 {
     /* what entry.c exports (JIT builds are never archived) */
     static const char *const suffixes[] = {"_create",         "_run",  "_run_checked", "_last_error",
@@ -250,7 +256,7 @@ static kiln_status write_archive(kiln_cg_module *m, const char *path, const void
         kiln_diag_error(d, (kiln_loc){0}, "cannot build the archive '%s': out of memory", path);
         st = KILN_ERR_OUT_OF_MEMORY;
     } else {
-        st = write_file(path, b.p, b.n, d);
+        st = write_file(path, write_path, b.p, b.n, d);
     }
     free(b.p);
     return st;
@@ -277,7 +283,8 @@ static kiln_status rt_library(const kiln_cg_module *m, const char *name, char *b
     return KILN_OK;
 }
 
-static kiln_status link_shared(kiln_cg_module *m, const char *path, const void *obj, size_t obj_size, kiln_diag *d)
+static kiln_status link_shared(kiln_cg_module *m, const char *path, const char *write_path, const void *obj,
+                               size_t obj_size, kiln_diag *d)
 {
     bool blas = kiln_cg_uses_blas(m);
     char rt[4200], rt_blas[4200], soname[4200], rpath_flag[4200];
@@ -295,9 +302,9 @@ static kiln_status link_shared(kiln_cg_module *m, const char *path, const void *
         return KILN_ERR_IO;
     }
     close(fd);
-    st = write_file(tmp, obj, obj_size, d);
+    st = write_file(tmp, tmp, obj, obj_size, d);
     if (st != KILN_OK) {
-        remove(tmp);
+        remove(tmp); /* our own temporary object */
         return st;
     }
     const char *cc = m->cc ? m->cc : getenv("CC");
@@ -311,7 +318,7 @@ static kiln_status link_shared(kiln_cg_module *m, const char *path, const void *
     argv[argc++] = "-shared";
     argv[argc++] = soname;
     argv[argc++] = "-o";
-    argv[argc++] = (char *)path;
+    argv[argc++] = (char *)write_path;
     argv[argc++] = tmp;
     if (blas)
         argv[argc++] = rt_blas;
@@ -338,7 +345,13 @@ static kiln_status link_shared(kiln_cg_module *m, const char *path, const void *
 
 kiln_status kiln_cg_emit(kiln_cg_module *m, kiln_cg_emit_kind kind, const char *path, kiln_diag *d)
 {
-    if (!m || !path || !d)
+    return kiln_cg_emit_to(m, kind, path, path, d);
+}
+
+kiln_status kiln_cg_emit_to(kiln_cg_module *m, kiln_cg_emit_kind kind, const char *path, const char *write_path,
+                            kiln_diag *d)
+{
+    if (!m || !path || !write_path || !d)
         return KILN_ERR_INVALID_ARGUMENT;
     if (!m->mod) {
         kiln_diag_error(d, (kiln_loc){0}, "the module was handed to the JIT and cannot be emitted");
@@ -357,21 +370,27 @@ kiln_status kiln_cg_emit(kiln_cg_module *m, kiln_cg_emit_kind kind, const char *
         return st;
     switch (kind) {
     case KILN_CG_EMIT_LLVM: {
-        char *err = NULL;
-        if (LLVMPrintModuleToFile(m->mod, path, &err)) {
-            kiln_diag_error(d, (kiln_loc){0}, "cannot write '%s': %s", path, err ? err : "?");
-            LLVMDisposeMessage(err);
-            return KILN_ERR_IO;
+        /* Printed to memory, written here: LLVM's own file streams end the
+         * process on a write error (a full disk). */
+        char *text = LLVMPrintModuleToString(m->mod); /* ours: LLVMDisposeMessage */
+        if (!text) {
+            kiln_diag_error(d, (kiln_loc){0}, "out of memory printing the LLVM IR of '%s'", path);
+            return KILN_ERR_OUT_OF_MEMORY;
         }
-        LLVMDisposeMessage(err);
-        return KILN_OK;
+        st = write_file(path, write_path, text, strlen(text), d);
+        LLVMDisposeMessage(text);
+        return st;
     }
-    case KILN_CG_EMIT_BC:
-        if (LLVMWriteBitcodeToFile(m->mod, path) != 0) {
-            kiln_diag_error(d, (kiln_loc){0}, "cannot write '%s'", path);
-            return KILN_ERR_IO;
+    case KILN_CG_EMIT_BC: {
+        LLVMMemoryBufferRef bc = LLVMWriteBitcodeToMemoryBuffer(m->mod); /* ours */
+        if (!bc) {
+            kiln_diag_error(d, (kiln_loc){0}, "out of memory writing the bitcode of '%s'", path);
+            return KILN_ERR_OUT_OF_MEMORY;
         }
-        return KILN_OK;
+        st = write_file(path, write_path, LLVMGetBufferStart(bc), LLVMGetBufferSize(bc), d);
+        LLVMDisposeMemoryBuffer(bc);
+        return st;
+    }
     case KILN_CG_EMIT_OBJ:
     case KILN_CG_EMIT_ASM:
     case KILN_CG_EMIT_LIB:
@@ -402,9 +421,9 @@ kiln_status kiln_cg_emit(kiln_cg_module *m, kiln_cg_emit_kind kind, const char *
     if (kind != KILN_CG_EMIT_ASM)
         measure_sections(m, mb);
     switch (kind) {
-    case KILN_CG_EMIT_LIB: st = write_archive(m, path, data, size, d); break;
-    case KILN_CG_EMIT_SO: st = link_shared(m, path, data, size, d); break;
-    default: st = write_file(path, data, size, d); break;
+    case KILN_CG_EMIT_LIB: st = write_archive(m, path, write_path, data, size, d); break;
+    case KILN_CG_EMIT_SO: st = link_shared(m, path, write_path, data, size, d); break;
+    default: st = write_file(path, write_path, data, size, d); break;
     }
     LLVMDisposeMemoryBuffer(mb);
     free(merged);
@@ -413,13 +432,19 @@ kiln_status kiln_cg_emit(kiln_cg_module *m, kiln_cg_emit_kind kind, const char *
 
 kiln_status kiln_cg_write_weights(const kiln_cg_module *m, const char *path, kiln_diag *d)
 {
-    if (!m || !path || !d)
+    return kiln_cg_write_weights_to(m, path, path, d);
+}
+
+kiln_status kiln_cg_write_weights_to(const kiln_cg_module *m, const char *path, const char *write_path,
+                                     kiln_diag *d)
+{
+    if (!m || !path || !write_path || !d)
         return KILN_ERR_INVALID_ARGUMENT;
     if (m->opt.weights != KILN_CG_WEIGHTS_EXTERNAL) {
         kiln_diag_error(d, (kiln_loc){0}, "the model was compiled with embedded weights");
         return KILN_ERR_INVALID_ARGUMENT;
     }
-    return write_file(path, m->blob.data, m->blob.size, d);
+    return write_file(path, write_path, m->blob.data, m->blob.size, d);
 }
 
 /* Whether function `name` is called in the module (a declaration LLVM kept,

@@ -66,12 +66,18 @@ static void bytes_name(bool collide, size_t k, const char *buffer, char *out, si
 
 kiln_status kiln_cg_write_header(const kiln_cg_module *m, const char *path, kiln_diag *d)
 {
-    if (!m || !path || !d)
+    return kiln_cg_write_header_to(m, path, path, d);
+}
+
+kiln_status kiln_cg_write_header_to(const kiln_cg_module *m, const char *path, const char *write_path,
+                                    kiln_diag *d)
+{
+    if (!m || !path || !write_path || !d)
         return KILN_ERR_INVALID_ARGUMENT;
     const kiln_graph *g = m->g;
     const kiln_cg_layout *l = &m->layout;
     const char *N = g->name;
-    FILE *f = fopen(path, "w");
+    FILE *f = fopen(write_path, "w");
     if (!f) {
         kiln_diag_error(d, (kiln_loc){0}, "cannot write '%s': %s", path, strerror(errno));
         return KILN_ERR_IO;
@@ -208,9 +214,12 @@ kiln_status kiln_cg_write_header(const kiln_cg_module *m, const char *path, kiln
     fprintf(f, "/* Frees an instance (NULL is a no-op). */\nvoid %s_destroy(%s *%s);\n\n", N, N, mp);
     fputs("#ifdef __cplusplus\n}\n#endif\n\n", f);
     fprintf(f, "#endif /* %s */\n", guard);
-    if (ferror(f) | (fclose(f) != 0)) {
-        kiln_diag_error(d, (kiln_loc){0}, "cannot write '%s': %s", path, strerror(errno));
-        remove(path);
+    /* The error of the first failed write, else of the final flush. */
+    int err = ferror(f) ? (errno ? errno : EIO) : 0;
+    if (fclose(f) != 0 && !err)
+        err = errno ? errno : EIO;
+    if (err) {
+        kiln_diag_error(d, (kiln_loc){0}, "cannot write '%s': %s", path, strerror(err));
         return KILN_ERR_IO;
     }
     return KILN_OK;

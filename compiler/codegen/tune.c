@@ -46,9 +46,12 @@ static kiln_graph *single_node(const kiln_graph *g, const kiln_node *n)
             in[k] = kiln_graph_add_input(t, name, &v->type, (kiln_loc){0});
         } else {
             kiln_param p = v->param;
-            if (v->kind != KILN_VALUE_PARAM || !p.data)
+            if (v->kind != KILN_VALUE_PARAM || !kiln_param_readable(v))
                 goto fail;
-            p.source = KILN_PARAM_INLINE; /* borrowed: g outlives t */
+            if (p.data)
+                p.source = KILN_PARAM_INLINE; /* borrowed: g outlives t */
+            else
+                p.key = p.key ? p.key : v->name; /* RANDOM, generated when read: the same values under any name */
             in[k] = kiln_graph_add_param(t, name, &v->type, &p, (kiln_loc){0});
         }
         if (in[k] == KILN_NO_ID)

@@ -13,6 +13,32 @@
 #include "compiler/frontend/frontend.h"
 #include "compiler/passes/passes.h"
 
+/* The spelling options are recorded under: the long forms of short ones. */
+static const char *canonical(const char *name)
+{
+    if (strcmp(name, "--output") == 0)
+        return "-o";
+    if (strcmp(name, "--verbose") == 0)
+        return "-v";
+    return name;
+}
+
+int kiln_args_once(kiln_args *a, const char *name)
+{
+    const char *c = canonical(name);
+    if (strcmp(c, "--input") == 0)
+        return 0; /* one per model input */
+    for (int k = 0; k < a->n_seen; k++)
+        if (strcmp(a->seen[k], c) == 0) {
+            kiln_cli_usage_error(a->cmd, "option '%s' is given twice (each option once: a second value would "
+                                         "silently replace the first)", name);
+            return -1;
+        }
+    if (a->n_seen < (int)(sizeof a->seen / sizeof a->seen[0]))
+        a->seen[a->n_seen++] = c;
+    return 0;
+}
+
 int kiln_args_value(kiln_args *a, const char *name, const char **value)
 {
     const char *arg = a->argv[a->i];
@@ -21,7 +47,7 @@ int kiln_args_value(kiln_args *a, const char *name, const char **value)
         return 0;
     if (arg[n] == '=') {
         *value = arg + n + 1;
-        return 1;
+        return kiln_args_once(a, name) < 0 ? -1 : 1;
     }
     if (arg[n] != '\0')
         return 0;
@@ -30,12 +56,14 @@ int kiln_args_value(kiln_args *a, const char *name, const char **value)
         return -1;
     }
     *value = a->argv[++a->i];
-    return 1;
+    return kiln_args_once(a, name) < 0 ? -1 : 1;
 }
 
-bool kiln_args_flag(const kiln_args *a, const char *name)
+int kiln_args_flag(kiln_args *a, const char *name)
 {
-    return strcmp(a->argv[a->i], name) == 0;
+    if (strcmp(a->argv[a->i], name) != 0)
+        return 0;
+    return kiln_args_once(a, name) < 0 ? -1 : 1;
 }
 
 int kiln_args_unknown(const kiln_args *a)
@@ -78,37 +106,95 @@ int kiln_cli_parse_count(const char *cmd, const char *flag, const char *text, in
     return 0;
 }
 
-/* --max-elements and -v, taken out of the command line by
+/* The options every command takes, taken out of the command line by
  * kiln_cli_take_global_options (the process's settings: one command runs). */
 static int64_t max_elements = KILN_DEFAULT_MAX_ELEMENTS;
 static bool verbose = false;
+static bool allow_nonfinite = false;
+
+/* A byte count: digits, then optionally K, M, G or T (powers of 1024),
+ * optionally followed by "iB" or "B" ("512M", "4GiB", "1000000"). */
+static int parse_bytes(const char *text, uint64_t *out)
+{
+    const char *p = text;
+    uint64_t v = 0;
+    if (*p < '0' || *p > '9')
+        return -1;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (v > (UINT64_MAX - (uint64_t)(*p - '0')) / 10)
+            return -1;
+        v = v * 10 + (uint64_t)(*p - '0');
+    }
+    unsigned shift = 0;
+    switch (*p) {
+    case 'k': case 'K': shift = 10; p++; break;
+    case 'm': case 'M': shift = 20; p++; break;
+    case 'g': case 'G': shift = 30; p++; break;
+    case 't': case 'T': shift = 40; p++; break;
+    default: break;
+    }
+    if (shift && strcmp(p, "iB") == 0)
+        p += 2;
+    else if (strcmp(p, "B") == 0)
+        p++;
+    if (*p || v < 1 || v > (UINT64_MAX >> shift))
+        return -1;
+    *out = v << shift;
+    return 0;
+}
 
 int kiln_cli_take_global_options(int *argc, char **argv)
 {
+    static const char *const names[] = {"--max-elements", "--max-weights-bytes", "--max-workspace-bytes"};
+    enum { N_VALUED = sizeof names / sizeof names[0] };
+    bool seen[N_VALUED + 2] = {false}; /* the valued ones, -v, --allow-nonfinite */
+    uint64_t weights = KILN_CLI_DEFAULT_MAX_WEIGHTS_BYTES, workspace = KILN_CLI_DEFAULT_MAX_WORKSPACE_BYTES;
     int out = 1;
     for (int i = 1; i < *argc; i++) {
         const char *arg = argv[i], *value = NULL;
+        int which = -1;
         if (strcmp(arg, "-v") == 0 || strcmp(arg, "--verbose") == 0) {
+            which = N_VALUED;
             verbose = true;
-            continue;
-        }
-        if (strcmp(arg, "--max-elements") == 0) {
-            if (i + 1 >= *argc)
-                return kiln_cli_usage_error(argv[0], "option '--max-elements' needs a value");
-            value = argv[++i];
-        } else if (strncmp(arg, "--max-elements=", 15) == 0) {
-            value = arg + 15;
+        } else if (strcmp(arg, "--allow-nonfinite") == 0) {
+            which = N_VALUED + 1;
+            allow_nonfinite = true;
         } else {
+            for (int k = 0; k < N_VALUED && which < 0; k++) {
+                size_t n = strlen(names[k]);
+                if (strcmp(arg, names[k]) == 0) {
+                    if (i + 1 >= *argc)
+                        return kiln_cli_usage_error(argv[0], "option '%s' needs a value", names[k]);
+                    value = argv[++i];
+                    which = k;
+                } else if (strncmp(arg, names[k], n) == 0 && arg[n] == '=') {
+                    value = arg + n + 1;
+                    which = k;
+                }
+            }
+        }
+        if (which < 0) {
             argv[out++] = argv[i];
             continue;
         }
-        if (kiln_parse_int(value, &max_elements) != 0 || max_elements < 1)
+        if (seen[which])
+            return kiln_cli_usage_error(argv[0], "option '%s' is given twice (each option once: a second value "
+                                                 "would silently replace the first)",
+                                        which < N_VALUED ? names[which] : arg);
+        seen[which] = true;
+        if (which == 0 && (kiln_parse_int(value, &max_elements) != 0 || max_elements < 1))
             return kiln_cli_usage_error(argv[0], "--max-elements expects a positive integer, got '%s'", value);
+        if ((which == 1 || which == 2) && parse_bytes(value, which == 1 ? &weights : &workspace) != 0)
+            return kiln_cli_usage_error(argv[0], "%s expects a positive number of bytes (e.g. 8G, 512MiB, 1000000), "
+                                                 "got '%s'", names[which], value);
     }
+    kiln_cli_set_budgets(weights, workspace);
     *argc = out;
     argv[out] = NULL;
     return 0;
 }
+
+bool kiln_cli_allow_nonfinite(void) { return allow_nonfinite; }
 
 double kiln_cli_seconds(void)
 {
@@ -202,16 +288,17 @@ static int parse_dump_ir(const char *cmd, const char *text, const char **out)
 
 void kiln_cli_options_init(kiln_cli_options *o, const char *cmd, const char *help, unsigned takes)
 {
+    /* Every command but dump (without passes) reads the weights' values. */
     *o = (kiln_cli_options){
         .cmd = cmd, .help = help, .takes = takes, .cg = KILN_CG_OPTIONS_INIT, .passes = "all", .batch = 1,
-        .layout = "auto"};
+        .layout = "auto", .needs_weights = strcmp(cmd, "dump") != 0};
 }
 
 int kiln_cli_options_take(kiln_args *a, kiln_cli_options *o)
 {
     const char *arg = a->argv[a->i], *v;
     int r;
-    if (kiln_args_flag(a, "--help") || kiln_args_flag(a, "-h")) {
+    if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
         fputs(o->help, stdout);
         return 0;
     }
@@ -222,6 +309,8 @@ int kiln_cli_options_take(kiln_args *a, kiln_cli_options *o)
         return KILN_CLI_TAKEN;
     }
     if ((o->takes & KILN_CLI_TAKES_OPT_LEVEL) && arg[1] == 'O' && arg[2] >= '0' && arg[2] <= '3' && !arg[3]) {
+        if (kiln_args_once(a, "-O") < 0)
+            return 2;
         o->cg.opt_level = arg[2] - '0';
         return KILN_CLI_TAKEN;
     }
@@ -236,9 +325,9 @@ int kiln_cli_options_take(kiln_args *a, kiln_cli_options *o)
         return r < 0 || kiln_cli_parse_count(o->cmd, "--threads", v, 0, &o->threads) ? 2 : KILN_CLI_TAKEN;
     if ((o->takes & KILN_CLI_TAKES_BATCH) && (r = kiln_args_value(a, "--batch", &v)))
         return r < 0 || kiln_cli_parse_count(o->cmd, "--batch", v, 1, &o->batch) ? 2 : KILN_CLI_TAKEN;
-    if ((o->takes & KILN_CLI_TAKES_TIME_PASSES) && kiln_args_flag(a, "--time-passes")) {
+    if ((o->takes & KILN_CLI_TAKES_TIME_PASSES) && (r = kiln_args_flag(a, "--time-passes"))) {
         o->time_passes = true;
-        return KILN_CLI_TAKEN;
+        return r < 0 ? 2 : KILN_CLI_TAKEN;
     }
     if ((o->takes & KILN_CLI_TAKES_WINOGRAD) && (r = kiln_args_value(a, "--winograd", &v))) {
         static const char *const names[] = {"auto", "off", "f2", "f4"};
@@ -282,14 +371,23 @@ int kiln_cli_options_check(const kiln_cli_options *o)
     return 0;
 }
 
-static kiln_graph *load_graph(const char *path)
+/* `kiln CMD` before a diagnostic that has no file (an out-of-memory in a
+ * pass, a code generation failure). */
+static void print_diags(const kiln_diag *d, const char *cmd)
+{
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, "kiln %s", cmd);
+    kiln_diag_print_prefixed(d, stderr, prefix);
+}
+
+static kiln_graph *load_graph(const char *path, const char *cmd)
 {
     kiln_diag d;
     kiln_diag_init(&d);
     kiln_graph *g = NULL;
-    kiln_frontend_options opt = {.max_elements = max_elements};
+    kiln_frontend_options opt = {.max_elements = max_elements, .allow_nonfinite = allow_nonfinite};
     kiln_status st = kiln_frontend_load_opts(path, &opt, &g, &d);
-    kiln_diag_print(&d, stderr);
+    print_diags(&d, cmd);
     if (st != KILN_OK || kiln_diag_has_errors(&d)) {
         if (d.count == 0)
             fprintf(stderr, "%s: error: %s\n", path, kiln_status_string(st));
@@ -346,7 +444,7 @@ static int run_passes(kiln_graph *g, const kiln_cli_options *o)
                             "value plain\n", o->cmd);
     }
     st = kiln_pipeline_run(g, &po, &d);
-    kiln_diag_print(&d, stderr);
+    print_diags(&d, o->cmd);
     kiln_diag_release(&d);
     if (st != KILN_OK)
         return kiln_cli_error(o->cmd, "optimizing '%s' failed: %s", g->name, kiln_status_string(st));
@@ -385,7 +483,7 @@ int kiln_cli_model_open(kiln_cli_model *m, const kiln_cli_options *o)
 {
     *m = (kiln_cli_model){0};
     double t0 = kiln_cli_seconds();
-    kiln_graph *g = load_graph(o->model);
+    kiln_graph *g = load_graph(o->model, o->cmd);
     if (!g)
         return 1;
     double t1 = kiln_cli_seconds();
@@ -396,9 +494,12 @@ int kiln_cli_model_open(kiln_cli_model *m, const kiln_cli_options *o)
         kiln_graph_destroy(g);
         return rc;
     }
+    bool passes = strcmp(o->passes, "none") != 0;
     if (o->batch != 1 && !has_batched_input(g))
         rc = kiln_cli_usage_error(o->cmd, "the model has fixed shapes: --batch must be 1");
-    else if (strcmp(o->passes, "none") != 0)
+    else if ((o->needs_weights || passes) && kiln_cli_budget_weights(g, o->cmd) != 0)
+        rc = 1; /* before the passes: folding reads the weights */
+    else if (passes)
         rc = run_passes(g, o);
     if (rc != 0) {
         kiln_graph_destroy(g);

@@ -11,20 +11,29 @@
 #include "compiler/interp/interp.h"
 #include "ir/graph.h"
 
-/* A cursor over argv. Options are `--name VALUE` or `--name=VALUE`. */
+/* A cursor over argv. Options are `--name VALUE` or `--name=VALUE`. Each
+ * option may be given once (a second -o, --emit or --tune is a usage error,
+ * never a silent choice of the last); only --input repeats. */
 typedef struct kiln_args {
     int argc;
     char **argv;
     int i;
     const char *cmd; /* subcommand, for messages */
+    const char *seen[64]; /* the options met so far (their canonical spelling) */
+    int n_seen;
 } kiln_args;
 
-/* True when argv[i] is the flag `name` (`--name` or `--name=...`); *value gets
+/* 1 when argv[i] is the flag `name` (`--name` or `--name=...`); *value gets
  * the value (the next argument, or the text after '='). Reports a missing
- * value and returns -1 then. */
+ * value, or an option given before (also as another spelling: -o and
+ * --output), and returns -1 then. 0 when argv[i] is another argument. */
 int kiln_args_value(kiln_args *a, const char *name, const char **value);
-/* True when argv[i] is the switch `name` exactly. */
-bool kiln_args_flag(const kiln_args *a, const char *name);
+/* 1 when argv[i] is the switch `name` exactly; -1 after reporting that it
+ * was given before; 0 otherwise. */
+int kiln_args_flag(kiln_args *a, const char *name);
+/* Records option `name` as given; 0, or -1 after reporting that it was
+ * given before. */
+int kiln_args_once(kiln_args *a, const char *name);
 /* Reports an unknown option or a surplus argument; always returns 2. */
 int kiln_args_unknown(const kiln_args *a);
 /* Prints `kiln CMD: error: ...` and returns 2 (usage errors). */
@@ -40,6 +49,8 @@ int kiln_cli_check_pass(const char *cmd, const char *flag, const char *name);
 double kiln_cli_seconds(void);
 /* -v / --verbose (any command): each stage and its time to stderr. */
 bool kiln_cli_verbose(void);
+/* --allow-nonfinite (any command): weights may hold NaN and infinities. */
+bool kiln_cli_allow_nonfinite(void);
 /* With -v: prints `kiln CMD: WHAT    T ms` to stderr (seconds < 0: no time). */
 void kiln_cli_stage(const char *cmd, double seconds, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* The directory of the shared libkiln_rt that belongs to this kiln: the
@@ -47,10 +58,34 @@ void kiln_cli_stage(const char *cmd, double seconds, const char *fmt, ...) __att
  * to the executable); NULL when neither holds libkiln_rt.so. Static buffer. */
 const char *kiln_cli_rt_libdir(void);
 
-/* Removes the options every command takes (--max-elements N: the per-tensor
- * element limit, default 2^32; -v / --verbose) from argv[1..]; returns 0, or
- * 2 after a usage error. argv[0] names the command in messages. */
+/* Removes the options every command takes from argv[1..]: --max-elements N
+ * (the per-tensor element limit, default 2^32), --max-weights-bytes N and
+ * --max-workspace-bytes N (the budgets below), --allow-nonfinite (NaN and
+ * infinity in weights are accepted), -v / --verbose. Returns 0, or 2 after
+ * a usage error. argv[0] names the command in messages. */
 int kiln_cli_take_global_options(int *argc, char **argv);
+
+/* ---- budgets (budget.c) ---------------------------------------------------------- */
+
+/* The defaults of --max-weights-bytes and --max-workspace-bytes. */
+#define KILN_CLI_DEFAULT_MAX_WEIGHTS_BYTES ((uint64_t)4 << 30)
+#define KILN_CLI_DEFAULT_MAX_WORKSPACE_BYTES ((uint64_t)4 << 30)
+void kiln_cli_set_budgets(uint64_t weights, uint64_t workspace);
+/* "16.0 GiB", "1536 B". */
+void kiln_cli_format_bytes(uint64_t bytes, char *buf, size_t size);
+/* 0 when the parameters of g (as f32, 4 bytes per element) fit the weights
+ * budget; otherwise 1 after an error at the largest parameter. Checked
+ * before any weight is read or generated. */
+int kiln_cli_budget_weights(const kiln_graph *g, const char *cmd);
+/* How a command evaluates a model, for the workspace budget. */
+typedef enum kiln_cli_eval {
+    KILN_CLI_EVAL_COMPILED, /* compiled code (run, bench, compile --tune): the memory plan, inputs, outputs */
+    KILN_CLI_EVAL_INTERP,   /* the interpreter: every value, 8 bytes per element */
+    KILN_CLI_EVAL_CHECK,    /* kiln check: every value compiled (4) and interpreted (8) */
+} kiln_cli_eval;
+/* 0 when evaluating g at `batch` as `how` says fits the workspace budget;
+ * otherwise 1 after an error at the largest value. */
+int kiln_cli_budget_workspace(const kiln_graph *g, const char *cmd, int64_t batch, kiln_cli_eval how);
 
 /* Which of the shared options a command takes (kiln_cli_options.takes). */
 enum {
@@ -88,6 +123,7 @@ typedef struct kiln_cli_options {
     const char *precision;  /* kiln compile --precision: the model's default precision, or NULL */
     /* Set by the command itself, never from the command line: */
     const char *stop_after; /* the last pass to run (kiln dump --after); NULL: all of them */
+    bool needs_weights;     /* the command reads the weights' values (checked against the weights budget) */
     FILE *dump_to;          /* where --dump-ir writes the IR; NULL: stderr */
 } kiln_cli_options;
 

@@ -162,7 +162,7 @@ static void print_time(const char *label, double s)
 
 int kiln_cmd_bench(int argc, char **argv)
 {
-    kiln_args a = {argc, argv, 1, "bench"};
+    kiln_args a = {.argc = argc, .argv = argv, .i = 1, .cmd = "bench"};
     const char *v;
     int64_t iterations = 100, warmup = 10;
     bool per_layer = false;
@@ -177,7 +177,9 @@ int kiln_cmd_bench(int argc, char **argv)
             continue;
         if (r != KILN_CLI_OTHER)
             return r;
-        if (kiln_args_flag(&a, "--per-layer")) {
+        if ((r = kiln_args_flag(&a, "--per-layer"))) {
+            if (r < 0)
+                return 2;
             per_layer = true;
             continue;
         }
@@ -209,7 +211,8 @@ int kiln_cmd_bench(int argc, char **argv)
     kiln_cli_buffers io = {0};
     double *times = malloc((size_t)iterations * sizeof *times);
     double t0 = kiln_cli_seconds();
-    if (!times || kiln_jit_model_open(&jm, g, "bench", &o.cg) != 0)
+    if (!times || kiln_cli_budget_workspace(g, "bench", batch, KILN_CLI_EVAL_COMPILED) != 0 ||
+        kiln_jit_model_open(&jm, g, "bench", &o.cg) != 0)
         goto done;
     double compile_s = cm.passes_s + (kiln_cli_seconds() - t0);
     char why[512] = "";

@@ -73,7 +73,7 @@ static errors compare(const float *a, const double *b, size_t n)
 
 int kiln_cmd_check(int argc, char **argv)
 {
-    kiln_args a = {argc, argv, 1, "check"};
+    kiln_args a = {.argc = argc, .argv = argv, .i = 1, .cmd = "check"};
     const char *v;
     int64_t seed = 1;
     double tolerance = 1e-4;
@@ -120,7 +120,8 @@ int kiln_cmd_check(int argc, char **argv)
     kiln_cli_buffers io = {0};
     float *plain = NULL; /* a blocked value, converted to NCHW */
     o.cg.expose_values = true;
-    if (kiln_jit_model_open(&jm, g, "check", &o.cg) != 0)
+    if (kiln_cli_budget_workspace(g, "check", batch, KILN_CLI_EVAL_CHECK) != 0 ||
+        kiln_jit_model_open(&jm, g, "check", &o.cg) != 0)
         goto done;
     /* Winograd F(4x4) rounds more than a direct sum (docs/codegen.md: up to
      * ~2e-4 on its own, and later layers inherit it): the default tolerance

@@ -12,6 +12,8 @@
 
 #include "cli.h"
 #include "compiler/passes/passes.h"
+#include "guard.h"
+#include "outputs.h"
 
 static const char help[] =
     "usage: kiln compile MODEL -o OUTPUT [--header FILE.h] [--emit obj|asm|llvm|bc|lib|so]\n"
@@ -187,10 +189,12 @@ static void put_make_path(FILE *f, const char *path)
     }
 }
 
-/* --depfile: `OUTPUT: MODEL WEIGHTS...` (every file the frontend read). */
-static int write_depfile(const char *path, const char *output, const kiln_graph *g, const char *model)
+/* --depfile: `OUTPUT: MODEL WEIGHTS...` (every file the frontend read),
+ * written to write_path. */
+static int write_depfile(const char *path, const char *write_path, const char *output, const kiln_graph *g,
+                         const char *model)
 {
-    FILE *f = fopen(path, "w");
+    FILE *f = fopen(write_path, "w");
     if (!f)
         return kiln_cli_error("compile", "cannot write the dependency file '%s': %s", path, strerror(errno));
     put_make_path(f, output);
@@ -204,10 +208,11 @@ static int write_depfile(const char *path, const char *output, const kiln_graph 
         put_make_path(f, g->weight_files[i]);
     }
     fputs("\n", f);
-    if (ferror(f) | (fclose(f) != 0)) {
-        remove(path);
-        return kiln_cli_error("compile", "cannot write the dependency file '%s': %s", path, strerror(errno));
-    }
+    int err = ferror(f) ? (errno ? errno : EIO) : 0;
+    if (fclose(f) != 0 && !err)
+        err = errno ? errno : EIO;
+    if (err)
+        return kiln_cli_error("compile", "cannot write the dependency file '%s': %s", path, strerror(err));
     return 0;
 }
 
@@ -241,7 +246,7 @@ static void print_portability(const kiln_cg_module *m, const kiln_cg_options *op
 
 int kiln_cmd_compile(int argc, char **argv)
 {
-    kiln_args a = {argc, argv, 1, "compile"};
+    kiln_args a = {.argc = argc, .argv = argv, .i = 1, .cmd = "compile"};
     const char *output = NULL, *header = NULL, *emit = NULL, *weights = "embed";
     const char *weights_path = NULL, *tune_batch_text = NULL, *jobs_text = NULL, *depfile = NULL;
     bool tune = false, threads_given = false;
@@ -259,7 +264,9 @@ int kiln_cmd_compile(int argc, char **argv)
         }
         if (r != KILN_CLI_OTHER)
             return r;
-        if (kiln_args_flag(&a, "--tune")) {
+        if ((r = kiln_args_flag(&a, "--tune"))) {
+            if (r < 0)
+                return 2;
             tune = true;
             continue;
         }
@@ -319,22 +326,50 @@ int kiln_cmd_compile(int argc, char **argv)
         o.threads = KILN_SCHEDULE_DEFAULT_THREADS;
 
     double t_start = kiln_cli_seconds();
-    kiln_cli_model cm;
-    int rc = kiln_cli_model_open(&cm, &o);
-    if (rc != 0)
+    /* Every output is checked and gets its temporary file before any work:
+     * none may be the model or another output (outputs.h). */
+    kiln_outputs outs;
+    kiln_outputs_init(&outs, "compile");
+    const kiln_out_file *out_obj = NULL, *out_header = NULL, *out_weights = NULL, *out_dep = NULL;
+    char *wfile = NULL, *wabs = NULL;
+    int rc = kiln_outputs_input(&outs, o.model, "the model", KILN_OUT_USAGE);
+    if (rc == 0)
+        rc = kiln_outputs_add(&outs, output, "-o", KILN_OUT_USAGE | (kind == KILN_CG_EMIT_SO ? KILN_OUT_EXECUTABLE : 0),
+                              &out_obj);
+    if (rc == 0 && external) {
+        if (out_obj->device)
+            rc = kiln_cli_usage_error("compile", "--weights external writes OUTPUT's .weights file beside OUTPUT: "
+                                                 "-o '%s' must then be a regular file", output);
+        else if (!(wfile = weights_file_name(output)))
+            rc = kiln_cli_error("compile", "out of memory");
+        else
+            rc = kiln_outputs_add(&outs, wfile, "the weights file (--weights external)", KILN_OUT_USAGE, &out_weights);
+    }
+    if (rc == 0 && header)
+        rc = kiln_outputs_add(&outs, header, "--header", KILN_OUT_USAGE, &out_header);
+    if (rc == 0 && depfile)
+        rc = kiln_outputs_add(&outs, depfile, "--depfile", KILN_OUT_USAGE, &out_dep);
+    kiln_cli_model cm = {0};
+    if (rc == 0)
+        rc = kiln_cli_model_open(&cm, &o);
+    if (rc != 0) {
+        kiln_outputs_release(&outs);
+        free(wfile);
         return rc;
+    }
     rc = 1;
     const kiln_graph *g = cm.g;
-    char *wfile = NULL, *wabs = NULL;
     kiln_cg_module *m = NULL;
     kiln_cg_gemm_impl *choice = NULL;
     double *t_gen = NULL, *t_blas = NULL;
     kiln_diag d;
     kiln_diag_init(&d);
+    for (size_t i = 0; i < g->n_weight_files; i++)
+        if (kiln_outputs_input(&outs, g->weight_files[i], "a weights file of the model", 0) != 0)
+            goto done;
     if (external) {
-        wfile = weights_file_name(output);
-        wabs = wfile && !weights_path ? absolute_path(wfile) : NULL;
-        if (!wfile || (!weights_path && !wabs)) {
+        wabs = !weights_path ? absolute_path(wfile) : NULL;
+        if (!weights_path && !wabs) {
             kiln_cli_error("compile", "cannot resolve the weights file for '%s'", output);
             goto done;
         }
@@ -352,6 +387,8 @@ int kiln_cmd_compile(int argc, char **argv)
         kiln_cli_error("compile", "out of memory");
         goto done;
     }
+    if (tune && kiln_cli_budget_workspace(g, "compile", tune_batch, KILN_CLI_EVAL_COMPILED) != 0)
+        goto done;
     if (tune) {
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         st = kiln_cg_tune(g, opt, tune_batch, tune_threads ? (int)tune_threads : (int)(cores > 0 ? cores : 1), 15,
@@ -370,32 +407,40 @@ int kiln_cmd_compile(int argc, char **argv)
     if (st == KILN_OK)
         kiln_cli_stage("compile", t_codegen - t_tuned, "code generation (LLVM IR, optimization)");
     if (st == KILN_OK)
-        st = kiln_cg_emit(m, kind, output, &d);
+        st = kiln_cg_emit_to(m, kind, output, out_obj->tmp, &d);
     double t_emitted = kiln_cli_seconds();
     if (st == KILN_OK)
         kiln_cli_stage("compile", t_emitted - t_codegen, "emit %s", output);
     if (st == KILN_OK && header) {
-        st = kiln_cg_write_header(m, header, &d);
+        st = kiln_cg_write_header_to(m, header, out_header->tmp, &d);
         if (st == KILN_OK)
             kiln_cli_stage("compile", kiln_cli_seconds() - t_emitted, "header %s", header);
     }
     if (st == KILN_OK && external) {
         double t0 = kiln_cli_seconds();
-        st = kiln_cg_write_weights(m, wfile, &d);
+        st = kiln_cg_write_weights_to(m, wfile, out_weights->tmp, &d);
         if (st == KILN_OK)
             kiln_cli_stage("compile", kiln_cli_seconds() - t0, "weights %s", wfile);
     }
-    kiln_diag_print(&d, stderr);
+    /* Messages without a place (a write error) read `kiln compile: error:
+     * cannot write 'x.o': REASON`; the status alone only when none says
+     * more. */
+    kiln_diag_print_prefixed(&d, stderr, "kiln compile");
     if (st != KILN_OK) {
-        kiln_cli_error("compile", "%s: %s", o.model, kiln_status_string(st));
+        if (!kiln_diag_has_errors(&d))
+            kiln_cli_error("compile", "compiling '%s' failed: %s", o.model, kiln_status_string(st));
         goto done;
     }
     if (depfile) {
         double t0 = kiln_cli_seconds();
-        if (write_depfile(depfile, output, g, o.model) != 0)
+        if (write_depfile(depfile, out_dep->tmp, output, g, o.model) != 0)
             goto done;
         kiln_cli_stage("compile", kiln_cli_seconds() - t0, "dependency file %s", depfile);
     }
+    /* A device output (/dev/null, a FIFO) is written before the report says
+     * so; regular files are renamed into place after it. */
+    if (kiln_outputs_write_devices(&outs) != 0)
+        goto done;
     double t_end = kiln_cli_seconds();
     if (o.time_passes)
         print_times(&cm, tune, t_tuned - t_passes, t_codegen - t_tuned, t_end - t_codegen);
@@ -466,8 +511,12 @@ int kiln_cmd_compile(int argc, char **argv)
         else
             printf("  scratch   %s for the largest kernel (Winograd transforms), placed by the memory plan\n", sl);
     }
+    /* The report is out: now, and only now, the outputs replace what was there. */
+    if (kiln_guard_flush_stdout("compile") != 0 || kiln_outputs_commit(&outs) != 0)
+        goto done;
     rc = 0;
 done:
+    kiln_outputs_release(&outs);
     kiln_diag_release(&d);
     kiln_cg_module_destroy(m);
     free(choice);

@@ -10,6 +10,8 @@
 
 #include "cli.h"
 #include "compiler/passes/passes.h"
+#include "guard.h"
+#include "outputs.h"
 
 static const char help[] =
     "usage: kiln dump MODEL [--after PASS | --dump-ir=all|after:PASS] [--time-passes] [--threads N]\n"
@@ -45,27 +47,14 @@ static const char help[] =
     "                  together\n"
     "  -v              print each stage and its time to standard error\n";
 
-/* -o FILE: folded weights go to FILE.safetensors. NULL (after an error)
- * when that is a weights file the model itself reads. */
-static char *sidecar_name(const char *output, const kiln_graph *g)
+/* Whether the graph holds weights the passes computed (printed as hex, or
+ * written to the sidecar with -o). */
+static bool has_inline_weights(const kiln_graph *g)
 {
-    size_t n = strlen(output);
-    char *p = malloc(n + sizeof ".safetensors");
-    if (!p) {
-        kiln_cli_error("dump", "out of memory");
-        return NULL;
-    }
-    memcpy(p, output, n);
-    memcpy(p + n, ".safetensors", sizeof ".safetensors");
-    char want[PATH_MAX], have[PATH_MAX];
-    for (size_t i = 0; i < g->n_weight_files; i++)
-        if (g->weight_files[i] && realpath(g->weight_files[i], have) && realpath(p, want) && strcmp(want, have) == 0) {
-            kiln_cli_error("dump", "-o %s would write the folded weights over %s, a weights file of the model; "
-                                   "choose another name", output, p);
-            free(p);
-            return NULL;
-        }
-    return p;
+    for (size_t i = 0; i < g->n_values; i++)
+        if (g->values[i].kind == KILN_VALUE_PARAM && g->values[i].param.source == KILN_PARAM_INLINE)
+            return true;
+    return false;
 }
 
 /* Standard output has no place for a sidecar: folded weights are printed as
@@ -87,7 +76,7 @@ static void note_inline_size(const kiln_graph *g)
 
 int kiln_cmd_dump(int argc, char **argv)
 {
-    kiln_args a = {argc, argv, 1, "dump"};
+    kiln_args a = {.argc = argc, .argv = argv, .i = 1, .cmd = "dump"};
     const char *format = "text", *output = NULL, *after = NULL, *threads_text = NULL;
     kiln_cli_options o;
     kiln_cli_options_init(&o, "dump", help, KILN_CLI_TAKES_TIME_PASSES | KILN_CLI_TAKES_DUMP_IR | KILN_CLI_TAKES_LAYOUT |
@@ -137,16 +126,31 @@ int kiln_cmd_dump(int argc, char **argv)
         fprintf(stderr, "kiln dump: note: no passes run without --after PASS; --layout has no effect\n");
 
     FILE *out = stdout;
-    char *dir = NULL;
+    char *dir = NULL, *sidecar = NULL;
     int rc = 0;
     kiln_cli_model cm = {0};
+    /* -o FILE is written to a temporary file renamed over FILE at the end
+     * (outputs.h); FILE may not be the model. */
+    kiln_outputs outs;
+    kiln_outputs_init(&outs, "dump");
+    const kiln_out_file *out_text = NULL, *out_sidecar = NULL;
     if (output) {
+        if ((rc = kiln_outputs_input(&outs, o.model, "the model", KILN_OUT_USAGE)) != 0 ||
+            (rc = kiln_outputs_add(&outs, output, "-o", KILN_OUT_USAGE, &out_text)) != 0)
+            goto done;
         /* Opened before the passes run only when they write to it (all). */
-        if (all && !(out = fopen(output, "w")))
-            return kiln_cli_error("dump", "cannot write '%s': %s", output, strerror(errno));
+        if (all && !(out = fopen(out_text->tmp, "w"))) {
+            out = stdout;
+            rc = kiln_cli_error("dump", "cannot write '%s': %s", output, strerror(errno));
+            goto done;
+        }
         char *copy = strdup(output);
         dir = copy ? strdup(dirname(copy)) : NULL;
         free(copy);
+        if (!dir) {
+            rc = kiln_cli_error("dump", "out of memory");
+            goto done;
+        }
     }
     o.passes = after || all ? "all" : "none";
     o.stop_after = after;
@@ -154,33 +158,64 @@ int kiln_cmd_dump(int argc, char **argv)
     o.dump_to = out;
     if ((rc = kiln_cli_model_open(&cm, &o)) != 0)
         goto done;
-    if (all)
-        goto done; /* the passes printed it */
-    if (output && !(out = fopen(output, "w"))) {
-        out = stdout;
-        rc = kiln_cli_error("dump", "cannot write '%s': %s", output, strerror(errno));
-        goto done;
+    for (size_t i = 0; output && i < cm.g->n_weight_files; i++)
+        if ((rc = kiln_outputs_input(&outs, cm.g->weight_files[i], "a weights file of the model", 0)) != 0)
+            goto done;
+    if (!all) {
+        /* Folded weights go to FILE.safetensors beside FILE. */
+        if (output && !dot && has_inline_weights(cm.g)) {
+            size_t n = strlen(output);
+            if (out_text->device) {
+                rc = kiln_cli_error("dump", "the passes computed weights, which -o FILE writes to FILE.safetensors "
+                                            "beside FILE: '%s' is not a regular file (without -o they are printed "
+                                            "as hex)", output);
+                goto done;
+            }
+            if (!(sidecar = malloc(n + sizeof ".safetensors"))) {
+                rc = kiln_cli_error("dump", "out of memory");
+                goto done;
+            }
+            memcpy(sidecar, output, n);
+            memcpy(sidecar + n, ".safetensors", sizeof ".safetensors");
+            if ((rc = kiln_outputs_add(&outs, sidecar, "the folded weights' file (-o FILE.safetensors)", 0,
+                                       &out_sidecar)) != 0)
+                goto done;
+        }
+        if (output && !(out = fopen(out_text->tmp, "w"))) {
+            out = stdout;
+            rc = kiln_cli_error("dump", "cannot write '%s': %s", output, strerror(errno));
+            goto done;
+        }
+        double t0 = kiln_cli_seconds();
+        kiln_ir_print_options po = {.relative_to = output ? dir : ".", .sidecar_path = sidecar,
+                                    .sidecar_write_path = out_sidecar ? out_sidecar->tmp : NULL};
+        kiln_status st = dot ? kiln_ir_print_dot(cm.g, out) : kiln_ir_print_opts(cm.g, out, &po);
+        if (st == KILN_ERR_IO && sidecar && output && !ferror(out))
+            rc = kiln_cli_error("dump", "cannot write '%s': %s", sidecar, strerror(errno ? errno : EIO));
+        else if (st == KILN_ERR_IO && output)
+            rc = kiln_cli_error("dump", "cannot write '%s': %s", output, strerror(errno ? errno : EIO));
+        else if (st == KILN_ERR_IO)
+            rc = kiln_guard_flush_stdout("dump") ? 1 : kiln_cli_error("dump", "cannot write to standard output");
+        else if (st != KILN_OK)
+            rc = kiln_cli_error("dump", "printing the IR failed: %s", kiln_status_string(st));
+        else
+            kiln_cli_stage("dump", kiln_cli_seconds() - t0, "print %s%s%s", dot ? "DOT" : "text",
+                           output ? " to " : "", output ? output : "");
+        if (st == KILN_OK && !output && !dot)
+            note_inline_size(cm.g);
     }
-    double t0 = kiln_cli_seconds();
-    char *sidecar = NULL;
-    if (output && !dot && (sidecar = sidecar_name(output, cm.g)) == NULL) {
-        rc = 1;
-        goto done;
-    }
-    kiln_ir_print_options po = {.relative_to = output ? dir : ".", .sidecar_path = sidecar};
-    kiln_status st = dot ? kiln_ir_print_dot(cm.g, out) : kiln_ir_print_opts(cm.g, out, &po);
-    if (st != KILN_OK)
-        rc = kiln_cli_error("dump", "%s%s%s", kiln_status_string(st), sidecar ? " (writing " : "",
-                            sidecar ? sidecar : "");
-    else
-        kiln_cli_stage("dump", kiln_cli_seconds() - t0, "print %s%s%s", dot ? "DOT" : "text",
-                       output ? " to " : "", output ? output : "");
-    if (st == KILN_OK && !output && !dot)
-        note_inline_size(cm.g);
-    free(sidecar);
 done:
-    if (out != stdout && fclose(out) != 0)
-        rc = kiln_cli_error("dump", "cannot write '%s': %s", output, strerror(errno));
+    if (out != stdout) {
+        int err = ferror(out) ? (errno ? errno : EIO) : 0;
+        if (fclose(out) != 0 && !err)
+            err = errno ? errno : EIO;
+        if (err && rc == 0)
+            rc = kiln_cli_error("dump", "cannot write '%s': %s", output, strerror(err));
+    }
+    if (rc == 0 && output && kiln_outputs_commit(&outs) != 0)
+        rc = 1;
+    kiln_outputs_release(&outs);
+    free(sidecar);
     free(dir);
     kiln_cli_model_close(&cm);
     return rc;

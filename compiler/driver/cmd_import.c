@@ -4,13 +4,18 @@
 #define _XOPEN_SOURCE 700
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "compiler/frontend/onnx/onnx.h"
+#include "ir/diag.h"
+#include "outputs.h"
 
 static const char help[] =
     "usage: kiln import MODEL.onnx -o OUT.yaml [--weights OUT.safetensors]\n"
@@ -126,11 +131,23 @@ static bool is_identifier(const char *s)
     return true;
 }
 
+/* Reads the whole of regular file `path`; a FIFO, device or directory is
+ * refused before any read (the open does not wait for a FIFO's writer). */
 static char *read_file(const char *path, size_t *size, char *err, size_t err_size)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
         snprintf(err, err_size, "cannot open '%s': %s", path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        if (errno == 0 || S_ISREG(st.st_mode))
+            snprintf(err, err_size, "cannot read '%s': %s", path, strerror(errno));
+        else
+            snprintf(err, err_size, "cannot read '%s': this is %s; a model must be a regular file", path,
+                     kiln_diag_file_kind((unsigned)st.st_mode));
+        close(fd);
         return NULL;
     }
     char *data = NULL;
@@ -142,31 +159,33 @@ static char *read_file(const char *path, size_t *size, char *err, size_t err_siz
             if (!p) {
                 snprintf(err, err_size, "'%s' does not fit in memory", path);
                 free(data);
-                fclose(f);
+                close(fd);
                 return NULL;
             }
             data = p;
             cap = want;
         }
-        size_t got = fread(data + n, 1, cap - n, f);
-        n += got;
+        ssize_t got = read(fd, data + n, cap - n);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            snprintf(err, err_size, "cannot read '%s': %s", path, strerror(errno));
+            free(data);
+            close(fd);
+            return NULL;
+        }
         if (got == 0)
             break;
+        n += (size_t)got;
     }
-    bool failed = ferror(f);
-    fclose(f);
-    if (failed) {
-        snprintf(err, err_size, "cannot read '%s'", path);
-        free(data);
-        return NULL;
-    }
+    close(fd);
     *size = n;
     return data;
 }
 
 int kiln_cmd_import(int argc, char **argv)
 {
-    kiln_args a = {argc, argv, 1, "import"};
+    kiln_args a = {.argc = argc, .argv = argv, .i = 1, .cmd = "import"};
     const char *model = NULL, *out = NULL, *weights = NULL, *name = NULL;
     kiln_onnx_pin *pins = calloc((size_t)argc, sizeof *pins);
     char **pin_names = calloc((size_t)argc, sizeof *pin_names);
@@ -174,6 +193,9 @@ int kiln_cmd_import(int argc, char **argv)
     int rc = 2;
     char *data = NULL, *dir = NULL, *wpath = NULL, *wref = NULL, *mname = NULL, *odir = NULL;
     kiln_onnx_result *res = NULL;
+    kiln_outputs outs;
+    kiln_outputs_init(&outs, "import");
+    const kiln_out_file *out_yaml = NULL, *out_weights = NULL;
     if (!pins || !pin_names) {
         rc = kiln_cli_error("import", "out of memory");
         goto done;
@@ -240,10 +262,12 @@ int kiln_cmd_import(int argc, char **argv)
         strcpy(wpath + stem, ".safetensors");
         weights = wpath;
     }
-    if (strcmp(weights, out) == 0) {
-        rc = kiln_cli_usage_error("import", "the weights file and the model are the same file");
+    /* The ONNX model may be neither output; the outputs are published only
+     * when both are written (compiler/driver/outputs.h). */
+    if ((rc = kiln_outputs_input(&outs, model, "the ONNX model", KILN_OUT_USAGE)) != 0 ||
+        (rc = kiln_outputs_add(&outs, out, "-o", KILN_OUT_USAGE, &out_yaml)) != 0)
         goto done;
-    }
+    rc = 1;
     odir = dir_of(out);
     if (!odir || !(wref = relative_path(odir, weights))) {
         kiln_cli_error("import", "cannot place '%s' relative to '%s': does the directory exist?", weights, out);
@@ -279,19 +303,25 @@ int kiln_cmd_import(int argc, char **argv)
         goto done;
     }
     if (res->n_tensors > 0) {
-        st = kiln_onnx_write_weights(res, weights);
+        if ((rc = kiln_outputs_add(&outs, weights, weights == wpath ? "the weights file" : "--weights",
+                                   weights == wpath ? 0 : KILN_OUT_USAGE, &out_weights)) != 0)
+            goto done;
+        rc = 1;
+        st = kiln_onnx_write_weights(res, out_weights->tmp);
         if (st != KILN_OK) {
             kiln_cli_error("import", "cannot write '%s': %s", weights, kiln_status_string(st));
             goto done;
         }
     }
-    FILE *f = fopen(out, "w");
+    FILE *f = fopen(out_yaml->tmp, "w");
     if (!f || fwrite(res->yaml, 1, res->yaml_len, f) != res->yaml_len || fclose(f) != 0) {
         if (f && errno == 0)
             errno = EIO;
         kiln_cli_error("import", "cannot write '%s': %s", out, strerror(errno));
         goto done;
     }
+    if (kiln_outputs_commit(&outs) != 0)
+        goto done;
     double bytes = 0;
     for (size_t k = 0; k < res->n_tensors; k++) {
         double c = 4;
@@ -306,6 +336,7 @@ int kiln_cmd_import(int argc, char **argv)
     printf(" in %.3f s\n", t1 - t0);
     rc = 0;
 done:
+    kiln_outputs_release(&outs);
     kiln_onnx_result_destroy(res);
     for (size_t k = 0; k < n_pins; k++)
         free(pin_names[k]);

@@ -8,7 +8,9 @@
 
 #include "cli.h"
 #include "compiler/interp/interp.h"
+#include "guard.h"
 #include "npy.h"
+#include "outputs.h"
 
 static const char help[] =
     "usage: kiln run MODEL --input NAME=FILE.npy ... --output DIR [--interp] [--threads T]\n"
@@ -71,58 +73,70 @@ static int check_input(const kiln_graph *g, kiln_id id, const kiln_npy *arr, con
     return 0;
 }
 
-static int write_output(const kiln_graph *g, const float *y, size_t count, size_t index, int64_t batch,
-                        const char *dir)
+/* DIR/NAME.npy for output `index`; malloc'd, NULL after an error. */
+static char *output_path(const kiln_graph *g, size_t index, const char *dir)
 {
     const kiln_value *v = kiln_graph_value(g, g->outputs[index]);
-    if (strchr(v->name, '/'))
-        return kiln_cli_error("run", "output name '%s' cannot be a file name", v->name);
+    if (strchr(v->name, '/')) {
+        kiln_cli_error("run", "output name '%s' cannot be a file name", v->name);
+        return NULL;
+    }
+    size_t plen = strlen(dir) + strlen(v->name) + 8;
+    char *path = malloc(plen);
+    if (!path)
+        kiln_cli_error("run", "out of memory");
+    else
+        snprintf(path, plen, "%s/%s.npy", dir, v->name);
+    return path;
+}
+
+/* Writes output `index` (float32, the run's batch) to write_path; messages
+ * name path. */
+static int write_output(const kiln_graph *g, const float *y, size_t index, int64_t batch, const char *path,
+                        const char *write_path)
+{
+    const kiln_value *v = kiln_graph_value(g, g->outputs[index]);
     if (!y)
         return kiln_cli_error("run", "output '%s' was not computed", v->name);
-    const float *f = y;
     int64_t dims[KILN_MAX_RANK];
     const kiln_shape *s = &v->type.shape;
     for (int i = 0; i < s->rank; i++)
         dims[i] = (i == 0 && s->batched) ? batch : s->dims[i];
-    size_t plen = strlen(dir) + strlen(v->name) + 8;
-    char *path = malloc(plen);
-    char err[256] = "";
-    kiln_status st = path ? KILN_OK : KILN_ERR_OUT_OF_MEMORY;
-    if (path) {
-        snprintf(path, plen, "%s/%s.npy", dir, v->name);
-        st = kiln_npy_write(path, s->rank, dims, f, err, sizeof err);
-    }
-    int rc = 0;
-    if (st != KILN_OK) {
-        rc = kiln_cli_error("run", "%s", err[0] ? err : kiln_status_string(st));
-    } else {
-        /* Small outputs are shown too, with the largest element of each row:
-         * a classifier's answer is visible without reading the file. */
-        printf("wrote %s", path);
-        if (count <= 64 && count > 0) {
-            int64_t row = s->dims[s->rank - 1] > 0 ? s->dims[s->rank - 1] : 1;
-            for (size_t i = 0; i < count; i++) {
-                if (i % (size_t)row == 0)
-                    printf("\n  [");
-                printf("%s%.6g", i % (size_t)row ? ", " : "", (double)y[i]);
-                if ((i + 1) % (size_t)row == 0) {
-                    size_t best = i + 1 - (size_t)row;
-                    for (size_t k = best; k <= i; k++)
-                        if (y[k] > y[best])
-                            best = k;
-                    printf("]  argmax %zu", best - (i + 1 - (size_t)row));
-                }
+    char err[512] = "";
+    kiln_status st = kiln_npy_write_to(path, write_path, s->rank, dims, y, err, sizeof err);
+    if (st != KILN_OK)
+        return kiln_cli_error("run", "%s", err[0] ? err : kiln_status_string(st));
+    return 0;
+}
+
+/* `wrote PATH`; an output of at most 64 elements is shown too, with the
+ * largest element of each row: a classifier's answer is visible without
+ * reading the file. */
+static void print_output(const kiln_graph *g, const float *y, size_t count, size_t index, const char *path)
+{
+    const kiln_shape *s = &kiln_graph_value(g, g->outputs[index])->type.shape;
+    printf("wrote %s", path);
+    if (count <= 64 && count > 0) {
+        int64_t row = s->dims[s->rank - 1] > 0 ? s->dims[s->rank - 1] : 1;
+        for (size_t i = 0; i < count; i++) {
+            if (i % (size_t)row == 0)
+                printf("\n  [");
+            printf("%s%.6g", i % (size_t)row ? ", " : "", (double)y[i]);
+            if ((i + 1) % (size_t)row == 0) {
+                size_t best = i + 1 - (size_t)row;
+                for (size_t k = best; k <= i; k++)
+                    if (y[k] > y[best])
+                        best = k;
+                printf("]  argmax %zu", best - (i + 1 - (size_t)row));
             }
         }
-        printf("\n");
     }
-    free(path);
-    return rc;
+    printf("\n");
 }
 
 int kiln_cmd_run(int argc, char **argv)
 {
-    kiln_args a = {argc, argv, 1, "run"};
+    kiln_args a = {.argc = argc, .argv = argv, .i = 1, .cmd = "run"};
     const char *outdir = NULL;
     bool interp = false;
     kiln_cli_options o;
@@ -130,6 +144,11 @@ int kiln_cmd_run(int argc, char **argv)
                           KILN_CLI_TAKES_PASSES | KILN_CLI_TAKES_THREADS | KILN_CLI_TAKES_WINOGRAD | KILN_CLI_TAKES_LAYOUT);
     input_arg *inputs = calloc((size_t)argc, sizeof *inputs);
     int n_inputs = 0, rc = 2;
+    /* The .npy outputs go to temporary files renamed into DIR at the end
+     * (outputs.h); none may be an input. */
+    kiln_outputs files;
+    kiln_outputs_init(&files, "run");
+    char **paths = NULL;
     if (!inputs)
         return kiln_cli_error("run", "out of memory");
     for (; a.i < argc; a.i++) {
@@ -141,7 +160,9 @@ int kiln_cmd_run(int argc, char **argv)
             rc = r;
             goto done;
         }
-        if (kiln_args_flag(&a, "--interp")) {
+        if ((r = kiln_args_flag(&a, "--interp"))) {
+            if (r < 0)
+                goto done;
             interp = true;
             continue;
         }
@@ -179,11 +200,19 @@ int kiln_cmd_run(int argc, char **argv)
     /* The interpreter runs the model as loaded; compiled code, optimized. */
     if (interp)
         o.passes = "none";
+    if ((rc = kiln_outputs_input(&files, o.model, "the model", KILN_OUT_USAGE)) != 0)
+        goto done;
+    for (int i = 0; i < n_inputs; i++)
+        if ((rc = kiln_outputs_input(&files, inputs[i].path, "an --input file", KILN_OUT_USAGE)) != 0)
+            goto done;
     kiln_cli_model cm;
     if ((rc = kiln_cli_model_open(&cm, &o)) != 0)
         goto done;
     rc = 1;
     kiln_graph *g = cm.g;
+    for (size_t i = 0; i < g->n_weight_files; i++)
+        if (kiln_outputs_input(&files, g->weight_files[i], "a weights file of the model", 0) != 0)
+            goto model;
     kiln_npy *arrays = calloc(g->n_inputs ? g->n_inputs : 1, sizeof *arrays);
     kiln_interp *it = NULL;
     int64_t batch = 0;
@@ -220,10 +249,24 @@ int kiln_cmd_run(int argc, char **argv)
         }
     if (batch == 0)
         batch = 1;
-    if (mkdir(outdir, 0777) != 0 && errno != EEXIST) {
-        kiln_cli_error("run", "cannot create '%s': %s", outdir, strerror(errno));
+    if (kiln_cli_budget_workspace(g, "run", batch, interp ? KILN_CLI_EVAL_INTERP : KILN_CLI_EVAL_COMPILED) != 0)
+        goto cleanup;
+    /* Every output's file is checked and created before the evaluation. */
+    if (kiln_outputs_make_dir(&files, outdir) != 0)
+        goto cleanup;
+    const kiln_out_file **written = calloc(g->n_outputs ? g->n_outputs : 1, sizeof *written);
+    paths = calloc(g->n_outputs ? g->n_outputs : 1, sizeof *paths);
+    if (!written || !paths) {
+        free(written);
+        kiln_cli_error("run", "out of memory");
         goto cleanup;
     }
+    for (size_t k = 0; k < g->n_outputs; k++)
+        if (!(paths[k] = output_path(g, k, outdir)) ||
+            kiln_outputs_add(&files, paths[k], "a model output's file", 0, &written[k]) != 0) {
+            free(written);
+            goto cleanup;
+        }
     float **outs = calloc(g->n_outputs ? g->n_outputs : 1, sizeof *outs);
     size_t *counts = calloc(g->n_outputs ? g->n_outputs : 1, sizeof *counts);
     if (!outs || !counts) {
@@ -294,14 +337,22 @@ int kiln_cmd_run(int argc, char **argv)
             goto outputs;
         }
     }
-    rc = 0;
     double t_write = kiln_cli_seconds();
     for (size_t k = 0; k < g->n_outputs; k++)
-        if (write_output(g, outs[k], counts[k], k, batch, outdir))
-            rc = 1;
+        if (write_output(g, outs[k], k, batch, paths[k], written[k]->tmp))
+            goto outputs;
+    /* Devices first, then the report, then the files take their places. */
+    if (kiln_outputs_write_devices(&files) != 0)
+        goto outputs;
+    for (size_t k = 0; k < g->n_outputs; k++)
+        print_output(g, outs[k], counts[k], k, paths[k]);
+    if (kiln_guard_flush_stdout("run") != 0 || kiln_outputs_commit(&files) != 0)
+        goto outputs;
     kiln_cli_stage("run", kiln_cli_seconds() - t_write, "write %zu output%s to %s", g->n_outputs,
                    g->n_outputs == 1 ? "" : "s", outdir);
+    rc = 0;
 outputs:
+    free(written);
     for (size_t k = 0; outs && k < g->n_outputs; k++)
         free(outs[k]);
     free(outs);
@@ -311,8 +362,13 @@ cleanup:
     for (size_t k = 0; arrays && k < g->n_inputs; k++)
         kiln_npy_free(&arrays[k]);
     free(arrays);
+    for (size_t k = 0; paths && k < g->n_outputs; k++)
+        free(paths[k]);
+model:
     kiln_cli_model_close(&cm);
 done:
+    free(paths);
+    kiln_outputs_release(&files);
     for (int i = 0; i < n_inputs; i++)
         free((void *)inputs[i].name);
     free(inputs);

@@ -28,7 +28,9 @@ int kiln_jit_model_open(kiln_jit_model *jm, const kiln_graph *g, const char *cmd
         st = kiln_cg_jit_entry(jm->jit, &jm->e, &d);
     if (st == KILN_OK)
         kiln_cli_stage(cmd, kiln_cli_seconds() - t1, "JIT: machine code for %s", kiln_cg_target_description(jm->module));
-    kiln_diag_print(&d, stderr);
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, "kiln %s", cmd);
+    kiln_diag_print_prefixed(&d, stderr, prefix);
     kiln_diag_release(&d);
     if (st != KILN_OK) {
         kiln_jit_model_close(jm);

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "guard.h"
 
 static const char usage[] =
     "usage: kiln COMMAND [ARGS]\n"
@@ -16,9 +17,17 @@ static const char usage[] =
     "  import M.onnx   write an ONNX model as a kiln model and its weights\n"
     "\n"
     "'kiln COMMAND --help' describes each command. Every command also takes\n"
-    "--max-elements N: the largest tensor (in elements) a model may have\n"
-    "(default 4294967296), and -v (--verbose): print each stage and its time\n"
-    "to standard error. 'kiln --version' prints the version.\n";
+    "  --max-elements N         the largest tensor (in elements) a model may have\n"
+    "                           (default 4294967296)\n"
+    "  --max-weights-bytes N    the budget for all of a model's weights, as f32\n"
+    "                           (default 4G; 512M, 8GiB, 1000000 are N too)\n"
+    "  --max-workspace-bytes N  the budget for evaluating it at the command's batch\n"
+    "                           (default 4G)\n"
+    "  --allow-nonfinite        accept weights that hold NaN or infinities\n"
+    "  -v, --verbose            print each stage and its time to standard error\n"
+    "Outputs are renamed into place only when the whole command succeeded; an\n"
+    "output may not be an input or another output (docs/cli.md, 'Files').\n"
+    "'kiln --version' prints the version.\n";
 
 int main(int argc, char **argv)
 {
@@ -44,18 +53,18 @@ int main(int argc, char **argv)
         printf("kiln %s\n", KILN_VERSION_STRING);
         return 0;
     }
-    if (strcmp(cmd, "dump") == 0)
-        return kiln_cmd_dump(argc - 1, argv + 1);
-    if (strcmp(cmd, "run") == 0)
-        return kiln_cmd_run(argc - 1, argv + 1);
-    if (strcmp(cmd, "compile") == 0)
-        return kiln_cmd_compile(argc - 1, argv + 1);
-    if (strcmp(cmd, "check") == 0)
-        return kiln_cmd_check(argc - 1, argv + 1);
-    if (strcmp(cmd, "bench") == 0)
-        return kiln_cmd_bench(argc - 1, argv + 1);
-    if (strcmp(cmd, "import") == 0)
-        return kiln_cmd_import(argc - 1, argv + 1);
+    static const struct {
+        const char *name;
+        int (*fn)(int, char **);
+    } commands[] = {{"dump", kiln_cmd_dump},   {"run", kiln_cmd_run},     {"compile", kiln_cmd_compile},
+                    {"check", kiln_cmd_check}, {"bench", kiln_cmd_bench},
+                    {"import", kiln_cmd_import}};
+    /* Each command runs under the guard (guard.h): a process that LLVM
+     * aborts or the kernel kills still ends in a message, exit status 1, and
+     * no temporary file left behind. */
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(cmd, commands[i].name) == 0)
+            return kiln_guard_run(cmd, commands[i].fn, argc - 1, argv + 1);
     fprintf(stderr, "kiln: error: unknown command '%s'\n\n%s", cmd, usage);
     return 2;
 }

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "ir/arena.h"
+#include "ir/diag.h"
 
 static const unsigned char npy_magic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
 
@@ -376,7 +377,8 @@ kiln_status kiln_npy_read(const char *path, kiln_npy *out, char *err, size_t err
     }
     if (!S_ISREG(st.st_mode)) {
         close(fd);
-        return npy_error(err, err_size, path, KILN_ERR_IO, "cannot read: not a regular file");
+        return npy_error(err, err_size, path, KILN_ERR_IO, "cannot read: this is %s, not a regular file",
+                         kiln_diag_file_kind((unsigned)st.st_mode));
     }
     if (st.st_size < 0 || (uint64_t)st.st_size > (uint64_t)SIZE_MAX) {
         close(fd);
@@ -417,7 +419,13 @@ kiln_status kiln_npy_read(const char *path, kiln_npy *out, char *err, size_t err
 kiln_status kiln_npy_write(const char *path, int rank, const int64_t *dims, const float *data,
                            char *err, size_t err_size)
 {
-    if (!path)
+    return kiln_npy_write_to(path, path, rank, dims, data, err, err_size);
+}
+
+kiln_status kiln_npy_write_to(const char *path, const char *write_path, int rank, const int64_t *dims,
+                              const float *data, char *err, size_t err_size)
+{
+    if (!path || !write_path)
         return npy_error(err, err_size, NULL, KILN_ERR_INVALID_ARGUMENT, "no file name");
     if (rank < 0 || rank > KILN_MAX_RANK || (rank > 0 && !dims))
         return npy_error(err, err_size, path, KILN_ERR_INVALID_ARGUMENT, "bad rank %d", rank);
@@ -458,7 +466,7 @@ kiln_status kiln_npy_write(const char *path, int rank, const int64_t *dims, cons
     prefix[8] = (unsigned char)(n & 0xff);
     prefix[9] = (unsigned char)(n >> 8);
 
-    FILE *fp = fopen(path, "wb");
+    FILE *fp = fopen(write_path, "wb");
     if (!fp)
         return npy_error(err, err_size, path, KILN_ERR_IO, "cannot create: %s", strerror(errno));
     int ok = fwrite(prefix, 1, 10, fp) == 10 && fwrite(header, 1, n, fp) == n;
@@ -481,9 +489,7 @@ kiln_status kiln_npy_write(const char *path, int rank, const int64_t *dims, cons
         ok = 0;
         write_err = errno;
     }
-    if (!ok) {
-        remove(path);
-        return npy_error(err, err_size, path, KILN_ERR_IO, "cannot write: %s", strerror(write_err));
-    }
+    if (!ok)
+        return npy_error(err, err_size, path, KILN_ERR_IO, "cannot write: %s", strerror(write_err ? write_err : EIO));
     return KILN_OK;
 }

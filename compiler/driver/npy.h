@@ -33,9 +33,13 @@ kiln_status kiln_npy_read(const char *path, kiln_npy *out, char *err, size_t err
 kiln_status kiln_npy_read_memory(const void *bytes, size_t size, kiln_npy *out, char *err,
                                  size_t err_size);
 /* Writes rank dims (0..KILN_MAX_RANK, each >= 0) of data in C order. On
- * failure the partial file is removed. */
+ * failure nothing is removed (a partial file stays). */
 kiln_status kiln_npy_write(const char *path, int rank, const int64_t *dims, const float *data,
                            char *err, size_t err_size);
+/* kiln_npy_write to write_path, with messages naming path (kiln run writes
+ * to a temporary file of its own and renames it over path at the end). */
+kiln_status kiln_npy_write_to(const char *path, const char *write_path, int rank, const int64_t *dims,
+                              const float *data, char *err, size_t err_size);
 /* Frees the data and zeroes *a; NULL and zeroed structs are fine. */
 void kiln_npy_free(kiln_npy *a);
 

@@ -14,12 +14,10 @@ static void record(kiln_fe *fe, kiln_status st)
 
 void kiln_fe_error(kiln_fe *fe, kiln_status st, kiln_loc loc, const char *fmt, ...)
 {
-    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    kiln_diag_verror(fe->d, loc, fmt, ap);
     va_end(ap);
-    kiln_diag_error(fe->d, loc, "%s", msg);
     record(fe, st);
 }
 
@@ -43,11 +41,12 @@ kiln_loc kiln_fe_layer_loc(const kiln_fe_layer *L, const kiln_yaml_node *at)
 void kiln_fe_layer_error(kiln_fe *fe, const kiln_fe_layer *L, const kiln_yaml_node *at, kiln_status st,
                          const char *fmt, ...)
 {
-    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    const char *msg = kiln_diag_vformat(fe->d, fmt, ap); /* whole: the reporter shortens long names */
     va_end(ap);
+    if (!msg)
+        msg = "(out of memory)";
     kiln_loc loc = kiln_fe_layer_loc(L, at);
     if (L->block) {
         kiln_diag_error(fe->d, loc, "in block '%s' layer '%s' (instance '%s'): %s", L->block, L->local_name,

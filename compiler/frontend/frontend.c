@@ -4,9 +4,11 @@
 #include "frontend.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "fe.h"
 #include "weights.h"
@@ -21,40 +23,62 @@ static bool ends_with(const char *s, const char *suffix)
  * larger than a model description: FORMAT.md's 64 MiB limit is for YAML. */
 #define KILN_KIR_MAX_BYTES ((size_t)4 << 30)
 
-/* Reads a whole regular file of at most max_bytes into a kiln_malloc'd buffer. */
+/* Reads a whole regular file of at most max_bytes into a kiln_malloc'd
+ * buffer. A FIFO, a device or a directory is refused without reading from it:
+ * the open does not wait for a FIFO's writer (O_NONBLOCK), and the file's
+ * kind is checked before the first read. */
 static kiln_status read_file(const char *path, size_t max_bytes, char **text, size_t *len, kiln_diag *d)
 {
     kiln_loc loc = {path, 0, 0};
     *text = NULL;
     *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
         kiln_diag_error(d, loc, "cannot open: %s", strerror(errno));
         return KILN_ERR_IO;
     }
     struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        kiln_diag_error(d, loc, "not a regular file");
-        fclose(f);
+    if (fstat(fd, &st) != 0) {
+        kiln_diag_error(d, loc, "cannot read: %s", strerror(errno));
+        close(fd);
+        return KILN_ERR_IO;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        kiln_diag_error(d, loc, "cannot read: this is %s; a model must be a regular file",
+                        kiln_diag_file_kind((unsigned)st.st_mode));
+        close(fd);
         return KILN_ERR_IO;
     }
     if ((uint64_t)st.st_size > max_bytes) {
         kiln_diag_error(d, loc, "file is larger than %zu MiB; refused", max_bytes >> 20);
-        fclose(f);
+        close(fd);
         return KILN_ERR_PARSE;
     }
     size_t size = (size_t)st.st_size;
     char *buf = kiln_malloc(size + 1);
     if (buf == NULL) {
         kiln_diag_error(d, loc, "out of memory reading the file");
-        fclose(f);
+        close(fd);
         return KILN_ERR_OUT_OF_MEMORY;
     }
-    size_t got = fread(buf, 1, size, f);
-    bool failed = ferror(f) != 0;
-    fclose(f);
-    if (failed || got != size) {
-        kiln_diag_error(d, loc, "read error (the file changed while being read?)");
+    size_t got = 0;
+    int err = 0;
+    while (got < size) {
+        ssize_t r = read(fd, buf + got, size - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            err = errno;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    close(fd);
+    if (got != size) {
+        if (err)
+            kiln_diag_error(d, loc, "cannot read: %s", strerror(err));
+        else
+            kiln_diag_error(d, loc, "cannot read: the file shrank while it was read");
         kiln_free(buf);
         return KILN_ERR_IO;
     }
@@ -96,6 +120,8 @@ kiln_status kiln_frontend_load_yaml_text_opts(const char *text, size_t len, cons
         st = kiln_fe_load_model(&fe, root);
     if (st == KILN_OK && fe.status != KILN_OK)
         st = fe.status;
+    if (st == KILN_OK && !(opt && opt->allow_nonfinite))
+        st = kiln_weights_check_values(fe.g, d);
     if (st == KILN_OK) {
         *out = fe.g; /* ownership: to the caller */
     } else {
@@ -142,6 +168,8 @@ kiln_status kiln_frontend_load_opts(const char *path, const kiln_frontend_option
             g->max_elements = opt->max_elements; /* the parser checked against the default */
         if (st == KILN_OK)
             st = kiln_weights_bind(g, d);
+        if (st == KILN_OK && !(opt && opt->allow_nonfinite))
+            st = kiln_weights_check_values(g, d);
         if (st == KILN_OK)
             *out = g;
         else

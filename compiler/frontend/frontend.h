@@ -7,6 +7,7 @@
 #ifndef KILN_FRONTEND_FRONTEND_H
 #define KILN_FRONTEND_FRONTEND_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,6 +30,10 @@ kiln_status kiln_frontend_load_yaml_text(const char *text, size_t len, const cha
 /* What a load may be told; all zero means the defaults. */
 typedef struct kiln_frontend_options {
     int64_t max_elements; /* per-tensor element limit (FORMAT.md "Limits"); 0: KILN_DEFAULT_MAX_ELEMENTS */
+    /* Accept weights that hold NaN or infinities, or F64 values beyond f32's
+     * range (by default an error naming the tensor and its first bad element:
+     * kiln_weights_check_values). */
+    bool allow_nonfinite;
 } kiln_frontend_options;
 
 /* The same with options (opt may be NULL). */

@@ -85,11 +85,12 @@ static void lerr(const lctx *c, const kiln_yaml_node *at, kiln_status st, const 
 
 static void lerr(const lctx *c, const kiln_yaml_node *at, kiln_status st, const char *fmt, ...)
 {
-    char msg[900];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    const char *msg = kiln_diag_vformat(c->fe->d, fmt, ap); /* whole: the reporter shortens long names */
     va_end(ap);
+    if (!msg)
+        msg = "(out of memory)";
     kiln_fe_layer_error(c->fe, c->L, at, st, "%s%s", c->what, msg);
 }
 

@@ -153,10 +153,8 @@ static void st_report(kiln_diag *d, const char *name, const char *fmt, va_list a
 {
     if (!d)
         return;
-    char msg[512];
-    vsnprintf(msg, sizeof msg, fmt, ap);
     kiln_loc loc = {name, 0, 0}; /* kiln_diag_error copies the file name */
-    kiln_diag_error(d, loc, "%s", msg);
+    kiln_diag_verror(d, loc, fmt, ap);
 }
 
 static void st_fail(st_reader *r, kiln_status status, const char *fmt, ...)
@@ -974,7 +972,8 @@ kiln_status kiln_st_open(const char *path, kiln_st_file **out, kiln_diag *d)
     }
     if (!S_ISREG(st.st_mode)) {
         close(fd);
-        return st_fail_plain(d, path, KILN_ERR_IO, "not a regular file");
+        return st_fail_plain(d, path, KILN_ERR_IO, "cannot read weights file: this is %s, not a regular file",
+                             kiln_diag_file_kind((unsigned)st.st_mode));
     }
     if (st.st_size < 8 || (uint64_t)st.st_size > (uint64_t)SIZE_MAX) {
         close(fd);
@@ -1149,9 +1148,7 @@ kiln_status kiln_st_write_f32(const char *path, size_t count, const char *const 
         ok = 0;
     kiln_free(b.p);
     kiln_free(elements);
-    if (!ok) {
-        remove(path);
-        return KILN_ERR_IO;
-    }
+    if (!ok)
+        return KILN_ERR_IO; /* never remove(path): it may be anything the caller named */
     return KILN_OK;
 }

@@ -75,8 +75,8 @@ unsigned kiln_st_dtype_bits(const char *dtype_name);
  * only when the tensor has no elements), laid out contiguously in the given
  * order, the header padded with spaces to a multiple of 8 bytes.
  * KILN_ERR_INVALID_ARGUMENT for a bad argument (NULL, rank, negative dim,
- * duplicate name), KILN_ERR_IO when writing fails (the partial file is
- * removed), KILN_ERR_OUT_OF_MEMORY. */
+ * duplicate name), KILN_ERR_IO when writing fails (nothing is removed: what was
+ * written stays, and path may name a device), KILN_ERR_OUT_OF_MEMORY. */
 kiln_status kiln_st_write_f32(const char *path, size_t count, const char *const *names,
                               const int *ranks, const int64_t *const *dims,
                               const float *const *data);

@@ -2,10 +2,12 @@
  * PARAM values to their tensors (see weights.h). */
 #include "weights.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "ir/arena.h"
+#include "ir/convert.h"
 
 #define WEIGHTS_MAGIC 0x6b77736eu /* identifies our container in g->weights */
 #define MAX_DUPLICATES_SHOWN 5
@@ -177,8 +179,12 @@ const kiln_st_tensor *kiln_weights_find(const kiln_graph *g, const char *key, ui
     return NULL;
 }
 
+/* A RANDOM parameter is checked here and generated when it is read
+ * (kiln_param_read_f32/f64): nothing is allocated for it, so a model of
+ * random weights can be loaded and dumped whatever their size. */
 static kiln_status bind_random(kiln_graph *g, kiln_value *v, kiln_diag *d)
 {
+    (void)g;
     if (v->param.data)
         return KILN_OK;
     if (v->type.shape.batched) {
@@ -186,20 +192,16 @@ static kiln_status bind_random(kiln_graph *g, kiln_value *v, kiln_diag *d)
         return KILN_ERR_SHAPE;
     }
     int64_t n = kiln_shape_elements(&v->type.shape, 1);
-    if (n < 0 || (uint64_t)n > SIZE_MAX / sizeof(float)) {
+    if (n < 0 || (uint64_t)n > SIZE_MAX / sizeof(double)) {
         kiln_diag_error(d, v->loc, "parameter '%s' is too large", v->name);
         return KILN_ERR_SHAPE;
     }
-    size_t bytes = (size_t)n * sizeof(float);
-    float *dst = kiln_arena_alloc_aligned(&g->arena, bytes ? bytes : sizeof(float));
-    if (!dst) {
-        kiln_diag_error(d, v->loc, "out of memory for the random values of '%s'", v->name);
-        return KILN_ERR_OUT_OF_MEMORY;
+    if (!(v->param.lo <= v->param.hi) || !isfinite(v->param.lo) || !isfinite(v->param.hi)) {
+        kiln_diag_error(d, v->loc, "parameter '%s': the random range [%g, %g] is not a finite range with low <= high",
+                        v->name, v->param.lo, v->param.hi);
+        return KILN_ERR_INVALID_ARGUMENT;
     }
-    kiln_param_random(v->param.seed, v->param.key ? v->param.key : v->name, v->param.lo,
-                      v->param.hi, dst, (size_t)n);
     v->param.data_dtype = KILN_F32;
-    v->param.data = dst;
     return KILN_OK;
 }
 
@@ -331,5 +333,80 @@ kiln_status kiln_weights_bind(kiln_graph *g, kiln_diag *d)
         }
     }
     kiln_free(noted);
+    return status;
+}
+
+/* The multi-index of flat element `i` of shape s: "[1,0,2]". */
+static void element_index(const kiln_shape *s, uint64_t i, char *buf, size_t size)
+{
+    int64_t idx[KILN_MAX_RANK];
+    for (int k = s->rank - 1; k >= 0; k--) {
+        uint64_t dim = s->dims[k] > 0 ? (uint64_t)s->dims[k] : 1;
+        idx[k] = (int64_t)(i % dim);
+        i /= dim;
+    }
+    format_dims(idx, s->rank, buf, size);
+}
+
+/* The first element of v that is not finite, or (F64 data) that lies
+ * beyond the range of f32; *value gets it. false when every one is fine. */
+static bool first_bad(const kiln_value *v, uint64_t *at, double *value, bool *overflow)
+{
+    int64_t n = kiln_shape_elements(&v->type.shape, 1);
+    size_t esize = kiln_dtype_size(v->param.data_dtype);
+    const unsigned char *bytes = v->param.data;
+    double chunk[1024];
+    for (int64_t i = 0; i < n; i += 1024) {
+        size_t m = (size_t)(n - i < 1024 ? n - i : 1024);
+        kiln_dtype_to_f64(v->param.data_dtype, bytes + (size_t)i * esize, m, chunk);
+        for (size_t k = 0; k < m; k++) {
+            double x = chunk[k];
+            /* 0x1.ffffffp127: halfway between FLT_MAX and the next power of
+             * two; from there on, narrowing to f32 rounds to infinity. */
+            bool over = v->param.data_dtype == KILN_F64 && isfinite(x) && fabs(x) >= 0x1.ffffffp127;
+            if (!isfinite(x) || over) {
+                *at = (uint64_t)i + k;
+                *value = x;
+                *overflow = over;
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+kiln_status kiln_weights_check_values(const kiln_graph *g, kiln_diag *d)
+{
+    kiln_status status = KILN_OK;
+    for (size_t i = 0; i < g->n_values; i++) {
+        const kiln_value *v = &g->values[i];
+        if (v->kind != KILN_VALUE_PARAM || !v->param.data || v->param.source == KILN_PARAM_RANDOM ||
+            kiln_shape_elements(&v->type.shape, 1) < 0)
+            continue;
+        uint64_t at;
+        double x;
+        bool overflow;
+        if (!first_bad(v, &at, &x, &overflow))
+            continue;
+        char where[600], index[256], what[64];
+        if (v->param.source == KILN_PARAM_FILE)
+            snprintf(where, sizeof where, "weights '%s' in %s", v->param.key ? v->param.key : v->name,
+                     file_name(g, v->param.file));
+        else
+            snprintf(where, sizeof where, "parameter '%s' (data in the IR text)", v->name);
+        element_index(&v->type.shape, at, index, sizeof index);
+        if (isnan(x))
+            snprintf(what, sizeof what, "NaN");
+        else
+            snprintf(what, sizeof what, "%s%s", x < 0 ? "-" : "", isinf(x) ? "infinity" : "");
+        if (overflow)
+            kiln_diag_error(d, v->loc, "%s: element %s (index %llu) is %.9g, beyond the range of f32 (largest "
+                            "3.4028235e+38): it would become infinite when kiln narrows the F64 tensor to f32 "
+                            "(--allow-nonfinite accepts it)", where, index, (unsigned long long)at, x);
+        else
+            kiln_diag_error(d, v->loc, "%s: element %s (index %llu) is %s; kiln refuses weights that are not "
+                            "finite (--allow-nonfinite accepts them)", where, index, (unsigned long long)at, what);
+        status = KILN_ERR_WEIGHTS;
+    }
     return status;
 }

@@ -40,8 +40,10 @@ const kiln_st_file *kiln_weights_file(const kiln_graph *g, uint32_t index);
  *          the dtype is one kiln reads (F32, F16, BF16, F64) with rank <= 8 and
  *          the shape equals the value's type shape, and sets param.data_dtype
  *          and param.data to the mapped bytes.
- *  RANDOM: fills f32 data in the graph arena with kiln_param_random (key:
- *          param.key, or the value's name when NULL), unless already bound.
+ *  RANDOM: checks the shape and the range; binds nothing: the values are
+ *          generated whenever kiln_param_read_f32/f64 reads them (key:
+ *          param.key, or the value's name when NULL), so nothing is
+ *          allocated for them.
  *  INLINE: nothing to do.
  * Errors are reported at value->loc and name the key and the file:
  *   "weights 'conv1.weight' in lenet.safetensors: expected [6,1,5,5], found [6,3,5,5]".
@@ -54,5 +56,13 @@ kiln_status kiln_weights_bind_value(kiln_graph *g, kiln_id value, kiln_diag *d);
  * file that failed to open, a note at the first parameter that reads it says
  * so. */
 kiln_status kiln_weights_bind(kiln_graph *g, kiln_diag *d);
+
+/* Checks the values of every bound FILE and INLINE parameter: each must be
+ * finite, and F64 data must lie within f32's range (kiln computes in f32:
+ * a larger value would become infinite). One error per tensor, at the value's
+ * location, naming the tensor (its key and file) and its first bad element
+ * by index. KILN_OK, or KILN_ERR_WEIGHTS. RANDOM parameters are finite by
+ * construction. */
+kiln_status kiln_weights_check_values(const kiln_graph *g, kiln_diag *d);
 
 #endif

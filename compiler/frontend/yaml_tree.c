@@ -37,6 +37,7 @@ typedef struct builder {
     kiln_strmap anchors;
     kiln_yaml_node *root;
     int documents;
+    uint64_t aliases; /* alias nodes read so far */
     kiln_status status;
 } builder;
 
@@ -51,12 +52,10 @@ static void fail(builder *b, kiln_status st, kiln_loc loc, const char *fmt, ...)
 
 static void fail(builder *b, kiln_status st, kiln_loc loc, const char *fmt, ...)
 {
-    char msg[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    kiln_diag_verror(b->d, loc, fmt, ap);
     va_end(ap);
-    kiln_diag_error(b->d, loc, "%s", msg);
     if (b->status == KILN_OK)
         b->status = st;
 }
@@ -171,9 +170,15 @@ static bool attach(builder *b, kiln_yaml_node *n, kiln_loc where)
     frame *f = &b->frames[b->depth - 1];
     f->weight = add_weight(f->weight, n->weight);
     if (f->weight > KILN_YAML_MAX_NODES) {
-        fail(b, KILN_ERR_PARSE, where,
-             "the YAML document expands to more than %u nodes (counting every alias expansion); refused",
-             KILN_YAML_MAX_NODES);
+        /* Only aliases make a document larger than its text: say which it is. */
+        if (b->aliases)
+            fail(b, KILN_ERR_PARSE, where,
+                 "the YAML document expands to more than %u nodes (counting every alias expansion); refused",
+                 KILN_YAML_MAX_NODES);
+        else
+            fail(b, KILN_ERR_PARSE, where,
+                 "the YAML document has more than %u nodes (scalars, sequences and mappings, as written in the "
+                 "file); refused", KILN_YAML_MAX_NODES);
         return false;
     }
     if (kiln_grow((void **)&b->pending, &b->cap_pending, b->n_pending + 1, sizeof *b->pending) != 0) {
@@ -225,6 +230,7 @@ static bool alias_event(builder *b, const yaml_event_t *ev)
         fail(b, KILN_ERR_PARSE, loc, "YAML alias '*%s' refers to a node that contains it (recursive alias)", name);
         return false;
     }
+    b->aliases++;
     return attach(b, a->node, loc);
 }
 

@@ -23,7 +23,7 @@ static bool plain_f32(const kiln_type *t)
 
 static bool bound(const kiln_graph *g, kiln_id v)
 {
-    return v != KILN_NO_ID && g->values[v].kind == KILN_VALUE_PARAM && g->values[v].param.data != NULL;
+    return v != KILN_NO_ID && kiln_param_readable(&g->values[v]);
 }
 
 /* Whether BN node `bn` can fold into its producer; sets *prod. */

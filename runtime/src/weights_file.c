@@ -53,6 +53,22 @@ static const char *errno_text(int e)
     }
 }
 
+/* What a file that is not a regular one is, for messages. */
+static const char *file_kind(mode_t mode)
+{
+    if (S_ISDIR(mode))
+        return "a directory";
+    if (S_ISFIFO(mode))
+        return "a FIFO";
+    if (S_ISCHR(mode))
+        return "a character device";
+    if (S_ISBLK(mode))
+        return "a block device";
+    if (S_ISSOCK(mode))
+        return "a socket";
+    return "not a plain file";
+}
+
 static kiln_status why_fail(char *why, size_t size, kiln_status st, const char *fmt, ...) KILN_RT_PRINTF(4, 5);
 static kiln_status why_fail(char *why, size_t size, kiln_status st, const char *fmt, ...)
 {
@@ -83,14 +99,20 @@ kiln_status kiln_rt_map_file_why(const char *path, size_t expected_size, uint64_
     if (path == NULL || data == NULL || handle == NULL)
         return why_fail(why, why_size, KILN_ERR_INVALID_ARGUMENT, "a NULL argument");
 
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer; only a regular
+     * file is read (a regular file ignores the flag). */
     do {
-        fd = open(path, O_RDONLY | O_CLOEXEC);
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     } while (fd < 0 && errno == EINTR);
     if (fd < 0)
         return why_fail(why, why_size, KILN_ERR_IO, "%s", errno_text(errno));
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (fstat(fd, &st) != 0) {
         close(fd);
-        return why_fail(why, why_size, KILN_ERR_IO, "not a regular file");
+        return why_fail(why, why_size, KILN_ERR_IO, "cannot be read");
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return why_fail(why, why_size, KILN_ERR_IO, "not a regular file (%s)", file_kind(st.st_mode));
     }
     if (st.st_size < 0 || (uintmax_t)st.st_size != (uintmax_t)expected_size) {
         close(fd);

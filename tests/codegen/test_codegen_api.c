@@ -456,6 +456,20 @@ static void test_external_weights(void)
     CU_ASSERT_EQUAL(truncate(moved, 64), 0);
     CU_ASSERT_EQUAL(ext.e.create(&m, &ko), KILN_ERR_WEIGHTS);
     remove(moved);
+    /* A FIFO as the weights path: refused at once, with the reason (opening
+     * it must not wait for a writer; the alarm fails a test that blocks). */
+    char fifo[512], why[256] = "";
+    path_in_tmp(fifo, sizeof fifo, "fifo.weights");
+    CU_ASSERT_EQUAL_FATAL(mkfifo(fifo, 0600), 0);
+    ko.weights_path = fifo;
+    ko.error = why;
+    ko.error_size = sizeof why;
+    alarm(20);
+    CU_ASSERT_EQUAL(ext.e.create(&m, &ko), KILN_ERR_IO);
+    alarm(0);
+    CU_ASSERT_PTR_NULL(m);
+    CU_ASSERT(strstr(why, "FIFO") != NULL);
+    remove(fifo);
     jit_close(&emb);
     jit_close(&ext);
     kiln_graph_destroy(g);

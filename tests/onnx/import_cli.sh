@@ -154,5 +154,26 @@ expect 0 "a constant output" -- "$kiln" import "$cases/constant_output/model.onn
 has "$work/co.yaml" "outputs: [y, c]" "a constant output keeps its name"
 has "$work/co.yaml" "  - {name: c, op: constant}" "a constant output is a constant layer"
 
+# ---- files: outputs appear only when the import succeeded; inputs are never overwritten
+echo "keep me" > "$work/kept.yaml"
+expect 3 "a refused import" -- "$kiln" import "$fx/refusals.onnx" -o "$work/kept.yaml"
+has "$work/kept.yaml" "keep me" "a refused import leaves an existing -o untouched"
+[ ! -e "$work/kept.safetensors" ] && ok || fail "a refused import wrote kept.safetensors"
+[ -z "$(ls -A "$work" | grep kiln- )" ] && ok || fail "temporary files left behind: $(ls -A "$work")"
+cp "$fx/classifier.onnx" "$work/self.onnx"
+expect 2 "-o is the ONNX model" -- "$kiln" import "$work/self.onnx" -o "$work/self.onnx"
+cmp -s "$fx/classifier.onnx" "$work/self.onnx" && ok || fail "the ONNX model was overwritten by -o"
+expect 2 "--weights is the ONNX model" -- "$kiln" import "$work/self.onnx" -o "$work/w.yaml" --weights "$work/self.onnx"
+cmp -s "$fx/classifier.onnx" "$work/self.onnx" && ok || fail "the ONNX model was overwritten by --weights"
+cp "$fx/classifier.onnx" "$work/odd.safetensors"
+expect 1 "a default weights path that is the ONNX model" -- "$kiln" import "$work/odd.safetensors" -o "$work/odd.yaml"
+cmp -s "$fx/classifier.onnx" "$work/odd.safetensors" && ok || fail "the ONNX model was overwritten by the default weights path"
+[ ! -e "$work/odd.yaml" ] && ok || fail "odd.yaml published although the import failed"
+expect 2 "--weights is -o" -- "$kiln" import "$fx/classifier.onnx" -o "$work/same.yaml" --weights "$work/same.yaml"
+mkfifo "$work/fifo.onnx"
+expect 1 "a FIFO as the model" -- timeout 10 "$kiln" import "$work/fifo.onnx" -o "$work/f.yaml"
+contains "$work/err" "a model must be a regular file" "the FIFO is named as such, not read"
+expect 1 "a directory as the model" -- "$kiln" import "$work" -o "$work/f.yaml"
+
 echo "import_cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -781,6 +781,15 @@ static void test_map_file(void)
     CU_ASSERT_PTR_NULL(handle);
     /* A directory is not a weights file. */
     CU_ASSERT_EQUAL(kiln_rt_map_file(tmp_dir, 0, 0, &data, &handle), KILN_ERR_IO);
+    /* Nor is a FIFO, refused at once: opening it must not wait for a writer
+     * (the alarm fails the test instead of letting it hang). */
+    char fifo[512];
+    snprintf(fifo, sizeof fifo, "%s/weights.fifo", tmp_dir);
+    CU_ASSERT_EQUAL_FATAL(mkfifo(fifo, 0600), 0);
+    alarm(20);
+    CU_ASSERT_EQUAL(kiln_rt_map_file(fifo, 0, 0, &data, &handle), KILN_ERR_IO);
+    alarm(0);
+    unlink(fifo);
     /* Size mismatch, both ways. */
     CU_ASSERT_EQUAL(kiln_rt_map_file(path, SIZE - 1, sum, &data, &handle), KILN_ERR_WEIGHTS);
     CU_ASSERT_EQUAL(kiln_rt_map_file(path, SIZE + 1, sum, &data, &handle), KILN_ERR_WEIGHTS);

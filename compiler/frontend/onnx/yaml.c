@@ -119,6 +119,13 @@ static bool attr_equal(kiln_attr_type t, const kiln_attr *a, const kiln_attr *b)
     switch (t) {
     case KILN_ATTR_T_FLOAT: /* as the ONNX float it came from */
         return (float)a->f == (float)b->f;
+    case KILN_ATTR_T_FLOATS:
+        if (a->n != b->n)
+            return false;
+        for (int i = 0; i < a->n; i++)
+            if ((float)a->floats[i] != (float)b->floats[i])
+                return false;
+        return true;
     case KILN_ATTR_T_INTS:
         if (a->n != b->n) {
             /* "1" stands for [1, 1]: compare entry by entry with the single value repeated */
@@ -158,6 +165,14 @@ static void attr_value(buf *b, kiln_attr_id id, const kiln_attr *a)
         puts_(b, w ? w[a->i] : "?");
         break;
     }
+    case KILN_ATTR_T_FLOATS:
+        puts_(b, "[");
+        for (int i = 0; i < a->n; i++) {
+            puts_(b, i ? ", " : "");
+            number(b, a->floats[i]);
+        }
+        puts_(b, "]");
+        break;
     case KILN_ATTR_T_INTS: {
         bool spatial = id == KILN_ATTR_KERNEL || id == KILN_ATTR_STRIDE || id == KILN_ATTR_DILATION ||
                        id == KILN_ATTR_PADDING;
