@@ -386,13 +386,13 @@ def choose_openblas_core(mode, tool, mach):
     # Every process inherits the variable: kiln's BLAS path, the sgemm timer
     # and PyTorch call OpenBLAS; ONNX Runtime has kernels of its own.
     if mode == "keep":
-        rec["reason"] = ("--openblas-core keep: the bench left OpenBLAS's own pick, %s" % own_name if not preset
-                         else "--openblas-core keep: the bench kept OPENBLAS_CORETYPE=%s from its environment "
-                              "(OpenBLAS's own pick is %s)" % (preset, own_name))
+        rec["reason"] = ("the bench left OpenBLAS's own pick, %s" % own_name if not preset
+                         else "the bench kept OPENBLAS_CORETYPE=%s from its environment (OpenBLAS's own pick is %s)"
+                         % (preset, own_name))
     elif mode != "auto":
         rec["set"] = mode
-        rec["reason"] = ("--openblas-core %s: the bench set OPENBLAS_CORETYPE=%s for every process it starts "
-                         "(OpenBLAS's own pick is %s)" % (mode, mode, own_name))
+        rec["reason"] = ("the bench set OPENBLAS_CORETYPE=%s for every process it starts (OpenBLAS's own pick is %s)"
+                         % (mode, own_name))
     elif preset:
         rec["reason"] = ("the bench kept OPENBLAS_CORETYPE=%s from its environment (OpenBLAS's own pick is %s)"
                          % (preset, own_name))
@@ -554,7 +554,7 @@ class Bench:
         if ob["set"]:
             os.environ["OPENBLAS_CORETYPE"] = ob["set"]
         log("host: %s; kiln compiles for cpu %s" % (meta["machine"].get("host"), meta["machine"].get("kiln_cpu")))
-        log("OpenBLAS core: " + ob["reason"])
+        log("OpenBLAS core (--openblas-core %s): %s" % (a.openblas_core, ob["reason"]))
         if a.skip_torch:
             self.py, ver, self.torch_why = None, None, "skipped (--skip torch)"
         else:
@@ -961,18 +961,17 @@ def report(res, models):
     A = lines.append
     A("# kiln benchmark results")
     A("")
-    A("- date: %s; run took %s s%s" % (meta["date"], meta.get("wall_s"), " (--quick)" if meta["quick"] else ""))
-    A("- machine: %s, %s CPUs, %s, %s GiB RAM%s; load average %s at start, %s at end (shared machine: "
-      "compare figures of the same run only)" % (
-          mach.get("cpu"), mach.get("cpus"), mach.get("isa"), mach.get("mem_gib"),
-          ", virtual machine" if mach.get("hypervisor") else "", " ".join(mach.get("loadavg_start", [])),
-          " ".join(mach.get("loadavg_end", []))))
+    lines.extend(host_section(res))
+    A("")
+    A("## Results")
+    A("")
     k = meta["kiln"]
     targets = sorted({m.get("compile", {}).get("target") for m in res["models"].values()} - {None})
     A("- kiln: %s%s%s" % (meta.get("kiln_rev") or "?", "; " + k["note"] if k.get("note") else "",
                           "; code for " + ", ".join(targets) if targets else ""))
     sg = res["machine"].get("sgemm", {})
-    cfg = next((v.get("config") for v in sg.values() if v.get("config")), None)
+    cfg = (meta.get("openblas") or {}).get("config") or next(
+        (v.get("config") for v in sg.values() if v.get("config")), None)
     A("- peers: ONNX Runtime %s (onnxruntime-node, CPU EP, optimization level all, opset %s); PyTorch %s; %s" % (
         meta.get("onnxruntime") or "n/a (%s)" % meta.get("ort_missing"),
         next((m.get("opset") for m in res["models"].values() if m.get("opset")), "–"),
@@ -1160,6 +1159,75 @@ def report(res, models):
         A("- " + line)
     A("")
     return "\n".join(lines)
+
+
+HOST_KIND = {"avx512f": "AVX-512", "avx2+fma": "AVX2"}
+
+
+def host_section(res):
+    """The report's opening: which machine this is and what it can do, every
+    figure from this run (machine_info, kiln's target line, the machine and
+    sgemm timers, the OpenBLAS core choice); "not recorded" where the run
+    (or an older JSON given to --render) has no such figure."""
+    meta, m = res["meta"], res["machine"]
+    mach = meta["machine"]
+    threads = meta["threads"]
+    nr = "not recorded"
+    out = ["## Host", ""]
+    kind = HOST_KIND.get(mach.get("isa"), mach.get("isa") or nr)
+    out.append("- host: %s; host kind %s (docs/performance.md keeps one table per host kind)" % (
+        mach.get("host") or nr, kind))
+    out.append("- CPU: %s; %s CPUs%s; %s GiB RAM; OS %s" % (
+        mach.get("cpu") or nr, mach.get("cpus"), ", virtual machine" if mach.get("hypervisor") else "",
+        mach.get("mem_gib"), mach.get("platform") or ""))
+    isa = mach.get("isa_extensions")
+    out.append("- ISA extensions: %s" % (", ".join(isa) if isa else ("none of " + ", ".join(ISA_FLAGS)
+                                                                      if isa is not None else nr)))
+    c = mach.get("caches")
+    out.append("- caches (CPU 0, from sysfs): %s" % (
+        ", ".join("%s %s" % (lv, fmt_bytes(c[lv])) for lv in ("L1d", "L2", "L3") if lv in c) if c else nr))
+    if mach.get("kiln_cpu"):
+        out.append("- kiln compiles for: cpu %s; the target line of `kiln compile`: %s" % (
+            mach["kiln_cpu"], mach.get("kiln_target")))
+    else:
+        out.append("- kiln compiles for: %s" % (mach.get("kiln_cpu_error") or nr))
+
+    def per_thread(get, unit):
+        parts = []
+        for t in threads:
+            v = get(t)
+            parts.append("%d thread%s %s" % (t, "" if t == 1 else "s", "%s %s" % (fmt(v), unit)
+                                             if isinstance(v, (int, float)) else nr))
+        return ", ".join(parts)
+
+    out.append("- FMA peak, registers only: " + per_thread(lambda t: m.get("fma", {}).get(str(t), {}).get("gflops"),
+                                                           "GFLOP/s"))
+    out.append("- read bandwidth, best of run: 512 MiB: %s; 64 MiB re-read: %s" % (
+        per_thread(lambda t: best_bw(m, "bandwidth", t).get("gb_per_s"), "GB/s"),
+        per_thread(lambda t: best_bw(m, "bandwidth64", t).get("gb_per_s"), "GB/s")))
+    ob = meta.get("openblas")
+    if ob:
+        out.append("- OpenBLAS core: %s (--openblas-core %s; OpenBLAS's own pick: %s): %s" % (
+            ob.get("core") or nr, ob.get("mode"), ob.get("own_core") or nr, ob.get("reason")))
+        sc = m.get("sgemm_core", {})
+        parts = []
+        for t in threads:
+            run_ = sc.get("run", {}).get(str(t), {})
+            own = sc.get("own", {}).get(str(t))
+            txt = "T=%d: %s" % (t, "%s GFLOP/s with %s" % (fmt(run_["gflops"]), run_.get("core"))
+                                if "gflops" in run_ else run_.get("error", nr))
+            if own is not None:
+                txt += ", %s" % ("%s GFLOP/s with %s (OpenBLAS's own pick, not used)" % (
+                    fmt(own["gflops"]), own.get("core")) if "gflops" in own else own.get("error", nr))
+            parts.append(txt)
+        out.append("- OpenBLAS sgemm 256 x 4096 x 4096: %s" % "; ".join(parts))
+    else:
+        out.append("- OpenBLAS core: " + nr)
+    out.append("- date: %s; commit: %s; run took %s s%s" % (
+        meta.get("date"), meta.get("kiln_rev") or nr, meta.get("wall_s"), " (--quick)" if meta.get("quick") else ""))
+    out.append("- load average %s at start, %s at end (shared machine: compare figures of the same run only)" % (
+        " ".join(mach.get("loadavg_start", [])) or nr, " ".join(mach.get("loadavg_end", [])) or nr))
+    return out
 
 
 def best_bw(m, key, t):
