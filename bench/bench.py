@@ -225,6 +225,62 @@ def setup_ort(args):
     return node, ver, None
 
 
+# The ISA extensions that matter for float32 inference, in the order the
+# report lists them (names as in /proc/cpuinfo).
+ISA_FLAGS = ["avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx_vnni", "avx512_bf16",
+             "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8"]
+
+# Intel family-6 server models (and the microarchitecture the label names).
+INTEL_MODELS = {63: "Haswell", 79: "Broadwell", 86: "Broadwell", 85: "Skylake-SP", 106: "Ice Lake-SP",
+                108: "Ice Lake-SP", 143: "Sapphire Rapids", 207: "Emerald Rapids", 173: "Granite Rapids",
+                174: "Granite Rapids", 175: "Sierra Forest"}
+
+
+def host_label(vendor, family, model, flags, name=""):
+    """A short name for the CPU, from its vendor, family and model, so that a
+    figure can say which machine it came from: "AMD Zen 3", "Intel Xeon
+    (Sapphire Rapids class)", or "VENDOR family F model M" when unknown."""
+    if vendor == "AuthenticAMD" and family in (23, 25, 26):
+        if family == 23:
+            return "AMD Zen 2" if model >= 0x30 else "AMD Zen"
+        if family == 26:
+            return "AMD Zen 5"
+        zen4 = 0x10 <= model <= 0x1f or 0x60 <= model <= 0x7f or 0xa0 <= model <= 0xaf or "avx512f" in flags
+        return "AMD Zen 4" if zen4 else "AMD Zen 3"
+    if vendor == "GenuineIntel" and family == 6 and model in INTEL_MODELS:
+        arch = INTEL_MODELS[model]
+        if model == 85:  # one model number for three generations
+            arch = "Cooper Lake" if "avx512_bf16" in flags else ("Cascade Lake" if "avx512_vnni" in flags else arch)
+        return "Intel %s(%s class)" % ("Xeon " if "xeon" in name.lower() else "", arch)
+    return "%s family %s model %s" % (vendor or "unknown vendor", family, model)
+
+
+def cache_sizes():
+    """{"L1d": bytes, "L2": bytes, "L3": bytes} of CPU 0, from sysfs."""
+    out = {}
+    base = "/sys/devices/system/cpu/cpu0/cache"
+    try:
+        entries = sorted(os.listdir(base))
+    except OSError:
+        return out
+    for e in entries:
+        if not e.startswith("index"):
+            continue
+        try:
+            vals = {}
+            for k in ("level", "type", "size"):
+                with open(os.path.join(base, e, k)) as f:
+                    vals[k] = f.read().strip()
+        except OSError:
+            continue
+        m = re.match(r"(\d+)([KMG]?)$", vals["size"])
+        if not m or vals["type"] == "Instruction":
+            continue
+        size = int(m.group(1)) * {"": 1, "K": 1024, "M": 1024 ** 2, "G": 1024 ** 3}[m.group(2)]
+        out["L1d" if vals["level"] == "1" else "L" + vals["level"]] = size
+    return out
+
+
 def machine_info():
     info = {"platform": platform.platform(), "cpus": os.cpu_count()}
     try:
@@ -232,16 +288,22 @@ def machine_info():
             txt = f.read()
         m = re.search(r"model name\s*:\s*(.*)", txt)
         info["cpu"] = m.group(1).strip() if m else platform.processor()
+        ven = re.search(r"vendor_id\s*:\s*(\S+)", txt)
         fam = re.search(r"cpu family\s*:\s*(\d+)", txt)
         mod = re.search(r"\nmodel\s*:\s*(\d+)", txt)
+        info["vendor"] = ven.group(1) if ven else None
         if fam and mod:
             info["cpu"] += " (family %s model %s)" % (fam.group(1), mod.group(1))
+            info["family"], info["model"] = int(fam.group(1)), int(mod.group(1))
         flags = re.search(r"flags\s*:\s*(.*)", txt)
         fl = set(flags.group(1).split()) if flags else set()
         info["isa"] = "avx512f" if "avx512f" in fl else ("avx2+fma" if "avx2" in fl and "fma" in fl else "other")
+        info["isa_extensions"] = [x for x in ISA_FLAGS if x in fl]
         info["hypervisor"] = "hypervisor" in fl
+        info["host"] = host_label(info["vendor"], info.get("family"), info.get("model"), fl, info["cpu"])
     except OSError:
         info["cpu"] = platform.processor()
+    info["caches"] = cache_sizes()
     try:
         with open("/proc/meminfo") as f:
             m = re.search(r"MemTotal:\s*(\d+)", f.read())
@@ -254,6 +316,109 @@ def machine_info():
     except OSError:
         pass
     return info
+
+
+def kiln_host_cpu(kiln, work):
+    """The CPU kiln compiles for on this host, from the target line of
+    `kiln compile` on a one-layer model: {"kiln_cpu": "sapphirerapids (the
+    host's)", "kiln_target": "x86_64-pc-linux-gnu, cpu ..., avx512 (16 x
+    f32), caches ..."}, or {} when kiln cannot compile."""
+    if not kiln.get("ok") or not kiln.get("has_compile"):
+        return {}
+    d = os.path.join(work, "host")
+    os.makedirs(d, exist_ok=True)
+    yaml_path = os.path.join(d, "probe.yaml")
+    with open(yaml_path, "w") as f:
+        f.write("kiln: 1\nname: probe\ninit: {random: 1}\ninputs:\n  - {name: x, shape: [batch, 16]}\n"
+                "outputs: [y]\nlayers:\n  - {name: y, op: dense, units: 16}\n")
+    rc, out, err, _ = run([kiln["kiln"], "compile", yaml_path, "-o", os.path.join(d, "probe.o"), "--emit", "obj"],
+                          timeout=300)
+    t = parse_compile_output(out + err).get("target") if rc == 0 else None
+    if not t:
+        return {"kiln_cpu_error": first_line(err or out) or "no target line"}
+    m = re.search(r"cpu ([^,]+)", t)
+    return {"kiln_target": t, "kiln_cpu": m.group(1) if m else None}
+
+
+# OpenBLAS cores whose kernels predate AVX: what OpenBLAS (DYNAMIC_ARCH)
+# falls back to for a CPU id it does not know (0.3.21 on Sapphire Rapids
+# and later: Prescott), at several times the sgemm time of the right core.
+OPENBLAS_OLD_CORES = {"katmai", "coppermine", "northwood", "prescott", "banias", "atom", "core2", "penryn",
+                      "dunnington", "nehalem", "opteron", "opteron_sse3", "barcelona", "bobcat", "nano", "athlon",
+                      "generic", "unknown"}
+
+
+def openblas_info(tool, env):
+    """{"core", "config"} of OpenBLAS in that environment (sgemm_timer --info)."""
+    if not tool:
+        return None
+    rc, out, err, _ = run([tool, "--info"], env=env, timeout=60)
+    j = json_lines(out)
+    return j[0] if rc == 0 and j else None
+
+
+def openblas_core_for(mach):
+    """The OpenBLAS core for this CPU's vector ISA, from its flags: AVX-512
+    (Cooperlake with BF16, else SkylakeX), AVX2+FMA (Zen on AMD, else
+    Haswell), or None."""
+    isa = set(mach.get("isa_extensions", []))
+    if "avx512f" in isa:
+        return "Cooperlake" if "avx512_bf16" in isa else "SkylakeX", (
+            "the CPU has avx512f and avx512_bf16" if "avx512_bf16" in isa else "the CPU has avx512f")
+    if "avx2" in isa and "fma" in isa:
+        return "Zen" if mach.get("vendor") == "AuthenticAMD" else "Haswell", "the CPU has avx2 and fma"
+    return None, "the CPU has neither AVX-512 nor AVX2+FMA"
+
+
+def choose_openblas_core(mode, tool, mach):
+    """Decides OPENBLAS_CORETYPE for every process the bench starts.
+    mode: "auto" (replace a pre-AVX fallback by the core of the CPU's ISA),
+    "keep" (leave OpenBLAS's choice), or a core name (set it). Returns the
+    JSON record: own_core (OpenBLAS's pick from the CPU id), env_core (set in
+    the bench's environment), set (what the bench sets, or None), core (what
+    OpenBLAS then runs), config, reason (one sentence for the report)."""
+    preset = os.environ.get("OPENBLAS_CORETYPE") or None
+    clean = dict(os.environ)
+    clean.pop("OPENBLAS_CORETYPE", None)
+    own = openblas_info(tool, clean)
+    rec = {"mode": mode, "own_core": own and own.get("core"), "env_core": preset, "set": None}
+    own_name = rec["own_core"] or "an unknown core"
+    # Every process inherits the variable: kiln's BLAS path, the sgemm timer
+    # and PyTorch call OpenBLAS; ONNX Runtime has kernels of its own.
+    if mode == "keep":
+        rec["reason"] = ("the bench left OpenBLAS's own pick, %s" % own_name if not preset
+                         else "the bench kept OPENBLAS_CORETYPE=%s from its environment (OpenBLAS's own pick is %s)"
+                         % (preset, own_name))
+    elif mode != "auto":
+        rec["set"] = mode
+        rec["reason"] = ("the bench set OPENBLAS_CORETYPE=%s for every process it starts (OpenBLAS's own pick is %s)"
+                         % (mode, own_name))
+    elif preset:
+        rec["reason"] = ("the bench kept OPENBLAS_CORETYPE=%s from its environment (OpenBLAS's own pick is %s)"
+                         % (preset, own_name))
+    elif own is None:
+        rec["reason"] = "the bench could not ask OpenBLAS which core it picks (no sgemm_timer), so it set nothing"
+    else:
+        want, why = openblas_core_for(mach)
+        if (own.get("core") or "unknown").lower() not in OPENBLAS_OLD_CORES:
+            rec["reason"] = "OpenBLAS picked %s, a core with AVX kernels, so the bench left it" % own["core"]
+        elif want is None:
+            rec["reason"] = ("OpenBLAS picked %s, a core without AVX kernels, and %s, so the bench left it"
+                             % (own["core"], why))
+        else:
+            rec["set"] = want
+            rec["reason"] = ("OpenBLAS picked %s, a core without AVX kernels (its fallback for a CPU it does not "
+                             "know), and %s, so the bench set OPENBLAS_CORETYPE=%s for every process it starts "
+                             "(--openblas-core keep would leave OpenBLAS's pick)" % (own["core"], why, want))
+    env = dict(os.environ)
+    if rec["set"]:
+        env["OPENBLAS_CORETYPE"] = rec["set"]
+    now = openblas_info(tool, env) if rec["set"] or preset else own
+    rec["core"] = now and now.get("core")
+    rec["config"] = now and now.get("config")
+    if rec["set"] and rec["core"] and rec["core"].lower() != rec["set"].lower():
+        rec["reason"] += "; OpenBLAS does not know %s and runs %s instead" % (rec["set"], rec["core"])
+    return rec
 
 
 def git_rev():
@@ -281,9 +446,10 @@ def parse_bytes(s):
 
 def parse_compile_output(text):
     r = {}
-    m = re.search(r"target (\S+), cpu (\S+), ([^\n]*)", text)
+    # "target    x86_64-pc-linux-gnu, cpu sapphirerapids (the host's), avx512 (16 x f32), caches ..."
+    m = re.search(r"target\s+(\S+), cpu (\S+)( \([^)\n]*\))?, ([^\n]*)", text)
     if m:
-        r["target"] = "%s, cpu %s, %s" % (m.group(1), m.group(2).rstrip(","), m.group(3).strip())
+        r["target"] = "%s, cpu %s%s, %s" % (m.group(1), m.group(2).rstrip(","), m.group(3) or "", m.group(4).strip())
     m = re.search(r"weights ([\d.]+ ?[KMG]?i?B)", text)
     if m:
         r["weights_reported"] = m.group(1)
@@ -378,8 +544,17 @@ class Bench:
         meta["tolerance"] = TOL
         self.kiln = build_kiln(a)
         meta["kiln"] = {k: v for k, v in self.kiln.items()}
+        meta["machine"].update(kiln_host_cpu(self.kiln, self.work))
         self.tools, why = build_tools(self.work, self.kiln)
         meta["tools_missing"] = why
+        # Before any runtime starts: every process inherits the core, so
+        # kiln's BLAS path, sgemm and PyTorch run the same OpenBLAS kernels.
+        ob = choose_openblas_core(a.openblas_core, self.tools.get("sgemm_timer"), meta["machine"])
+        meta["openblas"] = ob
+        if ob["set"]:
+            os.environ["OPENBLAS_CORETYPE"] = ob["set"]
+        log("host: %s; kiln compiles for cpu %s" % (meta["machine"].get("host"), meta["machine"].get("kiln_cpu")))
+        log("OpenBLAS core (--openblas-core %s): %s" % (a.openblas_core, ob["reason"]))
         if a.skip_torch:
             self.py, ver, self.torch_why = None, None, "skipped (--skip torch)"
         else:
@@ -412,6 +587,33 @@ class Bench:
                 bw64 = self.bandwidth(t, 64, "start")
                 log("machine, %d thread(s): FMA peak %s GFLOP/s, read bandwidth %s GB/s (512 MiB), %s GB/s "
                     "(64 MiB re-read)" % (t, m["fma"][str(t)].get("gflops"), bw.get("gb_per_s"), bw64.get("gb_per_s")))
+        if self.tools.get("sgemm_timer"):
+            for t in self.threads:
+                self.sgemm_cores(t)
+
+    def sgemm_cores(self, t):
+        """OpenBLAS sgemm at 256 x 4096 x 4096 with the core every runtime
+        runs, and, when that is not OpenBLAS's own pick, with its own pick
+        too: what the core choice is worth on this machine."""
+        ob = self.res["meta"]["openblas"]
+        envs = [("run", thread_env(t))]
+        if ob.get("own_core") and ob.get("core") != ob.get("own_core"):
+            env = thread_env(t)
+            env.pop("OPENBLAS_CORETYPE", None)
+            envs.append(("own", env))
+        for key, env in envs:
+            self.quiet()
+            rc, out, err, _, oth = run_measured([self.tools["sgemm_timer"], "--m", "256", "--n", "4096", "--k", "4096",
+                                                 "--threads", str(t)] + self.timing_args(), env=env,
+                                                timeout=self.timeout)
+            j = json_lines(out)
+            j = j[0] if j else {"error": first_line(err) or "exit %s" % rc}
+            j["others_cpu"] = oth
+            self.res["machine"].setdefault("sgemm_core", {}).setdefault(key, {})[str(t)] = j
+            if "gflops" in j:
+                log("  %-18s M=256  T=%d  %.1f GFLOP/s with core %s%s" % (
+                    "OpenBLAS sgemm", t, j["gflops"], j.get("core"), " (OpenBLAS's own pick, not used)"
+                    if key == "own" else ""))
 
     def bandwidth(self, t, mib, where):
         """One read-bandwidth measurement, appended to machine.bandwidth{mib}[T]."""
@@ -759,18 +961,17 @@ def report(res, models):
     A = lines.append
     A("# kiln benchmark results")
     A("")
-    A("- date: %s; run took %s s%s" % (meta["date"], meta.get("wall_s"), " (--quick)" if meta["quick"] else ""))
-    A("- machine: %s, %s CPUs, %s, %s GiB RAM%s; load average %s at start, %s at end (shared machine: "
-      "compare figures of the same run only)" % (
-          mach.get("cpu"), mach.get("cpus"), mach.get("isa"), mach.get("mem_gib"),
-          ", virtual machine" if mach.get("hypervisor") else "", " ".join(mach.get("loadavg_start", [])),
-          " ".join(mach.get("loadavg_end", []))))
+    lines.extend(host_section(res))
+    A("")
+    A("## Results")
+    A("")
     k = meta["kiln"]
     targets = sorted({m.get("compile", {}).get("target") for m in res["models"].values()} - {None})
     A("- kiln: %s%s%s" % (meta.get("kiln_rev") or "?", "; " + k["note"] if k.get("note") else "",
                           "; code for " + ", ".join(targets) if targets else ""))
     sg = res["machine"].get("sgemm", {})
-    cfg = next((v.get("config") for v in sg.values() if v.get("config")), None)
+    cfg = (meta.get("openblas") or {}).get("config") or next(
+        (v.get("config") for v in sg.values() if v.get("config")), None)
     A("- peers: ONNX Runtime %s (onnxruntime-node, CPU EP, optimization level all, opset %s); PyTorch %s; %s" % (
         meta.get("onnxruntime") or "n/a (%s)" % meta.get("ort_missing"),
         next((m.get("opset") for m in res["models"].values() if m.get("opset")), "–"),
@@ -960,6 +1161,75 @@ def report(res, models):
     return "\n".join(lines)
 
 
+HOST_KIND = {"avx512f": "AVX-512", "avx2+fma": "AVX2"}
+
+
+def host_section(res):
+    """The report's opening: which machine this is and what it can do, every
+    figure from this run (machine_info, kiln's target line, the machine and
+    sgemm timers, the OpenBLAS core choice); "not recorded" where the run
+    (or an older JSON given to --render) has no such figure."""
+    meta, m = res["meta"], res["machine"]
+    mach = meta["machine"]
+    threads = meta["threads"]
+    nr = "not recorded"
+    out = ["## Host", ""]
+    kind = HOST_KIND.get(mach.get("isa"), mach.get("isa") or nr)
+    out.append("- host: %s; host kind %s (docs/performance.md keeps one table per host kind)" % (
+        mach.get("host") or nr, kind))
+    out.append("- CPU: %s; %s CPUs%s; %s GiB RAM; OS %s" % (
+        mach.get("cpu") or nr, mach.get("cpus"), ", virtual machine" if mach.get("hypervisor") else "",
+        mach.get("mem_gib"), mach.get("platform") or ""))
+    isa = mach.get("isa_extensions")
+    out.append("- ISA extensions: %s" % (", ".join(isa) if isa else ("none of " + ", ".join(ISA_FLAGS)
+                                                                      if isa is not None else nr)))
+    c = mach.get("caches")
+    out.append("- caches (CPU 0, from sysfs): %s" % (
+        ", ".join("%s %s" % (lv, fmt_bytes(c[lv])) for lv in ("L1d", "L2", "L3") if lv in c) if c else nr))
+    if mach.get("kiln_cpu"):
+        out.append("- kiln compiles for: cpu %s; the target line of `kiln compile`: %s" % (
+            mach["kiln_cpu"], mach.get("kiln_target")))
+    else:
+        out.append("- kiln compiles for: %s" % (mach.get("kiln_cpu_error") or nr))
+
+    def per_thread(get, unit):
+        parts = []
+        for t in threads:
+            v = get(t)
+            parts.append("%d thread%s %s" % (t, "" if t == 1 else "s", "%s %s" % (fmt(v), unit)
+                                             if isinstance(v, (int, float)) else nr))
+        return ", ".join(parts)
+
+    out.append("- FMA peak, registers only: " + per_thread(lambda t: m.get("fma", {}).get(str(t), {}).get("gflops"),
+                                                           "GFLOP/s"))
+    out.append("- read bandwidth, best of run: 512 MiB: %s; 64 MiB re-read: %s" % (
+        per_thread(lambda t: best_bw(m, "bandwidth", t).get("gb_per_s"), "GB/s"),
+        per_thread(lambda t: best_bw(m, "bandwidth64", t).get("gb_per_s"), "GB/s")))
+    ob = meta.get("openblas")
+    if ob:
+        out.append("- OpenBLAS core: %s (--openblas-core %s; OpenBLAS's own pick: %s): %s" % (
+            ob.get("core") or nr, ob.get("mode"), ob.get("own_core") or nr, ob.get("reason")))
+        sc = m.get("sgemm_core", {})
+        parts = []
+        for t in threads:
+            run_ = sc.get("run", {}).get(str(t), {})
+            own = sc.get("own", {}).get(str(t))
+            txt = "T=%d: %s" % (t, "%s GFLOP/s with %s" % (fmt(run_["gflops"]), run_.get("core"))
+                                if "gflops" in run_ else run_.get("error", nr))
+            if own is not None:
+                txt += ", %s" % ("%s GFLOP/s with %s (OpenBLAS's own pick, not used)" % (
+                    fmt(own["gflops"]), own.get("core")) if "gflops" in own else own.get("error", nr))
+            parts.append(txt)
+        out.append("- OpenBLAS sgemm 256 x 4096 x 4096: %s" % "; ".join(parts))
+    else:
+        out.append("- OpenBLAS core: " + nr)
+    out.append("- date: %s; commit: %s; run took %s s%s" % (
+        meta.get("date"), meta.get("kiln_rev") or nr, meta.get("wall_s"), " (--quick)" if meta.get("quick") else ""))
+    out.append("- load average %s at start, %s at end (shared machine: compare figures of the same run only)" % (
+        " ".join(mach.get("loadavg_start", [])) or nr, " ".join(mach.get("loadavg_end", [])) or nr))
+    return out
+
+
 def best_bw(m, key, t):
     """The best read-bandwidth measurement of the run for T threads ({} if none)."""
     v = m.get(key, {}).get(str(t), [])
@@ -1084,6 +1354,11 @@ def main():
                     help="before each measurement, wait up to S seconds for other processes to go quiet")
     ap.add_argument("--skip", default="", help="comma-separated: torch, ort")
     ap.add_argument("-O", dest="opt", default="-O2", help="kiln optimization flag (default -O2)")
+    ap.add_argument("--openblas-core", default="auto", metavar="auto|keep|NAME",
+                    help="OPENBLAS_CORETYPE for every process the bench starts: auto (default) replaces a "
+                         "pre-AVX core that OpenBLAS falls back to on a CPU it does not know with the core of "
+                         "the CPU's vector ISA; keep leaves OpenBLAS's choice (or the variable already set); "
+                         "a name (SkylakeX, Cooperlake, Haswell, Zen, ...) sets that core")
     ap.add_argument("--render", metavar="JSON", help="only re-render the table of an earlier run's JSON (to --out)")
     args = ap.parse_args()
     if args.rounds < 1:
@@ -1101,6 +1376,11 @@ def main():
     skip = set(s.strip() for s in args.skip.split(",") if s.strip())
     args.skip_torch = "torch" in skip
     args.skip_ort = "ort" in skip
+    if args.openblas_core.lower() in ("auto", "keep"):
+        args.openblas_core = args.openblas_core.lower()
+    elif not re.match(r"[A-Za-z][A-Za-z0-9_]*$", args.openblas_core):
+        ap.error("--openblas-core expects auto, keep or an OpenBLAS core name (SkylakeX, Haswell, ...), got %r"
+                 % args.openblas_core)
     if not args.opt.startswith("-O"):
         args.opt = "-O" + args.opt
     Bench(args).go()

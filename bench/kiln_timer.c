@@ -12,7 +12,9 @@
  * (max |y - ref| / max |ref|). Only when all outputs are within the
  * tolerance does it time: warm-up runs, then K timed runs of NAME_run, each
  * timed on its own. Without --inputs the inputs are a fixed pseudo-random
- * pattern; without --refs nothing is checked ("checked": false).
+ * pattern; without --refs nothing is checked ("checked": false). When the
+ * model calls OpenBLAS (through libkiln_rt_blas), "openblas_core" names the
+ * kernels OpenBLAS picked (OPENBLAS_CORETYPE, or the CPU id).
  * Prints one JSON object on stdout. Exit status 0 also for a mismatch
  * (reported as "valid": false); 1 for any other failure.
  */
@@ -172,6 +174,17 @@ int main(int argc, char **argv)
         fail("symbol %s not found%s", sym, "");
     snprintf(sym, sizeof sym, "%s_workspace_size", name);
     wsize_fn wsize = (wsize_fn)dlsym(h, sym);
+    /* OpenBLAS is loaded (with the model) only if the model calls it;
+     * RTLD_NOLOAD never loads it here. */
+    char blas_core[64] = "";
+    void *blas = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_NOLOAD);
+    if (blas) {
+        typedef char *(*corename_fn)(void);
+        corename_fn corename = (corename_fn)dlsym(blas, "openblas_get_corename");
+        const char *c = corename ? corename() : NULL;
+        snprintf(blas_core, sizeof blas_core, "%s", c ? c : "");
+        dlclose(blas); /* drops only the reference RTLD_NOLOAD took */
+    }
 
     const kiln_model_info *info = info_f();
     n_args = info->num_inputs + info->num_outputs;
@@ -261,6 +274,8 @@ int main(int argc, char **argv)
            name, batch, threads, t_create, t_first, isfinite(max_err) ? max_err : 1e300,
            info->weight_bytes, ws, info->workspace_fixed_bytes, info->workspace_per_batch_bytes,
            refs ? "true" : "false");
+    if (blas_core[0] && !strpbrk(blas_core, "\"\\"))
+        printf(", \"openblas_core\": \"%s\"", blas_core);
     if (!(max_err <= tol)) {
         printf(", \"valid\": false}\n");
         destroy(m);

@@ -1,13 +1,19 @@
 /* sgemm_timer: OpenBLAS sgemm on a dense layer's shapes.
  *
  *   sgemm_timer --m M --n N --k K --threads T [--min-time S] [--min-iters K] [--max-time S]
+ *   sgemm_timer --info
  *
  * Computes Y[M,N] = X[M,K] * W[N,K]^T (row-major; W stored as a dense layer's
  * weight [units, in], so the call is cblas_sgemm(RowMajor, NoTrans, Trans)),
  * the same product as kiln's dense layer without its bias. Threads:
  * openblas_set_num_threads(T) (OPENBLAS_NUM_THREADS should say the same).
  * Warm-up, then timed calls, each timed on its own; prints one JSON object
- * with the median time and GFLOP/s = 2*M*N*K / median.
+ * with the median time, GFLOP/s = 2*M*N*K / median, and the core whose
+ * kernels OpenBLAS runs ("core": picked from the CPU id when the library
+ * loads, or named by OPENBLAS_CORETYPE).
+ *
+ * --info only prints {"core": ..., "config": ...}, what OpenBLAS runs in
+ * this environment, and times nothing.
  */
 #define _GNU_SOURCE
 #include <math.h>
@@ -24,6 +30,7 @@ void cblas_sgemm(int order, int ta, int tb, int m, int n, int k, float alpha, co
 void openblas_set_num_threads(int n);
 int openblas_get_num_threads(void);
 char *openblas_get_config(void);
+char *openblas_get_corename(void);
 
 static double now(void)
 {
@@ -38,8 +45,25 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* s as the contents of a JSON string: quotes and backslashes become '. */
+static const char *json_safe(const char *s, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s", s ? s : "");
+    for (char *p = buf; *p; p++)
+        if (*p == '"' || *p == '\\')
+            *p = '\'';
+    return buf;
+}
+
 int main(int argc, char **argv)
 {
+    char conf[256], core[64];
+    if (argc == 2 && !strcmp(argv[1], "--info")) {
+        printf("{\"runtime\": \"openblas\", \"core\": \"%s\", \"config\": \"%s\"}\n",
+               json_safe(openblas_get_corename(), core, sizeof core),
+               json_safe(openblas_get_config(), conf, sizeof conf));
+        return 0;
+    }
     int m = 1, n = 4096, k = 4096, threads = 1, min_iters = 10;
     double min_time = 0.5, max_time = 5.0;
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -93,16 +117,11 @@ int main(int argc, char **argv)
     double med = done % 2 ? ts[done / 2] : 0.5 * (ts[done / 2 - 1] + ts[done / 2]);
     long i90 = (long)ceil(0.9 * (double)done) - 1;
     double flops = 2.0 * m * (double)n * k;
-    const char *cfg = openblas_get_config();
-    char conf[256];
-    snprintf(conf, sizeof conf, "%s", cfg ? cfg : "");
-    for (char *p = conf; *p; p++)
-        if (*p == '"' || *p == '\\')
-            *p = '\'';
     printf("{\"runtime\": \"openblas\", \"m\": %d, \"n\": %d, \"k\": %d, \"threads\": %d, "
-           "\"threads_seen\": %d, \"config\": \"%s\", \"iters\": %ld, \"median_s\": %.9g, \"p90_s\": %.9g, "
-           "\"min_s\": %.9g, \"gflops\": %.6g, \"checksum\": %.6g}\n",
-           m, n, k, threads, openblas_get_num_threads(), conf, done, med, ts[i90 < 0 ? 0 : i90], ts[0],
+           "\"threads_seen\": %d, \"core\": \"%s\", \"config\": \"%s\", \"iters\": %ld, \"median_s\": %.9g, "
+           "\"p90_s\": %.9g, \"min_s\": %.9g, \"gflops\": %.6g, \"checksum\": %.6g}\n",
+           m, n, k, threads, openblas_get_num_threads(), json_safe(openblas_get_corename(), core, sizeof core),
+           json_safe(openblas_get_config(), conf, sizeof conf), done, med, ts[i90 < 0 ? 0 : i90], ts[0],
            flops / med / 1e9, (double)y[0] + y[(size_t)m * n - 1]);
     return 0;
 }
