@@ -4,8 +4,8 @@
  *
  * How a graph becomes code (docs/codegen.md):
  *   compile.c   checks the graph, sets up the target machine (target.c), plans
- *               the buffers (layout.c), then asks each node's kernel emitter
- *               (kernels.c: one table indexed by kiln_op) for its steps;
+ *               the buffers (placement.c), then asks each node's kernel emitter
+ *               (kernels/table.c: one table indexed by kiln_op) for its steps;
  *   a step      is one task function `void f(ptr ctx, i64 index, i64 count)`
  *               plus the number of tasks as a function of the batch; the
  *               run function (entry.c) calls kiln_rt_parallel_for(pool,
@@ -28,7 +28,7 @@
 #include <stdint.h>
 
 #include "codegen.h"
-#include "layout.h"
+#include "placement.h"
 
 #if defined(__GNUC__) || defined(__clang__)
 #define KILN_CG_HIDDEN __attribute__((visibility("hidden")))
@@ -139,7 +139,7 @@ typedef struct kiln_cg_unit {
     LLVMTypeRef t_ctx;  /* the tasks' context: {i64 batch, ptr ws, ptr weights, ptr inputs, ptr outputs} */
     LLVMTypeRef t_task; /* void (ptr, i64, i64) */
     kiln_cg_vtype vt[KILN_DTYPE_COUNT]; /* by dtype; vt[KILN_F32].vec is t_vf */
-    /* kernels_gemm.c: micro-kernels by configuration, kind, rows, vectors (defined or declared here) */
+    /* kernels/gemm.c: micro-kernels by configuration, kind, rows, vectors (defined or declared here) */
     LLVMValueRef ukernels[KILN_CG_GEMM_CONFIGS][3][KILN_CG_GEMM_MAX_MR + 1][KILN_CG_GEMM_MAX_NV + 1];
     size_t insts;                     /* instructions emitted into it: the balance between units */
 } kiln_cg_unit;
@@ -182,7 +182,7 @@ struct kiln_cg {
     kiln_diag *d;
     const kiln_cg_machine *machine;
     const kiln_target *target;
-    kiln_cg_layout *layout;
+    kiln_cg_placement *layout;
     kiln_cg_blob *blob;
     const char *prefix; /* the model's name: prefix of exported symbols */
     int vl;             /* f32 lanes per vector */
@@ -402,7 +402,7 @@ typedef struct kiln_cg_kernel {
     kiln_status (*emit)(kiln_cg *cg, const kiln_node *n);
 } kiln_cg_kernel;
 
-/* kernels.c: the entry of an op (empty for an unknown op). */
+/* kernels/table.c: the entry of an op (empty for an unknown op). */
 KILN_CG_HIDDEN const kiln_cg_kernel *kiln_cg_kernel_for(kiln_op op);
 
 /* A kernel's name (for task functions, --per-layer and the report), built
@@ -421,21 +421,21 @@ static inline kiln_dtype kiln_cg_node_dtype(const kiln_cg *cg, const kiln_node *
     return cg->g->values[n->output].type.dtype;
 }
 
-/* kernels_elementwise.c */
+/* kernels/elementwise.c */
 KILN_CG_HIDDEN kiln_status kiln_cg_emit_unary(kiln_cg *cg, const kiln_node *n);
 KILN_CG_HIDDEN kiln_status kiln_cg_emit_binary(kiln_cg *cg, const kiln_node *n);
 /* The unary op of n (and its attributes) applied to x, a scalar or vector. */
 KILN_CG_HIDDEN LLVMValueRef kiln_cg_unary_value(kiln_cg *cg, const kiln_node *n, LLVMValueRef x);
 KILN_CG_HIDDEN LLVMValueRef kiln_cg_binary_value(kiln_cg *cg, kiln_op op, LLVMValueRef a, LLVMValueRef b);
 
-/* kernels_math.c: scalar or vector f32 in, same type out. */
+/* kernels/math.c: scalar or vector f32 in, same type out. */
 KILN_CG_HIDDEN LLVMValueRef kiln_cg_math(kiln_cg *cg, kiln_cg_math_fn fn, LLVMValueRef x);
 /* log for x > 0 (also +inf, 0 and NaN): used by log_softmax. */
 KILN_CG_HIDDEN LLVMValueRef kiln_cg_log(kiln_cg *cg, LLVMValueRef x);
 /* A function `void name(const float *x, float *y, i64 n)` applying fn. */
 KILN_CG_HIDDEN LLVMValueRef kiln_cg_emit_math_kernel(kiln_cg *cg, kiln_cg_math_fn fn, const char *name);
 
-/* kernels_pow.c: a^b (C's special cases) and softplus, scalar or vector f32. */
+/* kernels/pow.c: a^b (C's special cases) and softplus, scalar or vector f32. */
 KILN_CG_HIDDEN LLVMValueRef kiln_cg_pow(kiln_cg *cg, LLVMValueRef a, LLVMValueRef b);
 KILN_CG_HIDDEN LLVMValueRef kiln_cg_softplus(kiln_cg *cg, LLVMValueRef x);
 
@@ -493,7 +493,7 @@ KILN_CG_HIDDEN const char *kiln_cg_epi_name(const kiln_cg_epilogue *e, char *buf
  * broadcast axes; the batch axis of a batched s has the stride of one item. */
 KILN_CG_HIDDEN void kiln_cg_bcast_strides(const kiln_shape *s, const kiln_shape *out, int64_t *st);
 
-/* kernels_gemm.c: the packed GEMM.
+/* kernels/gemm.c: the packed GEMM.
  *
  *   C[i, j] = epilogue(bias + sum_k A[i, k] B[k, j]),  i in [0, m), j in [n0, n1)
  *
@@ -555,7 +555,7 @@ KILN_CG_HIDDEN void kiln_cg_gemm_blocking(const kiln_cg *cg, const kiln_cg_gemm_
 /* The implementation node n is compiled with (cg->impl). */
 static inline kiln_impl kiln_cg_impl_of(const kiln_cg *cg, const kiln_node *n) { return cg->impl[n - cg->g->nodes]; }
 
-/* kernels_linear.c: which implementation node n gets (records it), and the
+/* kernels/linear.c: which implementation node n gets (records it), and the
  * BLAS path's call: C[m x n] = A[m x k] op(B) (row-major, leading dims)
  * followed by bias and the epilogue over the block (rows from row0 in the
  * view, columns [c0, c0 + n) of C). */
@@ -575,29 +575,29 @@ KILN_CG_HIDDEN void kiln_cg_emit_blas(kiln_cg *cg, const kiln_cg_blas_call *c);
 /* Blocks of the BLAS path: all rows, the columns in `tasks` blocks (0: 4). */
 KILN_CG_HIDDEN void kiln_cg_blas_blocking(const kiln_cg *cg, int64_t n, uint32_t tasks, int64_t *mb, int64_t *nb);
 
-/* kernels_winograd.c: F(m x m, 3 x 3) (the geometry: compiler/target/). */
+/* kernels/winograd.c: F(m x m, 3 x 3) (the geometry: compiler/target/). */
 KILN_CG_HIDDEN kiln_status kiln_cg_emit_conv2d_winograd(kiln_cg *cg, const kiln_node *n, int m);
 
-/* kernels_linear.c */
+/* kernels/linear.c */
 KILN_CG_HIDDEN kiln_status kiln_cg_emit_dense(kiln_cg *cg, const kiln_node *n);
 KILN_CG_HIDDEN kiln_status kiln_cg_emit_matmul(kiln_cg *cg, const kiln_node *n);
 
-/* kernels_conv.c */
+/* kernels/conv.c */
 KILN_CG_HIDDEN kiln_status kiln_cg_emit_conv2d(kiln_cg *cg, const kiln_node *n);
 #define KILN_CG_MAX_TAPS 32 /* largest kernel height / width of the GEMM path */
 KILN_CG_HIDDEN kiln_status kiln_cg_emit_pool(kiln_cg *cg, const kiln_node *n);
 KILN_CG_HIDDEN kiln_status kiln_cg_emit_global_avgpool(kiln_cg *cg, const kiln_node *n);
 
-/* kernels_blocked.c: the kernels of nodes that read or write a channel-
+/* kernels/blocked.c: the kernels of nodes that read or write a channel-
  * blocked value (conv2d, depthwise conv2d, the pools, global_avgpool), and
  * reorder. kiln_cg_blocked_node tells which nodes go there. */
 KILN_CG_HIDDEN bool kiln_cg_blocked_node(const kiln_graph *g, const kiln_node *n);
 KILN_CG_HIDDEN kiln_status kiln_cg_emit_blocked(kiln_cg *cg, const kiln_node *n);
 KILN_CG_HIDDEN kiln_status kiln_cg_emit_reorder(kiln_cg *cg, const kiln_node *n);
 
-/* Version 1.1 kernels, one file each (kernels_slice.c: slice and expand;
- * kernels_reduce.c; kernels_resize.c; kernels_deconv.c; kernels_adaptive.c;
- * kernels_groupnorm.c: group_norm and prelu). */
+/* Version 1.1 kernels, one file each (kernels/slice.c: slice and expand;
+ * kernels/reduce.c; kernels/resize.c; kernels/deconv.c; kernels/adaptive.c;
+ * kernels/groupnorm.c: group_norm and prelu). */
 KILN_CG_HIDDEN kiln_status kiln_cg_emit_slice(kiln_cg *cg, const kiln_node *n);
 KILN_CG_HIDDEN kiln_status kiln_cg_emit_expand(kiln_cg *cg, const kiln_node *n);
 KILN_CG_HIDDEN kiln_status kiln_cg_emit_reduce(kiln_cg *cg, const kiln_node *n);
@@ -607,12 +607,12 @@ KILN_CG_HIDDEN kiln_status kiln_cg_emit_adaptive_avgpool2d(kiln_cg *cg, const ki
 KILN_CG_HIDDEN kiln_status kiln_cg_emit_group_norm(kiln_cg *cg, const kiln_node *n);
 KILN_CG_HIDDEN kiln_status kiln_cg_emit_prelu(kiln_cg *cg, const kiln_node *n);
 
-/* kernels_norm.c */
+/* kernels/norm.c */
 KILN_CG_HIDDEN kiln_status kiln_cg_emit_batchnorm(kiln_cg *cg, const kiln_node *n);
 KILN_CG_HIDDEN kiln_status kiln_cg_emit_layernorm(kiln_cg *cg, const kiln_node *n);
 KILN_CG_HIDDEN kiln_status kiln_cg_emit_softmax(kiln_cg *cg, const kiln_node *n);
 
-/* kernels_shape.c */
+/* kernels/shape.c */
 KILN_CG_HIDDEN kiln_status kiln_cg_emit_alias(kiln_cg *cg, const kiln_node *n); /* copy unless aliased */
 KILN_CG_HIDDEN kiln_status kiln_cg_emit_concat(kiln_cg *cg, const kiln_node *n);
 KILN_CG_HIDDEN kiln_status kiln_cg_emit_transpose(kiln_cg *cg, const kiln_node *n);
@@ -634,7 +634,7 @@ struct kiln_cg_module {
     LLVMOrcThreadSafeContextRef tsctx; /* jit: owns ctx */
     LLVMContextRef ctx;            /* owned unless tsctx */
     LLVMModuleRef mod;             /* owned; NULL once given to the JIT */
-    kiln_cg_layout layout;
+    kiln_cg_placement layout;
     kiln_cg_blob blob;
     uint64_t checksum;
     bool code_emitted;
@@ -644,6 +644,7 @@ struct kiln_cg_module {
     kiln_cg_step_info *steps;      /* what each step of the run function computes */
     size_t n_steps;
     /* units 1.. (unit 0 is ctx, mod and machine.tm above): owned */
+    int n_units_wanted;            /* the units the module is emitted into (1 for the JIT; contexts 1.. below) */
     int n_units;
     LLVMContextRef unit_ctx[KILN_CG_MAX_UNITS];
     LLVMModuleRef unit_mod[KILN_CG_MAX_UNITS];

@@ -94,7 +94,7 @@ void kiln_cg_module_destroy(kiln_cg_module *m)
     else if (m->ctx)
         LLVMContextDispose(m->ctx);
     kiln_cg_machine_release(&m->machine);
-    kiln_cg_layout_release(&m->layout);
+    kiln_cg_placement_release(&m->layout);
     kiln_cg_blob_release(&m->blob);
     for (size_t k = 0; m->steps && k < m->n_steps; k++)
         free(m->steps[k].kernel);
@@ -335,6 +335,122 @@ static kiln_status choose_impls(const kiln_graph *g, const kiln_cg_options *opt,
     return st;
 }
 
+/* The module's copies of opt's strings, its target machine and its LLVM
+ * contexts: one per code generation unit (cg.h). The JIT takes one module,
+ * in a thread-safe context it owns; objects get opt.jobs units (2 by
+ * default, whatever the machine, so the object does not depend on it). */
+static kiln_status module_setup(kiln_cg_module *m, const kiln_cg_options *opt_in, kiln_diag *d)
+{
+    kiln_cg_options opt = m->opt;
+    m->weights_path = dup_opt(opt.weights_path);
+    m->cc = dup_opt(opt.cc);
+    m->rt_libdir = dup_opt(opt.rt_libdir);
+    m->opt.weights_path = m->weights_path;
+    m->opt.cc = m->cc;
+    m->opt.rt_libdir = m->rt_libdir;
+    if ((opt.weights_path && !m->weights_path) || (opt_in && opt_in->cc && !m->cc) ||
+        (opt_in && opt_in->rt_libdir && !m->rt_libdir))
+        return KILN_ERR_OUT_OF_MEMORY;
+    kiln_status st = kiln_cg_machine_create(&m->opt, &m->machine, d);
+    if (st != KILN_OK)
+        return st;
+    if (opt.jit && !m->machine.host) {
+        kiln_diag_error(d, (kiln_loc){0}, "the JIT runs on the host only, not '%s'", m->machine.triple);
+        return KILN_ERR_UNSUPPORTED;
+    }
+    if (opt.jit) {
+        m->tsctx = LLVMOrcCreateNewThreadSafeContext();
+        m->ctx = LLVMOrcThreadSafeContextGetContext(m->tsctx);
+    } else {
+        m->ctx = LLVMContextCreate();
+    }
+    int units = opt.jit ? 1 : opt.jobs > 0 ? opt.jobs : 2;
+    m->n_units_wanted = units > KILN_CG_MAX_UNITS ? KILN_CG_MAX_UNITS : units;
+    for (int u = 1; u < m->n_units_wanted; u++) {
+        m->unit_ctx[u] = LLVMContextCreate();
+        m->unit_tm[u] = kiln_cg_machine_clone_tm(&m->machine);
+        if (!m->unit_ctx[u] || !m->unit_tm[u]) {
+            kiln_diag_error(d, (kiln_loc){0}, "cannot create LLVM context %d", u);
+            return KILN_ERR_INTERNAL;
+        }
+    }
+    return KILN_OK;
+}
+
+/* How each node is computed (the select pass's record, else the target's
+ * rules with opt's Winograd mode and GEMM preferences, for a graph that did
+ * not go through the passes), the scratch each kernel needs, the fusion
+ * groups (which values never reach memory) and every value's buffer. */
+static kiln_status plan_module(kiln_cg_module *m, kiln_diag *d)
+{
+    const kiln_graph *g = m->g;
+    const size_t nn = g->n_nodes ? g->n_nodes : 1;
+    m->impl = calloc(nn, sizeof *m->impl);
+    m->fused = calloc(nn, sizeof *m->fused);
+    uint64_t *node_scratch = calloc(nn, sizeof *node_scratch);
+    bool *stored = malloc((g->n_values ? g->n_values : 1) * sizeof *stored);
+    kiln_status st = KILN_ERR_OUT_OF_MEMORY;
+    if (!m->impl || !m->fused || !node_scratch || !stored)
+        goto done;
+    if ((st = choose_impls(g, &m->opt, m->machine.target, m->impl, d)) != KILN_OK)
+        goto done;
+    for (size_t i = 0; i < g->n_nodes; i++)
+        node_scratch[i] = kiln_target_scratch(m->machine.target, g, &g->nodes[i], m->impl[i]);
+    if ((st = kiln_cg_fusion_plan(g, m->fused, d)) != KILN_OK)
+        goto done;
+    for (size_t v = 0; v < g->n_values; v++)
+        stored[v] = true;
+    for (size_t i = 0; i + 1 < g->n_nodes; i++)
+        if (m->fused[i + 1])
+            stored[g->nodes[i].output] = false;
+    st = kiln_cg_place_buffers(g, m->opt.expose_values, stored, node_scratch, &m->layout, d);
+done:
+    free(stored);
+    free(node_scratch);
+    return st;
+}
+
+/* Every node's kernel (a fusion group's members with its anchor), each in
+ * the lightest unit; copies for the outputs not written in place (a model
+ * input, a value listed twice); then the weights and the entry points. */
+static void emit_model(kiln_cg_module *m, kiln_cg *cg)
+{
+    const kiln_graph *g = m->g;
+    kiln_cg_epilogue epi;
+    for (size_t i = 0; i < g->n_nodes && cg->status == KILN_OK; i++) {
+        const kiln_node *n = &g->nodes[i];
+        if (m->fused[i])
+            continue;
+        cg->f.node = n;
+        kiln_cg_unit_select(cg, lightest_unit(cg));
+        kiln_cg_epi_build(cg, i, &epi);
+        cg->f.epi = &epi;
+        size_t first_step = cg->n_steps;
+        if (cg->status == KILN_OK)
+            kiln_cg_kernel_for(n->op)->emit(cg, n);
+        cg->f.epi = NULL;
+        for (size_t k = first_step; k < cg->n_steps; k++) {
+            cg->steps[k].first_node = (uint32_t)i;
+            cg->steps[k].last_node = (uint32_t)(i + (size_t)epi.n);
+        }
+    }
+    for (uint32_t k = 0; k < g->n_outputs && cg->status == KILN_OK; k++) {
+        const kiln_cg_buffer *b = &m->layout.values[g->outputs[k]];
+        if (b->kind != KILN_CG_BUF_OUTPUT || b->index != k) {
+            kiln_cg_unit_select(cg, lightest_unit(cg));
+            kiln_cg_emit_output_copy(cg, g->outputs[k], k);
+        }
+    }
+    kiln_cg_unit_select(cg, 0);
+    if (cg->status == KILN_OK) {
+        LLVMValueRef weights = m->opt.weights == KILN_CG_WEIGHTS_EMBED ? kiln_cg_blob_global(cg) : NULL;
+        /* Only NAME_create's check of an external file reads it (46 MB of
+         * FNV-1a is 0.06 s). */
+        m->checksum = m->opt.weights == KILN_CG_WEIGHTS_EXTERNAL ? kiln_cg_blob_checksum(&m->blob) : 0;
+        kiln_cg_emit_entry(cg, weights, m->checksum);
+    }
+}
+
 kiln_status kiln_cg_compile(const kiln_graph *g, const kiln_cg_options *opt_in, kiln_cg_module **out, kiln_diag *d)
 {
     if (out)
@@ -356,101 +472,20 @@ kiln_status kiln_cg_compile(const kiln_graph *g, const kiln_cg_options *opt_in, 
         return KILN_ERR_OUT_OF_MEMORY;
     double t_start = kiln_cg_now();
     m->g = g;
-    m->weights_path = dup_opt(opt.weights_path);
-    m->cc = dup_opt(opt.cc);
-    m->rt_libdir = dup_opt(opt.rt_libdir);
-    opt.weights_path = m->weights_path;
-    opt.cc = m->cc;
-    opt.rt_libdir = m->rt_libdir;
     m->opt = opt;
-    if ((opt.weights_path && !m->weights_path) || (opt_in && opt_in->cc && !m->cc) ||
-        (opt_in && opt_in->rt_libdir && !m->rt_libdir)) {
-        kiln_cg_module_destroy(m);
-        return KILN_ERR_OUT_OF_MEMORY;
-    }
-    if ((st = kiln_cg_machine_create(&opt, &m->machine, d)) != KILN_OK)
-        goto fail;
-    if (opt.jit && !m->machine.host) {
-        kiln_diag_error(d, (kiln_loc){0}, "the JIT runs on the host only, not '%s'", m->machine.triple);
-        st = KILN_ERR_UNSUPPORTED;
-        goto fail;
-    }
-    if (opt.jit) {
-        /* The JIT needs the module in a thread-safe context; it owns ctx. */
-        m->tsctx = LLVMOrcCreateNewThreadSafeContext();
-        m->ctx = LLVMOrcThreadSafeContextGetContext(m->tsctx);
-    } else {
-        m->ctx = LLVMContextCreate();
-    }
-    /* Units (cg.h): the JIT takes one module; objects get opt.jobs (2 by
-     * default, whatever the machine, so the object does not depend on it). */
-    int units = opt.jit ? 1 : opt.jobs > 0 ? opt.jobs : 2;
-    units = units > KILN_CG_MAX_UNITS ? KILN_CG_MAX_UNITS : units;
-    for (int u = 1; u < units; u++) {
-        m->unit_ctx[u] = LLVMContextCreate();
-        m->unit_tm[u] = kiln_cg_machine_clone_tm(&m->machine);
-        if (!m->unit_ctx[u] || !m->unit_tm[u]) {
-            kiln_diag_error(d, (kiln_loc){0}, "cannot create LLVM context %d", u);
-            st = KILN_ERR_INTERNAL;
-            goto fail;
-        }
-    }
-
-    /* How each node is computed: what the IR says (the select pass), else
-     * the target's rules with opt's Winograd mode and GEMM preferences (a
-     * graph that did not go through the passes). */
-    m->impl = calloc(g->n_nodes ? g->n_nodes : 1, sizeof *m->impl);
-    if (!m->impl) {
-        st = KILN_ERR_OUT_OF_MEMORY;
-        goto fail;
-    }
-    if ((st = choose_impls(g, &opt, m->machine.target, m->impl, d)) != KILN_OK)
-        goto fail;
-    /* The scratch each kernel needs (the memory plan holds it when it was
-     * made for this target). */
-    uint64_t *node_scratch = calloc(g->n_nodes ? g->n_nodes : 1, sizeof *node_scratch);
-    if (!node_scratch) {
-        st = KILN_ERR_OUT_OF_MEMORY;
-        goto fail;
-    }
-    for (size_t i = 0; i < g->n_nodes; i++)
-        node_scratch[i] = kiln_target_scratch(m->machine.target, g, &g->nodes[i], m->impl[i]);
-    /* Fusion groups: which nodes run inside the kernel of the node before
-     * them, and so which values never reach memory. */
-    m->fused = calloc(g->n_nodes ? g->n_nodes : 1, sizeof *m->fused);
-    bool *stored = malloc((g->n_values ? g->n_values : 1) * sizeof *stored);
-    if (!m->fused || !stored) {
-        free(stored);
-        free(node_scratch);
-        st = KILN_ERR_OUT_OF_MEMORY;
-        goto fail;
-    }
-    if ((st = kiln_cg_fusion_plan(g, m->fused, d)) != KILN_OK) {
-        free(stored);
-        free(node_scratch);
-        goto fail;
-    }
-    for (size_t v = 0; v < g->n_values; v++)
-        stored[v] = true;
-    for (size_t i = 0; i + 1 < g->n_nodes; i++)
-        if (m->fused[i + 1])
-            stored[g->nodes[i].output] = false;
-    st = kiln_cg_layout_plan(g, opt.expose_values, stored, node_scratch, &m->layout, d);
-    free(stored);
-    free(node_scratch);
-    if (st != KILN_OK)
+    if ((st = module_setup(m, opt_in, d)) != KILN_OK || (st = plan_module(m, d)) != KILN_OK)
         goto fail;
 
     kiln_cg cg;
     memset(&cg, 0, sizeof cg);
     cg.g = g;
-    cg.opt = opt;
+    cg.opt = m->opt;
     cg.d = d;
     cg.machine = &m->machine;
     cg.layout = &m->layout;
     cg.blob = &m->blob;
     cg.prefix = g->name;
-    for (int u = 0; u < units; u++) {
+    for (int u = 0; u < m->n_units_wanted; u++) {
         st = kiln_cg_module_begin(&cg, u ? m->unit_ctx[u] : m->ctx, g->name);
         if (u)
             m->unit_mod[u] = cg.units[u].mod;
@@ -463,40 +498,7 @@ kiln_status kiln_cg_compile(const kiln_graph *g, const kiln_cg_options *opt_in, 
     kiln_cg_unit_select(&cg, 0);
     cg.fused = m->fused;
     cg.impl = m->impl;
-    kiln_cg_epilogue epi;
-    for (size_t i = 0; i < g->n_nodes && cg.status == KILN_OK; i++) {
-        const kiln_node *n = &g->nodes[i];
-        if (m->fused[i])
-            continue; /* emitted with its group's anchor */
-        cg.f.node = n;
-        kiln_cg_unit_select(&cg, lightest_unit(&cg));
-        kiln_cg_epi_build(&cg, i, &epi);
-        cg.f.epi = &epi;
-        size_t first_step = cg.n_steps;
-        if (cg.status == KILN_OK)
-            kiln_cg_kernel_for(n->op)->emit(&cg, n);
-        cg.f.epi = NULL;
-        for (size_t k = first_step; k < cg.n_steps; k++) {
-            cg.steps[k].first_node = (uint32_t)i;
-            cg.steps[k].last_node = (uint32_t)(i + (size_t)epi.n);
-        }
-    }
-    /* Outputs not written in place: a model input, a value listed twice. */
-    for (uint32_t k = 0; k < g->n_outputs && cg.status == KILN_OK; k++) {
-        const kiln_cg_buffer *b = &m->layout.values[g->outputs[k]];
-        if (b->kind != KILN_CG_BUF_OUTPUT || b->index != k) {
-            kiln_cg_unit_select(&cg, lightest_unit(&cg));
-            kiln_cg_emit_output_copy(&cg, g->outputs[k], k);
-        }
-    }
-    kiln_cg_unit_select(&cg, 0); /* the weights and the entry points */
-    if (cg.status == KILN_OK) {
-        LLVMValueRef weights = opt.weights == KILN_CG_WEIGHTS_EMBED ? kiln_cg_blob_global(&cg) : NULL;
-        /* Only NAME_create's check of an external file reads it (46 MB of
-         * FNV-1a is 0.06 s). */
-        m->checksum = opt.weights == KILN_CG_WEIGHTS_EXTERNAL ? kiln_cg_blob_checksum(&m->blob) : 0;
-        kiln_cg_emit_entry(&cg, weights, m->checksum);
-    }
+    emit_model(m, &cg);
     st = cg.status;
     m->t_ir = kiln_cg_now() - t_start;
     if (st == KILN_OK && (st = record_steps(m, &cg)) != KILN_OK)
@@ -505,7 +507,7 @@ kiln_status kiln_cg_compile(const kiln_graph *g, const kiln_cg_options *opt_in, 
         st = kiln_cg_optimize(m, d);
     if (st == KILN_OK && m->n_units > 1)
         drop_unused_shared(m);
-    if (st == KILN_OK && opt.weights == KILN_CG_WEIGHTS_EMBED && m->n_units == 1) {
+    if (st == KILN_OK && m->opt.weights == KILN_CG_WEIGHTS_EMBED && m->n_units == 1) {
         /* LLVM holds its own copy now (with units, the emitter copies it). */
         free(m->blob.data);
         m->blob.data = NULL;

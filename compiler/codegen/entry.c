@@ -132,7 +132,7 @@ static V step_count(kiln_cg *cg, V batch, const kiln_cg_count *c)
 static kiln_status emit_constant_data(kiln_cg *cg, V weights_global, uint64_t checksum, V *info_out, V *desc_out)
 {
     const kiln_graph *g = cg->g;
-    const kiln_cg_layout *lay = cg->layout;
+    const kiln_cg_placement *lay = cg->layout;
     const size_t ni = g->n_inputs, no = g->n_outputs;
     LLVMTypeRef P = cg->u->t_ptr, I32 = cg->u->t_i32, I64 = cg->u->t_i64;
     char name[160];

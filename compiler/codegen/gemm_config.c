@@ -5,7 +5,7 @@
  * consumes (k_pack), the packing of constant operands into the weights
  * blob, and the three steps of the micro-kernel's inner loop (broadcast a
  * row's A, load a vector of B, multiply-add into an accumulator). Everything
- * else (the loop nest, tiles, flushes, epilogues: kernels_gemm.c) is shared,
+ * else (the loop nest, tiles, flushes, epilogues: kernels/gemm.c) is shared,
  * so a bf16 or int8 GEMM is a new entry here, not a copy of the GEMM.
  *
  * f32: one FMA per (row, vector) and k; A and B packed as f32. */

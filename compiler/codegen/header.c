@@ -38,7 +38,7 @@ static void shape_text(const kiln_graph *g, kiln_id v, char *buf, size_t size)
 
 /* NAME_run_checked's size parameters are "<buffer>_bytes", unless one of
  * those spellings is taken by another parameter: then "kiln_bytes<k>". */
-static bool bytes_names_collide(const kiln_graph *g, const kiln_cg_layout *l)
+static bool bytes_names_collide(const kiln_graph *g, const kiln_cg_placement *l)
 {
     size_t n = g->n_inputs + g->n_outputs;
     for (size_t i = 0; i < n; i++) {
@@ -75,7 +75,7 @@ kiln_status kiln_cg_write_header_to(const kiln_cg_module *m, const char *path, c
     if (!m || !path || !write_path || !d)
         return KILN_ERR_INVALID_ARGUMENT;
     const kiln_graph *g = m->g;
-    const kiln_cg_layout *l = &m->layout;
+    const kiln_cg_placement *l = &m->layout;
     const char *N = g->name;
     FILE *f = fopen(write_path, "w");
     if (!f) {

@@ -2,7 +2,8 @@
  * runs them (docs/passes.md).
  *
  * One pass per file, each `kiln_status kiln_pass_<name>(kiln_graph *g,
- * kiln_diag *d)` (schedule also takes its options). A pass edits `g` in
+ * kiln_diag *d)`; layout, select, schedule and memory_plan also take their
+ * options (below), which the pipeline fills from kiln_pipeline_options. A pass edits `g` in
  * place, reports problems to `d` at the nodes' locations, and returns
  * KILN_OK or the status of the first problem. Out of memory, a pass returns
  * KILN_ERR_OUT_OF_MEMORY and leaves a graph that still verifies (possibly

@@ -1,7 +1,7 @@
 /* compiler/target/deconv.c: the blocks a strided conv_transpose2d is
  * computed in on a target, and the scratch they need (target.h). A stride-1
  * conv_transpose2d writes its output directly and needs none. The algorithm
- * is described at the top of codegen/kernels_deconv.c. */
+ * is described at the top of codegen/kernels/deconv.c. */
 #include "target.h"
 
 int64_t kiln_target_deconv_slots(const kiln_node *n) { return n->tasks > 0 ? (int64_t)n->tasks : 8; }

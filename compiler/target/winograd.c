@@ -1,7 +1,7 @@
 /* compiler/target/winograd.c: which 3x3 convolutions Winograd's F(m x m,
  * 3 x 3) computes on a target, the geometry of its blocks (the code
- * generator's kernels_winograd.c emits them) and its scratch (target.h).
- * The algorithm is described at the top of kernels_winograd.c. */
+ * generator's kernels/winograd.c emits them) and its scratch (target.h).
+ * The algorithm is described at the top of kernels/winograd.c. */
 #include "target.h"
 
 #include <math.h>

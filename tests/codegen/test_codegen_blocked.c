@@ -1,5 +1,5 @@
 /* tests/codegen/test_codegen_blocked.c: the kernels over the channel-blocked
- * layout (compiler/codegen/kernels_blocked.c) against the reference
+ * layout (compiler/codegen/kernels/blocked.c) against the reference
  * interpreter, which computes the same graph ignoring layouts (a layout is
  * storage only). Graphs are built with blocked values directly (the layout
  * pass's choice is tested in tests/test_passes.c): a plain input, kernels

@@ -23,7 +23,7 @@
 #define TOL 1e-4
 /* Version 1.1 ops, about ten times the largest error measured on any target
  * row (in parentheses): copies are exact; pow's error grows with the
- * exponent (kernels_pow.c). */
+ * exponent (kernels/pow.c). */
 #define TOL_EXACT 1e-7    /* slice, expand, abs (0) */
 #define TOL_PRELU 1e-6    /* (6e-8) */
 #define TOL_UNARY11 1e-6  /* erf (2.6e-7 over [-6, 6]), log (1.1e-7), softplus (1.5e-7); a softplus
@@ -1186,7 +1186,7 @@ static void test_op_table(void)
         kiln_op op = (kiln_op)i;
         const op_case *e = registry_entry(op);
         const char *why = !kiln_interp_supports(op) ? "no interpreter kernel (compiler/interp/interp.c)"
-                          : !kiln_cg_supports(op)   ? "no kernel emitter (compiler/codegen/kernels.c)"
+                          : !kiln_cg_supports(op)   ? "no kernel emitter (compiler/codegen/kernels/table.c)"
                           : !e || !e->cases         ? "no differential cases (registry, tests/codegen/test_codegen_ops.c)"
                           : !(e->tol > 0)           ? "no tolerance (registry, tests/codegen/test_codegen_ops.c)"
                                                     : NULL;

@@ -1,5 +1,5 @@
 /* tests/codegen/test_codegen_winograd.c: 3x3 stride-1 convolutions through
- * Winograd's F(2x2, 3x3) and F(4x4, 3x3) (kernels_winograd.c), forced on
+ * Winograd's F(2x2, 3x3) and F(4x4, 3x3) (kernels/winograd.c), forced on
  * with the code generator's option, against the reference interpreter at
  * batch 1, 3 and 17 on 1, 2 and 3 threads (results identical across thread
  * counts): sizes that are not multiples of the tile or of the vector,

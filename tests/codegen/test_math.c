@@ -1,5 +1,5 @@
 /* tests/codegen/test_math.c: accuracy of the vectorized transcendental
- * functions (kernels_math.c) over a dense sweep of f32 inputs, against libm
+ * functions (kernels/math.c) over a dense sweep of f32 inputs, against libm
  * in double precision. The bounds asserted here are the ones stated in
  * docs/codegen.md.
  *

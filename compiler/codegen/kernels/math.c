@@ -1,4 +1,4 @@
-/* compiler/codegen/kernels_math.c: vectorized approximations of the
+/* compiler/codegen/kernels/math.c: vectorized approximations of the
  * transcendental functions, emitted as straight-line LLVM IR on a scalar or
  * a vector of f32 (no libm calls in generated code). Every one is branch-free:
  * the ranges are computed side by side and chosen with selects. Measured
@@ -24,7 +24,7 @@
  *           the same value as x/2 (1 + tanh u) without its cancellation; 2u
  *           in double, split into two floats for the exponential.
  *   silu    x sigmoid(x). */
-#include "cg.h"
+#include "compiler/codegen/cg.h"
 
 #include <math.h>
 
@@ -254,7 +254,7 @@ V kiln_cg_math(kiln_cg *cg, kiln_cg_math_fn fn, V x)
     case KILN_CG_MATH_GELU: return m_gelu(cg, x);
     case KILN_CG_MATH_GELU_TANH: return m_gelu_tanh(cg, x);
     case KILN_CG_MATH_SILU: return mul(cg, x, m_sigmoid(cg, x));
-    case KILN_CG_MATH_SOFTPLUS: return kiln_cg_softplus(cg, x); /* kernels_pow.c */
+    case KILN_CG_MATH_SOFTPLUS: return kiln_cg_softplus(cg, x); /* kernels/pow.c */
     case KILN_CG_MATH_COUNT: break;
     }
     kiln_cg_fail(cg, KILN_ERR_INTERNAL, "unknown math function %d", (int)fn);

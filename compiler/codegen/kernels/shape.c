@@ -1,11 +1,11 @@
-/* compiler/codegen/kernels_shape.c: ops that move data (flatten, reshape,
+/* compiler/codegen/kernels/shape.c: ops that move data (flatten, reshape,
  * identity, dropout and constant as aliases or copies; concat, transpose,
  * pad) and the mean reduction.
  *
  * transpose and mean first drop size-1 axes and merge neighbouring axes that
  * stay contiguous (transpose: consecutive in the permutation; mean: both
  * reduced or both kept), so common cases become long contiguous rows. */
-#include "cg.h"
+#include "compiler/codegen/cg.h"
 
 #include <stdio.h>
 #include <stdlib.h>

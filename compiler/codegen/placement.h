@@ -1,4 +1,4 @@
-/* compiler/codegen/layout.h: where every value lives while a compiled model
+/* compiler/codegen/placement.h: where every value lives while a compiled model
  * runs: the caller's input and output buffers, the weights, or a region of
  * the workspace. This is the one place that computes workspace offsets; the
  * kernels only ask for a value's buffer. No LLVM here.
@@ -31,7 +31,7 @@ typedef struct kiln_cg_names {
     char batch_param[32]; /* "batch", or "kiln_batch" */
 } kiln_cg_names;
 
-typedef struct kiln_cg_layout {
+typedef struct kiln_cg_placement {
     size_t n_values;
     kiln_cg_buffer *values;      /* by value id */
     uint64_t fixed_bytes;        /* workspace = fixed_bytes + batch * per_batch_bytes */
@@ -44,7 +44,7 @@ typedef struct kiln_cg_layout {
     bool batched;                /* the model has a symbolic batch */
     bool planned;                /* offsets from the passes' memory plan */
     kiln_cg_names names;
-} kiln_cg_layout;
+} kiln_cg_placement;
 
 /* Plans the buffers of g. stored[v] (NULL: all true) is false for values a
  * fusion group keeps in registers: they get no buffer. With a memory plan
@@ -60,9 +60,9 @@ typedef struct kiln_cg_layout {
  * expose: no plan and no aliases; every stored node output not written to a
  * model output gets its own workspace region (kiln check reads them back).
  * Errors (colliding C names, a model name that is a C keyword) go to d. */
-kiln_status kiln_cg_layout_plan(const kiln_graph *g, bool expose, const bool *stored, const uint64_t *node_scratch,
-                                kiln_cg_layout *out, kiln_diag *d);
-void kiln_cg_layout_release(kiln_cg_layout *l);
+kiln_status kiln_cg_place_buffers(const kiln_graph *g, bool expose, const bool *stored, const uint64_t *node_scratch,
+                                kiln_cg_placement *out, kiln_diag *d);
+void kiln_cg_placement_release(kiln_cg_placement *l);
 
 /* Whether slice node n is a view: its result is one contiguous block of its
  * (unbatched, plain) operand, starting *offset_bytes into it: every axis

@@ -1,4 +1,4 @@
-/* compiler/codegen/kernels_groupnorm.c: group_norm (torch.nn.GroupNorm) and
+/* compiler/codegen/kernels/groupnorm.c: group_norm (torch.nn.GroupNorm) and
  * prelu (torch.nn.PReLU), the per-channel ops of version 1.1.
  *
  * group_norm: a group of one item is Cg = C / groups consecutive channels,
@@ -12,7 +12,7 @@
  * prelu: rows of `inner` elements, one per (item, channel); y = x > 0 ? x :
  * w x with w the row's channel's weight (or the single weight), splat once
  * per row. */
-#include "cg.h"
+#include "compiler/codegen/cg.h"
 
 #include <stdio.h>
 

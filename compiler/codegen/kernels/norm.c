@@ -1,4 +1,4 @@
-/* compiler/codegen/kernels_norm.c: batchnorm, layernorm, softmax and
+/* compiler/codegen/kernels/norm.c: batchnorm, layernorm, softmax and
  * log_softmax.
  *
  * batchnorm is folded at compile time into y = x * scale + shift per channel
@@ -11,7 +11,7 @@
  * softmax over `axis`: max, sum of exp(x - max) (stored), then the division;
  * along the axis when it is the last (horizontal reductions), across the
  * trailing axes otherwise (one vector of independent rows per step). */
-#include "cg.h"
+#include "compiler/codegen/cg.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -1,4 +1,4 @@
-/* compiler/codegen/jit.c: running compiled models in the kiln process
+/* compiler/codegen/object/jit.c: running compiled models in the kiln process
  * through ORC's LLJIT (kiln run, check, bench; the tests).
  *
  * The module is compiled by a target machine like the one kiln_cg_compile
@@ -7,7 +7,7 @@
  * defined in the JIT's dylib as absolute symbols (so they need not be exported
  * from the executable), anything else (memcpy, memset) through the process's
  * own symbol table. Nothing is written to disk. */
-#include "cg.h"
+#include "compiler/codegen/cg.h"
 
 #include <llvm-c/Error.h>
 #include <llvm-c/LLJIT.h>

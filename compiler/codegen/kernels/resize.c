@@ -1,4 +1,4 @@
-/* compiler/codegen/kernels_resize.c: resize (torch.nn.functional.interpolate
+/* compiler/codegen/kernels/resize.c: resize (torch.nn.functional.interpolate
  * on the last two axes: nearest, nearest_exact, bilinear, bicubic).
  *
  * Resizing is separable: output (oy, ox) is sum_a wy[a] sum_b wx[b]
@@ -22,7 +22,7 @@
  * and a multiply-add; no gathers. A decoder's conv -> resize -> conv stays
  * blocked without reorders. The padding lanes stay zero (weighted sums of
  * zeros). */
-#include "cg.h"
+#include "compiler/codegen/cg.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-/* compiler/codegen/kernels_elementwise.c: the one-input elementwise ops and
+/* compiler/codegen/kernels/elementwise.c: the one-input elementwise ops and
  * the binary ops with NumPy broadcasting.
  *
  * kiln_cg_unary_value is the one definition of every unary op (and of the
@@ -13,7 +13,7 @@
  * all broadcast) across them; the last remaining axis is the vector loop
  * (each operand either contiguous or a broadcast scalar), the others are rows
  * split into tasks. Values inside the chain stay in registers. */
-#include "cg.h"
+#include "compiler/codegen/cg.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -1,4 +1,4 @@
-/* compiler/codegen/elf.c: merging relocatable ELF objects into one, as
+/* compiler/codegen/object/elf.c: merging relocatable ELF objects into one, as
  * `ld -r` would, for the objects of a module compiled in parallel (one per
  * code generation unit) and the raw bytes of the embedded weights.
  *
@@ -20,7 +20,7 @@
  * Only what LLVM emits for kiln is handled: ELF64 little-endian, RELA
  * relocations, no section groups. Anything else is KILN_ERR_UNSUPPORTED and
  * the caller compiles the module whole instead. No LLVM here. */
-#include "cg.h"
+#include "compiler/codegen/cg.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-/* compiler/codegen/emit.c: writing a compiled module: object file, assembly,
+/* compiler/codegen/object/emit.c: writing a compiled module: object file, assembly,
  * LLVM IR text, bitcode, a static archive (the ar format written here: a
  * GNU symbol table, an optional long-name table and the object), or a shared
  * library (the system C compiler links the object with -shared and
@@ -8,7 +8,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
-#include "cg.h"
+#include "compiler/codegen/cg.h"
 
 #include <errno.h>
 #include <llvm-c/BitWriter.h>

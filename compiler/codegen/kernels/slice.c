@@ -1,4 +1,4 @@
-/* compiler/codegen/kernels_slice.c: slice and expand, both a copy whose
+/* compiler/codegen/kernels/slice.c: slice and expand, both a copy whose
  * source element is an affine function of the output's index:
  *
  *   y[i0, ..., ir] = x[base + i0 st0 + ... + ir str]
@@ -13,9 +13,9 @@
  * elements.
  *
  * A slice whose result is one contiguous block of its operand is a view
- * (kiln_cg_slice_view, layout.c gives it its operand's buffer at an offset)
+ * (kiln_cg_slice_view, placement.c gives it its operand's buffer at an offset)
  * and emits no code. */
-#include "cg.h"
+#include "compiler/codegen/cg.h"
 
 #include <stdio.h>
 #include <string.h>

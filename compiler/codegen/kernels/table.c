@@ -1,7 +1,7 @@
-/* compiler/codegen/kernels.c: the kernel emitter of every op, in one table
+/* compiler/codegen/kernels/table.c: the kernel emitter of every op, in one table
  * indexed by kiln_op (checked against the op table's size; compile.c also
  * refuses a graph with an op whose entry is empty). */
-#include "cg.h"
+#include "compiler/codegen/cg.h"
 
 #include <stdarg.h>
 #include <stdio.h>

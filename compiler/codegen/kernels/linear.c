@@ -1,5 +1,5 @@
-/* compiler/codegen/kernels_linear.c: dense and matmul on the packed GEMM
- * (kernels_gemm.c).
+/* compiler/codegen/kernels/linear.c: dense and matmul on the packed GEMM
+ * (kernels/gemm.c).
  *
  * dense: y = x W^T + b over the last axis. W [units, in] is packed at compile
  * time as B = W^T in panels of NR columns; x is A, row-major; bias per
@@ -13,7 +13,7 @@
  * (column blocks) and large batches (row blocks). The fusion group's members
  * (cg->f.epi) run in the GEMM's epilogue: the view's rows are the output's
  * leading axes, its columns the last axis. */
-#include "cg.h"
+#include "compiler/codegen/cg.h"
 
 #include <stdio.h>
 #include <stdlib.h>

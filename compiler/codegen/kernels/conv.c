@@ -1,4 +1,4 @@
-/* compiler/codegen/kernels_conv.c: conv2d, the pools and global average
+/* compiler/codegen/kernels/conv.c: conv2d, the pools and global average
  * pooling, over NCHW with padding given per side [top, left, bottom, right].
  *
  * conv2d takes one of four paths:
@@ -6,7 +6,7 @@
  *     kernel; each output row is a vector loop along x, each window tap one
  *     vector load of input lanes;
  *   - 3x3 stride 1 with one group, when kiln_cg_winograd_tile picks it:
- *     Winograd F(4x4) or F(2x2) (kernels_winograd.c);
+ *     Winograd F(4x4) or F(2x2) (kernels/winograd.c);
  *   - a 1x1 kernel with stride 1 and no padding: the packed GEMM straight on
  *     the input (out[f, p] = W[f, c] x[c, p] per group and batch item);
  *   - anything else: implicit GEMM: the GEMM's B is the im2col matrix (rows
@@ -28,7 +28,7 @@
  * max pooling pads with -inf (NaN wins, as in PyTorch), average pooling
  * divides by the window clipped to the padded input (count_include_pad) or
  * to the input, per lane. */
-#include "cg.h"
+#include "compiler/codegen/cg.h"
 
 #include <math.h>
 #include <stdio.h>

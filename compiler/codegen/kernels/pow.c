@@ -1,6 +1,6 @@
-/* compiler/codegen/kernels_pow.c: pow and softplus on a scalar or a vector of
+/* compiler/codegen/kernels/pow.c: pow and softplus on a scalar or a vector of
  * f32 (the version 1.1 elementwise ops that need more than one of
- * kernels_math.c's functions), branch-free like them, no libm calls.
+ * kernels/math.c's functions), branch-free like them, no libm calls.
  *
  *   pow(a, b)   |a| = m 2^e with m in [sqrt(1/2), sqrt(2)): log|a| = e ln2 +
  *               log m, where log m comes from the f32 log (small, so its error
@@ -19,7 +19,7 @@
  *               max(x, 0) + log1p(exp(-|x|)), log1p(u) = log(w) - ((w - 1) -
  *               u) / w with w = 1 + u rounded (exact for the tiny u where
  *               w = 1, so softplus(x) = exp(x) far below 0). */
-#include "cg.h"
+#include "compiler/codegen/cg.h"
 
 #include <math.h>
 

@@ -1,7 +1,7 @@
-/* compiler/codegen/kernels_reduce.c: reduce_sum, reduce_max, reduce_min over
+/* compiler/codegen/kernels/reduce.c: reduce_sum, reduce_max, reduce_min over
  * `axes` (keepdims changes only the shape, not the storage).
  *
- * As mean (kernels_shape.c): size-1 axes are dropped and neighbouring axes
+ * As mean (kernels/shape.c): size-1 axes are dropped and neighbouring axes
  * merged into groups that are all reduced or all kept; one task per batch
  * item (one task without a batch). The output is first filled with the
  * identity (0, -inf, +inf); each row of the last group is then combined into
@@ -9,7 +9,7 @@
  * a vector accumulator, folded to one value by a fixed tree of halves (so
  * the result does not depend on the thread count). The maximum and minimum
  * propagate NaN, as torch.amax and torch.amin do. */
-#include "cg.h"
+#include "compiler/codegen/cg.h"
 
 #include <math.h>
 #include <stdio.h>

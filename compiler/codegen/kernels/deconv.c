@@ -1,4 +1,4 @@
-/* compiler/codegen/kernels_deconv.c: conv_transpose2d
+/* compiler/codegen/kernels/deconv.c: conv_transpose2d
  * (torch.nn.ConvTranspose2d), as stride-1 correlations through the packed
  * GEMM.
  *
@@ -29,7 +29,7 @@
  *
  * Layout: plain only (ops.def PLAIN): the layout pass puts reorders around
  * it when its neighbours are blocked. */
-#include "cg.h"
+#include "compiler/codegen/cg.h"
 
 #include <stdio.h>
 #include <stdlib.h>

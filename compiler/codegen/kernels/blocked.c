@@ -1,4 +1,4 @@
-/* compiler/codegen/kernels_blocked.c: kernels over the channel-blocked
+/* compiler/codegen/kernels/blocked.c: kernels over the channel-blocked
  * layout nchw<B>c that the layout pass (compiler/passes/layout.c) gives the
  * activations between convolutions. A blocked value [N, C, H, W] is stored
  * as [N][ceil(C / B)][H][W][B], B the target's f32 lanes, so one vector is
@@ -25,7 +25,7 @@
  *       edges of blocked regions.
  * Where C is not a multiple of B, kernels whose epilogue could turn the
  * zero padding lanes into something else select 0 there before storing. */
-#include "cg.h"
+#include "compiler/codegen/cg.h"
 
 #include <math.h>
 #include <stdio.h>

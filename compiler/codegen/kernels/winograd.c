@@ -1,4 +1,4 @@
-/* compiler/codegen/kernels_winograd.c: 3x3 stride-1 convolutions by
+/* compiler/codegen/kernels/winograd.c: 3x3 stride-1 convolutions by
  * Winograd's minimal filtering, F(m x m, 3 x 3) with m = 4 or 2.
  *
  * An output tile of m x m pixels needs an input tile of a x a (a = m + 2);
@@ -17,7 +17,7 @@
  *      tile t of the block, written straight in the packed-B panel order
  *      of the GEMM ([xi][t / NR][c][t % NR]);
  *   2. a^2 GEMMs M[xi] (F x T) = U[xi] (F x C) V[xi] (C x T): the packed
- *      GEMM of kernels_gemm.c with both operands packed;
+ *      GEMM of kernels/gemm.c with both operands packed;
  *   3. output transform: Y = A^T M A per tile and filter, then the bias, the
  *      fusion group's epilogue (activation, residual add) and the store.
  *
@@ -39,7 +39,7 @@
  * Accuracy: the transforms add and scale values by up to 5x (m = 4), so the
  * rounding error of F(4x4, 3x3) is larger than a direct sum's; measured
  * against the double interpreter in tests/codegen and docs/codegen.md. */
-#include "cg.h"
+#include "compiler/codegen/cg.h"
 
 #include <math.h>
 

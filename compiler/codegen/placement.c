@@ -1,6 +1,6 @@
-/* compiler/codegen/layout.c: the buffer of every value and the workspace
- * layout (see layout.h), and the C spellings of the model's names. */
-#include "layout.h"
+/* compiler/codegen/placement.c: the buffer of every value and the workspace
+ * layout (see placement.h), and the C spellings of the model's names. */
+#include "placement.h"
 
 #include "ir/liveness.h"
 
@@ -56,7 +56,7 @@ bool kiln_cg_is_keyword(const char *s)
     return false;
 }
 
-void kiln_cg_layout_release(kiln_cg_layout *l)
+void kiln_cg_placement_release(kiln_cg_placement *l)
 {
     if (!l)
         return;
@@ -73,7 +73,7 @@ void kiln_cg_layout_release(kiln_cg_layout *l)
 }
 
 /* C spellings of inputs and outputs, with collisions reported. */
-static kiln_status plan_names(const kiln_graph *g, kiln_cg_layout *l, kiln_diag *d)
+static kiln_status plan_names(const kiln_graph *g, kiln_cg_placement *l, kiln_diag *d)
 {
     size_t ni = g->n_inputs, no = g->n_outputs;
     l->names.inputs = calloc(ni ? ni : 1, sizeof(char *));
@@ -184,16 +184,34 @@ static bool has_plan(const kiln_graph *g)
     return false;
 }
 
-kiln_status kiln_cg_layout_plan(const kiln_graph *g, bool expose, const bool *stored, const uint64_t *node_scratch,
-                                kiln_cg_layout *out, kiln_diag *d)
+/* The working state of kiln_cg_place_buffers. */
+typedef struct placer {
+    const kiln_graph *g;
+    kiln_cg_placement l;
+    kiln_liveness lv;
+    bool plan;              /* the passes' memory plan is followed */
+    uint64_t scratch_fixed; /* the shared scratch region: nodes the plan gives no scratch */
+    bool *unstored;         /* values a fusion group keeps in registers */
+    kiln_id *root;          /* the value whose buffer each value shares (itself: none) */
+    bool *alias;
+    uint64_t *alias_off;    /* bytes into the root's buffer */
+} placer;
+
+static void placer_release(placer *p)
 {
-    uint64_t scratch_fixed = 0; /* the shared region: nodes the plan gives no scratch */
-    kiln_cg_layout l;
-    memset(&l, 0, sizeof l);
-    memset(out, 0, sizeof *out);
+    free(p->root);
+    free(p->alias);
+    free(p->alias_off);
+    free(p->unstored);
+    kiln_liveness_release(&p->lv);
+}
+
+/* The model's name prefixes every generated symbol. */
+static kiln_status check_model_name(const kiln_graph *g, kiln_diag *d)
+{
     bool ident = g->name[0] && !(g->name[0] >= '0' && g->name[0] <= '9');
-    for (const char *p = g->name; *p; p++)
-        ident &= (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_';
+    for (const char *c = g->name; *c; c++)
+        ident &= (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '_';
     if (!ident) {
         kiln_diag_error(d, (kiln_loc){0}, "model name '%s' is not a C identifier: it cannot prefix the generated "
                         "symbols", g->name);
@@ -204,71 +222,52 @@ kiln_status kiln_cg_layout_plan(const kiln_graph *g, bool expose, const bool *st
                         "the generated symbols", g->name);
         return KILN_ERR_UNSUPPORTED;
     }
-    for (size_t i = 0; node_scratch && i < g->n_nodes; i++)
-        if (node_scratch[i] > KILN_CG_MAX_SCRATCH) {
-            kiln_diag_error(d, (kiln_loc){0}, "model '%s': a kernel's scratch buffer would need more than "
-                            "%llu bytes", g->name, (unsigned long long)KILN_CG_MAX_SCRATCH);
-            return KILN_ERR_UNSUPPORTED;
-        }
-    l.n_values = g->n_values;
-    l.values = calloc(g->n_values ? g->n_values : 1, sizeof *l.values);
-    l.node_scratch = calloc(g->n_nodes ? g->n_nodes : 1, sizeof *l.node_scratch);
-    if (!l.values || !l.node_scratch) {
-        kiln_cg_layout_release(&l);
-        return KILN_ERR_OUT_OF_MEMORY;
-    }
-    kiln_status st = plan_names(g, &l, d);
-    if (st != KILN_OK) {
-        kiln_cg_layout_release(&l);
-        return st;
-    }
-    for (size_t i = 0; i < g->n_inputs; i++)
-        l.batched |= kiln_graph_value(g, g->inputs[i])->type.shape.batched;
+    return KILN_OK;
+}
 
-    /* The passes' memory plan, unless every value is exposed. */
-    const bool plan = !expose && has_plan(g);
-    /* Kernel scratch: the plan's where it has some, else the shared region. */
+/* Kernel scratch: the plan's where it has some, else the shared region
+ * (its offset is known once the unbatched values are placed). */
+static kiln_status place_scratch(placer *p, const uint64_t *node_scratch, kiln_diag *d)
+{
+    const kiln_graph *g = p->g;
     for (size_t i = 0; node_scratch && i < g->n_nodes; i++) {
         const kiln_node *n = &g->nodes[i];
         if (node_scratch[i] == 0)
             continue;
-        if (node_scratch[i] > l.scratch_largest_bytes)
-            l.scratch_largest_bytes = node_scratch[i];
-        if (plan && n->scratch_bytes >= node_scratch[i]) {
-            l.node_scratch[i] = (kiln_cg_buffer){KILN_CG_BUF_WORKSPACE, 0, n->scratch_offset, 0};
+        if (node_scratch[i] > p->l.scratch_largest_bytes)
+            p->l.scratch_largest_bytes = node_scratch[i];
+        if (p->plan && n->scratch_bytes >= node_scratch[i]) {
+            p->l.node_scratch[i] = (kiln_cg_buffer){KILN_CG_BUF_WORKSPACE, 0, n->scratch_offset, 0};
             continue;
         }
-        if (plan && n->scratch_bytes != 0) {
+        if (p->plan && n->scratch_bytes != 0) {
             kiln_diag_error(d, n->loc, "layer '%s' (%s): the memory plan gives its kernel %llu bytes of scratch, "
                             "it needs %llu (a plan made for another target: plan again)",
                             n->layer ? n->layer : "?", kiln_op_name(n->op), (unsigned long long)n->scratch_bytes,
                             (unsigned long long)node_scratch[i]);
-            kiln_cg_layout_release(&l);
             return KILN_ERR_UNSUPPORTED;
         }
-        l.node_scratch[i].kind = KILN_CG_BUF_NONE; /* the shared region, offset known below */
-        if (node_scratch[i] > scratch_fixed)
-            scratch_fixed = node_scratch[i];
+        p->l.node_scratch[i].kind = KILN_CG_BUF_NONE;
+        if (node_scratch[i] > p->scratch_fixed)
+            p->scratch_fixed = node_scratch[i];
     }
-    kiln_liveness lv;
-    memset(&lv, 0, sizeof lv);
-    if (plan && (st = kiln_liveness_compute(g, &lv)) != KILN_OK) {
-        kiln_cg_layout_release(&l);
-        if (st != KILN_ERR_OUT_OF_MEMORY)
-            kiln_diag_error(d, (kiln_loc){0}, "model '%s': the memory plan's sizes overflow", g->name);
-        return st;
-    }
+    return KILN_OK;
+}
 
-    /* Inputs, parameters, model outputs and aliases first. */
+/* Inputs, parameters and model outputs live in the caller's buffers and the
+ * weights; also the largest batched value per item. */
+static void place_model_buffers(placer *p)
+{
+    const kiln_graph *g = p->g;
     for (kiln_id v = 0; v < g->n_values; v++) {
         const kiln_value *val = kiln_graph_value(g, v);
-        kiln_cg_buffer *b = &l.values[v];
+        kiln_cg_buffer *b = &p->l.values[v];
         if (val->type.shape.batched) {
             uint64_t bytes = kiln_value_bytes(g, v); /* 0: too large */
             if (bytes == 0)
                 bytes = UINT64_MAX;
-            if (bytes > l.max_item_bytes)
-                l.max_item_bytes = bytes;
+            if (bytes > p->l.max_item_bytes)
+                p->l.max_item_bytes = bytes;
         }
         if (val->kind == KILN_VALUE_INPUT) {
             for (uint32_t k = 0; k < g->n_inputs; k++)
@@ -286,44 +285,27 @@ kiln_status kiln_cg_layout_plan(const kiln_graph *g, bool expose, const bool *st
                 }
         }
     }
-    /* Values a fusion group keeps in registers have no buffer. */
-    bool *unstored = calloc(g->n_values ? g->n_values : 1, 1);
-    if (!unstored) {
-        kiln_liveness_release(&lv);
-        kiln_cg_layout_release(&l);
-        return KILN_ERR_OUT_OF_MEMORY;
-    }
-    for (kiln_id v = 0; stored && v < g->n_values; v++)
-        unstored[v] = !stored[v] && l.values[v].kind == KILN_CG_BUF_NONE;
+}
 
-    /* Aliases in node order, so an alias of an alias resolves to the root:
-     * without a plan every value has its own region, so sharing is always
-     * safe; under a plan only where the root's region is not reused while
-     * the alias is read (else the alias is a copy into its own region). */
-    uint32_t *last_use = NULL;
-    kiln_id *root = malloc((g->n_values ? g->n_values : 1) * sizeof *root);
-    bool *alias = calloc(g->n_values ? g->n_values : 1, 1);
-    uint64_t *alias_off = calloc(g->n_values ? g->n_values : 1, sizeof *alias_off); /* bytes into the root */
-    if (plan)
-        last_use = calloc(g->n_values ? g->n_values : 1, sizeof *last_use);
-    if (!root || !alias || !alias_off || (plan && !last_use)) {
-        free(root);
-        free(alias);
-        free(alias_off);
-        free(last_use);
-        free(unstored);
-        kiln_liveness_release(&lv);
-        kiln_cg_layout_release(&l);
+/* Aliases in node order, so an alias of an alias resolves to the root:
+ * without a plan every value has its own region, so sharing is always
+ * safe; under a plan only where the root's region is not reused while the
+ * alias is read (else the alias is a copy into its own region). */
+static kiln_status find_aliases(placer *p, bool expose)
+{
+    const kiln_graph *g = p->g;
+    const kiln_liveness *lv = &p->lv;
+    uint32_t *last_use = p->plan ? calloc(g->n_values ? g->n_values : 1, sizeof *last_use) : NULL;
+    if (p->plan && !last_use)
         return KILN_ERR_OUT_OF_MEMORY;
-    }
-    for (size_t i = 0; plan && i < g->n_nodes; i++)
+    for (size_t i = 0; p->plan && i < g->n_nodes; i++)
         for (uint32_t k = 0; k < g->nodes[i].n_inputs; k++)
-            last_use[g->nodes[i].inputs[k]] = lv.node_step[i];
+            last_use[g->nodes[i].inputs[k]] = lv->node_step[i];
     for (kiln_id v = 0; v < g->n_values; v++)
-        root[v] = v;
+        p->root[v] = v;
     for (size_t i = 0; !expose && i < g->n_nodes; i++) {
         const kiln_node *n = kiln_graph_node(g, (kiln_id)i);
-        if (l.values[n->output].kind != KILN_CG_BUF_NONE || n->n_inputs < 1 || unstored[n->inputs[0]])
+        if (p->l.values[n->output].kind != KILN_CG_BUF_NONE || n->n_inputs < 1 || p->unstored[n->inputs[0]])
             continue;
         /* A slice that is one block of its operand (kiln_cg_slice_view) is a
          * view at an offset, of a workspace value only (the buffers of model
@@ -332,37 +314,44 @@ kiln_status kiln_cg_layout_plan(const kiln_graph *g, bool expose, const bool *st
         bool slice_view = kiln_cg_slice_view(g, n, &view_off);
         if (!(kiln_op_is_view(n->op) || n->op == KILN_OP_CONSTANT || slice_view))
             continue;
-        kiln_id r = root[n->inputs[0]];
-        if (slice_view && (g->values[r].kind != KILN_VALUE_NODE || l.values[r].kind != KILN_CG_BUF_NONE))
+        kiln_id r = p->root[n->inputs[0]];
+        if (slice_view && (g->values[r].kind != KILN_VALUE_NODE || p->l.values[r].kind != KILN_CG_BUF_NONE))
             continue;
-        if (plan && g->values[r].kind == KILN_VALUE_NODE && l.values[r].kind == KILN_CG_BUF_NONE) {
-            uint32_t until = last_use[n->output] > lv.node_step[i] ? last_use[n->output] : lv.node_step[i];
-            if (!alias_safe(g, &lv, r, until))
+        if (p->plan && g->values[r].kind == KILN_VALUE_NODE && p->l.values[r].kind == KILN_CG_BUF_NONE) {
+            uint32_t until = last_use[n->output] > lv->node_step[i] ? last_use[n->output] : lv->node_step[i];
+            if (!alias_safe(g, lv, r, until))
                 continue;
             if (last_use[r] < until) /* later aliases of the same root see the longer life */
                 last_use[r] = until;
         }
-        alias[n->output] = true;
-        root[n->output] = r;
-        alias_off[n->output] = alias_off[n->inputs[0]] + view_off;
+        p->alias[n->output] = true;
+        p->root[n->output] = r;
+        p->alias_off[n->output] = p->alias_off[n->inputs[0]] + view_off;
     }
     free(last_use);
+    return KILN_OK;
+}
 
-    /* Workspace: unbatched regions (the plan's, then one each for values it
-     * has no place for), the fixed scratch, then batched regions likewise. */
-    uint64_t fixed = plan ? g->mem_fixed_bytes : 0, per = plan ? g->mem_batch_bytes : 0;
+/* Workspace: unbatched regions (the plan's, then one each for values it has
+ * no place for), the shared scratch, then batched regions likewise, which
+ * start after all fixed ones. False when it would be too large. */
+static bool place_workspace(placer *p, const uint64_t *node_scratch)
+{
+    const kiln_graph *g = p->g;
+    kiln_cg_placement *l = &p->l;
+    uint64_t fixed = p->plan ? g->mem_fixed_bytes : 0, per = p->plan ? g->mem_batch_bytes : 0;
     if (fixed > KILN_CG_MAX_SCRATCH * 16 || per > KILN_CG_MAX_SCRATCH * 16)
-        goto too_large;
+        return false;
     for (int pass = 0; pass < 2; pass++) {
         bool want_batched = pass == 1;
         for (size_t i = 0; i < g->n_nodes; i++) {
             const kiln_node *n = kiln_graph_node(g, (kiln_id)i);
             const kiln_value *val = kiln_graph_value(g, n->output);
-            kiln_cg_buffer *b = &l.values[n->output];
-            if (b->kind != KILN_CG_BUF_NONE || unstored[n->output] || alias[n->output] ||
+            kiln_cg_buffer *b = &l->values[n->output];
+            if (b->kind != KILN_CG_BUF_NONE || p->unstored[n->output] || p->alias[n->output] ||
                 val->type.shape.batched != want_batched)
                 continue;
-            if (plan && val->mem != KILN_MEM_NONE && lv.needs_memory[n->output]) {
+            if (p->plan && val->mem != KILN_MEM_NONE && p->lv.needs_memory[n->output]) {
                 /* batched: fixed part filled in below */
                 *b = (kiln_cg_buffer){KILN_CG_BUF_WORKSPACE, 0, want_batched ? 0 : val->mem_offset,
                                       want_batched ? val->mem_offset : 0};
@@ -372,48 +361,93 @@ kiln_status kiln_cg_layout_plan(const kiln_graph *g, bool expose, const bool *st
             uint64_t *at = want_batched ? &per : &fixed;
             *b = (kiln_cg_buffer){KILN_CG_BUF_WORKSPACE, 0, want_batched ? 0 : *at, want_batched ? *at : 0};
             if (bytes == 0 || bytes > KILN_CG_MAX_SCRATCH || *at > KILN_CG_MAX_SCRATCH * 16)
-                goto too_large;
+                return false;
             *at += round_up(bytes);
         }
         if (!want_batched) {
-            l.scratch = (kiln_cg_buffer){KILN_CG_BUF_WORKSPACE, 0, fixed, 0};
-            fixed += round_up(scratch_fixed);
-            l.scratch_shared_bytes = round_up(scratch_fixed);
+            l->scratch = (kiln_cg_buffer){KILN_CG_BUF_WORKSPACE, 0, fixed, 0};
+            fixed += round_up(p->scratch_fixed);
+            l->scratch_shared_bytes = round_up(p->scratch_fixed);
             for (size_t i = 0; node_scratch && i < g->n_nodes; i++)
-                if (node_scratch[i] != 0 && l.node_scratch[i].kind == KILN_CG_BUF_NONE)
-                    l.node_scratch[i] = l.scratch;
+                if (node_scratch[i] != 0 && l->node_scratch[i].kind == KILN_CG_BUF_NONE)
+                    l->node_scratch[i] = l->scratch;
         }
     }
-    /* Batched regions start after all fixed ones. */
     for (kiln_id v = 0; v < g->n_values; v++) {
-        kiln_cg_buffer *b = &l.values[v];
+        kiln_cg_buffer *b = &l->values[v];
         if (b->kind == KILN_CG_BUF_WORKSPACE && kiln_graph_value(g, v)->type.shape.batched &&
             g->values[v].kind == KILN_VALUE_NODE && b->offset == 0)
             b->offset = fixed;
     }
     for (kiln_id v = 0; v < g->n_values; v++)
-        if (alias[v]) {
-            l.values[v] = l.values[root[v]];
-            l.values[v].offset += alias_off[v];
+        if (p->alias[v]) {
+            l->values[v] = l->values[p->root[v]];
+            l->values[v].offset += p->alias_off[v];
         }
-    l.fixed_bytes = fixed;
-    l.per_batch_bytes = per;
-    l.planned = plan;
-    free(root);
-    free(alias);
-    free(alias_off);
-    free(unstored);
-    kiln_liveness_release(&lv);
-    *out = l;
+    l->fixed_bytes = fixed;
+    l->per_batch_bytes = per;
+    return true;
+}
+
+kiln_status kiln_cg_place_buffers(const kiln_graph *g, bool expose, const bool *stored, const uint64_t *node_scratch,
+                                  kiln_cg_placement *out, kiln_diag *d)
+{
+    memset(out, 0, sizeof *out);
+    kiln_status st = check_model_name(g, d);
+    if (st != KILN_OK)
+        return st;
+    for (size_t i = 0; node_scratch && i < g->n_nodes; i++)
+        if (node_scratch[i] > KILN_CG_MAX_SCRATCH) {
+            kiln_diag_error(d, (kiln_loc){0}, "model '%s': a kernel's scratch buffer would need more than "
+                            "%llu bytes", g->name, (unsigned long long)KILN_CG_MAX_SCRATCH);
+            return KILN_ERR_UNSUPPORTED;
+        }
+    placer p;
+    memset(&p, 0, sizeof p);
+    p.g = g;
+    const size_t nv = g->n_values ? g->n_values : 1;
+    p.l.n_values = g->n_values;
+    p.l.values = calloc(nv, sizeof *p.l.values);
+    p.l.node_scratch = calloc(g->n_nodes ? g->n_nodes : 1, sizeof *p.l.node_scratch);
+    p.unstored = calloc(nv, 1);
+    p.root = malloc(nv * sizeof *p.root);
+    p.alias = calloc(nv, 1);
+    p.alias_off = calloc(nv, sizeof *p.alias_off);
+    if (!p.l.values || !p.l.node_scratch || !p.unstored || !p.root || !p.alias || !p.alias_off) {
+        st = KILN_ERR_OUT_OF_MEMORY;
+        goto fail;
+    }
+    if ((st = plan_names(g, &p.l, d)) != KILN_OK)
+        goto fail;
+    for (size_t i = 0; i < g->n_inputs; i++)
+        p.l.batched |= kiln_graph_value(g, g->inputs[i])->type.shape.batched;
+    /* The passes' memory plan, unless every value is exposed. */
+    p.plan = !expose && has_plan(g);
+    if ((st = place_scratch(&p, node_scratch, d)) != KILN_OK)
+        goto fail;
+    if (p.plan && (st = kiln_liveness_compute(g, &p.lv)) != KILN_OK) {
+        if (st != KILN_ERR_OUT_OF_MEMORY)
+            kiln_diag_error(d, (kiln_loc){0}, "model '%s': the memory plan's sizes overflow", g->name);
+        goto fail;
+    }
+    place_model_buffers(&p);
+    for (kiln_id v = 0; stored && v < g->n_values; v++)
+        p.unstored[v] = !stored[v] && p.l.values[v].kind == KILN_CG_BUF_NONE;
+    if ((st = find_aliases(&p, expose)) != KILN_OK)
+        goto fail;
+    if (!place_workspace(&p, node_scratch)) {
+        kiln_diag_error(d, (kiln_loc){0}, "model '%s': the workspace would exceed %llu bytes", g->name,
+                        (unsigned long long)(KILN_CG_MAX_SCRATCH * 16));
+        st = KILN_ERR_UNSUPPORTED;
+        goto fail;
+    }
+    p.l.planned = p.plan;
+    *out = p.l;
+    p.l = (kiln_cg_placement){0};
+    placer_release(&p);
     return KILN_OK;
-too_large:
-    kiln_diag_error(d, (kiln_loc){0}, "model '%s': the workspace would exceed %llu bytes", g->name,
-                    (unsigned long long)(KILN_CG_MAX_SCRATCH * 16));
-    free(root);
-    free(alias);
-    free(alias_off);
-    free(unstored);
-    kiln_liveness_release(&lv);
-    kiln_cg_layout_release(&l);
-    return KILN_ERR_UNSUPPORTED;
+fail:
+    placer_release(&p);
+    kiln_cg_placement_release(&p.l);
+    return st;
 }

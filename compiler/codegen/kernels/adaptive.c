@@ -1,4 +1,4 @@
-/* compiler/codegen/kernels_adaptive.c: adaptive_avgpool2d
+/* compiler/codegen/kernels/adaptive.c: adaptive_avgpool2d
  * (torch.nn.AdaptiveAvgPool2d) on the last two axes.
  *
  * Output cell o of an axis of `out` cells over `in` averages the input cells
@@ -10,7 +10,7 @@
  * window's cell count. The usual sizes (global pooling, 7 x 7 heads, the
  * 1/2/3/6 pyramid of segmentation models) have small outputs, where this
  * reads every input cell about once. */
-#include "cg.h"
+#include "compiler/codegen/cg.h"
 
 #include <stdio.h>
 

@@ -1,4 +1,4 @@
-/* compiler/codegen/kernels_gemm.c: the packed GEMM that dense, matmul and
+/* compiler/codegen/kernels/gemm.c: the packed GEMM that dense, matmul and
  * conv2d share (cg.h, kiln_cg_gemm), and the packing of its operands.
  *
  * Register blocking. The micro-kernel computes a tile of mr rows x nv
@@ -36,7 +36,7 @@
  * Whole tiles (mr rows, a full panel) are then added to C or finished with
  * the epilogue by unrolled code; partial tiles (the last rows or columns) by
  * one generic flush loop with masks, generated once per GEMM. */
-#include "cg.h"
+#include "compiler/codegen/cg.h"
 
 #include <stdio.h>
 #include <string.h>
