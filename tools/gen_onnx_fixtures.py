@@ -365,7 +365,7 @@ def contract():
             with open(os.path.join(CONTRACT, name + ".bin"), "wb") as f:
                 f.write(w.tobytes())
 
-    # a Split: waits for kiln's slice
+    # a Split: one kiln slice per part
     save("split.onnx", model([helper.make_node("Split", ["x"], ["a", "b"], axis=1)], [vi("x", [2, 4])],
                              [vi("a", [2, 2]), vi("b", [2, 2])]))
 
