@@ -851,7 +851,8 @@ int ox_lower_conv_transpose(ox_ctx *x, ox_node *n)
         kiln_node c = {0};
         kiln_node_set_int(&c, KILN_ATTR_AXIS, 2 + i + o);
         kiln_node_set_int(&c, KILN_ATTR_START, pb[i] - kp[i + o]);
-        kiln_node_set_int(&c, KILN_ATTR_END, kl - (pe[i] - kp[i + o]));
+        if (pe[i] > kp[i + o]) /* else to the end: the default */
+            kiln_node_set_int(&c, KILN_ATTR_END, kl - (pe[i] - kp[i + o]));
         bool done = spatial == 2 && (i == 1 || pb[1] == pe[1]);
         char suffix[32];
         snprintf(suffix, sizeof suffix, "crop%d", i);

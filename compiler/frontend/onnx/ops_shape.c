@@ -722,8 +722,10 @@ static int lower_gather(ox_ctx *x, ox_node *n, int xr, const int64_t *xd)
     ox_tensor *it = ox_const(x, n, iv);
     if (!it)
         return -1;
-    if (!ox_dtype_is_int(it->dtype) || it->rank > 1 || ox_has_sym(it))
-        return ox_refuse(n, x, "its indices are not a constant integer or list of integers");
+    if (!ox_dtype_is_int(it->dtype) || ox_has_sym(it))
+        return ox_refuse(n, x, "its indices are not constant integers");
+    if (it->rank > 1)
+        return ox_refuse(n, x, "its indices have rank %d (kiln's slices take one index or a list of them)", it->rank);
     if (it->count < 1)
         return ox_refuse(n, x, "it gathers nothing (kiln's values are not empty)");
     if (xd[axis] < 0)
