@@ -292,6 +292,206 @@ def cases():
 
 
 # --------------------------------------------------------------------------
+# the ops of format 1.1 (own random stream: the cases above keep their data)
+
+RNG11 = np.random.default_rng(20250111)
+
+
+def rand11(*shape, lo=-1.0, hi=1.0):
+    return RNG11.uniform(lo, hi, shape).astype(np.float32)
+
+
+def i64(*v):
+    return np.array(v, np.int64)
+
+
+def cases_11():
+    # Erf, Log, Softplus, Abs: kiln's elementwise ops of the same names
+    x, z = rand11(3, 4, lo=-3, hi=3), rand11(3, 4, lo=0.1, hi=4)
+    nodes = [helper.make_node("Erf", ["x"], ["e"]), helper.make_node("Log", ["z"], ["l"]),
+             helper.make_node("Softplus", ["x"], ["s"]), helper.make_node("Abs", ["x"], ["a"])]
+    m = model(nodes, [vi("x", ["N", 4]), vi("z", ["N", 4])], [vi(k, ["N", 4]) for k in "elsa"])
+    case("unary_erf_log_softplus_abs", m, [x, z],
+         [torch.erf(t64(x)).numpy(), np.log(z.astype(np.float64)), F.softplus(t64(x)).numpy(), np.abs(x)])
+
+    # Pow: a constant exponent kiln has no shortcut for, two computed operands, a constant base
+    x, y = rand11(2, 3, lo=0.2, hi=2), rand11(2, 3, lo=-2, hi=2)
+    nodes = [helper.make_node("Pow", ["x", "e"], ["p"]), helper.make_node("Pow", ["x", "y"], ["q"]),
+             helper.make_node("Pow", ["b", "y"], ["r"])]
+    m = model(nodes, [vi("x", ["N", 3]), vi("y", ["N", 3])], [vi("p", ["N", 3]), vi("q", ["N", 3]), vi("r", ["N", 3])],
+              [init("e", np.float32(1.7)), init("b", np.float32(2.5))])
+    x64, y64 = x.astype(np.float64), y.astype(np.float64)
+    case("pow_general", m, [x, y], [x64 ** np.float32(1.7).item(), x64 ** y64, 2.5 ** y64])
+
+    # PRelu: one slope ([1]) and per channel ([C, 1, 1]) are kiln's prelu; a slope along W is written out
+    x = rand11(2, 3, 2, 4, lo=-2, hi=2)
+    s1, sc, sw = rand11(1, lo=0, hi=0.5), rand11(3, 1, 1, lo=0, hi=0.5), rand11(4, lo=0, hi=0.5)
+    nodes = [helper.make_node("PRelu", ["x", "s1"], ["a"]), helper.make_node("PRelu", ["x", "sc"], ["b"]),
+             helper.make_node("PRelu", ["x", "sw"], ["c"])]
+    m = model(nodes, [vi("x", ["N", 3, 2, 4])], [vi(k, ["N", 3, 2, 4]) for k in "abc"],
+              [init("s1", s1), init("sc", sc), init("sw", sw)])
+    x64 = x.astype(np.float64)
+    case("prelu_forms", m, [x], [np.where(x64 > 0, x64, s * x64) for s in (s1, sc, sw)])
+
+    # ReduceSum (axes as an input at 13), ReduceMax/ReduceMin (attribute before 18), noop_with_empty_axes
+    x = rand11(2, 3, 4, 5)
+    nodes = [helper.make_node("ReduceSum", ["x", "ax"], ["s"], keepdims=0),
+             helper.make_node("ReduceSum", ["x"], ["same"], noop_with_empty_axes=1),
+             helper.make_node("ReduceMax", ["x"], ["mx"], axes=[1, -1]),
+             helper.make_node("ReduceMin", ["x"], ["mn"], axes=[2], keepdims=0)]
+    m = model(nodes, [vi("x", ["N", 3, 4, 5])],
+              [vi("s", ["N", 5]), vi("same", ["N", 3, 4, 5]), vi("mx", ["N", 1, 4, 1]), vi("mn", ["N", 3, 5])],
+              [init("ax", i64(1, 2))])
+    x64 = x.astype(np.float64)
+    case("reduce_sum_max_min", m, [x], [x64.sum(axis=(1, 2)), x, x.max(axis=(1, 3), keepdims=True), x.min(axis=2)])
+    # ReduceMax at opset 18: axes as an input; every axis of an unbatched value to a scalar
+    x = rand11(3, 4)
+    m = model([helper.make_node("ReduceMax", ["x", "ax"], ["a"], keepdims=0),
+               helper.make_node("ReduceSum", ["x"], ["t"], keepdims=0)],
+              [vi("x", [3, 4])], [vi("a", [3]), vi("t", [])], [init("ax", i64(-1))], opset=18)
+    case("reduce_opset18_scalar", m, [x], [x.max(axis=1), np.array(x.astype(np.float64).sum())])
+
+    # Slice: steps, negative starts, an end past the axis, the batch axis kept whole
+    x = rand11(2, 5, 6, 7)
+    m = model([helper.make_node("Slice", ["x", "st", "en", "ax", "sp"], ["y"])], [vi("x", ["N", 5, 6, 7])],
+              [vi("y", ["N", 2, 3, 2])],
+              [init("st", i64(0, 1, -5, 0)), init("en", i64(2 ** 62, 5, 2 ** 62, 4)), init("ax", i64(0, 1, 2, 3)),
+               init("sp", i64(1, 2, 2, 3))])
+    case("slice_steps", m, [x], [x[:, 1:5:2, -5::2, 0:4:3]])
+    # Slice before opset 10: attributes
+    m = model([helper.make_node("Slice", ["x"], ["y"], starts=[1, 0], ends=[3, -1], axes=[1, 3])],
+              [vi("x", [2, 5, 6, 7])], [vi("y", [2, 2, 6, 6])], opset=9)
+    case("slice_opset9", m, [x], [x[:, 1:3, :, 0:-1]])
+
+    # Split with sizes; Gather of one index (drops the axis) and of indices that do not step evenly
+    x = rand11(2, 6, 3)
+    nodes = [helper.make_node("Split", ["x", "sizes"], ["a", "b", "c"], axis=1),
+             helper.make_node("Gather", ["x", "one"], ["g1"], axis=2),
+             helper.make_node("Gather", ["x", "many"], ["g2"], axis=1)]
+    m = model(nodes, [vi("x", ["N", 6, 3])],
+              [vi("a", ["N", 1, 3]), vi("b", ["N", 2, 3]), vi("c", ["N", 3, 3]), vi("g1", ["N", 6]),
+               vi("g2", ["N", 5, 3])],
+              [init("sizes", i64(1, 2, 3)), init("one", np.array(-1, np.int64)), init("many", i64(0, 2, 4, 5, 1))])
+    case("split_gather", m, [x], [x[:, :1], x[:, 1:3], x[:, 3:], x[:, :, -1], x[:, [0, 2, 4, 5, 1]]])
+
+    # ViT's class token: a constant expanded along the batch (Shape arithmetic), concatenated with the patches;
+    # ConstantOfShape over the batch
+    x, cls = rand11(2, 3, 4), rand11(1, 1, 4)
+    nodes = [helper.make_node("Shape", ["x"], ["s"]), helper.make_node("Gather", ["s", "zero"], ["n"], axis=0),
+             helper.make_node("Unsqueeze", ["n", "ax0"], ["n1"]),
+             helper.make_node("Concat", ["n1", "rest"], ["shape"], axis=0),
+             helper.make_node("Expand", ["cls", "shape"], ["tok"]),
+             helper.make_node("Concat", ["tok", "x"], ["y"], axis=1),
+             helper.make_node("Concat", ["n1", "rest2"], ["shape2"], axis=0),
+             helper.make_node("ConstantOfShape", ["shape2"], ["c"],
+                              value=numpy_helper.from_array(np.array([0.25], np.float32))),
+             helper.make_node("Add", ["x", "c"], ["z"])]
+    m = model(nodes, [vi("x", ["N", 3, 4])], [vi("y", ["N", 4, 4]), vi("z", ["N", 3, 4])],
+              [init("zero", np.array(0, np.int64)), init("ax0", i64(0)), init("rest", i64(1, 4)),
+               init("rest2", i64(3, 4)), init("cls", cls)])
+    case("expand_class_token", m, [x], [np.concatenate([np.broadcast_to(cls, (2, 1, 4)), x], 1), x + 0.25])
+
+    # Pad with negative pads: a crop (slice) around a pad
+    x = rand11(1, 2, 5, 6)
+    m = model([helper.make_node("Pad", ["x", "pads"], ["y"])], [vi("x", [1, 2, 5, 6])], [vi("y", [1, 2, 5, 5])],
+              [init("pads", i64(0, 0, -1, 2, 0, 0, 1, -3))])
+    case("pad_negative", m, [x], [np.pad(x, [(0, 0), (0, 0), (0, 1), (2, 0)])[:, :, 1:, :-3]])
+
+    # Resize at opset 13: nearest (asymmetric, floor) by scales, bilinear (half_pixel) to sizes,
+    # bicubic with align_corners; Upsample at opset 9
+    x = rand11(1, 2, 4, 5)
+    empty = np.zeros(0, np.float32)
+    nodes = [helper.make_node("Resize", ["x", "", "sc"], ["a"], mode="nearest",
+                              coordinate_transformation_mode="asymmetric", nearest_mode="floor"),
+             helper.make_node("Resize", ["x", "", "", "sz"], ["b"], mode="linear"),
+             helper.make_node("Resize", ["x", "roi", "sc2"], ["c"], mode="cubic",
+                              coordinate_transformation_mode="align_corners"),
+             helper.make_node("Resize", ["x", "", "", "sz2"], ["d"], mode="nearest",
+                              coordinate_transformation_mode="half_pixel", nearest_mode="round_prefer_ceil")]
+    m = model(nodes, [vi("x", ["N", 2, 4, 5])],
+              [vi("a", ["N", 2, 8, 7]), vi("b", ["N", 2, 3, 7]), vi("c", ["N", 2, 8, 10]), vi("d", ["N", 2, 7, 3])],
+              [init("sc", np.array([1, 1, 2, 1.5], np.float32)), init("sz", i64(1, 2, 3, 7)), init("roi", empty),
+               init("sc2", np.array([1, 1, 2, 2], np.float32)), init("sz2", i64(1, 2, 7, 3))])
+    t = t64(x)
+    case("resize_modes", m, [x],
+         [F.interpolate(t, scale_factor=(2, 1.5), mode="nearest").numpy(),
+          F.interpolate(t, size=(3, 7), mode="bilinear", align_corners=False).numpy(),
+          F.interpolate(t, scale_factor=2, mode="bicubic", align_corners=True).numpy(),
+          F.interpolate(t, size=(7, 3), mode="nearest-exact").numpy()])
+    m = model([helper.make_node("Upsample", ["x", "sc"], ["y"], mode="nearest")], [vi("x", [1, 2, 4, 5])],
+              [vi("y", [1, 2, 8, 15])], [init("sc", np.array([1, 1, 2, 3], np.float32))], opset=9)
+    case("upsample_opset9", m, [x], [np.repeat(np.repeat(x, 2, 2), 3, 3)])
+
+    # ConvTranspose: groups, dilation, stride, unequal pads (a crop after), output_padding, a bias; and a
+    # bias-free 1-D one sized by output_shape. Expected: PyTorch's full transposed convolution, cut as ONNX says.
+    x, w, b = rand11(2, 4, 3, 4), rand11(4, 3, 3, 2), rand11(6)
+    node = helper.make_node("ConvTranspose", ["x", "W", "B"], ["y"], group=2, strides=[2, 3], dilations=[2, 1],
+                            pads=[1, 0, 0, 2], output_padding=[1, 0])
+    full = F.conv_transpose2d(t64(x), t64(w), t64(b), stride=(2, 3), output_padding=(1, 0), groups=2,
+                              dilation=(2, 1)).numpy()
+    m = model([node], [vi("x", ["N", 4, 3, 4])], [vi("y", ["N", 6, 9, 9])], [init("W", w), init("B", b)])
+    case("conv_transpose_groups_pads", m, [x], [full[:, :, 1:, :full.shape[3] - 2]])
+    x, w = rand11(2, 3, 5), rand11(3, 2, 3)
+    node = helper.make_node("ConvTranspose", ["x", "W"], ["y"], strides=[2], output_shape=[10])
+    full = F.conv_transpose1d(t64(x), t64(w), stride=2).numpy()  # 11 long: total padding 1, at the end
+    m = model([node], [vi("x", ["N", 3, 5])], [vi("y", ["N", 2, 10])], [init("W", w)])
+    case("conv_transpose_1d_output_shape", m, [x], [full[:, :, :10]])
+    # auto_pad SAME_UPPER: the output is input x stride; the odd unit of padding is cut at the end
+    x, w = rand11(1, 2, 3, 3), rand11(2, 2, 4, 4)
+    node = helper.make_node("ConvTranspose", ["x", "W"], ["y"], strides=[2, 2], auto_pad="SAME_UPPER")
+    full = F.conv_transpose2d(t64(x), t64(w), stride=2).numpy()  # 8 x 8, total padding 2: 1 and 1
+    m = model([node], [vi("x", [1, 2, 3, 3])], [vi("y", [1, 2, 6, 6])], [init("W", w)])
+    case("conv_transpose_same_upper", m, [x], [full[:, :, 1:7, 1:7]])
+
+    # InstanceNormalization (opset 13), GroupNormalization with per-group scale (18) and per-channel (21)
+    x = rand11(2, 4, 3, 3, lo=-2, hi=2)
+    s, bb = rand11(4, lo=0.5, hi=1.5), rand11(4)
+    m = model([helper.make_node("InstanceNormalization", ["x", "s", "b"], ["y"], epsilon=1e-3)],
+              [vi("x", ["N", 4, 3, 3])], [vi("y", ["N", 4, 3, 3])], [init("s", s), init("b", bb)])
+    eps = np.float32(1e-3).item()
+    case("instance_norm", m, [x], [F.group_norm(t64(x), 4, t64(s), t64(bb), eps=eps).numpy()])
+    gs, gb = rand11(2, lo=0.5, hi=1.5), rand11(2)
+    m = model([helper.make_node("GroupNormalization", ["x", "s", "b"], ["y"], num_groups=2)],
+              [vi("x", ["N", 4, 3, 3])], [vi("y", ["N", 4, 3, 3])], [init("s", gs), init("b", gb)], opset=18)
+    case("group_norm_opset18", m, [x],
+         [F.group_norm(t64(x), 2, t64(np.repeat(gs, 2)), t64(np.repeat(gb, 2)), eps=1e-5).numpy()])
+    m = model([helper.make_node("GroupNormalization", ["x", "s", "b"], ["y"], num_groups=2, epsilon=1e-4)],
+              [vi("x", ["N", 4, 3, 3])], [vi("y", ["N", 4, 3, 3])], [init("s", s), init("b", bb)], opset=21)
+    case("group_norm_opset21", m, [x], [F.group_norm(t64(x), 2, t64(s), t64(bb), eps=np.float32(1e-4).item()).numpy()])
+
+
+def contract_11():
+    # what the ops of format 1.1 cannot take: one node each, every one listed, each reading the input
+    x = vi("x", ["N", 4, 6, 6])
+    w = rand11(4, 2, 3, 3)
+    nodes = [
+        helper.make_node("Resize", ["x", "", "sc"], ["r"], mode="nearest", name="resize_round",
+                         coordinate_transformation_mode="asymmetric", nearest_mode="round_prefer_floor"),
+        helper.make_node("Resize", ["x", "", "sc"], ["r2"], mode="cubic", cubic_coeff_a=-0.5, name="resize_cubic"),
+        helper.make_node("Slice", ["x", "st", "en", "ax", "neg"], ["s"], name="slice_back"),
+        helper.make_node("ConvTranspose", ["x", "W"], ["ct"], strides=[2, 2], output_padding=[2, 0],
+                         name="deconv_outpad"),
+        helper.make_node("ConvTranspose", ["x", "W"], ["ct2"], auto_pad="SAME_MIDDLE", name="deconv_autopad"),
+        helper.make_node("InstanceNormalization", ["x", "s3", "b3"], ["in"], name="inorm_scale"),
+        helper.make_node("ReduceSum", ["x", "ax0"], ["rs"], name="sum_batch"),
+        helper.make_node("Pad", ["x", "crop"], ["p"], name="pad_crop_all"),
+        helper.make_node("Gather", ["x", "idx2"], ["g"], axis=1, name="gather_2d"),
+        helper.make_node("Expand", ["x", "wide"], ["e"], name="expand_batch_moves"),
+    ]
+    outs = [vi(k, None) for k in ("r", "r2", "s", "ct", "ct2", "in", "rs", "p", "g", "e")]
+    inits = [init("sc", np.array([1, 1, 2, 2], np.float32)), init("st", i64(5)), init("en", i64(0)),
+             init("ax", i64(2)), init("neg", i64(-1)), init("W", w), init("s3", rand11(3)), init("b3", rand11(3)),
+             init("ax0", i64(0)), init("crop", i64(0, 0, -3, 0, 0, 0, -3, 0)), init("idx2", i64(0, 1).reshape(1, 2)),
+             init("wide", i64(2, 1, 4, 6, 6))]
+    save("refusals_11.onnx", model(nodes, [x], outs, inits))
+    # GroupNormalization whose groups do not divide the channels
+    save("group_norm_groups.onnx",
+         model([helper.make_node("GroupNormalization", ["x", "s", "b"], ["y"], num_groups=3, name="gn")],
+               [vi("x", ["N", 4, 2, 2])], [vi("y", ["N", 4, 2, 2])], [init("s", rand11(3)), init("b", rand11(3))],
+               opset=18))
+
+
+# --------------------------------------------------------------------------
 # command-line contract fixtures
 
 
@@ -365,7 +565,7 @@ def contract():
             with open(os.path.join(CONTRACT, name + ".bin"), "wb") as f:
                 f.write(w.tobytes())
 
-    # a Split: waits for kiln's slice
+    # a Split: one kiln slice per part
     save("split.onnx", model([helper.make_node("Split", ["x"], ["a", "b"], axis=1)], [vi("x", [2, 4])],
                              [vi("a", [2, 2]), vi("b", [2, 2])]))
 
@@ -392,6 +592,8 @@ def main():
         os.makedirs(d)
     cases()
     contract()
+    cases_11()
+    contract_11()
     for d in (CASES, CONTRACT):
         size = sum(os.path.getsize(os.path.join(p, f)) for p, _, fs in os.walk(d) for f in fs)
         print("wrote %s (%.1f KiB)" % (d, size / 1024))

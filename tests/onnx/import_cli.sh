@@ -116,8 +116,27 @@ expect 3 "int64 input and output" -- "$kiln" import "$fx/int_io.onnx" -o "$work/
 has "$work/err" "$fx/int_io.onnx: input 'ids': unsupported: it is int64 (kiln's inputs are float32)" "int64 input"
 expect 3 "opset 22" -- "$kiln" import "$fx/opset22.onnx" -o "$work/r.yaml"
 has "$work/err" "$fx/opset22.onnx: unsupported: operator set version 22 (kiln reads 1 to 21)" "opset range"
-expect 3 "Split waits for slice" -- "$kiln" import "$fx/split.onnx" -o "$work/r.yaml"
-has "$work/err" "$fx/split.onnx: node 'a' (Split): unsupported: needs kiln op 'slice' (format 1.1, not implemented yet)" "needs slice"
+expect 0 "Split as slices" -- "$kiln" import "$fx/split.onnx" -o "$work/split.yaml"
+has "$work/split.yaml" "  - {name: a, op: slice, axis: 1, end: 2}" "Split's first part"
+has "$work/split.yaml" "  - {name: b, op: slice, input: x, axis: 1, start: 2}" "Split's second part"
+expect 0 "that model loads" -- "$kiln" dump "$work/split.yaml"
+
+# ---- what the ops of format 1.1 cannot take: every node listed, the reason naming the attribute
+expect 3 "format 1.1 refusals" -- "$kiln" import "$fx/refusals_11.onnx" -o "$work/r.yaml"
+r=$fx/refusals_11.onnx
+has "$work/err" "$r: node 'resize_round' (Resize): unsupported: nearest with coordinates 'asymmetric' and rounding 'round_prefer_floor' (kiln's resize has PyTorch's nearest: asymmetric and floor, and nearest-exact: half_pixel and round_prefer_ceil)" "Resize rounding"
+has "$work/err" "$r: node 'resize_cubic' (Resize): unsupported: cubic with coefficient -0.5 (kiln's bicubic is PyTorch's: -0.75, outside included)" "Resize cubic coefficient"
+has "$work/err" "$r: node 'slice_back' (Slice): unsupported: step -1 on axis 2 (kiln's slice steps forward)" "Slice backwards"
+has "$work/err" "$r: node 'deconv_outpad' (ConvTranspose): unsupported: kiln's conv_transpose2d cannot take it: output_padding (2) must be smaller than the stride (2) or the dilation (1) along the height axis" "ConvTranspose output_padding"
+has "$work/err" "$r: node 'deconv_autopad' (ConvTranspose): unsupported: auto_pad 'SAME_MIDDLE'" "ConvTranspose auto_pad"
+has "$work/err" "$r: node 'inorm_scale' (InstanceNormalization): unsupported: its scale has 3 values for 4 channels in 4 groups" "InstanceNormalization scale"
+has "$work/err" "$r: node 'sum_batch' (ReduceSum): unsupported: kiln's reduce_sum cannot take it: axis 0 is the batch dimension, which cannot be reduced or normalized" "ReduceSum over the batch"
+has "$work/err" "$r: node 'pad_crop_all' (Pad): unsupported: its negative pads remove all of axis 2" "Pad cropping everything"
+has "$work/err" "$r: node 'gather_2d' (Gather): unsupported: its indices have rank 2 (kiln's slices take one index or a list of them)" "Gather with 2-D indices"
+has "$work/err" "$r: node 'expand_batch_moves' (Expand): unsupported: the expanded value would move the batch dimension off axis 0 (pin the batch with --input NAME=1x...)" "Expand moving the batch"
+[ "$(grep -c ": unsupported: " "$work/err")" -eq 10 ] && ok || fail "format 1.1 refusals: expected exactly 10 problem lines"
+expect 3 "GroupNormalization groups" -- "$kiln" import "$fx/group_norm_groups.onnx" -o "$work/r.yaml"
+has "$work/err" "$fx/group_norm_groups.onnx: node 'gn' (GroupNormalization): unsupported: num_groups 3 does not divide the 4 channels" "GroupNormalization num_groups"
 
 # ---- external data
 expect 0 "external data" -- "$kiln" import "$fx/external.onnx" -o "$work/e.yaml"

@@ -247,7 +247,7 @@ kiln_id ox_emit(ox_ctx *x, ox_node *n, kiln_op op, const kiln_id *ins, uint32_t 
     tmp.op = op;
     tmp.inputs = (kiln_id *)ins;
     tmp.n_inputs = n_in;
-    uint32_t written = tmp.attr_set;
+    uint64_t written = tmp.attr_set;
     for (int id = 0; id < KILN_ATTR_COUNT; id++)
         if (((written >> id) & 1u) && kiln_attr_defs[id].type == KILN_ATTR_T_FLOAT && !isfinite(tmp.attrs[id].f)) {
             ox_refuse(n, x, "its %s %g cannot be written in a kiln model (only finite numbers)",

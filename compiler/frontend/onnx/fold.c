@@ -603,14 +603,9 @@ static int squeeze_dims(ox_ctx *x, ox_node *n, int rank, const int64_t *dims, in
     return 0;
 }
 
-/* Slice parameters for one axis: start, stop, step (clamped as ONNX does) and the count. */
-typedef struct slice_axis {
-    int64_t start, step, count;
-} slice_axis;
+typedef ox_slice_axis slice_axis;
 
-/* Reads Slice's starts/ends/axes/steps (attributes before opset 10) and
- * fills per-axis slices for a tensor of the given dims; 0 or -1. */
-static int slice_params(ox_ctx *x, ox_node *n, int rank, const int64_t *dims, slice_axis *sl)
+int ox_slice_params(ox_ctx *x, ox_node *n, int rank, const int64_t *dims, ox_slice_axis *sl)
 {
     int64_t starts[OX_MAX_RANK], ends[OX_MAX_RANK], axes[OX_MAX_RANK], steps[OX_MAX_RANK];
     int ns, ne, na = -1, nst = -1;
@@ -771,12 +766,12 @@ static int fold_gather(ox_ctx *x, ox_node *n)
     return 1;
 }
 
-static int fold_split(ox_ctx *x, ox_node *n)
+int ox_split_sizes(ox_ctx *x, ox_node *n, int rank, const int64_t *dims, int64_t *axis_out, int64_t *sizes)
 {
-    ox_tensor *a = in_const(x, n, 0);
-    int64_t axis, sizes[64];
-    if (norm_axis(x, n, ox_attr_i(x, n, "axis", 0), a->rank, &axis))
+    int64_t axis;
+    if (norm_axis(x, n, ox_attr_i(x, n, "axis", 0), rank, &axis))
         return -1;
+    *axis_out = axis;
     int ns = -1;
     if (x->opset < 13)
         ns = ox_attr_ints(x, n, "split", sizes, 64);
@@ -788,7 +783,7 @@ static int fold_split(ox_ctx *x, ox_node *n)
     if (parts == 0 || parts > 64)
         return ox_refuse(n, x, "it has %zu outputs", parts);
     if (ns < 0) {
-        int64_t d = a->dims[axis];
+        int64_t d = dims[axis];
         int64_t num = ox_attr_i(x, n, "num_outputs", (int64_t)parts);
         if (num != (int64_t)parts)
             return ox_refuse(n, x, "num_outputs %lld for %zu outputs", (long long)num, parts);
@@ -809,8 +804,18 @@ static int fold_split(ox_ctx *x, ox_node *n)
             return ox_refuse(n, x, "a negative split size");
         total += sizes[k];
     }
-    if (total != a->dims[axis])
-        return ox_refuse(n, x, "the split sizes add up to %lld, not %lld", (long long)total, (long long)a->dims[axis]);
+    if (total != dims[axis])
+        return ox_refuse(n, x, "the split sizes add up to %lld, not %lld", (long long)total, (long long)dims[axis]);
+    return ns;
+}
+
+static int fold_split(ox_ctx *x, ox_node *n)
+{
+    ox_tensor *a = in_const(x, n, 0);
+    int64_t axis, sizes[64];
+    int ns = ox_split_sizes(x, n, a->rank, a->dims, &axis, sizes);
+    if (ns < 0)
+        return -1;
     int64_t start = 0;
     for (int k = 0; k < ns; k++) {
         slice_axis sl[OX_MAX_RANK];
@@ -969,7 +974,7 @@ int ox_fold_shape_op(ox_ctx *x, ox_node *n)
     if (is(n, "Slice")) {
         slice_axis sl[OX_MAX_RANK];
         int64_t od[OX_MAX_RANK];
-        if (slice_params(x, n, a->rank, a->dims, sl))
+        if (ox_slice_params(x, n, a->rank, a->dims, sl))
             return -1;
         for (int k = 0; k < a->rank; k++)
             od[k] = sl[k].count;
@@ -1064,7 +1069,7 @@ int ox_fold_shape_op(ox_ctx *x, ox_node *n)
         if (!ox_dtype_is_int(a->dtype) || a->rank != 1)
             return ox_refuse(n, x, "its shape is not a list of integers");
         if (ox_has_sym(a))
-            return OX_NEEDS(x, n, "expand");
+            return 0; /* batched: a constant expanded along the batch (the lowering) */
         int r = ox_input_ints(x, n, 0, "shape", dims, OX_MAX_RANK);
         if (r < 0)
             return -1;

@@ -735,8 +735,6 @@ static void lower_node(ox_ctx *x, size_t j, bool constants_only)
          * rest stay silent. */
         if (would_be_const(&n))
             ;
-        else if (op->needs)
-            OX_NEEDS(x, &n, op->needs);
         else if (!op->lower && op->none)
             ox_refuse(&n, x, "%s", op->none);
         else if (!op->lower)
@@ -763,8 +761,6 @@ static void lower_node(ox_ctx *x, size_t j, bool constants_only)
         if (r == 0) {
             if (op->lower)
                 r = op->lower(x, &n);
-            else if (op->needs)
-                r = OX_NEEDS(x, &n, op->needs);
             else if (op->none)
                 r = ox_refuse(&n, x, "%s", op->none);
             else

@@ -1,7 +1,8 @@
 /* compiler/frontend/onnx/ops_math.c: elementwise ONNX ops as kiln layers.
  * Where kiln has the op it is used; where an exact composition of kiln ops
- * exists it is written out (Abs = max(x, -x), PRelu = relu(x) + slope *
- * min(x, 0), Selu = gamma * elu(x)); docs/import.md lists each. */
+ * exists it is written out (Softsign = x / (1 + |x|), Selu = gamma * elu(x),
+ * PRelu with a slope kiln's prelu cannot take = relu(x) + slope * min(x, 0));
+ * docs/import.md lists each. */
 #include <math.h>
 #include <string.h>
 
@@ -48,7 +49,8 @@ static kiln_id binary(ox_ctx *x, ox_node *n, kiln_op op, const operand *a, const
     if (scalar_of(x, b, a, &s))
         return ox_emit_scalar(x, n, op, operand_kv(x, n, a), s, false, name);
     if (scalar_of(x, a, b, &s))
-        return ox_emit_scalar(x, n, op, operand_kv(x, n, b), s, op == KILN_OP_SUB || op == KILN_OP_DIV, name);
+        return ox_emit_scalar(x, n, op, operand_kv(x, n, b), s,
+                              op == KILN_OP_SUB || op == KILN_OP_DIV || op == KILN_OP_POW, name);
     kiln_id ins[2] = {operand_kv(x, n, a), operand_kv(x, n, b)};
     return ox_emit(x, n, op, ins, 2, NULL, name);
 }
@@ -145,38 +147,38 @@ int ox_lower_variadic(ox_ctx *x, ox_node *n)
     return 0;
 }
 
-/* x^e for the exponents that kiln's ops compute exactly (or within a rounding). */
+/* x^e: the exponents that kiln's cheaper ops compute exactly (x·x for 2, a
+ * sqrt for 0.5, ...) as those, any other as kiln's pow (a constant exponent
+ * of one element as its scalar, else two operands with broadcasting). */
 int ox_lower_pow(ox_ctx *x, ox_node *n)
 {
     if (n->n_in != 2 || !n->in[0] || !n->in[1])
         return ox_refuse(n, x, "Pow takes two inputs");
     operand a = from_value(x, n->in[0]), b = from_value(x, n->in[1]);
+    bool s0 = is_scalar0(x, n->in[0]) && is_scalar0(x, n->in[1]);
     double e;
-    if (!scalar_of(x, &b, &a, &e))
-        return OX_NEEDS(x, n, "pow");
+    if (!scalar_of(x, &b, &a, &e) || n->in[0]->kind == OX_CONST) {
+        kiln_id y = binary(x, n, KILN_OP_POW, &a, &b, ox_out_name(x, n, 0, NULL));
+        if (y == KILN_NO_ID)
+            return -1;
+        ox_set_dyn(n, 0, y, s0);
+        return 0;
+    }
     kiln_id in = ox_data(x, n, 0), y;
     if (in == KILN_NO_ID)
         return -1;
-    bool s0 = is_scalar0(x, n->in[0]);
     if (e == 1) {
         ox_alias(n, 0, n->in[0]);
         return 0;
     } else if (e == 2) {
         kiln_id ins[2] = {in, in};
         y = ox_emit(x, n, KILN_OP_MUL, ins, 2, NULL, ox_out_name(x, n, 0, NULL));
-    } else if (e == 3) {
-        kiln_id ins[2] = {in, in};
-        ins[0] = ox_emit(x, n, KILN_OP_MUL, ins, 2, NULL, ox_sub_name(x, n, "square"));
-        y = ox_emit(x, n, KILN_OP_MUL, ins, 2, NULL, ox_out_name(x, n, 0, NULL));
     } else if (e == 0.5) {
         y = ox_emit1(x, n, KILN_OP_SQRT, in, NULL, ox_out_name(x, n, 0, NULL));
     } else if (e == -1) {
         y = ox_emit_scalar(x, n, KILN_OP_DIV, in, 1.0, true, ox_out_name(x, n, 0, NULL));
-    } else if (e == -0.5) {
-        kiln_id r = ox_emit1(x, n, KILN_OP_SQRT, in, NULL, ox_sub_name(x, n, "sqrt"));
-        y = ox_emit_scalar(x, n, KILN_OP_DIV, r, 1.0, true, ox_out_name(x, n, 0, NULL));
     } else {
-        return OX_NEEDS(x, n, "pow");
+        y = ox_emit_scalar(x, n, KILN_OP_POW, in, e, false, ox_out_name(x, n, 0, NULL));
     }
     if (y == KILN_NO_ID)
         return -1;
@@ -197,7 +199,8 @@ int ox_lower_unary(ox_ctx *x, ox_node *n)
         kiln_op op;
     } simple[] = {{"Relu", KILN_OP_RELU},   {"Sigmoid", KILN_OP_SIGMOID}, {"Tanh", KILN_OP_TANH},
                   {"Exp", KILN_OP_EXP},     {"Sqrt", KILN_OP_SQRT},       {"Neg", KILN_OP_NEG},
-                  {"HardSwish", KILN_OP_HARDSWISH}};
+                  {"HardSwish", KILN_OP_HARDSWISH}, {"Abs", KILN_OP_ABS}, {"Erf", KILN_OP_ERF},
+                  {"Log", KILN_OP_LOG},     {"Softplus", KILN_OP_SOFTPLUS}};
     kiln_id y = KILN_NO_ID;
     kiln_node a = {0};
     for (size_t k = 0; k < sizeof simple / sizeof simple[0]; k++)
@@ -214,19 +217,13 @@ int ox_lower_unary(ox_ctx *x, ox_node *n)
         kiln_node_set_float(&a, KILN_ATTR_ALPHA, (double)(float)alpha);
         y = ox_emit1(x, n, is(n, "LeakyRelu") ? KILN_OP_LEAKY_RELU : KILN_OP_ELU, in, &a, ox_out_name(x, n, 0, NULL));
     } else if (is(n, "HardSigmoid")) {
+        /* kiln's hardsigmoid takes ONNX's alpha and beta (its defaults are PyTorch's) */
         double alpha = ox_attr_f(x, n, "alpha", 0.2), beta = ox_attr_f(x, n, "beta", 0.5);
         if (n->refused)
             return -1;
-        if ((float)alpha == (float)(1.0 / 6.0) && beta == 0.5) {
-            y = ox_emit1(x, n, KILN_OP_HARDSIGMOID, in, NULL, ox_out_name(x, n, 0, NULL));
-        } else {
-            /* clip(alpha * x + beta, 0, 1) */
-            kiln_id t = ox_emit_scalar(x, n, KILN_OP_MUL, in, (double)(float)alpha, false, ox_sub_name(x, n, "scaled"));
-            t = ox_emit_scalar(x, n, KILN_OP_ADD, t, (double)(float)beta, false, ox_sub_name(x, n, "shifted"));
-            kiln_node_set_float(&a, KILN_ATTR_MIN, 0.0);
-            kiln_node_set_float(&a, KILN_ATTR_MAX, 1.0);
-            y = ox_emit1(x, n, KILN_OP_CLIP, t, &a, ox_out_name(x, n, 0, NULL));
-        }
+        kiln_node_set_float(&a, KILN_ATTR_ALPHA, (double)(float)alpha);
+        kiln_node_set_float(&a, KILN_ATTR_BETA, (double)(float)beta);
+        y = ox_emit1(x, n, KILN_OP_HARDSIGMOID, in, &a, ox_out_name(x, n, 0, NULL));
     } else if (is(n, "Selu")) {
         double alpha = ox_attr_f(x, n, "alpha", 1.67326319217681884765625);
         double gamma = ox_attr_f(x, n, "gamma", 1.05070102214813232421875);
@@ -235,16 +232,11 @@ int ox_lower_unary(ox_ctx *x, ox_node *n)
         kiln_node_set_float(&a, KILN_ATTR_ALPHA, (double)(float)alpha);
         kiln_id t = ox_emit1(x, n, KILN_OP_ELU, in, &a, ox_sub_name(x, n, "elu"));
         y = ox_emit_scalar(x, n, KILN_OP_MUL, t, (double)(float)gamma, false, ox_out_name(x, n, 0, NULL));
-    } else if (is(n, "Abs") || is(n, "Softsign")) {
-        /* |x| = max(x, -x), exactly */
-        kiln_id ng = ox_emit1(x, n, KILN_OP_NEG, in, NULL, ox_sub_name(x, n, "neg"));
-        kiln_id ins[2] = {in, ng};
-        bool soft = is(n, "Softsign");
-        y = ox_emit(x, n, KILN_OP_MAX, ins, 2, NULL, soft ? ox_sub_name(x, n, "abs") : ox_out_name(x, n, 0, NULL));
-        if (soft) { /* x / (1 + |x|) */
-            ins[1] = ox_emit_scalar(x, n, KILN_OP_ADD, y, 1.0, false, ox_sub_name(x, n, "den"));
-            y = ox_emit(x, n, KILN_OP_DIV, ins, 2, NULL, ox_out_name(x, n, 0, NULL));
-        }
+    } else if (is(n, "Softsign")) {
+        /* x / (1 + |x|) */
+        kiln_id ins[2] = {in, ox_emit1(x, n, KILN_OP_ABS, in, NULL, ox_sub_name(x, n, "abs"))};
+        ins[1] = ox_emit_scalar(x, n, KILN_OP_ADD, ins[1], 1.0, false, ox_sub_name(x, n, "den"));
+        y = ox_emit(x, n, KILN_OP_DIV, ins, 2, NULL, ox_out_name(x, n, 0, NULL));
     } else if (is(n, "Reciprocal")) {
         y = ox_emit_scalar(x, n, KILN_OP_DIV, in, 1.0, true, ox_out_name(x, n, 0, NULL));
     } else if (is(n, "Gelu")) {
@@ -266,8 +258,32 @@ done:
     return 0;
 }
 
-/* PRelu: relu(x) + slope * min(x, 0), exact for every x (one of the two
- * terms is zero). */
+/* The slope of PRelu as kiln's prelu takes it: constant, and one value or
+ * one per channel of axis 1 (ONNX's [C, 1, ..., 1], lined up at the right).
+ * Before opset 7 a [C] slope also meant one per channel. */
+static bool prelu_slope(ox_ctx *x, ox_node *n, int xr, const int64_t *xd, int64_t *count)
+{
+    ox_value *v = n->in[1];
+    ox_tensor *t = v->kind == OX_CONST ? ox_const(x, NULL, v) : NULL;
+    if (!t || !ox_dtype_is_float(t->dtype) || t->rank > xr)
+        return false;
+    *count = t->count;
+    if (t->count == 1)
+        return true;
+    if (xr < 2 || t->count != xd[1])
+        return false;
+    if (x->opset < 7 && t->rank == 1)
+        return true;
+    int at = xr - t->rank; /* x's axis of the slope's axis 0 */
+    for (int k = 0; k < t->rank; k++)
+        if (t->dims[k] != (k + at == 1 ? xd[1] : 1))
+            return false;
+    return at <= 1;
+}
+
+/* PRelu: kiln's prelu when the slope is one of its shapes; otherwise
+ * relu(x) + slope * min(x, 0), exact for every x (one of the two terms is
+ * zero). */
 int ox_lower_prelu(ox_ctx *x, ox_node *n)
 {
     if (n->n_in != 2 || !n->in[0] || !n->in[1])
@@ -278,6 +294,15 @@ int ox_lower_prelu(ox_ctx *x, ox_node *n)
     int64_t xd[OX_MAX_RANK], sd[OX_MAX_RANK];
     bool xb, sb;
     int xr = ox_shape(x, n->in[0], xd, &xb), sr = ox_shape(x, n->in[1], sd, &sb);
+    int64_t count;
+    if (prelu_slope(x, n, xr, xd, &count)) {
+        kiln_id ins[2] = {in, ox_param(x, n, n->in[1], "weight", 1, &count)};
+        kiln_id y = ox_emit(x, n, KILN_OP_PRELU, ins, 2, NULL, ox_out_name(x, n, 0, ox_module_hint(x, n->in[1], "weight")));
+        if (y == KILN_NO_ID)
+            return -1;
+        ox_set_dyn(n, 0, y, xr == 0);
+        return 0;
+    }
     operand slope = from_value(x, n->in[1]);
     kiln_id pos = ox_emit1(x, n, KILN_OP_RELU, in, NULL, ox_sub_name(x, n, "pos"));
     kiln_id neg = ox_emit_scalar(x, n, KILN_OP_MIN, in, 0.0, false, ox_sub_name(x, n, "neg"));

@@ -307,22 +307,6 @@ int ox_lower_pool(ox_ctx *x, ox_node *n)
     return 0;
 }
 
-/* Max over the spatial axes `which` (bit 0: H, bit 1: W) of a rank-4 value,
- * as a max pool whose window is those axes: exact. `negate` computes the min. */
-static kiln_id spatial_max(ox_ctx *x, ox_node *n, kiln_id in, int which, bool negate, const char *name)
-{
-    const kiln_shape *s = ox_kshape(x, in);
-    int64_t k[2] = {which & 1 ? s->dims[2] : 1, which & 2 ? s->dims[3] : 1};
-    kiln_node a = {0};
-    kiln_node_set_ints(&a, KILN_ATTR_KERNEL, k, 2);
-    if (negate)
-        in = ox_emit1(x, n, KILN_OP_NEG, in, NULL, ox_sub_name(x, n, "neg"));
-    kiln_id y = ox_emit1(x, n, KILN_OP_MAXPOOL2D, in, &a, negate ? ox_sub_name(x, n, "max") : name);
-    if (negate)
-        y = ox_emit1(x, n, KILN_OP_NEG, y, NULL, name);
-    return y;
-}
-
 int ox_lower_global_pool(ox_ctx *x, ox_node *n)
 {
     if (n->n_in < 1 || !n->in[0])
@@ -335,24 +319,17 @@ int ox_lower_global_pool(ox_ctx *x, ox_node *n)
     kiln_id in = ox_data(x, n, 0), y;
     if (in == KILN_NO_ID)
         return -1;
-    if (is(n, "GlobalAveragePool")) {
-        if (xr == 4) {
-            y = ox_emit1(x, n, KILN_OP_GLOBAL_AVGPOOL, in, NULL, ox_out_name(x, n, 0, NULL));
-        } else {
-            int64_t axes[OX_MAX_RANK];
-            for (int k = 2; k < xr; k++)
-                axes[k - 2] = k;
-            kiln_node a = {0};
-            kiln_node_set_ints(&a, KILN_ATTR_AXES, axes, xr - 2);
-            y = ox_emit1(x, n, KILN_OP_MEAN, in, &a, ox_out_name(x, n, 0, NULL));
-        }
-    } else if (xr == 4) {
-        y = spatial_max(x, n, in, 3, false, ox_out_name(x, n, 0, NULL));
-    } else if (xr == 3) {
-        kiln_id t = spatial_max(x, n, to_2d(x, n, in, xd, xb), 2, false, ox_sub_name(x, n, "pool"));
-        return from_2d(x, n, t);
+    if (is(n, "GlobalAveragePool") && xr == 4) {
+        y = ox_emit1(x, n, KILN_OP_GLOBAL_AVGPOOL, in, NULL, ox_out_name(x, n, 0, NULL));
     } else {
-        return OX_NEEDS(x, n, "reduce_max");
+        /* the spatial axes, kept as 1 */
+        int64_t axes[OX_MAX_RANK];
+        for (int k = 2; k < xr; k++)
+            axes[k - 2] = k;
+        kiln_node a = {0};
+        kiln_node_set_ints(&a, KILN_ATTR_AXES, axes, xr - 2);
+        y = ox_emit1(x, n, is(n, "GlobalAveragePool") ? KILN_OP_MEAN : KILN_OP_REDUCE_MAX, in, &a,
+                     ox_out_name(x, n, 0, NULL));
     }
     if (y == KILN_NO_ID)
         return -1;
@@ -745,6 +722,205 @@ static int matmul(ox_ctx *x, ox_node *n, ox_value *bias, ox_value *result)
 
 int ox_lower_matmul(ox_ctx *x, ox_node *n) { return matmul(x, n, NULL, NULL); }
 
+/* ---- transposed convolution and group normalization --------------------------- */
+
+/* ConvTranspose (1-D as 2-D over H = 1) as conv_transpose2d. ONNX's output
+ * along an axis is the full transposed convolution, L = (in - 1)·s +
+ * (k - 1)·d + 1 + output_padding, with pads[begin] cut from the front and
+ * pads[end] from the back; kiln's padding cuts the same amount from both
+ * ends. Unequal pads are the smaller one as kiln's padding, then a slice that
+ * cuts the rest. auto_pad SAME_* and output_shape fix the total padding, split
+ * as ONNX says (the odd unit at the end for SAME_UPPER, at the front for
+ * SAME_LOWER); an output_shape beyond L grows output_padding instead. */
+int ox_lower_conv_transpose(ox_ctx *x, ox_node *n)
+{
+    if (n->n_in < 2 || !n->in[0])
+        return ox_refuse(n, x, "ConvTranspose needs an input and a weight");
+    int64_t xd[OX_MAX_RANK];
+    bool xb;
+    int xr = ox_shape(x, n->in[0], xd, &xb);
+    if (xr != 3 && xr != 4)
+        return ox_refuse(n, x, "a transposed convolution over an input of rank %d (kiln has conv_transpose2d, and "
+                               "1-D as 2-D)", xr);
+    int spatial = xr - 2;
+    ox_tensor *w = need_const(x, n, 1, "weight");
+    if (!w)
+        return -1;
+    if (w->rank != xr)
+        return ox_refuse(n, x, "its weight has rank %d for an input of rank %d", w->rank, xr);
+    int64_t group = ox_attr_i(x, n, "group", 1);
+    int64_t k[2], s[2] = {1, 1}, d[2] = {1, 1}, op[2] = {0, 0}, pb[2] = {0, 0}, pe[2] = {0, 0}, v[4], oshape[2];
+    const char *ap = ox_attr_s(x, n, "auto_pad", "NOTSET");
+    if (n->refused)
+        return -1;
+    if (group < 1 || xd[1] != w->dims[0] || xd[1] % group)
+        return ox_refuse(n, x, "%lld input channels do not match a weight of %lld channels in %lld groups",
+                         (long long)xd[1], (long long)w->dims[0], (long long)group);
+    for (int i = 0; i < spatial; i++)
+        k[i] = w->dims[2 + i];
+    static const char *const lists[] = {"kernel_shape", "strides", "dilations", "output_padding", "pads",
+                                        "output_shape"};
+    int64_t *dest[] = {k, s, d, op, NULL, oshape};
+    bool has_oshape = false;
+    for (int l = 0; l < 6; l++) {
+        int c = ox_attr_ints(x, n, lists[l], v, 4);
+        if (n->refused)
+            return -1;
+        if (c < 0)
+            continue;
+        if (c != (l == 4 ? 2 * spatial : spatial))
+            return ox_refuse(n, x, "%s has %d entries for %d spatial axes", lists[l], c, spatial);
+        for (int i = 0; i < spatial; i++) {
+            if (l == 0 && v[i] != k[i])
+                return ox_refuse(n, x, "kernel_shape does not match the weight");
+            if (l == 4) {
+                pb[i] = v[i];
+                pe[i] = v[i + spatial];
+            } else {
+                dest[l][i] = v[i];
+            }
+        }
+        has_oshape = has_oshape || l == 5;
+    }
+    for (int i = 0; i < spatial; i++)
+        if (s[i] < 1 || d[i] < 1 || op[i] < 0 || pb[i] < 0 || pe[i] < 0 || s[i] > KILN_MAX_DIM ||
+            d[i] > KILN_MAX_DIM || op[i] > KILN_MAX_DIM || pb[i] > KILN_MAX_DIM || pe[i] > KILN_MAX_DIM)
+            return ox_refuse(n, x, "strides and dilations must be positive, pads and output_padding non-negative");
+    bool same = strcmp(ap, "SAME_UPPER") == 0 || strcmp(ap, "SAME_LOWER") == 0;
+    if (!same && strcmp(ap, "NOTSET") != 0 && strcmp(ap, "VALID") != 0)
+        return ox_refuse(n, x, "auto_pad '%s'", ap);
+    if (strcmp(ap, "VALID") == 0)
+        memset(pb, 0, sizeof pb), memset(pe, 0, sizeof pe);
+    int64_t full[2]; /* L per axis */
+    for (int i = 0; i < spatial; i++) {
+        full[i] = (xd[2 + i] - 1) * s[i] + (k[i] - 1) * d[i] + 1 + op[i];
+        if (!has_oshape && !same)
+            continue;
+        int64_t want = has_oshape ? oshape[i] : xd[2 + i] * s[i], total = full[i] - want;
+        if (total < 0) { /* a larger output: the extra rows at the end, as output_padding */
+            op[i] -= total;
+            full[i] -= total;
+            total = 0;
+        }
+        bool lower = strcmp(ap, "SAME_LOWER") == 0;
+        pb[i] = lower ? total - total / 2 : total / 2;
+        pe[i] = total - pb[i];
+    }
+    int64_t kp[2] = {0, 0}, kk[2] = {1, 1}, ks[2] = {1, 1}, kd[2] = {1, 1}, ko[2] = {0, 0};
+    int o = spatial == 1 ? 1 : 0;
+    for (int i = 0; i < spatial; i++) {
+        kp[i + o] = pb[i] < pe[i] ? pb[i] : pe[i];
+        kk[i + o] = k[i];
+        ks[i + o] = s[i];
+        kd[i + o] = d[i];
+        ko[i + o] = op[i];
+    }
+    int64_t wd[4] = {w->dims[0], w->dims[1], spatial == 1 ? 1 : w->dims[2], w->dims[spatial == 1 ? 2 : 3]};
+    int64_t filters = w->dims[1] * group;
+    const char *hint = ox_module_hint(x, n->in[1], "weight");
+    kiln_id ins[3];
+    ins[0] = ox_data(x, n, 0);
+    ins[1] = ox_param(x, n, n->in[1], "weight", 4, wd);
+    uint32_t n_in = 2;
+    if (n->n_in > 2 && n->in[2])
+        ins[n_in++] = ox_param(x, n, n->in[2], "bias", 1, &filters);
+    if (n->refused)
+        return -1;
+    if (spatial == 1)
+        ins[0] = to_2d(x, n, ins[0], xd, xb);
+    kiln_node a = {0};
+    kiln_node_set_int(&a, KILN_ATTR_FILTERS, filters);
+    kiln_node_set_ints(&a, KILN_ATTR_KERNEL, kk, 2);
+    kiln_node_set_ints(&a, KILN_ATTR_STRIDE, ks, 2);
+    int64_t kp4[4] = {kp[0], kp[1], kp[0], kp[1]}; /* the same at both ends */
+    kiln_node_set_ints(&a, KILN_ATTR_PADDING, kp4, 4);
+    kiln_node_set_ints(&a, KILN_ATTR_OUTPUT_PADDING, ko, 2);
+    kiln_node_set_ints(&a, KILN_ATTR_DILATION, kd, 2);
+    kiln_node_set_int(&a, KILN_ATTR_GROUPS, group);
+    bool crop = false;
+    for (int i = 0; i < spatial; i++)
+        crop = crop || pb[i] != pe[i];
+    bool last = spatial == 2 && !crop;
+    kiln_id y = ox_emit(x, n, KILN_OP_CONV_TRANSPOSE2D, ins, n_in, &a,
+                        last ? ox_out_name(x, n, 0, hint) : inner_name(x, n, hint, "deconv"));
+    for (int i = 0; i < spatial && y != KILN_NO_ID; i++) {
+        if (pb[i] == pe[i])
+            continue;
+        /* kiln cut kp from both ends of L: cut the rest of pads[begin] from the front and of pads[end] from the back */
+        int64_t kl = full[i] - 2 * kp[i + o];
+        kiln_node c = {0};
+        kiln_node_set_int(&c, KILN_ATTR_AXIS, 2 + i + o);
+        kiln_node_set_int(&c, KILN_ATTR_START, pb[i] - kp[i + o]);
+        if (pe[i] > kp[i + o]) /* else to the end: the default */
+            kiln_node_set_int(&c, KILN_ATTR_END, kl - (pe[i] - kp[i + o]));
+        bool done = spatial == 2 && (i == 1 || pb[1] == pe[1]);
+        char suffix[32];
+        snprintf(suffix, sizeof suffix, "crop%d", i);
+        y = ox_emit1(x, n, KILN_OP_SLICE, y, &c, done ? ox_out_name(x, n, 0, NULL) : ox_sub_name(x, n, suffix));
+    }
+    if (spatial == 1)
+        return from_2d(x, n, y);
+    if (y == KILN_NO_ID)
+        return -1;
+    ox_set_dyn(n, 0, y, false);
+    return 0;
+}
+
+/* InstanceNormalization and GroupNormalization as group_norm (instance
+ * normalization is one group per channel). GroupNormalization's scale and
+ * bias are per group at opset 18 (repeated here over each group's channels)
+ * and per channel since 21. */
+int ox_lower_group_norm(ox_ctx *x, ox_node *n)
+{
+    if (n->n_in < 3 || !n->in[0] || !n->in[1] || !n->in[2])
+        return ox_refuse(n, x, "%s takes an input, a scale and a bias", type_of(n));
+    int64_t xd[OX_MAX_RANK];
+    bool xb;
+    int xr = ox_shape(x, n->in[0], xd, &xb);
+    bool instance = is(n, "InstanceNormalization");
+    double eps = ox_attr_f(x, n, "epsilon", 1e-5);
+    int64_t groups = instance ? (xr >= 2 ? xd[1] : 1) : ox_attr_i(x, n, "num_groups", 0);
+    if (n->refused)
+        return -1;
+    if (xr < 3)
+        return ox_refuse(n, x, "normalization of a rank-%d value (it needs [N, C, ...])", xr);
+    int64_t C = xd[1];
+    if (groups < 1 || C % groups)
+        return ox_refuse(n, x, "num_groups %lld does not divide the %lld channels", (long long)groups, (long long)C);
+    kiln_id ins[3];
+    ins[0] = ox_data(x, n, 0);
+    static const char *const roles[] = {"weight", "bias"};
+    for (int r = 0; r < 2; r++) {
+        ox_tensor *t = need_const(x, n, 1 + (size_t)r, r ? "bias" : "scale");
+        if (!t)
+            return -1;
+        if (t->count == C) {
+            ins[1 + r] = ox_param(x, n, n->in[1 + r], roles[r], 1, &C);
+        } else if (!instance && t->count == groups) {
+            float *data = kiln_arena_alloc_aligned(&x->arena, (size_t)C * sizeof(float));
+            if (!data)
+                return ox_oom(x), ox_refuse(n, x, "out of memory");
+            for (int64_t c = 0; c < C; c++)
+                data[c] = (float)ox_get_f(t, c / (C / groups));
+            ins[1 + r] = ox_param_data(x, n, derived(x, n->in[1 + r], "per_channel"), 1, &C, data);
+        } else {
+            return ox_refuse(n, x, "its %s has %lld values for %lld channels in %lld groups", r ? "bias" : "scale",
+                             (long long)t->count, (long long)C, (long long)groups);
+        }
+    }
+    if (n->refused)
+        return -1;
+    kiln_node a = {0};
+    kiln_node_set_int(&a, KILN_ATTR_GROUPS, groups);
+    kiln_node_set_float(&a, KILN_ATTR_EPS, (double)(float)eps);
+    kiln_id y = ox_emit(x, n, KILN_OP_GROUP_NORM, ins, 3, &a,
+                        ox_out_name(x, n, 0, ox_module_hint(x, n->in[1], "weight")));
+    if (y == KILN_NO_ID)
+        return -1;
+    ox_set_dyn(n, 0, y, false);
+    return 0;
+}
+
 /* ---- reductions ------------------------------------------------------------------ */
 
 int ox_lower_reduce(ox_ctx *x, ox_node *n)
@@ -777,28 +953,20 @@ int ox_lower_reduce(ox_ctx *x, ox_node *n)
         return -1;
     if (na == 0 || trivial) /* nothing to compute: at most a reshape */
         return ox_reshape_to(x, n, 0, in, r, od);
-    bool mean = is(n, "ReduceMean"), mx = is(n, "ReduceMax"), mn = is(n, "ReduceMin");
-    kiln_id y;
+    kiln_op op = is(n, "ReduceMean") ? KILN_OP_MEAN
+                 : is(n, "ReduceMax") ? KILN_OP_REDUCE_MAX
+                 : is(n, "ReduceMin") ? KILN_OP_REDUCE_MIN
+                                      : KILN_OP_REDUCE_SUM;
+    /* kiln has no rank-0 values: reducing every axis keeps them (shape [1, ...]),
+     * then a reshape makes it ONNX's scalar. */
     bool scalar = r == 0;
-    if (mean) {
-        kiln_node a = {0};
-        kiln_node_set_ints(&a, KILN_ATTR_AXES, axes, na);
-        if (!keep && !scalar)
-            kiln_node_set_bool(&a, KILN_ATTR_KEEPDIMS, false);
-        y = ox_emit1(x, n, KILN_OP_MEAN, in, &a, scalar ? ox_sub_name(x, n, "mean") : ox_out_name(x, n, 0, NULL));
-        if (!scalar || y == KILN_NO_ID)
-            goto done;
+    kiln_node a = {0};
+    kiln_node_set_ints(&a, KILN_ATTR_AXES, axes, na);
+    if (!keep && !scalar)
+        kiln_node_set_bool(&a, KILN_ATTR_KEEPDIMS, false);
+    kiln_id y = ox_emit1(x, n, op, in, &a, scalar ? ox_sub_name(x, n, "reduced") : ox_out_name(x, n, 0, NULL));
+    if (scalar && y != KILN_NO_ID)
         return ox_reshape_to(x, n, 0, y, 0, od);
-    }
-    if ((mx || mn) && xr == 4 && !reduce[0] && !reduce[1]) {
-        int which = (reduce[2] ? 1 : 0) | (reduce[3] ? 2 : 0);
-        y = spatial_max(x, n, in, which, mn, keep ? ox_out_name(x, n, 0, NULL) : ox_sub_name(x, n, mn ? "min" : "max"));
-        if (keep || y == KILN_NO_ID)
-            goto done;
-        return ox_reshape_to(x, n, 0, y, r, od);
-    }
-    return OX_NEEDS(x, n, mx ? "reduce_max" : mn ? "reduce_min" : "reduce_sum");
-done:
     if (y == KILN_NO_ID)
         return -1;
     ox_set_dyn(n, 0, y, false);

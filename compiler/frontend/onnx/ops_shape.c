@@ -1,8 +1,9 @@
 /* compiler/frontend/onnx/ops_shape.c: ONNX's shape ops on computed values:
  * Reshape, Flatten, Squeeze/Unsqueeze (reshapes), Transpose, Concat, Pad,
- * Expand, Tile, DepthToSpace/SpaceToDepth, and the slicing ops that need
- * kiln's `slice` (format 1.1). The batch dimension stays axis 0 (FORMAT.md):
- * a reshape that would merge or move it is refused with a hint to pin it. */
+ * Expand, Tile, DepthToSpace/SpaceToDepth, Slice/Split/Gather (kiln's
+ * `slice`) and Resize. The batch dimension stays axis 0 (FORMAT.md): a
+ * reshape that would merge or move it is refused with a hint to pin it. */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -50,6 +51,30 @@ static int shape_in(ox_ctx *x, ox_node *n, size_t i, int64_t *dims, bool *batche
         return -1;
     }
     return ox_shape(x, n->in[i], dims, batched);
+}
+
+/* One kiln slice: `count` elements of `axis` from `start` every `step`. */
+static kiln_id slice1(ox_ctx *x, ox_node *n, kiln_id in, int axis, int64_t start, int64_t step, int64_t count,
+                      const char *name)
+{
+    if (in == KILN_NO_ID)
+        return KILN_NO_ID;
+    int64_t end = start + (count - 1) * step + 1;
+    kiln_node a = {0};
+    kiln_node_set_int(&a, KILN_ATTR_AXIS, axis);
+    kiln_node_set_int(&a, KILN_ATTR_START, start);
+    if (end < ox_kshape(x, in)->dims[axis]) /* else the default: to the end */
+        kiln_node_set_int(&a, KILN_ATTR_END, end);
+    kiln_node_set_int(&a, KILN_ATTR_STEP, step);
+    return ox_emit1(x, n, KILN_OP_SLICE, in, &a, name);
+}
+
+/* The ONNX dims of a value with the batch (-1) read as the largest size, so
+ * that ONNX's clamping leaves a slice of the whole batch axis whole. */
+static void batch_as_max(int r, const int64_t *xd, int64_t *out)
+{
+    for (int k = 0; k < r; k++)
+        out[k] = xd[k] < 0 ? KILN_MAX_DIM : xd[k];
 }
 
 int ox_lower_reshape(ox_ctx *x, ox_node *n)
@@ -265,7 +290,7 @@ int ox_lower_transpose(ox_ctx *x, ox_node *n)
 int ox_lower_concat(ox_ctx *x, ox_node *n)
 {
     int64_t xd[OX_MAX_RANK];
-    bool xb, any_batched = false, any_fixed = false;
+    bool xb;
     if (n->n_in == 0 || !n->in[0])
         return ox_refuse(n, x, "it has no inputs");
     int xr = shape_in(x, n, 0, xd, &xb);
@@ -291,16 +316,11 @@ int ox_lower_concat(ox_ctx *x, ox_node *n)
             continue; /* an empty operand adds nothing */
         if (count == 64)
             return ox_refuse(n, x, "more than 64 operands");
-        any_batched |= b;
-        any_fixed |= !b;
         only = n->in[k];
         ins[count++] = ox_data(x, n, k);
     }
     if (count == 0)
         return ox_refuse(n, x, "every operand is empty");
-    if (any_batched && any_fixed)
-        return ox_refuse(n, x, "needs kiln's concat of batched and unbatched values (the batch broadcast of format "
-                               "1.1, not implemented yet)");
     if (count == 1) {
         ox_alias(n, 0, only);
         return 0;
@@ -313,6 +333,9 @@ int ox_lower_concat(ox_ctx *x, ox_node *n)
     ox_set_dyn(n, 0, y, false);
     return 0;
 }
+
+static int pad_layer(ox_ctx *x, ox_node *n, int xr, bool xb, const int64_t *full, double value, bool inner,
+                     kiln_id *y);
 
 int ox_lower_pad(ox_ctx *x, ox_node *n)
 {
@@ -354,16 +377,49 @@ int ox_lower_pad(ox_ctx *x, ox_node *n)
             full[a + xr] = pads[k + na];
         }
     }
-    bool any = false;
+    /* negative pads crop: a slice after the padding */
+    bool pads_any = false, crops_any = false;
+    int64_t crop[2 * OX_MAX_RANK];
     for (int k = 0; k < 2 * xr; k++) {
-        if (full[k] < 0)
-            return OX_NEEDS(x, n, "slice"); /* negative pads crop */
-        any = any || full[k] != 0;
+        crop[k] = full[k] < 0 ? -full[k] : 0;
+        full[k] = full[k] < 0 ? 0 : full[k];
+        pads_any = pads_any || full[k] != 0;
+        crops_any = crops_any || crop[k] != 0;
     }
-    if (!any) {
+    if (!pads_any && !crops_any) {
         ox_alias(n, 0, n->in[0]);
         return 0;
     }
+    kiln_id y = ox_data(x, n, 0);
+    if (pads_any && pad_layer(x, n, xr, xb, full, value, crops_any, &y))
+        return -1;
+    for (int k = 0; k < xr && crops_any; k++) {
+        if (!crop[k] && !crop[k + xr])
+            continue;
+        int64_t d = xd[k] + full[k] + full[k + xr], count = d - crop[k] - crop[k + xr];
+        if (xd[k] < 0)
+            return ox_refuse(n, x, "it crops the batch dimension " BATCH_HINT);
+        if (count < 1)
+            return ox_refuse(n, x, "its negative pads remove all of axis %d", k);
+        bool last = true;
+        for (int j = k + 1; j < xr; j++)
+            last = last && !crop[j] && !crop[j + xr];
+        char suffix[32];
+        snprintf(suffix, sizeof suffix, "crop%d", k);
+        y = slice1(x, n, y, k, crop[k], 1, count, last ? ox_out_name(x, n, 0, NULL) : ox_sub_name(x, n, suffix));
+        if (y == KILN_NO_ID)
+            return -1;
+    }
+    ox_set_dyn(n, 0, y, false);
+    return 0;
+}
+
+/* kiln's pad over the last two axes, padding `full` (ONNX's order: every
+ * axis's begin, then every axis's end, none negative); the output is n's
+ * unless a crop follows. */
+static int pad_layer(ox_ctx *x, ox_node *n, int xr, bool xb, const int64_t *full, double value, bool inner,
+                     kiln_id *y)
+{
     for (int k = 0; k < xr - 2; k++)
         if (full[k] || full[k + xr])
             return ox_refuse(n, x, "it pads axis %d (kiln's pad pads the last two axes)", k);
@@ -377,15 +433,14 @@ int ox_lower_pad(ox_ctx *x, ox_node *n)
     kiln_node_set_ints(&a, KILN_ATTR_PADS, p4, 4);
     if (value != 0)
         kiln_node_set_float(&a, KILN_ATTR_VALUE, (double)(float)value);
-    kiln_id y = ox_emit1(x, n, KILN_OP_PAD, ox_data(x, n, 0), &a, ox_out_name(x, n, 0, NULL));
-    if (y == KILN_NO_ID)
-        return -1;
-    ox_set_dyn(n, 0, y, false);
-    return 0;
+    *y = ox_emit1(x, n, KILN_OP_PAD, *y, &a, inner ? ox_sub_name(x, n, "padded") : ox_out_name(x, n, 0, NULL));
+    return *y == KILN_NO_ID ? -1 : 0;
 }
 
-/* Expand: a broadcast of the operand; written as an add of zeros shaped to
- * bring the missing extent (x + 0 is x). */
+/* Expand: NumPy's broadcast to a shape, as kiln's expand. The shape may hold
+ * the batch size (shape arithmetic on a batched value): on an unbatched
+ * operand that repeats it along the batch, which kiln's expand writes as the
+ * batch's name in entry 0. */
 int ox_lower_expand(ox_ctx *x, ox_node *n)
 {
     int64_t xd[OX_MAX_RANK], od[OX_MAX_RANK], t[OX_MAX_RANK], xk[OX_MAX_RANK];
@@ -399,15 +454,14 @@ int ox_lower_expand(ox_ctx *x, ox_node *n)
         return n->refused ? -1 : ox_refuse(n, x, "its shape is computed at run time (kiln needs it constant)");
     if (!ox_dtype_is_int(st->dtype) || st->rank != 1 || st->count > OX_MAX_RANK)
         return ox_refuse(n, x, "its shape is not a list of at most %d integers", OX_MAX_RANK);
-    int tr = (int)st->count;
+    int tr = (int)st->count, sym_at = -1;
     for (int k = 0; k < tr; k++) {
         t[k] = st->i[k];
-        if (!ox_is_sym(st, k) && (t[k] < 1 || t[k] > KILN_MAX_DIM))
-            return ox_refuse(n, x, "shape entry %d is %lld", k, (long long)t[k]);
         if (ox_is_sym(st, k)) {
-            if (k != tr - xr || !xb)
-                return OX_NEEDS(x, n, "expand");
+            sym_at = k;
             t[k] = 1;
+        } else if (t[k] < 1 || t[k] > KILN_MAX_DIM) {
+            return ox_refuse(n, x, "shape entry %d is %lld", k, (long long)t[k]);
         }
     }
     /* Broadcast with the batch as 1 on both sides, then put it back. */
@@ -417,34 +471,72 @@ int ox_lower_expand(ox_ctx *x, ox_node *n)
     int r = ox_broadcast_dims(xr, xk, tr, t, od);
     if (r < 0)
         return ox_refuse(n, x, "the shape does not broadcast with the input");
-    if (xb) {
-        if (r != xr)
-            return ox_refuse(n, x, "the expanded value would move the batch dimension off axis 0 " BATCH_HINT);
-        od[0] = -1;
-    }
+    if (sym_at >= 0 && sym_at + (r - tr) != 0)
+        return ox_refuse(n, x, "the batch size would be axis %d of the result " BATCH_HINT, sym_at + (r - tr));
+    if (xb && r != xr)
+        return ox_refuse(n, x, "the expanded value would move the batch dimension off axis 0 " BATCH_HINT);
+    if (xb || sym_at >= 0)
+        od[0] = KILN_DIM_BATCH;
     bool same = r == xr;
     for (int k = 0; same && k < r; k++)
-        same = od[k] == xd[k];
+        same = od[k] == (xd[k] < 0 ? KILN_DIM_BATCH : xd[k]);
     if (same) {
         ox_alias(n, 0, n->in[0]);
         return 0;
     }
-    int64_t zd[OX_MAX_RANK], count = 1;
+    kiln_node a = {0};
+    kiln_node_set_ints(&a, KILN_ATTR_SHAPE, od, r);
+    kiln_id y = ox_emit1(x, n, KILN_OP_EXPAND, ox_data(x, n, 0), &a, ox_out_name(x, n, 0, NULL));
+    if (y == KILN_NO_ID)
+        return -1;
+    ox_set_dyn(n, 0, y, false);
+    return 0;
+}
+
+/* ConstantOfShape of a shape that holds the batch size: the value as a
+ * constant of shape [1, d1, ...], expanded along the batch (float values
+ * only: kiln computes nothing else). */
+int ox_lower_constant_of_shape(ox_ctx *x, ox_node *n)
+{
+    ox_tensor *st = n->n_in > 0 && n->in[0] ? ox_const(x, n, n->in[0]) : NULL;
+    if (!st)
+        return n->refused ? -1 : ox_refuse(n, x, "its shape is computed at run time (kiln needs it constant)");
+    int r = (int)st->count;
+    if (r < 1 || r > OX_MAX_RANK)
+        return ox_refuse(n, x, "a shape of %d entries", r);
+    int64_t cd[OX_MAX_RANK], od[OX_MAX_RANK], count = 1;
     for (int k = 0; k < r; k++) {
-        int kx = k - (r - xr);
-        int64_t have = kx >= 0 ? xd[kx] : 1;
-        zd[k] = (od[k] < 0 || have == od[k]) ? 1 : od[k];
-        if (zd[k] > x->max_elements || count > x->max_elements / zd[k])
-            return ox_refuse(n, x, "the expansion is too large");
-        count *= zd[k];
+        bool sym = ox_is_sym(st, k);
+        if (sym && k != 0)
+            return ox_refuse(n, x, "the batch size would be axis %d of the result " BATCH_HINT, k);
+        od[k] = sym ? KILN_DIM_BATCH : st->i[k];
+        cd[k] = sym ? 1 : st->i[k];
+        if (cd[k] < 1 || cd[k] > KILN_MAX_DIM || count > x->max_elements / cd[k])
+            return ox_refuse(n, x, "shape entry %d is %lld", k, (long long)st->i[k]);
+        count *= cd[k];
     }
-    float *zeros = kiln_arena_alloc_aligned(&x->arena, (size_t)count * sizeof(float));
-    if (!zeros)
+    double value = 0;
+    const Onnx__AttributeProto *va = ox_attr(n, "value");
+    if (va) {
+        char why[256];
+        ox_tensor *v = va->t ? ox_tensor_decode(x, va->t, why, sizeof why) : NULL;
+        if (!v || v->count != 1)
+            return ox_refuse(n, x, "its value is not a one-element tensor");
+        if (!ox_dtype_is_float(v->dtype))
+            return ox_refuse(n, x, "it makes %s values along the batch (kiln's values are float32)",
+                             ox_dtype_name(v->dtype));
+        value = ox_get_f(v, 0);
+    }
+    float *data = kiln_arena_alloc_aligned(&x->arena, (size_t)count * sizeof(float));
+    if (!data)
         return ox_oom(x), ox_refuse(n, x, "out of memory");
-    kiln_id p = ox_param_data(x, n, "zeros", r, zd, zeros);
-    kiln_id z = ox_emit(x, n, KILN_OP_CONSTANT, &p, 1, NULL, ox_sub_name(x, n, "zeros"));
-    kiln_id ins[2] = {ox_data(x, n, 0), z};
-    kiln_id y = ox_emit(x, n, KILN_OP_ADD, ins, 2, NULL, ox_out_name(x, n, 0, NULL));
+    for (int64_t i = 0; i < count; i++)
+        data[i] = (float)value;
+    kiln_id p = ox_param_data(x, n, "value", r, cd, data);
+    kiln_id c = ox_emit(x, n, KILN_OP_CONSTANT, &p, 1, NULL, ox_sub_name(x, n, "value"));
+    kiln_node a = {0};
+    kiln_node_set_ints(&a, KILN_ATTR_SHAPE, od, r);
+    kiln_id y = ox_emit1(x, n, KILN_OP_EXPAND, c, &a, ox_out_name(x, n, 0, NULL));
     if (y == KILN_NO_ID)
         return -1;
     ox_set_dyn(n, 0, y, false);
@@ -545,8 +637,158 @@ int ox_lower_depth_space(ox_ctx *x, ox_node *n)
     return 0;
 }
 
-/* Slice, Split and Gather of a computed value: kiln's `slice` (format 1.1)
- * will express them; until then only what changes nothing passes. */
+/* Slice: one kiln slice per axis it changes (kiln's slice takes one axis and
+ * steps forward). */
+static int lower_slice(ox_ctx *x, ox_node *n, int xr, const int64_t *xd)
+{
+    int64_t dims[OX_MAX_RANK];
+    ox_slice_axis sl[OX_MAX_RANK];
+    batch_as_max(xr, xd, dims);
+    if (ox_slice_params(x, n, xr, dims, sl))
+        return -1;
+    int last = -1;
+    for (int k = 0; k < xr; k++) {
+        if (sl[k].step == 1 && sl[k].start == 0 && sl[k].count == dims[k])
+            continue; /* the whole axis */
+        if (xd[k] < 0)
+            return ox_refuse(n, x, "it slices the batch dimension " BATCH_HINT);
+        if (sl[k].step < 0)
+            return ox_refuse(n, x, "step %lld on axis %d (kiln's slice steps forward)", (long long)sl[k].step, k);
+        if (sl[k].count < 1)
+            return ox_refuse(n, x, "it selects nothing on axis %d (kiln's values are not empty)", k);
+        last = k;
+    }
+    if (last < 0) {
+        ox_alias(n, 0, n->in[0]);
+        return 0;
+    }
+    kiln_id y = ox_data(x, n, 0);
+    for (int k = 0; k <= last && y != KILN_NO_ID; k++) {
+        if (sl[k].step == 1 && sl[k].start == 0 && sl[k].count == dims[k])
+            continue;
+        char suffix[32];
+        snprintf(suffix, sizeof suffix, "axis%d", k);
+        y = slice1(x, n, y, k, sl[k].start, sl[k].step, sl[k].count,
+                   k == last ? ox_out_name(x, n, 0, NULL) : ox_sub_name(x, n, suffix));
+    }
+    if (y == KILN_NO_ID)
+        return -1;
+    ox_set_dyn(n, 0, y, false);
+    return 0;
+}
+
+/* Split: one slice per output. */
+static int lower_split(ox_ctx *x, ox_node *n, int xr, const int64_t *xd)
+{
+    int64_t axis, sizes[64];
+    int ns = ox_split_sizes(x, n, xr, xd, &axis, sizes);
+    if (ns < 0)
+        return -1;
+    if (xd[axis] < 0)
+        return ox_refuse(n, x, "it splits the batch dimension " BATCH_HINT);
+    kiln_id in = ox_data(x, n, 0);
+    if (in == KILN_NO_ID)
+        return -1;
+    int64_t start = 0;
+    for (int k = 0; k < ns; k++) {
+        if (sizes[k] == 0)
+            return ox_refuse(n, x, "output %d is empty (kiln's values are not empty)", k);
+        if (n->out[k]) {
+            kiln_id y = slice1(x, n, in, (int)axis, start, 1, sizes[k], ox_out_name(x, n, (size_t)k, NULL));
+            if (y == KILN_NO_ID)
+                return -1;
+            ox_set_dyn(n, (size_t)k, y, false);
+        }
+        start += sizes[k];
+    }
+    return 0;
+}
+
+/* Gather with constant indices: the runs of indices that step evenly are
+ * slices, concatenated when there are several; a scalar index then drops
+ * the axis (a reshape). */
+static int lower_gather(ox_ctx *x, ox_node *n, int xr, const int64_t *xd)
+{
+    int64_t axis = ox_attr_i(x, n, "axis", 0);
+    if (n->refused)
+        return -1;
+    if (axis < -xr || axis >= xr)
+        return ox_refuse(n, x, "axis %lld is out of range for rank %d", (long long)axis, xr);
+    if (axis < 0)
+        axis += xr;
+    ox_value *iv = n->n_in > 1 ? n->in[1] : NULL;
+    if (!iv || iv->kind != OX_CONST)
+        return ox_refuse(n, x, "its indices are computed at run time (kiln's slice needs them constant)");
+    ox_tensor *it = ox_const(x, n, iv);
+    if (!it)
+        return -1;
+    if (!ox_dtype_is_int(it->dtype) || ox_has_sym(it))
+        return ox_refuse(n, x, "its indices are not constant integers");
+    if (it->rank > 1)
+        return ox_refuse(n, x, "its indices have rank %d (kiln's slices take one index or a list of them)", it->rank);
+    if (it->count < 1)
+        return ox_refuse(n, x, "it gathers nothing (kiln's values are not empty)");
+    if (xd[axis] < 0)
+        return ox_refuse(n, x, "it gathers along the batch dimension " BATCH_HINT);
+    int64_t d = xd[axis];
+    kiln_id in = ox_data(x, n, 0);
+    if (in == KILN_NO_ID)
+        return -1;
+    bool whole = it->rank == 1 && it->count == d;
+    for (int64_t i = 0; i < it->count; i++) {
+        int64_t k = ox_get_i(it, i);
+        if (k < -d || k >= d)
+            return ox_refuse(n, x, "index %lld is out of range for size %lld", (long long)k, (long long)d);
+        whole = whole && (k < 0 ? k + d : k) == i;
+    }
+    if (whole) { /* every index in order: the operand itself */
+        ox_alias(n, 0, n->in[0]);
+        return 0;
+    }
+    kiln_id parts[64];
+    uint32_t np = 0;
+    for (int64_t i = 0; i < it->count;) {
+        int64_t first = ox_get_i(it, i);
+        first = first < 0 ? first + d : first;
+        /* extend the run while the indices step evenly forward */
+        int64_t step = 1, count = 1;
+        while (i + count < it->count) {
+            int64_t nx = ox_get_i(it, i + count);
+            nx = nx < 0 ? nx + d : nx;
+            int64_t want = count == 1 ? nx - first : step;
+            if (want < 1 || nx != first + count * want || nx >= d)
+                break;
+            step = want;
+            count++;
+        }
+        if (np == 64)
+            return ox_refuse(n, x, "its indices make more than 64 pieces");
+        parts[np++] = slice1(x, n, in, (int)axis, first, step, count,
+                             it->rank == 1 && count == it->count ? ox_out_name(x, n, 0, NULL)
+                                                                   : ox_sub_name(x, n, "piece"));
+        i += count;
+    }
+    kiln_id y = parts[0];
+    if (np > 1) {
+        kiln_node a = {0};
+        kiln_node_set_int(&a, KILN_ATTR_AXIS, axis);
+        y = ox_emit(x, n, KILN_OP_CONCAT, parts, np, &a, ox_out_name(x, n, 0, NULL));
+    }
+    if (y == KILN_NO_ID)
+        return -1;
+    if (it->rank == 1) {
+        ox_set_dyn(n, 0, y, false);
+        return 0;
+    }
+    int64_t od[OX_MAX_RANK];
+    int r = 0;
+    for (int k = 0; k < xr; k++)
+        if (k != axis)
+            od[r++] = xd[k];
+    return ox_reshape_to(x, n, 0, y, r, od);
+}
+
+/* Slice, Split and Gather of a computed value: kiln's slice. */
 int ox_lower_slice_like(ox_ctx *x, ox_node *n)
 {
     if (n->n_in < 1 || !n->in[0])
@@ -555,15 +797,24 @@ int ox_lower_slice_like(ox_ctx *x, ox_node *n)
         ox_alias(n, 0, n->in[0]);
         return 0;
     }
-    return OX_NEEDS(x, n, "slice");
+    int64_t xd[OX_MAX_RANK];
+    bool xb;
+    int xr = shape_in(x, n, 0, xd, &xb);
+    if (xr < 1)
+        return xr < 0 ? -1 : ox_refuse(n, x, "its input is a scalar");
+    if (is(n, "Slice"))
+        return lower_slice(x, n, xr, xd);
+    if (is(n, "Split"))
+        return lower_split(x, n, xr, xd);
+    return lower_gather(x, n, xr, xd);
 }
 
-/* Resize and Upsample: kiln's `resize` (format 1.1) will take the modes that
- * equal PyTorch's interpolate on the last two axes: nearest (ONNX's
- * asymmetric coordinates with floor), nearest_exact (half_pixel with
- * round_prefer_ceil), bilinear and bicubic (cubic coefficient -0.75) with
- * half_pixel / pytorch_half_pixel coordinates or align_corners. Those wait
- * for the op; every other combination is refused for what it is. */
+/* Resize and Upsample as kiln's resize, which is PyTorch's interpolate on
+ * the last two axes: nearest (ONNX's asymmetric coordinates with floor),
+ * nearest_exact (half_pixel with round_prefer_ceil), bilinear and bicubic
+ * (cubic coefficient -0.75, the outside included) with half_pixel /
+ * pytorch_half_pixel coordinates or align_corners. Every other combination
+ * is refused for what it is. */
 int ox_lower_resize(ox_ctx *x, ox_node *n)
 {
     int64_t xd[OX_MAX_RANK];
@@ -651,5 +902,36 @@ int ox_lower_resize(ox_ctx *x, ox_node *n)
     }
     if (scales[0] != 1 || scales[1] != 1)
         return ox_refuse(n, x, "it resizes the batch or channel axis (kiln's resize works on H and W)");
-    return OX_NEEDS(x, n, "resize");
+    for (int k = 2; k < 4; k++) {
+        double out = zt ? (double)zt->i[k] : floor((double)xd[k] * scales[k]);
+        /* ONNX's align_corners divides by in·scale, PyTorch's by the output size: equal only when in·scale is whole */
+        if (corners && !zt && out != (double)xd[k] * scales[k])
+            return ox_refuse(n, x, "align_corners with scale %g on axis %d of size %lld: the scaled size %g is not "
+                                   "whole (ONNX's coordinates then use it unrounded, kiln's resize the output size)",
+                             scales[k], k, (long long)xd[k], (double)xd[k] * scales[k]);
+        /* pytorch_half_pixel samples index 0 for an output of one; PyTorch itself (kiln) the centre */
+        if (strcmp(ctm, "pytorch_half_pixel") == 0 && out == 1 && xd[k] > 1)
+            return ox_refuse(n, x, "pytorch_half_pixel with an output size of 1 on axis %d (ONNX samples index 0 "
+                                   "there, kiln's resize the centre, as PyTorch does)", k);
+    }
+    kiln_node a = {0};
+    if (zt) {
+        int64_t size[2] = {zt->i[2], zt->i[3]};
+        kiln_node_set_ints(&a, KILN_ATTR_SIZE, size, 2);
+    } else {
+        kiln_node_set_floats(&a, KILN_ATTR_SCALE, scales + 2, 2);
+    }
+    kiln_resize_mode km = strcmp(mode, "nearest") != 0 ? (strcmp(mode, "cubic") == 0 ? KILN_RESIZE_BICUBIC
+                                                                                      : KILN_RESIZE_BILINEAR)
+                          : half ? KILN_RESIZE_NEAREST_EXACT
+                                 : KILN_RESIZE_NEAREST;
+    a.attrs[KILN_ATTR_MODE].i = km;
+    a.attr_set |= UINT64_C(1) << KILN_ATTR_MODE;
+    if (corners)
+        kiln_node_set_bool(&a, KILN_ATTR_ALIGN_CORNERS, true);
+    kiln_id y = ox_emit1(x, n, KILN_OP_RESIZE, ox_data(x, n, 0), &a, ox_out_name(x, n, 0, NULL));
+    if (y == KILN_NO_ID)
+        return -1;
+    ox_set_dyn(n, 0, y, false);
+    return 0;
 }

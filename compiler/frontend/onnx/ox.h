@@ -174,7 +174,7 @@ struct ox_ctx {
     kiln_strmap cnames;       /* C spellings of input and output names */
     kiln_strmap suffixes;     /* a wanted name -> the last _N suffix given for it */
     kiln_strmap scopes;       /* PyTorch's node name scopes ("/layer1/layer1.0/conv1") -> nodes in them */
-    uint32_t *explicit_attrs; /* per scratch node: the attributes the importer wrote */
+    uint64_t *explicit_attrs; /* per scratch node: the attributes the importer wrote */
     size_t cap_explicit;
     kiln_onnx_problem *problems;
     size_t n_problems, cap_problems;
@@ -187,7 +187,6 @@ void ox_problem(ox_ctx *x, kiln_onnx_problem_kind kind, const char *fmt, ...) __
 void ox_oom(ox_ctx *x);
 /* Refuses node n (the first reason is kept); returns -1. */
 int ox_refuse(ox_node *n, ox_ctx *x, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-#define OX_NEEDS(x, n, op) ox_refuse((n), (x), "needs kiln op '%s' (format 1.1, not implemented yet)", (op))
 
 /* ---- attributes (import.c) ---------------------------------------------- */
 
@@ -283,14 +282,13 @@ typedef int (*ox_fn)(ox_ctx *x, ox_node *n);
  * when it did, 0 when the node is not constant (then `lower` runs), -1 when
  * refused. `lower` writes kiln layers: 0, or -1 when refused. `attrs` lists
  * the attributes the op's functions understand (comma-separated); any other
- * refuses the node. Without `lower`, a dynamic node is refused with `needs`
- * (a kiln op of format 1.1) or `none` (why kiln cannot express it). */
+ * refuses the node. Without `lower`, a dynamic node is refused with `none`
+ * (why kiln cannot express it) or as an op kiln has no operation for. */
 typedef struct ox_op {
     const char *type;
     const char *attrs;
     ox_fn fold;
     ox_fn lower;
-    const char *needs;
     const char *none;
 } ox_op;
 
@@ -303,6 +301,16 @@ int ox_fold_reduce(ox_ctx *x, ox_node *n);
 int ox_fold_constant(ox_ctx *x, ox_node *n);
 /* Broadcast of two shapes (NumPy rules); -1 when they do not broadcast. */
 int ox_broadcast_dims(int ra, const int64_t *a, int rb, const int64_t *b, int64_t *out);
+/* One axis of a Slice: first index, step and count, clamped as ONNX does. */
+typedef struct ox_slice_axis {
+    int64_t start, step, count;
+} ox_slice_axis;
+/* Reads Slice's starts/ends/axes/steps (attributes before opset 10) into one
+ * entry per axis of a value of the given dims (untouched axes: all of it). */
+int ox_slice_params(ox_ctx *x, ox_node *n, int rank, const int64_t *dims, ox_slice_axis *sl);
+/* Split's axis and part sizes (attribute, input or equal parts) for a value
+ * of the given dims: the number of parts (n's outputs, at most 64), or -1. */
+int ox_split_sizes(ox_ctx *x, ox_node *n, int rank, const int64_t *dims, int64_t *axis, int64_t *sizes);
 /* Reads the axes of a reduction (attribute before opset 18, input 1 since). */
 int ox_reduce_axes(ox_ctx *x, ox_node *n, int rank, bool *reduce, bool *all);
 
@@ -325,6 +333,8 @@ int ox_lower_gemm(ox_ctx *x, ox_node *n);
 int ox_lower_matmul(ox_ctx *x, ox_node *n);
 int ox_lower_softmax(ox_ctx *x, ox_node *n);
 int ox_lower_reduce(ox_ctx *x, ox_node *n);
+int ox_lower_conv_transpose(ox_ctx *x, ox_node *n);
+int ox_lower_group_norm(ox_ctx *x, ox_node *n);
 int ox_lower_fused(ox_ctx *x, ox_node *n, const ox_pattern *f);
 
 int ox_lower_reshape(ox_ctx *x, ox_node *n);
@@ -334,6 +344,7 @@ int ox_lower_transpose(ox_ctx *x, ox_node *n);
 int ox_lower_concat(ox_ctx *x, ox_node *n);
 int ox_lower_pad(ox_ctx *x, ox_node *n);
 int ox_lower_expand(ox_ctx *x, ox_node *n);
+int ox_lower_constant_of_shape(ox_ctx *x, ox_node *n);
 int ox_lower_tile(ox_ctx *x, ox_node *n);
 int ox_lower_depth_space(ox_ctx *x, ox_node *n);
 int ox_lower_slice_like(ox_ctx *x, ox_node *n);

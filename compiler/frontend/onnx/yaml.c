@@ -183,16 +183,44 @@ static void attr_value(buf *b, kiln_attr_id id, const kiln_attr *a)
                 printf_(b, "%lld", (long long)a->ints[0]);
             else
                 ints(b, a->ints, 2);
+        } else if (id == KILN_ATTR_SHAPE) { /* expand's shape: the batch by its name */
+            puts_(b, "[");
+            for (int i = 0; i < a->n; i++) {
+                puts_(b, i ? ", " : "");
+                if (a->ints[i] == KILN_DIM_BATCH)
+                    puts_(b, "batch");
+                else
+                    printf_(b, "%lld", (long long)a->ints[i]);
+            }
+            puts_(b, "]");
         } else {
             ints(b, a->ints, a->n);
         }
         break;
     }
+    case KILN_ATTR_T_FLOATS:
+        if (a->n == 2 && (float)a->floats[0] == (float)a->floats[1]) {
+            number(b, a->floats[0]);
+            break;
+        }
+        puts_(b, "[");
+        for (int i = 0; i < a->n; i++) {
+            puts_(b, i ? ", " : "");
+            number(b, a->floats[i]);
+        }
+        puts_(b, "]");
+        break;
     }
 }
 
+/* The layers with an optional `bias` (`bias: false`) and an `activation:`. */
+static bool takes_bias(kiln_op op)
+{
+    return op == KILN_OP_DENSE || op == KILN_OP_CONV2D || op == KILN_OP_CONV_TRANSPOSE2D;
+}
+
 /* The attributes the importer wrote on node n that differ from the op's defaults. */
-static void attrs_(buf *b, const kiln_node *n, uint32_t written)
+static void attrs_(buf *b, const kiln_node *n, uint64_t written)
 {
     const kiln_op_def *def = kiln_op_get(n->op);
     for (int k = 0; k < def->n_attrs; k++) {
@@ -213,7 +241,7 @@ static void attrs_(buf *b, const kiln_node *n, uint32_t written)
 }
 
 /* Whether an attribute of node n would be printed (the op has any to show). */
-static bool shows_attrs(const kiln_node *n, uint32_t written)
+static bool shows_attrs(const kiln_node *n, uint64_t written)
 {
     buf tmp = {0};
     attrs_(&tmp, n, written);
@@ -263,10 +291,10 @@ kiln_status ox_write_yaml(ox_ctx *x, kiln_onnx_result *r)
         is_out[g->outputs[k]] = true;
     for (size_t v = 0; v < nv; v++)
         pname[v] = g->values[v].name;
-    /* dense/conv2d followed by its only reader, a one-operand elementwise op */
+    /* dense/conv2d/conv_transpose2d followed by its only reader, a one-operand elementwise op */
     for (size_t i = 0; i + 1 < nn; i++) {
         const kiln_node *n = &g->nodes[i];
-        if ((n->op != KILN_OP_DENSE && n->op != KILN_OP_CONV2D) || uses[n->output] != 1 || is_out[n->output])
+        if (!takes_bias(n->op) || uses[n->output] != 1 || is_out[n->output])
             continue;
         for (size_t j = i + 1; j < nn; j++) {
             const kiln_node *m = &g->nodes[j];
@@ -426,7 +454,7 @@ kiln_status ox_write_yaml(ox_ctx *x, kiln_onnx_result *r)
         }
         attrs_(&b, n, x->explicit_attrs[i]);
         const kiln_op_def *def = kiln_op_get(n->op);
-        if ((n->op == KILN_OP_DENSE || n->op == KILN_OP_CONV2D) && kiln_node_param(g, n, "bias") == KILN_NO_ID)
+        if (takes_bias(n->op) && kiln_node_param(g, n, "bias") == KILN_NO_ID)
             puts_(&b, ", bias: false");
         if (n->op == KILN_OP_LAYERNORM && kiln_node_param(g, n, "weight") == KILN_NO_ID)
             puts_(&b, ", affine: false");
