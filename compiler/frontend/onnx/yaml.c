@@ -165,14 +165,6 @@ static void attr_value(buf *b, kiln_attr_id id, const kiln_attr *a)
         puts_(b, w ? w[a->i] : "?");
         break;
     }
-    case KILN_ATTR_T_FLOATS:
-        puts_(b, "[");
-        for (int i = 0; i < a->n; i++) {
-            puts_(b, i ? ", " : "");
-            number(b, a->floats[i]);
-        }
-        puts_(b, "]");
-        break;
     case KILN_ATTR_T_INTS: {
         bool spatial = id == KILN_ATTR_KERNEL || id == KILN_ATTR_STRIDE || id == KILN_ATTR_DILATION ||
                        id == KILN_ATTR_PADDING;
