@@ -130,7 +130,7 @@ has "$work/err" "$r: node 'slice_back' (Slice): unsupported: step -1 on axis 2 (
 has "$work/err" "$r: node 'deconv_outpad' (ConvTranspose): unsupported: kiln's conv_transpose2d cannot take it: output_padding (2) must be smaller than the stride (2) or the dilation (1) along the height axis" "ConvTranspose output_padding"
 has "$work/err" "$r: node 'deconv_autopad' (ConvTranspose): unsupported: auto_pad 'SAME_MIDDLE'" "ConvTranspose auto_pad"
 has "$work/err" "$r: node 'inorm_scale' (InstanceNormalization): unsupported: its scale has 3 values for 4 channels in 4 groups" "InstanceNormalization scale"
-has "$work/err" "$r: node 'sum_batch' (ReduceSum): unsupported: kiln's reduce_sum cannot take it: axis 0 is the batch dimension, which cannot be reduced or normalized" "ReduceSum over the batch"
+has "$work/err" "$r: node 'sum_batch' (ReduceSum): unsupported: kiln's reduce_sum cannot take it: axis 0 is the batch dimension, which cannot be reduced or normalized (pin the batch with --input to import the model with a fixed batch)" "ReduceSum over the batch"
 has "$work/err" "$r: node 'pad_crop_all' (Pad): unsupported: its negative pads remove all of axis 2" "Pad cropping everything"
 has "$work/err" "$r: node 'gather_2d' (Gather): unsupported: its indices have rank 2 (kiln's slices take one index or a list of them)" "Gather with 2-D indices"
 has "$work/err" "$r: node 'expand_batch_moves' (Expand): unsupported: the expanded value would move the batch dimension off axis 0 (pin the batch with --input NAME=1x...)" "Expand moving the batch"

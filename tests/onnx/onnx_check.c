@@ -11,7 +11,10 @@
  *       model.onnx, in0.npy ... and out0.npy ..., computed in float64 by
  *       PyTorch (tools/export_torch_onnx.py) or from ONNX's definitions
  *       (tools/gen_onnx_fixtures.py). Inputs stay unpinned: a leading dynamic
- *       dimension is the batch, run at the batch of in0.npy. Error measure
+ *       dimension is the batch, run at the batch of in0.npy; except where
+ *       the case holds a file `pins`, lines NAME=DIMS as `kiln import
+ *       --input` takes them (a model that moves its batch off axis 0, which
+ *       kiln imports with a fixed batch only). Error measure
  *       (that of `kiln check`): |got - want| / max(|want|, 0.01 max|WANT|),
  *       at most 1e-5 interpreted, 1e-4 compiled.
  *
@@ -764,6 +767,9 @@ static void run_torch_test(const config *c, const char *dir, result *r)
     data_set s;
     memset(&s, 0, sizeof s);
     char why[512];
+    kiln_onnx_pin pins[MAX_IO];
+    char pin_names[MAX_IO][256];
+    size_t n_pins = 0;
     for (size_t i = 0; i < MAX_IO; i++) {
         char p[4300];
         fmt(p, sizeof p, "%s/in%zu.npy", dir, i);
@@ -788,7 +794,23 @@ static void run_torch_test(const config *c, const char *dir, result *r)
         fail(r, "%s has no in0.npy or out0.npy", dir);
         goto done;
     }
-    check_model(c, model, NULL, 0, &s, 1, r);
+    char pin_path[4300], line[512];
+    fmt(pin_path, sizeof pin_path, "%s/pins", dir);
+    FILE *pf = fopen(pin_path, "r");
+    while (pf && n_pins < MAX_IO && fgets(line, sizeof line, pf)) {
+        line[strcspn(line, "\r\n")] = '\0';
+        if (line[0] == '\0' || line[0] == '#')
+            continue;
+        if (kiln_onnx_pin_parse(line, &pins[n_pins], pin_names[n_pins], sizeof pin_names[0], why, sizeof why) != 0) {
+            fail(r, "%s: %s", pin_path, why);
+            fclose(pf);
+            goto done;
+        }
+        n_pins++;
+    }
+    if (pf)
+        fclose(pf);
+    check_model(c, model, n_pins ? pins : NULL, n_pins, &s, 1, r);
 done:
     data_set_free(&s);
 }

@@ -258,7 +258,9 @@ kiln_id ox_emit(ox_ctx *x, ox_node *n, kiln_op op, const kiln_id *ins, uint32_t 
     kiln_type type;
     char err[512];
     if (kiln_ir_node_type(x->g, &tmp, &type, err, sizeof err) != KILN_OK) {
-        ox_refuse(n, x, "kiln's %s cannot take it: %s", kiln_op_name(op), err);
+        /* a rule about the batch: the model computes with its batch size */
+        ox_refuse(n, x, "kiln's %s cannot take it: %s%s", kiln_op_name(op), err,
+                  strstr(err, "batch") ? " (pin the batch with --input to import the model with a fixed batch)" : "");
         return KILN_NO_ID;
     }
     kiln_id id = kiln_graph_add_node(x->g, op, ins, n_in, name, name, (kiln_loc){0});
