@@ -81,10 +81,11 @@ size_t fuzz_elements(const kiln_graph *g, kiln_id v, int64_t batch)
     return n > 0 ? (size_t)n : 0;
 }
 
-kiln_interp *fuzz_interpret(const kiln_graph *g, int64_t batch, uint64_t seed)
+kiln_interp *fuzz_interpret(const kiln_graph *g, int64_t batch, uint64_t seed, bool keep_all)
 {
     kiln_interp *it = NULL;
-    if (kiln_interp_create(g, batch, NULL, &it) != KILN_OK)
+    kiln_interp_options opt = {.keep_all = keep_all};
+    if (kiln_interp_create(g, batch, &opt, &it) != KILN_OK)
         return NULL;
     for (size_t i = 0; i < g->n_inputs; i++) {
         size_t n = fuzz_elements(g, g->inputs[i], batch);
@@ -106,6 +107,22 @@ kiln_interp *fuzz_interpret(const kiln_graph *g, int64_t batch, uint64_t seed)
         return NULL;
     }
     return it;
+}
+
+double fuzz_magnitude(const kiln_graph *g, const kiln_interp *it)
+{
+    double m = 0.0;
+    for (kiln_id v = 0; v < g->n_values; v++) {
+        size_t n = 0;
+        const double *x = kiln_interp_value(it, v, &n);
+        for (size_t i = 0; x && i < n; i++) {
+            if (!isfinite(x[i]))
+                return INFINITY;
+            if (fabs(x[i]) > m)
+                m = fabs(x[i]);
+        }
+    }
+    return m;
 }
 
 int fuzz_close(const char *what, const double *ref, const double *got, size_t n, double rel, double abs_tol,

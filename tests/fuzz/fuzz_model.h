@@ -11,6 +11,7 @@
 #ifndef KILN_TESTS_FUZZ_MODEL_H
 #define KILN_TESTS_FUZZ_MODEL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,9 +26,14 @@
  * frontend reported at least one error, else the target aborts). */
 kiln_graph *fuzz_load(const uint8_t *data, size_t size);
 
-/* Runs the interpreter on g at `batch` with inputs from `seed`; NULL when it
- * fails (a model whose parameters cannot be read, say). */
-kiln_interp *fuzz_interpret(const kiln_graph *g, int64_t batch, uint64_t seed);
+/* Runs the interpreter on g at `batch` with inputs from `seed` (keep_all:
+ * every value stays readable); NULL when it fails (a model whose parameters
+ * cannot be read, say). */
+kiln_interp *fuzz_interpret(const kiln_graph *g, int64_t batch, uint64_t seed, bool keep_all);
+
+/* The largest magnitude among all values of a keep_all run (inputs,
+ * parameters, every node's output); infinity when one is not finite. */
+double fuzz_magnitude(const kiln_graph *g, const kiln_interp *it);
 
 /* The model inputs fuzz_interpret uses, for the same seed (n floats). */
 void fuzz_fill(float *x, size_t n, uint64_t seed);
