@@ -134,6 +134,13 @@ static bool attr_equal(kiln_attr_type t, const kiln_attr *a, const kiln_attr *b)
             if (a->ints[i] != b->ints[i])
                 return false;
         return true;
+    case KILN_ATTR_T_FLOATS:
+        if (a->n != b->n)
+            return false;
+        for (int i = 0; i < a->n; i++)
+            if ((float)a->floats[i] != (float)b->floats[i])
+                return false;
+        return true;
     default:
         return a->i == b->i;
     }
@@ -173,6 +180,15 @@ static void attr_value(buf *b, kiln_attr_id id, const kiln_attr *a)
         }
         break;
     }
+    case KILN_ATTR_T_FLOATS:
+        puts_(b, "[");
+        for (int i = 0; i < a->n; i++) {
+            if (i)
+                puts_(b, ", ");
+            number(b, a->floats[i]);
+        }
+        puts_(b, "]");
+        break;
     }
 }
 
