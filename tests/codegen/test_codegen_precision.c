@@ -245,7 +245,7 @@ static void summary(void)
 {
     for (int p = KILN_PREC_BF16; p <= KILN_PREC_F16; p++)
         printf("%s: largest error against the emulating interpreter %.3g (tolerance %.0e); against f32 %.3g to "
-               "%.3g (accepted %.0e to %.0e)\n",
+               "%.3g (accepted %.2g to %.2g)\n",
                prec_name((kiln_precision)p), worst_tight[p], TIGHT, least_loose[p], worst_loose[p], LOW[p], HIGH[p]);
 }
 
