@@ -310,6 +310,36 @@ kiln_id kiln_node_param(const kiln_graph *g, const kiln_node *n, const char *rol
     return at < n->n_inputs ? n->inputs[at] : KILN_NO_ID;
 }
 
+kiln_precision kiln_node_precision_asked(const kiln_graph *g, const kiln_node *n)
+{
+    kiln_precision p = n->precision != KILN_PREC_DEFAULT ? n->precision : g->precision;
+    return p == KILN_PREC_DEFAULT ? KILN_PREC_F32 : p;
+}
+
+bool kiln_node_precision_eligible(const kiln_graph *g, const kiln_node *n)
+{
+    kiln_id w = kiln_node_param(g, n, "weight");
+    if (w == KILN_NO_ID || w >= g->n_values || g->values[w].kind != KILN_VALUE_PARAM)
+        return false;
+    if (n->op == KILN_OP_DENSE)
+        return g->values[w].type.shape.rank == 2;
+    if (n->op != KILN_OP_CONV2D || n->n_inputs < 1)
+        return false;
+    /* the GEMM paths: more than one input channel per group, plain NCHW
+     * (depthwise convolutions and blocked values have kernels of their own) */
+    const kiln_shape *ws = &g->values[w].type.shape;
+    return ws->rank == 4 && ws->dims[1] > 1 && g->values[n->inputs[0]].type.layout == KILN_LAYOUT_PLAIN &&
+           g->values[n->output].type.layout == KILN_LAYOUT_PLAIN;
+}
+
+kiln_precision kiln_node_precision(const kiln_graph *g, const kiln_node *n)
+{
+    kiln_precision p = kiln_node_precision_asked(g, n);
+    if ((p == KILN_PREC_BF16 || p == KILN_PREC_F16) && kiln_node_precision_eligible(g, n))
+        return p;
+    return KILN_PREC_F32;
+}
+
 void kiln_node_set_attr(kiln_node *n, kiln_attr_id id, const kiln_attr *v)
 {
     n->attrs[id] = *v;

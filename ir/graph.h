@@ -199,6 +199,18 @@ static inline kiln_value *kiln_graph_value(const kiln_graph *g, kiln_id id) { re
 static inline kiln_node *kiln_graph_node(const kiln_graph *g, kiln_id id) { return &g->nodes[id]; }
 /* The node's operand of parameter role `role` ("weight"), or KILN_NO_ID. */
 kiln_id kiln_node_param(const kiln_graph *g, const kiln_node *n, const char *role);
+
+/* Precision. kiln_node_precision_asked: what the model asks of node n (its
+ * own `precision`, else the model's default, else f32). kiln_node_precision:
+ * what n computes in, the one rule the precision pass records, the code
+ * generator compiles and the interpreter emulates (docs/precision.md):
+ * bf16 or f16 on a dense layer with a weight, or on a conv2d over plain
+ * NCHW values with more than one input channel per group (the GEMM paths);
+ * f32 for everything else, and for int8 and auto (not implemented yet).
+ * kiln_node_precision_eligible: whether n is such a layer (whatever it asks). */
+kiln_precision kiln_node_precision_asked(const kiln_graph *g, const kiln_node *n);
+bool kiln_node_precision_eligible(const kiln_graph *g, const kiln_node *n);
+kiln_precision kiln_node_precision(const kiln_graph *g, const kiln_node *n);
 /* Number of data operands of a node (its operands before the parameters). */
 uint32_t kiln_node_data_inputs(const kiln_graph *g, const kiln_node *n);
 

@@ -89,8 +89,9 @@ typedef struct kiln_cg_epilogue kiln_cg_epilogue; /* fusion.c, below */
 typedef struct kiln_cg kiln_cg;
 
 /* gemm_config.c: how the packed GEMM multiplies one combination of element
- * types on the target (see there). */
-enum { KILN_CG_GEMM_F32, KILN_CG_GEMM_CONFIGS };
+ * types on the target (see there): f32; f16 weights as B (dense) or as A
+ * (conv2d), the other operand f32; bf16 operands in pairs of k. */
+enum { KILN_CG_GEMM_F32, KILN_CG_GEMM_F16W_B, KILN_CG_GEMM_F16W_A, KILN_CG_GEMM_BF16, KILN_CG_GEMM_CONFIGS };
 #define KILN_CG_GEMM_MAX_MR 16
 #define KILN_CG_GEMM_MAX_NV 16 /* vectors of one tile: nr, or nr * gemv_panels */
 typedef struct kiln_cg_gemm_config kiln_cg_gemm_config;
@@ -103,6 +104,8 @@ struct kiln_cg_gemm_config {
     int k_pack;          /* consecutive k values one multiply-add consumes (packed together) */
     int lanes;           /* accumulator lanes per vector */
     int gemv_panels;     /* one-row GEMMs: panels streamed at once */
+    bool f16c;           /* f16: the target converts halves in hardware (F16C) */
+    bool dot;            /* bf16: the multiply-add is a dot-product instruction (vdpbf16ps) */
     /* the micro-kernel's inner step: row r's A at p + off broadcast; one
      * vector of B at p + off (k_pack rows of it interleaved); acc + a * b */
     LLVMValueRef (*load_a)(kiln_cg *cg, const kiln_cg_gemm_config *c, LLVMValueRef p, LLVMValueRef off);
@@ -119,6 +122,15 @@ KILN_CG_HIDDEN void kiln_cg_gemm_configs_init(const kiln_target *t, kiln_cg_gemm
 /* The configuration for A and B of these types on cg's target, or NULL. */
 KILN_CG_HIDDEN const kiln_cg_gemm_config *kiln_cg_gemm_config_for(const kiln_cg *cg, kiln_dtype a, kiln_dtype b);
 KILN_CG_HIDDEN const kiln_cg_gemm_config *kiln_cg_gemm_f32(const kiln_cg *cg);
+/* The configuration node n computes with (by kiln_node_precision): f16
+ * weights on A (weights_are_a: conv2d) or B (dense). */
+KILN_CG_HIDDEN const kiln_cg_gemm_config *kiln_cg_gemm_for_node(const kiln_cg *cg, const kiln_node *n,
+                                                                bool weights_are_a);
+/* The element type a kernel computing with c is named after (kernel names):
+ * f32, f16 (f16 weights) or bf16. */
+KILN_CG_HIDDEN kiln_dtype kiln_cg_gemm_dtype(const kiln_cg_gemm_config *c);
+/* k rounded up to whole k_pack groups (the packed K of a panel). */
+KILN_CG_HIDDEN int64_t kiln_cg_gemm_kpad(const kiln_cg_gemm_config *c, int64_t k);
 
 /* Code generation units. The kernels of a model are spread over a few LLVM
  * modules, each in its own context, which LLVM optimizes and compiles to
@@ -504,7 +516,12 @@ KILN_CG_HIDDEN void kiln_cg_bcast_strides(const kiln_shape *s, const kiln_shape 
  * row-major (ldb) or packed in panels of NR = gemm_nr * lanes columns
  * ([ceil(N / NR)][K][NR], zero-padded; `b` at column 0, n0 a multiple of
  * NR). The sum over k runs in blocks of gemm_kc added to C; the epilogue is
- * applied when the last block is added. */
+ * applied when the last block is added. A configuration with k_pack > 1
+ * (bf16) packs k in groups: [..][K / k_pack][mr or NR][k_pack], K padded to
+ * whole groups, K blocks a multiple of k_pack; its A, when row-major (f32
+ * activations), is converted by the row-copy path, and a row-major or
+ * implicit B is packed in f32 and converted per panel. C, bias and the
+ * epilogue are f32 in every configuration. */
 typedef struct kiln_cg_gemm {
     const kiln_cg_gemm_config *cfg; /* the element types' configuration; NULL: f32 */
     LLVMValueRef a, b, c;

@@ -41,7 +41,6 @@ static char *dup_opt(const char *s)
 static kiln_status check_supported(const kiln_graph *g, int block, kiln_diag *d)
 {
     kiln_status st = KILN_OK;
-    bool warned = false;
     for (size_t i = 0; i < g->n_values; i++) {
         const kiln_value *v = &g->values[i];
         if (v->kind == KILN_VALUE_PARAM)
@@ -60,12 +59,6 @@ static kiln_status check_supported(const kiln_graph *g, int block, kiln_diag *d)
     }
     for (size_t i = 0; i < g->n_nodes; i++) {
         const kiln_node *n = &g->nodes[i];
-        kiln_precision p = n->precision != KILN_PREC_DEFAULT ? n->precision : g->precision;
-        if (p != KILN_PREC_DEFAULT && p != KILN_PREC_F32 && !warned) {
-            kiln_diag_warning(d, n->loc, "layer '%s': precision %s is not implemented yet; compiled in f32",
-                              n->layer ? n->layer : "?", kiln_precision_name(p));
-            warned = true;
-        }
         if (!kiln_cg_kernel_for(n->op)->emit) {
             kiln_diag_error(d, n->loc, "layer '%s': no kernel for op %s", n->layer ? n->layer : "?",
                             kiln_op_name(n->op));

@@ -8,10 +8,19 @@
  * else (the loop nest, tiles, flushes, epilogues: kernels/gemm.c) is shared,
  * so a bf16 or int8 GEMM is a new entry here, not a copy of the GEMM.
  *
- * f32: one FMA per (row, vector) and k; A and B packed as f32. */
+ * f32: one FMA per (row, vector) and k; A and B packed as f32.
+ * f16 weights (two rows: the weights are B for dense, packed A for conv2d):
+ *     the weights stored as IEEE half, converted to f32 when loaded
+ *     (vcvtph2ps), the other operand and the sums f32.
+ * bf16: both operands bf16 in pairs of k (k_pack 2), f32 sums: vdpbf16ps
+ *     with AVX512-BF16, else each half widened to f32 and two FMAs. The
+ *     activations are rounded to bf16 (to nearest even) by the GEMM where it
+ *     copies them (kernels/gemm.c). */
 #include "cg.h"
 
 #include <string.h>
+
+#include "ir/convert.h"
 
 /* ---- f32 ------------------------------------------------------------------------ */
 
@@ -64,19 +73,190 @@ static void f32_pack_a(const kiln_cg_gemm_config *c, const float *src, int64_t m
     }
 }
 
+/* ---- f16 weights ---------------------------------------------------------------- */
+
+/* IEEE half to f32 on vectors or scalars of i16 bits: F16C's vcvtph2ps
+ * where the target has it (an fpext LLVM lowers to it), else integer code
+ * (without F16C, LLVM would call __extendhfsf2 per element): the half's
+ * exponent and mantissa moved into an f32 and scaled by 2^112, which is
+ * exact for normal and subnormal halves alike; infinities and NaNs get the
+ * f32 exponent of all ones. */
+static LLVMValueRef f16_bits_to_f32(kiln_cg *cg, const kiln_cg_gemm_config *c, LLVMValueRef h)
+{
+    LLVMBuilderRef b = cg->u->b;
+    LLVMTypeRef t = LLVMTypeOf(h);
+    bool vec = LLVMGetTypeKind(t) == LLVMVectorTypeKind;
+    unsigned n = vec ? LLVMGetVectorSize(t) : 0;
+    LLVMTypeRef f = vec ? LLVMVectorType(cg->u->t_f32, n) : cg->u->t_f32;
+    if (c->f16c) {
+        LLVMTypeRef ht = vec ? LLVMVectorType(cg->u->vt[KILN_F16].elem, n) : cg->u->vt[KILN_F16].elem;
+        return LLVMBuildFPExt(b, LLVMBuildBitCast(b, h, ht, ""), f, "");
+    }
+    LLVMTypeRef it = vec ? LLVMVectorType(cg->u->t_i32, n) : cg->u->t_i32;
+#define IC(v) (vec ? kiln_cg_iconst_like(cg, LLVMGetPoison(f), (v)) : LLVMConstInt(cg->u->t_i32, (unsigned long long)(v), 0))
+    LLVMValueRef w = LLVMBuildZExt(b, h, it, "");
+    LLVMValueRef em = LLVMBuildAnd(b, w, IC(0x7fff), "");
+    LLVMValueRef sign = LLVMBuildShl(b, LLVMBuildAnd(b, w, IC(0x8000), ""), IC(16), "");
+    LLVMValueRef shifted = LLVMBuildShl(b, em, IC(13), "");
+    LLVMValueRef scaled = LLVMBuildFMul(b, LLVMBuildBitCast(b, shifted, f, ""),
+                                        vec ? kiln_cg_fconst(cg, LLVMGetPoison(f), 0x1p112) : LLVMConstReal(cg->u->t_f32, 0x1p112), "");
+    LLVMValueRef special = LLVMBuildICmp(b, LLVMIntUGE, em, IC(0x7c00), "");
+    LLVMValueRef bits = LLVMBuildSelect(b, special, LLVMBuildOr(b, shifted, IC(0x7f800000), ""),
+                                        LLVMBuildBitCast(b, scaled, it, ""), "");
+#undef IC
+    return LLVMBuildBitCast(b, LLVMBuildOr(b, bits, sign, ""), f, "");
+}
+
+/* A f32, B f16 (dense: the weights are B): B's vector converted as loaded. */
+static LLVMValueRef f16w_load_b(kiln_cg *cg, const kiln_cg_gemm_config *c, LLVMValueRef p, LLVMValueRef off)
+{
+    LLVMTypeRef it = LLVMVectorType(LLVMInt16TypeInContext(cg->u->ctx), (unsigned)c->lanes);
+    LLVMValueRef v = LLVMBuildLoad2(cg->u->b, it, kiln_cg_gep_t(cg, &cg->u->vt[KILN_F16], p, off), "");
+    LLVMSetAlignment(v, 2);
+    return f16_bits_to_f32(cg, c, v);
+}
+
+/* A f16 (conv2d: the weights are packed A), B f32: a row's half broadcast,
+ * then converted (vpbroadcastw + vcvtph2ps). */
+static LLVMValueRef f16w_load_a(kiln_cg *cg, const kiln_cg_gemm_config *c, LLVMValueRef p, LLVMValueRef off)
+{
+    LLVMTypeRef i16 = LLVMInt16TypeInContext(cg->u->ctx);
+    LLVMValueRef v = LLVMBuildLoad2(cg->u->b, i16, kiln_cg_gep_t(cg, &cg->u->vt[KILN_F16], p, off), "");
+    LLVMSetAlignment(v, 2);
+    return f16_bits_to_f32(cg, c, kiln_cg_splat(cg, v));
+}
+
+static void f16_pack_b(const kiln_cg_gemm_config *c, const float *src, int64_t k, int64_t n, int64_t rs, int64_t cs,
+                       void *out)
+{
+    uint16_t *dst = out;
+    int64_t nr = (int64_t)c->nr * c->lanes, panels = (n + nr - 1) / nr;
+    for (int64_t p = 0; p < panels; p++)
+        for (int64_t kk = 0; kk < k; kk++)
+            for (int64_t j = 0; j < nr; j++) {
+                int64_t col = p * nr + j;
+                dst[(p * k + kk) * nr + j] = col < n ? kiln_f32_to_f16(src[kk * rs + col * cs]) : 0;
+            }
+}
+
+static void f16_pack_a(const kiln_cg_gemm_config *c, const float *src, int64_t m, int64_t k, int64_t rs, int64_t cs,
+                       int64_t kc, void *out)
+{
+    uint16_t *dst = out;
+    int64_t mr = c->mr, panels = (m + mr - 1) / mr;
+    for (int64_t k0 = 0; k0 < k; k0 += kc) {
+        int64_t kcb = k - k0 < kc ? k - k0 : kc;
+        uint16_t *block = dst + k0 * panels * mr;
+        for (int64_t p = 0; p < panels; p++)
+            for (int64_t kk = 0; kk < kcb; kk++)
+                for (int64_t r = 0; r < mr; r++) {
+                    int64_t row = p * mr + r;
+                    block[(p * kcb + kk) * mr + r] = row < m ? kiln_f32_to_f16(src[row * rs + (k0 + kk) * cs]) : 0;
+                }
+    }
+}
+
+/* ---- bf16 ------------------------------------------------------------------------- */
+
+/* Both operands bf16 in pairs: k and k + 1 side by side for each row of A
+ * and each column of B, so one 32-bit lane holds what one lane of
+ * vdpbf16ps multiplies (acc[j] += a[2j] b[2j] + a[2j+1] b[2j+1]). A row's
+ * pair is broadcast as an i32; B's vector is `lanes` pairs. Odd K ends
+ * with a pair whose second value is zero. */
+static LLVMValueRef bf16_load_a(kiln_cg *cg, const kiln_cg_gemm_config *c, LLVMValueRef p, LLVMValueRef off)
+{
+    (void)c;
+    LLVMValueRef v = LLVMBuildLoad2(cg->u->b, cg->u->t_i32, kiln_cg_gep_t(cg, &cg->u->vt[KILN_BF16], p, off), "");
+    LLVMSetAlignment(v, 4);
+    return kiln_cg_splat(cg, v);
+}
+
+static LLVMValueRef bf16_load_b(kiln_cg *cg, const kiln_cg_gemm_config *c, LLVMValueRef p, LLVMValueRef off)
+{
+    LLVMValueRef v = LLVMBuildLoad2(cg->u->b, LLVMVectorType(cg->u->t_i32, (unsigned)c->lanes),
+                                    kiln_cg_gep_t(cg, &cg->u->vt[KILN_BF16], p, off), "");
+    LLVMSetAlignment(v, 4);
+    return v;
+}
+
+/* AVX512-BF16: one vdpbf16ps (512- or 256-bit) per (row, vector) and pair. */
+static LLVMValueRef bf16_madd_dp(kiln_cg *cg, const kiln_cg_gemm_config *c, LLVMValueRef a, LLVMValueRef b,
+                                 LLVMValueRef acc)
+{
+    LLVMTypeRef pairs = LLVMVectorType(cg->u->vt[KILN_BF16].elem, (unsigned)(2 * c->lanes));
+    LLVMValueRef args[3] = {acc, LLVMBuildBitCast(cg->u->b, a, pairs, ""), LLVMBuildBitCast(cg->u->b, b, pairs, "")};
+    return kiln_cg_intrinsic(cg, c->lanes == 16 ? "llvm.x86.avx512bf16.dpbf16ps.512" : "llvm.x86.avx512bf16.dpbf16ps.256",
+                             NULL, 0, args, 3);
+}
+
+/* Without it: each half of a pair widened to f32 (a bf16 is the top half of
+ * an f32: shift left by 16, or mask the low half off) and two FMAs, the
+ * second value of the pair first as vdpbf16ps does. */
+static LLVMValueRef bf16_madd_widen(kiln_cg *cg, const kiln_cg_gemm_config *c, LLVMValueRef a, LLVMValueRef b,
+                                    LLVMValueRef acc)
+{
+    (void)c;
+    LLVMBuilderRef bl = cg->u->b;
+    LLVMTypeRef f = LLVMTypeOf(acc);
+    LLVMValueRef sixteen = kiln_cg_iconst_like(cg, acc, 16), top = kiln_cg_iconst_like(cg, acc, (int64_t)0xffff0000u);
+    LLVMValueRef a_hi = LLVMBuildBitCast(bl, LLVMBuildAnd(bl, a, top, ""), f, "");
+    LLVMValueRef b_hi = LLVMBuildBitCast(bl, LLVMBuildAnd(bl, b, top, ""), f, "");
+    LLVMValueRef a_lo = LLVMBuildBitCast(bl, LLVMBuildShl(bl, a, sixteen, ""), f, "");
+    LLVMValueRef b_lo = LLVMBuildBitCast(bl, LLVMBuildShl(bl, b, sixteen, ""), f, "");
+    return kiln_cg_fma(cg, a_lo, b_lo, kiln_cg_fma(cg, a_hi, b_hi, acc));
+}
+
+static void bf16_pack_b(const kiln_cg_gemm_config *c, const float *src, int64_t k, int64_t n, int64_t rs, int64_t cs,
+                        void *out)
+{
+    uint16_t *dst = out;
+    int64_t nr = (int64_t)c->nr * c->lanes, panels = (n + nr - 1) / nr, kp = kiln_cg_gemm_kpad(c, k);
+    for (int64_t p = 0; p < panels; p++)
+        for (int64_t kk = 0; kk < k; kk++)
+            for (int64_t j = 0; j < nr; j++) {
+                int64_t col = p * nr + j;
+                dst[(p * kp + kk / 2 * 2) * nr + 2 * j + kk % 2] = col < n ? kiln_f32_to_bf16(src[kk * rs + col * cs]) : 0;
+            }
+}
+
+static void bf16_pack_a(const kiln_cg_gemm_config *c, const float *src, int64_t m, int64_t k, int64_t rs, int64_t cs,
+                        int64_t kc, void *out)
+{
+    uint16_t *dst = out;
+    int64_t mr = c->mr, panels = (m + mr - 1) / mr;
+    for (int64_t k0 = 0; k0 < k; k0 += kc) { /* kc is even: every block but the last is whole pairs */
+        int64_t kcb = k - k0 < kc ? k - k0 : kc, kcp = kiln_cg_gemm_kpad(c, kcb);
+        uint16_t *block = dst + k0 * panels * mr;
+        for (int64_t p = 0; p < panels; p++)
+            for (int64_t kk = 0; kk < kcb; kk++)
+                for (int64_t r = 0; r < mr; r++) {
+                    int64_t row = p * mr + r;
+                    block[(p * kcp + kk / 2 * 2) * mr + 2 * r + kk % 2] =
+                        row < m ? kiln_f32_to_bf16(src[row * rs + (k0 + kk) * cs]) : 0;
+                }
+    }
+}
+
 /* ---- the table -------------------------------------------------------------------- */
 
 void kiln_cg_gemm_configs_init(const kiln_target *t, kiln_cg_gemm_config *out)
 {
     const int lanes = t->vector_bits / 32;
+    const int regs = t->vector_bits == 512 ? 32 : 16;
+    const int mr = t->gemm_mr > KILN_CG_GEMM_MAX_MR ? KILN_CG_GEMM_MAX_MR : t->gemm_mr;
+    const int nr = t->gemm_nr > KILN_CG_GEMM_MAX_NV ? KILN_CG_GEMM_MAX_NV : t->gemm_nr;
+    const bool x86 = strcmp(t->name, "avx512") == 0 || strcmp(t->name, "avx2") == 0 || strcmp(t->name, "sse") == 0;
+    const bool f16c = x86 && kiln_target_list_has(t->features, "f16c");
+    const bool dpbf16 = x86 && kiln_target_list_has(t->features, "avx512bf16") &&
+                        (lanes == 16 || (lanes == 8 && kiln_target_list_has(t->features, "avx512vl")));
     out[KILN_CG_GEMM_F32] = (kiln_cg_gemm_config){
         .id = KILN_CG_GEMM_F32,
         .name = "f32",
         .a = KILN_F32,
         .b = KILN_F32,
         .acc = KILN_F32,
-        .mr = t->gemm_mr > KILN_CG_GEMM_MAX_MR ? KILN_CG_GEMM_MAX_MR : t->gemm_mr,
-        .nr = t->gemm_nr > KILN_CG_GEMM_MAX_NV ? KILN_CG_GEMM_MAX_NV : t->gemm_nr,
+        .mr = mr,
+        .nr = nr,
         .kc = t->gemm_kc,
         .k_pack = 1,
         .lanes = lanes,
@@ -87,6 +267,44 @@ void kiln_cg_gemm_configs_init(const kiln_target *t, kiln_cg_gemm_config *out)
         .pack_a = f32_pack_a,
         .pack_b = f32_pack_b,
     };
+    /* f16 weights: half the bytes of B (or A), converted as loaded: one more
+     * instruction per vector of weights, the tile of f32 */
+    kiln_cg_gemm_config f16b = out[KILN_CG_GEMM_F32];
+    f16b.id = KILN_CG_GEMM_F16W_B;
+    f16b.name = "f32f16w";
+    f16b.b = KILN_F16;
+    f16b.f16c = f16c;
+    f16b.load_b = f16w_load_b;
+    f16b.pack_b = f16_pack_b;
+    out[KILN_CG_GEMM_F16W_B] = f16b;
+    kiln_cg_gemm_config f16a = out[KILN_CG_GEMM_F32];
+    f16a.id = KILN_CG_GEMM_F16W_A;
+    f16a.name = "f16wf32";
+    f16a.a = KILN_F16;
+    f16a.f16c = f16c;
+    f16a.load_a = f16w_load_a;
+    f16a.pack_a = f16_pack_a;
+    out[KILN_CG_GEMM_F16W_A] = f16a;
+    /* bf16: pairs of k, kc even. The widening fallback holds both halves of
+     * a row's pair and of each B vector in registers: fewer rows, so the
+     * tile still fits the register file (AVX2: 4 x 2, AVX-512: 12 x 2). */
+    kiln_cg_gemm_config bf = out[KILN_CG_GEMM_F32];
+    bf.id = KILN_CG_GEMM_BF16;
+    bf.name = dpbf16 ? "bf16dp" : "bf16";
+    bf.a = bf.b = KILN_BF16;
+    bf.k_pack = 2;
+    bf.kc = t->gemm_kc / 2 * 2;
+    bf.dot = dpbf16;
+    if (!dpbf16) {
+        int fit = (regs - 3 * nr - 2) / nr;
+        bf.mr = fit < 1 ? 1 : fit < mr ? fit : mr;
+    }
+    bf.load_a = bf16_load_a;
+    bf.load_b = bf16_load_b;
+    bf.madd = dpbf16 ? bf16_madd_dp : bf16_madd_widen;
+    bf.pack_a = bf16_pack_a;
+    bf.pack_b = bf16_pack_b;
+    out[KILN_CG_GEMM_BF16] = bf;
 }
 
 const kiln_cg_gemm_config *kiln_cg_gemm_config_for(const kiln_cg *cg, kiln_dtype a, kiln_dtype b)
@@ -106,7 +324,7 @@ const kiln_cg_gemm_config *kiln_cg_gemm_f32(const kiln_cg *cg) { return &cg->gem
 size_t kiln_cg_packed_b_bytes(const kiln_cg_gemm_config *c, int64_t k, int64_t n)
 {
     int64_t nr = (int64_t)c->nr * c->lanes;
-    return (size_t)((n + nr - 1) / nr * k * nr) * kiln_dtype_size(c->b);
+    return (size_t)((n + nr - 1) / nr * kiln_cg_gemm_kpad(c, k) * nr) * kiln_dtype_size(c->b);
 }
 
 void kiln_cg_pack_b(const kiln_cg_gemm_config *c, const float *src, int64_t k, int64_t n, int64_t rs, int64_t cs,
@@ -117,7 +335,7 @@ void kiln_cg_pack_b(const kiln_cg_gemm_config *c, const float *src, int64_t k, i
 
 size_t kiln_cg_packed_a_bytes(const kiln_cg_gemm_config *c, int64_t m, int64_t k)
 {
-    return (size_t)((m + c->mr - 1) / c->mr * k * c->mr) * kiln_dtype_size(c->a);
+    return (size_t)((m + c->mr - 1) / c->mr * kiln_cg_gemm_kpad(c, k) * c->mr) * kiln_dtype_size(c->a);
 }
 
 void kiln_cg_pack_a(const kiln_cg_gemm_config *c, const float *src, int64_t m, int64_t k, int64_t rs, int64_t cs,
@@ -127,3 +345,22 @@ void kiln_cg_pack_a(const kiln_cg_gemm_config *c, const float *src, int64_t m, i
 }
 
 int64_t kiln_cg_gemm_kc(const kiln_cg_gemm_config *c, int64_t kc) { return kc > 0 ? kc : c->kc; }
+
+int64_t kiln_cg_gemm_kpad(const kiln_cg_gemm_config *c, int64_t k) { return (k + c->k_pack - 1) / c->k_pack * c->k_pack; }
+
+const kiln_cg_gemm_config *kiln_cg_gemm_for_node(const kiln_cg *cg, const kiln_node *n, bool weights_are_a)
+{
+    switch (kiln_node_precision(cg->g, n)) {
+    case KILN_PREC_BF16:
+        return &cg->gemm[KILN_CG_GEMM_BF16];
+    case KILN_PREC_F16:
+        return &cg->gemm[weights_are_a ? KILN_CG_GEMM_F16W_A : KILN_CG_GEMM_F16W_B];
+    default:
+        return &cg->gemm[KILN_CG_GEMM_F32];
+    }
+}
+
+kiln_dtype kiln_cg_gemm_dtype(const kiln_cg_gemm_config *c)
+{
+    return c->a == KILN_BF16 ? KILN_BF16 : c->a == KILN_F16 || c->b == KILN_F16 ? KILN_F16 : KILN_F32;
+}

@@ -2,8 +2,8 @@
  * they read into it, at compile time, in exactly the layout their code
  * reads (a dense weight transposed to [in, units], batch norm folded into a
  * scale and a shift, ...); plain parameters are copied once. Every piece is
- * 64-byte aligned, in the element type its kernel reads (f32 today; a GEMM
- * configuration of another dtype packs its own, kiln_cg_gemm_config). The blob is embedded (in an object of several
+ * 64-byte aligned, in the element type its kernel reads (f32, or the f16 /
+ * bf16 panels a GEMM configuration packs, kiln_cg_gemm_config). The blob is embedded (in an object of several
  * units, elf.c writes it as a section of its own; otherwise one private
  * constant, 64-byte aligned) or written to a file that NAME_create maps and
  * checks (size and FNV-1a checksum). */

@@ -342,6 +342,8 @@ int kiln_cli_options_take(kiln_args *a, kiln_cli_options *o)
             }
         return kiln_cli_usage_error(o->cmd, "--winograd must be auto, off, f2 or f4, got '%s'", v);
     }
+    if ((o->takes & KILN_CLI_TAKES_PRECISION) && (r = kiln_args_value(a, "--precision", &o->precision)))
+        return r < 0 ? 2 : KILN_CLI_TAKEN;
     if ((o->takes & KILN_CLI_TAKES_LAYOUT) && (r = kiln_args_value(a, "--layout", &v))) {
         if (r < 0)
             return 2;

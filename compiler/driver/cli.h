@@ -98,6 +98,7 @@ enum {
     KILN_CLI_TAKES_WINOGRAD = 1u << 6,    /* --winograd auto|off|f2|f4: cg.winograd */
     KILN_CLI_TAKES_LAYOUT = 1u << 7,      /* --layout auto|plain: the layout pass */
     KILN_CLI_TAKES_CPU = 1u << 8,         /* --cpu NAME, --features LIST (JIT: this machine must have them) */
+    KILN_CLI_TAKES_PRECISION = 1u << 9,   /* --precision P: the model's default precision */
 };
 
 /* The options the commands share, and what kiln_cli_model_open does with
@@ -120,7 +121,7 @@ typedef struct kiln_cli_options {
     bool layout_given;      /* --layout was on the command line */
     bool time_passes;       /* the time of each pass to stderr */
     const char *name;       /* kiln compile --name: replaces the model's name (the symbol prefix), or NULL */
-    const char *precision;  /* kiln compile --precision: the model's default precision, or NULL */
+    const char *precision;  /* --precision: replaces the model's default precision (a layer's own key wins), or NULL */
     /* Set by the command itself, never from the command line: */
     const char *stop_after; /* the last pass to run (kiln dump --after); NULL: all of them */
     bool needs_weights;     /* the command reads the weights' values (checked against the weights budget) */

@@ -33,7 +33,9 @@ static const char help[] =
     "  --name PREFIX       the symbol prefix (PREFIX_create, ...; default: the model's\n"
     "                      name), also the name in NAME_info()\n"
     "  --precision P       the model's default precision: f32, bf16, f16, int8, auto\n"
-    "                      (as the YAML's precision: key; this version computes in f32)\n"
+    "                      (replaces the YAML's top-level precision: key; a layer's own\n"
+    "                      key wins; bf16 and f16 apply to dense and convolution layers,\n"
+    "                      int8 and auto compile f32 for now: docs/precision.md)\n"
     "  --depfile FILE      also write a Makefile-syntax dependency file: OUTPUT depends\n"
     "                      on MODEL and every file kiln read for it (weights); for\n"
     "                      build systems (CMake's DEPFILE, make's include)\n"
@@ -253,7 +255,8 @@ int kiln_cmd_compile(int argc, char **argv)
     kiln_cli_options o;
     kiln_cli_options_init(&o, "compile", help,
                           KILN_CLI_TAKES_OPT_LEVEL | KILN_CLI_TAKES_WINOGRAD | KILN_CLI_TAKES_LAYOUT | KILN_CLI_TAKES_PASSES |
-                              KILN_CLI_TAKES_THREADS | KILN_CLI_TAKES_TIME_PASSES | KILN_CLI_TAKES_DUMP_IR);
+                              KILN_CLI_TAKES_THREADS | KILN_CLI_TAKES_TIME_PASSES | KILN_CLI_TAKES_DUMP_IR |
+                              KILN_CLI_TAKES_PRECISION);
     kiln_cg_options *opt = &o.cg;
     for (; a.i < argc; a.i++) {
         bool threads_arg = strncmp(argv[a.i], "--threads", 9) == 0;
@@ -278,7 +281,6 @@ int kiln_cmd_compile(int argc, char **argv)
             (r = kiln_args_value(&a, "--weights", &weights)) ||
             (r = kiln_args_value(&a, "--tune-batch", &tune_batch_text)) ||
             (r = kiln_args_value(&a, "--jobs", &jobs_text)) || (r = kiln_args_value(&a, "--name", &o.name)) ||
-            (r = kiln_args_value(&a, "--precision", &o.precision)) ||
             (r = kiln_args_value(&a, "--depfile", &depfile)) || (r = kiln_args_value(&a, "--rpath", &opt->rpath))) {
             if (r < 0)
                 return 2;
@@ -476,6 +478,23 @@ int kiln_cmd_compile(int argc, char **argv)
     }
     printf("  weights   %s %s%s\n", w, external ? "in " : "embedded", external ? wfile : "");
     printf("  kernels   %zu (%zu layers run fused inside another's kernel)\n", rep.steps, rep.fused_nodes);
+    /* what the layers compute in (the rule the code generator obeys: docs/precision.md) */
+    size_t by_prec[KILN_PREC_COUNT] = {0};
+    for (size_t i = 0; i < g->n_nodes; i++)
+        by_prec[kiln_node_precision(g, &g->nodes[i])]++;
+    if (by_prec[KILN_PREC_BF16] || by_prec[KILN_PREC_F16]) {
+        printf("  precision");
+        const kiln_precision shown[2] = {KILN_PREC_BF16, KILN_PREC_F16};
+        const char *what[2] = {"bf16 (weights and products)", "f16 (weights)"};
+        bool first = true;
+        for (int k = 0; k < 2; k++)
+            if (by_prec[shown[k]]) {
+                printf("%s %s: %zu layer%s", first ? "" : ";", what[k], by_prec[shown[k]],
+                       by_prec[shown[k]] == 1 ? "" : "s");
+                first = false;
+            }
+        printf("; every other node f32\n");
+    }
     /* which GEMM each dense / 1x1 convolution layer got */
     bool header_done = false;
     for (size_t i = 0; i < g->n_nodes; i++) {

@@ -16,6 +16,7 @@
 static const char help[] =
     "usage: kiln dump MODEL [--after PASS | --dump-ir=all|after:PASS] [--time-passes] [--threads N]\n"
     "                 [--layout auto|plain] [--cpu NAME] [--features LIST] [--format text|dot]\n"
+    "                 [--precision P]\n"
     "                 [-o FILE]\n"
     "\n"
     "Prints the IR of MODEL (a .yaml model or a .kir IR file): as loaded, or after\n"
@@ -34,6 +35,8 @@ static const char help[] =
     "  --layout auto   (default) the layout pass blocks channels (nchw8c on AVX2)\n"
     "                  where it finds it pays, for this machine; 'plain': it\n"
     "                  changes nothing\n"
+    "  --precision P   the model's default precision (f32, bf16, f16, int8, auto); a\n"
+    "                  layer's own precision: key wins (docs/precision.md)\n"
     "  --cpu NAME      the CPU the passes plan for (channel block, kernels, scratch)\n"
     "                  instead of this machine's: x86-64-v3 (AVX2), x86-64-v4 (AVX-512),\n"
     "                  znver3, sapphirerapids, ...\n"
@@ -80,7 +83,7 @@ int kiln_cmd_dump(int argc, char **argv)
     const char *format = "text", *output = NULL, *after = NULL, *threads_text = NULL;
     kiln_cli_options o;
     kiln_cli_options_init(&o, "dump", help, KILN_CLI_TAKES_TIME_PASSES | KILN_CLI_TAKES_DUMP_IR | KILN_CLI_TAKES_LAYOUT |
-                                                  KILN_CLI_TAKES_CPU);
+                                                  KILN_CLI_TAKES_CPU | KILN_CLI_TAKES_PRECISION);
     for (; a.i < argc; a.i++) {
         int r = kiln_cli_options_take(&a, &o);
         if (r == KILN_CLI_TAKEN)

@@ -15,6 +15,7 @@
 static const char help[] =
     "usage: kiln run MODEL --input NAME=FILE.npy ... --output DIR [--interp] [--threads T]\n"
     "                [--passes all|none] [--winograd auto|off|f2|f4] [--layout auto|plain]\n"
+    "                [--precision P]\n"
     "\n"
     "Evaluates MODEL (.yaml or .kir) on the given inputs and writes one\n"
     "DIR/<output name>.npy (float32) per model output. By default the model is\n"
@@ -32,6 +33,8 @@ static const char help[] =
     "                        always runs the model as loaded.\n"
     "  --winograd MODE       3x3 stride-1 convolutions: auto (default), off, f2, f4\n"
     "                        (docs/codegen.md)\n"
+    "  --precision P         the model's default precision (f32, bf16, f16, int8, auto); a\n"
+    "                        layer's own precision: key wins (docs/precision.md)\n"
     "  --layout auto         (default) channel-blocked activations (nchw8c on AVX2)\n"
     "                        where the layout pass finds they pay (docs/passes.md);\n"
     "                        'plain': NCHW\n";
@@ -141,7 +144,8 @@ int kiln_cmd_run(int argc, char **argv)
     bool interp = false;
     kiln_cli_options o;
     kiln_cli_options_init(&o, "run", help,
-                          KILN_CLI_TAKES_PASSES | KILN_CLI_TAKES_THREADS | KILN_CLI_TAKES_WINOGRAD | KILN_CLI_TAKES_LAYOUT);
+                          KILN_CLI_TAKES_PASSES | KILN_CLI_TAKES_THREADS | KILN_CLI_TAKES_WINOGRAD | KILN_CLI_TAKES_LAYOUT |
+                              KILN_CLI_TAKES_PRECISION);
     input_arg *inputs = calloc((size_t)argc, sizeof *inputs);
     int n_inputs = 0, rc = 2;
     /* The .npy outputs go to temporary files renamed into DIR at the end

@@ -4,6 +4,7 @@
 #include "interp_internal.h"
 
 #include <math.h>
+#include <stdlib.h>
 
 /* The spatial attributes of a conv or pool. */
 typedef struct window {
@@ -117,7 +118,14 @@ kiln_status kiln_interp_conv2d(const kiln_icall *c)
         return s;
 
     const int64_t Fg = F / groups;
-    const double *xd = x->data, *wd = wt->data;
+    /* x and the weights as the layer's precision rounds them */
+    const double *xd, *wd;
+    double *x_owned, *w_owned = NULL;
+    if ((s = kiln_icall_rounded(c, x, false, &xd, &x_owned)) != KILN_OK ||
+        (s = kiln_icall_rounded(c, wt, true, &wd, &w_owned)) != KILN_OK) {
+        free(x_owned);
+        return s;
+    }
     for (int64_t n = 0; n < N; n++) {
         for (int64_t f = 0; f < F; f++) {
             double *o = c->out->data + (size_t)((n * F + f) * OH * OW);
@@ -148,6 +156,8 @@ kiln_status kiln_interp_conv2d(const kiln_icall *c)
             }
         }
     }
+    free(x_owned);
+    free(w_owned);
     return KILN_OK;
 }
 

@@ -74,6 +74,15 @@ KILN_INTERP_HIDDEN bool kiln_icall_bool(const kiln_icall *c, kiln_attr_id id, bo
 KILN_INTERP_HIDDEN kiln_status kiln_icall_ints(const kiln_icall *c, kiln_attr_id id, int count, int64_t *out,
                                                int *n);
 
+/* Reduced precision (docs/precision.md), as the compiled layer computes:
+ * the node's precision (kiln_node_precision) rounds its weights to f16 or
+ * bf16, and with bf16 its data operand too, each value first to f32 (what
+ * the compiled code holds) then to nearest even; the products and sums stay
+ * in double. *out is t's data, or a rounded copy (*owned, malloc'd, to be
+ * freed; NULL when nothing was copied). Out of memory: an error. */
+KILN_INTERP_HIDDEN kiln_status kiln_icall_rounded(const kiln_icall *c, const kiln_itensor *t, bool weight,
+                                                  const double **out, double **owned);
+
 /* "[2,3,4]" into buf; returns buf. */
 KILN_INTERP_HIDDEN char *kiln_idims_format(int rank, const int64_t *dims, char *buf, size_t size);
 /* Product of dims[from..to) (1 when empty); the driver guarantees that the

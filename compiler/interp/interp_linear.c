@@ -3,6 +3,30 @@
  * dropped again, leading dims broadcast). */
 #include "interp_internal.h"
 
+#include <stdlib.h>
+
+#include "ir/convert.h"
+
+kiln_status kiln_icall_rounded(const kiln_icall *c, const kiln_itensor *t, bool weight, const double **out,
+                               double **owned)
+{
+    kiln_precision p = kiln_node_precision(c->g, c->n);
+    *out = t->data;
+    *owned = NULL;
+    if (p == KILN_PREC_F32 || (p == KILN_PREC_F16 && !weight))
+        return KILN_OK;
+    double *r = malloc((t->count ? t->count : 1) * sizeof *r);
+    if (!r)
+        return kiln_icall_fail(c, KILN_ERR_OUT_OF_MEMORY, "out of memory rounding to %s", kiln_precision_name(p));
+    for (size_t i = 0; i < t->count; i++) {
+        float f = (float)t->data[i];
+        r[i] = p == KILN_PREC_F16 ? kiln_f16_to_f32(kiln_f32_to_f16(f)) : kiln_bf16_to_f32(kiln_f32_to_bf16(f));
+    }
+    *out = r;
+    *owned = r;
+    return KILN_OK;
+}
+
 kiln_status kiln_interp_dense(const kiln_icall *c)
 {
     kiln_status s;
@@ -26,19 +50,28 @@ kiln_status kiln_interp_dense(const kiln_icall *c)
     if ((s = kiln_icall_check_out(c, x->rank, dims)) != KILN_OK)
         return s;
 
-    /* y[r, n] = sum_k x[r, k] * W[n, k] + b[n] */
+    /* y[r, n] = sum_k x[r, k] * W[n, k] + b[n] (x and W as the layer's precision rounds them) */
+    const double *xd, *wd;
+    double *x_owned, *w_owned = NULL;
+    if ((s = kiln_icall_rounded(c, x, false, &xd, &x_owned)) != KILN_OK ||
+        (s = kiln_icall_rounded(c, w, true, &wd, &w_owned)) != KILN_OK) {
+        free(x_owned);
+        return s;
+    }
     const size_t rows = kiln_idims_product(x->dims, 0, x->rank - 1);
     for (size_t r = 0; r < rows; r++) {
-        const double *xr = x->data + r * (size_t)K;
+        const double *xr = xd + r * (size_t)K;
         double *yr = c->out->data + r * (size_t)N;
         for (int64_t n = 0; n < N; n++) {
-            const double *wr = w->data + (size_t)(n * K);
+            const double *wr = wd + (size_t)(n * K);
             double sum = 0.0;
             for (int64_t k = 0; k < K; k++)
                 sum += xr[k] * wr[k];
             yr[n] = sum + (bias ? bias->data[n] : 0.0);
         }
     }
+    free(x_owned);
+    free(w_owned);
     return KILN_OK;
 }
 

@@ -19,7 +19,7 @@
  *   fuse            fusion groups marked (kiln_node.group)
  *   layout          channel-blocked values and reorders (kiln_type.layout),
  *                   groups made again
- *   precision       each layer's precision (f32 everywhere for now)
+ *   precision       the precision each node computes in (kiln_node.precision)
  *   select          each node's implementation (kiln_node.impl)
  *   schedule        tasks per kernel (kiln_node.tasks)
  *   memory_plan     workspace offsets (kiln_value.mem, kiln_graph.mem_*),

@@ -72,6 +72,11 @@ static bool is_constant(const kiln_graph *g, kiln_id v)
 
 static bool is_blocked(const kiln_graph *g, kiln_id v) { return g->values[v].type.layout != KILN_LAYOUT_PLAIN; }
 
+/* A layer computing with bf16 or f16 weights (ir/graph.h): only the
+ * generated GEMM has those (Winograd, OpenBLAS and the blocked kernels
+ * compute f32). */
+static bool reduced(const kiln_graph *g, const kiln_node *n) { return kiln_node_precision(g, n) != KILN_PREC_F32; }
+
 kiln_impl kiln_target_select(const kiln_target *t, const kiln_graph *g, const kiln_node *n,
                              const kiln_select_options *o)
 {
@@ -84,6 +89,8 @@ kiln_impl kiln_target_select(const kiln_target *t, const kiln_graph *g, const ki
             return KILN_IMPL_IGEMM;
         if (is_blocked(g, n->inputs[0]) || is_blocked(g, n->output))
             return KILN_IMPL_BLOCKED;
+        if (reduced(g, n))
+            return kiln_target_gemm_candidate(g, n) ? KILN_IMPL_GEMM : KILN_IMPL_IGEMM;
         int m = kiln_target_winograd_choice(t, g, n, mode);
         if (m)
             return m == 4 ? KILN_IMPL_WINOGRAD4 : KILN_IMPL_WINOGRAD2;
@@ -97,7 +104,7 @@ kiln_impl kiln_target_select(const kiln_target *t, const kiln_graph *g, const ki
         return KILN_IMPL_GEMM;
     }
     case KILN_OP_DENSE:
-        if (kiln_target_gemm_candidate(g, n) &&
+        if (kiln_target_gemm_candidate(g, n) && !reduced(g, n) &&
             (prefer == KILN_IMPL_BLAS || (prefer == KILN_IMPL_NONE && blas_preferred(g, n))))
             return KILN_IMPL_BLAS;
         return KILN_IMPL_GEMM;
@@ -139,7 +146,7 @@ bool kiln_target_conv_blocks(const kiln_target *t, const kiln_graph *g, const ki
     const bool written = n->impl != KILN_IMPL_NONE;
     if (groups == C && F == C && ws->dims[1] == 1)
         return !written || n->impl == KILN_IMPL_BLOCKED; /* depthwise */
-    if (groups != 1)
+    if (groups != 1 || reduced(g, n)) /* bf16 / f16 weights: the GEMM on plain values */
         return false;
     if (written)
         return n->impl == KILN_IMPL_BLOCKED;
@@ -166,6 +173,11 @@ bool kiln_target_impl_applies(const kiln_target *t, const kiln_graph *g, const k
                               char *why, size_t size)
 {
     const char *name = kiln_impl_name(impl);
+    if (reduced(g, n) && (impl == KILN_IMPL_BLAS || impl == KILN_IMPL_WINOGRAD2 || impl == KILN_IMPL_WINOGRAD4)) {
+        snprintf(why, size, "%s computes f32 only, and the layer computes with %s weights", name,
+                 kiln_precision_name(kiln_node_precision(g, n)));
+        return false;
+    }
     switch (n->op) {
     case KILN_OP_CONV2D: {
         bool blocked = is_blocked(g, n->inputs[0]) || is_blocked(g, n->output);

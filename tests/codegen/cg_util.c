@@ -257,6 +257,13 @@ static size_t elems(const kiln_graph *g, kiln_id v, int64_t batch)
 double tg_check(const kiln_graph *g, const kiln_cg_options *opt, const int64_t *batches, int n_batches,
                 const int *threads, int n_threads)
 {
+    return tg_check_ref(g, g, opt, batches, n_batches, threads, n_threads, 1e-2, 1e-4);
+}
+
+double tg_check_ref(const kiln_graph *g, const kiln_graph *ref_graph, const kiln_cg_options *opt,
+                    const int64_t *batches, int n_batches, const int *threads, int n_threads, double floor,
+                    double report_above)
+{
     kiln_diag d;
     kiln_diag_init(&d);
     kiln_cg_options o = KILN_CG_OPTIONS_INIT;
@@ -293,7 +300,7 @@ double tg_check(const kiln_graph *g, const kiln_cg_options *opt, const int64_t *
         float **in = calloc(g->n_inputs + 1, sizeof *in);
         float **out = calloc(g->n_outputs + 1, sizeof *out), **first = calloc(g->n_outputs + 1, sizeof *first);
         kiln_interp *it = NULL;
-        kiln_interp_create(g, batch, NULL, &it);
+        kiln_interp_create(ref_graph, batch, NULL, &it);
         for (size_t i = 0; i < g->n_inputs; i++) {
             size_t n = elems(g, g->inputs[i], batch);
             in[i] = malloc((n ? n : 1) * sizeof(float));
@@ -350,11 +357,11 @@ double tg_check(const kiln_graph *g, const kiln_cg_options *opt, const int64_t *
                     else if (isinf(b) || isinf(a))
                         err = a == b ? 0.0 : INFINITY;
                     else {
-                        double scale = fmax(fmax(fabs(b), 1e-2 * maxref), 1e-30);
+                        double scale = fmax(fmax(fabs(b), floor * maxref), 1e-30);
                         err = fabs(a - b) / scale;
                     }
                     if (err > worst) {
-                        if (err > 1e-4)
+                        if (err > report_above)
                             fprintf(stderr, "model '%s': output %zu[%zu] (batch %lld, %d threads): %.9g vs %.9g\n",
                                     g->name, k, i, (long long)batch, threads[ti], a, b);
                         worst = err;

@@ -37,6 +37,14 @@ void tg_output(kiln_graph *g, kiln_id v);
  * something failed (printed). */
 double tg_check(const kiln_graph *g, const kiln_cg_options *opt, const int64_t *batches, int n_batches,
                 const int *threads, int n_threads);
+/* tg_check with the interpreter run on ref_graph (the same inputs and
+ * outputs as g: an f32 copy of a reduced-precision graph), the error's
+ * scale at least floor x the largest |reference| (tg_check: 1e-2; 1: the
+ * error relative to the output's largest magnitude), printing the elements
+ * whose error exceeds report_above. */
+double tg_check_ref(const kiln_graph *g, const kiln_graph *ref_graph, const kiln_cg_options *opt,
+                    const int64_t *batches, int n_batches, const int *threads, int n_threads, double floor,
+                    double report_above);
 /* tg_check with batches {1, 3, 17} and threads {1, 2, 3}. */
 double tg_check_default(const kiln_graph *g);
 

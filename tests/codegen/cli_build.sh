@@ -80,9 +80,72 @@ fi
 expect_rc 2 "$kiln" compile "$lenet" -o "$work/a.o" --name 2fast
 has "$work/err" "--name must be a C identifier" "--name: bad identifier"
 expect_rc 1 "$kiln" compile "$lenet" -o "$work/a.o" --name int
-expect_rc 0 "$kiln" compile "$lenet" -o "$work/a.o" --precision bf16
-has "$work/err" "precision bf16 is not implemented yet" "--precision reaches the code generator"
 expect_rc 2 "$kiln" compile "$lenet" -o "$work/a.o" --precision f8
+has "$work/err" "--precision must be one of f32, bf16, f16, int8, auto, got 'f8'" "--precision: unknown"
+
+# ---- precision (docs/precision.md) ---------------------------------------------------
+cat >"$work/prec.yaml" <<'YAML'
+kiln: 1
+name: prec
+init: {random: 3}
+precision: bf16
+inputs:
+  - {name: x, shape: [batch, 3, 8, 8]}
+layers:
+  - {name: conv, op: conv2d, filters: 8, kernel: 3, padding: 1, activation: relu}
+  - {name: dw, op: conv2d, filters: 8, kernel: 3, padding: 1, groups: 8}
+  - {name: flat, op: flatten}
+  - {name: fc1, op: dense, units: 33, precision: f16}
+  - {name: fc2, op: dense, units: 10}
+YAML
+# the model's default; a layer's own key; what has no kernel says so
+expect_rc 0 "$kiln" dump "$work/prec.yaml" --after precision
+has "$work/out" 'conv2d(%x, %conv.weight, %conv.bias) .* layer "conv" precision bf16' "precision: the model's default"
+has "$work/out" '%conv = relu(.* layer "conv" precision f32' "precision: activations stay f32"
+has "$work/out" 'layer "fc1" precision f16' "precision: the layer's key"
+has "$work/out" 'layer "fc2" precision bf16' "precision: default on the last dense"
+has "$work/out" 'layer "dw" precision f32' "precision: depthwise computes f32"
+has "$work/err" "layer 'dw' (conv2d): precision bf16 is not implemented yet for convolutions with one input channel" "precision: depthwise warning"
+hasnt "$work/err" "'flat'" "precision: no warning for ops that are f32 by design"
+# --precision replaces the model's default, the layer's key wins over both
+expect_rc 0 "$kiln" dump "$work/prec.yaml" --after precision --precision f16
+has "$work/out" 'layer "fc2" precision f16' "--precision f16: the default replaced"
+has "$work/out" 'layer "conv" precision f16' "--precision f16: conv"
+has "$work/out" 'layer "fc1" precision f16' "--precision f16: fc1 keeps its key"
+expect_rc 0 "$kiln" dump "$work/prec.yaml" --after precision --precision f32
+hasnt "$work/out" 'layer "fc2" precision' "--precision f32: fc2 is default f32"
+has "$work/out" 'layer "fc1" precision f16' "--precision f32: the layer's key wins"
+hasnt "$work/err" "warning" "--precision f32: no warning"
+expect_rc 0 "$kiln" dump "$work/prec.yaml" --after precision --precision int8
+has "$work/err" "precision int8 is not implemented yet; 2 layers computed in f32 (the first: 'conv')" "--precision int8: one warning"
+has "$work/out" 'layer "fc2" precision f32' "--precision int8: computed f32"
+# select keeps them on the GEMM (never Winograd, never OpenBLAS)
+expect_rc 0 "$kiln" dump "$work/prec.yaml" --after select --cpu x86-64-v3
+has "$work/out" 'layer "conv" precision bf16 group 1 impl igemm' "select: igemm for bf16"
+# the compiled code: vdpbf16ps where AVX512-BF16 is, the widening fallback elsewhere
+for cpu in sapphirerapids znver4; do
+  expect_rc 0 "$kiln" compile "$work/prec.yaml" -o "$work/prec_$cpu.s" --emit asm --cpu $cpu
+  has "$work/prec_$cpu.s" "vdpbf16ps" "bf16 on $cpu: vdpbf16ps"
+  has "$work/prec_$cpu.s" "vcvtph2ps" "f16 on $cpu: vcvtph2ps"
+done
+has "$work/out" "precision bf16 (weights and products): 2 layers; f16 (weights): 1 layer; every other node f32" "report: precision"
+for cpu in znver3 x86-64-v4; do
+  expect_rc 0 "$kiln" compile "$work/prec.yaml" -o "$work/prec_$cpu.s" --emit asm --cpu $cpu
+  hasnt "$work/prec_$cpu.s" "vdpbf16ps" "bf16 on $cpu: no vdpbf16ps"
+  has "$work/prec_$cpu.s" "kiln.ukernel.bf16_" "bf16 on $cpu: the widening micro-kernel"
+  has "$work/prec_$cpu.s" "vcvtph2ps" "f16 on $cpu: vcvtph2ps"
+done
+expect_rc 0 "$kiln" compile "$work/prec.yaml" -o "$work/prec_v2.s" --emit asm --cpu x86-64-v2
+hasnt "$work/prec_v2.s" "__extendhfsf2" "f16 without F16C: no library call"
+# the weights blob holds what is stored
+expect_rc 0 "$kiln" compile "$work/prec.yaml" -o "$work/p32.o" --header "$work/p32.h" --precision f32 --cpu x86-64-v3
+expect_rc 0 "$kiln" compile "$work/prec.yaml" -o "$work/p16.o" --header "$work/p16.h" --cpu x86-64-v3
+w32=$(sed -n 's/.*prec_WEIGHT_BYTES ((size_t)\([0-9]*\)u).*/\1/p' "$work/p32.h")
+w16=$(sed -n 's/.*prec_WEIGHT_BYTES ((size_t)\([0-9]*\)u).*/\1/p' "$work/p16.h")
+if [ -n "$w32" ] && [ -n "$w16" ] && [ "$w16" -lt "$w32" ]; then ok; else fail "WEIGHT_BYTES: bf16 $w16 not under f32 $w32"; fi
+# kiln check compares the bf16 build with the interpreter emulating it
+expect_rc 0 "$kiln" check "$work/prec.yaml" --batch 3
+expect_rc 0 "$kiln" check "$work/prec.yaml" --batch 3 --precision f16 --cpu x86-64-v3
 
 # ---- the same object whatever the machine ---------------------------------------------
 expect_rc 0 "$kiln" compile "$lenet" -o "$work/default.o" --cpu x86-64-v3 --target x86_64-linux-gnu

@@ -366,6 +366,7 @@ static kiln_status conv_direct(kiln_cg *cg, const kiln_node *n, const window *w,
  *   - across output rows (outputs narrower than a vector): a gather with
  *     per-lane rows and columns. */
 typedef struct conv_pack {
+    const kiln_cg_gemm_config *gc;
     const window *w;
     int64_t H, W, OW, khw;
     V x; /* the first input plane of this item's group (set in the task) */
@@ -399,7 +400,7 @@ static void conv_pack_b(kiln_cg *cg, void *arg, V dst, V j, V ncols, V k0, V k1)
 {
     conv_pack *c = arg;
     const window *w = c->w;
-    const kiln_cg_gemm_config *gc = kiln_cg_gemm_f32(cg);
+    const kiln_cg_gemm_config *gc = c->gc;
     const int64_t NR = (int64_t)gc->nr * gc->lanes, HW = c->H * c->W;
     int64_t fast_lo, fast_hi;
     interior(cg, c->W, w->sw, -w->pl, (w->kw - 1) * w->dw - w->pl, &fast_lo, &fast_hi);
@@ -624,9 +625,12 @@ kiln_status kiln_cg_emit_conv2d(kiln_cg *cg, const kiln_node *n)
     if (!wt)
         return cg->status;
     const int64_t khw = kh * kw;
-    const kiln_cg_gemm_config *gc = kiln_cg_gemm_f32(cg);
-    /* K blocks of whole input channels; A is packed for them */
-    const int64_t kc = khw <= gc->kc ? gc->kc / khw * khw : khw;
+    /* bf16 / f16 weights (the layer's precision): the weights are A */
+    const kiln_cg_gemm_config *gc = kiln_cg_gemm_for_node(cg, n, true);
+    /* K blocks of whole input channels, and whole k_pack groups (bf16: the
+     * blocks but the last are even); A is packed for them */
+    const int64_t unit = khw % gc->k_pack ? khw * gc->k_pack : khw;
+    const int64_t kc = unit <= gc->kc ? gc->kc / unit * unit : unit;
     const size_t group_bytes = kiln_cg_packed_a_bytes(gc, Fg, J), per_group = group_bytes / kiln_dtype_size(gc->a);
     unsigned char *packed =
         count == (size_t)(F * J) ? kiln_cg_blob_alloc_bytes(cg, group_bytes * (size_t)groups, &w_off) : NULL;
@@ -648,7 +652,7 @@ kiln_status kiln_cg_emit_conv2d(kiln_cg *cg, const kiln_node *n)
     const int64_t per_item = groups * m_blocks * n_blocks;
     const int64_t items = xs->batched ? 1 : xs->dims[0];
     char kernel[128], epi[64];
-    kiln_cg_kernel_name(cg, kernel, sizeof kernel, kiln_cg_node_dtype(cg, n), KILN_CG_ON_TARGET, gc->mr,
+    kiln_cg_kernel_name(cg, kernel, sizeof kernel, kiln_cg_gemm_dtype(gc), KILN_CG_ON_TARGET, gc->mr,
                         gc->nr * gc->lanes, "conv2d%s%s%s_%s", one_by_one ? "_1x1" : "", bid != KILN_NO_ID ? "_bias" : "",
                         kiln_cg_epi_name(epilogue(cg), epi, sizeof epi), one_by_one ? "gemm" : "igemm");
     kiln_cg_task_begin(cg, kernel, n);
@@ -663,14 +667,16 @@ kiln_status kiln_cg_emit_conv2d(kiln_cg *cg, const kiln_node *n)
     V c0 = kiln_cg_imul(cg, cb, nb), c1 = kiln_cg_smin(cg, kiln_cg_iadd(cg, c0, kiln_cg_i64(cg, nb)), kiln_cg_i64(cg, P));
     V frow = kiln_cg_iadd(cg, kiln_cg_imul(cg, g, Fg), r0); /* first output channel of the block */
     V bmat = kiln_cg_gep(cg, px, kiln_cg_imul(cg, gi, Cg * H * W)); /* x[item][g*Cg..]: [Cg, H*W] for 1x1 */
-    conv_pack pack = {&w, H, W, OW, khw, bmat};
+    conv_pack pack = {gc, &w, H, W, OW, khw, bmat};
     /* item * F + frow = (gi / groups) * F + frow: the output row, and the view row */
     V out_ch = kiln_cg_iadd(cg, kiln_cg_imul(cg, kiln_cg_udiv(cg, gi, groups), F), frow);
-    V agroup = kiln_cg_gep(cg, kiln_cg_weights_ptr(cg, w_off), kiln_cg_imul(cg, g, (int64_t)per_group));
+    V agroup = kiln_cg_gep_t(cg, kiln_cg_vtype_of(cg, gc->a), kiln_cg_weights_ptr(cg, w_off),
+                             kiln_cg_imul(cg, g, (int64_t)per_group));
     kiln_cg_gemm p = {
+        .cfg = gc,
         .a = agroup,
         .a_row0 = r0,
-        .a_rows = (int64_t)per_group / J,
+        .a_rows = (Fg + gc->mr - 1) / gc->mr * gc->mr,
         .b = bmat,
         .c = kiln_cg_gep(cg, py, kiln_cg_imul(cg, out_ch, P)),
         .a_packed = true,

@@ -35,7 +35,15 @@
  * (one per tile shape); they leave the tile's sums in a small stack buffer.
  * Whole tiles (mr rows, a full panel) are then added to C or finished with
  * the epilogue by unrolled code; partial tiles (the last rows or columns) by
- * one generic flush loop with masks, generated once per GEMM. */
+ * one generic flush loop with masks, generated once per GEMM.
+ *
+ * Element types. A GEMM configuration (gemm_config.c) says what A and B
+ * hold and how one k step loads and multiplies them; this file is the same
+ * for all. bf16 (k_pack 2) reads k in pairs: the k loop counts pairs, packed
+ * panels hold K rounded up to even, a row-major f32 A is rounded to bf16 as
+ * the copy path copies its row tiles (so bf16 always takes that path), and a
+ * B that is copied or computed per panel is built in f32 and converted to
+ * pairs (b_to_pairs). */
 #include "compiler/codegen/cg.h"
 
 #include <stdio.h>
@@ -306,8 +314,11 @@ static V ukernel(kiln_cg *cg, gemm_ctx *x, int mr, int nv, int kind)
 static void tile(kiln_cg *cg, gemm_ctx *x, a_access A, int mr, b_access B, int nv, V k0, V k1, direct_out out)
 {
     V fn = ukernel(cg, x, mr, nv, A.kind);
+    V steps = LLVMBuildSub(cg->u->b, k1, k0, ""); /* k_pack values per step, the last group zero-padded */
+    if (x->c->k_pack > 1)
+        steps = kiln_cg_udiv(cg, kiln_cg_iadd(cg, steps, kiln_cg_i64(cg, x->c->k_pack - 1)), x->c->k_pack);
     V args[6] = {A.base, kiln_cg_i64(cg, A.rs), kiln_cg_gep_t(cg, x->tb, B.base, kiln_cg_imul(cg, k0, B.ks)),
-                 kiln_cg_i64(cg, B.panel), LLVMBuildSub(cg->u->b, k1, k0, ""), x->buf};
+                 kiln_cg_i64(cg, B.panel), steps, x->buf};
     LLVMBuildCall2(cg->u->b, LLVMGlobalGetValueType(fn), fn, args, 6, "");
     if (!out.i)
         return;
@@ -344,15 +355,73 @@ static b_access b_packed_at(kiln_cg *cg, gemm_ctx *x, V j)
 {
     const kiln_cg_gemm *p = x->p;
     V panel = kiln_cg_udiv(cg, j, x->nr_cols);
-    return (b_access){kiln_cg_gep(cg, p->b, kiln_cg_imul(cg, panel, p->k * x->nr_cols)), p->k * x->nr_cols, x->nr_cols};
+    const int64_t panel_elems = kiln_cg_gemm_kpad(x->c, p->k) * x->nr_cols;
+    return (b_access){kiln_cg_gep_t(cg, x->tb, p->b, kiln_cg_imul(cg, panel, panel_elems)), panel_elems, x->nr_cols};
+}
+
+/* f32 to bf16 bits (i16, scalar or vector), rounded to nearest even: the
+ * f32's bits plus 0x7fff plus the lowest bit kept, the top half taken; a
+ * NaN keeps its top half with the quiet bit set (the sum could carry it
+ * into an infinity). Integer code, the same on every target (LLVM's own
+ * fptrunc to bfloat is a library call without AVX512-BF16). */
+static V bf16_bits(kiln_cg *cg, V f)
+{
+    LLVMBuilderRef b = cg->u->b;
+    LLVMTypeRef it = kiln_cg_int_type_like(cg, f), t = LLVMTypeOf(f);
+    LLVMTypeRef i16 = LLVMInt16TypeInContext(cg->u->ctx);
+    LLVMTypeRef ht = LLVMGetTypeKind(t) == LLVMVectorTypeKind ? LLVMVectorType(i16, LLVMGetVectorSize(t)) : i16;
+    V bits = LLVMBuildBitCast(b, f, it, "");
+    V odd = LLVMBuildAnd(b, LLVMBuildLShr(b, bits, kiln_cg_iconst_like(cg, f, 16), ""), kiln_cg_iconst_like(cg, f, 1), "");
+    V rounded = LLVMBuildAdd(b, bits, LLVMBuildAdd(b, odd, kiln_cg_iconst_like(cg, f, 0x7fff), ""), "");
+    V nan = LLVMBuildOr(b, bits, kiln_cg_iconst_like(cg, f, 0x400000), "");
+    V pick = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealUNO, f, f, ""), nan, rounded, "");
+    return LLVMBuildTrunc(b, LLVMBuildLShr(b, pick, kiln_cg_iconst_like(cg, f, 16), ""), ht, "bf16");
+}
+
+/* Converts rows [0, k1 - k0) of the f32 panel buffer sbuf ([kc + 1][NR])
+ * to the configuration's bf16 pairs in bbuf ([kc / 2][NR][2]): rows 2q and
+ * 2q + 1 interleaved lane by lane; an odd last row is paired with zero. */
+static void b_to_pairs(kiln_cg *cg, gemm_ctx *x, V sbuf, V bbuf, V k0, V k1)
+{
+    const int L = x->c->lanes;
+    const int64_t NR = x->nr_cols;
+    LLVMTypeRef i16 = LLVMInt16TypeInContext(cg->u->ctx);
+    V len = LLVMBuildSub(cg->u->b, k1, k0, "");
+    V zrow = kiln_cg_gep(cg, sbuf, kiln_cg_imul(cg, len, NR));
+    for (int v = 0; v < x->nr; v++)
+        kiln_cg_vstore(cg, LLVMConstNull(cg->u->t_vf), zrow, kiln_cg_i64(cg, (int64_t)v * L), NULL);
+    V idx[128];
+    for (int l = 0; l < L; l++) {
+        idx[2 * l] = kiln_cg_i32(cg, l);
+        idx[2 * l + 1] = kiln_cg_i32(cg, L + l);
+    }
+    V inter = LLVMConstVector(idx, (unsigned)(2 * L));
+    kiln_cg_loop l;
+    V pairs = kiln_cg_udiv(cg, kiln_cg_iadd(cg, len, kiln_cg_i64(cg, 1)), 2);
+    V q = kiln_cg_for_begin(cg, &l, kiln_cg_i64(cg, 0), pairs, kiln_cg_i64(cg, 1));
+    V lo_row = kiln_cg_gep(cg, sbuf, kiln_cg_imul(cg, q, 2 * NR));
+    V dst = kiln_cg_gep_t(cg, x->tb, bbuf, kiln_cg_imul(cg, q, 2 * NR));
+    for (int v = 0; v < x->nr; v++) {
+        V lo = bf16_bits(cg, kiln_cg_vload(cg, lo_row, kiln_cg_i64(cg, (int64_t)v * L), NULL, 0.0));
+        V hi = bf16_bits(cg, kiln_cg_vload(cg, lo_row, kiln_cg_i64(cg, NR + (int64_t)v * L), NULL, 0.0));
+        V st = LLVMBuildStore(cg->u->b, LLVMBuildShuffleVector(cg->u->b, lo, hi, inter, "pairs"),
+                              kiln_cg_gep_t(cg, x->tb, dst, kiln_cg_i64(cg, (int64_t)v * 2 * L)));
+        LLVMSetAlignment(st, 4);
+    }
+    (void)i16;
+    kiln_cg_for_end(cg, &l);
 }
 
 /* Copies the kc x NR slice of a row-major B at column j (ncols valid) into
  * the contiguous panel buffer, zero beyond ncols: the micro-kernel then reads
  * one stream, and kc rows far apart in memory (im2col rows, an input's
- * planes) are touched once per panel instead of once per row tile. */
-static b_access b_copy(kiln_cg *cg, gemm_ctx *x, V bbuf, V j, V ncols, V k0, V k1)
+ * planes) are touched once per panel instead of once per row tile. B is
+ * f32 (an activation); a configuration of bf16 B copies it to the f32
+ * buffer sbuf first and converts from there into bbuf. */
+static b_access b_copy(kiln_cg *cg, gemm_ctx *x, V bbuf, V sbuf, V j, V ncols, V k0, V k1)
 {
+    const kiln_cg_vtype *tf = kiln_cg_vtype_of(cg, KILN_F32);
+    V fbuf = sbuf ? sbuf : bbuf;
     const kiln_cg_gemm *p = x->p;
     V full = LLVMBuildICmp(cg->u->b, LLVMIntSGE, ncols, kiln_cg_i64(cg, x->nr_cols), "");
     if (p->b_padded)
@@ -367,15 +436,17 @@ static b_access b_copy(kiln_cg *cg, gemm_ctx *x, V bbuf, V j, V ncols, V k0, V k
             masks[v] = kiln_cg_tail_mask(cg, LLVMBuildSub(cg->u->b, ncols, kiln_cg_i64(cg, (int64_t)v * x->c->lanes), ""));
         kiln_cg_loop l;
         V k = kiln_cg_for_begin(cg, &l, k0, k1, kiln_cg_i64(cg, 1));
-        V src = kiln_cg_gep_t(cg, x->tb, p->b, kiln_cg_iadd(cg, kiln_cg_imul(cg, k, p->ldb), j));
-        V dst = kiln_cg_gep_t(cg, x->tb, bbuf, kiln_cg_imul(cg, LLVMBuildSub(cg->u->b, k, k0, ""), x->nr_cols));
+        V src = kiln_cg_gep_t(cg, tf, p->b, kiln_cg_iadd(cg, kiln_cg_imul(cg, k, p->ldb), j));
+        V dst = kiln_cg_gep_t(cg, tf, fbuf, kiln_cg_imul(cg, LLVMBuildSub(cg->u->b, k, k0, ""), x->nr_cols));
         for (int v = 0; v < x->nr; v++) {
             V idx = kiln_cg_i64(cg, (int64_t)v * x->c->lanes);
-            kiln_cg_vstore_t(cg, x->tb, kiln_cg_vload_t(cg, x->tb, src, idx, masks[v], 0.0), dst, idx, NULL);
+            kiln_cg_vstore_t(cg, tf, kiln_cg_vload_t(cg, tf, src, idx, masks[v], 0.0), dst, idx, NULL);
         }
         kiln_cg_for_end(cg, &l);
     }
     kiln_cg_if_end(cg, &f);
+    if (sbuf)
+        b_to_pairs(cg, x, sbuf, bbuf, k0, k1);
     return (b_access){kiln_cg_gep_t(cg, x->tb, bbuf, LLVMBuildNeg(cg->u->b, kiln_cg_imul(cg, k0, x->nr_cols), "")), 0,
                       x->nr_cols};
 }
@@ -389,8 +460,12 @@ static a_access a_direct(kiln_cg *cg, gemm_ctx *x, V i, V k0, V k1)
     const kiln_cg_gemm *p = x->p;
     if (p->a_packed) { /* i is a multiple of mr */
         V row = p->a_row0 ? kiln_cg_iadd(cg, p->a_row0, i) : i;
-        V at = kiln_cg_iadd(cg, kiln_cg_imul(cg, k0, p->a_rows), LLVMBuildMul(cg->u->b, row, LLVMBuildSub(cg->u->b, k1, k0, ""), ""));
-        return (a_access){kiln_cg_gep(cg, p->a, at), 1, x->mr, UK_PACKED};
+        V kcb = LLVMBuildSub(cg->u->b, k1, k0, ""); /* the block's length, in whole k_pack groups */
+        if (x->c->k_pack > 1)
+            kcb = kiln_cg_imul(cg, kiln_cg_udiv(cg, kiln_cg_iadd(cg, kcb, kiln_cg_i64(cg, x->c->k_pack - 1)), x->c->k_pack),
+                               x->c->k_pack);
+        V at = kiln_cg_iadd(cg, kiln_cg_imul(cg, k0, p->a_rows), LLVMBuildMul(cg->u->b, row, kcb, ""));
+        return (a_access){kiln_cg_gep_t(cg, x->ta, p->a, at), 1, x->mr, UK_PACKED};
     }
     return (a_access){kiln_cg_gep(cg, p->a, kiln_cg_iadd(cg, kiln_cg_imul(cg, i, p->lda), k0)), p->lda, 1, UK_ROWS};
 }
@@ -567,21 +642,27 @@ static void gemm_panels(kiln_cg *cg, gemm_ctx *x)
     }
     /* Panels outer: a kc x NR slice of B stays in L1 for every row tile
      * (copied or computed there first when B is not packed). */
-    V bbuf = NULL;
+    V bbuf = NULL, sbuf = NULL;
     if (!p->b_packed || p->pack_b) {
         bbuf = kiln_cg_alloca(cg, LLVMArrayType2(x->tb->elem, (uint64_t)x->kc * (uint64_t)x->nr_cols), "bpanel");
         LLVMSetAlignment(bbuf, 64);
+        if (x->tb->dtype != KILN_F32) { /* B computed or copied in f32 first, then converted */
+            sbuf = kiln_cg_alloca(cg, LLVMArrayType2(cg->u->t_f32, (uint64_t)(x->kc + 1) * (uint64_t)x->nr_cols), "bf32");
+            LLVMSetAlignment(sbuf, 64);
+        }
     }
     kiln_cg_loop il, jl;
     V j = kiln_cg_for_begin(cg, &jl, j_start, p->n1, kiln_cg_i64(cg, x->nr_cols));
     V ncols = kiln_cg_smin(cg, LLVMBuildSub(cg->u->b, p->n1, j, ""), kiln_cg_i64(cg, x->nr_cols));
     b_access B;
     if (p->pack_b) {
-        p->pack_b(cg, p->pack_arg, bbuf, j, ncols, k0, k1);
+        p->pack_b(cg, p->pack_arg, sbuf ? sbuf : bbuf, j, ncols, k0, k1);
+        if (sbuf)
+            b_to_pairs(cg, x, sbuf, bbuf, k0, k1);
         B = (b_access){kiln_cg_gep_t(cg, x->tb, bbuf, LLVMBuildNeg(cg->u->b, kiln_cg_imul(cg, k0, x->nr_cols), "")), 0,
                        x->nr_cols};
     } else {
-        B = p->b_packed ? b_packed_at(cg, x, j) : b_copy(cg, x, bbuf, j, ncols, k0, k1);
+        B = p->b_packed ? b_packed_at(cg, x, j) : b_copy(cg, x, bbuf, sbuf, j, ncols, k0, k1);
     }
     V i = kiln_cg_for_begin(cg, &il, kiln_cg_i64(cg, 0), p->m, kiln_cg_i64(cg, x->mr));
     V mr = kiln_cg_smin(cg, LLVMBuildSub(cg->u->b, p->m, i, ""), kiln_cg_i64(cg, x->mr));
@@ -624,16 +705,30 @@ static void gemm_copy_a(kiln_cg *cg, gemm_ctx *x)
     V mr = kiln_cg_smin(cg, LLVMBuildSub(cg->u->b, p->m, i, ""), kiln_cg_i64(cg, x->mr));
     kiln_cg_loop rl, el;
     V r = kiln_cg_for_begin(cg, &rl, kiln_cg_i64(cg, 0), mr, kiln_cg_i64(cg, 1));
-    V src = kiln_cg_gep_t(cg, ta, p->a, kiln_cg_iadd(cg, kiln_cg_imul(cg, kiln_cg_iadd(cg, i, r), p->lda), kb.k0));
+    /* A is f32 (an activation); a bf16 configuration rounds it to bf16 here,
+     * once per row tile and K block, and pads an odd block with a zero */
+    const bool to_bf16 = ta->dtype == KILN_BF16;
+    V src = kiln_cg_gep(cg, p->a, kiln_cg_iadd(cg, kiln_cg_imul(cg, kiln_cg_iadd(cg, i, r), p->lda), kb.k0));
     V dst = kiln_cg_gep_t(cg, ta, abuf, kiln_cg_imul(cg, r, lda_c));
     V len = LLVMBuildSub(cg->u->b, kb.k1, kb.k0, "");
     V vend = kiln_cg_imul(cg, kiln_cg_udiv(cg, len, vl), vl);
     V c = kiln_cg_for_begin(cg, &el, kiln_cg_i64(cg, 0), vend, kiln_cg_i64(cg, vl));
-    kiln_cg_vstore_t(cg, ta, kiln_cg_vload_t(cg, ta, src, c, NULL, 0.0), dst, c, NULL);
+    if (to_bf16) {
+        V st = LLVMBuildStore(cg->u->b, bf16_bits(cg, kiln_cg_vload(cg, src, c, NULL, 0.0)), kiln_cg_gep_t(cg, ta, dst, c));
+        LLVMSetAlignment(st, 2);
+    } else {
+        kiln_cg_vstore_t(cg, ta, kiln_cg_vload_t(cg, ta, src, c, NULL, 0.0), dst, c, NULL);
+    }
     kiln_cg_for_end(cg, &el);
     c = kiln_cg_for_begin(cg, &el, vend, len, kiln_cg_i64(cg, 1));
-    kiln_cg_store_t(cg, ta, kiln_cg_load_t(cg, ta, src, c), dst, c);
+    if (to_bf16)
+        LLVMSetAlignment(LLVMBuildStore(cg->u->b, bf16_bits(cg, kiln_cg_load(cg, src, c)), kiln_cg_gep_t(cg, ta, dst, c)), 2);
+    else
+        kiln_cg_store_t(cg, ta, kiln_cg_load_t(cg, ta, src, c), dst, c);
     kiln_cg_for_end(cg, &el);
+    if (x->c->k_pack > 1) /* the odd block's pair: (last, 0) */
+        LLVMSetAlignment(LLVMBuildStore(cg->u->b, LLVMConstNull(LLVMInt16TypeInContext(cg->u->ctx)),
+                                        kiln_cg_gep_t(cg, ta, dst, len)), 2);
     kiln_cg_for_end(cg, &rl);
     a_access A = {abuf, lda_c, 1, UK_COPY};
     V j = kiln_cg_for_begin(cg, &jl, jc, jc_end, kiln_cg_i64(cg, x->nr_cols));
@@ -660,6 +755,17 @@ void kiln_cg_emit_gemm(kiln_cg *cg, const kiln_cg_gemm *p)
      * one row (batch 1) keeps the general nest and its wide tiles. */
     const bool copy_a = !p->a_packed && p->b_packed && !p->pack_b && p->n_panels_hint >= 4 &&
                         a_rows_far(p->lda) && p->kc <= 0;
+    if (!p->a_packed && x.ta->dtype != KILN_F32) {
+        /* A row-major activation in a configuration of bf16 A: only the
+         * copy path converts it (every row count, one row included) */
+        if (!p->b_packed || p->pack_b || p->kc > 0) {
+            kiln_cg_fail(cg, KILN_ERR_INTERNAL, "a %s GEMM needs packed B to convert A", c->name);
+            return;
+        }
+        x.kc = (int)copy_kc(c);
+        gemm_copy_a(cg, &x);
+        return;
+    }
     if (!copy_a) {
         gemm_panels(cg, &x);
         return;

@@ -3,7 +3,9 @@
  *
  * dense: y = x W^T + b over the last axis. W [units, in] is packed at compile
  * time as B = W^T in panels of NR columns; x is A, row-major; bias per
- * column. Rows are the batch times the other leading axes.
+ * column. Rows are the batch times the other leading axes. The layer's
+ * precision picks the GEMM configuration: f16 weights (B in half), or bf16
+ * (B in pairs of k, x rounded to bf16 as the GEMM copies its rows).
  * matmul: the leading axes broadcast (strides 0), one GEMM per matrix. A
  * constant B is packed at compile time (transposed first with transpose_b);
  * a run-time B is read row-major; with transpose_b on a run-time B
@@ -116,7 +118,11 @@ kiln_status kiln_cg_emit_dense(kiln_cg *cg, const kiln_node *n)
     const int64_t N = kiln_graph_value(cg->g, n->output)->type.shape.dims[xs->rank - 1];
 
     const bool blas = kiln_cg_gemm_pick(cg, n) == KILN_CG_GEMM_BLAS;
-    const kiln_cg_gemm_config *gc = kiln_cg_gemm_f32(cg);
+    /* bf16 / f16 weights (the layer's precision): the weights are B */
+    const kiln_cg_gemm_config *gc = kiln_cg_gemm_for_node(cg, n, false);
+    if (blas && gc->id != KILN_CG_GEMM_F32)
+        return kiln_cg_fail(cg, KILN_ERR_INTERNAL, "OpenBLAS computes f32 only, the layer %s",
+                            kiln_precision_name(kiln_node_precision(cg->g, n)));
     uint64_t w_off, b_off = 0;
     if (blas) { /* sgemm reads W [N, K] as it is (op(B) = W^T) */
         if (kiln_cg_blob_param(cg, wid, &w_off) != KILN_OK)
@@ -156,7 +162,7 @@ kiln_status kiln_cg_emit_dense(kiln_cg *cg, const kiln_node *n)
         kiln_cg_kernel_name(cg, kernel, sizeof kernel, kiln_cg_node_dtype(cg, n), KILN_CG_ON_OPENBLAS, 0, 0, "dense%s%s",
                             bid != KILN_NO_ID ? "_bias" : "", kiln_cg_epi_name(epilogue(cg), epi, sizeof epi));
     else
-        kiln_cg_kernel_name(cg, kernel, sizeof kernel, kiln_cg_node_dtype(cg, n), KILN_CG_ON_TARGET, gc->mr,
+        kiln_cg_kernel_name(cg, kernel, sizeof kernel, kiln_cg_gemm_dtype(gc), KILN_CG_ON_TARGET, gc->mr,
                             gc->nr * gc->lanes, "dense%s%s", bid != KILN_NO_ID ? "_bias" : "",
                             kiln_cg_epi_name(epilogue(cg), epi, sizeof epi));
     kiln_cg_task_begin(cg, kernel, n);
@@ -191,6 +197,7 @@ kiln_status kiln_cg_emit_dense(kiln_cg *cg, const kiln_node *n)
         return cg->status;
     }
     kiln_cg_gemm p = {
+        .cfg = gc,
         .a = kiln_cg_gep(cg, kiln_cg_value_ptr(cg, n->inputs[0]), kiln_cg_imul(cg, r0, K)),
         .b = kiln_cg_weights_ptr(cg, w_off),
         .c = kiln_cg_gep(cg, kiln_cg_value_ptr(cg, stored_value(cg, n)), kiln_cg_imul(cg, r0, N)),
