@@ -612,6 +612,22 @@ KILN_CG_HIDDEN bool kiln_cg_blocked_node(const kiln_graph *g, const kiln_node *n
 KILN_CG_HIDDEN kiln_status kiln_cg_emit_blocked(kiln_cg *cg, const kiln_node *n);
 KILN_CG_HIDDEN kiln_status kiln_cg_emit_reorder(kiln_cg *cg, const kiln_node *n);
 
+/* kernels/reduce.c: the axes of a reduction (reduce_*, mean) merged into
+ * groups of neighbours that are all reduced or all kept (size-1 axes and
+ * the batch left out), so the kernel loops over rows of the last group. */
+typedef struct kiln_cg_axis_groups {
+    int q;                                  /* groups */
+    int64_t size[KILN_MAX_RANK + 1];        /* elements of each group */
+    bool red[KILN_MAX_RANK + 1];            /* whether it is reduced */
+    int64_t out_stride[KILN_MAX_RANK + 1];  /* its stride in the output (0: reduced) */
+    int64_t in_per_item, out_per_item;      /* elements per batch item */
+    int64_t last, rows;                     /* the last group's size, and the rows before it */
+} kiln_cg_axis_groups;
+KILN_CG_HIDDEN void kiln_cg_axis_groups_of(const kiln_shape *xs, const bool *reduce, kiln_cg_axis_groups *g);
+/* The output offset of input row `row` (the rows before the last group). */
+KILN_CG_HIDDEN LLVMValueRef kiln_cg_axis_groups_out_offset(kiln_cg *cg, const kiln_cg_axis_groups *g,
+                                                           LLVMValueRef row);
+
 /* Version 1.1 kernels, one file each (kernels/slice.c: slice and expand;
  * kernels/reduce.c; kernels/resize.c; kernels/deconv.c; kernels/adaptive.c;
  * kernels/groupnorm.c: group_norm and prelu). */

@@ -11,6 +11,8 @@
  * propagate NaN, as torch.amax and torch.amin do. */
 #include "compiler/codegen/cg.h"
 
+#include <string.h>
+
 #include <math.h>
 #include <stdio.h>
 
@@ -70,6 +72,49 @@ static V fold(kiln_cg *cg, kiln_op op, V v)
     return LLVMBuildExtractElement(cg->u->b, v, kiln_cg_i32(cg, 0), "");
 }
 
+/* ---- axis groups, shared with mean (kernels/shape.c) ---------------------------- */
+
+void kiln_cg_axis_groups_of(const kiln_shape *xs, const bool *reduce, kiln_cg_axis_groups *g)
+{
+    memset(g, 0, sizeof *g);
+    int q = 0;
+    for (int i = xs->batched ? 1 : 0; i < xs->rank; i++) {
+        if (xs->dims[i] == 1)
+            continue;
+        if (q > 0 && g->red[q - 1] == reduce[i]) {
+            g->size[q - 1] *= xs->dims[i];
+            continue;
+        }
+        g->size[q] = xs->dims[i], g->red[q] = reduce[i];
+        q++;
+    }
+    if (q == 0)
+        g->size[q] = 1, g->red[q] = false, q++;
+    g->q = q;
+    g->in_per_item = g->out_per_item = 1;
+    for (int i = q - 1; i >= 0; i--) {
+        g->out_stride[i] = g->red[i] ? 0 : g->out_per_item;
+        if (!g->red[i])
+            g->out_per_item *= g->size[i];
+        g->in_per_item *= g->size[i];
+    }
+    g->last = g->size[q - 1];
+    g->rows = g->in_per_item / g->last;
+}
+
+LLVMValueRef kiln_cg_axis_groups_out_offset(kiln_cg *cg, const kiln_cg_axis_groups *g, LLVMValueRef row)
+{
+    V off = kiln_cg_i64(cg, 0), rem = row;
+    for (int i = g->q - 2; i >= 0; i--) {
+        V idx = i == 0 ? rem : kiln_cg_urem(cg, rem, g->size[i]);
+        if (i > 0)
+            rem = kiln_cg_udiv(cg, rem, g->size[i]);
+        if (g->out_stride[i])
+            off = kiln_cg_iadd(cg, off, kiln_cg_imul(cg, idx, g->out_stride[i]));
+    }
+    return off;
+}
+
 kiln_status kiln_cg_emit_reduce(kiln_cg *cg, const kiln_node *n)
 {
     const kiln_shape *xs = &kiln_graph_value(cg->g, n->inputs[0])->type.shape;
@@ -83,30 +128,11 @@ kiln_status kiln_cg_emit_reduce(kiln_cg *cg, const kiln_node *n)
             return kiln_cg_fail(cg, KILN_ERR_INTERNAL, "%s axis out of range", kiln_op_name(n->op));
         reduce[a] = true;
     }
-    /* groups of axes: sizes and whether reduced */
-    int64_t size[KILN_MAX_RANK + 1];
-    bool red[KILN_MAX_RANK + 1];
-    int q = 0;
-    for (int i = batched ? 1 : 0; i < R; i++) {
-        if (xs->dims[i] == 1)
-            continue;
-        if (q > 0 && red[q - 1] == reduce[i]) {
-            size[q - 1] *= xs->dims[i];
-            continue;
-        }
-        size[q] = xs->dims[i], red[q] = reduce[i];
-        q++;
-    }
-    if (q == 0)
-        size[q] = 1, red[q] = false, q++;
-    int64_t out_stride[KILN_MAX_RANK + 1], in_per_item = 1, out_per_item = 1;
-    for (int i = q - 1; i >= 0; i--) {
-        out_stride[i] = red[i] ? 0 : out_per_item;
-        if (!red[i])
-            out_per_item *= size[i];
-        in_per_item *= size[i];
-    }
-    const int64_t last = size[q - 1], rows = in_per_item / last;
+    kiln_cg_axis_groups ag;
+    kiln_cg_axis_groups_of(xs, reduce, &ag);
+    const int q = ag.q;
+    const bool *red = ag.red;
+    const int64_t in_per_item = ag.in_per_item, out_per_item = ag.out_per_item, last = ag.last, rows = ag.rows;
 
     char kernel[64];
     kiln_cg_kernel_name(cg, kernel, sizeof kernel, kiln_cg_node_dtype(cg, n), KILN_CG_ON_TARGET, 0, 0, "%s",
@@ -123,14 +149,7 @@ kiln_status kiln_cg_emit_reduce(kiln_cg *cg, const kiln_node *n)
     }
     kiln_cg_loop l;
     V row = kiln_cg_for_begin(cg, &l, zero, kiln_cg_i64(cg, rows), kiln_cg_i64(cg, 1));
-    V off = zero, rem = row;
-    for (int i = q - 2; i >= 0; i--) {
-        V idx = i == 0 ? rem : kiln_cg_urem(cg, rem, size[i]);
-        if (i > 0)
-            rem = kiln_cg_udiv(cg, rem, size[i]);
-        if (out_stride[i])
-            off = LLVMBuildAdd(cg->u->b, off, LLVMBuildMul(cg->u->b, idx, kiln_cg_i64(cg, out_stride[i]), ""), "");
-    }
+    V off = kiln_cg_axis_groups_out_offset(cg, &ag, row);
     a.src = kiln_cg_gep(cg, px, LLVMBuildMul(cg->u->b, row, kiln_cg_i64(cg, last), ""));
     a.dst = kiln_cg_gep(cg, py, off);
     if (red[q - 1]) {

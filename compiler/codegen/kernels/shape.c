@@ -248,30 +248,11 @@ kiln_status kiln_cg_emit_mean(kiln_cg *cg, const kiln_node *n)
     for (int i = 0; i < R; i++)
         if (reduce[i])
             count *= xs->dims[i];
-    /* Groups of axes: sizes and whether reduced; the batch stays alone. */
-    int64_t size[KILN_MAX_RANK + 1];
-    bool red[KILN_MAX_RANK + 1];
-    int q = 0;
-    for (int i = batched ? 1 : 0; i < R; i++) {
-        if (xs->dims[i] == 1)
-            continue;
-        if (q > 0 && red[q - 1] == reduce[i]) {
-            size[q - 1] *= xs->dims[i];
-            continue;
-        }
-        size[q] = xs->dims[i], red[q] = reduce[i];
-        q++;
-    }
-    if (q == 0)
-        size[q] = 1, red[q] = false, q++;
-    int64_t out_stride[KILN_MAX_RANK + 1], in_per_item = 1, out_per_item = 1;
-    for (int i = q - 1; i >= 0; i--) {
-        out_stride[i] = red[i] ? 0 : out_per_item;
-        if (!red[i])
-            out_per_item *= size[i];
-        in_per_item *= size[i];
-    }
-    const int64_t last = size[q - 1], rows = in_per_item / last;
+    kiln_cg_axis_groups ag;
+    kiln_cg_axis_groups_of(xs, reduce, &ag);
+    const int q = ag.q;
+    const bool *red = ag.red;
+    const int64_t in_per_item = ag.in_per_item, out_per_item = ag.out_per_item, last = ag.last, rows = ag.rows;
     const int64_t items = batched ? 1 : 1; /* one task per batch item, or one task */
 
     char kernel[64];
@@ -285,13 +266,7 @@ kiln_status kiln_cg_emit_mean(kiln_cg *cg, const kiln_node *n)
     kiln_cg_vloop(cg, zero, kiln_cg_i64(cg, out_per_item), mean_body, &a);
     kiln_cg_loop l;
     V row = kiln_cg_for_begin(cg, &l, zero, kiln_cg_i64(cg, rows), kiln_cg_i64(cg, 1));
-    V off = zero, rem = row;
-    for (int i = q - 2; i >= 0; i--) {
-        V idx = i == 0 ? rem : kiln_cg_urem(cg, rem, size[i]);
-        if (i > 0)
-            rem = kiln_cg_udiv(cg, rem, size[i]);
-        off = kiln_cg_iadd(cg, off, kiln_cg_imul(cg, idx, out_stride[i]));
-    }
+    V off = kiln_cg_axis_groups_out_offset(cg, &ag, row);
     a.src = kiln_cg_gep(cg, px, kiln_cg_imul(cg, row, last));
     a.dst = kiln_cg_gep(cg, py, off);
     if (red[q - 1]) {
