@@ -305,8 +305,10 @@ KILN_CG_HIDDEN void kiln_cg_vstore_t(kiln_cg *cg, const kiln_cg_vtype *vt, LLVMV
                                      LLVMValueRef index, LLVMValueRef mask);
 KILN_CG_HIDDEN LLVMValueRef kiln_cg_gather_t(kiln_cg *cg, const kiln_cg_vtype *vt, LLVMValueRef base,
                                              LLVMValueRef idx, LLVMValueRef mask, double passthru);
-/* x (scalar or vector of vt's elements) to f32 and back. From f32: floats
- * round to nearest even; integers round half to even and saturate. */
+/* x (scalar or vector of vt's elements) to f32 and back, bit for bit as
+ * ir/convert.c does for floats. From f32: floats round to nearest even (NaN
+ * stays NaN, f16 overflows to infinity); integers round half to even and
+ * saturate, NaN becomes 0. */
 KILN_CG_HIDDEN LLVMValueRef kiln_cg_to_f32(kiln_cg *cg, const kiln_cg_vtype *vt, LLVMValueRef x);
 KILN_CG_HIDDEN LLVMValueRef kiln_cg_from_f32(kiln_cg *cg, const kiln_cg_vtype *vt, LLVMValueRef x);
 /* The f32 forms (pointers are float *). */
