@@ -9,6 +9,8 @@
 #define UNARY {kiln_cg_emit_unary}
 #define BINARY {kiln_cg_emit_binary}
 #define ALIAS {kiln_cg_emit_alias}
+#define FLOATS (KILN_CG_DTYPE(KILN_BF16) | KILN_CG_DTYPE(KILN_F16))
+#define INT8S (KILN_CG_DTYPE(KILN_I8) | KILN_CG_DTYPE(KILN_U8))
 
 static const kiln_cg_kernel kernels[] = {
     [KILN_OP_DENSE] = {kiln_cg_emit_dense},
@@ -66,6 +68,9 @@ static const kiln_cg_kernel kernels[] = {
     [KILN_OP_ABS] = UNARY,
     [KILN_OP_LOG] = UNARY,
     [KILN_OP_SOFTPLUS] = UNARY,
+    [KILN_OP_CONVERT] = {kiln_cg_emit_convert, FLOATS},
+    [KILN_OP_QUANTIZE] = {kiln_cg_emit_convert, INT8S},
+    [KILN_OP_DEQUANTIZE] = {kiln_cg_emit_convert, INT8S},
 };
 
 _Static_assert(sizeof kernels / sizeof kernels[0] == KILN_OP_COUNT, "one kernel emitter per op");
