@@ -264,6 +264,13 @@ kiln_status kiln_ir_verify(const kiln_graph *g, kiln_diag *d);
  * values, each in its own way (ops.def's LAYOUT column). 0, or -1 with a message in err. The reader
  * runs it on every node it reads. */
 int kiln_ir_check_node_layout(const kiln_graph *g, const kiln_node *n, char *err, size_t err_size);
+/* The rules of kiln_ir_verify for quantize and dequantize node n whose
+ * parameters are readable (docs/ir.md "Element types"): every scale positive
+ * and finite as an f32, every zero point an integer in the range of the
+ * integer dtype; a quantized type (q(scale=, zp=)) on the integer side only
+ * on a per-tensor node, equal to its parameters. Other nodes, and
+ * parameters whose data is not bound: 0. 0, or -1 with a message in err. */
+int kiln_ir_check_quant(const kiln_graph *g, const kiln_node *n, char *err, size_t err_size);
 /* The part of kiln_ir_verify that checks the passes' annotations, on a graph
  * whose structure is sound: fusion groups (consecutive members, increasing
  * group numbers, the chain rule of kiln_node.group, one `tasks` per group)

@@ -13,6 +13,10 @@
 static const char *const approximate_words[] = {"none", "tanh", NULL};
 /* resize's modes, in kiln_resize_mode order. */
 static const char *const mode_words[] = {"nearest", "nearest_exact", "bilinear", "bicubic", NULL};
+/* convert's and quantize's target dtypes (each op's shape rule takes its own
+ * part of the list); kiln_attr_to_dtype maps a word to its dtype. */
+static const char *const to_words[] = {"f32", "bf16", "f16", "i8", "u8", NULL};
+static const kiln_dtype to_dtypes[] = {KILN_F32, KILN_BF16, KILN_F16, KILN_I8, KILN_U8};
 
 #define T_INT KILN_ATTR_T_INT
 #define T_FLOAT KILN_ATTR_T_FLOAT
@@ -35,6 +39,8 @@ static const char *const *attr_words(kiln_attr_id id)
         return approximate_words;
     case KILN_ATTR_MODE:
         return mode_words;
+    case KILN_ATTR_TO:
+        return to_words;
     default:
         return NULL;
     }
@@ -856,7 +862,87 @@ static int infer_prelu(const kiln_infer_in *io, kiln_type *out, char *err, size_
     return 0;
 }
 
+/* ---- element types (IR only) ------------------------------------------- */
+
+kiln_dtype kiln_attr_to_dtype(int64_t i)
+{
+    return i >= 0 && i < (int64_t)(sizeof to_dtypes / sizeof to_dtypes[0]) ? to_dtypes[i] : KILN_DTYPE_COUNT;
+}
+
+static bool is_float_storage(kiln_dtype t) { return t == KILN_F32 || t == KILN_BF16 || t == KILN_F16; }
+
+/* convert: the same values in another float type (rounded to nearest even
+ * when narrowing). */
+static int infer_convert(const kiln_infer_in *io, kiln_type *out, char *err, size_t size)
+{
+    const kiln_type *x = IN(io, 0);
+    kiln_dtype to = kiln_attr_to_dtype(io->attrs[KILN_ATTR_TO].i);
+    if (!is_float_storage(x->dtype) || x->quantized)
+        return fail(err, size, "convert reads f32, bf16 or f16, not %s%s (dequantize reads i8 and u8)",
+                    kiln_dtype_name(x->dtype), x->quantized ? " (quantized)" : "");
+    if (!is_float_storage(to))
+        return fail(err, size, "convert makes f32, bf16 or f16, not %s (quantize makes i8 and u8)",
+                    kiln_dtype_name(to));
+    *out = same_as(x);
+    out->dtype = to;
+    return 0;
+}
+
+/* quantize (f32 -> i8/u8) and dequantize (i8/u8 -> f32): the operand's type,
+ * `axis` (per channel) when given, and the parameters' element type (their
+ * shapes are params_quant's). */
+static int infer_quant(const kiln_infer_in *io, kiln_type *out, char *err, size_t size)
+{
+    const kiln_type *x = IN(io, 0);
+    const char *name = kiln_op_name(io->op);
+    char a[128];
+    bool q = io->op == KILN_OP_QUANTIZE;
+    kiln_dtype to = q ? kiln_attr_to_dtype(io->attrs[KILN_ATTR_TO].i) : KILN_F32;
+    if (q && (x->dtype != KILN_F32 || x->quantized))
+        return fail(err, size, "quantize reads f32, not %s%s", kiln_dtype_name(x->dtype),
+                    x->quantized ? " (quantized)" : "");
+    if (q && to != KILN_I8 && to != KILN_U8)
+        return fail(err, size, "quantize makes i8 or u8, not %s (convert makes float types)", kiln_dtype_name(to));
+    if (!q && x->dtype != KILN_I8 && x->dtype != KILN_U8)
+        return fail(err, size, "dequantize reads i8 or u8, not %s", kiln_dtype_name(x->dtype));
+    if (kiln_infer_has(io, KILN_ATTR_AXIS)) {
+        int64_t axis = io->attrs[KILN_ATTR_AXIS].i;
+        if (axis < 0 || axis >= x->shape.rank)
+            return fail(err, size, "axis %lld is out of range for %s", (long long)axis, shp(io, &x->shape, a, sizeof a));
+        if (axis == 0 && x->shape.batched)
+            return fail(err, size, "axis 0 of %s is the batch dimension: %s scales per channel of a fixed axis",
+                        shp(io, &x->shape, a, sizeof a), name);
+    }
+    for (uint32_t i = io->n_data; i < io->n_inputs; i++)
+        if (IN(io, i)->dtype != KILN_F32)
+            return fail(err, size, "the %s parameter of %s must be f32, not %s",
+                        i == io->n_data ? "scale" : "zero_point", name, kiln_dtype_name(IN(io, i)->dtype));
+    *out = same_as(x);
+    out->dtype = to;
+    out->quantized = false; /* the type text may echo a per-tensor scale (docs/ir.md) */
+    out->scale = 0;
+    out->zero_point = 0;
+    return 0;
+}
+
 /* ---- parameter shapes (valid attributes: the shape rule ran first) ------ */
+
+/* quantize, dequantize: scale and zero_point are [1] (per tensor) or [C],
+ * C the size of `axis` (per channel). */
+static int params_quant(const kiln_infer_in *io, kiln_shape *shapes, char *err, size_t size)
+{
+    const kiln_shape *x = &IN(io, 0)->shape;
+    int64_t c = 1;
+    if (kiln_infer_has(io, KILN_ATTR_AXIS)) {
+        int64_t axis = io->attrs[KILN_ATTR_AXIS].i;
+        if (axis < 0 || axis >= x->rank)
+            return fail(err, size, "axis %lld is out of range for rank %d", (long long)axis, x->rank);
+        c = x->dims[axis];
+    }
+    set_shape(&shapes[0], 1, &c);
+    set_shape(&shapes[1], 1, &c);
+    return 0;
+}
 
 static int params_dense(const kiln_infer_in *io, kiln_shape *shapes, char *err, size_t size)
 {
@@ -1032,6 +1118,14 @@ const kiln_op_def kiln_op_defs[KILN_OP_COUNT] = {
     UNARY(ABS, "abs"),
     UNARY(LOG, "log"),
     UNARY(SOFTPLUS, "softplus"),
+    /* IR only: element types (docs/ir.md "Element types") */
+    [KILN_OP_CONVERT] = {"convert", 1, 1, {0}, 0, {A(TO, REQUIRED, NULL)}, 1, KILN_OPF_IR_ONLY | KILN_OPF_SETS_DTYPE,
+                         infer_convert, NULL},
+    [KILN_OP_QUANTIZE] = {"quantize", 1, 1, {"scale", "zero_point"}, 1,
+                          {A(TO, REQUIRED, NULL), A(AXIS, OPTIONAL, NULL)}, 2,
+                          KILN_OPF_IR_ONLY | KILN_OPF_SETS_DTYPE, infer_quant, params_quant},
+    [KILN_OP_DEQUANTIZE] = {"dequantize", 1, 1, {"scale", "zero_point"}, 1, {A(AXIS, OPTIONAL, NULL)}, 1,
+                            KILN_OPF_IR_ONLY | KILN_OPF_SETS_DTYPE, infer_quant, params_quant},
 };
 
 _Static_assert(sizeof kiln_op_defs / sizeof kiln_op_defs[0] == KILN_OP_COUNT, "one definition per op");

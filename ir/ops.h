@@ -128,6 +128,8 @@ enum {
     KILN_OPF_PASS = 1u << 3,     /* output equals the operand (identity, dropout) */
     KILN_OPF_IR_ONLY = 1u << 4,  /* made by passes, not a model op: the YAML frontend refuses it (reorder) */
     KILN_OPF_PARAM_ONE = 1u << 5, /* a parameter may also have shape [1]: one value for every channel (prelu) */
+    KILN_OPF_SETS_DTYPE = 1u << 6, /* the shape rule decides the output's dtype (convert, quantize,
+                                    * dequantize): the verifier and the reader hold the type to it */
 };
 
 /* What a shape rule sees: the operands' types and the attributes, nothing
@@ -188,6 +190,9 @@ bool kiln_op_param_shapes(kiln_op op, const kiln_type *const *data, uint32_t n_d
                           uint64_t attr_set, kiln_shape shapes[KILN_MAX_OP_PARAMS]);
 /* Index of a parameter role in the op's params, or -1. */
 int kiln_op_param_index(kiln_op op, const char *role);
+
+/* The dtype that word `i` of attribute `to` names (convert, quantize). */
+kiln_dtype kiln_attr_to_dtype(int64_t i);
 
 /* resize's `mode` (the attribute's words, in this order). */
 typedef enum kiln_resize_mode {

@@ -1585,9 +1585,16 @@ static bool parse_node(parser *p)
         v->type = type;
         return false;
     }
+    /* convert, quantize and dequantize decide the dtype themselves */
+    if ((kiln_op_get(op)->flags & KILN_OPF_SETS_DTYPE) && v->type.dtype != type.dtype) {
+        error_at(p, type_line, type_col, "declared %s but %s makes %s", type_text(p->g, &type, t1, sizeof t1),
+                 kiln_op_name(op), kiln_dtype_name(v->type.dtype));
+        v->type = type;
+        return false;
+    }
     v->type = type;
     if (kiln_type_check_layout(&type, buf, sizeof buf) != 0 ||
-        kiln_ir_check_node_layout(p->g, n, buf, sizeof buf) != 0) {
+        kiln_ir_check_node_layout(p->g, n, buf, sizeof buf) != 0 || kiln_ir_check_quant(p->g, n, buf, sizeof buf) != 0) {
         error_at(p, type_line, type_col, "%s", buf);
         mark_bad(p, n->output); /* its readers would only repeat the complaint */
         return false;

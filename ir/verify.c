@@ -1,5 +1,6 @@
 /* ir/verify.c: the IR's invariants, checked after every pass in tests and
  * debug builds. Reports every broken invariant it finds, not only the first. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,12 +115,81 @@ static void check_nodes(const kiln_graph *g, kiln_diag *d)
             node_error(d, g, i, err);
             continue;
         }
+        if ((kiln_op_get(n->op)->flags & KILN_OPF_SETS_DTYPE) && want.dtype != have->dtype) {
+            snprintf(err, sizeof err, "output is %s but %s makes %s", kiln_dtype_name(have->dtype),
+                     kiln_op_name(n->op), kiln_dtype_name(want.dtype));
+            node_error(d, g, i, err);
+            continue;
+        }
+        if (kiln_ir_check_quant(g, n, err, sizeof err) != 0) {
+            node_error(d, g, i, err);
+            continue;
+        }
         bool types_ok = kiln_type_check_layout(have, err, sizeof err) == 0;
         for (uint32_t k = 0; k < n->n_inputs && types_ok; k++)
             types_ok = kiln_type_check_layout(&g->values[n->inputs[k]].type, err, sizeof err) == 0;
         if (types_ok && kiln_ir_check_node_layout(g, n, err, sizeof err) != 0)
             node_error(d, g, i, err); /* (ill-formed types are reported with the values) */
     }
+}
+
+/* ---- quantization parameters ----------------------------------------------- */
+
+int kiln_ir_check_quant(const kiln_graph *g, const kiln_node *n, char *err, size_t err_size)
+{
+    if (n->op != KILN_OP_QUANTIZE && n->op != KILN_OP_DEQUANTIZE)
+        return 0;
+    bool q = n->op == KILN_OP_QUANTIZE;
+    /* the integer side: quantize's output, dequantize's operand */
+    const kiln_type *it = &g->values[q ? n->output : n->inputs[0]].type;
+    double lo = it->dtype == KILN_U8 ? 0 : -128, hi = it->dtype == KILN_U8 ? 255 : 127;
+    kiln_id sid = kiln_node_param(g, n, "scale"), zid = kiln_node_param(g, n, "zero_point");
+    const kiln_value *sv = sid != KILN_NO_ID ? &g->values[sid] : NULL;
+    const kiln_value *zv = zid != KILN_NO_ID ? &g->values[zid] : NULL;
+    if (!sv || !kiln_param_readable(sv) || (zv && !kiln_param_readable(zv)))
+        return 0; /* data not bound yet: the compiler and the interpreter check it when they read it */
+    int64_t c = kiln_shape_elements(&sv->type.shape, 1);
+    if (c < 1 || (zv && kiln_shape_elements(&zv->type.shape, 1) != c))
+        return 0; /* the shapes are the shape rule's to report */
+    double *buf = malloc(sizeof(double) * 2 * (size_t)c);
+    if (!buf) {
+        snprintf(err, err_size, "out of memory");
+        return -1;
+    }
+    double *scale = buf, *zp = buf + c;
+    int rc = 0;
+    if (kiln_param_read_f64(g, sid, scale) != KILN_OK || (zv && kiln_param_read_f64(g, zid, zp) != KILN_OK)) {
+        free(buf);
+        return 0;
+    }
+    for (int64_t k = 0; k < c && rc == 0; k++) {
+        float s = (float)scale[k]; /* scales are f32 (docs/ir.md) */
+        double z = zv ? zp[k] : 0.0;
+        if (!(s > 0.0f) || isinf(s)) {
+            snprintf(err, err_size, "scale %lld is %g: scales must be positive and finite as f32", (long long)k,
+                     scale[k]);
+            rc = -1;
+        } else if (!(z >= lo && z <= hi) || z != floor(z)) {
+            snprintf(err, err_size, "zero_point %lld is %g: it must be an integer in %s's range %g..%g", (long long)k,
+                     z, kiln_dtype_name(it->dtype), lo, hi);
+            rc = -1;
+        }
+    }
+    /* The type's q(scale, zp) echoes a per-tensor node's parameters. */
+    if (rc == 0 && it->quantized) {
+        if (kiln_node_has(n, KILN_ATTR_AXIS)) {
+            snprintf(err, err_size, "the %s value is per channel (axis %lld): its type carries no q(scale, zp), the "
+                     "node's parameters hold the scales", kiln_dtype_name(it->dtype),
+                     (long long)n->attrs[KILN_ATTR_AXIS].i);
+            rc = -1;
+        } else if (it->scale != (double)(float)scale[0] || it->zero_point != (zv ? zp[0] : 0.0)) {
+            snprintf(err, err_size, "the type says q(scale=%.9g, zp=%d) but the parameters are scale %.9g, "
+                     "zero_point %g", it->scale, (int)it->zero_point, (double)(float)scale[0], zv ? zp[0] : 0.0);
+            rc = -1;
+        }
+    }
+    free(buf);
+    return rc;
 }
 
 /* ---- layouts ------------------------------------------------------------- */

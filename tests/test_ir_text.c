@@ -447,6 +447,34 @@ static kiln_graph *build_all_ops(void)
     kiln_node_set_int(N(g, n), KILN_ATTR_AXIS, 2);
     fin(g, n);
 
+    /* IR only: element types. Per tensor with the type's q(...) echo, per
+     * channel on axis 1 with [C] scales and zero points. */
+    n = ND(g, CONVERT, "x.bf16", "cvt", x);
+    kiln_node_set_attr(N(g, n), KILN_ATTR_TO, &(kiln_attr){.i = 1});
+    kiln_id xb = fin(g, n);
+    n = ND(g, CONVERT, "x.back", "cvt", xb);
+    kiln_node_set_attr(N(g, n), KILN_ATTR_TO, &(kiln_attr){.i = 0});
+    fin(g, n);
+    float qs1[1] = {0.25f}, qz1[1] = {-3}, qs4[4] = {0.5f, 0.25f, 0.125f, 1.5f}, qz4[4] = {0, 1, 2, 255};
+    kiln_id s1 = add_inline_param(g, "q.scale", TY(KILN_F32, 1), KILN_F32, qs1, sizeof qs1);
+    kiln_id z1 = add_inline_param(g, "q.zero_point", TY(KILN_F32, 1), KILN_F32, qz1, sizeof qz1);
+    n = ND(g, QUANTIZE, "xq", "q", x, s1, z1);
+    kiln_node_set_attr(N(g, n), KILN_ATTR_TO, &(kiln_attr){.i = 3});
+    kiln_id xq = fin(g, n);
+    kiln_graph_value(g, xq)->type.quantized = true;
+    kiln_graph_value(g, xq)->type.scale = 0.25;
+    kiln_graph_value(g, xq)->type.zero_point = -3;
+    fin(g, ND(g, DEQUANTIZE, "xdq", "q", xq, s1, z1));
+    kiln_id s4 = add_inline_param(g, "qc.scale", TY(KILN_F32, 4), KILN_F32, qs4, sizeof qs4);
+    kiln_id z4 = add_inline_param(g, "qc.zero_point", TY(KILN_F32, 4), KILN_F32, qz4, sizeof qz4);
+    n = ND(g, QUANTIZE, "xqc", "qc", x, s4, z4);
+    kiln_node_set_attr(N(g, n), KILN_ATTR_TO, &(kiln_attr){.i = 4});
+    kiln_node_set_int(N(g, n), KILN_ATTR_AXIS, 1);
+    kiln_id xqc = fin(g, n);
+    n = ND(g, DEQUANTIZE, "xdqc", "qc", xqc, s4);
+    kiln_node_set_int(N(g, n), KILN_ATTR_AXIS, 1);
+    fin(g, n);
+
     float k[6] = {1, 2, 3, 4, 5, 6};
     kiln_id kp = add_inline_param(g, "k", TY(KILN_F32, 2, 3), KILN_F32, k, sizeof k);
     kiln_id c = fin(g, ND(g, CONSTANT, "const", "const", kp));
@@ -967,6 +995,31 @@ static const struct error_case {
     {HEAD "  %y = relu(%x) : f32[batch,3,8,8]\n", "expected '}' at the end of the graph, found end of input", 4, 1},
     {HEAD "}\nx\n", "expected end of input after the graph's closing '}', found 'x'", 4, 1},
     {"kiln 1\ngraph @m(%x: f32[2]) -> (%x, %nope) {\n}\n", "undefined value %nope", 2, 30},
+    /* element types (IR only) */
+    {HEAD "  %y = convert(%x) {to=bf16} : f16[batch,3,8,8]\n}\n", "declared f16[batch,3,8,8] but convert makes bf16",
+     3, 32},
+    {HEAD "  %y = convert(%x) {to=i8} : i8[batch,3,8,8]\n}\n",
+     "convert makes f32, bf16 or f16, not i8 (quantize makes i8 and u8)", 3, 8},
+    {HEAD "  %y = convert(%x) {to=f64} : f64[batch,3,8,8]\n}\n",
+     "attribute 'to' expects one of: f32, bf16, f16, i8, u8; found 'f64'", 3, 24},
+    {HEAD "  param %s: f32[1] = data f32 [0x3f000000]\n  %y = quantize(%x, %s) {to=f16} : f16[batch,3,8,8]\n}\n",
+     "quantize makes i8 or u8, not f16 (convert makes float types)", 4, 8},
+    {HEAD "  param %s: f32[1] = data f32 [0x3f000000]\n  %y = dequantize(%x, %s) : f32[batch,3,8,8]\n}\n",
+     "dequantize reads i8 or u8, not f32", 4, 8},
+    {HEAD "  param %s: f32[1] = data f32 [0x3f000000]\n  %y = quantize(%x, %s) {to=i8, axis=0} : i8[batch,3,8,8]\n}\n",
+     "axis 0 of [batch,3,8,8] is the batch dimension: quantize scales per channel of a fixed axis", 4, 8},
+    {HEAD "  param %s: f32[1] = data f32 [0x3f000000]\n  %y = quantize(%x, %s) {to=i8, axis=4} : i8[batch,3,8,8]\n}\n",
+     "axis 4 is out of range for [batch,3,8,8]", 4, 8},
+    {HEAD "  param %s: f32[1] = data f32 [0x3f000000]\n  %y = quantize(%x, %s) {to=i8, axis=1} : i8[batch,3,8,8]\n}\n",
+     "parameter 'scale' (s) must have shape [3], has [1]", 4, 8},
+    {HEAD "  param %s: f32[1] = data f32 [0xbf000000]\n  %y = quantize(%x, %s) {to=i8} : i8[batch,3,8,8]\n}\n",
+     "scale 0 is -0.5: scales must be positive and finite as f32", 4, 35},
+    {HEAD "  param %s: f32[1] = data f32 [0x3f000000]\n  param %z: f32[1] = data f32 [0x43800000]\n"
+          "  %y = quantize(%x, %s, %z) {to=u8} : u8[batch,3,8,8]\n}\n",
+     "zero_point 0 is 256: it must be an integer in u8's range 0..255", 5, 39},
+    {HEAD "  param %s: f32[1] = data f32 [0x3f000000]\n"
+          "  %y = quantize(%x, %s) {to=i8} : i8[batch,3,8,8] q(scale=0.25, zp=0)\n}\n",
+     "the type says q(scale=0.25, zp=0) but the parameters are scale 0.5, zero_point 0", 4, 35},
     {HEAD "  param %w: f32[4] = random 1 0.5 -0.5\n}\n",
      "the random range is empty: its low end 0.5 is above its high end -0.5", 3, 31},
 };

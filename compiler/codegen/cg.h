@@ -317,8 +317,10 @@ KILN_CG_HIDDEN void kiln_cg_vstore_t(kiln_cg *cg, const kiln_cg_vtype *vt, LLVMV
                                      LLVMValueRef index, LLVMValueRef mask);
 KILN_CG_HIDDEN LLVMValueRef kiln_cg_gather_t(kiln_cg *cg, const kiln_cg_vtype *vt, LLVMValueRef base,
                                              LLVMValueRef idx, LLVMValueRef mask, double passthru);
-/* x (scalar or vector of vt's elements) to f32 and back. From f32: floats
- * round to nearest even; integers round half to even and saturate. */
+/* x (scalar or vector of vt's elements) to f32 and back, bit for bit as
+ * ir/convert.c does for floats. From f32: floats round to nearest even (NaN
+ * stays NaN, f16 overflows to infinity); integers round half to even and
+ * saturate, NaN becomes 0. */
 KILN_CG_HIDDEN LLVMValueRef kiln_cg_to_f32(kiln_cg *cg, const kiln_cg_vtype *vt, LLVMValueRef x);
 KILN_CG_HIDDEN LLVMValueRef kiln_cg_from_f32(kiln_cg *cg, const kiln_cg_vtype *vt, LLVMValueRef x);
 /* The f32 forms (pointers are float *). */
@@ -412,7 +414,12 @@ KILN_CG_HIDDEN uint64_t kiln_cg_blob_checksum(const kiln_cg_blob *b);
 typedef struct kiln_cg_kernel {
     /* Emits the node's steps (none for aliases). */
     kiln_status (*emit)(kiln_cg *cg, const kiln_node *n);
+    /* The element types its emitter reads and writes besides f32 (bit
+     * KILN_CG_DTYPE(dt) for each); 0: f32 only. compile.c accepts a value of
+     * another type only when its producer's and every reader's kernel list it. */
+    unsigned dtypes;
 } kiln_cg_kernel;
+#define KILN_CG_DTYPE(dt) (1u << (dt))
 
 /* kernels/table.c: the entry of an op (empty for an unknown op). */
 KILN_CG_HIDDEN const kiln_cg_kernel *kiln_cg_kernel_for(kiln_op op);
@@ -639,6 +646,8 @@ KILN_CG_HIDDEN kiln_status kiln_cg_emit_conv_transpose2d(kiln_cg *cg, const kiln
 KILN_CG_HIDDEN kiln_status kiln_cg_emit_adaptive_avgpool2d(kiln_cg *cg, const kiln_node *n);
 KILN_CG_HIDDEN kiln_status kiln_cg_emit_group_norm(kiln_cg *cg, const kiln_node *n);
 KILN_CG_HIDDEN kiln_status kiln_cg_emit_prelu(kiln_cg *cg, const kiln_node *n);
+/* kernels/convert.c: convert, quantize and dequantize (one emitter). */
+KILN_CG_HIDDEN kiln_status kiln_cg_emit_convert(kiln_cg *cg, const kiln_node *n);
 
 /* kernels/norm.c */
 KILN_CG_HIDDEN kiln_status kiln_cg_emit_batchnorm(kiln_cg *cg, const kiln_node *n);

@@ -36,8 +36,17 @@ static char *dup_opt(const char *s)
     return c;
 }
 
+/* Whether node n's kernel reads and writes value v's element type. */
+static bool kernel_handles(const kiln_graph *g, const kiln_node *n, kiln_id v)
+{
+    kiln_dtype dt = g->values[v].type.dtype;
+    return dt == KILN_F32 || (kiln_cg_kernel_for(n->op)->dtypes & KILN_CG_DTYPE(dt));
+}
+
 /* What this code generator handles: f32 values, plain or blocked by the
- * target's vector lanes (block). */
+ * target's vector lanes (block); a value of another element type where the
+ * kernels that write and read it handle that type (kernels/table.c: dtypes),
+ * never at the model's edges (the generated API takes float arrays). */
 static kiln_status check_supported(const kiln_graph *g, int block, kiln_diag *d)
 {
     kiln_status st = KILN_OK;
@@ -45,9 +54,13 @@ static kiln_status check_supported(const kiln_graph *g, int block, kiln_diag *d)
         const kiln_value *v = &g->values[i];
         if (v->kind == KILN_VALUE_PARAM)
             continue; /* converted to f32 when packed */
-        if (v->type.dtype != KILN_F32 || v->type.quantized) {
-            kiln_diag_error(d, v->loc, "value '%s' has dtype %s: this code generator handles f32 only", v->name,
-                            kiln_dtype_name(v->type.dtype));
+        bool edge = v->kind == KILN_VALUE_INPUT;
+        for (size_t k = 0; k < g->n_outputs; k++)
+            edge |= g->outputs[k] == i;
+        if (v->type.dtype != KILN_F32 && edge) {
+            kiln_diag_error(d, v->loc, "model %s '%s' has dtype %s: model inputs and outputs are f32 (the generated "
+                            "API takes float arrays; a convert or dequantize node can make one)",
+                            v->kind == KILN_VALUE_INPUT ? "input" : "output", v->name, kiln_dtype_name(v->type.dtype));
             st = KILN_ERR_UNSUPPORTED;
         } else if (v->type.layout != KILN_LAYOUT_PLAIN && (v->type.shape.rank != 4 || block != v->type.block)) {
             kiln_diag_error(d, v->loc,
@@ -63,6 +76,17 @@ static kiln_status check_supported(const kiln_graph *g, int block, kiln_diag *d)
             kiln_diag_error(d, n->loc, "layer '%s': no kernel for op %s", n->layer ? n->layer : "?",
                             kiln_op_name(n->op));
             st = KILN_ERR_INTERNAL;
+            continue;
+        }
+        uint32_t data = kiln_node_data_inputs(g, n);
+        for (uint32_t k = 0; k <= data; k++) {
+            kiln_id v = k < data ? n->inputs[k] : n->output;
+            if (!kernel_handles(g, n, v)) {
+                kiln_diag_error(d, n->loc, "layer '%s': value '%s' has dtype %s: this code generator's %s kernel "
+                                "handles f32 only", n->layer ? n->layer : "?", g->values[v].name,
+                                kiln_dtype_name(g->values[v].type.dtype), kiln_op_name(n->op));
+                st = KILN_ERR_UNSUPPORTED;
+            }
         }
     }
     return st;

@@ -130,15 +130,118 @@ LLVMValueRef kiln_cg_gather_t(kiln_cg *cg, const kiln_cg_vtype *vt, LLVMValueRef
 
 /* ---- conversions ---------------------------------------------------------------- */
 
+/* The conversions between f32 and the narrow float types are written with
+ * integer operations on the bits, as ir/convert.c does them, except for f16
+ * where the target has conversion instructions (F16C, AArch64): LLVM lowers
+ * fpext/fptrunc of bfloat and half to library calls elsewhere
+ * (__truncsfbf2, __extendhfsf2), which a JIT-compiled or freestanding
+ * object may not find, and AVX512-BF16's vcvtneps2bf16 flushes subnormals.
+ * Every path rounds to nearest even and keeps NaN a NaN. */
+
+/* An i32 constant shaped like x (an i32 scalar or vector). */
+static LLVMValueRef i32_like(kiln_cg *cg, LLVMValueRef x, uint32_t v)
+{
+    LLVMValueRef c = LLVMConstInt(cg->u->t_i32, v, 0);
+    LLVMTypeRef t = LLVMTypeOf(x);
+    if (LLVMGetTypeKind(t) != LLVMVectorTypeKind)
+        return c;
+    LLVMValueRef lanes[64];
+    unsigned n = LLVMGetVectorSize(t);
+    for (unsigned i = 0; i < n; i++)
+        lanes[i] = c;
+    return LLVMConstVector(lanes, n);
+}
+
+/* The type t (a scalar or vector type) with element type elem. */
+static LLVMTypeRef with_elem(LLVMTypeRef t, LLVMTypeRef elem)
+{
+    return LLVMGetTypeKind(t) == LLVMVectorTypeKind ? LLVMVectorType(elem, LLVMGetVectorSize(t)) : elem;
+}
+
+static bool has_f16_instructions(const kiln_cg *cg)
+{
+    return cg->target && (kiln_target_list_has(cg->target->features, "f16c") || strcmp(cg->target->name, "neon") == 0);
+}
+
+/* bf16 or f16 bits (i16, widened to i32) to the f32 with the same value. */
+static LLVMValueRef narrow_bits_to_f32(kiln_cg *cg, kiln_dtype dt, LLVMValueRef h)
+{
+    LLVMBuilderRef b = cg->u->b;
+    LLVMTypeRef tf = with_elem(LLVMTypeOf(h), cg->u->t_f32);
+    if (dt == KILN_BF16)
+        return LLVMBuildBitCast(b, LLVMBuildShl(b, h, i32_like(cg, h, 16), ""), tf, "");
+    LLVMValueRef sign = LLVMBuildShl(b, LLVMBuildAnd(b, h, i32_like(cg, h, 0x8000), ""), i32_like(cg, h, 16), "");
+    LLVMValueRef exp = LLVMBuildAnd(b, LLVMBuildLShr(b, h, i32_like(cg, h, 10), ""), i32_like(cg, h, 0x1f), "");
+    LLVMValueRef man = LLVMBuildAnd(b, h, i32_like(cg, h, 0x3ff), "");
+    LLVMValueRef man23 = LLVMBuildShl(b, man, i32_like(cg, h, 13), "");
+    /* normal: rebias the exponent (15 -> 127) */
+    LLVMValueRef normal = LLVMBuildOr(
+        b, LLVMBuildShl(b, LLVMBuildAdd(b, exp, i32_like(cg, h, 112), ""), i32_like(cg, h, 23), ""), man23, "");
+    /* infinity, NaN: the payload kept */
+    LLVMValueRef special = LLVMBuildOr(b, man23, i32_like(cg, h, 0x7f800000), "");
+    /* zero, subnormal: man * 2^-24, exact in f32 */
+    LLVMValueRef mf = LLVMBuildUIToFP(b, man, tf, "");
+    LLVMValueRef sub = LLVMBuildFMul(b, mf, kiln_cg_fconst(cg, mf, 0x1p-24), "");
+    sub = LLVMBuildBitCast(b, sub, LLVMTypeOf(h), "");
+    LLVMValueRef r = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntEQ, exp, i32_like(cg, h, 31), ""), special, normal, "");
+    r = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntEQ, exp, i32_like(cg, h, 0), ""), sub, r, "");
+    return LLVMBuildBitCast(b, LLVMBuildOr(b, r, sign, ""), tf, "");
+}
+
+/* f32 to bf16 or f16 bits (in i32 lanes), rounded to nearest even. */
+static LLVMValueRef f32_to_narrow_bits(kiln_cg *cg, kiln_dtype dt, LLVMValueRef x)
+{
+    LLVMBuilderRef b = cg->u->b;
+    LLVMTypeRef ti = with_elem(LLVMTypeOf(x), cg->u->t_i32);
+    LLVMValueRef u = LLVMBuildBitCast(b, x, ti, "");
+    LLVMValueRef a = LLVMBuildAnd(b, u, i32_like(cg, u, 0x7fffffff), "");
+    LLVMValueRef nan = LLVMBuildICmp(b, LLVMIntUGT, a, i32_like(cg, u, 0x7f800000), "");
+    if (dt == KILN_BF16) {
+        /* NaN: quiet, sign and top payload kept; else add half an ulp minus
+         * one, plus the kept lsb (ties to even), and keep the top half */
+        LLVMValueRef hi = LLVMBuildLShr(b, u, i32_like(cg, u, 16), "");
+        LLVMValueRef qnan = LLVMBuildOr(b, hi, i32_like(cg, u, 0x40), "");
+        LLVMValueRef bias = LLVMBuildAdd(b, i32_like(cg, u, 0x7fff), LLVMBuildAnd(b, hi, i32_like(cg, u, 1), ""), "");
+        LLVMValueRef r = LLVMBuildLShr(b, LLVMBuildAdd(b, u, bias, ""), i32_like(cg, u, 16), "");
+        return LLVMBuildSelect(b, nan, qnan, r, "");
+    }
+    LLVMValueRef sign = LLVMBuildAnd(b, LLVMBuildLShr(b, u, i32_like(cg, u, 16), ""), i32_like(cg, u, 0x8000), "");
+    LLVMValueRef qnan = LLVMBuildOr(
+        b, i32_like(cg, u, 0x7e00), LLVMBuildAnd(b, LLVMBuildLShr(b, a, i32_like(cg, u, 13), ""), i32_like(cg, u, 0x3ff), ""),
+        "");
+    /* >= 65520 rounds to infinity */
+    LLVMValueRef inf = LLVMBuildICmp(b, LLVMIntUGE, a, i32_like(cg, u, 0x477ff000), "");
+    /* normal: rebias (127 -> 15) and round 13 bits away; a carry into the
+     * exponent is the right result */
+    LLVMValueRef bias = LLVMBuildAdd(
+        b, i32_like(cg, u, 0xfff), LLVMBuildAnd(b, LLVMBuildLShr(b, a, i32_like(cg, u, 13), ""), i32_like(cg, u, 1), ""), "");
+    LLVMValueRef normal = LLVMBuildLShr(b, LLVMBuildAdd(b, LLVMBuildSub(b, a, i32_like(cg, u, 0x38000000), ""), bias, ""),
+                                        i32_like(cg, u, 13), "");
+    /* below 2^-14: |x| + 0.5 rounds |x| to a multiple of 2^-24 (the f16
+     * subnormal step) with ties to even; its low bits count the steps */
+    LLVMValueRef ax = LLVMBuildBitCast(b, a, LLVMTypeOf(x), "");
+    LLVMValueRef sum = LLVMBuildFAdd(b, ax, kiln_cg_fconst(cg, ax, 0.5), "");
+    LLVMValueRef sub = LLVMBuildSub(b, LLVMBuildBitCast(b, sum, ti, ""), i32_like(cg, u, 0x3f000000), "");
+    LLVMValueRef r = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntULT, a, i32_like(cg, u, 0x38800000), ""), sub, normal, "");
+    r = LLVMBuildSelect(b, inf, i32_like(cg, u, 0x7c00), r, "");
+    r = LLVMBuildSelect(b, nan, qnan, r, "");
+    return LLVMBuildOr(b, r, sign, "");
+}
+
 LLVMValueRef kiln_cg_to_f32(kiln_cg *cg, const kiln_cg_vtype *vt, LLVMValueRef x)
 {
     if (vt->dtype == KILN_F32)
         return x;
     LLVMTypeRef t = LLVMTypeOf(x);
-    LLVMTypeRef f = LLVMGetTypeKind(t) == LLVMVectorTypeKind ? LLVMVectorType(cg->u->t_f32, LLVMGetVectorSize(t))
-                                                              : cg->u->t_f32;
-    if (vt->is_float)
-        return vt->bytes < 4 ? LLVMBuildFPExt(cg->u->b, x, f, "") : LLVMBuildFPTrunc(cg->u->b, x, f, "");
+    LLVMTypeRef f = with_elem(t, cg->u->t_f32);
+    if (vt->dtype == KILN_F64)
+        return LLVMBuildFPTrunc(cg->u->b, x, f, "");
+    if (vt->dtype == KILN_F16 && has_f16_instructions(cg))
+        return LLVMBuildFPExt(cg->u->b, x, f, "");
+    if (vt->dtype == KILN_BF16 || vt->dtype == KILN_F16) {
+        LLVMValueRef h = LLVMBuildBitCast(cg->u->b, x, with_elem(t, LLVMInt16TypeInContext(cg->u->ctx)), "");
+        return narrow_bits_to_f32(cg, vt->dtype, LLVMBuildZExt(cg->u->b, h, with_elem(t, cg->u->t_i32), ""));
+    }
     return vt->is_signed ? LLVMBuildSIToFP(cg->u->b, x, f, "") : LLVMBuildUIToFP(cg->u->b, x, f, "");
 }
 
@@ -147,15 +250,23 @@ LLVMValueRef kiln_cg_from_f32(kiln_cg *cg, const kiln_cg_vtype *vt, LLVMValueRef
     if (vt->dtype == KILN_F32)
         return x;
     LLVMTypeRef t = LLVMTypeOf(x);
-    LLVMTypeRef e = LLVMGetTypeKind(t) == LLVMVectorTypeKind ? LLVMVectorType(vt->elem, LLVMGetVectorSize(t))
-                                                              : vt->elem;
-    if (vt->is_float) /* round to nearest even */
-        return vt->bytes < 4 ? LLVMBuildFPTrunc(cg->u->b, x, e, "") : LLVMBuildFPExt(cg->u->b, x, e, "");
-    /* integers: round half to even, saturate to the type's range */
+    LLVMTypeRef e = with_elem(t, vt->elem);
+    if (vt->dtype == KILN_F64)
+        return LLVMBuildFPExt(cg->u->b, x, e, "");
+    if (vt->dtype == KILN_F16 && has_f16_instructions(cg))
+        return LLVMBuildFPTrunc(cg->u->b, x, e, ""); /* round to nearest even */
+    if (vt->dtype == KILN_BF16 || vt->dtype == KILN_F16) {
+        LLVMValueRef bits = f32_to_narrow_bits(cg, vt->dtype, x);
+        bits = LLVMBuildTrunc(cg->u->b, bits, with_elem(t, LLVMInt16TypeInContext(cg->u->ctx)), "");
+        return LLVMBuildBitCast(cg->u->b, bits, e, "");
+    }
+    /* integers: NaN becomes 0, then round half to even, saturate to the
+     * type's range (fptosi of NaN or of a value out of range is poison) */
     double lo = vt->dtype == KILN_I8 ? -128.0 : vt->dtype == KILN_U8 ? 0.0 : -2147483648.0;
     double hi = vt->dtype == KILN_I8 ? 127.0 : vt->dtype == KILN_U8 ? 255.0 : 2147483520.0;
     LLVMTypeRef types[1] = {t};
-    LLVMValueRef r = kiln_cg_intrinsic(cg, "llvm.roundeven", types, 1, &x, 1);
+    LLVMValueRef r = LLVMBuildSelect(cg->u->b, kiln_cg_is_nan(cg, x), kiln_cg_fconst(cg, x, 0.0), x, "");
+    r = kiln_cg_intrinsic(cg, "llvm.roundeven", types, 1, &r, 1);
     r = kiln_cg_fmax_nan(cg, r, kiln_cg_fconst(cg, r, lo));
     r = kiln_cg_fmin_nan(cg, r, kiln_cg_fconst(cg, r, hi));
     return vt->is_signed ? LLVMBuildFPToSI(cg->u->b, r, e, "") : LLVMBuildFPToUI(cg->u->b, r, e, "");

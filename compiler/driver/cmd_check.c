@@ -231,15 +231,20 @@ int kiln_cmd_check(int argc, char **argv)
             printf("%-24s %-14s %-24s %12s %12s\n", layer, kiln_op_name(n->op), val->name, "-", "-");
             continue;
         }
-        if (val->type.layout != KILN_LAYOUT_PLAIN) {
-            /* the buffer is the value's storage: whole channel blocks */
+        if (val->type.layout != KILN_LAYOUT_PLAIN || val->type.dtype != KILN_F32) {
+            /* the buffer is the value's storage: whole channel blocks, or
+             * elements of another type (bf16, f16; i8 and u8 as the integers
+             * the interpreter holds too) */
             float *p = realloc(plain, count * sizeof *plain);
             if (!p) {
                 kiln_cli_error("check", "out of memory converting '%s' to NCHW", val->name);
                 goto done;
             }
             plain = p;
-            kiln_layout_to_plain(&val->type, batch, got, plain);
+            if (val->type.dtype != KILN_F32)
+                kiln_dtype_to_f32(val->type.dtype, got, count, plain);
+            else
+                kiln_layout_to_plain(&val->type, batch, got, plain);
             got = plain;
         }
         errors e = compare(got, ref, count);

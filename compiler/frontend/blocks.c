@@ -12,6 +12,9 @@
 
 #include "fe.h"
 
+/* A model naming an op that only compiler passes make (reorder, convert, ...). */
+#define IR_ONLY_MESSAGE "op '%s' is made by the compiler's passes (IR only, docs/ir.md), not a model op"
+
 typedef struct block {
     const char *name;
     kiln_yaml_node *node;      /* the template's mapping */
@@ -387,6 +390,9 @@ static void check_layer(kiln_fe *fe, kiln_yaml_node *item, kiln_strmap *names, c
             kiln_fe_error(fe, KILN_ERR_PARSE, v->loc, "'op' must be the name of an op, not %s",
                           kiln_yaml_kind_name(v->kind));
             bad = true;
+        } else if (kiln_fe_lookup_op(v->text, &o) != 0 && kiln_fe_op_is_ir_only(v->text)) {
+            kiln_fe_error(fe, KILN_ERR_PARSE, v->loc, IR_ONLY_MESSAGE, v->text);
+            bad = true;
         } else if (kiln_fe_lookup_op(v->text, &o) != 0) {
             const char *hint = kiln_fe_suggest_op(v->text);
             kiln_fe_error(fe, KILN_ERR_PARSE, v->loc, "unknown op '%s'%s%s%s", v->text, hint ? " (did you mean '" : "",
@@ -638,6 +644,10 @@ static kiln_fe_ref expand_op(kiln_fe *fe, scope *s, kiln_fe_layer *L, const char
     if (v->kind != KILN_YAML_SCALAR) {
         kiln_fe_layer_error(fe, L, v, KILN_ERR_PARSE, "'op' must be the name of an op, not %s",
                             kiln_yaml_kind_name(v->kind));
+        return ref_of(KILN_FE_REF_ERROR, 0);
+    }
+    if (kiln_fe_lookup_op(v->text, &L->op) != 0 && kiln_fe_op_is_ir_only(v->text)) {
+        kiln_fe_layer_error(fe, L, v, KILN_ERR_PARSE, IR_ONLY_MESSAGE, v->text);
         return ref_of(KILN_FE_REF_ERROR, 0);
     }
     if (kiln_fe_lookup_op(v->text, &L->op) != 0) {

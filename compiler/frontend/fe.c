@@ -148,6 +148,12 @@ int kiln_fe_lookup_op(const char *name, kiln_op *out)
     return 0;
 }
 
+bool kiln_fe_op_is_ir_only(const char *name)
+{
+    kiln_op op;
+    return kiln_op_lookup(name, &op) == 0 && (kiln_op_get(op)->flags & KILN_OPF_IR_ONLY);
+}
+
 const char *kiln_fe_suggest_op(const char *name)
 {
     const char *best = NULL;

@@ -151,6 +151,8 @@ bool kiln_fe_is_layer_name(const char *s);  /* [A-Za-z0-9_.]+ */
 bool kiln_fe_is_identifier(const char *s);  /* [A-Za-z_][A-Za-z0-9_]* */
 /* The op name closest to a misspelt one, or NULL when none is close. */
 const char *kiln_fe_suggest_op(const char *name);
+/* Whether `name` is an op that only compiler passes make (KILN_OPF_IR_ONLY). */
+bool kiln_fe_op_is_ir_only(const char *name);
 /* kiln_op_lookup for the ops a model may use (FORMAT.md): ops the passes
  * make (KILN_OPF_IR_ONLY, such as reorder) are unknown here. 0 when found. */
 int kiln_fe_lookup_op(const char *name, kiln_op *out);

@@ -77,6 +77,9 @@ static const kiln_interp_kernel kernels[] = {
     [KILN_OP_ABS] = kiln_interp_unary,
     [KILN_OP_LOG] = kiln_interp_unary,
     [KILN_OP_SOFTPLUS] = kiln_interp_unary,
+    [KILN_OP_CONVERT] = kiln_interp_convert,
+    [KILN_OP_QUANTIZE] = kiln_interp_quant,
+    [KILN_OP_DEQUANTIZE] = kiln_interp_quant,
 };
 _Static_assert(sizeof kernels / sizeof kernels[0] == KILN_OP_COUNT,
                "the interpreter needs one kernel per op of ir/ops.def");

@@ -123,6 +123,9 @@ KILN_INTERP_HIDDEN kiln_status kiln_interp_adaptive_avgpool2d(const kiln_icall *
 KILN_INTERP_HIDDEN kiln_status kiln_interp_group_norm(const kiln_icall *c);
 /* interp_elementwise.c (version 1.1) */
 KILN_INTERP_HIDDEN kiln_status kiln_interp_prelu(const kiln_icall *c);
+/* interp_convert.c: element types (IR only) */
+KILN_INTERP_HIDDEN kiln_status kiln_interp_convert(const kiln_icall *c);
+KILN_INTERP_HIDDEN kiln_status kiln_interp_quant(const kiln_icall *c); /* quantize, dequantize */
 /* interp_resize.c */
 KILN_INTERP_HIDDEN kiln_status kiln_interp_resize(const kiln_icall *c);
 

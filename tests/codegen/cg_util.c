@@ -241,6 +241,15 @@ static double compile_only(const kiln_graph *g, const kiln_cg_options *o)
     return r;
 }
 
+static const float *input_values;
+static size_t n_input_values;
+
+void tg_set_input_values(const float *v, size_t n)
+{
+    input_values = n ? v : NULL;
+    n_input_values = v ? n : 0;
+}
+
 double tg_check_default(const kiln_graph *g)
 {
     static const int64_t batches[] = {1, 3, 17};
@@ -305,6 +314,8 @@ double tg_check_ref(const kiln_graph *g, const kiln_graph *ref_graph, const kiln
             size_t n = elems(g, g->inputs[i], batch);
             in[i] = malloc((n ? n : 1) * sizeof(float));
             tg_fill(in[i], n, 1000u * (uint64_t)batch + i, -2.0, 2.0);
+            for (size_t k = 0; input_values && k < n; k++)
+                in[i][k] = input_values[(k + 7u * (size_t)batch) % n_input_values];
             kiln_interp_set_input(it, i, in[i]);
         }
         kiln_diag_release(&d);

@@ -45,6 +45,10 @@ double tg_check(const kiln_graph *g, const kiln_cg_options *opt, const int64_t *
 double tg_check_ref(const kiln_graph *g, const kiln_graph *ref_graph, const kiln_cg_options *opt,
                     const int64_t *batches, int n_batches, const int *threads, int n_threads, double floor,
                     double report_above);
+/* The inputs tg_check feeds: by default uniform in [-2, 2]; after
+ * tg_set_input_values(v, n) (n > 0) element i of every input at batch b is
+ * v[(i + 7 b) % n], until tg_set_input_values(NULL, 0). v must stay valid. */
+void tg_set_input_values(const float *v, size_t n);
 /* tg_check with batches {1, 3, 17} and threads {1, 2, 3}. */
 double tg_check_default(const kiln_graph *g);
 

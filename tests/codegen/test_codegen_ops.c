@@ -12,6 +12,7 @@
  * KILN_TEST_ONLY="slice resize" in the environment runs only the entries
  * whose op name occurs in it (and the op table and network tests). */
 #include <CUnit/Basic.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <stdlib.h>
@@ -32,6 +33,7 @@
 #define TOL_RESIZE 5e-5   /* (7.2e-6, bicubic) */
 #define TOL_APOOL 5e-5    /* (4.0e-6) */
 #define TOL_GN 5e-5       /* (5.4e-6) */
+#define TOL_ZERO 0.0      /* convert, quantize, dequantize: equal values (see their cases) */
 #define B (-1) /* the batch dimension */
 
 /* The tolerance of the op being tested (its registry entry's). */
@@ -1102,12 +1104,164 @@ static void cases_concat11(kiln_op op)
     }
 }
 
+/* ---- element types (IR only): convert, quantize, dequantize ----------------------------- */
+
+/* These are compared with tolerance 0: the compiled code and the
+ * interpreter round the same way by construction (round to nearest even on
+ * the bits, compiler/interp/interp_convert.c and kernels/convert.c), and every
+ * f32 operation in them (x / scale, (q - zp) * scale) is one correctly
+ * rounded operation on both sides. The measure compares values: NaN equals
+ * NaN and -0 equals +0. Inputs cycle through the values below (the list's
+ * length is no multiple of any vector width, so each lands in every lane and
+ * in masked tails). */
+
+static float f32_of_bits(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* Ties, the largest values, subnormals and the specials of bf16 and f16,
+ * then a few random values. */
+static size_t convert_values(float *v, size_t cap)
+{
+    static const uint32_t bits[] = {
+        0x3f808000, 0x3f818000, 0x3f808001, 0x3f807fff, 0xbf818000, /* bf16 ties and their neighbours */
+        0x7f7fffff, 0xff7fffff, 0x7f800000, 0xff800000,             /* the largest f32 (bf16: inf), +-inf */
+        0x7fc00000, 0xffc00001, 0x7f800001, 0x7fbfffff,             /* NaNs, quiet and signalling */
+        0x00000001, 0x00008000, 0x00018000, 0x807fffff, 0x80000000, /* f32 subnormals, -0 */
+        0x477fe000, 0x477fefff, 0x477ff000, 0xc77ff000,             /* 65504, below and at 65520 (f16 inf) */
+        0x3f801000, 0x3f803000, 0x3f801001,                         /* f16 ties near 1 */
+        0x33000000, 0x33c00000, 0x33800000, 0x387fffff, 0x38800000, /* f16 subnormal ties, 2^-24, 2^-14 */
+        0x38000000, 0x38001000, 0x38003000, 0xb8003000, 0x32ffffff, /* subnormal f16 steps and ties */
+    };
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof bits / sizeof bits[0] && n < cap; i++)
+        v[n++] = f32_of_bits(bits[i]);
+    static const float plain[] = {0.1f, -3.14159265f, 1e5f, -1e-3f, 1.0f, 0.0f, 3e38f, 7e-39f};
+    for (size_t i = 0; i < sizeof plain / sizeof plain[0] && n < cap; i++)
+        v[n++] = plain[i];
+    float r[8];
+    tg_fill(r, 8, 99, -4.0, 4.0);
+    for (size_t i = 0; i < 8 && n < cap; i++)
+        v[n++] = r[i];
+    return n; /* 49 */
+}
+
+/* A parameter holding exactly `data`. */
+static kiln_id param_data(kiln_graph *g, const char *name, int64_t count, const float *data)
+{
+    kiln_type t;
+    memset(&t, 0, sizeof t);
+    t.dtype = KILN_F32;
+    t.shape.rank = 1;
+    t.shape.dims[0] = count;
+    float *copy = kiln_arena_alloc_aligned(&g->arena, (size_t)count * sizeof(float));
+    if (!copy)
+        return KILN_NO_ID;
+    memcpy(copy, data, (size_t)count * sizeof(float));
+    kiln_param p;
+    memset(&p, 0, sizeof p);
+    p.source = KILN_PARAM_INLINE;
+    p.data_dtype = KILN_F32;
+    p.data = copy;
+    return kiln_graph_add_param(g, name, &t, &p, (kiln_loc){0});
+}
+
+/* x -> convert(to) [-> convert(to2)] -> convert(f32), for widths around the
+ * vector lengths and an unbatched shape. `to` words: 1 bf16, 2 f16. */
+static void cases_convert(kiln_op op)
+{
+    float vals[64];
+    tg_set_input_values(vals, convert_values(vals, 64));
+    static const int chains[][2] = {{1, 0}, {2, 0}, {1, 2}, {2, 1}};
+    for (size_t c = 0; c < sizeof chains / sizeof chains[0]; c++)
+        for (size_t w = 0; w <= sizeof widths / sizeof widths[0]; w++) {
+            char name[64];
+            snprintf(name, sizeof name, "convert_%zu_%zu", c, w);
+            kiln_graph *g = tg_new(name);
+            kiln_id x = w < sizeof widths / sizeof widths[0] ? tg_input(g, "x", TG_DIMS(B, 3, widths[w]))
+                                                             : tg_input(g, "x", TG_DIMS(5, 7));
+            kiln_id y = x;
+            for (int k = 0; k < 3; k++) {
+                int word = k < 2 ? chains[c][k] : 0;
+                if (k == 1 && word == 0)
+                    continue;
+                char out[16];
+                snprintf(out, sizeof out, "y%d", k);
+                y = tg_node(g, op, &y, 1, out);
+                kiln_node_set_int(tg_last(g), KILN_ATTR_TO, word);
+                CU_ASSERT_FATAL(tg_finish(g));
+            }
+            tg_output(g, y);
+            expect_ok(g);
+        }
+    tg_set_input_values(NULL, 0);
+}
+
+/* x -> quantize(i8 or u8) -> dequantize -> f32, per tensor and per channel
+ * (axis 1 of [batch, C, w]; axis 0 of an unbatched value; the last axis),
+ * with scales that make ties (powers of two) and others, zero points at the
+ * ends of the range, and values that saturate, NaN and infinities. */
+static void cases_quant(kiln_op op)
+{
+    (void)op;
+    static const float specials[] = {
+        0.25f, 0.75f, 1.25f, -0.25f, -0.75f, -1.25f, 2.5f, -2.5f, 0.125f, 0.375f, /* ties at scale 0.5 and 0.25 */
+        63.0f, 62.0f, -65.5f, -70.0f, 200.0f, -200.0f, 1e30f, -1e30f,            /* saturation */
+        INFINITY, -INFINITY, NAN, 0.0f, -0.0f, 1e-40f, 0.1f, -0.3f, 1.0f / 3.0f,
+    };
+    float vals[64];
+    size_t n = 0;
+    for (; n < sizeof specials / sizeof specials[0]; n++)
+        vals[n] = specials[n];
+    tg_fill(vals + n, 12, 7, -40.0, 40.0);
+    n += 12;
+    tg_set_input_values(vals, n);
+    static const float scales[] = {0.5f, 0.25f, 1.0f / 3.0f, 2.0f, 0.1f, 0.5f, 1.5f};
+    static const float zp_i8[] = {3, -5, 0, 127, -128, 1, -1}, zp_u8[] = {128, 0, 255, 10, 3, 200, 1};
+    struct {
+        int rank;
+        int64_t dims[4];
+        int axis; /* -1: per tensor */
+        bool zp;
+    } shapes[] = {
+        {3, {B, 3, 15}, -1, true}, {3, {B, 3, 16}, -1, false}, {3, {B, 3, 17}, 1, true}, {3, {B, 3, 33}, 1, true},
+        {3, {B, 3, 16}, 1, false}, {2, {6, 17}, 0, true},      {3, {B, 4, 7}, 2, true},   {2, {5, 33}, -1, true},
+    };
+    for (int u8 = 0; u8 < 2; u8++)
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            char name[64];
+            snprintf(name, sizeof name, "quant_%s_%zu", u8 ? "u8" : "i8", s);
+            kiln_graph *g = tg_new(name);
+            kiln_id x = tg_input(g, "x", shapes[s].rank, shapes[s].dims);
+            int64_t c = shapes[s].axis < 0 ? 1 : shapes[s].dims[shapes[s].axis];
+            kiln_id sc = param_data(g, "q.scale", c, scales);
+            kiln_id zp = shapes[s].zp ? param_data(g, "q.zero_point", c, u8 ? zp_u8 : zp_i8) : KILN_NO_ID;
+            kiln_id in[3] = {x, sc, zp};
+            kiln_id q = tg_node(g, KILN_OP_QUANTIZE, in, shapes[s].zp ? 3 : 2, "q");
+            kiln_node_set_int(tg_last(g), KILN_ATTR_TO, u8 ? 4 : 3);
+            if (shapes[s].axis >= 0)
+                kiln_node_set_int(tg_last(g), KILN_ATTR_AXIS, shapes[s].axis);
+            CU_ASSERT_FATAL(tg_finish(g));
+            in[0] = q;
+            kiln_id y = tg_node(g, KILN_OP_DEQUANTIZE, in, shapes[s].zp ? 3 : 2, "y");
+            if (shapes[s].axis >= 0)
+                kiln_node_set_int(tg_last(g), KILN_ATTR_AXIS, shapes[s].axis);
+            CU_ASSERT_FATAL(tg_finish(g));
+            tg_output(g, y);
+            expect_ok(g);
+        }
+    tg_set_input_values(NULL, 0);
+}
+
 /* ---- the registry: every op's cases and tolerance -------------------------------------- */
 
 typedef struct op_case {
     kiln_op op;
     void (*cases)(kiln_op op); /* builds graphs with op and checks each (expect_ok) */
-    double tol;                /* the largest error allowed (cg_util.h's measure) */
+    double tol;                /* the largest error allowed (cg_util.h's measure); 0: equal values */
 } op_case;
 
 static const op_case registry[] = {
@@ -1166,6 +1320,9 @@ static const op_case registry[] = {
     {KILN_OP_ABS, cases_unary11, TOL_EXACT},
     {KILN_OP_LOG, cases_unary11, TOL_UNARY11},
     {KILN_OP_SOFTPLUS, cases_unary11, TOL_UNARY11},
+    {KILN_OP_CONVERT, cases_convert, TOL_ZERO},
+    {KILN_OP_QUANTIZE, cases_quant, TOL_ZERO},
+    {KILN_OP_DEQUANTIZE, cases_quant, TOL_ZERO},
 };
 #define N_REGISTRY (sizeof registry / sizeof registry[0])
 
@@ -1188,7 +1345,7 @@ static void test_op_table(void)
         const char *why = !kiln_interp_supports(op) ? "no interpreter kernel (compiler/interp/interp.c)"
                           : !kiln_cg_supports(op)   ? "no kernel emitter (compiler/codegen/kernels/table.c)"
                           : !e || !e->cases         ? "no differential cases (registry, tests/codegen/test_codegen_ops.c)"
-                          : !(e->tol > 0)           ? "no tolerance (registry, tests/codegen/test_codegen_ops.c)"
+                          : !(e->tol >= 0)          ? "no tolerance (registry, tests/codegen/test_codegen_ops.c)"
                                                     : NULL;
         if (why) {
             fprintf(stderr, "  op '%s': %s\n", kiln_op_name(op), why);

@@ -6,18 +6,20 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-#define UNARY {kiln_cg_emit_unary}
-#define BINARY {kiln_cg_emit_binary}
-#define ALIAS {kiln_cg_emit_alias}
+#define UNARY {.emit = kiln_cg_emit_unary}
+#define BINARY {.emit = kiln_cg_emit_binary}
+#define ALIAS {.emit = kiln_cg_emit_alias}
+#define FLOATS (KILN_CG_DTYPE(KILN_BF16) | KILN_CG_DTYPE(KILN_F16))
+#define INT8S (KILN_CG_DTYPE(KILN_I8) | KILN_CG_DTYPE(KILN_U8))
 
 static const kiln_cg_kernel kernels[] = {
-    [KILN_OP_DENSE] = {kiln_cg_emit_dense},
-    [KILN_OP_CONV2D] = {kiln_cg_emit_conv2d},
-    [KILN_OP_MAXPOOL2D] = {kiln_cg_emit_pool},
-    [KILN_OP_AVGPOOL2D] = {kiln_cg_emit_pool},
-    [KILN_OP_GLOBAL_AVGPOOL] = {kiln_cg_emit_global_avgpool},
-    [KILN_OP_BATCHNORM] = {kiln_cg_emit_batchnorm},
-    [KILN_OP_LAYERNORM] = {kiln_cg_emit_layernorm},
+    [KILN_OP_DENSE] = {.emit = kiln_cg_emit_dense},
+    [KILN_OP_CONV2D] = {.emit = kiln_cg_emit_conv2d},
+    [KILN_OP_MAXPOOL2D] = {.emit = kiln_cg_emit_pool},
+    [KILN_OP_AVGPOOL2D] = {.emit = kiln_cg_emit_pool},
+    [KILN_OP_GLOBAL_AVGPOOL] = {.emit = kiln_cg_emit_global_avgpool},
+    [KILN_OP_BATCHNORM] = {.emit = kiln_cg_emit_batchnorm},
+    [KILN_OP_LAYERNORM] = {.emit = kiln_cg_emit_layernorm},
     [KILN_OP_RELU] = UNARY,
     [KILN_OP_RELU6] = UNARY,
     [KILN_OP_SIGMOID] = UNARY,
@@ -32,40 +34,43 @@ static const kiln_cg_kernel kernels[] = {
     [KILN_OP_LEAKY_RELU] = UNARY,
     [KILN_OP_ELU] = UNARY,
     [KILN_OP_CLIP] = UNARY,
-    [KILN_OP_SOFTMAX] = {kiln_cg_emit_softmax},
-    [KILN_OP_LOG_SOFTMAX] = {kiln_cg_emit_softmax},
+    [KILN_OP_SOFTMAX] = {.emit = kiln_cg_emit_softmax},
+    [KILN_OP_LOG_SOFTMAX] = {.emit = kiln_cg_emit_softmax},
     [KILN_OP_ADD] = BINARY,
     [KILN_OP_SUB] = BINARY,
     [KILN_OP_MUL] = BINARY,
     [KILN_OP_DIV] = BINARY,
     [KILN_OP_MAX] = BINARY,
     [KILN_OP_MIN] = BINARY,
-    [KILN_OP_MATMUL] = {kiln_cg_emit_matmul},
-    [KILN_OP_CONCAT] = {kiln_cg_emit_concat},
+    [KILN_OP_MATMUL] = {.emit = kiln_cg_emit_matmul},
+    [KILN_OP_CONCAT] = {.emit = kiln_cg_emit_concat},
     [KILN_OP_FLATTEN] = ALIAS,
     [KILN_OP_RESHAPE] = ALIAS,
-    [KILN_OP_TRANSPOSE] = {kiln_cg_emit_transpose},
-    [KILN_OP_MEAN] = {kiln_cg_emit_mean},
-    [KILN_OP_PAD] = {kiln_cg_emit_pad},
+    [KILN_OP_TRANSPOSE] = {.emit = kiln_cg_emit_transpose},
+    [KILN_OP_MEAN] = {.emit = kiln_cg_emit_mean},
+    [KILN_OP_PAD] = {.emit = kiln_cg_emit_pad},
     [KILN_OP_IDENTITY] = ALIAS,
     [KILN_OP_DROPOUT] = ALIAS,
     [KILN_OP_CONSTANT] = ALIAS,
-    [KILN_OP_REORDER] = {kiln_cg_emit_reorder},
-    [KILN_OP_SLICE] = {kiln_cg_emit_slice},
-    [KILN_OP_EXPAND] = {kiln_cg_emit_expand},
-    [KILN_OP_RESIZE] = {kiln_cg_emit_resize},
-    [KILN_OP_CONV_TRANSPOSE2D] = {kiln_cg_emit_conv_transpose2d},
-    [KILN_OP_ADAPTIVE_AVGPOOL2D] = {kiln_cg_emit_adaptive_avgpool2d},
-    [KILN_OP_GROUP_NORM] = {kiln_cg_emit_group_norm},
-    [KILN_OP_PRELU] = {kiln_cg_emit_prelu},
+    [KILN_OP_REORDER] = {.emit = kiln_cg_emit_reorder},
+    [KILN_OP_SLICE] = {.emit = kiln_cg_emit_slice},
+    [KILN_OP_EXPAND] = {.emit = kiln_cg_emit_expand},
+    [KILN_OP_RESIZE] = {.emit = kiln_cg_emit_resize},
+    [KILN_OP_CONV_TRANSPOSE2D] = {.emit = kiln_cg_emit_conv_transpose2d},
+    [KILN_OP_ADAPTIVE_AVGPOOL2D] = {.emit = kiln_cg_emit_adaptive_avgpool2d},
+    [KILN_OP_GROUP_NORM] = {.emit = kiln_cg_emit_group_norm},
+    [KILN_OP_PRELU] = {.emit = kiln_cg_emit_prelu},
     [KILN_OP_POW] = BINARY,
-    [KILN_OP_REDUCE_SUM] = {kiln_cg_emit_reduce},
-    [KILN_OP_REDUCE_MAX] = {kiln_cg_emit_reduce},
-    [KILN_OP_REDUCE_MIN] = {kiln_cg_emit_reduce},
+    [KILN_OP_REDUCE_SUM] = {.emit = kiln_cg_emit_reduce},
+    [KILN_OP_REDUCE_MAX] = {.emit = kiln_cg_emit_reduce},
+    [KILN_OP_REDUCE_MIN] = {.emit = kiln_cg_emit_reduce},
     [KILN_OP_ERF] = UNARY,
     [KILN_OP_ABS] = UNARY,
     [KILN_OP_LOG] = UNARY,
     [KILN_OP_SOFTPLUS] = UNARY,
+    [KILN_OP_CONVERT] = {.emit = kiln_cg_emit_convert, .dtypes = FLOATS},
+    [KILN_OP_QUANTIZE] = {.emit = kiln_cg_emit_convert, .dtypes = INT8S},
+    [KILN_OP_DEQUANTIZE] = {.emit = kiln_cg_emit_convert, .dtypes = INT8S},
 };
 
 _Static_assert(sizeof kernels / sizeof kernels[0] == KILN_OP_COUNT, "one kernel emitter per op");
@@ -74,7 +79,7 @@ bool kiln_cg_supports(kiln_op op) { return (unsigned)op < KILN_OP_COUNT && kerne
 
 const kiln_cg_kernel *kiln_cg_kernel_for(kiln_op op)
 {
-    static const kiln_cg_kernel none = {NULL};
+    static const kiln_cg_kernel none = {.emit = NULL};
     return (unsigned)op < KILN_OP_COUNT ? &kernels[op] : &none;
 }
 
