@@ -26,6 +26,9 @@ typedef struct rm_value {
     bool nonneg;            /* every element >= 0 */
     bool pos;               /* every element > 0, and log is safe */
     bool input;             /* a model input */
+    bool narrow;            /* spread small against the mean (after sigmoid, + scalar, ...): f32 rounding
+                               of the values is then large against their differences, which layernorm
+                               and group_norm amplify; they are not applied to such a value */
 } rm_value;
 
 typedef struct rm_buf {
@@ -219,8 +222,8 @@ static void apply_unary_kind(rm_value *o, int kind)
     switch (kind) {
     case 1: o->s = fmin(o->s, 1.0); o->nonneg = o->pos = false; break;
     case 2: o->nonneg = true; o->pos = false; break;
-    case 3: o->s = fmin(o->s, 1.0); o->nonneg = true; o->pos = false; break;
-    case 4: o->s += 0.7; o->nonneg = true; o->pos = o->s < 8; break;
+    case 3: o->s = fmin(o->s, 1.0); o->nonneg = true; o->pos = false; o->narrow = true; break;
+    case 4: o->s += 0.7; o->nonneg = true; o->pos = o->s < 8; o->narrow = true; break;
     default: o->nonneg = o->pos = false; break;
     }
 }
@@ -265,6 +268,7 @@ static void make_positive(rm_state *st, double c)
     attr(st, "scalar: %g", c);
     o.s += c;
     o.pos = true;
+    o.narrow = true;
     end_layer(st, &o);
 }
 
@@ -279,7 +283,7 @@ static void tame(rm_state *st)
     if (k == 0 || v->rank < 2) {
         begin_layer(st, "tanh", NULL);
         o.s = 1.0;
-    } else if (k == 1 && v->d[v->rank - 1] >= 2) {
+    } else if (k == 1 && v->d[v->rank - 1] >= 2 && !v->narrow) {
         begin_layer(st, "layernorm", NULL);
         o.s = 1.2;
     } else {
@@ -305,6 +309,7 @@ static bool op_exp(rm_state *st)
     o.s = exp(2.0 * o.s);
     o.nonneg = true;
     o.pos = true;
+    o.narrow = true;
     end_layer(st, &o);
     return true;
 }
@@ -316,6 +321,7 @@ static bool op_log_sqrt(rm_state *st)
         make_positive(st, pick_float(st, 0.1, 1.0) + 0.05);
     rm_value o = *cur(st);
     begin_layer(st, is_log ? "log" : "sqrt", NULL);
+    o.narrow = true;
     if (is_log) {
         o.s = fabs(log(o.s)) + 1.0;
         o.nonneg = o.pos = false;
@@ -417,6 +423,7 @@ static bool op_binary(rm_state *st)
                 o.s += fabs(c);
             o.nonneg = o.pos = false;
         }
+        o.narrow = o.narrow || strcmp(op, "mul") != 0;
         end_layer(st, &o);
         return true;
     }
@@ -448,6 +455,7 @@ static bool op_binary(rm_state *st)
         o.s = pow(a.s + 0.5, bs * 3.0) + 1.0;
     else
         o.s = a.s + bs;
+    o.narrow = a.narrow || (k >= 0 && st->v[k].narrow) || is_pow || is_div;
     end_layer(st, &o);
     return true;
 }
@@ -469,7 +477,7 @@ static bool op_dense(rm_state *st)
     if (!bias)
         attr(st, "bias: false");
     o.s = sqrt(o.s * o.s / 3.0 + (bias ? 0.1 : 0.01));
-    o.nonneg = o.pos = false;
+    o.nonneg = o.pos = o.narrow = false;
     attr_activation(st, &o);
     end_layer(st, &o);
     return true;
@@ -601,7 +609,7 @@ static bool op_conv2d(rm_state *st)
     if (!bias)
         attr(st, "bias: false");
     o.s = sqrt(o.s * o.s / 3.0 + (bias ? 0.1 : 0.01));
-    o.nonneg = o.pos = false;
+    o.nonneg = o.pos = o.narrow = false;
     attr_activation(st, &o);
     end_layer(st, &o);
     return true;
@@ -648,7 +656,7 @@ static bool op_conv_transpose2d(rm_state *st)
     if (!bias)
         attr(st, "bias: false");
     o.s = sqrt(o.s * o.s / 3.0 + 0.1) * (k[0] * k[1] > s[0] * s[1] ? 1.5 : 1.0);
-    o.nonneg = o.pos = false;
+    o.nonneg = o.pos = o.narrow = false;
     /* conv_transpose2d takes `activation:` too (FORMAT.md 1.1 table) */
     attr_activation(st, &o);
     end_layer(st, &o);
@@ -682,6 +690,7 @@ static bool op_matmul(rm_state *st)
             y->name);
     o.s = x->s * y->s * sqrt((double)x->d[r - 1]) + 0.1;
     o.nonneg = o.pos = false;
+    o.narrow = x->narrow || y->narrow;
     end_layer(st, &o);
     tame(st);
     return true;
@@ -815,7 +824,7 @@ static bool op_norm(rm_state *st)
             attr(st, "eps: 0.001");
         o.s = o.s * 1.5 + 0.3;
     } else if (k == 1) {
-        if (x->d[x->rank - 1] < 2)
+        if (x->d[x->rank - 1] < 2 || x->narrow)
             return false;
         begin_layer(st, "layernorm", NULL);
         if (chance(st, 25))
@@ -827,7 +836,7 @@ static bool op_norm(rm_state *st)
         for (int64_t g = 1; g <= c && n < 40; g++)
             if (c % g == 0 && (c / g) * plane >= 2)
                 divs[n++] = g;
-        if (!n)
+        if (!n || x->narrow)
             return false;
         begin_layer(st, "group_norm", NULL);
         attr(st, "groups: %lld", (long long)divs[rnd(st, n)]);
@@ -837,6 +846,7 @@ static bool op_norm(rm_state *st)
     } else {
         begin_layer(st, "prelu", NULL);
     }
+    o.narrow = k == 3 && x->narrow;
     o.nonneg = o.pos = false;
     end_layer(st, &o);
     return true;
@@ -1087,6 +1097,7 @@ static bool op_concat(rm_state *st)
         o.s = fmax(o.s, st->v[idx[j]].s);
         o.nonneg &= st->v[idx[j]].nonneg;
         o.pos &= st->v[idx[j]].pos;
+        o.narrow |= st->v[idx[j]].narrow;
     }
     if (elements(&o) > st->max_elements)
         return false;
@@ -1139,7 +1150,7 @@ static bool op_block(rm_state *st)
                 (long long)x->d[1]);
         o.s = x->s + 0.8;
         o.nonneg = true;
-        o.pos = false;
+        o.pos = o.narrow = false;
     } else if (k == 1) {
         st->use_gate = true;
         bprintf(&st->layers, "  - {name: l%d, use: gate, input: %s}\n", st->n_layers, x->name);
@@ -1153,7 +1164,7 @@ static bool op_block(rm_state *st)
         bprintf(&st->layers, "  - {name: l%d, use: mlp, input: %s, with: {hidden: %lld, out: %lld}}\n", st->n_layers,
                 x->name, (long long)hidden, (long long)o.d[x->rank - 1]);
         o.s = 0.8;
-        o.nonneg = o.pos = false;
+        o.nonneg = o.pos = o.narrow = false;
     } else {
         return false;
     }

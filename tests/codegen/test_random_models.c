@@ -13,8 +13,10 @@
  * writes DIR/rand<seed>.yaml (--save DIR, default ./random_failures), which
  * `kiln check` reads as it is.
  *
- *   test_random_models                      the CI set: seeds 1..200
- *   test_random_models --seeds N --start S  the long run (tools/random_models.sh)
+ *   test_random_models                      the CI set: seeds 1..200, two of the four
+ *                                           (-O level, layout) variants per seed, alternating
+ *   test_random_models --full --seeds N --start S
+ *                                           the long run (tools/random_models.sh): all four
  *   options: --layers L (layers asked per model, default 12), --save DIR,
  *            --print SEED (write the model and stop), -v (a line per model)
  *
@@ -40,6 +42,11 @@
  * so the bound is 1e-3 — ten times one op's, well under any real bug (a
  * wrong index or padding gives errors of order 1). */
 #define TOL 1e-3
+/* An output whose reference is zero throughout (the mean of a layernorm,
+ * x - x) has no scale of its own: differences below ABS_FLOOR in absolute
+ * terms are measured against it instead (values in these models are of
+ * order 1; the generator keeps them so). */
+#define ABS_FLOOR 1e-5
 
 static const char *const precisions[] = {"f32"};
 static const int opt_levels[] = {0, 2};
@@ -48,12 +55,15 @@ static const int opt_levels[] = {0, 2};
 
 /* Seeds left out of the CI set: each is a kiln bug recorded in
  * docs/testing.md (random models) with its reproducer. */
-static const unsigned long long known_failures[] = {0};
+static const unsigned long long known_failures[] = {0}; /* none: 0 is a placeholder (seeds start at 1) */
 
 static const int64_t batches[] = {1, 3, 17};
 static const int threads[] = {1, 2};
 
 static int verbose;
+/* --full: every variant for every seed; otherwise (the CI set) two per seed,
+ * alternating so that consecutive seeds cover all four (O level x layout). */
+static int full;
 static const char *save_dir = "random_failures";
 
 static double now(void)
@@ -190,7 +200,7 @@ static double compare(const float *a, const double *b, size_t n, size_t *at)
         maxref = fmax(maxref, fabs(b[i]));
     *at = 0;
     for (size_t i = 0; i < n; i++) {
-        double err = isfinite(a[i]) ? fabs(a[i] - b[i]) / fmax(fmax(fabs(b[i]), 1e-2 * maxref), 1e-30) : INFINITY;
+        double err = isfinite(a[i]) ? fabs(a[i] - b[i]) / fmax(fmax(fabs(b[i]), 1e-2 * maxref), ABS_FLOOR) : INFINITY;
         if (err > worst || (i == 0 && err > 0)) {
             worst = err;
             *at = i;
@@ -358,6 +368,8 @@ static int run_seed(uint64_t seed, const rm_options *ro, double *worst_out, int 
     for (int p = 0; p < N_PRECISIONS; p++)
         for (int ol = 0; ol < N_OPT; ol++)
             for (int lay = 0; lay < 2; lay++) {
+                if (!full && (uint64_t)(ol + lay) % 2 != seed % 2)
+                    continue;
                 variant v = {precisions[p], opt_levels[ol], lay == 1};
                 double e = run_variant(text, seed, &v, refs, n_refs, 1 + (int)(seed % 8));
                 if (e < 0 || !(e <= TOL))
@@ -407,11 +419,13 @@ int main(int argc, char **argv)
             fputs(t, stdout);
             free(t);
             return 0;
-        } else if (strcmp(argv[i], "-v") == 0)
+        } else if (strcmp(argv[i], "--full") == 0)
+            full = 1;
+        else if (strcmp(argv[i], "-v") == 0)
             verbose = 1;
         else {
             fprintf(stderr,
-                    "usage: %s [--seeds N] [--start S] [--layers L] [--save DIR] [--print SEED] [-v]\n", argv[0]);
+                    "usage: %s [--seeds N] [--start S] [--layers L] [--save DIR] [--print SEED] [--full] [-v]\n", argv[0]);
             return 2;
         }
     }
@@ -436,6 +450,7 @@ int main(int argc, char **argv)
             printf("seed %llu: %d layers, worst error %.3g, %.0f ms%s\n", s, nl, w, 1e3 * (now() - t),
                    f ? ", FAILED" : "");
     }
+    printf("%s", full ? "every variant per seed\n" : "two variants per seed, alternating (--full: all four)\n");
     printf("random models: seeds %llu..%llu, %llu models (%llu layers), %llu failed, %llu skipped (known), "
            "worst error %.3g (bound %g), %.1f s\n",
            start, start + count - 1, count - skipped, layers, failed, skipped, worst, TOL, now() - t0);
