@@ -38,7 +38,7 @@ for ex in "${examples[@]}"; do
   blas=""
   grep -q "^#define ${name}_NEEDS_BLAS 1" "$d/$name.h" && blas=-lkiln_rt_blas
   # shellcheck disable=SC2086
-  if ! "$cc" $cflags -std=c99 -O1 -Wall -Werror -DKILN_MODEL="$name" -include "$d/$name.h" \
+  if ! "$cc" $cflags -std=c99 -D_DEFAULT_SOURCE -O1 -Wall -Werror -DKILN_MODEL="$name" -include "$d/$name.h" \
       -I"$src/runtime/include" -I"$src/tests/codegen" -o "$d/app" "$src/tests/codegen/guard_app.c" \
       "$src/tests/codegen/guard_mem.c" "$d/$name.o" -L"$rtlib" -Wl,-rpath,"$rtlib" $blas -lkiln_rt -lm; then
     echo "FAIL: building the guard app for $ex"; failed=1; continue

@@ -1,4 +1,7 @@
 /* tests/codegen/guard_mem.c: see guard_mem.h. */
+#ifndef _DEFAULT_SOURCE
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS under -std=c99 (guard_examples.sh also passes it: -include comes first) */
+#endif
 #include "guard_mem.h"
 
 #include <stdio.h>
