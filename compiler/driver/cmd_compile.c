@@ -400,7 +400,7 @@ int kiln_cmd_compile(int argc, char **argv)
             wants_auto |= p == KILN_PREC_AUTO && kiln_node_precision_eligible(cm.g, n);
             wants_int8 |= p == KILN_PREC_INT8 && kiln_node_precision_eligible(cm.g, n);
         }
-        if ((tolerance_text || metric_text) && !wants_auto)
+        if ((tolerance_text || metric_text) && !wants_auto && !o.precision)
             rc = kiln_cli_usage_error("compile", "%s is for --precision auto (no layer of the model asks for it)",
                                       tolerance_text ? "--tolerance" : "--metric");
         else if (wants_auto && tolerance_text && o.calibration) {

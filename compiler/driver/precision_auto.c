@@ -108,7 +108,7 @@ static void profile_hook(void *arg, int64_t step)
 
 /* Compiles g (JIT), runs it on every sample into out, then times
  * TIMED_RUNS more runs of the whole set (*seconds: the best). With shares,
- * one profiled run gives each row's share of the time. 0 or 1. */
+ * TIMED_RUNS profiled runs give each row's share of the time. 0 or 1. */
 static int run(search *s, const kiln_graph *g, float **out, double *seconds, double *shares)
 {
     const kiln_calib *c = s->c;
@@ -131,9 +131,9 @@ static int run(search *s, const kiln_graph *g, float **out, double *seconds, dou
     ko.error_size = sizeof why;
     kiln_status st = in && outp ? jm.e.create(&inst, &ko) : KILN_ERR_OUT_OF_MEMORY;
     double best = INFINITY;
-    for (int rep = 0; st == KILN_OK && rep <= TIMED_RUNS + (shares ? 1 : 0); rep++) {
-        bool profiled = shares && rep == TIMED_RUNS + 1;
-        if (profiled) {
+    for (int rep = 0; st == KILN_OK && rep <= TIMED_RUNS + (shares ? TIMED_RUNS : 0); rep++) {
+        bool profiled = shares && rep > TIMED_RUNS;
+        if (profiled && !prof.sum) {
             prof.n = kiln_cg_step_count(jm.module);
             if (!(prof.sum = calloc(prof.n + 1, sizeof *prof.sum))) {
                 st = KILN_ERR_OUT_OF_MEMORY;
