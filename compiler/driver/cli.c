@@ -344,6 +344,21 @@ int kiln_cli_options_take(kiln_args *a, kiln_cli_options *o)
     }
     if ((o->takes & KILN_CLI_TAKES_PRECISION) && (r = kiln_args_value(a, "--precision", &o->precision)))
         return r < 0 ? 2 : KILN_CLI_TAKEN;
+    if ((o->takes & KILN_CLI_TAKES_CALIBRATION) && (r = kiln_args_value(a, "--calibration-method", &v))) {
+        if (r < 0)
+            return 2;
+        if (kiln_calib_method_parse(v, &o->calibration_method) != 0)
+            return kiln_cli_usage_error(o->cmd, "--calibration-method must be 'percentile' or 'minmax', got '%s'", v);
+        o->calibration_method_given = true;
+        return KILN_CLI_TAKEN;
+    }
+    if ((o->takes & KILN_CLI_TAKES_CALIBRATION) && (r = kiln_args_value(a, "--calibration", &o->calibration))) {
+        if (r < 0)
+            return 2;
+        if (!*o->calibration)
+            return kiln_cli_usage_error(o->cmd, "--calibration needs a file, a folder or 'random'");
+        return KILN_CLI_TAKEN;
+    }
     if ((o->takes & KILN_CLI_TAKES_LAYOUT) && (r = kiln_args_value(a, "--layout", &v))) {
         if (r < 0)
             return 2;
@@ -370,6 +385,11 @@ int kiln_cli_options_check(const kiln_cli_options *o)
     if (o->dump_ir && strcmp(o->passes, "none") == 0)
         return kiln_cli_usage_error(o->cmd, "--dump-ir shows what the passes do: it cannot be combined with "
                                             "--passes none");
+    if (o->precision && strcmp(o->precision, "int8") == 0 && !o->calibration &&
+        (o->takes & KILN_CLI_TAKES_CALIBRATION))
+        return kiln_cli_usage_error(o->cmd, "int8 needs calibration data: --calibration FILE, or --calibration random");
+    if (o->calibration_method_given && !o->calibration)
+        return kiln_cli_usage_error(o->cmd, "--calibration-method needs --calibration");
     return 0;
 }
 
@@ -408,8 +428,7 @@ static bool has_batched_input(const kiln_graph *g)
     return false;
 }
 
-/* The pass pipeline as o says; prints its diagnostics. */
-static int run_passes(kiln_graph *g, const kiln_cli_options *o)
+int kiln_cli_run_passes(kiln_graph *g, const kiln_cli_options *o, bool quiet)
 {
     int64_t threads = o->threads;
     if (threads <= 0) {
@@ -421,9 +440,9 @@ static int run_passes(kiln_graph *g, const kiln_cli_options *o)
     /* Dumps are for looking at what the passes did: check the IR after each. */
     kiln_pipeline_options po = {
         .stop_after = o->stop_after,
-        .dump_after = o->dump_ir,
+        .dump_after = quiet ? NULL : o->dump_ir,
         .dump_to = o->dump_to ? o->dump_to : stderr,
-        .time_to = o->time_passes || verbose ? stderr : NULL,
+        .time_to = !quiet && (o->time_passes || verbose) ? stderr : NULL,
         .verify_each = KILN_PIPELINE_VERIFY_DEFAULT || o->stop_after != NULL || o->dump_ir != NULL,
         .threads_hint = (int)threads,
     };
@@ -441,12 +460,13 @@ static int run_passes(kiln_graph *g, const kiln_cli_options *o)
     po.select.prefer = o->prefer;
     if (strcmp(o->layout, "auto") == 0) {
         po.layout_block = po.target ? kiln_target_lanes(po.target) : 0;
-        if (po.layout_block == 0)
+        if (po.layout_block == 0 && !quiet)
             fprintf(stderr, "kiln %s: note: no channel block is known for this target: --layout auto keeps every "
                             "value plain\n", o->cmd);
     }
     st = kiln_pipeline_run(g, &po, &d);
-    print_diags(&d, o->cmd);
+    if (!quiet || st != KILN_OK)
+        print_diags(&d, o->cmd);
     kiln_diag_release(&d);
     if (st != KILN_OK)
         return kiln_cli_error(o->cmd, "optimizing '%s' failed: %s", g->name, kiln_status_string(st));
@@ -481,7 +501,7 @@ static int apply_overrides(kiln_graph *g, const kiln_cli_options *o)
     return 0;
 }
 
-int kiln_cli_model_open(kiln_cli_model *m, const kiln_cli_options *o)
+int kiln_cli_model_load(kiln_cli_model *m, const kiln_cli_options *o)
 {
     *m = (kiln_cli_model){0};
     double t0 = kiln_cli_seconds();
@@ -492,32 +512,54 @@ int kiln_cli_model_open(kiln_cli_model *m, const kiln_cli_options *o)
     kiln_cli_stage(o->cmd, t1 - t0, "load %s (%zu nodes, %zu weights files)", o->model, g->n_nodes,
                    g->n_weight_files);
     int rc = apply_overrides(g, o);
-    if (rc != 0) {
-        kiln_graph_destroy(g);
-        return rc;
-    }
     bool passes = strcmp(o->passes, "none") != 0;
-    if (o->batch != 1 && !has_batched_input(g))
+    if (rc != 0)
+        ;
+    else if (o->batch != 1 && !has_batched_input(g))
         rc = kiln_cli_usage_error(o->cmd, "the model has fixed shapes: --batch must be 1");
-    else if ((o->needs_weights || passes) && kiln_cli_budget_weights(g, o->cmd) != 0)
+    else if ((o->needs_weights || passes || o->calibration) && kiln_cli_budget_weights(g, o->cmd) != 0)
         rc = 1; /* before the passes: folding reads the weights */
-    else if (passes)
-        rc = run_passes(g, o);
+    else if (o->calibration) {
+        double t2 = kiln_cli_seconds();
+        rc = kiln_calib_load(&m->calib, o->calibration, g, o->cmd);
+        if (rc == 0)
+            kiln_cli_stage(o->cmd, kiln_cli_seconds() - t2, "calibration data %s (%lld samples)", o->calibration,
+                           (long long)m->calib.samples);
+    }
     if (rc != 0) {
         kiln_graph_destroy(g);
         return rc;
     }
     m->g = g;
     m->load_s = t1 - t0;
-    m->passes_s = kiln_cli_seconds() - t1;
-    if (strcmp(o->passes, "none") != 0)
-        kiln_cli_stage(o->cmd, m->passes_s, "passes%s%s", o->stop_after ? " up to " : "",
-                       o->stop_after ? o->stop_after : "");
     return 0;
+}
+
+int kiln_cli_model_passes(kiln_cli_model *m, const kiln_cli_options *o)
+{
+    if (strcmp(o->passes, "none") == 0)
+        return 0;
+    double t0 = kiln_cli_seconds();
+    int rc = kiln_cli_run_passes(m->g, o, false);
+    if (rc != 0) {
+        kiln_cli_model_close(m);
+        return rc;
+    }
+    m->passes_s = kiln_cli_seconds() - t0;
+    kiln_cli_stage(o->cmd, m->passes_s, "passes%s%s", o->stop_after ? " up to " : "",
+                   o->stop_after ? o->stop_after : "");
+    return 0;
+}
+
+int kiln_cli_model_open(kiln_cli_model *m, const kiln_cli_options *o)
+{
+    int rc = kiln_cli_model_load(m, o);
+    return rc != 0 ? rc : kiln_cli_model_passes(m, o);
 }
 
 void kiln_cli_model_close(kiln_cli_model *m)
 {
     kiln_graph_destroy(m->g);
     m->g = NULL;
+    kiln_calib_free(&m->calib);
 }

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "calibration.h"
 #include "compiler/codegen/codegen.h"
 #include "compiler/interp/interp.h"
 #include "ir/graph.h"
@@ -99,6 +100,10 @@ enum {
     KILN_CLI_TAKES_LAYOUT = 1u << 7,      /* --layout auto|plain: the layout pass */
     KILN_CLI_TAKES_CPU = 1u << 8,         /* --cpu NAME, --features LIST (JIT: this machine must have them) */
     KILN_CLI_TAKES_PRECISION = 1u << 9,   /* --precision P: the model's default precision */
+    /* --calibration FILE|DIR|random, --calibration-method minmax|percentile:
+     * the data is read and checked against the model's inputs when the model
+     * is opened (kiln_cli_model.calib); --precision int8 needs it */
+    KILN_CLI_TAKES_CALIBRATION = 1u << 10,
 };
 
 /* The options the commands share, and what kiln_cli_model_open does with
@@ -122,6 +127,9 @@ typedef struct kiln_cli_options {
     bool time_passes;       /* the time of each pass to stderr */
     const char *name;       /* kiln compile --name: replaces the model's name (the symbol prefix), or NULL */
     const char *precision;  /* --precision: replaces the model's default precision (a layer's own key wins), or NULL */
+    const char *calibration; /* --calibration: a safetensors file, a folder of NAME.npy, "random", or NULL */
+    kiln_calib_method calibration_method; /* --calibration-method (default percentile) */
+    bool calibration_method_given;
     /* Set by the command itself, never from the command line: */
     const char *stop_after; /* the last pass to run (kiln dump --after); NULL: all of them */
     bool needs_weights;     /* the command reads the weights' values (checked against the weights budget) */
@@ -158,6 +166,7 @@ int kiln_cli_options_check(const kiln_cli_options *o);
 /* A model loaded for a command; the graph is owned. */
 typedef struct kiln_cli_model {
     kiln_graph *g;
+    kiln_calib calib;  /* o->calibration, read and checked (samples 0: none given) */
     double load_s;   /* seconds reading it (frontend) */
     double passes_s; /* seconds in the pass pipeline */
 } kiln_cli_model;
@@ -170,6 +179,16 @@ typedef struct kiln_cli_model {
  * failed, 2 for the batch (a usage error), after reporting it; m->g is then
  * NULL. */
 int kiln_cli_model_open(kiln_cli_model *m, const kiln_cli_options *o);
+/* kiln_cli_model_open in two steps: load (the model, the command line's
+ * overrides, the batch and weights checks, the calibration data), then the
+ * passes on m->g. kiln compile --precision auto chooses between them. Both
+ * return as kiln_cli_model_open does; on failure m is closed. */
+int kiln_cli_model_load(kiln_cli_model *m, const kiln_cli_options *o);
+int kiln_cli_model_passes(kiln_cli_model *m, const kiln_cli_options *o);
+/* The passes as o says, on any graph; `quiet`: no dumps, no times, and the
+ * diagnostics printed only when a pass fails (the trials of --precision
+ * auto). 0, or 1 after reporting. */
+int kiln_cli_run_passes(kiln_graph *g, const kiln_cli_options *o, bool quiet);
 void kiln_cli_model_close(kiln_cli_model *m);
 
 /* A model compiled for the JIT (jit_model.c): kiln run, check and bench. */

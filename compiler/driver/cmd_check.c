@@ -16,6 +16,7 @@ static const char help[] =
     "usage: kiln check MODEL [--batch N] [--tolerance X] [--threads T] [--seed S] [--passes all|none] [-O0..3]\n"
     "                  [--winograd auto|off|f2|f4] [--layout auto|plain]\n"
     "                  [--cpu NAME] [--features LIST] [--precision P]\n"
+    "                  [--calibration FILE|DIR|random] [--calibration-method percentile|minmax]\n"
     "\n"
     "Compiles MODEL for this machine, runs it and the reference interpreter on\n"
     "the same random inputs (uniform in [-1, 1), a fixed seed) and prints, for\n"
@@ -40,6 +41,10 @@ static const char help[] =
     "                   layout pass finds they pay (docs/passes.md); 'plain': NCHW.\n"
     "  --precision P    the model's default precision (f32, bf16, f16, int8, auto); a\n"
     "                   layer's own precision: key wins (docs/precision.md)\n"
+    "  --calibration DATA\n"
+    "                   calibration samples (a safetensors file or a folder of\n"
+    "                   NAME.npy, one F32 tensor per input, or 'random'), checked against\n"
+    "                   the inputs; --precision int8 needs it (docs/precision.md)\n"
     "  --cpu NAME       compile for this CPU instead of the host's (x86-64-v3: the AVX2\n"
     "                   code on an AVX-512 machine); this machine must have its features\n"
     "  --features LIST  LLVM feature string added to the CPU's (+avx2,-avx512f)\n"
@@ -83,7 +88,7 @@ int kiln_cmd_check(int argc, char **argv)
     kiln_cli_options o;
     kiln_cli_options_init(&o, "check", help,
                           KILN_CLI_TAKES_OPT_LEVEL | KILN_CLI_TAKES_WINOGRAD | KILN_CLI_TAKES_LAYOUT | KILN_CLI_TAKES_PASSES |
-                              KILN_CLI_TAKES_CPU | KILN_CLI_TAKES_PRECISION |
+                              KILN_CLI_TAKES_CPU | KILN_CLI_TAKES_PRECISION | KILN_CLI_TAKES_CALIBRATION |
                               KILN_CLI_TAKES_THREADS | KILN_CLI_TAKES_BATCH);
     for (; a.i < argc; a.i++) {
         int r = kiln_cli_options_take(&a, &o);

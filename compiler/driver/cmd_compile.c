@@ -14,6 +14,7 @@
 #include "compiler/passes/passes.h"
 #include "guard.h"
 #include "outputs.h"
+#include "precision_auto.h"
 
 static const char help[] =
     "usage: kiln compile MODEL -o OUTPUT [--header FILE.h] [--emit obj|asm|llvm|bc|lib|so]\n"
@@ -22,6 +23,8 @@ static const char help[] =
     "                    [--threads T] [--tune] [--tune-batch N] [--dump-ir=all|after:PASS]\n"
     "                    [--time-passes] [--winograd auto|off|f2|f4] [--layout auto|plain] [--jobs J]\n"
     "                    [--name PREFIX] [--precision P] [--depfile FILE] [--rpath DIR] [-v]\n"
+    "                    [--calibration FILE|DIR|random] [--calibration-method percentile|minmax]\n"
+    "                    [--tolerance X] [--metric maxrel|top1]\n"
     "\n"
     "Compiles MODEL (.yaml or .kir) to native code for the model's C API\n"
     "(NAME_create, NAME_run, NAME_run_checked, NAME_last_error, NAME_workspace_size,\n"
@@ -35,7 +38,20 @@ static const char help[] =
     "  --precision P       the model's default precision: f32, bf16, f16, int8, auto\n"
     "                      (replaces the YAML's top-level precision: key; a layer's own\n"
     "                      key wins; bf16 and f16 apply to dense and convolution layers,\n"
-    "                      int8 and auto compile f32 for now: docs/precision.md)\n"
+    "                      int8 compiles f32 for now: docs/precision.md)\n"
+    "  --calibration DATA  calibration samples: a safetensors file, or a folder of\n"
+    "                      NAME.npy, holding one F32 tensor per model input named as\n"
+    "                      the input, [samples, the input's shape without its batch\n"
+    "                      axis]; or 'random' (32 samples uniform in [-1, 1)). Needed\n"
+    "                      by int8 (the ranges are observed and reported, not used\n"
+    "                      yet) and auto\n"
+    "  --calibration-method M  the range kept per value: percentile (default: the\n"
+    "                      99.99% percentile of |x|) or minmax\n"
+    "  --tolerance X       --precision auto: the largest error accepted on the\n"
+    "                      calibration data against kiln's f32 build (needed)\n"
+    "  --metric M          --precision auto: maxrel (default: max |y - y_f32| over\n"
+    "                      max |y_f32|, per output) or top1 (the fraction of samples\n"
+    "                      whose argmax of the first output changes)\n"
     "  --depfile FILE      also write a Makefile-syntax dependency file: OUTPUT depends\n"
     "                      on MODEL and every file kiln read for it (weights); for\n"
     "                      build systems (CMake's DEPFILE, make's include)\n"
@@ -251,12 +267,13 @@ int kiln_cmd_compile(int argc, char **argv)
     kiln_args a = {.argc = argc, .argv = argv, .i = 1, .cmd = "compile"};
     const char *output = NULL, *header = NULL, *emit = NULL, *weights = "embed";
     const char *weights_path = NULL, *tune_batch_text = NULL, *jobs_text = NULL, *depfile = NULL;
+    const char *tolerance_text = NULL, *metric_text = NULL;
     bool tune = false, threads_given = false;
     kiln_cli_options o;
     kiln_cli_options_init(&o, "compile", help,
                           KILN_CLI_TAKES_OPT_LEVEL | KILN_CLI_TAKES_WINOGRAD | KILN_CLI_TAKES_LAYOUT | KILN_CLI_TAKES_PASSES |
                               KILN_CLI_TAKES_THREADS | KILN_CLI_TAKES_TIME_PASSES | KILN_CLI_TAKES_DUMP_IR |
-                              KILN_CLI_TAKES_PRECISION);
+                              KILN_CLI_TAKES_PRECISION | KILN_CLI_TAKES_CALIBRATION);
     kiln_cg_options *opt = &o.cg;
     for (; a.i < argc; a.i++) {
         bool threads_arg = strncmp(argv[a.i], "--threads", 9) == 0;
@@ -281,7 +298,9 @@ int kiln_cmd_compile(int argc, char **argv)
             (r = kiln_args_value(&a, "--weights", &weights)) ||
             (r = kiln_args_value(&a, "--tune-batch", &tune_batch_text)) ||
             (r = kiln_args_value(&a, "--jobs", &jobs_text)) || (r = kiln_args_value(&a, "--name", &o.name)) ||
-            (r = kiln_args_value(&a, "--depfile", &depfile)) || (r = kiln_args_value(&a, "--rpath", &opt->rpath))) {
+            (r = kiln_args_value(&a, "--depfile", &depfile)) || (r = kiln_args_value(&a, "--rpath", &opt->rpath)) ||
+            (r = kiln_args_value(&a, "--tolerance", &tolerance_text)) ||
+            (r = kiln_args_value(&a, "--metric", &metric_text))) {
             if (r < 0)
                 return 2;
             continue;
@@ -317,6 +336,22 @@ int kiln_cmd_compile(int argc, char **argv)
         return 2;
     if (tune_batch_text && !tune)
         return kiln_cli_usage_error("compile", "--tune-batch needs --tune");
+    /* --precision auto: calibration data and a tolerance, both needed */
+    double tolerance = 0;
+    kiln_auto_metric metric = KILN_AUTO_MAXREL;
+    if (tolerance_text && (kiln_parse_float(tolerance_text, &tolerance) != 0 || !(tolerance >= 0)))
+        return kiln_cli_usage_error("compile", "--tolerance expects a number >= 0, got '%s'", tolerance_text);
+    if (metric_text && kiln_auto_metric_parse(metric_text, &metric) != 0)
+        return kiln_cli_usage_error("compile", "--metric must be 'maxrel' or 'top1', got '%s'", metric_text);
+    if (o.precision && strcmp(o.precision, "auto") == 0 && (!o.calibration || !tolerance_text))
+        return kiln_cli_usage_error("compile", "--precision auto needs --calibration FILE (or --calibration random) "
+                                               "and --tolerance X");
+    if (o.precision && strcmp(o.precision, "auto") != 0 && (tolerance_text || metric_text))
+        return kiln_cli_usage_error("compile", "%s is for --precision auto", tolerance_text ? "--tolerance"
+                                                                                          : "--metric");
+    if (o.precision && strcmp(o.precision, "auto") == 0 && opt->triple)
+        return kiln_cli_usage_error("compile", "--precision auto measures on this machine: it cannot be combined "
+                                               "with --target");
     if (tune && (opt->triple || opt->cpu || opt->features))
         return kiln_cli_usage_error("compile", "--tune measures on this machine: it cannot be combined with "
                                                "--target, --cpu or --features");
@@ -352,12 +387,54 @@ int kiln_cmd_compile(int argc, char **argv)
     if (rc == 0 && depfile)
         rc = kiln_outputs_add(&outs, depfile, "--depfile", KILN_OUT_USAGE, &out_dep);
     kiln_cli_model cm = {0};
+    kiln_auto_result autores = {0};
+    bool searched = false, wants_int8 = false;
     if (rc == 0)
-        rc = kiln_cli_model_open(&cm, &o);
+        rc = kiln_cli_model_load(&cm, &o);
+    if (rc == 0) {
+        /* what the layers ask, before anything is decided */
+        bool wants_auto = false;
+        for (size_t i = 0; i < cm.g->n_nodes; i++) {
+            const kiln_node *n = &cm.g->nodes[i];
+            kiln_precision p = kiln_node_precision_asked(cm.g, n);
+            wants_auto |= p == KILN_PREC_AUTO && kiln_node_precision_eligible(cm.g, n);
+            wants_int8 |= p == KILN_PREC_INT8 && kiln_node_precision_eligible(cm.g, n);
+        }
+        if ((tolerance_text || metric_text) && !wants_auto && !o.precision)
+            rc = kiln_cli_usage_error("compile", "%s is for --precision auto (no layer of the model asks for it)",
+                                      tolerance_text ? "--tolerance" : "--metric");
+        else if (wants_auto && tolerance_text && o.calibration) {
+            if (opt->triple) {
+                rc = kiln_cli_usage_error("compile", "--precision auto measures on this machine: it cannot be "
+                                                     "combined with --target");
+            } else {
+                double t0 = kiln_cli_seconds();
+                rc = kiln_auto_choose(cm.g, &o, &cm.calib, metric, tolerance, &autores);
+                searched = rc == 0;
+                kiln_cli_stage("compile", kiln_cli_seconds() - t0, "precision auto (%zu JIT builds)",
+                               autores.builds);
+            }
+        }
+        if (rc != 0)
+            kiln_cli_model_close(&cm);
+    }
+    if (rc == 0)
+        rc = kiln_cli_model_passes(&cm, &o);
     if (rc != 0) {
+        kiln_auto_result_free(&autores);
         kiln_outputs_release(&outs);
         free(wfile);
         return rc;
+    }
+    /* int8: the ranges it will need, observed on the optimized graph (not
+     * used yet: docs/precision.md) */
+    kiln_calib_ranges ranges = {0};
+    if (wants_int8 && cm.calib.samples && kiln_calib_observe(cm.g, &cm.calib, &ranges, "compile") != 0) {
+        kiln_auto_result_free(&autores);
+        kiln_outputs_release(&outs);
+        free(wfile);
+        kiln_cli_model_close(&cm);
+        return 1;
     }
     rc = 1;
     const kiln_graph *g = cm.g;
@@ -478,6 +555,21 @@ int kiln_cmd_compile(int argc, char **argv)
     }
     printf("  weights   %s %s%s\n", w, external ? "in " : "embedded", external ? wfile : "");
     printf("  kernels   %zu (%zu layers run fused inside another's kernel)\n", rep.steps, rep.fused_nodes);
+    if (cm.calib.samples) {
+        char data[512];
+        kiln_calib_describe(&cm.calib, data, sizeof data);
+        if (ranges.n)
+            printf("  calibration %s: %zu values observed (%s ranges); not used yet: int8 kernels do not exist, "
+                   "those layers compute f32\n", data, ranges.n,
+                   o.calibration_method == KILN_CALIB_MINMAX ? "minmax" : "percentile");
+        else if (searched)
+            printf("  calibration %s: read by --precision auto\n", data);
+        else
+            printf("  calibration %s: checked against the inputs; not used (no layer asks for int8 or auto)\n",
+                   data);
+    }
+    if (searched)
+        kiln_auto_print(&autores, &cm.calib, stdout);
     /* what the layers compute in (the rule the code generator obeys: docs/precision.md) */
     size_t by_prec[KILN_PREC_COUNT] = {0};
     for (size_t i = 0; i < g->n_nodes; i++)
@@ -535,6 +627,8 @@ int kiln_cmd_compile(int argc, char **argv)
         goto done;
     rc = 0;
 done:
+    kiln_auto_result_free(&autores);
+    kiln_calib_ranges_free(&ranges);
     kiln_outputs_release(&outs);
     kiln_diag_release(&d);
     kiln_cg_module_destroy(m);

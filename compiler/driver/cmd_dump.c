@@ -17,6 +17,7 @@ static const char help[] =
     "usage: kiln dump MODEL [--after PASS | --dump-ir=all|after:PASS] [--time-passes] [--threads N]\n"
     "                 [--layout auto|plain] [--cpu NAME] [--features LIST] [--format text|dot]\n"
     "                 [--precision P]\n"
+    "                  [--calibration FILE|DIR|random] [--calibration-method percentile|minmax]\n"
     "                 [-o FILE]\n"
     "\n"
     "Prints the IR of MODEL (a .yaml model or a .kir IR file): as loaded, or after\n"
@@ -37,6 +38,14 @@ static const char help[] =
     "                  changes nothing\n"
     "  --precision P   the model's default precision (f32, bf16, f16, int8, auto); a\n"
     "                  layer's own precision: key wins (docs/precision.md)\n"
+    "  --calibration DATA\n"
+    "                  run the reference interpreter on calibration samples (a\n"
+    "                  safetensors file or a folder of NAME.npy, one F32 tensor per\n"
+    "                  input, or 'random') and print the range of every value after\n"
+    "                  the IR, as comments (text form only)\n"
+    "  --calibration-method M\n"
+    "                  the range kept: percentile (default: [-p, p], p the\n"
+    "                  99.99% percentile of |x|, cut to [min, max]) or minmax\n"
     "  --cpu NAME      the CPU the passes plan for (channel block, kernels, scratch)\n"
     "                  instead of this machine's: x86-64-v3 (AVX2), x86-64-v4 (AVX-512),\n"
     "                  znver3, sapphirerapids, ...\n"
@@ -83,7 +92,7 @@ int kiln_cmd_dump(int argc, char **argv)
     const char *format = "text", *output = NULL, *after = NULL, *threads_text = NULL;
     kiln_cli_options o;
     kiln_cli_options_init(&o, "dump", help, KILN_CLI_TAKES_TIME_PASSES | KILN_CLI_TAKES_DUMP_IR | KILN_CLI_TAKES_LAYOUT |
-                                                  KILN_CLI_TAKES_CPU | KILN_CLI_TAKES_PRECISION);
+                                                  KILN_CLI_TAKES_CPU | KILN_CLI_TAKES_PRECISION | KILN_CLI_TAKES_CALIBRATION);
     for (; a.i < argc; a.i++) {
         int r = kiln_cli_options_take(&a, &o);
         if (r == KILN_CLI_TAKEN)
@@ -114,6 +123,9 @@ int kiln_cmd_dump(int argc, char **argv)
     if (all && dot)
         return kiln_cli_usage_error("dump", "--dump-ir=all prints the text form: it cannot be combined with "
                                             "--format dot");
+    if (o.calibration && dot)
+        return kiln_cli_usage_error("dump", "--calibration prints the ranges as comments of the text form: it "
+                                            "cannot be combined with --format dot");
     if (o.dump_ir && !all) {
         after = o.dump_ir;
         o.dump_ir = NULL;
@@ -206,6 +218,18 @@ int kiln_cmd_dump(int argc, char **argv)
                            output ? " to " : "", output ? output : "");
         if (st == KILN_OK && !output && !dot)
             note_inline_size(cm.g);
+    }
+    /* the ranges of the graph just printed, as comments after it (the text
+     * still reads back) */
+    if (rc == 0 && o.calibration) {
+        kiln_calib_ranges ranges;
+        double t0 = kiln_cli_seconds();
+        if ((rc = kiln_calib_observe(cm.g, &cm.calib, &ranges, "dump")) == 0) {
+            kiln_cli_stage("dump", kiln_cli_seconds() - t0, "calibration ranges (%lld samples)",
+                           (long long)cm.calib.samples);
+            kiln_calib_ranges_print(cm.g, &cm.calib, &ranges, o.calibration_method, out);
+            kiln_calib_ranges_free(&ranges);
+        }
     }
 done:
     if (out != stdout) {

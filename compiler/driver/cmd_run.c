@@ -16,6 +16,7 @@ static const char help[] =
     "usage: kiln run MODEL --input NAME=FILE.npy ... --output DIR [--interp] [--threads T]\n"
     "                [--passes all|none] [--winograd auto|off|f2|f4] [--layout auto|plain]\n"
     "                [--precision P]\n"
+    "                [--calibration FILE|DIR|random] [--calibration-method percentile|minmax]\n"
     "\n"
     "Evaluates MODEL (.yaml or .kir) on the given inputs and writes one\n"
     "DIR/<output name>.npy (float32) per model output. By default the model is\n"
@@ -35,6 +36,9 @@ static const char help[] =
     "                        (docs/codegen.md)\n"
     "  --precision P         the model's default precision (f32, bf16, f16, int8, auto); a\n"
     "                        layer's own precision: key wins (docs/precision.md)\n"
+    "  --calibration DATA    calibration samples (a safetensors file or a folder of\n"
+    "                        NAME.npy, one F32 tensor per input, or 'random'), checked against\n"
+    "                        the inputs; --precision int8 needs it (docs/precision.md)\n"
     "  --layout auto         (default) channel-blocked activations (nchw8c on AVX2)\n"
     "                        where the layout pass finds they pay (docs/passes.md);\n"
     "                        'plain': NCHW\n";
@@ -145,7 +149,7 @@ int kiln_cmd_run(int argc, char **argv)
     kiln_cli_options o;
     kiln_cli_options_init(&o, "run", help,
                           KILN_CLI_TAKES_PASSES | KILN_CLI_TAKES_THREADS | KILN_CLI_TAKES_WINOGRAD | KILN_CLI_TAKES_LAYOUT |
-                              KILN_CLI_TAKES_PRECISION);
+                              KILN_CLI_TAKES_PRECISION | KILN_CLI_TAKES_CALIBRATION);
     input_arg *inputs = calloc((size_t)argc, sizeof *inputs);
     int n_inputs = 0, rc = 2;
     /* The .npy outputs go to temporary files renamed into DIR at the end

@@ -324,6 +324,7 @@ static kiln_status npy_parse(const unsigned char *b, size_t size, const char *pr
                          "%zu unexpected bytes after the array data (the shape needs %llu bytes)",
                          avail - (size_t)count * item, (unsigned long long)count * item);
     a.count = (size_t)count;
+    a.from_f64 = dtype == NPY_F8;
     if (a.count > 0) {
         a.data = kiln_malloc(a.count * sizeof(float));
         if (!a.data)

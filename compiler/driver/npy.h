@@ -12,6 +12,7 @@
 #ifndef KILN_DRIVER_NPY_H
 #define KILN_DRIVER_NPY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,6 +24,7 @@ typedef struct kiln_npy {
     int64_t dims[KILN_MAX_RANK];
     float *data;  /* count floats, owned (kiln_npy_free); NULL when count is 0 */
     size_t count; /* product of dims (1 for a 0-d array) */
+    bool from_f64; /* the file held '<f8' (converted to float) */
 } kiln_npy;
 
 /* On failure *out is zeroed (nothing to free). Statuses: KILN_ERR_IO (cannot

@@ -149,6 +149,10 @@ typedef struct kiln_schedule_options {
  * run serially (tasks 1). Every member of a group gets the group's count.
  * Deterministic: depends on the graph and `threads` only. `o` may be NULL. */
 kiln_status kiln_pass_schedule(kiln_graph *g, const kiln_schedule_options *o, kiln_diag *d);
+/* The schedule's estimate of node n's work per batch item (flop-like units,
+ * the table at the top of schedule.c); also what --precision auto orders
+ * layers by. */
+double kiln_schedule_node_work(const kiln_graph *g, const kiln_node *n);
 
 /* ---- the pipeline --------------------------------------------------------- */
 

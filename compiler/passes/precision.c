@@ -9,7 +9,7 @@
  *
  * Layers that compute f32 by design (activations, pools, norms, ...) become
  * f32 without a word. A layer that could have a reduced precision but has
- * no kernel for it yet (int8, auto, matmul with a constant operand, a
+ * no kernel for it yet (int8, auto outside kiln compile's search, matmul with a constant operand, a
  * depthwise or blocked convolution) is compiled in f32 with a warning that
  * says so. A node of a model whose default is f32 that asked for nothing
  * keeps `default` (dumps of f32 models do not change); every other node
@@ -58,8 +58,14 @@ kiln_status kiln_pass_precision(kiln_graph *g, kiln_diag *d)
         if (!(got == KILN_PREC_F32 && n->precision == KILN_PREC_DEFAULT && model_f32))
             n->precision = got;
     }
+    if (unimplemented[KILN_PREC_AUTO])
+        kiln_diag_warning(d, first[KILN_PREC_AUTO]->loc,
+                          "precision auto is chosen by 'kiln compile --calibration DATA --tolerance X'; here %zu "
+                          "layer%s computed in f32 (the first: '%s')",
+                          unimplemented[KILN_PREC_AUTO], unimplemented[KILN_PREC_AUTO] == 1 ? "" : "s",
+                          first[KILN_PREC_AUTO]->layer ? first[KILN_PREC_AUTO]->layer : "?");
     for (int p = 0; p < KILN_PREC_COUNT; p++)
-        if (unimplemented[p])
+        if (unimplemented[p] && p != KILN_PREC_AUTO)
             kiln_diag_warning(d, first[p]->loc,
                               "precision %s is not implemented yet; %zu layer%s computed in f32 (the first: '%s')",
                               kiln_precision_name((kiln_precision)p), unimplemented[p],

@@ -60,7 +60,7 @@ static double contraction(const kiln_graph *g, const kiln_node *n)
 }
 
 /* The work of one node, by its op's cost class (ops.def). */
-static double node_work(const kiln_graph *g, const kiln_node *n)
+double kiln_schedule_node_work(const kiln_graph *g, const kiln_node *n)
 {
     double out = elements(g, n->output);
     double in = n->n_inputs > 0 ? elements(g, n->inputs[0]) : out;
@@ -109,7 +109,7 @@ kiln_status kiln_pass_schedule(kiln_graph *g, const kiln_schedule_options *o, ki
             end++;
         double work = 0;
         for (size_t k = i; k < end; k++)
-            work += node_work(g, &g->nodes[k]);
+            work += kiln_schedule_node_work(g, &g->nodes[k]);
         uint32_t t = tasks_for(work, elements(g, g->nodes[end - 1].output), threads);
         for (size_t k = i; k < end; k++)
             g->nodes[k].tasks = t;
