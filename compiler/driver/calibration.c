@@ -184,7 +184,8 @@ static int load_safetensors(kiln_calib *c, const char *path, const kiln_graph *g
             bad = 1;
             continue;
         }
-        memcpy(c->data[k], t->data, n * sizeof(float)); /* the mapping is not aligned */
+        if (n)
+            memcpy(c->data[k], t->data, n * sizeof(float)); /* the mapping is not aligned */
     }
     kiln_st_close(f);
     return bad | check_counts(g, path, samples, found, "tensor");
@@ -228,7 +229,8 @@ static int load_folder(kiln_calib *c, const char *dir, const kiln_graph *g, int6
         report(dir, "out of memory");
         goto done;
     }
-    qsort(names, n, sizeof *names, cmp_str);
+    if (n > 1)
+        qsort(names, n, sizeof *names, cmp_str);
     char inputs[512];
     input_list(g, inputs, sizeof inputs);
     for (size_t i = 0; i < n; i++) {

@@ -313,7 +313,8 @@ int kiln_auto_choose(kiln_graph *g, const kiln_cli_options *o, const kiln_calib 
      * stable: the rows are still in node order, and ties compare by it) */
     for (size_t r = 0; r < s.n_rows; r++)
         s.rows[r].seconds = (double)r; /* the node order, for ties */
-    qsort(s.rows, s.n_rows, sizeof *s.rows, cmp_rows);
+    if (s.n_rows > 1)
+        qsort(s.rows, s.n_rows, sizeof *s.rows, cmp_rows);
     for (size_t a = 1; a < s.n_rows; a++) /* ties: back into node order (insertion sort on equal work) */
         for (size_t b = a; b > 0 && s.rows[b - 1].work == s.rows[b].work && s.rows[b - 1].seconds > s.rows[b].seconds;
              b--) {
