@@ -20,9 +20,15 @@
  *   options: --layers L (layers asked per model, default 12), --save DIR,
  *            --print SEED (write the model and stop), -v (a line per model)
  *
- * Precisions: every layer computes in f32 today; `precisions` is the list to
- * extend when bf16 / f16 arrive (the runner writes `precision: P` into the
- * model; the bound would then be per precision). */
+ * Precisions: f32, bf16 and f16 (the runner writes `precision: P` into the
+ * model). A reduced-precision variant is compared twice: tightly with the
+ * interpreter run on the very graph that was compiled (after the pipeline:
+ * the interpreter then emulates each layer's precision, rounding the weights
+ * and, for bf16, the GEMM's other operand as the code does; what remains is
+ * f32 against double arithmetic), and loosely with the f32 reference (the
+ * error the format costs, which must stay of the format's size). The CI set
+ * runs one of bf16 / f16 per seed, alternating, in one (-O level, layout)
+ * variant. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,7 +55,22 @@
  * ~2e-7; the generator keeps values of order 1). */
 #define ABS_FLOOR 1e-3
 
-static const char *const precisions[] = {"f32"};
+static const char *const precisions[] = {"f32", "bf16", "f16"};
+/* Against the emulating interpreter. f16 rounds only the weights, at compile
+ * time, identically on both sides: TOL and the element-wise measure hold.
+ * bf16 also rounds the GEMM's activations, the compiled code from f32
+ * values, the interpreter from double ones: where the two straddle a
+ * rounding boundary (about one element in 10^4 per layer) one operand
+ * differs by one bf16 step (2^-8 relative), and later layers carry that on
+ * (a layernorm over a few nearly equal values magnifies it: seed 84 moved
+ * one output from -0.0340 to -0.0370). So bf16 is measured relative to each
+ * output's largest magnitude (compare_to_max), bound 1e-2 (seen: 1.1e-3): far below what a
+ * wrong index or padding gives (order 1). Against f32, the same measure: a
+ * chain of layers each rounding at 2^-9 (bf16) or 2^-12 (f16), magnified
+ * likewise (seen over seeds 1..200: bf16 1.1e-2, f16 9.6e-3). */
+static const double tol_emulated[] = {TOL, 1e-2, TOL};
+static const bool emulated_to_max[] = {false, true, false};
+static const double tol_vs_f32[] = {TOL, 1e-1, 5e-2};
 static const int opt_levels[] = {0, 2};
 #define N_PRECISIONS ((int)(sizeof precisions / sizeof precisions[0]))
 #define N_OPT ((int)(sizeof opt_levels / sizeof opt_levels[0]))
@@ -210,7 +231,29 @@ static double compare(const float *a, const double *b, size_t n, size_t *at)
     return worst;
 }
 
+/* The worst element of one output relative to the output's largest
+ * reference magnitude (the loose measure against f32). */
+static double compare_to_max(const float *a, const double *b, size_t n)
+{
+    double maxref = ABS_FLOOR, worst = 0.0;
+    for (size_t i = 0; i < n; i++)
+        maxref = fmax(maxref, fabs(b[i]));
+    for (size_t i = 0; i < n; i++) {
+        double err = isfinite(a[i]) ? fabs(a[i] - b[i]) / maxref : INFINITY;
+        if (!(err <= worst))
+            worst = err;
+    }
+    return worst;
+}
+
+/* The largest errors seen per precision: against the emulating interpreter,
+ * and against f32 (printed at the end). */
+static double worst_emulated[3], worst_vs_f32[3];
+/* The current model's worst f32 error (the histogram). */
+static double model_worst_f32;
+
 typedef struct variant {
+    int prec; /* index into precisions[] */
     const char *precision;
     int opt_level;
     bool blocked;
@@ -221,11 +264,16 @@ static void variant_name(const variant *v, char *buf, size_t size)
     snprintf(buf, size, "%s -O%d layout %s", v->precision, v->opt_level, v->blocked ? "blocked" : "plain");
 }
 
-/* Compiles and runs one variant against the references. Returns the worst
- * error, or a negative value after printing what failed. */
+/* Compiles and runs one variant against the references (f32: `refs`; a
+ * reduced precision: the interpreter on the compiled graph, and `refs`
+ * loosely). Returns the worst error divided by its bound (above 1: failed),
+ * or a negative value after printing what failed. */
 static double run_variant(const char *text, uint64_t seed, const variant *v, const ref_run *refs, int n_refs,
                           int threads_hint)
 {
+    ref_run emulated[3];
+    int n_emulated = 0;
+    const double tol = tol_emulated[v->prec];
     char vname[64];
     variant_name(v, vname, sizeof vname);
     kiln_diag d;
@@ -257,8 +305,17 @@ static double run_variant(const char *text, uint64_t seed, const variant *v, con
         fprintf(stderr, "seed %llu [%s]: compilation failed\n", (unsigned long long)seed, vname);
         goto fail;
     }
+    /* reduced precision: the references of the graph that was compiled */
+    for (; v->prec != 0 && n_emulated < n_refs; n_emulated++) {
+        char why[256];
+        if (ref_compute(g, refs[n_emulated].batch, seed, &emulated[n_emulated], why, sizeof why) != 0) {
+            ref_free(&emulated[n_emulated]);
+            fprintf(stderr, "seed %llu [%s]: emulating interpreter: %s\n", (unsigned long long)seed, vname, why);
+            goto fail;
+        }
+    }
     for (int b = 0; b < n_refs && worst >= 0; b++) {
-        const ref_run *r = &refs[b];
+        const ref_run *r = v->prec != 0 ? &emulated[b] : &refs[b];
         float **out = calloc(r->n_out, sizeof *out), **first = calloc(r->n_out, sizeof *first);
         for (size_t k = 0; k < r->n_out; k++) {
             size_t n = elems(g, g->outputs[k], r->batch);
@@ -285,14 +342,32 @@ static double run_variant(const char *text, uint64_t seed, const variant *v, con
             for (size_t k = 0; k < r->n_out; k++) {
                 size_t n = elems(g, g->outputs[k], r->batch), at;
                 double err = compare(out[k], r->out[k], n, &at);
-                if (err > TOL)
+                if (emulated_to_max[v->prec])
+                    err = compare_to_max(out[k], r->out[k], n);
+                if (!(err <= tol))
                     fprintf(stderr,
                             "seed %llu [%s]: output %zu '%s', batch %lld, %d threads: error %.3g at element %zu: "
-                            "%.9g vs %.9g (interpreter)\n",
+                            "%.9g vs %.9g (interpreter%s)\n",
                             (unsigned long long)seed, vname, k, kiln_graph_value(g, g->outputs[k])->name,
-                            (long long)r->batch, threads[t], err, at, (double)out[k][at], r->out[k][at]);
-                if (err > worst || isnan(err))
-                    worst = isnan(err) ? INFINITY : err;
+                            (long long)r->batch, threads[t], err, at, (double)out[k][at], r->out[k][at],
+                            v->prec ? ", emulating" : "");
+                if (v->prec == 0 && !(err <= model_worst_f32))
+                    model_worst_f32 = isnan(err) ? INFINITY : err;
+                if (!(err <= worst_emulated[v->prec]))
+                    worst_emulated[v->prec] = isnan(err) ? INFINITY : err;
+                if (!(err / tol <= worst))
+                    worst = isnan(err) ? INFINITY : err / tol;
+                if (v->prec != 0) {
+                    double loose = compare_to_max(out[k], refs[b].out[k], n);
+                    if (!(loose <= tol_vs_f32[v->prec])) {
+                        fprintf(stderr, "seed %llu [%s]: output %zu '%s', batch %lld: error %.3g against f32 (bound %g)\n",
+                                (unsigned long long)seed, vname, k, kiln_graph_value(g, g->outputs[k])->name,
+                                (long long)r->batch, loose, tol_vs_f32[v->prec]);
+                        worst = INFINITY;
+                    }
+                    if (!(loose <= worst_vs_f32[v->prec]))
+                        worst_vs_f32[v->prec] = loose;
+                }
                 if (t == 0)
                     memcpy(first[k], out[k], n * sizeof(float));
                 else if (memcmp(first[k], out[k], n * sizeof(float)) != 0) {
@@ -314,6 +389,8 @@ fail:
     kiln_diag_print(&d, stderr);
     worst = -1;
 done:
+    for (int b = 0; b < n_emulated; b++)
+        ref_free(&emulated[b]);
     kiln_cg_jit_destroy(j);
     kiln_cg_module_destroy(m);
     kiln_graph_destroy(g);
@@ -369,11 +446,17 @@ static int run_seed(uint64_t seed, const rm_options *ro, double *worst_out, int 
     for (int p = 0; p < N_PRECISIONS; p++)
         for (int ol = 0; ol < N_OPT; ol++)
             for (int lay = 0; lay < 2; lay++) {
-                if (!full && (uint64_t)(ol + lay) % 2 != seed % 2)
+                /* the CI set: f32 in the two (O, layout) variants of the
+                 * seed's parity; one reduced precision per seed (bf16 and f16
+                 * alternating) in one variant, cycling through the four */
+                if (!full && p == 0 && (uint64_t)(ol + lay) % 2 != seed % 2)
                     continue;
-                variant v = {precisions[p], opt_levels[ol], lay == 1};
+                if (!full && p != 0 &&
+                    ((uint64_t)p != 1 + seed % 2 || (uint64_t)(2 * ol + lay) != (seed / 2) % 4))
+                    continue;
+                variant v = {p, precisions[p], opt_levels[ol], lay == 1};
                 double e = run_variant(text, seed, &v, refs, n_refs, 1 + (int)(seed % 8));
-                if (e < 0 || !(e <= TOL))
+                if (e < 0 || !(e <= 1.0))
                     failed = 1;
                 if (e > worst || isnan(e))
                     worst = e;
@@ -430,9 +513,9 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    double t0 = now(), worst = 0.0;
+    double t0 = now();
     unsigned long long failed = 0, skipped = 0, layers = 0;
-    int hist[8] = {0}; /* worst error per model: < 1e-7, 1e-6, ..., >= 1e-1 */
+    int hist[8] = {0}; /* worst f32 error per model: < 1e-7, 1e-6, ..., >= 1e-1 */
     for (unsigned long long s = start; s < start + count; s++) {
         if (is_known_failure(s) && s != 0) {
             skipped++;
@@ -440,22 +523,29 @@ int main(int argc, char **argv)
         }
         double w = 0.0, t = now();
         int nl = 0;
+        model_worst_f32 = 0.0;
         int f = run_seed(s, &ro, &w, &nl);
         failed += (unsigned long long)f;
         layers += (unsigned long long)nl;
-        if (w > worst)
-            worst = w;
-        int bucket = w <= 0 ? 0 : (int)floor(log10(w)) + 8;
+        double m = model_worst_f32;
+        int bucket = m <= 0 ? 0 : (int)floor(log10(m)) + 8;
         hist[bucket < 0 ? 0 : bucket > 7 ? 7 : bucket]++;
         if (verbose)
-            printf("seed %llu: %d layers, worst error %.3g, %.0f ms%s\n", s, nl, w, 1e3 * (now() - t),
-                   f ? ", FAILED" : "");
+            printf("seed %llu: %d layers, worst f32 error %.3g, worst error / bound %.3g, %.0f ms%s\n", s, nl, m, w,
+                   1e3 * (now() - t), f ? ", FAILED" : "");
     }
-    printf("%s", full ? "every variant per seed\n" : "two variants per seed, alternating (--full: all four)\n");
-    printf("random models: seeds %llu..%llu, %llu models (%llu layers), %llu failed, %llu skipped (known), "
-           "worst error %.3g (bound %g), %.1f s\n",
-           start, start + count - 1, count - skipped, layers, failed, skipped, worst, TOL, now() - t0);
-    printf("worst error per model: <1e-7 %d, <1e-6 %d, <1e-5 %d, <1e-4 %d, <1e-3 %d, <1e-2 %d, <1e-1 %d, more %d\n",
+    printf("%s", full ? "every variant per seed\n"
+                      : "f32 in two (-O, layout) variants per seed, alternating; bf16 or f16 in one (--full: all)\n");
+    printf("random models: seeds %llu..%llu, %llu models (%llu layers), %llu failed, %llu skipped (known), %.1f s\n",
+           start, start + count - 1, count - skipped, layers, failed, skipped, now() - t0);
+    for (int p = 0; p < N_PRECISIONS; p++) {
+        printf("  %-4s worst error %.3g against the %sinterpreter (bound %g)", precisions[p], worst_emulated[p],
+               p ? "emulating " : "", tol_emulated[p]);
+        if (p)
+            printf(", %.3g against f32 (bound %g)", worst_vs_f32[p], tol_vs_f32[p]);
+        printf("\n");
+    }
+    printf("worst f32 error per model: <1e-7 %d, <1e-6 %d, <1e-5 %d, <1e-4 %d, <1e-3 %d, <1e-2 %d, <1e-1 %d, more %d\n",
            hist[0], hist[1], hist[2], hist[3], hist[4], hist[5], hist[6], hist[7]);
     return failed ? 1 : 0;
 }
