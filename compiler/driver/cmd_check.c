@@ -25,6 +25,10 @@ static const char help[] =
     "where b is the interpreter's value and B the whole tensor (elements far\n"
     "below the tensor's scale are compared at 1%% of it). Exits with status 1\n"
     "and names the first layer whose relative error exceeds the tolerance.\n"
+    "A layer in bf16, f16 or int8 is compared with the interpreter computing\n"
+    "as that layer does (its rounding emulated); a column 'vs f32' then adds\n"
+    "max |a - f| / max |F| against the model computed in f32: what the\n"
+    "reduced precision costs, layer by layer.\n"
     "\n"
     "  --batch N        batch size (default 1)\n"
     "  --tolerance X    largest relative error accepted (default 1e-4; 5e-4 when a\n"
@@ -54,6 +58,19 @@ typedef struct errors {
     double abs, rel;
     bool bad; /* NaN/inf where the reference has none, or the reverse */
 } errors;
+
+/* max |a - b| / max |b| over the finite elements (the --metric maxrel of
+ * docs/precision.md): what a reduced precision costs a layer's output. */
+static double rel_to_largest(const float *a, const double *b, size_t n)
+{
+    double maxref = 0.0, d = 0.0;
+    for (size_t i = 0; i < n; i++)
+        if (isfinite(b[i]) && isfinite(a[i])) {
+            maxref = fmax(maxref, fabs(b[i]));
+            d = fmax(d, fabs(a[i] - b[i]));
+        }
+    return maxref > 0 ? d / maxref : d;
+}
 
 static errors compare(const float *a, const double *b, size_t n)
 {
@@ -123,7 +140,7 @@ int kiln_cmd_check(int argc, char **argv)
     const int64_t batch = o.batch;
     kiln_jit_model jm = {0};
     void *inst = NULL, *ws = NULL;
-    kiln_interp *it = NULL;
+    kiln_interp *it = NULL, *it_f32 = NULL;
     kiln_cli_buffers io = {0};
     float *plain = NULL; /* a blocked value, converted to NCHW */
     o.cg.expose_values = true;
@@ -182,9 +199,31 @@ int kiln_cmd_check(int argc, char **argv)
         goto done;
     }
     kiln_cli_stage("check", kiln_cli_seconds() - t_interp, "reference interpreter, batch %lld", (long long)batch);
+    /* Layers in a reduced precision: the interpreter above emulates it (the
+     * tolerance applies to that comparison); a second run computes the
+     * whole model in f32, so each row also shows what the precision costs. */
+    bool reduced = false;
+    for (size_t i = 0; i < g->n_nodes; i++)
+        reduced |= kiln_node_precision(g, &g->nodes[i]) != KILN_PREC_F32;
+    if (reduced) {
+        kiln_interp_options fopt = {.keep_all = true, .f32 = true};
+        st = kiln_interp_create(g, batch, &fopt, &it_f32);
+        for (size_t k = 0; st == KILN_OK && k < g->n_inputs; k++)
+            st = kiln_interp_set_input(it_f32, k, io.in[k]);
+        if (st == KILN_OK)
+            st = kiln_cli_interp_run(it_f32);
+        if (st != KILN_OK) {
+            kiln_cli_error("check", "the interpreter in f32 failed: %s", kiln_status_string(st));
+            goto done;
+        }
+    }
 
     printf("model %s, batch %lld, target %s\n", g->name, (long long)batch, kiln_cg_target_description(jm.module));
-    printf("%-24s %-14s %-24s %12s %12s\n", "layer", "op", "value", "max abs err", "max rel err");
+    if (reduced)
+        printf("max rel err: against the interpreter computing each layer's precision; vs f32: max |a - f| / max "
+               "|F| against the model computed in f32\n");
+    printf("%-24s %-14s %-24s %12s %12s%s\n", "layer", "op", "value", "max abs err", "max rel err",
+           reduced ? "       vs f32" : "");
     const kiln_node *first_bad = NULL;
     char first_label[256] = "";
     double first_rel = 0.0;
@@ -229,7 +268,8 @@ int kiln_cmd_check(int argc, char **argv)
         }
         if (ref && !got && b.kind == KILN_CG_BUF_NONE && i + 1 < g->n_nodes && g->nodes[i + 1].group &&
             g->nodes[i + 1].group == n->group) {
-            printf("%-24s %-14s %-24s %12s %12s\n", layer, kiln_op_name(n->op), val->name, "(fused)", "");
+            printf("%-24s %-14s %-24s %12s %12s%s\n", layer, kiln_op_name(n->op), val->name, "(fused)", "",
+                   reduced ? "             " : "");
             continue;
         }
         if (!ref || !got || count != kiln_value_elements(g, n->output, batch)) {
@@ -253,8 +293,17 @@ int kiln_cmd_check(int argc, char **argv)
             got = plain;
         }
         errors e = compare(got, ref, count);
-        printf("%-24s %-14s %-24s %12.3g %12.3g%s\n", layer, kiln_op_name(anchor->op), val->name, e.abs, e.rel,
-               e.bad ? "  (NaN/inf mismatch)" : e.rel > tolerance ? "  <-- over tolerance" : "");
+        char vs_f32[32] = "";
+        if (reduced) {
+            size_t count32 = 0;
+            const double *ref32 = kiln_interp_value(it_f32, n->output, &count32);
+            if (ref32 && count32 == count)
+                snprintf(vs_f32, sizeof vs_f32, " %12.3g", rel_to_largest(got, ref32, count));
+            else
+                snprintf(vs_f32, sizeof vs_f32, " %12s", "-");
+        }
+        printf("%-24s %-14s %-24s %12.3g %12.3g%s%s\n", layer, kiln_op_name(anchor->op), val->name, e.abs, e.rel,
+               vs_f32, e.bad ? "  (NaN/inf mismatch)" : e.rel > tolerance ? "  <-- over tolerance" : "");
         if (e.rel > worst)
             worst = e.rel;
         if (!first_bad && (e.bad || e.rel > tolerance)) {
@@ -276,6 +325,7 @@ done:
     kiln_jit_model_close(&jm);
     kiln_rt_aligned_free(ws);
     kiln_interp_destroy(it);
+    kiln_interp_destroy(it_f32);
     kiln_cli_buffers_free(&io);
     free(plain);
     kiln_cli_model_close(&cm);

@@ -12,6 +12,7 @@ struct kiln_interp {
     const kiln_graph *g;
     int64_t batch;
     bool keep_all;
+    bool f32;                      /* options.f32: every layer computes f32 */
     kiln_itensor *values;          /* by value id */
     uint32_t *uses;                /* node operands referring to each value */
     uint32_t *left;                /* uses left in the current run */
@@ -324,6 +325,7 @@ kiln_status kiln_interp_create(const kiln_graph *g, int64_t batch, const kiln_in
     it->g = g;
     it->batch = batch;
     it->keep_all = opt && opt->keep_all;
+    it->f32 = opt && opt->f32;
     size_t nv = g->n_values ? g->n_values : 1;
     size_t max_operands = 1;
     for (size_t i = 0; i < g->n_nodes; i++)
@@ -533,6 +535,7 @@ static kiln_status eval_node(kiln_interp *it, const kiln_node *n, kiln_diag *d)
 
     kiln_icall call = {
         .g = g, .n = n, .d = d, .in = it->operands, .n_in = n_data, .out = out, .values = it->values,
+        .precision = it->f32 ? KILN_PREC_F32 : kiln_node_precision(g, n),
     };
     s = kernels[n->op](&call);
     if (s != KILN_OK) {

@@ -36,6 +36,11 @@ typedef struct kiln_interp_options {
      * run, for per-layer comparison. Otherwise a value is freed after its
      * last use, and only the model inputs and outputs remain. */
     bool keep_all;
+    /* Compute every layer in f32 arithmetic (double, as always), whatever
+     * precision it asks for: the model's f32 result, against which `kiln
+     * check` measures what a reduced precision costs. Otherwise a layer's
+     * precision is emulated (interp_internal.h, kiln_icall_rounded). */
+    bool f32;
 } kiln_interp_options;
 
 /* Prepares to run `g` for the batch size `batch` (>= 1; ignored by unbatched

@@ -40,6 +40,7 @@ typedef struct kiln_icall {
     uint32_t n_in;
     kiln_itensor *out;
     const kiln_itensor *values;   /* every value of the graph, by id (for parameters) */
+    kiln_precision precision;     /* what the node computes in: kiln_node_precision, or f32 (options.f32) */
 } kiln_icall;
 
 typedef kiln_status (*kiln_interp_kernel)(const kiln_icall *c);
@@ -75,7 +76,7 @@ KILN_INTERP_HIDDEN kiln_status kiln_icall_ints(const kiln_icall *c, kiln_attr_id
                                                int *n);
 
 /* Reduced precision (docs/precision.md), as the compiled layer computes:
- * the node's precision (kiln_node_precision) rounds its weights to f16 or
+ * the node's precision (c->precision) rounds its weights to f16 or
  * bf16, and with bf16 its data operand too, each value first to f32 (what
  * the compiled code holds) then to nearest even; the products and sums stay
  * in double. *out is t's data, or a rounded copy (*owned, malloc'd, to be

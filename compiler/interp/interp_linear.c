@@ -10,7 +10,7 @@
 kiln_status kiln_icall_rounded(const kiln_icall *c, const kiln_itensor *t, bool weight, const double **out,
                                double **owned)
 {
-    kiln_precision p = kiln_node_precision(c->g, c->n);
+    kiln_precision p = c->precision;
     *out = t->data;
     *owned = NULL;
     if (p == KILN_PREC_F32 || (p == KILN_PREC_F16 && !weight))

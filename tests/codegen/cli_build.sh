@@ -145,7 +145,14 @@ w16=$(sed -n 's/.*prec_WEIGHT_BYTES ((size_t)\([0-9]*\)u).*/\1/p' "$work/p16.h")
 if [ -n "$w32" ] && [ -n "$w16" ] && [ "$w16" -lt "$w32" ]; then ok; else fail "WEIGHT_BYTES: bf16 $w16 not under f32 $w32"; fi
 # kiln check compares the bf16 build with the interpreter emulating it
 expect_rc 0 "$kiln" check "$work/prec.yaml" --batch 3
+# and shows what bf16 costs against the model computed in f32: the last
+# column, of bf16's size (its unit roundoff is 2^-9 = 2e-3)
+has "$work/out" "vs f32" "check --precision: a column against f32"
+vs=$(awk '/^fc2 / {print $NF}' "$work/out" | tail -1)
+if awk -v v="$vs" 'BEGIN { exit !(v + 0 > 1e-4 && v + 0 < 5e-2) }'; then ok; else fail "check: fc2 vs f32 '$vs' not of bf16's size"; fi
 expect_rc 0 "$kiln" check "$work/prec.yaml" --batch 3 --precision f16 --cpu x86-64-v3
+expect_rc 0 "$kiln" check "$lenet" --threads 1
+hasnt "$work/out" "vs f32" "check of an f32 model: no column against f32"
 
 # ---- the same object whatever the machine ---------------------------------------------
 expect_rc 0 "$kiln" compile "$lenet" -o "$work/default.o" --cpu x86-64-v3 --target x86_64-linux-gnu
