@@ -1234,6 +1234,67 @@ int kiln_parse_bool(const char *s, bool *out)
     return -1;
 }
 
+/* One number of a FLOATS or INTS attribute, the whole of `tok`, into slot i. */
+static int list_number(bool floats, const char *tok, kiln_attr *v, int i)
+{
+    if (floats)
+        return kiln_parse_float(tok, &v->floats[i]);
+    int64_t x;
+    if (kiln_parse_int(tok, &x))
+        return -1;
+    v->ints[i] = x;
+    return 0;
+}
+
+/* FLOATS and INTS: a list written inline ("[1, 2]"), or one number that
+ * stands for `expand` equal ones (at least one). */
+static int number_list(const kiln_attr_def *def, bool floats, const char *text, int expand, kiln_attr *v, char *err,
+                       size_t err_size)
+{
+    const char *what = floats ? "numbers" : "integers";
+    if (text[0] != '[') {
+        if (list_number(floats, text, v, 0))
+            return floats ? fail(err, err_size, "'%s' expects a finite number or a list of them, got '%s'", def->name, text)
+                          : fail(err, err_size, "'%s' expects an integer or a list of integers, got '%s'", def->name, text);
+        int count = expand > 0 ? expand : 1;
+        if (count > KILN_MAX_INTS)
+            count = KILN_MAX_INTS;
+        for (int i = 1; i < count; i++) {
+            v->floats[i] = v->floats[0];
+            v->ints[i] = v->ints[0];
+        }
+        v->n = count;
+        return 0;
+    }
+    const char *p = text + 1;
+    while (*p == ' ')
+        p++;
+    while (*p && *p != ']') {
+        char num[64];
+        size_t len = 0;
+        while (p[len] && p[len] != ',' && p[len] != ']' && p[len] != ' ')
+            len++;
+        if (len == 0 || len >= sizeof num || v->n >= KILN_MAX_INTS)
+            return fail(err, err_size, "'%s' expects a list of at most %d %s", def->name, KILN_MAX_INTS, what);
+        memcpy(num, p, len);
+        num[len] = '\0';
+        if (list_number(floats, num, v, v->n))
+            return fail(err, err_size, "'%s' expects a list of %s, got '%s'", def->name,
+                        floats ? "finite numbers" : "integers", num);
+        v->n++;
+        p += len;
+        while (*p == ' ')
+            p++;
+        if (*p == ',')
+            p++;
+        while (*p == ' ')
+            p++;
+    }
+    if (*p != ']' || p[1])
+        return fail(err, err_size, "'%s' expects a list of %s, got '%s'", def->name, what, text);
+    return 0;
+}
+
 int kiln_attr_from_text(kiln_attr_id id, const char *text, int expand, kiln_attr *out, char *err,
                         size_t err_size)
 {
@@ -1272,84 +1333,11 @@ int kiln_attr_from_text(kiln_attr_id id, const char *text, int expand, kiln_attr
         v.i = i;
         break;
     }
-    case KILN_ATTR_T_FLOATS: {
-        if (text[0] == '[') { /* a list written inline: "[1.5,2]" */
-            const char *p = text + 1;
-            while (*p == ' ')
-                p++;
-            while (*p && *p != ']') {
-                char num[64];
-                size_t len = 0;
-                while (p[len] && p[len] != ',' && p[len] != ']' && p[len] != ' ')
-                    len++;
-                double x;
-                if (len == 0 || len >= sizeof num || v.n >= KILN_MAX_INTS)
-                    return fail(err, err_size, "'%s' expects a list of at most %d numbers", def->name,
-                                KILN_MAX_INTS);
-                memcpy(num, p, len);
-                num[len] = '\0';
-                if (kiln_parse_float(num, &x))
-                    return fail(err, err_size, "'%s' expects a list of finite numbers, got '%s'", def->name, num);
-                v.floats[v.n++] = x;
-                p += len;
-                while (*p == ' ')
-                    p++;
-                if (*p == ',')
-                    p++;
-                while (*p == ' ')
-                    p++;
-            }
-            if (*p != ']' || p[1])
-                return fail(err, err_size, "'%s' expects a list of numbers, got '%s'", def->name, text);
-            break;
-        }
-        double x;
-        if (kiln_parse_float(text, &x))
-            return fail(err, err_size, "'%s' expects a finite number or a list of them, got '%s'", def->name, text);
-        int count = expand > 0 ? expand : 1;
-        if (count > KILN_MAX_INTS)
-            count = KILN_MAX_INTS;
-        for (int i = 0; i < count; i++)
-            v.floats[i] = x;
-        v.n = count;
+    case KILN_ATTR_T_FLOATS:
+    case KILN_ATTR_T_INTS:
+        if (number_list(def, def->type == KILN_ATTR_T_FLOATS, text, expand, &v, err, err_size))
+            return -1;
         break;
-    }
-    case KILN_ATTR_T_INTS: {
-        if (text[0] == '[') { /* a list written inline: "[1,2]" */
-            const char *p = text + 1;
-            while (*p == ' ')
-                p++;
-            while (*p && *p != ']') {
-                char *end;
-                errno = 0;
-                long long x = strtoll(p, &end, 10);
-                if (end == p || errno == ERANGE || v.n >= KILN_MAX_INTS)
-                    return fail(err, err_size, "'%s' expects a list of at most %d integers", def->name,
-                                KILN_MAX_INTS);
-                v.ints[v.n++] = x;
-                p = end;
-                while (*p == ' ')
-                    p++;
-                if (*p == ',')
-                    p++;
-                while (*p == ' ')
-                    p++;
-            }
-            if (*p != ']' || p[1])
-                return fail(err, err_size, "'%s' expects a list of integers, got '%s'", def->name, text);
-            break;
-        }
-        int64_t x;
-        if (kiln_parse_int(text, &x))
-            return fail(err, err_size, "'%s' expects an integer or a list of integers, got '%s'", def->name, text);
-        int count = expand > 0 ? expand : 1;
-        if (count > KILN_MAX_INTS)
-            count = KILN_MAX_INTS;
-        for (int i = 0; i < count; i++)
-            v.ints[i] = x;
-        v.n = count;
-        break;
-    }
     }
     *out = v;
     return 0;
