@@ -1119,6 +1119,51 @@ static bool parse_param(parser *p)
 }
 
 /* One attribute value of the type of attribute `id`, into *a. */
+/* An INTS or FLOATS attribute: "[a, b, ...]", newlines allowed inside,
+ * at most KILN_MAX_INTS entries; integers within a dimension's range. */
+static bool parse_number_list(parser *p, const kiln_attr_def *def, bool floats, kiln_attr *a)
+{
+    char buf[200], what[200];
+    if (p->tok.kind != T_LBRACK) {
+        if (p->tok.kind == T_ERROR) {
+            expected(p, "");
+            return false;
+        }
+        error_at(p, p->tok.line, p->tok.col, "attribute '%s' expects a list of %s, found %s", def->name,
+                 floats ? "numbers" : "integers", tok_desc(p, buf, sizeof buf));
+        return false;
+    }
+    advance(p);
+    skip_nl(p);
+    snprintf(what, sizeof what, "%s in attribute '%s'", floats ? "a number" : "an integer", def->name);
+    while (p->tok.kind != T_RBRACK) {
+        if (a->n > 0) {
+            if (!expect(p, T_COMMA, "',' or ']' in the list"))
+                return false;
+            skip_nl(p);
+        }
+        if (a->n == KILN_MAX_INTS) {
+            error_at(p, p->tok.line, p->tok.col, "attribute '%s' has more than %d entries", def->name,
+                     KILN_MAX_INTS);
+            return false;
+        }
+        uint32_t eline = p->tok.line, ecol = p->tok.col;
+        if (floats ? !num_double(p, &a->floats[a->n], what) : !num_int64(p, &a->ints[a->n], what))
+            return false;
+        /* Sizes, axes, permutations and pads: nothing valid is beyond a
+         * dimension's range, and the shape rules multiply these. */
+        if (!floats && (a->ints[a->n] < -KILN_MAX_DIM || a->ints[a->n] > KILN_MAX_DIM)) {
+            error_at(p, eline, ecol, "attribute '%s': %" PRId64 " is out of range (-%" PRId64 " to %" PRId64 ")",
+                     def->name, a->ints[a->n], KILN_MAX_DIM, KILN_MAX_DIM);
+            return false;
+        }
+        a->n++;
+        skip_nl(p);
+    }
+    advance(p);
+    return true;
+}
+
 static bool parse_attr_value(parser *p, kiln_attr_id id, kiln_attr *a)
 {
     const kiln_attr_def *def = &kiln_attr_defs[id];
@@ -1144,78 +1189,9 @@ static bool parse_attr_value(parser *p, kiln_attr_id id, kiln_attr *a)
         error_at(p, p->tok.line, p->tok.col, "attribute '%s' expects true or false, found %s", def->name,
                  tok_desc(p, buf, sizeof buf));
         return false;
-    case KILN_ATTR_T_INTS: {
-        if (p->tok.kind != T_LBRACK) {
-            if (p->tok.kind == T_ERROR) {
-                expected(p, "");
-                return false;
-            }
-            error_at(p, p->tok.line, p->tok.col, "attribute '%s' expects a list of integers, found %s",
-                     def->name, tok_desc(p, buf, sizeof buf));
-            return false;
-        }
-        advance(p);
-        skip_nl(p);
-        snprintf(what, sizeof what, "an integer in attribute '%s'", def->name);
-        while (p->tok.kind != T_RBRACK) {
-            if (a->n > 0) {
-                if (!expect(p, T_COMMA, "',' or ']' in the list"))
-                    return false;
-                skip_nl(p);
-            }
-            if (a->n == KILN_MAX_INTS) {
-                error_at(p, p->tok.line, p->tok.col, "attribute '%s' has more than %d entries", def->name,
-                         KILN_MAX_INTS);
-                return false;
-            }
-            uint32_t eline = p->tok.line, ecol = p->tok.col;
-            if (!num_int64(p, &a->ints[a->n], what))
-                return false;
-            /* Sizes, axes, permutations and pads: nothing valid is beyond a
-             * dimension's range, and the shape rules multiply these. */
-            if (a->ints[a->n] < -KILN_MAX_DIM || a->ints[a->n] > KILN_MAX_DIM) {
-                error_at(p, eline, ecol, "attribute '%s': %" PRId64 " is out of range (-%" PRId64 " to %" PRId64 ")",
-                         def->name, a->ints[a->n], KILN_MAX_DIM, KILN_MAX_DIM);
-                return false;
-            }
-            a->n++;
-            skip_nl(p);
-        }
-        advance(p);
-        return true;
-    }
-    case KILN_ATTR_T_FLOATS: {
-        if (p->tok.kind != T_LBRACK) {
-            if (p->tok.kind == T_ERROR) {
-                expected(p, "");
-                return false;
-            }
-            error_at(p, p->tok.line, p->tok.col, "attribute '%s' expects a list of numbers, found %s", def->name,
-                     tok_desc(p, buf, sizeof buf));
-            return false;
-        }
-        advance(p);
-        skip_nl(p);
-        snprintf(what, sizeof what, "a number in attribute '%s'", def->name);
-        while (p->tok.kind != T_RBRACK) {
-            if (a->n > 0) {
-                if (!expect(p, T_COMMA, "',' or ']' in the list"))
-                    return false;
-                skip_nl(p);
-            }
-            if (a->n == KILN_MAX_INTS) {
-                error_at(p, p->tok.line, p->tok.col, "attribute '%s' has more than %d entries", def->name,
-                         KILN_MAX_INTS);
-                return false;
-            }
-            if (!num_double(p, &a->floats[a->n], what))
-                return false;
-            a->n++;
-            skip_nl(p);
-        }
-        advance(p);
-        return true;
-    }
+    case KILN_ATTR_T_INTS:
+    case KILN_ATTR_T_FLOATS:
+        return parse_number_list(p, def, def->type == KILN_ATTR_T_FLOATS, a);
     case KILN_ATTR_T_WORD: {
         char list[200];
         size_t w = 0;
