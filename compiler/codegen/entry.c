@@ -70,6 +70,87 @@ static V tensor_info(kiln_cg *cg, LLVMTypeRef t_info, kiln_id id, const char *c_
     return LLVMConstNamedStruct(t_info, fields, 5);
 }
 
+/* The layers of NAME_info: each distinct layer name of the compiled graph,
+ * in the order of its first node, with that node's op and the precision of
+ * the first of its nodes that computes in a reduced one (else f32). */
+typedef struct layer_key {
+    const char *name;
+    size_t node;
+    kiln_precision precision;
+} layer_key;
+
+static const char *layer_name(const kiln_graph *g, const kiln_node *n)
+{
+    return n->layer ? n->layer : kiln_graph_value(g, n->output)->name;
+}
+
+static int by_name_then_node(const void *a, const void *b)
+{
+    const layer_key *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+    return c ? c : (x->node > y->node) - (x->node < y->node);
+}
+
+static int by_node(const void *a, const void *b)
+{
+    const layer_key *x = a, *y = b;
+    return (x->node > y->node) - (x->node < y->node);
+}
+
+/* Sets *out to a private array of kiln_layer_info and *count to its length. */
+static kiln_status layer_infos(kiln_cg *cg, V *out, size_t *count)
+{
+    const kiln_graph *g = cg->g;
+    LLVMTypeRef P = cg->u->t_ptr;
+    LLVMTypeRef fields[3] = {P, P, P};
+    LLVMTypeRef t_layer = LLVMStructCreateNamed(cg->u->ctx, "kiln_layer_info");
+    LLVMStructSetBody(t_layer, fields, 3, 0);
+    layer_key *keys = malloc((g->n_nodes ? g->n_nodes : 1) * sizeof *keys);
+    V *items = malloc((g->n_nodes ? g->n_nodes : 1) * sizeof *items);
+    if (!keys || !items) {
+        free(keys);
+        free(items);
+        return kiln_cg_fail(cg, KILN_ERR_OUT_OF_MEMORY, "out of memory");
+    }
+    for (size_t i = 0; i < g->n_nodes; i++)
+        keys[i] = (layer_key){layer_name(g, &g->nodes[i]), i, kiln_node_precision(g, &g->nodes[i])};
+    qsort(keys, g->n_nodes, sizeof *keys, by_name_then_node);
+    /* one key per layer (its first node), carrying the layer's precision */
+    size_t n = 0;
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        if (n > 0 && strcmp(keys[n - 1].name, keys[i].name) == 0) {
+            if (keys[n - 1].precision == KILN_PREC_F32)
+                keys[n - 1].precision = keys[i].precision;
+            continue;
+        }
+        keys[n++] = keys[i];
+    }
+    qsort(keys, n, sizeof *keys, by_node); /* back in the order they run */
+    V op_names[KILN_OP_COUNT] = {0}, prec_names[KILN_PREC_COUNT] = {0};
+    char name[160];
+    for (size_t i = 0; i < n; i++) {
+        const kiln_node *node = &g->nodes[keys[i].node];
+        kiln_precision p = keys[i].precision;
+        if (!op_names[node->op]) {
+            snprintf(name, sizeof name, "%s.op.%s", cg->prefix, kiln_op_name(node->op));
+            op_names[node->op] = cstring(cg, kiln_op_name(node->op), name);
+        }
+        if (!prec_names[p]) {
+            snprintf(name, sizeof name, "%s.precision.%s", cg->prefix, kiln_precision_name(p));
+            prec_names[p] = cstring(cg, kiln_precision_name(p), name);
+        }
+        snprintf(name, sizeof name, "%s.layer%zu.name", cg->prefix, i);
+        V f[3] = {cstring(cg, keys[i].name, name), op_names[node->op], prec_names[p]};
+        items[i] = LLVMConstNamedStruct(t_layer, f, 3);
+    }
+    snprintf(name, sizeof name, "%s.layers", cg->prefix);
+    *out = n ? private_const(cg, LLVMConstArray2(t_layer, items, n), name) : LLVMConstNull(P);
+    *count = n;
+    free(keys);
+    free(items);
+    return KILN_OK;
+}
+
 static V declare(kiln_cg *cg, const char *name, LLVMTypeRef ret, LLVMTypeRef *params, unsigned n)
 {
     V f = LLVMGetNamedFunction(cg->u->mod, name);
@@ -162,10 +243,15 @@ static kiln_status emit_constant_data(kiln_cg *cg, V weights_global, uint64_t ch
     V model_name = cstring(cg, g->name, name);
     snprintf(name, sizeof name, "%s.description", cg->prefix);
     V description = cstring(cg, g->description ? g->description : "", name);
-    LLVMTypeRef model_fields[9] = {P, P, I32, P, I32, P, I64, I64, I64};
+    V layers = NULL;
+    size_t n_layers = 0;
+    kiln_status st = layer_infos(cg, &layers, &n_layers);
+    if (st != KILN_OK)
+        return st;
+    LLVMTypeRef model_fields[11] = {P, P, I32, P, I32, P, I64, I64, I64, I32, P};
     LLVMTypeRef t_model = LLVMStructCreateNamed(cg->u->ctx, "kiln_model_info");
-    LLVMStructSetBody(t_model, model_fields, 9, 0);
-    V mi[9] = {model_name,
+    LLVMStructSetBody(t_model, model_fields, 11, 0);
+    V mi[11] = {model_name,
                description,
                i32c(cg, (int64_t)ni),
                infos[0],
@@ -173,9 +259,11 @@ static kiln_status emit_constant_data(kiln_cg *cg, V weights_global, uint64_t ch
                infos[1],
                kiln_cg_i64(cg, cg->blob->size),
                kiln_cg_i64(cg, lay->fixed_bytes),
-               kiln_cg_i64(cg, lay->per_batch_bytes)};
+               kiln_cg_i64(cg, lay->per_batch_bytes),
+               i32c(cg, (int64_t)n_layers),
+               layers};
     snprintf(name, sizeof name, "%s.info", cg->prefix);
-    V info = private_const(cg, LLVMConstNamedStruct(t_model, mi, 9), name);
+    V info = private_const(cg, LLVMConstNamedStruct(t_model, mi, 11), name);
 
     bool external = cg->opt.weights == KILN_CG_WEIGHTS_EXTERNAL;
     LLVMTypeRef desc_fields[12] = {I32, I32, P, I64, I64, I64, P, P, I64, P, I64, P};

@@ -270,6 +270,25 @@ static void test_bad_arguments(void)
     jit_close(&t);
     kiln_graph_destroy(g);
 
+    /* The layers as compiled, in order, with the precision each computes in:
+     * here the dense layer asks for bf16. */
+    g = small_model("layers", true, 0);
+    for (size_t i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i].op == KILN_OP_DENSE)
+            g->nodes[i].precision = KILN_PREC_BF16;
+    CU_ASSERT_FATAL(jit_open(&t, g, NULL));
+    info = t.e.info();
+    CU_ASSERT_EQUAL_FATAL(info->num_layers, 6);
+    const char *const layer_names[6] = {"conv", "relu", "pool.out", "flat", "fc", "probs"};
+    const char *const layer_ops[6] = {"conv2d", "relu", "maxpool2d", "flatten", "dense", "softmax"};
+    for (int i = 0; i < 6; i++) {
+        CU_ASSERT_STRING_EQUAL(info->layers[i].name, layer_names[i]);
+        CU_ASSERT_STRING_EQUAL(info->layers[i].op, layer_ops[i]);
+        CU_ASSERT_STRING_EQUAL(info->layers[i].precision, i == 4 ? "bf16" : "f32");
+    }
+    jit_close(&t);
+    kiln_graph_destroy(g);
+
     /* A model with fixed shapes runs with batch 1 only, and says so. */
     g = small_model("fixed", false, 0);
     CU_ASSERT_FATAL(jit_open(&t, g, NULL));

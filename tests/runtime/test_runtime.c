@@ -862,7 +862,8 @@ static void test_public_types(void)
     CU_ASSERT_PTR_NULL(o.weights_path);
     static const int64_t dims[2] = {-1, 3};
     kiln_tensor_info ti = {"in:0", "in_0", KILN_DTYPE_F32, 2, dims};
-    kiln_model_info mi = {"m", "d", 1, &ti, 1, &ti, 0, 0, 0};
+    static const kiln_layer_info li = {"fc", "dense", "bf16"};
+    kiln_model_info mi = {"m", "d", 1, &ti, 1, &ti, 0, 0, 0, 1, &li};
     CU_ASSERT_EQUAL(mi.inputs[0].dims[0], -1);
     CU_ASSERT_EQUAL(KILN_DTYPE_F32, 0);
     CU_ASSERT_EQUAL(KILN_DTYPE_I32, 5);
@@ -876,10 +877,10 @@ static const int64_t inst_in_dims[3] = {-1, 2, 3};
 static const int64_t inst_out_dims[2] = {-1, 4};
 static const kiln_tensor_info inst_inputs[1] = {{"image", "image", KILN_DTYPE_F32, 3, inst_in_dims}};
 static const kiln_tensor_info inst_outputs[1] = {{"logits", "logits", KILN_DTYPE_F32, 2, inst_out_dims}};
-static const kiln_model_info inst_info = {"tiny", "", 1, inst_inputs, 1, inst_outputs, 0, 64, 128};
+static const kiln_model_info inst_info = {"tiny", "", 1, inst_inputs, 1, inst_outputs, 0, 64, 128, 0, NULL};
 static const int64_t fixed_dims[4] = {1, 3, 32, 32};
 static const kiln_tensor_info fixed_inputs[1] = {{"image", "image", KILN_DTYPE_F32, 4, fixed_dims}};
-static const kiln_model_info fixed_info = {"tinyres", "", 1, fixed_inputs, 1, inst_outputs, 0, 64, 0};
+static const kiln_model_info fixed_info = {"tinyres", "", 1, fixed_inputs, 1, inst_outputs, 0, 64, 0, 0, NULL};
 
 static kiln_rt_model_desc inst_desc(int batched, const kiln_model_info *info)
 {

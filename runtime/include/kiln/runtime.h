@@ -166,6 +166,15 @@ typedef struct kiln_tensor_info {
     const int64_t *dims;    /* rank entries; dims[0] == -1 when the batch is symbolic */
 } kiln_tensor_info;
 
+/* One layer of a compiled model, as it was compiled (layers folded into
+ * another, such as a batch norm into its convolution, are gone). Static,
+ * read-only data. */
+typedef struct kiln_layer_info {
+    const char *name;      /* as written in the model (a node's value name when the layer has none) */
+    const char *op;        /* the op of its first node: "conv2d", "dense", "relu", ... */
+    const char *precision; /* what its arithmetic uses: "f32", "bf16", "f16" or "int8" (docs/precision.md) */
+} kiln_layer_info;
+
 /* Description of a compiled model. Static, read-only data; never free. */
 typedef struct kiln_model_info {
     const char *name;
@@ -177,6 +186,8 @@ typedef struct kiln_model_info {
     size_t weight_bytes;
     size_t workspace_fixed_bytes;     /* workspace needed = fixed + batch * per_batch */
     size_t workspace_per_batch_bytes;
+    int num_layers;
+    const kiln_layer_info *layers;    /* num_layers entries, in the order they run */
 } kiln_model_info;
 
 /* ------------------------------------------------------------------------ */
