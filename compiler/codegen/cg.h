@@ -449,14 +449,15 @@ KILN_CG_HIDDEN LLVMValueRef kiln_cg_binary_value(kiln_cg *cg, kiln_op op, LLVMVa
 
 /* kernels/math.c: scalar or vector f32 in, same type out. */
 KILN_CG_HIDDEN LLVMValueRef kiln_cg_math(kiln_cg *cg, kiln_cg_math_fn fn, LLVMValueRef x);
-/* log for x > 0 (also +inf, 0 and NaN): used by log_softmax. */
+/* log for x > 0 (also +inf, 0 and NaN): used by log_softmax and pow. */
 KILN_CG_HIDDEN LLVMValueRef kiln_cg_log(kiln_cg *cg, LLVMValueRef x);
+/* exp (used by pow). */
+KILN_CG_HIDDEN LLVMValueRef kiln_cg_exp(kiln_cg *cg, LLVMValueRef x);
 /* A function `void name(const float *x, float *y, i64 n)` applying fn. */
 KILN_CG_HIDDEN LLVMValueRef kiln_cg_emit_math_kernel(kiln_cg *cg, kiln_cg_math_fn fn, const char *name);
 
-/* kernels/pow.c: a^b (C's special cases) and softplus, scalar or vector f32. */
+/* kernels/pow.c: a^b (C's special cases), scalar or vector f32. */
 KILN_CG_HIDDEN LLVMValueRef kiln_cg_pow(kiln_cg *cg, LLVMValueRef a, LLVMValueRef b);
-KILN_CG_HIDDEN LLVMValueRef kiln_cg_softplus(kiln_cg *cg, LLVMValueRef x);
 
 /* fusion.c: fusion groups (kiln_node.group) as the code generator runs them.
  * A group's anchor (conv2d, dense, matmul, or an elementwise op) is emitted

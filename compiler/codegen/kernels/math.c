@@ -240,7 +240,23 @@ static V m_gelu_tanh(kiln_cg *cg, V x)
     return mul(cg, x, vdiv(cg, num, add(cg, c(cg, x, 1.0), e)));
 }
 
+/* softplus: torch.nn.Softplus (beta 1, threshold 20): x above 20, else
+ * max(x, 0) + log1p(exp(-|x|)), log1p(u) = log(w) - ((w - 1) - u) / w with
+ * w = 1 + u rounded (exact for the tiny u where w = 1, so softplus(x) =
+ * exp(x) far below 0). */
+static V m_softplus(kiln_cg *cg, V x)
+{
+    V u = m_exp(cg, LLVMBuildFNeg(cg->u->b, kiln_cg_fabs(cg, x), "")); /* (0, 1] */
+    V w = add(cg, u, c(cg, x, 1.0));
+    V corr = vdiv(cg, sub(cg, sub(cg, w, c(cg, x, 1.0)), u), w);
+    V l1p = sub(cg, m_log(cg, w), corr);
+    V pos = sel(cg, LLVMBuildFCmp(cg->u->b, LLVMRealOGT, x, c(cg, x, 0.0), ""), x, c(cg, x, 0.0));
+    return sel(cg, LLVMBuildFCmp(cg->u->b, LLVMRealOGT, x, c(cg, x, 20.0), ""), x, add(cg, pos, l1p));
+}
+
 V kiln_cg_log(kiln_cg *cg, V x) { return m_log(cg, x); }
+
+V kiln_cg_exp(kiln_cg *cg, V x) { return m_exp(cg, x); }
 
 V kiln_cg_math(kiln_cg *cg, kiln_cg_math_fn fn, V x)
 {
@@ -254,7 +270,7 @@ V kiln_cg_math(kiln_cg *cg, kiln_cg_math_fn fn, V x)
     case KILN_CG_MATH_GELU: return m_gelu(cg, x);
     case KILN_CG_MATH_GELU_TANH: return m_gelu_tanh(cg, x);
     case KILN_CG_MATH_SILU: return mul(cg, x, m_sigmoid(cg, x));
-    case KILN_CG_MATH_SOFTPLUS: return kiln_cg_softplus(cg, x); /* kernels/pow.c */
+    case KILN_CG_MATH_SOFTPLUS: return m_softplus(cg, x);
     case KILN_CG_MATH_COUNT: break;
     }
     kiln_cg_fail(cg, KILN_ERR_INTERNAL, "unknown math function %d", (int)fn);

@@ -1,6 +1,7 @@
-/* compiler/codegen/kernels/pow.c: pow and softplus on a scalar or a vector of
- * f32 (the version 1.1 elementwise ops that need more than one of
- * kernels/math.c's functions), branch-free like them, no libm calls.
+/* compiler/codegen/kernels/pow.c: pow on a scalar or a vector of f32 (the
+ * version 1.1 elementwise op that needs more than kernels/math.c's
+ * functions: part of it runs in double), branch-free like them, no libm
+ * calls.
  *
  *   pow(a, b)   |a| = m 2^e with m in [sqrt(1/2), sqrt(2)): log|a| = e ln2 +
  *               log m, where log m comes from the f32 log (small, so its error
@@ -14,11 +15,7 @@
  *               1 even for NaN, a negative base needs an integer exponent
  *               (else NaN) whose parity gives the sign, (-1)^+-inf = 1.
  *               A constant exponent of 0, 1, 2, 3, -1 or 0.5 is a multiply,
- *               a divide or a square root instead (x^2 is then exactly x*x).
- *   softplus    torch.nn.Softplus(beta 1, threshold 20): x above 20, else
- *               max(x, 0) + log1p(exp(-|x|)), log1p(u) = log(w) - ((w - 1) -
- *               u) / w with w = 1 + u rounded (exact for the tiny u where
- *               w = 1, so softplus(x) = exp(x) far below 0). */
+ *               a divide or a square root instead (x^2 is then exactly x*x). */
 #include "compiler/codegen/cg.h"
 
 #include <math.h>
@@ -147,7 +144,7 @@ V kiln_cg_pow(kiln_cg *cg, V a, V b)
     V t = LLVMBuildFAdd(B, LLVMBuildFMul(B, yc, dconst(cg, a, 1.0 / M_LN2), ""), magic, "");
     V rounded = LLVMBuildFSub(B, t, magic, "");
     V r = LLVMBuildFSub(B, yc, LLVMBuildFMul(B, rounded, dconst(cg, a, M_LN2), ""), "r");
-    V p = kiln_cg_math(cg, KILN_CG_MATH_EXP, LLVMBuildFPTrunc(B, r, LLVMTypeOf(a), ""));
+    V p = kiln_cg_exp(cg, LLVMBuildFPTrunc(B, r, LLVMTypeOf(a), ""));
     V n = LLVMBuildSub(B, LLVMBuildBitCast(B, t, lt, ""), LLVMBuildBitCast(B, magic, lt, ""), "n");
     V two_n = LLVMBuildBitCast(B, LLVMBuildShl(B, LLVMBuildAdd(B, n, lconst(cg, a, 1023), ""), lconst(cg, a, 52), ""),
                                dt, "");
@@ -173,16 +170,4 @@ V kiln_cg_pow(kiln_cg *cg, V a, V b)
     res = sel(cg, LLVMBuildOr(B, fcmp(cg, LLVMRealUNO, a, a), fcmp(cg, LLVMRealUNO, b, b), ""), c(cg, a, NAN), res);
     res = sel(cg, fcmp(cg, LLVMRealOEQ, a, c(cg, a, 1.0)), c(cg, a, 1.0), res);
     return sel(cg, fcmp(cg, LLVMRealOEQ, b, c(cg, a, 0.0)), c(cg, a, 1.0), res);
-}
-
-V kiln_cg_softplus(kiln_cg *cg, V x)
-{
-    LLVMBuilderRef B = cg->u->b;
-    V u = kiln_cg_math(cg, KILN_CG_MATH_EXP, LLVMBuildFNeg(B, kiln_cg_fabs(cg, x), "")); /* (0, 1] */
-    V w = LLVMBuildFAdd(B, u, c(cg, x, 1.0), "w");
-    V corr = LLVMBuildFDiv(B, LLVMBuildFSub(B, LLVMBuildFSub(B, w, c(cg, x, 1.0), ""), u, ""), w, "");
-    V l1p = LLVMBuildFSub(B, kiln_cg_log(cg, w), corr, "log1p");
-    V pos = sel(cg, fcmp(cg, LLVMRealOGT, x, c(cg, x, 0.0)), x, c(cg, x, 0.0));
-    V y = LLVMBuildFAdd(B, pos, l1p, "");
-    return sel(cg, fcmp(cg, LLVMRealOGT, x, c(cg, x, 20.0)), x, y);
 }
