@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,6 +88,23 @@ static int check_tensor(const kiln_graph *g, size_t k, const char *where, const 
         return 1;
     }
     *samples = dims[0];
+    return 0;
+}
+
+/* Calibration data must be finite: a NaN or an infinity would make every
+ * range and every error measured on it meaningless (a NaN error compares
+ * as within any budget). Reports the first bad element as sample and index
+ * within the sample. */
+static int check_finite(const char *where, const char *what, const float *x, int64_t samples, size_t per_sample)
+{
+    size_t n = (size_t)samples * per_sample;
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) {
+            report(where, "%s holds %s at sample %zu, element %zu: calibration data must be finite", what,
+                   isnan(x[i]) ? "NaN" : x[i] > 0 ? "+inf" : "-inf", per_sample ? i / per_sample : 0,
+                   per_sample ? i % per_sample : 0);
+            return 1;
+        }
     return 0;
 }
 
@@ -186,6 +204,7 @@ static int load_safetensors(kiln_calib *c, const char *path, const kiln_graph *g
         }
         if (n)
             memcpy(c->data[k], t->data, n * sizeof(float)); /* the mapping is not aligned */
+        bad |= check_finite(path, what, c->data[k], samples[k], c->per_sample[k]);
     }
     kiln_st_close(f);
     return bad | check_counts(g, path, samples, found, "tensor");
@@ -258,6 +277,7 @@ static int load_folder(kiln_calib *c, const char *dir, const kiln_graph *g, int6
         } else {
             c->data[k] = a.data; /* ownership moves to c */
             a.data = NULL;
+            bad |= check_finite(path, "the array", c->data[k], samples[k], c->per_sample[k]);
         }
         kiln_npy_free(&a);
     }

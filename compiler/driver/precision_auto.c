@@ -214,8 +214,12 @@ static double error_of(const search *s, kiln_auto_metric metric)
         double num = 0, den = 0;
         for (size_t i = 0; i < n; i++) {
             double y = s->got[k][i], r = s->ref[k][i];
-            if (!isfinite(r))
+            /* a non-finite reference must be matched exactly (NaN by NaN) */
+            if (!isfinite(r)) {
+                if (!(y == r || (isnan(y) && isnan(r))))
+                    return INFINITY;
                 continue;
+            }
             if (!isfinite(y))
                 return INFINITY;
             num = fmax(num, fabs(y - r));

@@ -40,13 +40,16 @@ fi
 
 # mk.py st FILE NAME:DTYPE:D0xD1..:KIND ... | npy FILE DESCR D0xD1.. KIND
 # KIND: ramp (i % 17 - 8: min -8, max 8), unit (uniform-ish in [-1, 1) from
-# a fixed sequence), outlier (unit, one element 100)
+# a fixed sequence), outlier (unit, one element 100), nan / inf (unit, the
+# last element but one NaN / +inf)
 cat >"$work/mk.py" <<'EOF'
 import json, struct, sys
 def values(n, kind):
     v = [((i * 7919) % 2000) / 1000.0 - 1.0 for i in range(n)] if kind != "ramp" else [float(i % 17 - 8) for i in range(n)]
     if kind == "outlier" and n:
         v[n // 2] = 100.0
+    if kind in ("nan", "inf") and n:
+        v[n - 2] = float(kind)
     return v
 def dims(t):
     return [int(d) for d in t.split("x")] if t else []
@@ -125,6 +128,16 @@ has "$work/out" "# calibration: 32 random samples (uniform in [-1, 1), seed 1000
 mk st "$work/f64.safetensors" x:F64:4x16:ramp
 expect_rc 1 "$kiln" dump "$tiny" --calibration "$work/f64.safetensors"
 has "$work/err" "$work/f64.safetensors: error: tensor 'x' is F64: calibration data must be F32" "not F32"
+# non-finite data would make every range and error meaningless (a NaN error
+# is within any budget): refused with the first bad element
+mk st "$work/nan.safetensors" x:F32:4x16:nan
+expect_rc 1 "$kiln" compile "$tiny" -o "$work/n.o" --precision auto --tolerance 0.01 --calibration "$work/nan.safetensors"
+has "$work/err" "$work/nan.safetensors: error: tensor 'x' holds NaN at sample 3, element 14: calibration data must be finite" "NaN in the data"
+if [ -e "$work/n.o" ]; then fail "NaN calibration data: an object was written"; else ok; fi
+mkdir "$work/infnpy"
+mk npy "$work/infnpy/x.npy" '<f4' 2x16 inf
+expect_rc 1 "$kiln" dump "$tiny" --calibration "$work/infnpy"
+has "$work/err" "$work/infnpy/x.npy: error: the array holds +inf at sample 1, element 14: calibration data must be finite" "inf in a .npy"
 mk st "$work/unknown.safetensors" q:F32:4x16:ramp
 expect_rc 1 "$kiln" compile "$tiny" -o "$work/u.o" --calibration "$work/unknown.safetensors"
 has "$work/err" "$work/unknown.safetensors: error: tensor 'q' is not an input of model 'tiny' (its inputs: x)" "unknown name"
