@@ -570,11 +570,12 @@ def read_f32(path):
     return a
 
 
-def accuracy(outs, refs, n):
-    """Top-1 agreement (argmax of the first output, per sample) and max
-    relative error (max |y - ref| / max |ref|, the largest over the outputs)
-    of the output files `outs` against `refs`, n samples each. Standard
-    library only."""
+def accuracy(outs, refs, n, row=None):
+    """Top-1 agreement (argmax of the first output over its last axis, of
+    length `row`: per sample for a classifier, per sample and position for
+    a sequence output) and max relative error (max |y - ref| / max |ref|,
+    the largest over the outputs) of the output files `outs` against
+    `refs`, n samples each. Standard library only."""
     res = {"samples": n}
     worst = 0.0
     for j, (o, rf) in enumerate(zip(outs, refs)):
@@ -590,13 +591,15 @@ def accuracy(outs, refs, n):
         e = diff / max(scale, 1e-30)
         worst = max(worst, e)
         if j == 0:
-            k = len(r) // n
+            k = row if row and len(r) % row == 0 else len(r) // n
+            rows = len(r) // k
             agree = 0
-            for i in range(n):
+            for i in range(rows):
                 ys, rs = y[i * k:(i + 1) * k], r[i * k:(i + 1) * k]
                 agree += max(range(k), key=ys.__getitem__) == max(range(k), key=rs.__getitem__)
-            res["top1"] = agree / n
+            res["top1"] = agree / rows
             res["classes"] = k
+            res["rows"] = rows
     res["max_rel_err"] = worst if worst != float("inf") else 1e300
     return res
 
@@ -1109,10 +1112,11 @@ class Bench:
             fs = [os.path.join(d, "heldout.%s.out%d.bin" % (rt, j)) for j in range(len(refs))]
             if rt in reduced["peers"] and all(os.path.exists(f) for f in fs):
                 outs[rt] = fs
+        row = man["outputs"][0]["shape"][-1] if man["outputs"][0]["shape"] else None
         for rt, fs in outs.items():
-            acc[rt] = accuracy(fs, refs, n)
+            acc[rt] = accuracy(fs, refs, n, row)
             if rt.startswith("kiln_") and "kiln" in outs:
-                acc[rt]["vs_kiln_f32"] = accuracy(fs, outs["kiln"], n)
+                acc[rt]["vs_kiln_f32"] = accuracy(fs, outs["kiln"], n, row)
             x = acc[rt]
             if "top1" in x:
                 log("  held-out accuracy %-18s top-1 agreement %.4f, max rel. error %.3g" % (
@@ -1496,7 +1500,9 @@ def precision_section(res, models, notes):
     out.append("- speed-up: the same runtime's f32 time / this time (throughput: this / f32); > 1 is faster than f32")
     out.append("- accuracy, on 256 held-out samples (not the calibration ones), against the f32 model (the float32 "
                "PyTorch module, which every f32 runtime matches within 1e-6): top-1 agreement = the fraction of "
-               "samples whose argmax of the first output is the f32 model's; max rel. error = max |y - y_f32| / "
+               "samples (of samples and positions, for an output with more than one row of scores per sample: "
+               "the transformer's 32 tokens) whose argmax over the first output's last axis is the f32 model's; "
+               "max rel. error = max |y - y_f32| / "
                "max |y_f32| over all outputs")
     out.append("")
     hdr = ["model", "runtime", "T", "b1 latency, median (ms)", "speed-up", "throughput (items/s)", "speed-up",
