@@ -1525,10 +1525,10 @@ def precision_section(res, models, notes):
                     return "n/a (not implemented) " + notes.ref(i["not_implemented"])
                 if i.get("error"):
                     return "n/a " + notes.ref("kiln %s, %s: %s" % (rt[5:], name, i["error"]))
-            if rt == "ort_int8" and (r.get("ort_int8") or {}).get("error"):
-                return "n/a " + notes.ref("ONNX Runtime int8, %s: %s" % (name, r["ort_int8"]["error"]))
             if rt.startswith("ort") and meta.get("ort_missing"):
                 return "n/a " + notes.ref("ONNX Runtime: " + meta["ort_missing"])
+            if rt == "ort_int8" and (r.get("ort_int8") or {}).get("error"):
+                return "n/a " + notes.ref("ONNX Runtime int8, %s: %s" % (name, r["ort_int8"]["error"]))
             if rt.startswith("torch") and meta.get("torch_missing"):
                 return "n/a " + notes.ref("PyTorch: " + meta["torch_missing"])
             return None
