@@ -1570,7 +1570,11 @@ def precision_section(res, models, notes):
                     ac = ["n/a", "n/a"]
                 else:
                     ac = ["", ""]
-                out.append("| " + " | ".join([name, label, str(tt)] + cells + ac + [
+                lab = label
+                if rt == "kiln_auto" and pinfo.get("auto", {}).get("report"):
+                    lab += " " + notes.ref("kiln auto, %s: the compile report's precision line: %s" % (
+                        name, pinfo["auto"]["report"]))
+                out.append("| " + " | ".join([name, lab, str(tt)] + cells + ac + [
                     "%.1f" % max(busy) if busy else ""]) + " |")
         if "quant" in r.get("notes", {}):
             out.append("| %s | (all) | | %s | | | | | | |" % (name, "n/a " + notes.ref(r["notes"]["quant"])))
