@@ -1,11 +1,14 @@
 """kiln benchmark: kiln against ONNX Runtime and PyTorch on the example models.
 
-    bench/run.sh [--quick] [--models a,b] [--threads 1,2] [--out FILE] [...]
+    bench/run.sh [--quick] [--models a,b] [--threads 1,2] [--out FILE]
+                 [--precision f32,bf16,f16,int8,auto] [...]
 
 See docs/performance.md for what is measured and how. This script only
 orchestrates: every figure comes from a separate timer process
 (bench/kiln_timer.c, bench/ort_timer.mjs, bench/torch_timer.py,
-bench/sgemm_timer.c, bench/machine_timer.c) that prints JSON.
+bench/sgemm_timer.c, bench/machine_timer.c) that prints JSON;
+bench/kiln_quant.py writes the calibration and held-out data and the ONNX
+Runtime int8 model for --precision.
 Standard library only, so that it runs (kiln alone) without PyTorch.
 """
 
