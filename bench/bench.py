@@ -1,11 +1,14 @@
 """kiln benchmark: kiln against ONNX Runtime and PyTorch on the example models.
 
-    bench/run.sh [--quick] [--models a,b] [--threads 1,2] [--out FILE] [...]
+    bench/run.sh [--quick] [--models a,b] [--threads 1,2] [--out FILE]
+                 [--precision f32,bf16,f16,int8,auto] [...]
 
 See docs/performance.md for what is measured and how. This script only
 orchestrates: every figure comes from a separate timer process
 (bench/kiln_timer.c, bench/ort_timer.mjs, bench/torch_timer.py,
-bench/sgemm_timer.c, bench/machine_timer.c) that prints JSON.
+bench/sgemm_timer.c, bench/machine_timer.c) that prints JSON;
+bench/kiln_quant.py writes the calibration and held-out data and the ONNX
+Runtime int8 model for --precision.
 Standard library only, so that it runs (kiln alone) without PyTorch.
 """
 
@@ -35,8 +38,19 @@ MODELS = [
 ]
 PEERS = ["ort", "torch_eager", "torch_torchscript"]
 LABEL = {"kiln": "kiln", "ort": "ONNX Runtime", "torch_eager": "PyTorch eager",
-         "torch_torchscript": "TorchScript"}
+         "torch_torchscript": "TorchScript", "ort_int8": "ONNX Runtime int8", "torch_int8": "PyTorch int8",
+         "torch_bf16": "PyTorch bf16"}
 TOL = 1e-3
+# Reduced precision (--precision): kiln's precisions besides f32, and the
+# peers each one brings (docs/performance.md, "Reduced precision").
+PRECISIONS = ["f32", "bf16", "f16", "int8", "auto"]
+for _p in PRECISIONS[1:]:
+    LABEL["kiln_" + _p] = "kiln " + _p
+PEERS_FOR = {"int8": ["ort_int8", "torch_int8"], "bf16": ["torch_bf16"]}
+# A reduced-precision run is timed when its outputs are within this of the
+# float64 reference: it catches garbage (NaN, a wrong layout), not rounding;
+# the accuracy columns give the real figures, on held-out data.
+TOL_REDUCED = 0.25
 
 
 def log(msg):
@@ -511,6 +525,89 @@ def object_sections(path):
 
 
 # --------------------------------------------------------------------------
+# reduced precision: what a compile did, and accuracy on held-out data
+
+
+def kernel_counts(so_path):
+    """{"f32": n, "bf16": n, ...}: kiln kernels in an object or library by
+    the precision their name starts with (kiln.bf16_dense_..., from nm)."""
+    rc, out, err, _ = run(["nm", so_path])
+    if rc != 0:
+        return None
+    counts = {}
+    for line in out.splitlines():
+        m = re.search(r"\bkiln\.([a-z0-9]+)_", line)
+        if m:
+            counts[m.group(1)] = counts.get(m.group(1), 0) + 1
+    return counts
+
+
+def precision_status(p, text, counts):
+    """(ok, why): whether a `kiln compile --precision p` really computes in
+    p: not when it warns that p is not implemented, nor when no kernel of
+    the object is named after p (int8 compiles f32 until its kernels exist;
+    real int8 kernels are named int8_...). auto: ok when it compiled."""
+    m = re.search(r"warning: (precision %s is not implemented[^;\n]*)" % re.escape(p), text)
+    if m:
+        return False, "`kiln compile --precision %s` warns \"%s\" and computes those layers in f32" % (
+            p, m.group(1).strip())
+    if p == "auto" or counts is None:
+        return True, None
+    if not counts.get(p):
+        return False, "no %s kernel in the object (kernels: %s)" % (
+            p, ", ".join("%d %s" % (n, k) for k, n in sorted(counts.items())) or "none")
+    return True, None
+
+
+def read_f32(path):
+    """A raw little-endian float32 file as an array('f'), or None."""
+    import array
+    a = array.array("f")
+    try:
+        with open(path, "rb") as f:
+            a.frombytes(f.read())
+    except OSError:
+        return None
+    if sys.byteorder != "little":
+        a.byteswap()
+    return a
+
+
+def accuracy(outs, refs, n, row=None):
+    """Top-1 agreement (argmax of the first output over its last axis, of
+    length `row`: per sample for a classifier, per sample and position for
+    a sequence output) and max relative error (max |y - ref| / max |ref|,
+    the largest over the outputs) of the output files `outs` against
+    `refs`, n samples each. Standard library only."""
+    res = {"samples": n}
+    worst = 0.0
+    for j, (o, rf) in enumerate(zip(outs, refs)):
+        y, r = read_f32(o), read_f32(rf)
+        if y is None or r is None or len(y) != len(r) or not len(r):
+            return {"error": "output %d: missing or of the wrong size" % j}
+        scale = max(abs(v) for v in r)
+        diff = 0.0
+        for a, b in zip(y, r):
+            d = abs(a - b)
+            if not d <= diff:
+                diff = d if d == d else float("inf")
+        e = diff / max(scale, 1e-30)
+        worst = max(worst, e)
+        if j == 0:
+            k = row if row and len(r) % row == 0 else len(r) // n
+            rows = len(r) // k
+            agree = 0
+            for i in range(rows):
+                ys, rs = y[i * k:(i + 1) * k], r[i * k:(i + 1) * k]
+                agree += max(range(k), key=ys.__getitem__) == max(range(k), key=rs.__getitem__)
+            res["top1"] = agree / rows
+            res["classes"] = k
+            res["rows"] = rows
+    res["max_rel_err"] = worst if worst != float("inf") else 1e300
+    return res
+
+
+# --------------------------------------------------------------------------
 # the run
 
 
@@ -542,6 +639,9 @@ class Bench:
         meta["timing"] = self.timing
         meta["threads"] = self.threads
         meta["tolerance"] = TOL
+        meta["precisions"] = self.precisions
+        meta["tolerance_reduced"] = TOL_REDUCED
+        meta["auto_tolerance"] = a.auto_tolerance
         self.kiln = build_kiln(a)
         meta["kiln"] = {k: v for k, v in self.kiln.items()}
         meta["machine"].update(kiln_host_cpu(self.kiln, self.work))
@@ -774,6 +874,9 @@ class Bench:
                 c = r.get("compile", {})
                 r["notes"]["kiln"] = "no loadable model: " + (c.get("so_error") or c.get("link_error") or "?")
 
+        # 2b. reduced precision: data, kiln builds, the ONNX Runtime int8 model
+        reduced = self.reduced(r, d, man, kiln_yaml, kname, so) if self.precisions[1:] else {}
+
         # 3. timings
         for t in self.threads:
             env = thread_env(t)
@@ -802,11 +905,19 @@ class Bench:
                            "--shapes", json.dumps(shapes)]
                     self.quiet()
                     self.record(r, "ort", b, t, run_measured(cmd + self.timing_args(), env=env, timeout=self.timeout))
+                for rt, cmd in self.reduced_cmds(reduced, man, d, kname, b, t):
+                    self.quiet()
+                    self.record(r, rt, b, t, run_measured(cmd + self.timing_args(), env=env, timeout=self.timeout))
             if name == "dense4096":
                 self.dense_bounds(r, t, bmax)
             if man and self.py:
+                kinds = ["eager", "torchscript"] + [k[len("torch_"):] for k in reduced.get("peers", [])
+                                                    if k.startswith("torch_")]
                 cmd = [self.py, os.path.join(HERE, "torch_timer.py"), d, "--threads", str(t),
-                       "--batches", ",".join(map(str, r["batches"])), "--tol", str(TOL)] + self.timing_args()
+                       "--batches", ",".join(map(str, r["batches"])), "--tol", str(TOL),
+                       "--kinds", ",".join(kinds), "--tol-reduced", str(TOL_REDUCED)] + self.timing_args()
+                if len(kinds) > 2 and t == self.threads[0]:
+                    cmd.append("--heldout")
                 self.quiet()
                 rc, out, err, dt, oth = run_measured(cmd, env=env, timeout=self.timeout * 2)
                 js = json_lines(out)
@@ -815,11 +926,204 @@ class Bench:
                 if not js or rc != 0:
                     why = "torch timer failed (%s): %s" % ("timeout" if rc is None else "exit %s" % rc,
                                                           first_line(err.splitlines()[-1] if err.strip() else ""))
-                    for kind in ("torch_eager", "torch_torchscript"):
+                    for kind in ["torch_" + k for k in kinds]:
                         for b in r["batches"]:
                             if not self.find(r, kind, b, t):
                                 r["runs"].append({"runtime": kind, "batch": b, "threads": t, "valid": False,
                                                   "error": why})
+
+        if reduced.get("quant"):
+            self.heldout(r, reduced, man, d, kname, so)
+
+    # ---------------------------------------------------------------- reduced precision
+    def reduced(self, r, d, man, kiln_yaml, kname, so):
+        """Calibration and held-out data, kiln compiled in each reduced
+        precision, and the ONNX Runtime int8 model. Returns what the timing
+        loop needs: {"so": {P: path}, "quant": quant.json or None,
+        "ort_int8": path or None, "peers": [runtime, ...]}."""
+        a = self.args
+        out = {"so": {}, "quant": None, "ort_int8": None, "peers": []}
+        r["precision"] = {}
+        for p in self.precisions[1:]:
+            for peer in PEERS_FOR.get(p, []):
+                if peer not in out["peers"]:
+                    out["peers"].append(peer)
+        # the data (numpy; PyTorch for the f32 model's held-out outputs)
+        if man and man.get("batched") and self.py:
+            rc, o, err, dt = run([self.py, os.path.join(HERE, "kiln_quant.py"), "data", d], timeout=1800)
+            if rc == 0:
+                with open(os.path.join(d, "quant.json")) as f:
+                    out["quant"] = json.load(f)
+            else:
+                r["notes"]["quant"] = "calibration data failed: " + first_line(err.splitlines()[-1] if err.strip() else o)
+        else:
+            r["notes"]["quant"] = ("no calibration or held-out data: " +
+                                   ("the model has fixed shapes" if man and not man.get("batched")
+                                    else self.torch_why or "PyTorch missing"))
+        if "quant" in r["notes"]:
+            log("  " + r["notes"]["quant"])
+        calib = os.path.join(d, out["quant"]["calib"]["safetensors"]) if out["quant"] else "random"
+        # kiln in each precision
+        kiln = self.kiln.get("kiln")
+        for p in self.precisions[1:]:
+            info = {}
+            r["precision"][p] = info
+            if not (self.kiln.get("ok") and self.kiln.get("has_compile")):
+                info["error"] = self.kiln.get("note") or "kiln unavailable"
+                continue
+            if not self.kiln.get("emit_so"):
+                info["error"] = "this kiln cannot --emit so"
+                continue
+            sop = os.path.join(d, "%s.%s.so" % (kname, p))
+            cmd = [kiln, "compile", kiln_yaml, "-o", sop, "--emit", "so", a.opt, "--precision", p]
+            if p in ("int8", "auto"):
+                cmd += ["--calibration", calib]
+                info["calibration"] = os.path.basename(calib)
+            if p == "auto":
+                cmd += ["--tolerance", str(a.auto_tolerance)]
+            self.quiet()
+            rc, o, err, dt, oth = run_measured(cmd, timeout=self.timeout)
+            info.update({"seconds": round(dt, 3), "others_cpu": oth, "command": " ".join(
+                os.path.relpath(c, ROOT) if c.startswith(ROOT) else c for c in cmd[1:])})
+            if rc != 0:
+                info["error"] = "kiln compile --precision %s failed: %s" % (p, first_line(err or o, 300))
+                log("  " + info["error"])
+                continue
+            text = o + err
+            info["warnings"] = [l.strip() for l in text.splitlines() if "warning:" in l][:5]
+            m = re.search(r"(?m)^\s*precision\s+(.*)$", text)
+            if m:
+                info["report"] = m.group(1).strip()
+            info["kernels"] = kernel_counts(sop)
+            ok, why = precision_status(p, text, info["kernels"])
+            info["implemented"] = ok
+            if not ok:
+                info["not_implemented"] = why
+                log("  kiln %s: n/a, %s" % (p, why))
+                continue
+            out["so"][p] = sop
+            log("  kiln compile --precision %s: %.2f s; kernels %s" % (p, dt, info["kernels"]))
+        # the ONNX Runtime int8 model (QDQ), from the same calibration data
+        if "ort_int8" in out["peers"]:
+            r["ort_int8"] = info = {}
+            if not self.node:
+                info["error"] = "ONNX Runtime: " + (self.ort_why or "not available")
+            elif not out["quant"]:
+                info["error"] = r["notes"].get("quant", "no calibration data")
+            else:
+                info.update(self.qdq_model(d, man, out["quant"]))
+            if "error" in info:
+                log("  ONNX Runtime int8: " + info["error"])
+            else:
+                out["ort_int8"] = os.path.join(d, info["file"])
+                log("  ONNX Runtime int8 model: %s (%d Conv, %d Gemm, %d MatMul quantized, %d activations)" % (
+                    info["file"], info["Conv"], info["Gemm"], info["MatMul"], info["activations"]))
+        return out
+
+    def qdq_model(self, d, man, q):
+        """bench/kiln_quant.py augment -> ort_timer --ranges on the
+        calibration samples -> kiln_quant.py qdq. Returns its summary or
+        {"error": why}."""
+        qs = os.path.join(HERE, "kiln_quant.py")
+        rc, o, err, _ = run([self.py, qs, "augment", d], timeout=600)
+        js = json_lines(o)
+        if rc != 0 or not js:
+            return {"error": "augmenting the ONNX model failed: " + first_line(err.splitlines()[-1] if err.strip() else o)}
+        n = q["calib"]["n"]
+        shapes = {s["name"]: [n] + s["shape"][1:] for s in man["inputs"]}
+        ranges = os.path.join(d, "ranges.json")
+        rc, o, err, _ = run([self.node, os.path.join(HERE, "ort_timer.mjs"), "--model", os.path.join(d, js[0]["augmented"]),
+                             "--batch", str(n), "--threads", str(self.threads[-1]),
+                             "--inputs", ",".join("%s=%s" % (s["name"], os.path.join(d, f))
+                                                  for s, f in zip(man["inputs"], q["calib"]["inputs"])),
+                             "--shapes", json.dumps(shapes), "--ranges", ranges], timeout=self.timeout)
+        if rc != 0:
+            return {"error": "calibration run of the augmented model failed: " + first_line(o or err)}
+        rc, o, err, _ = run([self.py, qs, "qdq", d, "--ranges", ranges], timeout=600)
+        js = json_lines(o)
+        if rc != 0 or not js:
+            return {"error": "building the QDQ model failed: " + first_line(err.splitlines()[-1] if err.strip() else o)}
+        return js[0]
+
+    def kiln_cmd(self, so, kname, b, t, tol):
+        return ([so[1]] if so[0] == "exe" else [self.tools["kiln_timer"], "--so", so[1]]) + [
+            "--name", kname, "--batch", str(b), "--threads", str(t), "--tol", str(tol)]
+
+    def ort_cmd(self, model, man, d, b, t, tol, inputs, refs, shapes):
+        return [self.node, os.path.join(HERE, "ort_timer.mjs"), "--model", model, "--batch", str(b),
+                "--threads", str(t), "--tol", str(tol),
+                "--inputs", ",".join("%s=%s" % (s["name"], os.path.join(d, f)) for s, f in zip(man["inputs"], inputs)),
+                "--refs", ",".join("%s=%s" % (s["name"], os.path.join(d, f)) for s, f in zip(man["outputs"], refs)),
+                "--shapes", json.dumps(shapes)]
+
+    def reduced_cmds(self, reduced, man, d, kname, b, t):
+        """[(runtime, timer command)] of one round's reduced-precision runs."""
+        cmds = []
+        for p, sop in reduced.get("so", {}).items():
+            if self.tools.get("kiln_timer") is None:
+                continue
+            cmd = self.kiln_cmd(("so", sop), kname, b, t, TOL_REDUCED)
+            if man:
+                e = man["batches"][str(b)]
+                cmd += ["--inputs", ",".join(os.path.join(d, f) for f in e["inputs"]),
+                        "--refs", ",".join(os.path.join(d, f) for f in e["refs"])]
+            cmds.append(("kiln_" + p, cmd))
+        if reduced.get("ort_int8"):
+            e = man["batches"][str(b)]
+            shapes = {s["name"]: [b] + s["shape"][1:] for s in man["inputs"]}
+            cmds.append(("ort_int8", self.ort_cmd(reduced["ort_int8"], man, d, b, t, TOL_REDUCED, e["inputs"],
+                                                  e["refs"], shapes)))
+        return cmds
+
+    def heldout(self, r, reduced, man, d, kname, so):
+        """Every build's outputs on the held-out samples, against the f32
+        model's (the float32 PyTorch module's, heldout.ref*.bin); kiln's
+        reduced precisions also against kiln f32's."""
+        q = reduced["quant"]
+        n = q["heldout"]["n"]
+        refs = [os.path.join(d, f) for f in q["heldout"]["refs"]]
+        ins = [os.path.join(d, f) for f in q["heldout"]["inputs"]]
+        acc = r["accuracy"] = {"reference": "the float32 PyTorch module on %d held-out samples (seed %d)" % (
+            n, q["heldout"]["seed"])}
+        t = self.threads[0]
+        env = thread_env(t)
+        outs = {}
+        builds = ([("kiln", so)] if so else []) + [("kiln_" + p, ("so", sp)) for p, sp in reduced["so"].items()]
+        for rt, lib in builds:
+            if self.tools.get("kiln_timer") is None:
+                break
+            prefix = os.path.join(d, "heldout." + rt)
+            rc, o, err, _ = run(self.kiln_cmd(lib, kname, n, t, 1e30) + [
+                "--inputs", ",".join(ins), "--refs", ",".join(refs), "--save", prefix], env=env, timeout=self.timeout)
+            js = json_lines(o)
+            if rc == 0 and js and js[-1].get("saved"):
+                outs[rt] = ["%s.out%d.bin" % (prefix, j) for j in range(len(refs))]
+            else:
+                acc[rt] = {"error": first_line((js[-1].get("error") if js else "") or err or "exit %s" % rc)}
+        if reduced.get("ort_int8"):
+            prefix = os.path.join(d, "heldout.ort_int8")
+            shapes = {s["name"]: [n] + s["shape"][1:] for s in man["inputs"]}
+            rc, o, err, _ = run(self.ort_cmd(reduced["ort_int8"], man, d, n, t, 1e30, q["heldout"]["inputs"],
+                                             q["heldout"]["refs"], shapes) + ["--save", prefix],
+                                env=env, timeout=self.timeout)
+            js = json_lines(o)
+            if rc == 0 and js and js[-1].get("saved"):
+                outs["ort_int8"] = ["%s.out%d.bin" % (prefix, j) for j in range(len(refs))]
+            else:
+                acc["ort_int8"] = {"error": first_line((js[-1].get("error") if js else "") or err or "exit %s" % rc)}
+        for rt in ("torch_int8", "torch_bf16"):
+            fs = [os.path.join(d, "heldout.%s.out%d.bin" % (rt, j)) for j in range(len(refs))]
+            if rt in reduced["peers"] and all(os.path.exists(f) for f in fs):
+                outs[rt] = fs
+        row = man["outputs"][0]["shape"][-1] if man["outputs"][0]["shape"] else None
+        for rt, fs in outs.items():
+            acc[rt] = accuracy(fs, refs, n, row)
+            if rt.startswith("kiln_") and "kiln" in outs:
+                acc[rt]["vs_kiln_f32"] = accuracy(fs, outs["kiln"], n, row)
+            x = acc[rt]
+            if "top1" in x:
+                log("  held-out accuracy %-18s top-1 agreement %.4f, max rel. error %.3g" % (
+                    LABEL.get(rt, rt), x["top1"], x["max_rel_err"]))
 
     @staticmethod
     def find(r, runtime, b, t):
@@ -881,6 +1185,7 @@ class Bench:
     def go(self):
         a = self.args
         self.threads = [int(x) for x in a.threads.split(",")]
+        self.precisions = ["f32"] + [p for p in a.precision_list if p != "f32"]
         names = [x.strip() for x in a.models.split(",")] if a.models else [m[0] for m in MODELS]
         known = {m[0]: m for m in MODELS}
         self.models = []
@@ -1147,6 +1452,8 @@ def report(res, models):
         elif c:
             row(name, "kiln compile", "", ["failed " + notes.ref(r["notes"].get("kiln", "?")), "", "", ""])
     A("")
+    if len(meta.get("precisions", ["f32"])) > 1:
+        lines.extend(precision_section(res, models, notes))
     if notes.items:
         A("Notes:")
         A("")
@@ -1159,6 +1466,126 @@ def report(res, models):
         A("- " + line)
     A("")
     return "\n".join(lines)
+
+
+def precision_rows(precisions):
+    """[(runtime, label, the runtime whose f32 it is compared with)] of the
+    reduced-precision table."""
+    rows = [("kiln", "kiln f32", None)]
+    rows += [("kiln_" + p, "kiln " + p, "kiln") for p in precisions if p != "f32"]
+    rows.append(("ort", "ONNX Runtime f32", None))
+    if "int8" in precisions:
+        rows.append(("ort_int8", "ONNX Runtime int8 (QDQ)", "ort"))
+    rows.append(("torch_torchscript", "TorchScript f32", None))
+    if "int8" in precisions:
+        rows.append(("torch_int8", "PyTorch int8 (FX)", "torch_torchscript"))
+    if "bf16" in precisions:
+        rows.append(("torch_bf16", "PyTorch bf16 (autocast)", "torch_torchscript"))
+    return rows
+
+
+def precision_section(res, models, notes):
+    """The second table: each runtime in each precision, its time, its
+    speed-up over the same runtime in f32, and its accuracy on the held-out
+    samples."""
+    meta = res["meta"]
+    threads = meta["threads"]
+    precs = meta["precisions"]
+    out = ["## Reduced precision", ""]
+    out.append("- precisions: %s; kiln compiled with `--precision P` (int8 and auto with `--calibration` the 64 "
+               "calibration samples, auto with `--tolerance %g`); peers: ONNX Runtime int8 (a QDQ model built by "
+               "bench/kiln_quant.py from the same calibration samples), PyTorch int8 (FX post-training static "
+               "quantization on the same samples), PyTorch bf16 (autocast, traced and frozen)" % (
+                   ", ".join(precs), meta.get("auto_tolerance", 0.01)))
+    out.append("- timed like f32 (same rounds: kiln and ONNX Runtime builds alternate), once their outputs are within "
+               "%g of the float64 reference (a check against garbage, not a measure of accuracy)" %
+               meta.get("tolerance_reduced", TOL_REDUCED))
+    out.append("- speed-up: the same runtime's f32 time / this time (throughput: this / f32); > 1 is faster than f32")
+    out.append("- accuracy, on 256 held-out samples (not the calibration ones), against the f32 model (the float32 "
+               "PyTorch module, which every f32 runtime matches within 1e-6): top-1 agreement = the fraction of "
+               "samples (of samples and positions, for an output with more than one row of scores per sample: "
+               "the transformer's 32 tokens) whose argmax over the first output's last axis is the f32 model's; "
+               "max rel. error = max |y - y_f32| / "
+               "max |y_f32| over all outputs")
+    out.append("")
+    hdr = ["model", "runtime", "T", "b1 latency, median (ms)", "speed-up", "throughput (items/s)", "speed-up",
+           "top-1 agreement", "max rel. error", "others' CPU"]
+    out.append("| " + " | ".join(hdr) + " |")
+    out.append("|" + "|".join(["---"] * 3 + ["---:"] * (len(hdr) - 3)) + "|")
+    for name, _, bmax in models:
+        r = res["models"].get(name)
+        if r is None:
+            continue
+        bs = r["batches"]
+        acc = r.get("accuracy", {})
+        pinfo = r.get("precision", {})
+
+        def missing(rt):
+            """Why a runtime has no figure for this model, or None."""
+            if rt.startswith("kiln_"):
+                i = pinfo.get(rt[5:], {})
+                if i.get("not_implemented"):
+                    return "n/a (not implemented) " + notes.ref(i["not_implemented"])
+                if i.get("error"):
+                    return "n/a " + notes.ref("kiln %s, %s: %s" % (rt[5:], name, i["error"]))
+            if rt.startswith("ort") and meta.get("ort_missing"):
+                return "n/a " + notes.ref("ONNX Runtime: " + meta["ort_missing"])
+            if rt == "ort_int8" and (r.get("ort_int8") or {}).get("error"):
+                return "n/a " + notes.ref("ONNX Runtime int8, %s: %s" % (name, r["ort_int8"]["error"]))
+            if rt.startswith("torch") and meta.get("torch_missing"):
+                return "n/a " + notes.ref("PyTorch: " + meta["torch_missing"])
+            return None
+
+        for tt in threads:
+            for rt, label, base in precision_rows(precs):
+                why = missing(rt)
+                busy = []
+                cells = []
+                for b in (1, bmax if bmax in bs and bmax != 1 else None):
+                    if b is None:
+                        cells += ["–", ""]
+                        continue
+                    x = Bench.find(r, rt, b, tt)
+                    if x is not None and x.get("others_cpu") is not None:
+                        busy.append(x["others_cpu"])
+                    if why:
+                        cells += [why, ""]
+                        continue
+                    if x is None:
+                        cells += ["–", ""]
+                        continue
+                    if not x.get("valid"):
+                        cells += ["INVALID (err %.2g)" % x["max_err"] if "max_err" in x else "n/a " + notes.ref(
+                            "%s %s b%d T=%d: %s" % (label, name, b, tt, x.get("error"))), ""]
+                        continue
+                    v = x["median_s"] * 1e3 if b == 1 else x["items_per_s"]
+                    sp = ""
+                    y = Bench.find(r, base, b, tt) if base else None
+                    if y and y.get("valid") and "median_s" in y:
+                        sp = ratio(y["median_s"] / x["median_s"])
+                    cells += [fmt(v), sp]
+                a = acc.get(rt) if tt == threads[0] else None
+                if a and "top1" in a:
+                    ac = ["%.4f" % a["top1"], "%.2g" % a["max_rel_err"]]
+                elif a and "error" in a:
+                    ac = ["n/a " + notes.ref("held-out run of %s, %s: %s" % (label, name, a["error"])), ""]
+                elif why and tt == threads[0]:
+                    ac = ["n/a", "n/a"]
+                else:
+                    ac = ["", ""]
+                lab = label
+                if rt == "kiln_auto" and pinfo.get("auto", {}).get("report"):
+                    lab += " " + notes.ref("kiln auto, %s: the compile report's precision line: %s" % (
+                        name, pinfo["auto"]["report"]))
+                out.append("| " + " | ".join([name, lab, str(tt)] + cells + ac + [
+                    "%.1f" % max(busy) if busy else ""]) + " |")
+        if "quant" in r.get("notes", {}):
+            out.append("| %s | (all) | | %s | | | | | | |" % (name, "n/a " + notes.ref(r["notes"]["quant"])))
+    out.append("")
+    out.append("Throughput is at batch %s (the main table's batch)." % "/".join(
+        sorted({str(m[2]) for m in models if m[0] in res["models"]})))
+    out.append("")
+    return out
 
 
 HOST_KIND = {"avx512f": "AVX-512", "avx2+fma": "AVX2"}
@@ -1359,8 +1786,18 @@ def main():
                          "pre-AVX core that OpenBLAS falls back to on a CPU it does not know with the core of "
                          "the CPU's vector ISA; keep leaves OpenBLAS's choice (or the variable already set); "
                          "a name (SkylakeX, Cooperlake, Haswell, Zen, ...) sets that core")
+    ap.add_argument("--precision", default="f32", metavar="LIST",
+                    help="kiln precisions to measure, comma-separated from %s (default f32); bf16 adds PyTorch "
+                         "bf16, int8 adds ONNX Runtime int8 and PyTorch int8 (docs/performance.md, "
+                         "\"Reduced precision\")" % ",".join(PRECISIONS))
+    ap.add_argument("--auto-tolerance", type=float, default=0.01, metavar="X",
+                    help="--tolerance of kiln's --precision auto (maxrel on the calibration data, default 0.01)")
     ap.add_argument("--render", metavar="JSON", help="only re-render the table of an earlier run's JSON (to --out)")
     args = ap.parse_args()
+    args.precision_list = [p.strip() for p in args.precision.split(",") if p.strip()]
+    bad = [p for p in args.precision_list if p not in PRECISIONS]
+    if bad or not args.precision_list:
+        ap.error("--precision expects a list of %s, got %r" % (",".join(PRECISIONS), args.precision))
     if args.rounds < 1:
         ap.error("--rounds expects a count >= 1, got %d" % args.rounds)
     if args.render:

@@ -3,6 +3,7 @@
  *   kiln_timer --name NAME [--so LIB.so] --batch N --threads T
  *              [--inputs a.bin,b.bin] [--refs y.bin[,z.bin]] [--tol 1e-3]
  *              [--min-time S] [--min-iters K] [--max-time S] [--warmup-time S]
+ *              [--save PREFIX]
  *
  * Opens the shared library (or, without --so, this executable itself, for a
  * timer linked with the model's object and -rdynamic), finds NAME_create,
@@ -15,6 +16,8 @@
  * pattern; without --refs nothing is checked ("checked": false). When the
  * model calls OpenBLAS (through libkiln_rt_blas), "openblas_core" names the
  * kernels OpenBLAS picked (OPENBLAS_CORETYPE, or the CPU id).
+ * --save PREFIX: after the check run, write output k to PREFIX.out<k>.bin
+ * (raw float32) and stop without timing (the bench's held-out accuracy).
  * Prints one JSON object on stdout. Exit status 0 also for a mismatch
  * (reported as "valid": false); 1 for any other failure.
  */
@@ -130,7 +133,7 @@ static int cmp_double(const void *a, const void *b)
 
 int main(int argc, char **argv)
 {
-    const char *name = NULL, *so = NULL, *inputs = NULL, *refs = NULL;
+    const char *name = NULL, *so = NULL, *inputs = NULL, *refs = NULL, *save = NULL;
     long batch = 1;
     int threads = 1, min_iters = 10;
     double tol = 1e-3, min_time = 0.5, max_time = 5.0, warmup_time = 0.2;
@@ -151,6 +154,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--min-iters")) min_iters = atoi(v);
         else if (!strcmp(a, "--max-time")) max_time = atof(v);
         else if (!strcmp(a, "--warmup-time")) warmup_time = atof(v);
+        else if (!strcmp(a, "--save")) save = v;
         else fail("unknown option %s%s", a, "");
         i++;
     }
@@ -276,6 +280,18 @@ int main(int argc, char **argv)
            refs ? "true" : "false");
     if (blas_core[0] && !strpbrk(blas_core, "\"\\"))
         printf(", \"openblas_core\": \"%s\"", blas_core);
+    if (save) {
+        for (int k = info->num_inputs; k < n_args; k++) {
+            char path[1024];
+            snprintf(path, sizeof path, "%s.out%d.bin", save, k - info->num_inputs);
+            FILE *f = fopen(path, "wb");
+            if (!f || fwrite(args[k], sizeof(float), elems[k], f) != elems[k] || fclose(f) != 0)
+                fail("cannot write %s%s", path, "");
+        }
+        printf(", \"saved\": true, \"valid\": %s}\n", max_err <= tol ? "true" : "false");
+        destroy(m);
+        return 0;
+    }
     if (!(max_err <= tol)) {
         printf(", \"valid\": false}\n");
         destroy(m);

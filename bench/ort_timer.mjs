@@ -15,6 +15,11 @@
 //
 // --overhead: instead, time an Identity model given by --model on a 1-float
 // input (the binding's per-call overhead).
+// --save PREFIX: after the check run, write output k (in the session's
+// order) to PREFIX.out<k>.bin (raw float32) and stop without timing.
+// --ranges FILE: after the first run, write {output name: {min, max}} of
+// every float output to FILE (the int8 model's calibration, run on the
+// augmented model of bench/kiln_quant.py) and stop.
 import fs from 'node:fs';
 import { performance } from 'node:perf_hooks';
 
@@ -33,6 +38,7 @@ try {
 const opt = {
   model: null, batch: 1, threads: 1, inputs: '', refs: '', shapes: '{}', tol: 1e-3,
   'min-time': 0.5, 'min-iters': 10, 'max-time': 5, 'warmup-time': 0.2, overhead: false,
+  save: null, ranges: null,
 };
 const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i++) {
@@ -122,6 +128,35 @@ if (!opt.overhead) {
   }
 }
 result.max_err = Number.isFinite(maxErr) ? maxErr : 1e300;
+if (opt.ranges) {
+  const r = {};
+  for (const name of session.outputNames) {
+    const d = out[name].data;
+    let lo = Infinity, hi = -Infinity, bad = 0;
+    for (let i = 0; i < d.length; i++) {
+      const v = d[i];
+      if (!Number.isFinite(v)) { bad++; continue; }
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
+    r[name] = { min: Number.isFinite(lo) ? lo : 0, max: Number.isFinite(hi) ? hi : 0, nonfinite: bad };
+  }
+  fs.writeFileSync(opt.ranges, JSON.stringify(r));
+  result.ranges = Object.keys(r).length;
+  result.valid = true;
+  console.log(JSON.stringify(result));
+  process.exit(0);
+}
+if (opt.save) {
+  session.outputNames.forEach((name, k) => {
+    const d = out[name].data;
+    fs.writeFileSync(opt.save + '.out' + k + '.bin', Buffer.from(d.buffer, d.byteOffset, d.byteLength));
+  });
+  result.saved = true;
+  result.valid = maxErr <= opt.tol;
+  console.log(JSON.stringify(result));
+  process.exit(0);
+}
 if (!(maxErr <= opt.tol)) {
   result.valid = false;
   console.log(JSON.stringify(result));

@@ -1,6 +1,7 @@
 #!/bin/sh
 # kiln benchmark: kiln vs ONNX Runtime vs PyTorch on the example models.
-#   bench/run.sh [--quick] [--models a,b] [--threads 1,2] [--out FILE] [--help]
+#   bench/run.sh [--quick] [--models a,b] [--threads 1,2] [--out FILE]
+#                [--precision f32,bf16,f16,int8,auto] [--help]
 # Builds kiln (Release) if needed, then runs bench/bench.py; see docs/performance.md.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
