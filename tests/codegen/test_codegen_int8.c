@@ -97,12 +97,13 @@ static void expect_equal(kiln_graph *g, const kiln_cg_options *o)
     kiln_graph_destroy(g);
 }
 
-/* K: 1, not a multiple of 4 (the last quad padded), a multiple, over the
- * K block (the int32 partial sums kept in C between blocks), long rows 4
- * KiB apart; units: 1, around the panels (16, 32 columns), prime. */
+/* K: 1, not a multiple of 4 (the last quad padded), a multiple, long rows
+ * 4 KiB apart, over the K block on every row (4099: the int32 partial sums
+ * kept in C between blocks; the dense K block is 8 x the target's f32 kc,
+ * at most 4096); units: 1, around the panels (16, 32 columns), prime. */
 static void test_dense_shapes(void)
 {
-    static const int64_t Ks[] = {1, 3, 4, 5, 17, 37, 401, 1027};
+    static const int64_t Ks[] = {1, 3, 4, 5, 17, 37, 401, 1027, 4099};
     static const int64_t units[] = {1, 15, 33, 97};
     const act_range wide = {-2.0, 2.0};
     for (size_t k = 0; k < sizeof Ks / sizeof Ks[0]; k++)
