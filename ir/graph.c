@@ -1,5 +1,6 @@
 /* ir/graph.c: building, copying and querying graphs. */
 #include "graph.h"
+#include "quant.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -332,10 +333,33 @@ bool kiln_node_precision_eligible(const kiln_graph *g, const kiln_node *n)
            g->values[n->output].type.layout == KILN_LAYOUT_PLAIN;
 }
 
+const char *kiln_node_int8_unsupported(const kiln_graph *g, const kiln_node *n)
+{
+    if (!kiln_node_precision_eligible(g, n))
+        return "";
+    /* the exact int32 sums bound the reduction (ir/quant.h): in * kh * kw */
+    const kiln_shape *ws = &g->values[kiln_node_param(g, n, "weight")].type.shape;
+    int64_t k = 1;
+    for (int i = 1; i < ws->rank; i++)
+        k *= ws->dims[i];
+    if (k > KILN_QUANT_MAX_K)
+        return "needs a reduction of at most 65535 products (exact int32 sums)";
+    return NULL;
+}
+
+int kiln_node_in_quant(const kiln_node *n, kiln_quant_act *out)
+{
+    if (!kiln_node_has(n, KILN_ATTR_IN_SCALE) || !kiln_node_has(n, KILN_ATTR_IN_ZERO))
+        return -1;
+    return kiln_quant_act_make(n->attrs[KILN_ATTR_IN_SCALE].f, n->attrs[KILN_ATTR_IN_ZERO].i, out) ? 0 : -2;
+}
+
 kiln_precision kiln_node_precision(const kiln_graph *g, const kiln_node *n)
 {
     kiln_precision p = kiln_node_precision_asked(g, n);
     if ((p == KILN_PREC_BF16 || p == KILN_PREC_F16) && kiln_node_precision_eligible(g, n))
+        return p;
+    if (p == KILN_PREC_INT8 && kiln_node_int8_unsupported(g, n) == NULL)
         return p;
     return KILN_PREC_F32;
 }

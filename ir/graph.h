@@ -206,11 +206,21 @@ kiln_id kiln_node_param(const kiln_graph *g, const kiln_node *n, const char *rol
  * generator compiles and the interpreter emulates (docs/precision.md):
  * bf16 or f16 on a dense layer with a weight, or on a conv2d over plain
  * NCHW values with more than one input channel per group (the GEMM paths);
- * f32 for everything else, and for int8 and auto (not implemented yet).
- * kiln_node_precision_eligible: whether n is such a layer (whatever it asks). */
+ * int8 on the same layers when their reduction (dense: the input's last
+ * axis; conv2d: C/groups x kh x kw) is at most KILN_QUANT_MAX_K long
+ * (ir/quant.h); f32 for everything else, and for auto.
+ * kiln_node_precision_eligible: whether n is a bf16/f16 layer (whatever it
+ * asks). kiln_node_int8_unsupported: NULL when n computes int8 if it asks;
+ * else why not ("" for a layer that is f32 by design, not eligible at all). */
 kiln_precision kiln_node_precision_asked(const kiln_graph *g, const kiln_node *n);
 bool kiln_node_precision_eligible(const kiln_graph *g, const kiln_node *n);
 kiln_precision kiln_node_precision(const kiln_graph *g, const kiln_node *n);
+const char *kiln_node_int8_unsupported(const kiln_graph *g, const kiln_node *n);
+/* An int8 node's input quantization from its in_scale and in_zero
+ * attributes (ir/quant.h); -1 when either is absent, 0 when they are valid,
+ * -2 when they are out of range. */
+struct kiln_quant_act;
+int kiln_node_in_quant(const kiln_node *n, struct kiln_quant_act *out);
 /* Number of data operands of a node (its operands before the parameters). */
 uint32_t kiln_node_data_inputs(const kiln_graph *g, const kiln_node *n);
 

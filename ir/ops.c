@@ -1026,12 +1026,14 @@ const kiln_op_facts kiln_op_fact_table[KILN_OP_COUNT] = {
 };
 
 const kiln_op_def kiln_op_defs[KILN_OP_COUNT] = {
-    [KILN_OP_DENSE] = {"dense", 1, 1, {"weight", "bias"}, 1, {A(UNITS, REQUIRED, NULL)}, 1, 0, infer_dense,
+    [KILN_OP_DENSE] = {"dense", 1, 1, {"weight", "bias"}, 1,
+                       {A(UNITS, REQUIRED, NULL), A(IN_SCALE, OPTIONAL, NULL), A(IN_ZERO, OPTIONAL, NULL)}, 3, 0, infer_dense,
                        params_dense},
     [KILN_OP_CONV2D] = {"conv2d", 1, 1, {"weight", "bias"}, 1,
                         {A(FILTERS, REQUIRED, NULL), A(KERNEL, REQUIRED, NULL), A(STRIDE, DEFAULT, "1"),
-                         A(PADDING, DEFAULT, "0"), A(DILATION, DEFAULT, "1"), A(GROUPS, DEFAULT, "1")},
-                        6, 0, infer_conv2d, params_conv2d},
+                         A(PADDING, DEFAULT, "0"), A(DILATION, DEFAULT, "1"), A(GROUPS, DEFAULT, "1"),
+                         A(IN_SCALE, OPTIONAL, NULL), A(IN_ZERO, OPTIONAL, NULL)},
+                        8, 0, infer_conv2d, params_conv2d},
     [KILN_OP_MAXPOOL2D] = {"maxpool2d", 1, 1, {0}, 0,
                            {A(KERNEL, REQUIRED, NULL), FROM(STRIDE, KERNEL), A(PADDING, DEFAULT, "0"),
                             A(DILATION, DEFAULT, "1"), A(CEIL_MODE, DEFAULT, "false")},

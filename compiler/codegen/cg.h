@@ -90,8 +90,16 @@ typedef struct kiln_cg kiln_cg;
 
 /* gemm_config.c: how the packed GEMM multiplies one combination of element
  * types on the target (see there): f32; f16 weights as B (dense) or as A
- * (conv2d), the other operand f32; bf16 operands in pairs of k. */
-enum { KILN_CG_GEMM_F32, KILN_CG_GEMM_F16W_B, KILN_CG_GEMM_F16W_A, KILN_CG_GEMM_BF16, KILN_CG_GEMM_CONFIGS };
+ * (conv2d), the other operand f32; bf16 operands in pairs of k; int8. */
+enum {
+    KILN_CG_GEMM_F32,
+    KILN_CG_GEMM_F16W_B,
+    KILN_CG_GEMM_F16W_A,
+    KILN_CG_GEMM_BF16,
+    KILN_CG_GEMM_INT8,    /* u8 activations (A) x s8 weights (B), int32 sums: dense */
+    KILN_CG_GEMM_INT8_WA, /* s8 weights (A) x u8 activations (B): conv2d */
+    KILN_CG_GEMM_CONFIGS
+};
 #define KILN_CG_GEMM_MAX_MR 16
 #define KILN_CG_GEMM_MAX_NV 16 /* vectors of one tile: nr, or nr * gemv_panels */
 typedef struct kiln_cg_gemm_config kiln_cg_gemm_config;
@@ -105,7 +113,7 @@ struct kiln_cg_gemm_config {
     int lanes;           /* accumulator lanes per vector */
     int gemv_panels;     /* one-row GEMMs: panels streamed at once */
     bool f16c;           /* f16: the target converts halves in hardware (F16C) */
-    bool dot;            /* bf16: the multiply-add is a dot-product instruction (vdpbf16ps) */
+    bool dot;            /* bf16, int8: the multiply-add is a dot-product instruction (vdpbf16ps, vpdpbusd) */
     /* the micro-kernel's inner step: row r's A at p + off broadcast; one
      * vector of B at p + off (k_pack rows of it interleaved); acc + a * b */
     LLVMValueRef (*load_a)(kiln_cg *cg, const kiln_cg_gemm_config *c, LLVMValueRef p, LLVMValueRef off);
@@ -123,11 +131,11 @@ KILN_CG_HIDDEN void kiln_cg_gemm_configs_init(const kiln_target *t, kiln_cg_gemm
 KILN_CG_HIDDEN const kiln_cg_gemm_config *kiln_cg_gemm_config_for(const kiln_cg *cg, kiln_dtype a, kiln_dtype b);
 KILN_CG_HIDDEN const kiln_cg_gemm_config *kiln_cg_gemm_f32(const kiln_cg *cg);
 /* The configuration node n computes with (by kiln_node_precision): f16
- * weights on A (weights_are_a: conv2d) or B (dense). */
+ * or int8 weights on A (weights_are_a: conv2d) or B (dense). */
 KILN_CG_HIDDEN const kiln_cg_gemm_config *kiln_cg_gemm_for_node(const kiln_cg *cg, const kiln_node *n,
                                                                 bool weights_are_a);
 /* The element type a kernel computing with c is named after (kernel names):
- * f32, f16 (f16 weights) or bf16. */
+ * f32, f16 (f16 weights), bf16, or i8 (int8: the names say int8). */
 KILN_CG_HIDDEN kiln_dtype kiln_cg_gemm_dtype(const kiln_cg_gemm_config *c);
 /* k rounded up to whole k_pack groups (the packed K of a panel). */
 KILN_CG_HIDDEN int64_t kiln_cg_gemm_kpad(const kiln_cg_gemm_config *c, int64_t k);
@@ -434,6 +442,11 @@ typedef enum kiln_cg_where { KILN_CG_ON_TARGET, KILN_CG_ON_OPENBLAS, KILN_CG_ON_
 KILN_CG_HIDDEN const char *kiln_cg_kernel_name(const kiln_cg *cg, char *buf, size_t size, kiln_dtype dtype,
                                                kiln_cg_where where, int tile_rows, int tile_cols, const char *body,
                                                ...) __attribute__((format(printf, 8, 9)));
+/* The same for a kernel on the packed GEMM of configuration c: the prefix
+ * says what it computes in (f32, f16, bf16, int8), the tile is c's. */
+KILN_CG_HIDDEN const char *kiln_cg_gemm_kernel_name(const kiln_cg *cg, char *buf, size_t size,
+                                                    const kiln_cg_gemm_config *c, const char *body, ...)
+    __attribute__((format(printf, 5, 6)));
 /* The element type node n computes in (its output's). */
 static inline kiln_dtype kiln_cg_node_dtype(const kiln_cg *cg, const kiln_node *n)
 {
@@ -551,6 +564,13 @@ typedef struct kiln_cg_gemm {
     void (*pack_b)(kiln_cg *cg, void *arg, LLVMValueRef dst, LLVMValueRef j, LLVMValueRef ncols, LLVMValueRef k0,
                    LLVMValueRef k1);
     void *pack_arg;
+    /* int8 (a configuration of int32 sums): the activations' quantization
+     * (ir/quant.h: 1 / sa and za), applied where A is copied; per output
+     * channel, as the bias (bias_per_row), the int32 term za * colsum(w)
+     * (q_comp) and the f32 multiplier sa * sw (q_scale). bias is needed. */
+    float a_inv_scale;
+    int32_t a_zero;
+    LLVMValueRef q_comp, q_scale;
 } kiln_cg_gemm;
 KILN_CG_HIDDEN void kiln_cg_emit_gemm(kiln_cg *cg, const kiln_cg_gemm *p);
 /* gemm_config.c: packs a K x N matrix B (element (k, n) at src[k * rs + n *

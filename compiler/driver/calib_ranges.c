@@ -191,7 +191,7 @@ void kiln_calib_ranges_print(const kiln_graph *g, const kiln_calib *c, const kil
                    "percentile of |x|\n", KILN_CALIB_PERCENTILE_Q);
     else
         fprintf(f, "# range kept (--calibration-method minmax): [min, max]\n");
-    fprintf(f, "# not used yet: no int8 kernel reads them (docs/precision.md)\n");
+    fprintf(f, "# int8 layers take their input's scale and zero point from the range kept (in_scale, in_zero)\n");
     fprintf(f, "# %-28s %12s %12s %12s  %s\n", "value", "min", "max", "|x| p99.99", "range");
     for (size_t i = 0; i < r->n; i++) {
         const kiln_calib_range *x = &r->r[i];

@@ -85,4 +85,14 @@ void kiln_calib_range_pick(const kiln_calib_range *r, kiln_calib_method m, doubl
 void kiln_calib_ranges_print(const kiln_graph *g, const kiln_calib *c, const kiln_calib_ranges *r,
                              kiln_calib_method m, FILE *f);
 
+/* ---- int8 layers' input quantization (calib_quant.c) ----------------------- */
+
+/* Writes in_scale and in_zero on every node of g that computes int8, from
+ * the ranges of g computed in f32 over c with method m; *n_int8 = those
+ * nodes. Without calibration data (c->samples 0), checks that they already
+ * have them. 0, or 1 after printing the error. */
+int kiln_calib_quantize(kiln_graph *g, const kiln_calib *c, kiln_calib_method m, size_t *n_int8, const char *cmd);
+/* One line per int8 node: its layer, in_scale, in_zero, its input. */
+void kiln_calib_quant_print(const kiln_graph *g, FILE *f, const char *indent);
+
 #endif

@@ -537,15 +537,19 @@ int kiln_cli_model_load(kiln_cli_model *m, const kiln_cli_options *o)
 
 int kiln_cli_model_passes(kiln_cli_model *m, const kiln_cli_options *o)
 {
-    if (strcmp(o->passes, "none") == 0)
-        return 0;
+    const bool none = strcmp(o->passes, "none") == 0;
     double t0 = kiln_cli_seconds();
-    int rc = kiln_cli_run_passes(m->g, o, false);
+    int rc = none ? 0 : kiln_cli_run_passes(m->g, o, false);
+    double t1 = kiln_cli_seconds();
+    if (rc == 0) /* int8 layers: their inputs' quantization, from the calibration data */
+        rc = kiln_calib_quantize(m->g, &m->calib, o->calibration_method, &m->int8_layers, o->cmd);
     if (rc != 0) {
         kiln_cli_model_close(m);
         return rc;
     }
-    m->passes_s = kiln_cli_seconds() - t0;
+    if (none)
+        return 0;
+    m->passes_s = t1 - t0;
     kiln_cli_stage(o->cmd, m->passes_s, "passes%s%s", o->stop_after ? " up to " : "",
                    o->stop_after ? o->stop_after : "");
     return 0;

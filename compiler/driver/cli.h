@@ -169,6 +169,7 @@ typedef struct kiln_cli_model {
     kiln_calib calib;  /* o->calibration, read and checked (samples 0: none given) */
     double load_s;   /* seconds reading it (frontend) */
     double passes_s; /* seconds in the pass pipeline */
+    size_t int8_layers; /* nodes computing int8 (their in_scale / in_zero set from calib) */
 } kiln_cli_model;
 
 /* Loads the .yaml or .kir model o->model (with the --max-elements limit),

@@ -38,13 +38,13 @@ static const char help[] =
     "  --precision P       the model's default precision: f32, bf16, f16, int8, auto\n"
     "                      (replaces the YAML's top-level precision: key; a layer's own\n"
     "                      key wins; bf16 and f16 apply to dense and convolution layers,\n"
-    "                      int8 compiles f32 for now: docs/precision.md)\n"
+    "                      int8 to dense layers: docs/precision.md)\n"
     "  --calibration DATA  calibration samples: a safetensors file, or a folder of\n"
     "                      NAME.npy, holding one F32 tensor per model input named as\n"
     "                      the input, [samples, the input's shape without its batch\n"
     "                      axis]; or 'random' (32 samples uniform in [-1, 1)). Needed\n"
-    "                      by int8 (the ranges are observed and reported, not used\n"
-    "                      yet) and auto\n"
+    "                      by int8 (each int8 layer's input range gives its scale\n"
+    "                      and zero point) and auto\n"
     "  --calibration-method M  the range kept per value: percentile (default: the\n"
     "                      99.99% percentile of |x|) or minmax\n"
     "  --tolerance X       --precision auto: the largest error accepted on the\n"
@@ -426,16 +426,7 @@ int kiln_cmd_compile(int argc, char **argv)
         free(wfile);
         return rc;
     }
-    /* int8: the ranges it will need, observed on the optimized graph (not
-     * used yet: docs/precision.md) */
-    kiln_calib_ranges ranges = {0};
-    if (wants_int8 && cm.calib.samples && kiln_calib_observe(cm.g, &cm.calib, &ranges, "compile") != 0) {
-        kiln_auto_result_free(&autores);
-        kiln_outputs_release(&outs);
-        free(wfile);
-        kiln_cli_model_close(&cm);
-        return 1;
-    }
+    (void)wants_int8; /* the int8 layers' quantization is set by kiln_cli_model_passes (calib_quant.c) */
     rc = 1;
     const kiln_graph *g = cm.g;
     kiln_cg_module *m = NULL;
@@ -558,10 +549,10 @@ int kiln_cmd_compile(int argc, char **argv)
     if (cm.calib.samples) {
         char data[512];
         kiln_calib_describe(&cm.calib, data, sizeof data);
-        if (ranges.n)
-            printf("  calibration %s: %zu values observed (%s ranges); not used yet: int8 kernels do not exist, "
-                   "those layers compute f32\n", data, ranges.n,
-                   o.calibration_method == KILN_CALIB_MINMAX ? "minmax" : "percentile");
+        if (cm.int8_layers)
+            printf("  calibration %s: the input ranges (%s) of %zu int8 layer%s\n", data,
+                   o.calibration_method == KILN_CALIB_MINMAX ? "minmax" : "percentile", cm.int8_layers,
+                   cm.int8_layers == 1 ? "" : "s");
         else if (searched)
             printf("  calibration %s: read by --precision auto\n", data);
         else
@@ -574,18 +565,23 @@ int kiln_cmd_compile(int argc, char **argv)
     size_t by_prec[KILN_PREC_COUNT] = {0};
     for (size_t i = 0; i < g->n_nodes; i++)
         by_prec[kiln_node_precision(g, &g->nodes[i])]++;
-    if (by_prec[KILN_PREC_BF16] || by_prec[KILN_PREC_F16]) {
+    if (by_prec[KILN_PREC_BF16] || by_prec[KILN_PREC_F16] || by_prec[KILN_PREC_INT8]) {
         printf("  precision");
-        const kiln_precision shown[2] = {KILN_PREC_BF16, KILN_PREC_F16};
-        const char *what[2] = {"bf16 (weights and products)", "f16 (weights)"};
+        const kiln_precision shown[3] = {KILN_PREC_INT8, KILN_PREC_BF16, KILN_PREC_F16};
+        const char *what[3] = {"int8 (s8 weights, u8 inputs, int32 sums)", "bf16 (weights and products)",
+                               "f16 (weights)"};
         bool first = true;
-        for (int k = 0; k < 2; k++)
+        for (int k = 0; k < 3; k++)
             if (by_prec[shown[k]]) {
                 printf("%s %s: %zu layer%s", first ? "" : ";", what[k], by_prec[shown[k]],
                        by_prec[shown[k]] == 1 ? "" : "s");
                 first = false;
             }
         printf("; every other node f32\n");
+    }
+    if (by_prec[KILN_PREC_INT8]) { /* where each int8 layer's input quantization came from */
+        printf("  int8      the inputs' scale and zero point:\n");
+        kiln_calib_quant_print(g, stdout, "            ");
     }
     /* which GEMM each dense / 1x1 convolution layer got */
     bool header_done = false;
@@ -628,7 +624,6 @@ int kiln_cmd_compile(int argc, char **argv)
     rc = 0;
 done:
     kiln_auto_result_free(&autores);
-    kiln_calib_ranges_free(&ranges);
     kiln_outputs_release(&outs);
     kiln_diag_release(&d);
     kiln_cg_module_destroy(m);

@@ -72,7 +72,9 @@ static kiln_graph *build(const search *s)
         return NULL;
     }
     configure(g, s);
-    if (strcmp(s->o->passes, "none") != 0 && kiln_cli_run_passes(g, s->o, true) != 0) {
+    size_t n_int8; /* layers with their own `precision: int8` get their quantization as in the object */
+    if ((strcmp(s->o->passes, "none") != 0 && kiln_cli_run_passes(g, s->o, true) != 0) ||
+        kiln_calib_quantize(g, s->c, s->o->calibration_method, &n_int8, s->o->cmd) != 0) {
         kiln_graph_destroy(g);
         return NULL;
     }
@@ -430,7 +432,7 @@ void kiln_auto_print(const kiln_auto_result *r, const kiln_calib *c, FILE *f)
 {
     char data[512];
     kiln_calib_describe(c, data, sizeof data);
-    fprintf(f, "  auto      %s <= %g on %s; int8 skipped (not implemented yet)\n",
+    fprintf(f, "  auto      %s <= %g on %s; int8 not tried (auto chooses between bf16 and f16)\n",
             r->metric == KILN_AUTO_MAXREL ? "maxrel" : "top1", r->tolerance, data);
     fprintf(f, "            %zu layer%s tried, the most work first (the schedule's estimate)", r->n_rows,
             r->n_rows == 1 ? "" : "s");

@@ -3,6 +3,8 @@
  * given per side: padding = [top, left, bottom, right]. */
 #include "interp_internal.h"
 
+#include "ir/quant.h"
+
 #include <math.h>
 #include <stdlib.h>
 
@@ -87,6 +89,40 @@ static void valid_range(int64_t n_out, int64_t stride, int64_t off, int64_t in, 
         *lo = *hi;
 }
 
+/* An int8 convolution's operands (ir/quant.h): x quantized with the
+ * node's in_scale and in_zero, as qa - za; the filters quantized per
+ * output channel, as qw; scale[f] = sa * sw[f]. All malloc'd. */
+static kiln_status int8_operands(const kiln_icall *c, const kiln_itensor *x, const kiln_itensor *wt, int64_t F,
+                                 double **xq, double **wq, float **scale)
+{
+    kiln_quant_act qa;
+    int qs = kiln_node_in_quant(c->n, &qa);
+    if (qs != 0)
+        return kiln_icall_fail(c, KILN_ERR_INVALID_ARGUMENT, "int8 needs %s (from --calibration)",
+                               qs == -1 ? "the input's in_scale and in_zero" : "a positive in_scale and in_zero in [0, 255]");
+    const size_t J = F ? wt->count / (size_t)F : 0;
+    *xq = malloc((x->count ? x->count : 1) * sizeof **xq);
+    *wq = malloc((wt->count ? wt->count : 1) * sizeof **wq);
+    *scale = malloc((size_t)(F ? F : 1) * sizeof **scale);
+    float *row = malloc((J ? J : 1) * sizeof *row);
+    if (!*xq || !*wq || !*scale || !row) {
+        free(row);
+        return kiln_icall_fail(c, KILN_ERR_OUT_OF_MEMORY, "out of memory quantizing to int8");
+    }
+    for (size_t i = 0; i < x->count; i++)
+        (*xq)[i] = (double)((int32_t)kiln_quant_act_q(&qa, (float)x->data[i]) - qa.zero);
+    for (int64_t f = 0; f < F; f++) {
+        for (size_t k = 0; k < J; k++)
+            row[k] = (float)wt->data[(size_t)f * J + k];
+        const float sw = kiln_quant_weight_scale(row, (int64_t)J, 1);
+        (*scale)[f] = kiln_quant_out_scale(qa.scale, sw);
+        for (size_t k = 0; k < J; k++)
+            (*wq)[(size_t)f * J + k] = kiln_quant_weight_q(row[k], sw);
+    }
+    free(row);
+    return KILN_OK;
+}
+
 kiln_status kiln_interp_conv2d(const kiln_icall *c)
 {
     kiln_status s;
@@ -118,18 +154,29 @@ kiln_status kiln_interp_conv2d(const kiln_icall *c)
         return s;
 
     const int64_t Fg = F / groups;
-    /* x and the weights as the layer's precision rounds them */
-    const double *xd, *wd;
-    double *x_owned, *w_owned = NULL;
-    if ((s = kiln_icall_rounded(c, x, false, &xd, &x_owned)) != KILN_OK ||
-        (s = kiln_icall_rounded(c, wt, true, &wd, &w_owned)) != KILN_OK) {
+    /* x and the weights as the layer's precision rounds them; int8: the
+     * integers qa - za and qw (their sums stay exact in double: below
+     * 2^31), and per filter the multiplier sa * sw */
+    const double *xd = NULL, *wd = NULL;
+    double *x_owned = NULL, *w_owned = NULL;
+    float *q_scale = NULL;
+    const bool int8 = kiln_node_precision(c->g, c->n) == KILN_PREC_INT8;
+    if (int8)
+        s = int8_operands(c, x, wt, F, &x_owned, &w_owned, &q_scale);
+    else if ((s = kiln_icall_rounded(c, x, false, &xd, &x_owned)) == KILN_OK)
+        s = kiln_icall_rounded(c, wt, true, &wd, &w_owned);
+    if (s != KILN_OK) {
         free(x_owned);
+        free(w_owned);
+        free(q_scale);
         return s;
     }
+    if (int8)
+        xd = x_owned, wd = w_owned;
     for (int64_t n = 0; n < N; n++) {
         for (int64_t f = 0; f < F; f++) {
             double *o = c->out->data + (size_t)((n * F + f) * OH * OW);
-            const double b0 = bias ? bias->data[f] : 0.0;
+            const double b0 = bias && !int8 ? bias->data[f] : 0.0;
             for (int64_t i = 0; i < OH * OW; i++)
                 o[i] = b0;
             const int64_t g = f / Fg;
@@ -154,10 +201,16 @@ kiln_status kiln_interp_conv2d(const kiln_icall *c)
                     }
                 }
             }
+            /* int8: the exact sum, then the f32 multiply and add of the
+             * compiled epilogue (padded taps are skipped here; compiled,
+             * they quantize 0.0 to za and add (za - za) qw = 0) */
+            for (int64_t i = 0; int8 && i < OH * OW; i++)
+                o[i] = kiln_quant_output((int32_t)o[i], q_scale[f], bias ? (float)bias->data[f] : 0.0f);
         }
     }
     free(x_owned);
     free(w_owned);
+    free(q_scale);
     return KILN_OK;
 }
 

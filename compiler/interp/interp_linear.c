@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "ir/convert.h"
+#include "ir/quant.h"
 
 kiln_status kiln_icall_rounded(const kiln_icall *c, const kiln_itensor *t, bool weight, const double **out,
                                double **owned)
@@ -13,8 +14,8 @@ kiln_status kiln_icall_rounded(const kiln_icall *c, const kiln_itensor *t, bool 
     kiln_precision p = c->precision;
     *out = t->data;
     *owned = NULL;
-    if (p == KILN_PREC_F32 || (p == KILN_PREC_F16 && !weight))
-        return KILN_OK;
+    if (p == KILN_PREC_F32 || p == KILN_PREC_INT8 || (p == KILN_PREC_F16 && !weight))
+        return KILN_OK; /* int8: the layer quantizes (interp_int8) */
     double *r = malloc((t->count ? t->count : 1) * sizeof *r);
     if (!r)
         return kiln_icall_fail(c, KILN_ERR_OUT_OF_MEMORY, "out of memory rounding to %s", kiln_precision_name(p));
@@ -24,6 +25,51 @@ kiln_status kiln_icall_rounded(const kiln_icall *c, const kiln_itensor *t, bool 
     }
     *out = r;
     *owned = r;
+    return KILN_OK;
+}
+
+/* An int8 dense layer as the compiled one computes it (ir/quant.h): the
+ * weights quantized per output channel and the input per tensor with the
+ * node's in_scale and in_zero, the exact integer sum of (qa - za) * qw,
+ * then the f32 multiply by sa * sw and the f32 add of the bias. The result
+ * is an f32 value, the one the compiled layer stores before its fused
+ * epilogue. */
+static kiln_status int8_dense(const kiln_icall *c, const kiln_itensor *x, const kiln_itensor *w,
+                              const kiln_itensor *bias, size_t rows, int64_t K, int64_t N)
+{
+    kiln_quant_act qa;
+    int qs = kiln_node_in_quant(c->n, &qa);
+    if (qs != 0)
+        return kiln_icall_fail(c, KILN_ERR_INVALID_ARGUMENT, "int8 needs %s (from --calibration)",
+                               qs == -1 ? "the input's in_scale and in_zero" : "a positive in_scale and in_zero in [0, 255]");
+    float *wf = malloc((size_t)(N * K) * sizeof *wf + 1);
+    float *s = malloc((size_t)N * sizeof *s + 1);
+    int8_t *wq = malloc((size_t)(N * K) + 1);
+    uint8_t *xq = malloc((size_t)K + 1);
+    if (!wf || !s || !wq || !xq) {
+        free(wf), free(s), free(wq), free(xq);
+        return kiln_icall_fail(c, KILN_ERR_OUT_OF_MEMORY, "out of memory quantizing to int8");
+    }
+    for (size_t i = 0; i < (size_t)(N * K); i++)
+        wf[i] = (float)w->data[i];
+    for (int64_t n = 0; n < N; n++) {
+        const float sw = kiln_quant_weight_scale(wf + n * K, K, 1);
+        s[n] = kiln_quant_out_scale(qa.scale, sw);
+        for (int64_t k = 0; k < K; k++)
+            wq[n * K + k] = kiln_quant_weight_q(wf[n * K + k], sw);
+    }
+    for (size_t r = 0; r < rows; r++) {
+        for (int64_t k = 0; k < K; k++)
+            xq[k] = kiln_quant_act_q(&qa, (float)x->data[r * (size_t)K + (size_t)k]);
+        for (int64_t n = 0; n < N; n++) {
+            int64_t sum = 0;
+            for (int64_t k = 0; k < K; k++)
+                sum += (int64_t)(xq[k] - qa.zero) * wq[n * K + k];
+            float b = bias ? (float)bias->data[n] : 0.0f;
+            c->out->data[r * (size_t)N + (size_t)n] = kiln_quant_output((int32_t)sum, s[n], b);
+        }
+    }
+    free(wf), free(s), free(wq), free(xq);
     return KILN_OK;
 }
 
@@ -49,6 +95,9 @@ kiln_status kiln_interp_dense(const kiln_icall *c)
     dims[x->rank - 1] = N;
     if ((s = kiln_icall_check_out(c, x->rank, dims)) != KILN_OK)
         return s;
+
+    if (kiln_node_precision(c->g, c->n) == KILN_PREC_INT8)
+        return int8_dense(c, x, w, bias, (size_t)kiln_idims_product(x->dims, 0, x->rank - 1), K, N);
 
     /* y[r, n] = sum_k x[r, k] * W[n, k] + b[n] (x and W as the layer's precision rounds them) */
     const double *xd, *wd;

@@ -2,16 +2,19 @@
  * computes in (kiln_node.precision), by the one rule of ir/graph.h
  * (kiln_node_precision): what the layer asks (its own `precision`, else the
  * model's default, which `--precision` replaces), where a kernel for it
- * exists. Today that is bf16 and f16 weights on dense layers and on the
- * convolutions the GEMM computes (docs/precision.md); select, running next,
- * picks a GEMM for those, and the code generator and the interpreter read
- * what is written here.
+ * exists. Today that is bf16, f16 and int8 on dense layers and on the
+ * convolutions the GEMM computes (docs/precision.md); select, running next, picks a GEMM for those, and
+ * the code generator and the interpreter read what is written here. An
+ * int8 node also needs its input's scale and zero point (in_scale,
+ * in_zero), which the driver writes from calibration ranges after the
+ * pipeline.
  *
  * Layers that compute f32 by design (activations, pools, norms, ...) become
  * f32 without a word. A layer that could have a reduced precision but has
- * no kernel for it yet (int8, auto outside kiln compile's search, matmul with a constant operand, a
- * depthwise or blocked convolution) is compiled in f32 with a warning that
- * says so. A node of a model whose default is f32 that asked for nothing
+ * no kernel for it yet (auto outside kiln compile's search, matmul with a
+ * constant operand, a depthwise or blocked convolution, an int8 layer
+ * with a reduction longer than 65535) is compiled in f32 with a warning
+ * that says so. A node of a model whose default is f32 that asked for nothing
  * keeps `default` (dumps of f32 models do not change); every other node
  * gets its precision written out. */
 #include "passes.h"
@@ -21,8 +24,13 @@
 static const char *not_implemented(const kiln_graph *g, const kiln_node *n, kiln_precision asked)
 {
     bool eligible = kiln_node_precision_eligible(g, n);
-    if (asked == KILN_PREC_INT8 || asked == KILN_PREC_AUTO)
+    if (asked == KILN_PREC_AUTO)
         return eligible ? "is not implemented yet" : NULL;
+    if (asked == KILN_PREC_INT8) { /* an eligible layer whose reduction is too long */
+        const char *why = kiln_node_int8_unsupported(g, n);
+        if (why && *why)
+            return why;
+    }
     if (eligible)
         return NULL;
     if (n->op == KILN_OP_CONV2D)
@@ -39,7 +47,7 @@ static const char *not_implemented(const kiln_graph *g, const kiln_node *n, kiln
 kiln_status kiln_pass_precision(kiln_graph *g, kiln_diag *d)
 {
     const bool model_f32 = g->precision == KILN_PREC_DEFAULT || g->precision == KILN_PREC_F32;
-    /* int8 and auto: one warning per model (every eligible layer would say the same) */
+    /* auto: one warning per model (every eligible layer would say the same) */
     size_t unimplemented[KILN_PREC_COUNT] = {0};
     const kiln_node *first[KILN_PREC_COUNT] = {NULL};
     for (size_t i = 0; i < g->n_nodes; i++) {
@@ -47,7 +55,7 @@ kiln_status kiln_pass_precision(kiln_graph *g, kiln_diag *d)
         kiln_precision asked = kiln_node_precision_asked(g, n), got = kiln_node_precision(g, n);
         if (asked != got) {
             const char *why = not_implemented(g, n, asked);
-            if (why && (asked == KILN_PREC_INT8 || asked == KILN_PREC_AUTO)) {
+            if (why && asked == KILN_PREC_AUTO) {
                 if (!unimplemented[asked]++)
                     first[asked] = n;
             } else if (why) {
@@ -64,11 +72,5 @@ kiln_status kiln_pass_precision(kiln_graph *g, kiln_diag *d)
                           "layer%s computed in f32 (the first: '%s')",
                           unimplemented[KILN_PREC_AUTO], unimplemented[KILN_PREC_AUTO] == 1 ? "" : "s",
                           first[KILN_PREC_AUTO]->layer ? first[KILN_PREC_AUTO]->layer : "?");
-    for (int p = 0; p < KILN_PREC_COUNT; p++)
-        if (unimplemented[p] && p != KILN_PREC_AUTO)
-            kiln_diag_warning(d, first[p]->loc,
-                              "precision %s is not implemented yet; %zu layer%s computed in f32 (the first: '%s')",
-                              kiln_precision_name((kiln_precision)p), unimplemented[p],
-                              unimplemented[p] == 1 ? "" : "s", first[p]->layer ? first[p]->layer : "?");
     return KILN_OK;
 }

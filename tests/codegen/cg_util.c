@@ -263,6 +263,23 @@ static size_t elems(const kiln_graph *g, kiln_id v, int64_t batch)
     return n < 0 ? 0 : (size_t)n;
 }
 
+static bool exact_mode;
+
+void tg_set_exact(bool on) { exact_mode = on; }
+
+/* Units in the last place between two floats (their bits as a monotone
+ * integer line); 0 when equal (+0 and -0 are equal). */
+static double ulps_apart(float a, float b)
+{
+    if (a == b)
+        return 0.0;
+    int32_t ia, ib;
+    memcpy(&ia, &a, 4);
+    memcpy(&ib, &b, 4);
+    int64_t la = ia < 0 ? (int64_t)INT32_MIN - ia : ia, lb = ib < 0 ? (int64_t)INT32_MIN - ib : ib;
+    return (double)(la > lb ? la - lb : lb - la);
+}
+
 double tg_check(const kiln_graph *g, const kiln_cg_options *opt, const int64_t *batches, int n_batches,
                 const int *threads, int n_threads)
 {
@@ -365,6 +382,8 @@ double tg_check_ref(const kiln_graph *g, const kiln_graph *ref_graph, const kiln
                     double a = out[k][i], b = ref[i], err;
                     if (isnan(b) || isnan(a))
                         err = isnan(a) && isnan(b) ? 0.0 : INFINITY;
+                    else if (exact_mode)
+                        err = ulps_apart((float)a, (float)b);
                     else if (isinf(b) || isinf(a))
                         err = a == b ? 0.0 : INFINITY;
                     else {

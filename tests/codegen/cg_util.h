@@ -49,6 +49,11 @@ double tg_check_ref(const kiln_graph *g, const kiln_graph *ref_graph, const kiln
  * tg_set_input_values(v, n) (n > 0) element i of every input at batch b is
  * v[(i + 7 b) % n], until tg_set_input_values(NULL, 0). v must stay valid. */
 void tg_set_input_values(const float *v, size_t n);
+/* Exact mode (on until turned off): the error of an element is the number
+ * of f32 units in the last place between the compiled value and the
+ * interpreter's rounded to f32 (0: the same float); for layers whose
+ * emulation computes the same f32 operations (int8). */
+void tg_set_exact(bool on);
 /* tg_check with batches {1, 3, 17} and threads {1, 2, 3}. */
 double tg_check_default(const kiln_graph *g);
 

@@ -117,8 +117,10 @@ hasnt "$work/out" 'layer "fc2" precision' "--precision f32: fc2 is default f32"
 has "$work/out" 'layer "fc1" precision f16' "--precision f32: the layer's key wins"
 hasnt "$work/err" "warning" "--precision f32: no warning"
 expect_rc 0 "$kiln" dump "$work/prec.yaml" --after precision --precision int8 --calibration random
-has "$work/err" "precision int8 is not implemented yet; 2 layers computed in f32 (the first: 'conv')" "--precision int8: one warning"
-has "$work/out" 'layer "fc2" precision f32' "--precision int8: computed f32"
+has "$work/err" "layer 'dw' (conv2d): precision int8 is not implemented yet for convolutions with one input channel" "--precision int8: depthwise warning"
+has "$work/out" 'layer "conv" precision int8' "--precision int8: the convolution computes int8"
+has "$work/out" 'layer "dw" precision f32' "--precision int8: depthwise computes f32"
+has "$work/out" 'dense(%fc1, %fc2.weight, %fc2.bias) {units=10, in_scale=[0-9.e-]*, in_zero=[0-9]*} .* layer "fc2" precision int8' "--precision int8: fc2 int8, with its input's quantization"
 # select keeps them on the GEMM (never Winograd, never OpenBLAS)
 expect_rc 0 "$kiln" dump "$work/prec.yaml" --after select --cpu x86-64-v3
 has "$work/out" 'layer "conv" precision bf16 group 1 impl igemm' "select: igemm for bf16"

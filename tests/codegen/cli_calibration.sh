@@ -111,7 +111,7 @@ expect_rc 0 "$kiln" dump "$tiny" --calibration "$work/good.safetensors"
 has "$work/out" "# calibration: 4 samples from $work/good.safetensors; 6 values observed by the reference interpreter" "dump: the summary"
 hasre "$work/out" '^# x +-8 +8 +8  \[-8, 8\]$' "dump: the input's range is the data's"
 hasre "$work/out" '^# head ' "dump: a row per value"
-has "$work/out" "# not used yet: no int8 kernel reads them" "dump: says the ranges are not used"
+has "$work/out" "# int8 layers take their input's scale and zero point from the range kept (in_scale, in_zero)" "dump: says what reads the ranges"
 # the text with its comment block reads back
 cp "$work/out" "$work/tiny.kir"
 expect_rc 0 "$kiln" dump "$work/tiny.kir"
@@ -200,8 +200,9 @@ has "$work/err" "kiln compile: error: --metric must be 'maxrel' or 'top1', got '
 expect_rc 0 "$kiln" compile "$tiny" -o "$work/f.o" --calibration random
 has "$work/out" "calibration 32 random samples (uniform in [-1, 1), seed 1000003): checked against the inputs; not used (no layer asks for int8 or auto)" "f32 ignores the data"
 expect_rc 0 "$kiln" compile "$tiny" -o "$work/i.o" --precision int8 --calibration "$work/good.safetensors"
-has "$work/out" "calibration 4 samples from $work/good.safetensors: 6 values observed (percentile ranges); not used yet: int8 kernels do not exist, those layers compute f32" "int8: the ranges observed"
-has "$work/err" "precision int8 is not implemented yet; 3 layers computed in f32" "int8: still f32, and says so"
+has "$work/out" "calibration 4 samples from $work/good.safetensors: the input ranges (percentile) of 3 int8 layers" "int8: the ranges used"
+has "$work/out" "precision int8 (s8 weights, u8 inputs, int32 sums): 3 layers; every other node f32" "int8: the report's precision line"
+hasnt "$work/err" "warning" "int8: dense layers, no warning"
 expect_rc 0 "$kiln" dump "$tiny" --after precision --precision auto
 has "$work/err" "precision auto is chosen by 'kiln compile --calibration DATA --tolerance X'; here 3 layers computed in f32" "auto outside compile"
 
@@ -210,7 +211,7 @@ has "$work/err" "precision auto is chosen by 'kiln compile --calibration DATA --
 # ~1e-4): 0.05 takes bf16 everywhere, 0 takes nothing
 expect_rc 0 "$kiln" compile "$tiny" -o "$work/loose.o" --precision auto --calibration random --tolerance 0.05 \
   --dump-ir=after:precision
-has "$work/out" "auto      maxrel <= 0.05 on 32 random samples (uniform in [-1, 1), seed 1000003); int8 skipped (not implemented yet)" "auto: the table's header"
+has "$work/out" "auto      maxrel <= 0.05 on 32 random samples (uniform in [-1, 1), seed 1000003); int8 not tried (auto chooses between bf16 and f16)" "auto: the table's header"
 has "$work/out" "3 of 3 lowered" "auto 0.05: every layer lowered"
 hasre "$work/out" '^ +fc2 +bf16 +bf16 [0-9.e+-]+ ' "auto 0.05: fc2 row (the most work first)"
 has "$work/err" 'layer "fc1" precision bf16' "auto: the choice is in the IR"
@@ -234,6 +235,44 @@ hasre "$work/err" 'dense\(%x, %fc1.weight, %fc1.bias\).* layer "fc1" precision f
 hasre "$work/err" 'dense\(.*layer "fc2" precision f32' "own key: fc2 stays f32"
 expect_rc 0 "$kiln" compile "$tiny" -o "$work/top1.o" --precision auto --calibration random --tolerance 0 --metric top1
 has "$work/out" "auto      top1 <= 0 on" "top1: the metric named"
+
+# ---- int8 ------------------------------------------------------------------------------
+# the parameters are in the text, and read back: the dump of the dump is the dump
+expect_rc 0 "$kiln" dump "$tiny" --precision int8 --calibration random --after precision
+hasre "$work/out" 'dense\(%x, %fc1\.weight, %fc1\.bias\) \{units=32, in_scale=[0-9.e-]+, in_zero=128\} .*precision int8' "int8: the input's quantization in the dump"
+sed '/^#/d' "$work/out" >"$work/q.kir"
+expect_rc 0 "$kiln" dump "$work/q.kir"
+if cmp -s "$work/q.kir" "$work/out"; then ok; else fail "int8: the dump does not read back identically"; diff "$work/q.kir" "$work/out" | head -5; fi
+# an int8 layer without its parameters: a clean error, from the driver and from the code generator
+sed -E 's/, in_scale=[0-9.e-]+, in_zero=[0-9]+//' "$work/q.kir" >"$work/noq.kir"
+expect_rc 1 "$kiln" compile "$work/noq.kir" -o "$work/noq.o" --passes none
+has "$work/err" "kiln compile: error: layer 'fc1' computes int8 but has no valid in_scale and in_zero: give --calibration FILE (or --calibration random)" "int8 without parameters"
+sed -E 's/in_zero=[0-9]+/in_zero=300/' "$work/q.kir" >"$work/badq.kir"
+expect_rc 1 "$kiln" compile "$work/badq.kir" -o "$work/badq.o" --passes none
+has "$work/err" "layer 'fc1' computes int8 but has no valid in_scale and in_zero" "int8 with a zero point out of range"
+expect_rc 0 "$kiln" compile "$work/q.kir" -o "$work/q.o" --passes none
+# the same inputs give the same object, bit for bit; int8 weights take about a quarter of f32's
+expect_rc 0 "$kiln" compile "$tiny" -o "$work/q1.o" --precision int8 --calibration random --header "$work/q1.h"
+expect_rc 0 "$kiln" compile "$tiny" -o "$work/q2.o" --precision int8 --calibration random
+if cmp -s "$work/q1.o" "$work/q2.o"; then ok; else fail "int8: two compiles differ"; fi
+expect_rc 0 "$kiln" compile "$tiny" -o "$work/f1.o" --header "$work/f1.h"
+wq=$(sed -n 's/.*_WEIGHT_BYTES ((size_t)\([0-9]*\)u).*/\1/p' "$work/q1.h")
+wf=$(sed -n 's/.*_WEIGHT_BYTES ((size_t)\([0-9]*\)u).*/\1/p' "$work/f1.h")
+if [ -n "$wq" ] && [ -n "$wf" ] && [ $((wq * 2)) -lt "$wf" ]; then ok; else fail "int8 weights $wq bytes, f32 $wf: not under half"; fi
+# the instruction family per target: VNNI, vpmaddwd (AVX2, AVX-512 without VNNI), plain IR
+fams=""
+for cpu_ins in znver4:vpdpbusd sapphirerapids:vpdpbusd alderlake:vpdpbusd znver3:vpmaddwd skylake-avx512:vpmaddwd x86-64-v2:none; do
+  cpu=${cpu_ins%%:*} ins=${cpu_ins#*:}
+  expect_rc 0 "$kiln" compile "$tiny" -o "$work/q.s" --emit asm --cpu "$cpu" --precision int8 --calibration random
+  has "$work/q.s" "int8_dense_bias_relu_" "int8 on $cpu: the kernel's name"
+  for other in vpdpbusd vpmaddwd; do
+    # AVX-VNNI (alderlake) prints as {vex} vpdpbusd
+    if [ "$other" = "$ins" ]; then hasre "$work/q.s" "^[[:space:]]+(\{vex\}[[:space:]]+)?$other" "int8 on $cpu: $other"
+    else hasntre "$work/q.s" "^[[:space:]]+(\{vex\}[[:space:]]+)?$other" "int8 on $cpu: no $other"; fi
+  done
+  fams="$fams $cpu=$ins"
+done
+echo "cli_calibration: int8 families checked in the assembly:$fams"
 
 echo "cli_calibration: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

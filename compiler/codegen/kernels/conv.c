@@ -33,6 +33,9 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include "ir/quant.h"
 
 typedef LLVMValueRef V;
 
@@ -536,6 +539,37 @@ static void conv_pack_b(kiln_cg *cg, void *arg, V dst, V j, V ncols, V k0, V k1)
     kiln_cg_for_end(cg, &lv);
 }
 
+/* An int8 convolution's per-filter data in the blob, after its packed s8
+ * filters (int8_pack_a): the f32 multiplier sa * sw, the int32 term za *
+ * (the sum of the filter's quantized weights) and the f32 bias (zeros
+ * without one), F of each. The input's zero point multiplies every
+ * weight, padding included: a padded input element is 0.0, which
+ * quantizes to exactly za, so its term cancels as the interpreter's
+ * skipped taps do. */
+static kiln_status conv_int8_params(kiln_cg *cg, const kiln_node *n, const float *wt, kiln_id bid,
+                                    const kiln_quant_act *qa, int64_t F, int64_t J, uint64_t *q_off)
+{
+    size_t bcount = 0;
+    float *bias = bid != KILN_NO_ID ? kiln_cg_param_f32(cg, bid, &bcount) : NULL;
+    if (bid != KILN_NO_ID && !bias)
+        return cg->status;
+    unsigned char *q = kiln_cg_blob_alloc_bytes(cg, 12 * (size_t)F, q_off);
+    for (int64_t f = 0; q && f < F; f++) {
+        const float sw = kiln_quant_weight_scale(wt + f * J, J, 1), s = kiln_quant_out_scale(qa->scale, sw);
+        int64_t sum = 0;
+        for (int64_t k = 0; k < J; k++)
+            sum += kiln_quant_weight_q(wt[f * J + k], sw);
+        const int32_t comp = (int32_t)(qa->zero * sum); /* J <= 65535: fits (ir/quant.h) */
+        const float b = bias && (size_t)f < bcount ? bias[f] : 0.0f;
+        memcpy(q + 4 * f, &s, 4);
+        memcpy(q + 4 * (F + f), &comp, 4);
+        memcpy(q + 4 * (2 * F + f), &b, 4);
+    }
+    (void)n;
+    free(bias);
+    return cg->status;
+}
+
 static bool is_one_by_one(const window *w)
 {
     return w->kh == 1 && w->kw == 1 && w->sh == 1 && w->sw == 1 && !w->pt && !w->pl && !w->pb && !w->pr;
@@ -632,11 +666,23 @@ kiln_status kiln_cg_emit_conv2d(kiln_cg *cg, const kiln_node *n)
     const int64_t unit = khw % gc->k_pack ? khw * gc->k_pack : khw;
     const int64_t kc = unit <= gc->kc ? gc->kc / unit * unit : unit;
     const size_t group_bytes = kiln_cg_packed_a_bytes(gc, Fg, J), per_group = group_bytes / kiln_dtype_size(gc->a);
+    const bool int8 = gc->acc == KILN_I32;
+    kiln_quant_act qa = {0};
+    int qs = int8 ? kiln_node_in_quant(n, &qa) : 0;
+    if (qs != 0) {
+        free(wt);
+        return kiln_cg_fail(cg, KILN_ERR_INVALID_ARGUMENT, "layer '%s': an int8 convolution needs %s in_scale and in_zero "
+                            "(from --calibration, docs/precision.md)", n->layer ? n->layer : "?",
+                            qs == -1 ? "its input's quantization:" : "a positive f32 in_scale and in_zero in [0, 255]:");
+    }
     unsigned char *packed =
         count == (size_t)(F * J) ? kiln_cg_blob_alloc_bytes(cg, group_bytes * (size_t)groups, &w_off) : NULL;
     if (packed)
         for (int64_t g = 0; g < groups; g++)
             kiln_cg_pack_a(gc, wt + g * Fg * J, Fg, J, J, 1, kc, packed + (size_t)g * group_bytes);
+    uint64_t q_off = 0;
+    if (packed && int8 && conv_int8_params(cg, n, wt, bid, &qa, F, J, &q_off) != KILN_OK)
+        packed = NULL;
     free(wt);
     if (!packed)
         return cg->status != KILN_OK ? cg->status : kiln_cg_fail(cg, KILN_ERR_INTERNAL, "weight size mismatch");
@@ -652,9 +698,9 @@ kiln_status kiln_cg_emit_conv2d(kiln_cg *cg, const kiln_node *n)
     const int64_t per_item = groups * m_blocks * n_blocks;
     const int64_t items = xs->batched ? 1 : xs->dims[0];
     char kernel[128], epi[64];
-    kiln_cg_kernel_name(cg, kernel, sizeof kernel, kiln_cg_gemm_dtype(gc), KILN_CG_ON_TARGET, gc->mr,
-                        gc->nr * gc->lanes, "conv2d%s%s%s_%s", one_by_one ? "_1x1" : "", bid != KILN_NO_ID ? "_bias" : "",
-                        kiln_cg_epi_name(epilogue(cg), epi, sizeof epi), one_by_one ? "gemm" : "igemm");
+    kiln_cg_gemm_kernel_name(cg, kernel, sizeof kernel, gc, "conv2d%s%s%s_%s", one_by_one ? "_1x1" : "",
+                             bid != KILN_NO_ID ? "_bias" : "", kiln_cg_epi_name(epilogue(cg), epi, sizeof epi),
+                             one_by_one ? "gemm" : "igemm");
     kiln_cg_task_begin(cg, kernel, n);
     V px = kiln_cg_value_ptr(cg, n->inputs[0]), py = kiln_cg_value_ptr(cg, stored_value(cg, n));
     V t = cg->f.arg_index;
@@ -697,6 +743,13 @@ kiln_status kiln_cg_emit_conv2d(kiln_cg *cg, const kiln_node *n)
         .pack_b = one_by_one ? NULL : conv_pack_b,
         .pack_arg = &pack,
     };
+    if (int8) { /* conv_int8_params' layout, per output channel from frow */
+        p.a_inv_scale = qa.inv_scale;
+        p.a_zero = qa.zero;
+        p.q_scale = kiln_cg_gep(cg, kiln_cg_weights_ptr(cg, q_off), frow);
+        p.q_comp = kiln_cg_gep_t(cg, kiln_cg_vtype_of(cg, KILN_I32), kiln_cg_weights_ptr(cg, q_off + 4 * (uint64_t)F), frow);
+        p.bias = kiln_cg_gep(cg, kiln_cg_weights_ptr(cg, q_off + 8 * (uint64_t)F), frow);
+    }
     kiln_cg_emit_gemm(cg, &p);
     kiln_cg_task_end(cg, (kiln_cg_count){xs->batched ? 0 : per_item * items, xs->batched ? per_item : 0, 1, 1, 0});
     return cg->status;

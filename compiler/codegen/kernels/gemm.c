@@ -311,6 +311,64 @@ static V ukernel(kiln_cg *cg, gemm_ctx *x, int mr, int nv, int kind)
     return fn;
 }
 
+/* The value of C's row `row` (at crow), columns col .. col + lanes (mask:
+ * the valid ones; NULL all) from one vector of sums in the tile buffer (at
+ * slot), for a K block that is the first or not (first: i1) and the last
+ * or not (final); offs: the epilogue's row offsets when it applies.
+ *
+ * f32: the first block starts from the bias, later ones from C's partial
+ * sums; the last applies the epilogue.
+ * int8: the sums are int32 and stay exact across K blocks: between blocks
+ * C's memory holds them as int32 bits (its own f32 values are written only
+ * by the last block, and no one reads C before the GEMM ends). The last
+ * block subtracts the zero point's term za * colsum(w) (q_comp), converts,
+ * multiplies by the channel's sa * sw (q_scale) and adds the bias, as
+ * ir/quant.h's kiln_quant_output does, then applies the epilogue. */
+static void store_sums(kiln_cg *cg, gemm_ctx *x, V slot, V crow, V row, V col, V mask, V first, bool final,
+                       const V *offs)
+{
+    const kiln_cg_gemm *p = x->p;
+    LLVMBuilderRef b = cg->u->b;
+    const bool first_always = LLVMIsConstant(first) && LLVMConstIntGetZExtValue(first);
+    if (x->c->acc == KILN_I32) {
+        const kiln_cg_vtype *ti = kiln_cg_vtype_of(cg, KILN_I32);
+        V sum = LLVMBuildLoad2(b, ti->vec, slot, "");
+        if (!first_always)
+            sum = LLVMBuildAdd(b, sum,
+                               LLVMBuildSelect(b, first, LLVMConstNull(ti->vec), kiln_cg_vload_t(cg, ti, crow, col, mask, 0.0), ""),
+                               "");
+        if (!final) {
+            kiln_cg_vstore_t(cg, ti, sum, crow, col, mask);
+            return;
+        }
+        V comp, scale, bias;
+        if (p->bias_per_row) {
+            comp = kiln_cg_splat(cg, kiln_cg_load_t(cg, ti, p->q_comp, row));
+            scale = kiln_cg_splat(cg, kiln_cg_load(cg, p->q_scale, row));
+            bias = kiln_cg_splat(cg, kiln_cg_load(cg, p->bias, row));
+        } else {
+            comp = kiln_cg_vload_t(cg, ti, p->q_comp, col, mask, 0.0);
+            scale = kiln_cg_vload(cg, p->q_scale, col, mask, 0.0);
+            bias = kiln_cg_vload(cg, p->bias, col, mask, 0.0);
+        }
+        sum = LLVMBuildSub(b, sum, comp, ""); /* wraps like the hardware: exact when the result fits (ir/quant.h) */
+        V val = LLVMBuildFAdd(b, LLVMBuildFMul(b, LLVMBuildSIToFP(b, sum, cg->u->t_vf, ""), scale, ""), bias, "");
+        if (offs)
+            val = kiln_cg_epi_apply(cg, p->epi, val, offs, col, mask);
+        kiln_cg_vstore(cg, val, crow, col, mask);
+        return;
+    }
+    V init = LLVMConstNull(cg->u->t_vf);
+    if (p->bias)
+        init = p->bias_per_row ? kiln_cg_splat(cg, kiln_cg_load(cg, p->bias, row)) : kiln_cg_vload(cg, p->bias, col, mask, 0.0);
+    if (!first_always)
+        init = LLVMBuildSelect(b, first, init, kiln_cg_vload(cg, crow, col, mask, 0.0), "");
+    V val = LLVMBuildFAdd(b, init, LLVMBuildLoad2(b, cg->u->t_vf, slot, ""), "");
+    if (offs)
+        val = kiln_cg_epi_apply(cg, p->epi, val, offs, col, mask);
+    kiln_cg_vstore(cg, val, crow, col, mask);
+}
+
 static void tile(kiln_cg *cg, gemm_ctx *x, a_access A, int mr, b_access B, int nv, V k0, V k1, direct_out out)
 {
     V fn = ukernel(cg, x, mr, nv, A.kind);
@@ -331,21 +389,12 @@ static void tile(kiln_cg *cg, gemm_ctx *x, a_access A, int mr, b_access B, int n
     for (int r = 0; r < mr; r++) {
         V row = kiln_cg_iadd(cg, out.i, kiln_cg_i64(cg, r));
         V crow = kiln_cg_gep(cg, p->c, kiln_cg_imul(cg, row, p->ldc));
-        V bias_row = p->bias && p->bias_per_row ? kiln_cg_splat(cg, kiln_cg_load(cg, p->bias, row)) : NULL;
         V offs[KILN_CG_MAX_EPI];
         if (epi)
             kiln_cg_epi_row(cg, p->epi, kiln_cg_iadd(cg, p->epi_row0, row), offs);
         for (int v = 0; v < nv; v++) {
             V col = kiln_cg_iadd(cg, out.j, kiln_cg_i64(cg, (int64_t)v * x->c->lanes));
-            V init = LLVMConstNull(cg->u->t_vf);
-            if (p->bias)
-                init = bias_row ? bias_row : kiln_cg_vload(cg, p->bias, col, NULL, 0.0);
-            if (!LLVMIsConstant(out.first) || !LLVMConstIntGetZExtValue(out.first))
-                init = LLVMBuildSelect(cg->u->b, out.first, init, kiln_cg_vload(cg, crow, col, NULL, 0.0), "");
-            V val = LLVMBuildFAdd(cg->u->b, init, LLVMBuildLoad2(cg->u->b, cg->u->t_vf, acc[r][v], ""), "");
-            if (epi)
-                val = kiln_cg_epi_apply(cg, p->epi, val, offs, col, NULL);
-            kiln_cg_vstore(cg, val, crow, col, NULL);
+            store_sums(cg, x, acc[r][v], crow, row, col, NULL, out.first, out.final, epi ? offs : NULL);
         }
     }
 }
@@ -376,6 +425,29 @@ static V bf16_bits(kiln_cg *cg, V f)
     V nan = LLVMBuildOr(b, bits, kiln_cg_iconst_like(cg, f, 0x400000), "");
     V pick = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealUNO, f, f, ""), nan, rounded, "");
     return LLVMBuildTrunc(b, LLVMBuildLShr(b, pick, kiln_cg_iconst_like(cg, f, 16), ""), ht, "bf16");
+}
+
+/* f32 activations (scalar or vector) to u8 with the GEMM's scale and zero
+ * point: the steps of ir/quant.h's kiln_quant_act_q, one for one, so that
+ * the interpreter gets the same bytes: x * (1 / sa) (one f32 multiply),
+ * clamped to [-za, 255 - za] by compare and select (NaN to -za), rounded
+ * to nearest even by adding and subtracting 1.5 * 2^23 (exact for |v| <=
+ * 2^22, and the same on every target), then + za. */
+static V quant_u8(kiln_cg *cg, const kiln_cg_gemm *p, V f)
+{
+    LLVMBuilderRef b = cg->u->b;
+    LLVMTypeRef t = LLVMTypeOf(f);
+    const bool vec = LLVMGetTypeKind(t) == LLVMVectorTypeKind;
+    LLVMTypeRef i8 = LLVMInt8TypeInContext(cg->u->ctx);
+    LLVMTypeRef bt = vec ? LLVMVectorType(i8, LLVMGetVectorSize(t)) : i8;
+    V lo = kiln_cg_fconst(cg, f, (double)(float)-p->a_zero), hi = kiln_cg_fconst(cg, f, (double)(float)(255 - p->a_zero));
+    V magic = kiln_cg_fconst(cg, f, 0x1.8p23);
+    V v = LLVMBuildFMul(b, f, kiln_cg_fconst(cg, f, (double)p->a_inv_scale), "");
+    v = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, v, lo, ""), v, lo, "");
+    v = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOLT, v, hi, ""), v, hi, "");
+    v = LLVMBuildFSub(b, LLVMBuildFAdd(b, v, magic, ""), magic, "");
+    V q = LLVMBuildAdd(b, LLVMBuildFPToSI(b, v, kiln_cg_int_type_like(cg, f), ""), kiln_cg_iconst_like(cg, f, p->a_zero), "");
+    return LLVMBuildTrunc(b, q, bt, "u8");
 }
 
 /* Converts rows [0, k1 - k0) of the f32 panel buffer sbuf ([kc + 1][NR])
@@ -412,6 +484,59 @@ static void b_to_pairs(kiln_cg *cg, gemm_ctx *x, V sbuf, V bbuf, V k0, V k1)
     kiln_cg_for_end(cg, &l);
 }
 
+/* int8: quantizes rows [0, k1 - k0) of the f32 panel buffer sbuf ([kc +
+ * 3][NR]) to u8 (quant_u8: the layer's input quantization) in the
+ * configuration's quads in bbuf ([kc / 4][NR][4]): rows 4q .. 4q + 3
+ * interleaved lane by lane. The rows past the block up to a whole quad
+ * are quantized zeros (their filter weights are zero: any value would do,
+ * but a defined one keeps the results reproducible). */
+static void b_to_quads(kiln_cg *cg, gemm_ctx *x, V sbuf, V bbuf, V k0, V k1)
+{
+    const int L = x->c->lanes;
+    const int64_t NR = x->nr_cols;
+    LLVMBuilderRef b = cg->u->b;
+    V len = LLVMBuildSub(b, k1, k0, "");
+    for (int z = 0; z < 3; z++) {
+        V zrow = kiln_cg_gep(cg, sbuf, kiln_cg_imul(cg, kiln_cg_iadd(cg, len, kiln_cg_i64(cg, z)), NR));
+        for (int v = 0; v < x->nr; v++)
+            kiln_cg_vstore(cg, LLVMConstNull(cg->u->t_vf), zrow, kiln_cg_i64(cg, (int64_t)v * L), NULL);
+    }
+    /* two rounds of interleaving: bytes of rows (0, 1) and (2, 3), then
+     * those pairs as 16-bit units */
+    V idx[128];
+    for (int l = 0; l < L; l++) {
+        idx[2 * l] = kiln_cg_i32(cg, l);
+        idx[2 * l + 1] = kiln_cg_i32(cg, L + l);
+    }
+    V inter8 = LLVMConstVector(idx, (unsigned)(2 * L));
+    LLVMTypeRef v16 = LLVMVectorType(LLVMInt16TypeInContext(cg->u->ctx), (unsigned)L);
+    kiln_cg_loop l;
+    V quads = kiln_cg_udiv(cg, kiln_cg_iadd(cg, len, kiln_cg_i64(cg, 3)), 4);
+    V q = kiln_cg_for_begin(cg, &l, kiln_cg_i64(cg, 0), quads, kiln_cg_i64(cg, 1));
+    V row0 = kiln_cg_gep(cg, sbuf, kiln_cg_imul(cg, q, 4 * NR));
+    V dst = kiln_cg_gep_t(cg, x->tb, bbuf, kiln_cg_imul(cg, q, 4 * NR));
+    for (int v = 0; v < x->nr; v++) {
+        V r[4];
+        for (int i = 0; i < 4; i++)
+            r[i] = quant_u8(cg, x->p, kiln_cg_vload(cg, row0, kiln_cg_i64(cg, i * NR + (int64_t)v * L), NULL, 0.0));
+        V p01 = LLVMBuildBitCast(b, LLVMBuildShuffleVector(b, r[0], r[1], inter8, ""), v16, "");
+        V p23 = LLVMBuildBitCast(b, LLVMBuildShuffleVector(b, r[2], r[3], inter8, ""), v16, "");
+        V st = LLVMBuildStore(b, LLVMBuildShuffleVector(b, p01, p23, inter8, "quads"),
+                              kiln_cg_gep_t(cg, x->tb, dst, kiln_cg_i64(cg, (int64_t)v * 4 * L)));
+        LLVMSetAlignment(st, 1);
+    }
+    kiln_cg_for_end(cg, &l);
+}
+
+/* An f32 panel in sbuf to the configuration's B type in bbuf. */
+static void b_convert(kiln_cg *cg, gemm_ctx *x, V sbuf, V bbuf, V k0, V k1)
+{
+    if (x->c->k_pack == 4)
+        b_to_quads(cg, x, sbuf, bbuf, k0, k1);
+    else
+        b_to_pairs(cg, x, sbuf, bbuf, k0, k1);
+}
+
 /* Copies the kc x NR slice of a row-major B at column j (ncols valid) into
  * the contiguous panel buffer, zero beyond ncols: the micro-kernel then reads
  * one stream, and kc rows far apart in memory (im2col rows, an input's
@@ -446,7 +571,7 @@ static b_access b_copy(kiln_cg *cg, gemm_ctx *x, V bbuf, V sbuf, V j, V ncols, V
     }
     kiln_cg_if_end(cg, &f);
     if (sbuf)
-        b_to_pairs(cg, x, sbuf, bbuf, k0, k1);
+        b_convert(cg, x, sbuf, bbuf, k0, k1);
     return (b_access){kiln_cg_gep_t(cg, x->tb, bbuf, LLVMBuildNeg(cg->u->b, kiln_cg_imul(cg, k0, x->nr_cols), "")), 0,
                       x->nr_cols};
 }
@@ -481,7 +606,6 @@ static void flush_rows(kiln_cg *cg, gemm_ctx *x, V i, V mr, V j, V ncols, int nv
     V r = kiln_cg_for_begin(cg, &l, kiln_cg_i64(cg, 0), mr, kiln_cg_i64(cg, 1));
     V row = kiln_cg_iadd(cg, i, r);
     V crow = kiln_cg_gep(cg, p->c, kiln_cg_imul(cg, row, p->ldc));
-    V bias_row = p->bias && p->bias_per_row ? kiln_cg_splat(cg, kiln_cg_load(cg, p->bias, row)) : NULL;
     V offs[KILN_CG_MAX_EPI];
     if (epi)
         kiln_cg_epi_row(cg, p->epi, kiln_cg_iadd(cg, p->epi_row0, row), offs);
@@ -489,18 +613,7 @@ static void flush_rows(kiln_cg *cg, gemm_ctx *x, V i, V mr, V j, V ncols, int nv
         const int64_t lanes = x->c->lanes;
         V col = kiln_cg_iadd(cg, j, kiln_cg_i64(cg, (int64_t)v * lanes));
         V mask = masked ? kiln_cg_tail_mask(cg, LLVMBuildSub(cg->u->b, ncols, kiln_cg_i64(cg, (int64_t)v * lanes), "")) : NULL;
-        V acc = LLVMBuildLoad2(cg->u->b, cg->u->t_vf, buf_slot(cg, x, r, v), "");
-        V init = LLVMConstNull(cg->u->t_vf);
-        if (p->bias)
-            init = bias_row ? bias_row : kiln_cg_vload(cg, p->bias, col, mask, 0.0);
-        if (!LLVMIsConstant(first) || !LLVMConstIntGetZExtValue(first)) {
-            V cv = kiln_cg_vload(cg, crow, col, mask, 0.0);
-            init = LLVMBuildSelect(cg->u->b, first, init, cv, "");
-        }
-        V val = LLVMBuildFAdd(cg->u->b, init, acc, "");
-        if (epi)
-            val = kiln_cg_epi_apply(cg, p->epi, val, offs, col, mask);
-        kiln_cg_vstore(cg, val, crow, col, mask);
+        store_sums(cg, x, buf_slot(cg, x, r, v), crow, row, col, mask, first, final, epi ? offs : NULL);
     }
     kiln_cg_for_end(cg, &l);
 }
@@ -646,8 +759,9 @@ static void gemm_panels(kiln_cg *cg, gemm_ctx *x)
     if (!p->b_packed || p->pack_b) {
         bbuf = kiln_cg_alloca(cg, LLVMArrayType2(x->tb->elem, (uint64_t)x->kc * (uint64_t)x->nr_cols), "bpanel");
         LLVMSetAlignment(bbuf, 64);
-        if (x->tb->dtype != KILN_F32) { /* B computed or copied in f32 first, then converted */
-            sbuf = kiln_cg_alloca(cg, LLVMArrayType2(cg->u->t_f32, (uint64_t)(x->kc + 1) * (uint64_t)x->nr_cols), "bf32");
+        if (x->tb->dtype != KILN_F32) { /* B computed or copied in f32 first, then converted (or quantized) */
+            sbuf = kiln_cg_alloca(cg, LLVMArrayType2(cg->u->t_f32, (uint64_t)(x->kc + x->c->k_pack - 1) * (uint64_t)x->nr_cols),
+                                  "bf32");
             LLVMSetAlignment(sbuf, 64);
         }
     }
@@ -658,7 +772,7 @@ static void gemm_panels(kiln_cg *cg, gemm_ctx *x)
     if (p->pack_b) {
         p->pack_b(cg, p->pack_arg, sbuf ? sbuf : bbuf, j, ncols, k0, k1);
         if (sbuf)
-            b_to_pairs(cg, x, sbuf, bbuf, k0, k1);
+            b_convert(cg, x, sbuf, bbuf, k0, k1);
         B = (b_access){kiln_cg_gep_t(cg, x->tb, bbuf, LLVMBuildNeg(cg->u->b, kiln_cg_imul(cg, k0, x->nr_cols), "")), 0,
                        x->nr_cols};
     } else {
@@ -706,14 +820,19 @@ static void gemm_copy_a(kiln_cg *cg, gemm_ctx *x)
     kiln_cg_loop rl, el;
     V r = kiln_cg_for_begin(cg, &rl, kiln_cg_i64(cg, 0), mr, kiln_cg_i64(cg, 1));
     /* A is f32 (an activation); a bf16 configuration rounds it to bf16 here,
-     * once per row tile and K block, and pads an odd block with a zero */
-    const bool to_bf16 = ta->dtype == KILN_BF16;
+     * once per row tile and K block, and pads an odd block with a zero; an
+     * int8 one quantizes it to u8 and pads the block to whole quads */
+    const bool to_bf16 = ta->dtype == KILN_BF16, to_u8 = ta->dtype == KILN_U8;
     V src = kiln_cg_gep(cg, p->a, kiln_cg_iadd(cg, kiln_cg_imul(cg, kiln_cg_iadd(cg, i, r), p->lda), kb.k0));
     V dst = kiln_cg_gep_t(cg, ta, abuf, kiln_cg_imul(cg, r, lda_c));
     V len = LLVMBuildSub(cg->u->b, kb.k1, kb.k0, "");
     V vend = kiln_cg_imul(cg, kiln_cg_udiv(cg, len, vl), vl);
     V c = kiln_cg_for_begin(cg, &el, kiln_cg_i64(cg, 0), vend, kiln_cg_i64(cg, vl));
-    if (to_bf16) {
+    if (to_u8) {
+        LLVMSetAlignment(LLVMBuildStore(cg->u->b, quant_u8(cg, p, kiln_cg_vload(cg, src, c, NULL, 0.0)),
+                                        kiln_cg_gep_t(cg, ta, dst, c)),
+                         1);
+    } else if (to_bf16) {
         V st = LLVMBuildStore(cg->u->b, bf16_bits(cg, kiln_cg_vload(cg, src, c, NULL, 0.0)), kiln_cg_gep_t(cg, ta, dst, c));
         LLVMSetAlignment(st, 2);
     } else {
@@ -721,14 +840,18 @@ static void gemm_copy_a(kiln_cg *cg, gemm_ctx *x)
     }
     kiln_cg_for_end(cg, &el);
     c = kiln_cg_for_begin(cg, &el, vend, len, kiln_cg_i64(cg, 1));
-    if (to_bf16)
+    if (to_u8)
+        LLVMSetAlignment(LLVMBuildStore(cg->u->b, quant_u8(cg, p, kiln_cg_load(cg, src, c)), kiln_cg_gep_t(cg, ta, dst, c)), 1);
+    else if (to_bf16)
         LLVMSetAlignment(LLVMBuildStore(cg->u->b, bf16_bits(cg, kiln_cg_load(cg, src, c)), kiln_cg_gep_t(cg, ta, dst, c)), 2);
     else
         kiln_cg_store_t(cg, ta, kiln_cg_load_t(cg, ta, src, c), dst, c);
     kiln_cg_for_end(cg, &el);
-    if (x->c->k_pack > 1) /* the odd block's pair: (last, 0) */
+    if (x->c->k_pack == 2) /* the odd block's pair: (last, 0) */
         LLVMSetAlignment(LLVMBuildStore(cg->u->b, LLVMConstNull(LLVMInt16TypeInContext(cg->u->ctx)),
                                         kiln_cg_gep_t(cg, ta, dst, len)), 2);
+    if (x->c->k_pack == 4) /* the last quad's missing bytes: zero (the buffer has 16 bytes of room) */
+        LLVMSetAlignment(LLVMBuildStore(cg->u->b, LLVMConstNull(cg->u->t_i32), kiln_cg_gep_t(cg, ta, dst, len)), 1);
     kiln_cg_for_end(cg, &rl);
     a_access A = {abuf, lda_c, 1, UK_COPY};
     V j = kiln_cg_for_begin(cg, &jl, jc, jc_end, kiln_cg_i64(cg, x->nr_cols));

@@ -4,8 +4,10 @@
  * dense: y = x W^T + b over the last axis. W [units, in] is packed at compile
  * time as B = W^T in panels of NR columns; x is A, row-major; bias per
  * column. Rows are the batch times the other leading axes. The layer's
- * precision picks the GEMM configuration: f16 weights (B in half), or bf16
- * (B in pairs of k, x rounded to bf16 as the GEMM copies its rows).
+ * precision picks the GEMM configuration: f16 weights (B in half), bf16
+ * (B in pairs of k, x rounded to bf16 as the GEMM copies its rows), or int8
+ * (B quantized to s8 in quads of k, x quantized to u8 as the GEMM copies
+ * its rows, int32 sums, per-channel scale and bias in the epilogue).
  * matmul: the leading axes broadcast (strides 0), one GEMM per matrix. A
  * constant B is packed at compile time (transposed first with transpose_b);
  * a run-time B is read row-major; with transpose_b on a run-time B
@@ -19,6 +21,9 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include "ir/quant.h"
 
 typedef LLVMValueRef V;
 
@@ -107,6 +112,47 @@ void kiln_cg_emit_blas(kiln_cg *cg, const kiln_cg_blas_call *c)
 
 /* ---- dense ---------------------------------------------------------------------- */
 
+/* An int8 layer's weights in the blob: W quantized and packed as B (s8,
+ * quads of k: int8_pack_b), then, per output channel, the f32 multiplier
+ * sa * sw, the int32 term za * colsum(q) that removes the activations' zero
+ * point, and the f32 bias (zeros without one: the epilogue always adds it,
+ * as ir/quant.h's kiln_quant_output does). */
+static kiln_status int8_params(kiln_cg *cg, const kiln_node *n, kiln_id wid, kiln_id bid, const kiln_quant_act *qa,
+                               int64_t K, int64_t N, uint64_t *w_off, uint64_t *q_off)
+{
+    const kiln_cg_gemm_config *gc = kiln_cg_gemm_for_node(cg, n, false);
+    size_t count, bcount = 0;
+    float *w = kiln_cg_param_f32(cg, wid, &count), *bias = NULL;
+    if (!w)
+        return cg->status;
+    if (count != (size_t)(N * K)) {
+        free(w);
+        return kiln_cg_fail(cg, KILN_ERR_INTERNAL, "weight has %zu elements, not %lld", count, (long long)(N * K));
+    }
+    if (bid != KILN_NO_ID && !(bias = kiln_cg_param_f32(cg, bid, &bcount))) {
+        free(w);
+        return cg->status;
+    }
+    int8_t *packed = kiln_cg_blob_alloc_bytes(cg, kiln_cg_packed_b_bytes(gc, K, N), w_off);
+    if (packed)
+        kiln_cg_pack_b(gc, w, K, N, 1, K, packed);
+    unsigned char *q = packed ? kiln_cg_blob_alloc_bytes(cg, 12 * (size_t)N, q_off) : NULL;
+    for (int64_t c = 0; q && c < N; c++) {
+        const float sw = kiln_quant_weight_scale(w + c * K, K, 1), s = kiln_quant_out_scale(qa->scale, sw);
+        int64_t colsum = 0;
+        for (int64_t k = 0; k < K; k++)
+            colsum += kiln_quant_weight_q(w[c * K + k], sw);
+        const int32_t comp = (int32_t)(qa->zero * colsum); /* |za colsum| <= 255 * 127 * 65535 < 2^31 */
+        const float b = bias && (size_t)c < bcount ? bias[c] : 0.0f;
+        memcpy(q + 4 * c, &s, 4);
+        memcpy(q + 4 * (N + c), &comp, 4);
+        memcpy(q + 4 * (2 * N + c), &b, 4);
+    }
+    free(w);
+    free(bias);
+    return cg->status;
+}
+
 kiln_status kiln_cg_emit_dense(kiln_cg *cg, const kiln_node *n)
 {
     const kiln_value *x = kiln_graph_value(cg->g, n->inputs[0]);
@@ -123,8 +169,18 @@ kiln_status kiln_cg_emit_dense(kiln_cg *cg, const kiln_node *n)
     if (blas && gc->id != KILN_CG_GEMM_F32)
         return kiln_cg_fail(cg, KILN_ERR_INTERNAL, "OpenBLAS computes f32 only, the layer %s",
                             kiln_precision_name(kiln_node_precision(cg->g, n)));
-    uint64_t w_off, b_off = 0;
-    if (blas) { /* sgemm reads W [N, K] as it is (op(B) = W^T) */
+    uint64_t w_off, b_off = 0, q_off = 0;
+    kiln_quant_act qa = {0};
+    const bool int8 = gc->acc == KILN_I32;
+    if (int8) {
+        int qs = kiln_node_in_quant(n, &qa);
+        if (qs != 0)
+            return kiln_cg_fail(cg, KILN_ERR_INVALID_ARGUMENT, "layer '%s': an int8 dense layer needs %s in_scale and in_zero "
+                                "(from --calibration, docs/precision.md)", n->layer ? n->layer : "?",
+                                qs == -1 ? "its input's quantization:" : "a positive f32 in_scale and in_zero in [0, 255]:");
+        if (int8_params(cg, n, wid, bid, &qa, K, N, &w_off, &q_off) != KILN_OK)
+            return cg->status;
+    } else if (blas) { /* sgemm reads W [N, K] as it is (op(B) = W^T) */
         if (kiln_cg_blob_param(cg, wid, &w_off) != KILN_OK)
             return cg->status;
     } else {
@@ -144,7 +200,7 @@ kiln_status kiln_cg_emit_dense(kiln_cg *cg, const kiln_node *n)
         if (!packed)
             return cg->status;
     }
-    if (bid != KILN_NO_ID && kiln_cg_blob_param(cg, bid, &b_off) != KILN_OK)
+    if (!int8 && bid != KILN_NO_ID && kiln_cg_blob_param(cg, bid, &b_off) != KILN_OK)
         return cg->status;
 
     int64_t rows = 1; /* per batch item, or in total */
@@ -162,9 +218,8 @@ kiln_status kiln_cg_emit_dense(kiln_cg *cg, const kiln_node *n)
         kiln_cg_kernel_name(cg, kernel, sizeof kernel, kiln_cg_node_dtype(cg, n), KILN_CG_ON_OPENBLAS, 0, 0, "dense%s%s",
                             bid != KILN_NO_ID ? "_bias" : "", kiln_cg_epi_name(epilogue(cg), epi, sizeof epi));
     else
-        kiln_cg_kernel_name(cg, kernel, sizeof kernel, kiln_cg_gemm_dtype(gc), KILN_CG_ON_TARGET, gc->mr,
-                            gc->nr * gc->lanes, "dense%s%s", bid != KILN_NO_ID ? "_bias" : "",
-                            kiln_cg_epi_name(epilogue(cg), epi, sizeof epi));
+        kiln_cg_gemm_kernel_name(cg, kernel, sizeof kernel, gc, "dense%s%s", bid != KILN_NO_ID ? "_bias" : "",
+                                 kiln_cg_epi_name(epilogue(cg), epi, sizeof epi));
     kiln_cg_task_begin(cg, kernel, n);
     V m_total = kiln_cg_i64(cg, rows);
     if (xs->batched)
@@ -216,6 +271,13 @@ kiln_status kiln_cg_emit_dense(kiln_cg *cg, const kiln_node *n)
         .epi_row0 = r0,
         .n_panels_hint = nb / ((int64_t)gc->nr * gc->lanes),
     };
+    if (int8) { /* int8_params' layout: scales, compensation, bias */
+        p.a_inv_scale = qa.inv_scale;
+        p.a_zero = qa.zero;
+        p.q_scale = kiln_cg_weights_ptr(cg, q_off);
+        p.q_comp = kiln_cg_weights_ptr(cg, q_off + 4 * (uint64_t)N);
+        p.bias = kiln_cg_weights_ptr(cg, q_off + 8 * (uint64_t)N);
+    }
     kiln_cg_emit_gemm(cg, &p);
     kiln_cg_task_end(cg, (kiln_cg_count){xs->batched ? 0 : rows, xs->batched ? rows : 0, mb, n_col_blocks, 0});
     return cg->status;

@@ -83,18 +83,36 @@ const kiln_cg_kernel *kiln_cg_kernel_for(kiln_op op)
     return (unsigned)op < KILN_OP_COUNT ? &kernels[op] : &none;
 }
 
-const char *kiln_cg_kernel_name(const kiln_cg *cg, char *buf, size_t size, kiln_dtype dtype, kiln_cg_where where,
-                                int tile_rows, int tile_cols, const char *body, ...)
+static const char *kernel_vname(const kiln_cg *cg, char *buf, size_t size, const char *prefix, kiln_cg_where where,
+                                int tile_rows, int tile_cols, const char *body, va_list ap)
 {
-    int o = snprintf(buf, size, "%s_", kiln_dtype_name(dtype));
-    va_list ap;
-    va_start(ap, body);
+    int o = snprintf(buf, size, "%s_", prefix);
     if (o >= 0 && (size_t)o < size)
         o += vsnprintf(buf + o, size - (size_t)o, body, ap);
-    va_end(ap);
     if (o >= 0 && (size_t)o < size && where != KILN_CG_ON_ANY)
         o += snprintf(buf + o, size - (size_t)o, "_%s", where == KILN_CG_ON_OPENBLAS ? "openblas" : cg->target->name);
     if (o >= 0 && (size_t)o < size && tile_rows > 0)
         snprintf(buf + o, size - (size_t)o, "_%dx%d", tile_rows, tile_cols);
+    return buf;
+}
+
+const char *kiln_cg_kernel_name(const kiln_cg *cg, char *buf, size_t size, kiln_dtype dtype, kiln_cg_where where,
+                                int tile_rows, int tile_cols, const char *body, ...)
+{
+    va_list ap;
+    va_start(ap, body);
+    kernel_vname(cg, buf, size, kiln_dtype_name(dtype), where, tile_rows, tile_cols, body, ap);
+    va_end(ap);
+    return buf;
+}
+
+const char *kiln_cg_gemm_kernel_name(const kiln_cg *cg, char *buf, size_t size, const kiln_cg_gemm_config *c,
+                                     const char *body, ...)
+{
+    va_list ap;
+    va_start(ap, body);
+    kernel_vname(cg, buf, size, c->acc == KILN_I32 ? "int8" : kiln_dtype_name(kiln_cg_gemm_dtype(c)), KILN_CG_ON_TARGET,
+                 c->mr, c->nr * c->lanes, body, ap);
+    va_end(ap);
     return buf;
 }
