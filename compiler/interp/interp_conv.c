@@ -160,7 +160,7 @@ kiln_status kiln_interp_conv2d(const kiln_icall *c)
     const double *xd = NULL, *wd = NULL;
     double *x_owned = NULL, *w_owned = NULL;
     float *q_scale = NULL;
-    const bool int8 = kiln_node_precision(c->g, c->n) == KILN_PREC_INT8;
+    const bool int8 = c->precision == KILN_PREC_INT8;
     if (int8)
         s = int8_operands(c, x, wt, F, &x_owned, &w_owned, &q_scale);
     else if ((s = kiln_icall_rounded(c, x, false, &xd, &x_owned)) == KILN_OK)

@@ -96,7 +96,7 @@ kiln_status kiln_interp_dense(const kiln_icall *c)
     if ((s = kiln_icall_check_out(c, x->rank, dims)) != KILN_OK)
         return s;
 
-    if (kiln_node_precision(c->g, c->n) == KILN_PREC_INT8)
+    if (c->precision == KILN_PREC_INT8)
         return int8_dense(c, x, w, bias, (size_t)kiln_idims_product(x->dims, 0, x->rank - 1), K, N);
 
     /* y[r, n] = sum_k x[r, k] * W[n, k] + b[n] (x and W as the layer's precision rounds them) */
