@@ -65,6 +65,9 @@ typedef struct kiln_cg_blob {
     size_t size, cap;
     uint64_t *param_offset; /* by value id: plain copy of a parameter, or UINT64_MAX */
     size_t n_values;
+    /* the bytes each precision's layers stored (alignment padding included;
+     * bytes stored outside any layer count as f32): the compile report */
+    size_t precision_bytes[KILN_PREC_COUNT];
 } kiln_cg_blob;
 
 /* ---- the code generator's state ----------------------------------------- */

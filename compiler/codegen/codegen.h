@@ -177,6 +177,10 @@ kiln_status kiln_cg_tune(const kiln_graph *g, const kiln_cg_options *opt, int64_
 /* The footprint the module records (bytes). */
 void kiln_cg_footprint(const kiln_cg_module *m, size_t *workspace_fixed, size_t *workspace_per_batch,
                        size_t *weights);
+/* The weights' bytes by the precision of the layer that stores them
+ * (out[KILN_PREC_F32] also holds what no layer owns); they sum to the
+ * footprint's weights. */
+void kiln_cg_weight_bytes_by_precision(const kiln_cg_module *m, size_t out[KILN_PREC_COUNT]);
 /* What `kiln compile` reports. code_bytes / data_bytes: the object's
  * executable and read-only/data sections (embedded weights are data), known
  * once an object, archive or shared library was emitted (else 0).

@@ -562,6 +562,12 @@ void kiln_cg_footprint(const kiln_cg_module *m, size_t *workspace_fixed, size_t 
         *weights = m ? m->blob.size : 0;
 }
 
+void kiln_cg_weight_bytes_by_precision(const kiln_cg_module *m, size_t out[KILN_PREC_COUNT])
+{
+    for (int p = 0; p < KILN_PREC_COUNT; p++)
+        out[p] = m ? m->blob.precision_bytes[p] : 0;
+}
+
 const char *kiln_cg_target_description(const kiln_cg_module *m) { return m ? m->machine.description : ""; }
 
 const char *kiln_cg_required_features(const kiln_cg_module *m) { return m && m->machine.target ? m->machine.target->features : ""; }

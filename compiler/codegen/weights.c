@@ -37,6 +37,7 @@ void *kiln_cg_blob_alloc_bytes(kiln_cg *cg, size_t bytes, uint64_t *offset)
         b->cap = cap;
     }
     memset(b->data + b->size, 0, end - b->size);
+    b->precision_bytes[cg->f.node ? kiln_node_precision(cg->g, cg->f.node) : KILN_PREC_F32] += end - b->size;
     b->size = end;
     *offset = start;
     return b->data + start;

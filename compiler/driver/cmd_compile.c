@@ -236,6 +236,31 @@ static int write_depfile(const char *path, const char *write_path, const char *o
 
 /* The report's lines about portability: where the CPU came from, how the
  * tasks were planned, and which libraries the object needs. */
+/* Under the weights line, when any layer stores a reduced precision: the
+ * bytes per precision ("int8 2.8 MiB, f32 52.0 KiB"). */
+static void print_weight_precisions(const kiln_cg_module *m)
+{
+    size_t by[KILN_PREC_COUNT];
+    kiln_cg_weight_bytes_by_precision(m, by);
+    bool reduced = false;
+    for (int p = 0; p < KILN_PREC_COUNT; p++)
+        reduced |= p != KILN_PREC_F32 && by[p] > 0;
+    if (!reduced)
+        return;
+    static const kiln_precision order[] = {KILN_PREC_INT8, KILN_PREC_F16, KILN_PREC_BF16, KILN_PREC_F32};
+    char line[256] = "";
+    size_t w = 0;
+    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
+        if (!by[order[i]])
+            continue;
+        char h[32];
+        human(by[order[i]], h, sizeof h);
+        w += (size_t)snprintf(line + w, w < sizeof line ? sizeof line - w : 0, "%s%s %s", w ? ", " : "",
+                              kiln_precision_name(order[i]), h);
+    }
+    printf("            by precision: %s\n", line);
+}
+
 static void print_portability(const kiln_cg_module *m, const kiln_cg_options *opt, int64_t threads, bool threads_given,
                               const kiln_graph *g)
 {
@@ -545,6 +570,7 @@ int kiln_cmd_compile(int argc, char **argv)
                external ? "" : " (the embedded weights and the model's constants)");
     }
     printf("  weights   %s %s%s\n", w, external ? "in " : "embedded", external ? wfile : "");
+    print_weight_precisions(m);
     printf("  kernels   %zu (%zu layers run fused inside another's kernel)\n", rep.steps, rep.fused_nodes);
     if (cm.calib.samples) {
         char data[512];

@@ -29,6 +29,7 @@ expect_rc() { # rc, command...
   if [ "$rc" -eq "$want" ]; then ok; else fail "'$*' exited $rc, expected $want: $(head -3 "$work/err")"; fi
 }
 has() { if grep -q -- "$2" "$1"; then ok; else fail "$3: '$2' not in $(basename "$1")"; sed 's/^/  | /' "$1" | head -6; fi; }
+hasre() { if grep -Eq -- "$2" "$1"; then ok; else fail "$3: /$2/ not in $(basename "$1")"; sed 's/^/  | /' "$1" | head -6; fi; }
 hasnt() { if grep -q -- "$2" "$1"; then fail "$3: '$2' in $(basename "$1")"; grep -- "$2" "$1" | head -3 | sed 's/^/  | /'; else ok; fi; }
 
 # ---- --depfile -------------------------------------------------------------------
@@ -142,6 +143,7 @@ hasnt "$work/prec_v2.s" "__extendhfsf2" "f16 without F16C: no library call"
 # the weights blob holds what is stored
 expect_rc 0 "$kiln" compile "$work/prec.yaml" -o "$work/p32.o" --header "$work/p32.h" --precision f32 --cpu x86-64-v3
 expect_rc 0 "$kiln" compile "$work/prec.yaml" -o "$work/p16.o" --header "$work/p16.h" --cpu x86-64-v3
+hasre "$work/out" "by precision: f16 [0-9.]* KiB, bf16 [0-9.]* KiB, f32 [0-9]* B" "report: weight bytes per precision"
 w32=$(sed -n 's/.*prec_WEIGHT_BYTES ((size_t)\([0-9]*\)u).*/\1/p' "$work/p32.h")
 w16=$(sed -n 's/.*prec_WEIGHT_BYTES ((size_t)\([0-9]*\)u).*/\1/p' "$work/p16.h")
 if [ -n "$w32" ] && [ -n "$w16" ] && [ "$w16" -lt "$w32" ]; then ok; else fail "WEIGHT_BYTES: bf16 $w16 not under f32 $w32"; fi
